@@ -1,0 +1,115 @@
+"""The root ``mapt`` app: version, debug switch and the error policy for every command."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from mapt import __version__
+from mapt.cli._aws import aws_app
+from mapt.core import ExitCode, MaptError, configure_logging
+
+_DEBUG_KEY = "mapt.debug"
+
+
+def set_debug(ctx: typer.Context, debug: bool) -> None:
+    """Record ``--debug`` for the error handler and raise the log level to match."""
+    if debug:
+        ctx.meta[_DEBUG_KEY] = True
+    configure_logging(debug=bool(ctx.meta.get(_DEBUG_KEY)))
+
+
+class _MaptGroup(TyperGroup):
+    """The root group: turns every failure into one line on stderr and its exit code.
+
+    ``MaptError`` is caught where the command runs (so ``--debug`` can add the
+    traceback); Click's own usage errors are printed as one plain line instead of a
+    framed panel, so a CI log shows the bad value on the line that says ``Error``.
+    """
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except MaptError as error:
+            if ctx.meta.get(_DEBUG_KEY):
+                traceback.print_exc(file=sys.stderr)
+            typer.echo(f"Error: {error}", err=True)
+            raise typer.Exit(int(error.exit_code)) from error
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            exit_code = result if isinstance(result, int) else ExitCode.OK
+        except typer.TyperException as error:
+            message = error.format_message().strip()
+            if message:  # empty when Click already printed help for a bare group
+                ctx = getattr(error, "ctx", None)
+                where = f" Try '{ctx.command_path} --help'." if ctx is not None else ""
+                typer.echo(f"Error: {message.rstrip('.')}.{where}", err=True)
+            exit_code = error.exit_code
+            result = None
+        except typer.Abort:
+            typer.echo("Aborted.", err=True)
+            exit_code = ExitCode.INTERRUPTED
+            result = None
+        if standalone_mode:
+            sys.exit(int(exit_code))
+        return result
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mapt {__version__}")
+        raise typer.Exit()
+
+
+app = typer.Typer(
+    name="mapt",
+    cls=_MaptGroup,
+    help="Short-lived test machines on AWS, spot capacity first, for CI pipelines.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(aws_app, name="aws")
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print mapt's version and exit.",
+        ),
+    ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            envvar="MAPT_DEBUG",
+            help="Verbose logs, and tracebacks with errors.",
+        ),
+    ] = False,
+) -> None:
+    set_debug(ctx, debug)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="mapt")

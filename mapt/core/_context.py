@@ -1,0 +1,109 @@
+"""The run context: who this run is for and where its state lives.
+
+A ``RunContext`` is built once per command from validated input and handed down to
+every layer, so no layer re-reads flags or environment variables on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from mapt.core._errors import InputError
+
+# The project name becomes part of stack names (``spotOption-<project>``), S3 state
+# prefixes and AWS resource names, several of which are short (a load balancer name is
+# at most 32 characters), so keep it short and to characters every one of them accepts.
+PROJECT_NAME_MAX_LENGTH = 40
+_PROJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+# AWS tag rules (EC2 User Guide, "Tag restrictions"): key 1-128 and value 0-256
+# characters of letters, digits, spaces and _ . : / = + - @; the ``aws:`` prefix is
+# AWS's own. ``mapt:`` is ours: mapt writes those tags itself.
+_TAG_TEXT = re.compile(r"[\w .:/=+\-@]*")
+_RESERVED_TAG_PREFIXES = ("aws:", "mapt:")
+
+
+def validate_project_name(name: str) -> str:
+    """Return ``name`` if it can name a mapt project, else raise ``InputError``."""
+    if not name:
+        raise InputError("project name is empty", hint="Pass --project-name NAME.")
+    if len(name) > PROJECT_NAME_MAX_LENGTH:
+        raise InputError(
+            f"project name {name[:20]!r}... is {len(name)} characters long; "
+            f"the limit is {PROJECT_NAME_MAX_LENGTH}"
+        )
+    if not _PROJECT_NAME.fullmatch(name):
+        raise InputError(
+            f"project name {name!r} is not allowed: use letters, digits, '-' and '_', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def parse_tags(text: str) -> dict[str, str]:
+    """Parse ``k=v,k2=v2`` into a dict, refusing anything AWS or mapt would not accept.
+
+    An empty string means no tags. A value may contain ``=`` (only the first one
+    separates key from value) but not ``,``, which separates pairs.
+    """
+    tags: dict[str, str] = {}
+    if not text.strip():
+        return tags
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise InputError(f"tag {item!r} has no '=': write tags as key=value,key2=value2")
+        if not key:
+            raise InputError(f"tag {item!r} has an empty key")
+        if key in tags:
+            raise InputError(f"tag key {key!r} is given more than once")
+        if key.lower().startswith(_RESERVED_TAG_PREFIXES):
+            raise InputError(f"tag key {key!r} uses a reserved prefix (aws: or mapt:)")
+        if len(key) > 128 or len(value) > 256:
+            raise InputError(f"tag {key!r} is too long: keys hold 128 characters, values 256")
+        if not _TAG_TEXT.fullmatch(key) or not _TAG_TEXT.fullmatch(value):
+            raise InputError(
+                f"tag {item!r} has a character AWS does not allow in tags "
+                "(letters, digits, spaces and _ . : / = + - @ only)"
+            )
+        tags[key] = value
+    return tags
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What one mapt run is for: the project, where its state lives, tags and verbosity.
+
+    ``backend_url`` is the Pulumi state backend (``file://...`` or ``s3://...``); ``None``
+    lets the stacks layer choose its local default. ``region`` is the AWS region asked for
+    on the command line, if any; ``resolved_region`` falls back to the AWS environment.
+    """
+
+    project_name: str
+    backend_url: str | None = None
+    region: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    debug: bool = False
+
+    def __post_init__(self) -> None:
+        validate_project_name(self.project_name)
+        # Freeze the tags too, so a context handed to several layers cannot drift.
+        object.__setattr__(self, "tags", MappingProxyType(dict(self.tags)))
+
+    def stack_name(self, name: str) -> str:
+        """The Pulumi stack name for one of this project's stacks: ``<name>-<project>``."""
+        return f"{name}-{self.project_name}"
+
+    def resolved_region(self) -> str | None:
+        """The region asked for, else ``AWS_REGION``, else ``AWS_DEFAULT_REGION``."""
+        return (
+            self.region
+            or os.environ.get("AWS_REGION")
+            or os.environ.get("AWS_DEFAULT_REGION")
+            or None
+        )

@@ -1,0 +1,73 @@
+"""The error hierarchy: every failure mapt can explain is a ``MaptError``.
+
+Each class carries the process exit code the CLI uses for it, so a CI step can tell a
+typo (2) from a locked state (3) from a market with no capacity (4) without parsing
+text. The table is documented in README.md; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import ClassVar
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of the ``mapt`` command."""
+
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    LOCKED = 3
+    NO_CAPACITY = 4
+    PREREQUISITE = 5
+    INTERRUPTED = 130
+
+
+class MaptError(Exception):
+    """A failure mapt understands: one sentence saying what failed, and what to do.
+
+    ``message`` says what went wrong and names the value or resource involved;
+    ``hint``, when given, says what the user can do about it.
+    """
+
+    exit_code: ClassVar[ExitCode] = ExitCode.FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message.rstrip('.')}. {self.hint}"
+        return self.message
+
+
+class OperationError(MaptError):
+    """An operation against AWS or Pulumi was attempted and failed."""
+
+    exit_code = ExitCode.FAILED
+
+
+class InputError(MaptError):
+    """Bad usage or input, detected before anything was created or changed."""
+
+    exit_code = ExitCode.USAGE
+
+
+class StateLockedError(MaptError):
+    """The stack's state is locked by another run (alive, or dead and stale)."""
+
+    exit_code = ExitCode.LOCKED
+
+
+class NoCapacityError(MaptError):
+    """No region or availability zone can run the requested machine right now."""
+
+    exit_code = ExitCode.NO_CAPACITY
+
+
+class PrerequisiteError(MaptError):
+    """Something this machine needs is missing (Pulumi CLI, AWS credentials, ...)."""
+
+    exit_code = ExitCode.PREREQUISITE

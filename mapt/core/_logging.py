@@ -1,0 +1,76 @@
+"""Logging for every layer: one ``mapt`` logger tree writing to stderr, secrets redacted.
+
+Logs go to stderr so stdout stays free for results (``--output json``). Values
+registered with ``register_secret`` (keys, passwords, tokens) are replaced by ``***``
+in every record that reaches mapt's handler, whichever layer logged it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+
+ROOT_LOGGER = "mapt"
+_HANDLER_NAME = "mapt"
+_MASK = "***"
+# Shorter values would mask ordinary words in unrelated messages.
+_MIN_SECRET_LENGTH = 4
+
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+
+
+def register_secret(value: str) -> None:
+    """Mask ``value`` wherever it would appear in mapt's log output from now on."""
+    if len(value) >= _MIN_SECRET_LENGTH:
+        with _secrets_lock:
+            _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with every registered secret replaced by ``***``."""
+    with _secrets_lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        text = text.replace(secret, _MASK)
+    return text
+
+
+class _RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        return True
+
+
+def get_logger(name: str) -> logging.Logger:
+    """The logger for a mapt module (pass ``__name__``)."""
+    if name != ROOT_LOGGER and not name.startswith(ROOT_LOGGER + "."):
+        name = f"{ROOT_LOGGER}.{name}"
+    return logging.getLogger(name)
+
+
+def configure_logging(debug: bool = False) -> None:
+    """Send mapt's logs to stderr: rich on a terminal, one plain line per record in CI.
+
+    Calling it again replaces mapt's handler, so it follows the current ``sys.stderr``
+    (which a test runner or an embedding program may have swapped).
+    """
+    logger = logging.getLogger(ROOT_LOGGER)
+    logger.setLevel(logging.DEBUG if debug else logging.INFO)
+    for old in [h for h in logger.handlers if h.get_name() == _HANDLER_NAME]:
+        logger.removeHandler(old)
+    handler: logging.Handler
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=Console(stderr=True), show_path=False)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("mapt: %(levelname)s: %(message)s"))
+    handler.set_name(_HANDLER_NAME)
+    handler.addFilter(_RedactingFilter())
+    logger.addHandler(handler)
+    logger.propagate = False

@@ -1,0 +1,160 @@
+"""Run an inline Pulumi program in-process under Pulumi's mocks, recording what it does.
+
+This is what ``--dry-run`` shows a user (the resources a program would register and
+the outputs it would export) and what tests use to run whole programs offline: no
+Pulumi CLI, no provider plugin, no credentials, no state written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime import Mocks
+
+InvokeAnswer = Callable[[Mapping[str, Any]], dict[str, Any]]
+ComputedAttributes = Callable[[str, Mapping[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RegisteredResource:
+    """One resource a program registered: its type token, logical name and inputs."""
+
+    type: str
+    name: str
+    inputs: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One provider function a program invoked (e.g. ``aws:ec2/getAmi:getAmi``)."""
+
+    token: str
+    args: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ProgramOutput:
+    """An exported stack output; ``value`` is None when not known before deployment."""
+
+    value: Any
+    secret: bool
+    known: bool
+
+
+class RecordingMocks(Mocks):
+    """Pulumi mocks that record every resource and invoke, and answer invokes on request.
+
+    Invokes are answered by functions registered with ``answer(token, fn)``; an invoke
+    with no answer fails the program with a message naming the token, so a program
+    never runs on a silently empty lookup. ``computed`` adds provider-computed
+    attributes (e.g. an ARN) to a resource's state from its type and inputs.
+    """
+
+    def __init__(
+        self,
+        answers: Mapping[str, InvokeAnswer] | None = None,
+        computed: ComputedAttributes | None = None,
+    ) -> None:
+        self.resources: list[RegisteredResource] = []
+        self.invocations: list[Invocation] = []
+        self._answers: dict[str, InvokeAnswer] = dict(answers or {})
+        self._computed = computed
+
+    def answer(self, token: str, fn: InvokeAnswer) -> None:
+        """Answer invokes of ``token`` with ``fn(args)``."""
+        self._answers[token] = fn
+
+    def resources_of_type(self, type_token: str) -> list[RegisteredResource]:
+        """The registered resources of one type, in registration order."""
+        return [r for r in self.resources if r.type == type_token]
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        inputs = dict(args.inputs)
+        self.resources.append(RegisteredResource(args.typ, args.name, inputs))
+        state = dict(inputs)
+        if self._computed is not None:
+            state.update(self._computed(args.typ, inputs))
+        return f"{args.name}-id", state
+
+    def call(
+        self, args: pulumi.runtime.MockCallArgs
+    ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        call_args = dict(args.args)
+        self.invocations.append(Invocation(args.token, call_args))
+        try:
+            answer = self._answers[args.token]
+        except KeyError:
+            raise LookupError(f"no mock answer for invoke {args.token}") from None
+        return answer(call_args), None
+
+
+@dataclass(frozen=True)
+class ProgramRun:
+    """What a program did under mocks: its resources, invokes and exported outputs."""
+
+    resources: list[RegisteredResource]
+    invocations: list[Invocation]
+    outputs: dict[str, ProgramOutput] = field(default_factory=dict)
+
+    def plain_outputs(self) -> dict[str, Any]:
+        """The outputs' values, as a program reading the stack would see them."""
+        return {name: out.value for name, out in self.outputs.items()}
+
+
+def run_program(
+    program: Callable[[], None],
+    *,
+    project: str,
+    stack: str,
+    mocks: RecordingMocks | None = None,
+    preview: bool = True,
+) -> ProgramRun:
+    """Run ``program`` under ``mocks`` and return what it registered and exported.
+
+    Each run gets a fresh context and event loop, so runs are independent of one
+    another and of any program the caller is itself running. Errors raised by the
+    program, or inside its ``apply`` callbacks, propagate unchanged.
+    """
+    mocks = mocks if mocks is not None else RecordingMocks()
+
+    def run_isolated() -> dict[str, ProgramOutput]:
+        from pulumi.runtime.settings import SETTINGS, get_root_resource
+        from pulumi.runtime.stack import wait_for_rpcs
+
+        # Work a failed earlier run left queued belongs to a closed loop: drop it.
+        SETTINGS.rpc_manager.clear()
+        SETTINGS.outputs.clear()
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        # set_mocks creates the root stack resource; its futures bind to this loop.
+        pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview)
+        root = get_root_resource()
+
+        async def execute() -> dict[str, ProgramOutput]:
+            program()
+            await wait_for_rpcs()
+            exported = getattr(root, "outputs", {})
+            outputs: dict[str, ProgramOutput] = {}
+            for name, value in exported.items():
+                output = pulumi.Output.from_input(value)
+                known = await output.is_known()
+                outputs[name] = ProgramOutput(
+                    value=await output.future() if known else None,
+                    secret=await output.is_secret(),
+                    known=known,
+                )
+            return outputs
+
+        try:
+            return loop.run_until_complete(execute())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+    outputs = contextvars.Context().run(run_isolated)
+    return ProgramRun(list(mocks.resources), list(mocks.invocations), outputs)

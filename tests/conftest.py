@@ -1,0 +1,70 @@
+"""Fixtures every test layer uses: simulated AWS, the replayed spot market, Pulumi mocks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.harness.pulumi_mocks import PulumiHarness
+from tests.harness.spot_market import VMS_CSV, ApiCallLog, SpotMarket, installed, load_rows
+
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Fake credentials and moto's strict validation; no real AWS config is read."""
+    for name, value in FAKE_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    empty = tmp_path_factory.mktemp("aws-config") / "none"
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    monkeypatch.setenv("MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION", "true")
+    monkeypatch.setenv("MOTO_ENABLE_AMI_VALIDATION", "true")
+
+
+@pytest.fixture
+def api_calls(aws_env: None) -> Iterator[ApiCallLog]:
+    """Records every AWS API call made by boto3 clients created during the test."""
+    log = ApiCallLog()
+    with installed(log.handlers()):
+        yield log
+
+
+@pytest.fixture
+def aws(aws_env: None, api_calls: ApiCallLog) -> Iterator[ApiCallLog]:
+    """moto's in-process AWS (``mock_aws``) with fake credentials; yields the call log."""
+    from moto import mock_aws
+
+    with mock_aws():
+        yield api_calls
+
+
+@pytest.fixture(scope="session")
+def market_rows() -> list:  # type: ignore[type-arg]
+    if not VMS_CSV.is_file():
+        pytest.skip(f"the shared spot-market data is absent ({VMS_CSV})")
+    return load_rows(VMS_CSV)
+
+
+@pytest.fixture
+def spot_market(aws: ApiCallLog, market_rows: list) -> Iterator[SpotMarket]:  # type: ignore[type-arg]
+    """The replayed spot market on top of ``aws``; set ``.scores`` etc. in the test."""
+    market = SpotMarket(rows=list(market_rows))
+    with installed(market.handlers()):
+        yield market
+
+
+@pytest.fixture
+def pulumi_mocks() -> PulumiHarness:
+    """Runs Pulumi programs in-process under recording mocks (see ``PulumiHarness``)."""
+    return PulumiHarness()

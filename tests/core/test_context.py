@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import pytest
+
+from mapt.core import InputError, RunContext, parse_tags, validate_project_name
+
+
+@pytest.mark.parametrize("name", ["demo", "ci-1234", "my_project", "A1", "x" * 40])
+def test_valid_project_names(name: str) -> None:
+    assert validate_project_name(name) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "named"),
+    [
+        ("", "empty"),
+        ("my project", "'my project'"),
+        ("team/app", "'team/app'"),
+        ("-leading", "'-leading'"),
+        ("x" * 200, "200 characters"),
+        ("dots.are.out", "'dots.are.out'"),
+    ],
+)
+def test_invalid_project_names_name_the_value(name: str, named: str) -> None:
+    with pytest.raises(InputError) as raised:
+        validate_project_name(name)
+    assert named in str(raised.value)
+    assert raised.value.exit_code == 2
+
+
+def test_context_builds_stack_names_and_freezes_tags() -> None:
+    tags = {"team": "qe"}
+    context = RunContext(project_name="demo", tags=tags)
+    tags["team"] = "changed"
+    assert context.stack_name("spotOption") == "spotOption-demo"
+    assert context.tags == {"team": "qe"}
+    with pytest.raises(TypeError):
+        context.tags["x"] = "y"  # type: ignore[index]
+
+
+def test_context_refuses_a_bad_project_name() -> None:
+    with pytest.raises(InputError, match="'a b'"):
+        RunContext(project_name="a b")
+
+
+def test_region_falls_back_to_the_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    assert RunContext(project_name="p").resolved_region() == "eu-west-1"
+    monkeypatch.setenv("AWS_REGION", "eu-north-1")
+    assert RunContext(project_name="p").resolved_region() == "eu-north-1"
+    assert RunContext(project_name="p", region="us-east-2").resolved_region() == "us-east-2"
+
+
+def test_parse_tags() -> None:
+    assert parse_tags("") == {}
+    assert parse_tags("team=qe,cost-center=42") == {"team": "qe", "cost-center": "42"}
+    assert parse_tags("url=a=b") == {"url": "a=b"}
+    assert parse_tags("empty=") == {"empty": ""}
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("a", "'a'"),
+        ("=b", "'=b'"),
+        ("k=1,k=2", "'k'"),
+        ("a=1,", "''"),
+        ("aws:name=x", "'aws:name'"),
+        ("mapt:project=x", "'mapt:project'"),
+        ("k=$(reboot)", "'k=$(reboot)'"),
+        ("k" * 129 + "=v", "too long"),
+    ],
+)
+def test_malformed_tags_are_refused_naming_the_bad_item(text: str, named: str) -> None:
+    with pytest.raises(InputError) as raised:
+        parse_tags(text)
+    assert named in str(raised.value)

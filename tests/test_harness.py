@@ -1,0 +1,141 @@
+"""Each harness fixture proves it works, so a broken fixture fails here, not everywhere."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import boto3
+import pulumi
+import pytest
+
+from tests.harness.pulumi_mocks import FAKE_AMI_ID
+from tests.harness.spot_market import ApiCallLog, SpotMarket
+
+
+def test_aws_fixture_serves_moto_with_strict_validation(aws: ApiCallLog) -> None:
+    ec2 = boto3.client("ec2", region_name="eu-north-1")
+    zones = ec2.describe_availability_zones()["AvailabilityZones"]
+    assert {z["ZoneName"] for z in zones} == {"eu-north-1a", "eu-north-1b", "eu-north-1c"}
+    # Instance-type validation is on: an unknown type is refused as AWS would.
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    with pytest.raises(ec2.exceptions.ClientError, match=r"InvalidParameterValue|instance type"):
+        ec2.run_instances(ImageId=image, InstanceType="m5.bogus", MinCount=1, MaxCount=1)
+    assert aws.count("DescribeAvailabilityZones") == 1
+    assert boto3.client("sts").get_caller_identity()["Account"] == "123456789012"
+
+
+def test_market_serves_the_real_newest_price_of_a_known_row(spot_market: SpotMarket) -> None:
+    # vms.csv: c5.12xlarge,,,48.0,96.0,,2.736,0.358400,af-south-1,afs1-az1
+    row = spot_market.row("c5.12xlarge", "afs1-az1")
+    assert row.spot_price == "0.358400"
+    ec2 = boto3.client("ec2", region_name="af-south-1")
+    history = ec2.describe_spot_price_history(
+        InstanceTypes=["c5.12xlarge"],
+        ProductDescriptions=["Linux/UNIX"],
+        StartTime=spot_market.now - timedelta(hours=1),
+    )["SpotPriceHistory"]
+    in_zone = [h for h in history if h["AvailabilityZone"] == spot_market.az_name("afs1-az1")]
+    # Newest first; the point three hours old is outside the window asked for.
+    assert [h["SpotPrice"] for h in in_zone] == ["0.358400", "0.448000"]
+    assert spot_market.az_name("afs1-az1").startswith("af-south-1")
+
+
+def test_market_paginates_like_aws(spot_market: SpotMarket) -> None:
+    spot_market.page_size = 7
+    ec2 = boto3.client("ec2", region_name="eu-north-1")
+    pages = list(
+        ec2.get_paginator("describe_spot_price_history").paginate(
+            ProductDescriptions=["Linux/UNIX"], StartTime=spot_market.now - timedelta(hours=1)
+        )
+    )
+    items = [item for page in pages for item in page["SpotPriceHistory"]]
+    expected_rows = [r for r in spot_market.rows if r.region == "eu-north-1" and r.spot_price]
+    assert len(pages) > 1
+    assert len(items) == 2 * len(expected_rows)  # two points per row within the hour
+    assert all(len(page["SpotPriceHistory"]) <= 7 for page in pages)
+
+
+def test_market_filters_by_product_description(spot_market: SpotMarket) -> None:
+    ec2 = boto3.client("ec2", region_name="eu-north-1")
+    windows = ec2.describe_spot_price_history(ProductDescriptions=["Windows"])
+    assert windows["SpotPriceHistory"] == []
+
+
+def test_market_serves_given_placement_scores_best_first(spot_market: SpotMarket) -> None:
+    spot_market.scores = {"eun1-az1": 9, "eun1-az2": 3, "use1-az4": 7}
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    scores = ec2.get_spot_placement_scores(
+        InstanceTypes=["m5.large", "m6i.large", "c5.large"],
+        TargetCapacity=1,
+        SingleAvailabilityZone=True,
+        RegionNames=["eu-north-1", "us-east-1"],
+    )["SpotPlacementScores"]
+    assert [(s["AvailabilityZoneId"], s["Score"]) for s in scores] == [
+        ("eun1-az1", 9),
+        ("use1-az4", 7),
+        ("eun1-az2", 3),
+    ]
+    assert spot_market.calls_to("GetSpotPlacementScores")[0].region == "us-east-1"
+
+
+def test_market_can_refuse_placement_scores_in_a_region(spot_market: SpotMarket) -> None:
+    spot_market.score_errors = {"us-east-1": "UnauthorizedOperation"}
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    with pytest.raises(ec2.exceptions.ClientError, match="UnauthorizedOperation"):
+        ec2.get_spot_placement_scores(InstanceTypes=["m5.large"], TargetCapacity=1)
+
+
+def test_call_log_counts_every_call(aws: ApiCallLog) -> None:
+    ec2 = boto3.client("ec2", region_name="us-west-2")
+    ec2.describe_regions()
+    ec2.describe_regions()
+    assert aws.count("DescribeRegions") == 2
+    assert aws.calls[-1].region == "us-west-2"
+
+
+def test_pulumi_mocks_record_resources_invokes_and_outputs(pulumi_mocks) -> None:  # type: ignore[no-untyped-def]
+    def program() -> None:
+        import pulumi_aws as aws
+
+        ami = aws.ec2.get_ami_output(
+            most_recent=True,
+            owners=["309956199498"],
+            filters=[{"name": "name", "values": ["RHEL-9.4*"]}],
+        )
+        vpc = aws.ec2.Vpc("network", cidr_block="10.0.0.0/16")
+        pulumi.export("vpc_id", vpc.id)
+        pulumi.export("ami", ami.id)
+        pulumi.export("password", pulumi.Output.secret("not-shown"))
+
+    run = pulumi_mocks.run(program)
+    assert [(r.type, r.name) for r in run.resources] == [("aws:ec2/vpc:Vpc", "network")]
+    assert run.resources[0].inputs["cidrBlock"] == "10.0.0.0/16"
+    assert run.invocations[0].token == "aws:ec2/getAmi:getAmi"
+    assert run.invocations[0].args["owners"] == ["309956199498"]
+    assert run.plain_outputs() == {
+        "vpc_id": "network-id",
+        "ami": FAKE_AMI_ID,
+        "password": "not-shown",
+    }
+    assert run.outputs["password"].secret and not run.outputs["vpc_id"].secret
+
+
+def test_pulumi_mocks_fail_an_unanswered_invoke(pulumi_mocks) -> None:  # type: ignore[no-untyped-def]
+    def program() -> None:
+        import pulumi_aws as aws
+
+        pulumi.export("zones", aws.get_availability_zones_output().names)
+
+    with pytest.raises(Exception, match="getAvailabilityZones"):
+        pulumi_mocks.run(program)
+
+
+def test_pulumi_runs_are_independent(pulumi_mocks) -> None:  # type: ignore[no-untyped-def]
+    def program() -> None:
+        pulumi.export("n", 1)
+
+    def other() -> None:
+        pulumi.export("m", 2)
+
+    assert pulumi_mocks.run(program).plain_outputs() == {"n": 1}
+    assert pulumi_mocks.run(other).plain_outputs() == {"m": 2}
