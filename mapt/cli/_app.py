@@ -12,6 +12,7 @@ from typer.core import TyperGroup
 
 from mapt import __version__
 from mapt.cli._aws import aws_app
+from mapt.cli._setup import setup_app
 from mapt.core import ExitCode, MaptError, configure_logging
 
 _DEBUG_KEY = "mapt.debug"
@@ -84,6 +85,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(aws_app, name="aws")
+app.add_typer(setup_app, name="setup")
 
 
 @app.callback()

@@ -2,12 +2,14 @@
 
 It owns everything about Pulumi state and runs: stack naming, state backends
 (``file://``, ``s3://``), secrets providers, locks, mapping Automation API errors to
-``MaptError``, progress events, and the in-process dry-run engine. It imports
-``pulumi`` and ``mapt.core``, never a higher layer; the programs it runs are handed to
-it as plain callables. Importing this package imports Pulumi: only commands that need
-it may do so.
+``MaptError``, progress events, and the in-process engines (dry run, in memory). It
+imports ``pulumi`` and ``mapt.core``, never a higher layer; the programs it runs are
+handed to it as plain callables. Importing this package imports Pulumi: only
+commands that need it may do so. See ``specs/concepts/stacks.md``.
 """
 
+from mapt.stacks._backend import Backend, default_backend_dir, parse_backend_url, resolve_backend
+from mapt.stacks._cli import MIN_PULUMI_VERSION, find_pulumi, install_pulumi, pulumi_command
 from mapt.stacks._dryrun import (
     Invocation,
     ProgramOutput,
@@ -16,12 +18,55 @@ from mapt.stacks._dryrun import (
     RegisteredResource,
     run_program,
 )
+from mapt.stacks._engine import (
+    FORBIDDEN_CONFIG_KEYS,
+    Engine,
+    PlannedStep,
+    Program,
+    StackPreview,
+    StackRef,
+)
+from mapt.stacks._errors import StackNotFoundError, map_command_error
+from mapt.stacks._inprocess import DryRunEngine, InMemoryEngine, RecordedRun
+from mapt.stacks._progress import Progress
+from mapt.stacks._pulumi import PulumiEngine
+from mapt.stacks._secrets import (
+    PASSPHRASE_FILE_NAME,
+    SecretsSetup,
+    secrets_setup,
+    validate_secrets_provider,
+)
 
 __all__ = [
+    "FORBIDDEN_CONFIG_KEYS",
+    "MIN_PULUMI_VERSION",
+    "PASSPHRASE_FILE_NAME",
+    "Backend",
+    "DryRunEngine",
+    "Engine",
+    "InMemoryEngine",
     "Invocation",
+    "PlannedStep",
+    "Program",
     "ProgramOutput",
     "ProgramRun",
+    "Progress",
+    "PulumiEngine",
+    "RecordedRun",
     "RecordingMocks",
     "RegisteredResource",
+    "SecretsSetup",
+    "StackNotFoundError",
+    "StackPreview",
+    "StackRef",
+    "default_backend_dir",
+    "find_pulumi",
+    "install_pulumi",
+    "map_command_error",
+    "parse_backend_url",
+    "pulumi_command",
+    "resolve_backend",
     "run_program",
+    "secrets_setup",
+    "validate_secrets_provider",
 ]

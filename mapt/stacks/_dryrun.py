@@ -90,7 +90,8 @@ class RecordingMocks(Mocks):
             answer = self._answers[args.token]
         except KeyError:
             raise LookupError(f"no mock answer for invoke {args.token}") from None
-        return answer(call_args), None
+        # An empty failure list, not None: Pulumi's mock monitor iterates it.
+        return answer(call_args), []
 
 
 @dataclass(frozen=True)
@@ -113,12 +114,15 @@ def run_program(
     stack: str,
     mocks: RecordingMocks | None = None,
     preview: bool = True,
+    config: Mapping[str, str] | None = None,
 ) -> ProgramRun:
     """Run ``program`` under ``mocks`` and return what it registered and exported.
 
     Each run gets a fresh context and event loop, so runs are independent of one
     another and of any program the caller is itself running. Errors raised by the
-    program, or inside its ``apply`` callbacks, propagate unchanged.
+    program, or inside its ``apply`` callbacks, propagate unchanged. ``config`` is the
+    stack config the program reads (``pulumi.Config("aws").get("region")`` reads
+    ``aws:region``), as the real engine would pass it.
     """
     mocks = mocks if mocks is not None else RecordingMocks()
 
@@ -129,6 +133,8 @@ def run_program(
         # Work a failed earlier run left queued belongs to a closed loop: drop it.
         SETTINGS.rpc_manager.clear()
         SETTINGS.outputs.clear()
+        # Config lives in a context variable, so this run's config stays in this run.
+        pulumi.runtime.set_all_config(dict(config or {}))
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         # set_mocks creates the root stack resource; its futures bind to this loop.

@@ -1,0 +1,61 @@
+"""``mapt setup``: prepare this machine for mapt (today: the Pulumi CLI).
+
+mapt deploys through the Pulumi CLI. When it is missing every deploying command
+fails with exit code 5 and points here. Pulumi is imported inside the command
+body, so ``mapt --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+setup_app = typer.Typer(
+    help="Prepare this machine for mapt: install the tools it drives.",
+    no_args_is_help=True,
+)
+
+
+@setup_app.command("pulumi")
+def setup_pulumi(
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version",
+            help="Pulumi CLI version to install (default: the one matching mapt's Pulumi SDK).",
+        ),
+    ] = None,
+    root: Annotated[
+        Path | None,
+        typer.Option(
+            "--root",
+            help="Install into ROOT/bin (default: $PULUMI_HOME, else ~/.pulumi).",
+            file_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Install the Pulumi CLI with pulumi.automation's PulumiCommand.install().
+
+    Keeps a usable CLI that is already there (unless --version or --root asks for
+    another); otherwise downloads Pulumi's installer from get.pulumi.com.
+    """
+    from mapt.core import MaptError
+    from mapt.stacks import MIN_PULUMI_VERSION, find_pulumi, install_pulumi, pulumi_command
+
+    if version is None and root is None and find_pulumi() is not None:
+        try:
+            command = pulumi_command()
+        except MaptError:
+            command = None  # too old or broken: install a current one below
+        if command is not None:
+            typer.echo(f"Pulumi CLI {command.version} is installed ({find_pulumi()}).")
+            return
+    command = install_pulumi(root=root, version=version)
+    location = Path(command.command)
+    typer.echo(f"Installed Pulumi CLI {command.version} at {location}.")
+    typer.echo(
+        f"mapt finds it there; to use it yourself, add {location.parent} to PATH. "
+        f"(mapt needs Pulumi {MIN_PULUMI_VERSION} or newer.)"
+    )

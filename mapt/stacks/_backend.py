@@ -1,0 +1,273 @@
+"""State backends: parsing ``--backed-url``, the local default, and stale lock removal.
+
+mapt keeps Pulumi state in a self-managed ("DIY") backend: a local directory
+(``file://PATH``) or an S3 prefix (``s3://bucket/prefix``). The URL is parsed once, up
+front, so a typo fails with exit code 2 before any AWS or Pulumi call. Without a URL,
+state goes to a directory under the user's data directory, so a first run needs no
+bucket and no Pulumi account.
+
+Locks: a DIY backend writes one JSON file per running operation under
+``.pulumi/locks/organization/<project>/<stack>/<uuid>.json`` (project-scoped layout,
+Pulumi >= 3.61; ``.pulumi/locks/<stack>/`` in the legacy layout). A run that was
+killed (a cancelled CI job) leaves its file behind and every later run of that stack
+fails as "locked". ``remove_locks`` deletes exactly those files for one stack, which is
+what ``--force-destroy`` needs, and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import parse_qsl, urlsplit
+
+from mapt.core import InputError, OperationError, get_logger
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
+_log = get_logger(__name__)
+
+# Where Pulumi keeps its bookkeeping inside a DIY backend (workspace.BookkeepingDir,
+# workspace.LockDir in pulumi/sdk/go/common/workspace).
+_LOCKS_DIR = ".pulumi/locks"
+# The only organization a project-scoped DIY backend accepts (diy/store.go).
+_DIY_ORG = "organization"
+
+# S3 bucket naming rules (S3 User Guide, "General purpose bucket naming rules").
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+_SUPPORTED = "use file://PATH or s3://BUCKET[/PREFIX]"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A parsed state backend URL.
+
+    ``url`` is the canonical form handed to Pulumi (a file backend's path made
+    absolute, so a run from another working directory finds the same state).
+    ``path`` is set for file backends; ``bucket``, ``prefix`` (no leading or trailing
+    ``/``) and ``params`` (the URL's query, e.g. ``region``, ``endpoint``) for s3.
+    """
+
+    kind: Literal["file", "s3"]
+    url: str
+    path: Path | None = None
+    bucket: str | None = None
+    prefix: str = ""
+    params: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+
+    def lock_dirs(self, project: str, stack_name: str) -> list[str]:
+        """Backend-relative directories that hold this stack's lock files.
+
+        The project-scoped layout first; the legacy layout (state written before
+        Pulumi 3.61, or by an old mapt) second. Stack names always contain a ``-``
+        (``<name>-<project>``), so a legacy stack directory can never be the
+        ``organization`` directory of the project-scoped layout.
+        """
+        return [
+            f"{_LOCKS_DIR}/{_DIY_ORG}/{project}/{stack_name}",
+            f"{_LOCKS_DIR}/{stack_name}",
+        ]
+
+
+def parse_backend_url(text: str) -> Backend:
+    """Parse and validate a ``--backed-url`` value; raise ``InputError`` naming it if bad."""
+    value = text.strip()
+    if not value:
+        raise InputError("backend URL is empty", hint=f"Pass --backed-url and {_SUPPORTED}.")
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        raise InputError(f"backend URL {text!r} has no scheme; {_SUPPORTED}")
+    scheme = scheme.lower()
+    if scheme == "file":
+        return _parse_file(text, rest)
+    if scheme == "s3":
+        return _parse_s3(text, value)
+    raise InputError(f"backend URL {text!r} is not supported; {_SUPPORTED}")
+
+
+def _parse_file(text: str, rest: str) -> Backend:
+    if not rest:
+        raise InputError(f"backend URL {text!r} has no path; {_SUPPORTED}")
+    if "?" in rest or "#" in rest:
+        raise InputError(f"backend URL {text!r}: a file backend takes no query or fragment")
+    path = Path(os.path.expanduser(rest)).absolute()
+    return Backend(kind="file", url=f"file://{path}", path=path)
+
+
+def _parse_s3(text: str, value: str) -> Backend:
+    parts = urlsplit(value)
+    if "@" in parts.netloc:
+        # Credentials never travel in a URL: they would land in logs and state.
+        raise InputError(
+            "the s3 backend URL contains '@' (user or credentials); "
+            "pass AWS credentials through the environment instead"
+        )
+    bucket = parts.netloc
+    if not bucket:
+        raise InputError(f"backend URL {text!r} names no bucket; {_SUPPORTED}")
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+        raise InputError(f"backend URL {text!r}: {bucket!r} is not a valid S3 bucket name")
+    if parts.fragment:
+        raise InputError(f"backend URL {text!r}: an s3 backend takes no fragment")
+    prefix = parts.path.strip("/")
+    if "//" in prefix:
+        raise InputError(f"backend URL {text!r} has an empty path segment")
+    params = dict(parse_qsl(parts.query, keep_blank_values=True))
+    url = f"s3://{bucket}" + (f"/{prefix}" if prefix else "")
+    if parts.query:
+        url += f"?{parts.query}"
+    return Backend(kind="s3", url=url, bucket=bucket, prefix=prefix, params=params)
+
+
+def default_backend_dir() -> Path:
+    """Where state goes when no backend URL is given: ``<user data dir>/mapt/pulumi``.
+
+    ``MAPT_STATE_DIR`` overrides it (tests, or a machine whose home is read-only).
+    """
+    override = os.environ.get("MAPT_STATE_DIR")
+    if override:
+        return Path(os.path.expanduser(override)).absolute()
+    from platformdirs import user_data_path
+
+    return user_data_path("mapt", appauthor=False) / "pulumi"
+
+
+def resolve_backend(url: str | None) -> Backend:
+    """The backend for a stack: ``url`` parsed, or the local default when it is None."""
+    if url is None:
+        path = default_backend_dir()
+        return Backend(kind="file", url=f"file://{path}", path=path)
+    return parse_backend_url(url)
+
+
+def prepare_backend(backend: Backend) -> None:
+    """Make a file backend's directory exist (private to the user), as Pulumi needs it."""
+    if backend.path is None:
+        return
+    try:
+        backend.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as error:
+        raise OperationError(
+            f"cannot create the state directory {backend.path}: {error.strerror}"
+        ) from error
+
+
+# -- locks --------------------------------------------------------------------------
+
+
+def list_locks(backend: Backend, project: str, stack_name: str) -> list[str]:
+    """This stack's lock entries (as URLs), without removing them."""
+    return _locks(backend, project, stack_name, remove=False)
+
+
+def remove_locks(backend: Backend, project: str, stack_name: str) -> list[str]:
+    """Delete this stack's lock entries and return them (as URLs); others are untouched."""
+    return _locks(backend, project, stack_name, remove=True)
+
+
+def _locks(backend: Backend, project: str, stack_name: str, *, remove: bool) -> list[str]:
+    if backend.kind == "file":
+        return _file_locks(backend, project, stack_name, remove=remove)
+    return _s3_locks(backend, project, stack_name, remove=remove)
+
+
+def _file_locks(backend: Backend, project: str, stack_name: str, *, remove: bool) -> list[str]:
+    assert backend.path is not None
+    found: list[str] = []
+    for relative in backend.lock_dirs(project, stack_name):
+        directory = backend.path / relative
+        if not directory.is_dir():
+            continue
+        for entry in sorted(directory.iterdir()):
+            # Only the lock files themselves; a directory here is another layout's tree.
+            if entry.suffix != ".json" or not entry.is_file():
+                continue
+            if remove:
+                try:
+                    entry.unlink()
+                except FileNotFoundError:
+                    continue  # its run ended and unlocked meanwhile
+                except OSError as error:
+                    raise OperationError(
+                        f"cannot remove the lock file {entry}: {error.strerror}"
+                    ) from error
+                _log.info("removed lock %s", entry)
+            found.append(f"file://{entry}")
+    return found
+
+
+def _s3_locks(backend: Backend, project: str, stack_name: str, *, remove: bool) -> list[str]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    assert backend.bucket is not None
+    client = s3_client(backend)
+    found: list[str] = []
+    try:
+        for relative in backend.lock_dirs(project, stack_name):
+            key_prefix = f"{backend.prefix}/{relative}/" if backend.prefix else f"{relative}/"
+            keys = [
+                obj["Key"]
+                for page in client.get_paginator("list_objects_v2").paginate(
+                    Bucket=backend.bucket, Prefix=key_prefix
+                )
+                for obj in page.get("Contents", [])
+                # Direct children only: deeper keys belong to other stacks' trees.
+                if "/" not in obj["Key"][len(key_prefix) :] and obj["Key"].endswith(".json")
+            ]
+            for start in range(0, len(keys), 1000):  # DeleteObjects takes 1000 keys
+                batch = keys[start : start + 1000]
+                if remove:
+                    answer = client.delete_objects(
+                        Bucket=backend.bucket,
+                        Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
+                    )
+                    errors = answer.get("Errors", [])
+                    if errors:
+                        first = errors[0]
+                        raise OperationError(
+                            f"cannot remove the lock s3://{backend.bucket}/{first.get('Key')}: "
+                            f"{first.get('Code')} {first.get('Message')}"
+                        )
+                    for key in batch:
+                        _log.info("removed lock s3://%s/%s", backend.bucket, key)
+                found.extend(f"s3://{backend.bucket}/{key}" for key in batch)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        raise OperationError(
+            f"cannot read the locks of stack {stack_name} in s3://{backend.bucket}: {code} {error}"
+        ) from error
+    except BotoCoreError as error:
+        raise OperationError(
+            f"cannot reach the state bucket s3://{backend.bucket}: {error}"
+        ) from error
+    return found
+
+
+def s3_client(backend: Backend) -> S3Client:
+    """A boto3 S3 client for the backend, honouring its ``region``/``endpoint``/``profile``.
+
+    Those are the query parameters Pulumi's own S3 backend (gocloud.dev) reads, so
+    mapt reaches the same bucket Pulumi does; credentials come from the environment.
+    """
+    import boto3
+
+    session = boto3.Session(profile_name=backend.params.get("profile") or None)
+    kwargs: dict[str, Any] = {}
+    if backend.params.get("region"):
+        kwargs["region_name"] = backend.params["region"]
+    endpoint = backend.params.get("endpoint")
+    if endpoint:
+        if "://" not in endpoint:
+            insecure = backend.params.get("disableSSL", "").lower() == "true"
+            endpoint = ("http://" if insecure else "https://") + endpoint
+        kwargs["endpoint_url"] = endpoint
+    return session.client("s3", **kwargs)

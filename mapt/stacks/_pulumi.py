@@ -1,0 +1,349 @@
+"""The real engine: inline Python programs through the Pulumi Automation API.
+
+Each operation builds a ``LocalWorkspace`` in a private temporary directory (removed
+afterwards: the SDK's own default leaves a ``/tmp/automation-*`` directory per call)
+with project settings naming the backend, the environment the CLI needs and the
+secrets setup, then runs one Pulumi command sequence and maps its failure to a
+``MaptError``. Credentials stay in the environment the CLI inherits; only plain,
+non-secret provider settings (such as ``aws:region``) are written as stack config.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TextIO
+
+from mapt.core import MaptError, OperationError, get_logger, register_secret
+from mapt.stacks._backend import (
+    Backend,
+    list_locks,
+    prepare_backend,
+    remove_locks,
+    resolve_backend,
+)
+from mapt.stacks._cli import pulumi_command
+from mapt.stacks._engine import PlannedStep, Program, StackPreview, StackRef, check_config
+from mapt.stacks._errors import map_command_error
+from mapt.stacks._progress import Progress, step_op, urn_name
+from mapt.stacks._secrets import secrets_setup, validate_secrets_provider
+
+if TYPE_CHECKING:
+    from pulumi.automation import (
+        CommandError,
+        EngineEvent,
+        LocalWorkspace,
+        OutputMap,
+        PulumiCommand,
+    )
+
+_log = get_logger(__name__)
+
+# Pulumi log verbosity with --debug ("anything >3 is very verbose").
+DEBUG_LOG_VERBOSITY = 3
+
+
+def _noop_program() -> None:
+    """The program given to destroy: Pulumi does not run it, but inline mode needs one."""
+
+
+@dataclass
+class _GuardedProgram:
+    """Runs the caller's program and keeps what it raised.
+
+    Pulumi reports an exception in an inline program only as text; a ``MaptError``
+    raised there (say, ``NoCapacityError``) must reach the caller as itself, with
+    its exit code.
+    """
+
+    program: Program
+    error: BaseException | None = None
+
+    def __call__(self) -> None:
+        try:
+            self.program()
+        except BaseException as error:
+            self.error = error
+            raise
+
+
+class PulumiEngine:
+    """The ``Engine`` that deploys with the Pulumi CLI (found and version-checked first).
+
+    ``secrets_provider`` is passed to new stacks (``awskms://...``; see
+    ``mapt.stacks._secrets`` for the passphrase rules). ``debug`` raises Pulumi's log
+    verbosity and logs its output at debug level. ``pulumi_command`` replaces CLI
+    discovery (tests inject a fake). ``env`` adds environment variables for the CLI.
+    Progress goes to ``progress_stream`` (default stderr), live when it is a terminal
+    unless ``live`` says otherwise.
+    """
+
+    def __init__(
+        self,
+        *,
+        secrets_provider: str | None = None,
+        debug: bool = False,
+        pulumi_command: PulumiCommand | None = None,
+        env: Mapping[str, str] | None = None,
+        progress_stream: TextIO | None = None,
+        live: bool | None = None,
+    ) -> None:
+        self._secrets_provider = validate_secrets_provider(secrets_provider)
+        self._debug = debug
+        self._command = pulumi_command
+        self._env = dict(env or {})
+        self._progress_stream = progress_stream
+        self._live = live
+
+    # -- the Engine operations ----------------------------------------------------------
+    def exists(self, ref: StackRef) -> bool:
+        from pulumi.automation import Stack
+        from pulumi.automation.errors import CommandError, StackNotFoundError
+
+        with self._workspace(ref) as (backend, workspace):
+            try:
+                Stack.select(ref.stack_name, workspace)
+            except StackNotFoundError:
+                return False
+            except CommandError as error:
+                raise self._mapped(error, ref, backend, "stack select") from error
+            return True
+
+    def outputs(self, ref: StackRef) -> dict[str, Any]:
+        from pulumi.automation import Stack
+        from pulumi.automation.errors import CommandError
+
+        with self._workspace(ref) as (backend, workspace):
+            try:
+                stack = Stack.select(ref.stack_name, workspace)
+                return _plain(stack.outputs())
+            except CommandError as error:
+                raise self._mapped(error, ref, backend, "stack output") from error
+
+    def up(
+        self,
+        ref: StackRef,
+        program: Program,
+        *,
+        config: Mapping[str, str] | None = None,
+        refresh: bool = False,
+    ) -> dict[str, Any]:
+        from pulumi.automation import ConfigValue, Stack
+        from pulumi.automation.errors import CommandError
+
+        settings = check_config(config)
+        guarded = _GuardedProgram(program)
+        with self._workspace(ref) as (backend, workspace):
+            progress = self._progress(ref, "up")
+            try:
+                stack = Stack.create_or_select(ref.stack_name, workspace)
+                if settings:
+                    stack.set_all_config(
+                        {
+                            key: ConfigValue(value=value, secret=False)
+                            for key, value in settings.items()
+                        }
+                    )
+                with progress:
+                    result = stack.up(
+                        program=guarded,
+                        refresh=True if refresh else None,
+                        on_event=progress,
+                        **self._run_options(),
+                    )
+            except CommandError as error:
+                if isinstance(guarded.error, MaptError):
+                    raise guarded.error from error
+                raise self._mapped(error, ref, backend, "up", progress.diagnostics) from error
+            _require_success(result.summary.result, ref, "up", progress)
+            return _plain(result.outputs)
+
+    def preview(
+        self,
+        ref: StackRef,
+        program: Program,
+        *,
+        config: Mapping[str, str] | None = None,
+    ) -> StackPreview:
+        """What ``up`` would change. A stack that did not exist is removed again after."""
+        from pulumi.automation import ConfigValue, Stack
+        from pulumi.automation.errors import CommandError, StackNotFoundError
+
+        settings = check_config(config)
+        guarded = _GuardedProgram(program)
+        steps: list[PlannedStep] = []
+        with self._workspace(ref) as (backend, workspace):
+            progress = self._progress(ref, "preview")
+
+            def on_event(event: EngineEvent) -> None:
+                pre = event.resource_pre_event
+                if pre is not None:
+                    meta = pre.metadata
+                    steps.append(PlannedStep(step_op(meta.op), meta.type, urn_name(meta.urn)))
+                progress.on_event(event)
+
+            created = False
+            try:
+                try:
+                    stack = Stack.select(ref.stack_name, workspace)
+                except StackNotFoundError:
+                    stack = Stack.create(ref.stack_name, workspace)
+                    created = True
+                try:
+                    if settings:
+                        stack.set_all_config(
+                            {k: ConfigValue(value=v, secret=False) for k, v in settings.items()}
+                        )
+                    with progress:
+                        result = stack.preview(
+                            program=guarded, on_event=on_event, **self._run_options()
+                        )
+                finally:
+                    if created:
+                        workspace.remove_stack(ref.stack_name)
+            except CommandError as error:
+                if isinstance(guarded.error, MaptError):
+                    raise guarded.error from error
+                raise self._mapped(error, ref, backend, "preview", progress.diagnostics) from error
+            except RuntimeError as error:  # the SDK's "summary event never found"
+                raise OperationError(
+                    f"pulumi preview of stack {ref.stack_name} ended without a summary: {error}"
+                ) from error
+        changes = {step_op(op): int(count) for op, count in (result.change_summary or {}).items()}
+        planned = tuple(step for step in steps if step.type != "pulumi:pulumi:Stack")
+        return StackPreview(stack_name=ref.stack_name, changes=changes, steps=planned)
+
+    def destroy(self, ref: StackRef) -> bool:
+        from pulumi.automation import Stack
+        from pulumi.automation.errors import CommandError, StackNotFoundError
+
+        with self._workspace(ref) as (backend, workspace):
+            try:
+                stack = Stack.select(ref.stack_name, workspace)
+            except StackNotFoundError:
+                _log.info("stack %s does not exist; nothing to destroy", ref.stack_name)
+                return False
+            except CommandError as error:
+                raise self._mapped(error, ref, backend, "stack select") from error
+            progress = self._progress(ref, "destroy")
+            try:
+                with progress:
+                    result = stack.destroy(
+                        program=_noop_program, on_event=progress, **self._run_options()
+                    )
+                _require_success(result.summary.result, ref, "destroy", progress)
+                workspace.remove_stack(ref.stack_name)
+            except CommandError as error:
+                raise self._mapped(error, ref, backend, "destroy", progress.diagnostics) from error
+            return True
+
+    def force_unlock(self, ref: StackRef) -> list[str]:
+        """Delete this stack's lock files in its backend (no Pulumi CLI needed)."""
+        return remove_locks(resolve_backend(ref.backend_url), ref.project, ref.stack_name)
+
+    def list_locks(self, ref: StackRef) -> list[str]:
+        """This stack's lock entries, left as they are."""
+        return list_locks(resolve_backend(ref.backend_url), ref.project, ref.stack_name)
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _pulumi(self) -> PulumiCommand:
+        if self._command is None:
+            self._command = pulumi_command()
+        return self._command
+
+    @contextmanager
+    def _workspace(self, ref: StackRef) -> Iterator[tuple[Backend, LocalWorkspace]]:
+        """A workspace for ``ref``'s project and backend, in a directory removed after.
+
+        Checks come first, cheapest first, so a bad URL or a missing CLI fails before
+        anything is written: backend URL, Pulumi CLI, then the backend directory and
+        secrets (which may create the passphrase file).
+        """
+        from pulumi.automation import LocalWorkspace, ProjectBackend, ProjectSettings
+
+        backend = resolve_backend(ref.backend_url)
+        command = self._pulumi()
+        prepare_backend(backend)
+        secrets = secrets_setup(backend, self._secrets_provider)
+        env = {
+            # The project settings name the backend too; the variable also overrides a
+            # PULUMI_BACKEND_URL the user may have set for other projects.
+            "PULUMI_BACKEND_URL": backend.url,
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            **secrets.env,
+            **self._env,
+        }
+        with tempfile.TemporaryDirectory(prefix="mapt-pulumi-") as work_dir:
+            settings = ProjectSettings(
+                name=ref.project,
+                runtime="python",
+                main=work_dir,
+                description="mapt",
+                backend=ProjectBackend(url=backend.url),
+            )
+            workspace = LocalWorkspace(
+                work_dir=work_dir,
+                project_settings=settings,
+                env_vars=env,
+                secrets_provider=secrets.provider,
+                pulumi_command=command,
+            )
+            yield backend, workspace
+
+    def _progress(self, ref: StackRef, operation: str) -> Progress:
+        return Progress(ref.stack_name, operation, stream=self._progress_stream, live=self._live)
+
+    def _run_options(self) -> dict[str, Any]:
+        """Arguments common to up/preview/destroy: plain text, and verbosity for --debug."""
+        options: dict[str, Any] = {"color": "never"}
+        if self._debug:
+            options.update(
+                log_verbosity=DEBUG_LOG_VERBOSITY,
+                log_flow=True,
+                debug=True,
+                on_output=lambda line: _log.debug("pulumi: %s", line),
+                on_error=lambda line: _log.debug("pulumi: %s", line),
+            )
+        return options
+
+    def _mapped(
+        self,
+        error: CommandError,
+        ref: StackRef,
+        backend: Backend,
+        operation: str,
+        diagnostics: list[str] | None = None,
+    ) -> MaptError:
+        mapped = map_command_error(
+            error,
+            stack_name=ref.stack_name,
+            backend_url=backend.url,
+            operation=operation,
+            diagnostics=diagnostics or (),
+        )
+        _log.debug("pulumi %s failed: %s", operation, error)
+        return mapped
+
+
+def _require_success(result: str, ref: StackRef, operation: str, progress: Progress) -> None:
+    """Refuse any outcome but ``succeeded``: a failed update is never reported as success."""
+    if result != "succeeded":
+        detail = "; ".join(progress.diagnostics[-3:]) or "no diagnostics"
+        raise OperationError(
+            f"pulumi {operation} of stack {ref.stack_name} ended as {result!r}: {detail}"
+        )
+
+
+def _plain(outputs: OutputMap) -> dict[str, Any]:
+    """Output values as plain data; secret strings are registered for log redaction."""
+    plain: dict[str, Any] = {}
+    for key, output in outputs.items():
+        if output.secret and isinstance(output.value, str):
+            register_secret(output.value)
+        plain[key] = output.value
+    return plain
+
+
+__all__ = ["PulumiEngine"]

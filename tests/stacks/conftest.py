@@ -1,0 +1,28 @@
+"""Fixtures for the stacks tests: a clean Pulumi-related environment and the fake CLI."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.stacks.fake_pulumi import FakePulumi
+
+
+@pytest.fixture(autouse=True)
+def clean_pulumi_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """No passphrase, backend or Pulumi home from the machine running the tests."""
+    for name in (
+        "PULUMI_CONFIG_PASSPHRASE",
+        "PULUMI_CONFIG_PASSPHRASE_FILE",
+        "PULUMI_BACKEND_URL",
+        "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MAPT_STATE_DIR", str(tmp_path_factory.mktemp("default-state")))
+    monkeypatch.setenv("PULUMI_HOME", str(tmp_path_factory.mktemp("pulumi-home")))
+
+
+@pytest.fixture
+def fake_pulumi() -> FakePulumi:
+    return FakePulumi()

@@ -1,0 +1,152 @@
+"""DryRunEngine and InMemoryEngine run real pulumi_aws programs under mocks."""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+
+from mapt.core import NoCapacityError, OperationError, StateLockedError
+from mapt.stacks import DryRunEngine, Engine, InMemoryEngine, StackNotFoundError, StackRef
+from tests.harness.pulumi_mocks import FAKE_AMI_ID, default_answers
+
+REF = StackRef("demo", "host")
+
+
+def host_program() -> None:
+    """A small network and host, as a target program would declare them."""
+    import pulumi_aws as aws
+
+    region = pulumi.Config("aws").require("region")
+    ami = aws.ec2.get_ami_output(
+        most_recent=True, owners=["309956199498"], filters=[{"name": "name", "values": ["RHEL-9*"]}]
+    )
+    vpc = aws.ec2.Vpc("network", cidr_block="10.0.0.0/16")
+    subnet = aws.ec2.Subnet("public", vpc_id=vpc.id, cidr_block="10.0.1.0/24")
+    host = aws.ec2.Instance(
+        "host", ami=ami.id, instance_type="m6i.large", subnet_id=subnet.id, tags={"Name": "host"}
+    )
+    pulumi.export("host", host.id)
+    pulumi.export("region", region)
+    pulumi.export("password", pulumi.Output.secret("s3cr3t-password"))
+
+
+def test_engines_satisfy_the_protocol() -> None:
+    assert isinstance(DryRunEngine(), Engine) and isinstance(InMemoryEngine(), Engine)
+
+
+def test_dry_run_reports_resources_and_outputs_and_keeps_no_state() -> None:
+    engine = DryRunEngine(answers=default_answers())
+    outputs = engine.up(REF, host_program, config={"aws:region": "eu-north-1"})
+
+    assert outputs == {"host": "host-id", "region": "eu-north-1", "password": "s3cr3t-password"}
+    run = engine.last_run
+    assert [(r.type, r.name) for r in run.resources] == [
+        ("aws:ec2/vpc:Vpc", "network"),
+        ("aws:ec2/subnet:Subnet", "public"),
+        ("aws:ec2/instance:Instance", "host"),
+    ]
+    host = run.resources[2].inputs
+    assert (host["ami"], host["instanceType"], host["subnetId"]) == (
+        FAKE_AMI_ID,
+        "m6i.large",
+        "public-id",
+    )
+    assert run.outputs["password"].secret
+    assert engine.runs[0].ref == REF and engine.runs[0].operation == "up"
+    # Nothing was stored: the stack still does not exist.
+    assert engine.exists(REF) is False
+    with pytest.raises(StackNotFoundError):
+        engine.outputs(REF)
+    assert engine.destroy(REF) is False and engine.destroyed == []
+
+
+def test_dry_run_preview_lists_what_would_be_created() -> None:
+    preview = DryRunEngine(answers=default_answers()).preview(
+        REF, host_program, config={"aws:region": "eu-north-1"}
+    )
+    assert preview.stack_name == "host-demo"
+    assert preview.changes == {"create": 3}
+    assert [s.name for s in preview.steps] == ["network", "public", "host"]
+
+
+def test_dry_run_reads_existing_state_through_its_reader() -> None:
+    state = InMemoryEngine(answers=default_answers())
+    spot = StackRef("demo", "spotOption")
+    state.up(spot, lambda: pulumi.export("az", "eu-north-1b"))
+    dry = DryRunEngine(reader=state, answers=default_answers())
+    assert dry.exists(spot) and dry.outputs(spot) == {"az": "eu-north-1b"}
+    assert dry.preview(spot, lambda: pulumi.export("az", "x")).changes == {}
+    assert dry.destroy(spot) is True and dry.destroyed == [spot]
+    assert state.exists(spot)  # a dry destroy destroys nothing
+
+
+def test_program_failures_are_operation_errors_unless_already_mapt_errors() -> None:
+    engine = DryRunEngine(answers=default_answers())
+    with pytest.raises(OperationError, match="host-demo failed: ConfigMissingError"):
+        engine.up(REF, host_program)  # aws:region not given
+
+    def no_capacity() -> None:
+        raise NoCapacityError("no spot capacity in eu-north-1")
+
+    with pytest.raises(NoCapacityError):
+        engine.up(REF, no_capacity)
+
+
+def test_in_memory_engine_persists_outputs_across_a_whole_flow() -> None:
+    engine = InMemoryEngine(answers=default_answers())
+    config = {"aws:region": "eu-north-1"}
+    assert engine.exists(REF) is False
+
+    outputs = engine.up(REF, host_program, config=config)
+
+    assert engine.exists(REF) is True
+    assert (
+        engine.outputs(REF)
+        == outputs
+        == {
+            "host": "host-id",
+            "region": "eu-north-1",
+            "password": "s3cr3t-password",
+        }
+    )
+    assert engine.config(REF) == config
+    assert [r.name for r in engine.resources(REF)] == ["network", "public", "host"]
+    assert engine.preview(REF, host_program, config=config).changes == {"same": 3}
+    # Another project's stack of the same kind is another stack.
+    other = StackRef("other", "host")
+    assert engine.exists(other) is False
+    assert engine.destroy(REF) is True
+    assert engine.exists(REF) is False
+    with pytest.raises(StackNotFoundError):
+        engine.outputs(REF)
+    assert engine.destroy(REF) is False
+
+
+def test_in_memory_preview_diffs_against_the_stored_stack() -> None:
+    engine = InMemoryEngine(answers=default_answers())
+    config = {"aws:region": "eu-north-1"}
+    engine.up(REF, host_program, config=config)
+
+    def smaller() -> None:
+        import pulumi_aws as aws
+
+        aws.ec2.Vpc("network", cidr_block="10.1.0.0/16")
+
+    preview = engine.preview(REF, smaller, config=config)
+    assert [(s.op, s.name) for s in preview.steps] == [
+        ("update", "network"),
+        ("delete", "public"),
+        ("delete", "host"),
+    ]
+
+
+def test_in_memory_locks_behave_like_a_dead_runs_lock() -> None:
+    engine = InMemoryEngine()
+    engine.up(REF, lambda: pulumi.export("n", 1))
+    entry = engine.lock(REF)
+    with pytest.raises(StateLockedError, match="host-demo is locked by another run"):
+        engine.destroy(REF)
+    assert DryRunEngine(reader=engine).force_unlock(REF) == [entry]  # reported, not removed
+    assert engine.force_unlock(REF) == [entry]
+    assert engine.destroy(REF) is True
+    assert engine.force_unlock(REF) == []

@@ -1,0 +1,439 @@
+"""PulumiEngine against the fake CLI: the exact commands, environment and error mapping."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from pulumi.automation import CommandResult
+from pulumi.automation.errors import create_command_error
+
+from mapt.core import (
+    InputError,
+    NoCapacityError,
+    OperationError,
+    PrerequisiteError,
+    StateLockedError,
+    redact,
+)
+from mapt.stacks import PASSPHRASE_FILE_NAME, PulumiEngine, StackNotFoundError, StackRef
+from tests.stacks.fake_pulumi import FakePulumi, urn
+
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+AWS_TOKEN = "FwoGZXIvYXdzEXAMPLETOKEN"
+
+
+def program() -> None:
+    """Never run by the fake CLI; the SDK serves it to the engine over gRPC."""
+    raise AssertionError("the fake CLI does not run programs")
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+@pytest.fixture
+def ref(state: Path) -> StackRef:
+    return StackRef("demo", "host", f"file://{state}")
+
+
+def engine_with(fake: FakePulumi, **kwargs: object) -> PulumiEngine:
+    return PulumiEngine(pulumi_command=fake, progress_stream=io.StringIO(), live=False, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", AWS_TOKEN)
+
+
+@pytest.mark.usefixtures("credentials")
+def test_up_on_a_file_backend_runs_the_expected_commands(
+    fake_pulumi: FakePulumi, ref: StackRef, state: Path
+) -> None:
+    fake_pulumi.outputs = {"host": ("10.0.0.5", False), "id_rsa": ("PRIVATE-KEY-TEXT", True)}
+    outputs = engine_with(fake_pulumi).up(ref, program, config={"aws:region": "eu-north-1"})
+
+    assert outputs == {"host": "10.0.0.5", "id_rsa": "PRIVATE-KEY-TEXT"}
+    assert fake_pulumi.verbs()[:4] == ["stack select", "stack init", "config set-all", "up"]
+    select, init, config, up = fake_pulumi.calls[:4]
+    assert select.args == ["stack", "select", "--stack", "host-demo"]
+    assert init.args == ["stack", "init", "host-demo"]  # passphrase: no --secrets-provider
+    assert config.args == [
+        "config", "set-all", "--stack", "host-demo", "--plaintext", "aws:region=eu-north-1",
+    ]  # fmt: skip
+    assert up.args[:3] == ["up", "--yes", "--skip-preview"]
+    assert "--refresh" not in up.args
+    assert up.args[up.args.index("--exec-kind") + 1] == "auto.inline"
+    assert any(a.startswith("--client=127.0.0.1:") for a in up.args)
+    assert up.args[-2:] == ["--stack", "host-demo"]
+    # The backend: in the project settings and in the environment, as an absolute URL.
+    for call in fake_pulumi.calls:
+        assert call.project["name"] == "demo"
+        assert call.project["backend"] == {"url": f"file://{state}"}
+        assert call.env["PULUMI_BACKEND_URL"] == f"file://{state}"
+    # Secrets: the generated passphrase is handed over by file, never by value.
+    passphrase_file = state / PASSPHRASE_FILE_NAME
+    assert up.env["PULUMI_CONFIG_PASSPHRASE_FILE"] == str(passphrase_file)
+    assert "PULUMI_CONFIG_PASSPHRASE" not in up.env
+    passphrase = passphrase_file.read_text().strip()
+    # No credential or secret anywhere in what mapt hands the CLI: arguments, extra
+    # environment, or the files it writes into the workspace.
+    for call in fake_pulumi.calls:
+        text = " ".join(call.args) + repr(call.env) + repr(call.files)
+        for secret in (AWS_SECRET, AWS_TOKEN, "AKIAIOSFODNN7EXAMPLE", passphrase):
+            assert secret not in text
+        assert "aws:secretKey" not in text and "aws:accessKey" not in text
+    # Secret outputs are masked in logs from now on.
+    assert redact("key is PRIVATE-KEY-TEXT") == "key is ***"
+
+
+def test_up_with_refresh_on_an_existing_stack(fake_pulumi: FakePulumi, ref: StackRef) -> None:
+    fake_pulumi.stacks.add("host-demo")
+    engine_with(fake_pulumi).up(ref, program, refresh=True)
+    assert fake_pulumi.verbs() == [
+        "stack select",
+        "up",
+        "stack output",
+        "stack output",
+        "stack history",
+    ]
+    assert "--refresh" in fake_pulumi.call("up").args
+
+
+def test_s3_backend_with_a_kms_secrets_provider(fake_pulumi: FakePulumi) -> None:
+    ref = StackRef("demo", "spotOption", "s3://ci-state/mapt?region=eu-west-1")
+    engine = engine_with(fake_pulumi, secrets_provider="awskms://alias/mapt?region=eu-west-1")
+    engine.up(ref, program, config={"aws:region": "eu-west-1"})
+    init = fake_pulumi.call("stack init")
+    assert init.args == [
+        "stack", "init", "spotOption-demo",
+        "--secrets-provider", "awskms://alias/mapt?region=eu-west-1",
+    ]  # fmt: skip
+    for call in fake_pulumi.calls:
+        assert call.project["backend"] == {"url": "s3://ci-state/mapt?region=eu-west-1"}
+        assert call.env["PULUMI_BACKEND_URL"] == "s3://ci-state/mapt?region=eu-west-1"
+        assert "PULUMI_CONFIG_PASSPHRASE_FILE" not in call.env
+
+
+def test_s3_backend_uses_the_callers_passphrase(
+    fake_pulumi: FakePulumi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "correct horse battery staple")
+    ref = StackRef("demo", "host", "s3://ci-state")
+    engine_with(fake_pulumi).up(ref, program)
+    # The CLI inherits it from the environment; mapt neither copies nor logs it.
+    assert all("correct horse" not in repr(c.env) + " ".join(c.args) for c in fake_pulumi.calls)
+    assert redact("pass correct horse battery staple") == "pass ***"
+
+
+def test_s3_backend_without_passphrase_or_provider_fails_before_any_command(
+    fake_pulumi: FakePulumi,
+) -> None:
+    with pytest.raises(PrerequisiteError, match=r"PULUMI_CONFIG_PASSPHRASE.*secrets-provider"):
+        engine_with(fake_pulumi).up(StackRef("demo", "host", "s3://ci-state"), program)
+    assert fake_pulumi.calls == []
+
+
+def test_bad_secrets_provider_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="'vault'"):
+        PulumiEngine(secrets_provider="vault")
+
+
+@pytest.mark.parametrize("key", ["aws:accessKey", "aws:secretKey", "aws:token"])
+def test_credentials_are_never_written_to_config(
+    fake_pulumi: FakePulumi, ref: StackRef, key: str
+) -> None:
+    with pytest.raises(InputError, match=key):
+        engine_with(fake_pulumi).up(ref, program, config={key: "anything"})
+    assert fake_pulumi.calls == []
+
+
+def test_registered_secrets_are_never_written_to_config(
+    fake_pulumi: FakePulumi, ref: StackRef
+) -> None:
+    from mapt.core import register_secret
+
+    register_secret("ghp_runnertokenvalue")
+    with pytest.raises(InputError, match="'app:runner'") as caught:
+        engine_with(fake_pulumi).up(ref, program, config={"app:runner": "ghp_runnertokenvalue"})
+    assert "ghp_" not in str(caught.value)
+
+
+def test_destroy_destroys_then_removes_the_stack(fake_pulumi: FakePulumi, ref: StackRef) -> None:
+    fake_pulumi.stacks.add("host-demo")
+    assert engine_with(fake_pulumi).destroy(ref) is True
+    assert fake_pulumi.verbs() == ["stack select", "destroy", "stack history", "stack rm"]
+    destroy = fake_pulumi.call("destroy")
+    assert destroy.args[:3] == ["destroy", "--skip-preview", "--yes"]
+    assert "--refresh" not in destroy.args
+    assert fake_pulumi.call("stack rm").args == ["stack", "rm", "--yes", "host-demo"]
+    assert "host-demo" not in fake_pulumi.stacks
+
+
+def test_destroy_of_a_missing_stack_is_a_no_op(fake_pulumi: FakePulumi, ref: StackRef) -> None:
+    assert engine_with(fake_pulumi).destroy(ref) is False
+    assert fake_pulumi.verbs() == ["stack select"]
+
+
+def test_exists_and_outputs(fake_pulumi: FakePulumi, ref: StackRef) -> None:
+    engine = engine_with(fake_pulumi)
+    assert engine.exists(ref) is False
+    with pytest.raises(StackNotFoundError, match="host-demo does not exist") as caught:
+        engine.outputs(ref)
+    assert caught.value.exit_code == 1
+    fake_pulumi.stacks.add("host-demo")
+    fake_pulumi.outputs = {"az": ("eu-north-1a", False), "price": (0.0123, False)}
+    assert engine.exists(ref) is True
+    assert engine.outputs(ref) == {"az": "eu-north-1a", "price": 0.0123}
+
+
+def test_preview_of_a_new_stack_reports_steps_and_leaves_no_stack(
+    fake_pulumi: FakePulumi, ref: StackRef
+) -> None:
+    vpc = urn("host-demo", "demo", "aws:ec2/vpc:Vpc", "network")
+    fake_pulumi.events = [
+        {"resourcePreEvent": {"metadata": {"op": "create", "urn": vpc, "type": "aws:ec2/vpc:Vpc"}}},
+        {"summaryEvent": {"resourceChanges": {"create": 2}}},
+    ]
+    preview = engine_with(fake_pulumi).preview(ref, program)
+    assert preview.changes == {"create": 2}
+    assert [(s.op, s.type, s.name) for s in preview.steps] == [
+        ("create", "aws:ec2/vpc:Vpc", "network")
+    ]
+    assert fake_pulumi.verbs()[-1] == "stack rm" and fake_pulumi.stacks == set()
+
+
+def test_progress_is_streamed_from_engine_events(fake_pulumi: FakePulumi, ref: StackRef) -> None:
+    vpc = urn("host-demo", "demo", "aws:ec2/vpc:Vpc", "network")
+    meta = {"op": "create", "urn": vpc, "type": "aws:ec2/vpc:Vpc"}
+    fake_pulumi.events = [
+        {"resourcePreEvent": {"metadata": meta}},
+        {"resOutputsEvent": {"metadata": meta}},
+        {"summaryEvent": {"resourceChanges": {"create": 1}}},
+    ]
+    stream = io.StringIO()
+    PulumiEngine(pulumi_command=fake_pulumi, progress_stream=stream, live=False).up(ref, program)
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("mapt: host-demo: up started")
+    assert any("create aws:ec2/vpc:Vpc network done [1/1 resources" in line for line in lines)
+    assert lines[-1].startswith("mapt: host-demo: up finished: 1/1 resources")
+
+
+def test_debug_raises_pulumi_log_verbosity(fake_pulumi: FakePulumi, ref: StackRef) -> None:
+    engine_with(fake_pulumi, debug=True).up(ref, program)
+    args = fake_pulumi.call("up").args
+    assert args[args.index("--verbose") + 1] == "3"
+    assert "--logflow" in args and "--debug" in args
+    engine_with(fake_pulumi).up(ref, program)
+    assert "--verbose" not in fake_pulumi.calls[-4].args  # the second up, quiet
+
+
+# -- failures ------------------------------------------------------------------------
+
+LOCKED = CommandResult(
+    stdout="",
+    stderr=(
+        "error: the stack is currently locked by 1 lock(s). Either wait for the other "
+        "process(es) to end or delete the lock file with `pulumi cancel`.\n"
+        "  s3://ci-state/.pulumi/locks/organization/demo/host-demo/"
+        "0b5f1a8e-5b7a-4f1c-9a55-5a2f1f0c9d11.json: created by runner@gh-runner-7 "
+        "(pid 4242) at 2026-11-21T23:10:04Z"
+    ),
+    code=255,
+)
+NOT_FOUND = CommandResult(stdout="", stderr="error: no stack named 'host-demo' found", code=255)
+PROGRAM_ERROR = CommandResult(
+    stdout=(
+        "Updating (host-demo):\n\n"
+        "     Type                 Name       Status\n"
+        " +   pulumi:pulumi:Stack  demo-host-demo  **failed**     1 error\n\n"
+        "Diagnostics:\n  pulumi:pulumi:Stack (demo-host-demo):\n"
+        "    error: python inline source runtime error: subnet cidr 10.0.300.0/24 is invalid\n"
+        "    Traceback (most recent call last):\n"
+        '      File "/mapt/targets/aws/_network.py", line 40, in program\n'
+    ),
+    stderr="error: update failed",
+    code=255,
+)
+PROVIDER_ERROR = CommandResult(
+    stdout=(
+        "Diagnostics:\n  aws:ec2:Instance (host):\n"
+        "    error: creating EC2 Instance: operation error EC2: RunInstances, "
+        "api error InsufficientInstanceCapacity: We currently do not have sufficient "
+        "m6i.large capacity in the Availability Zone you requested (eu-north-1a).\n"
+    ),
+    stderr="error: update failed",
+    code=255,
+)
+
+
+def test_locked_stack_maps_to_state_locked_exit_3(fake_pulumi: FakePulumi, ref: StackRef) -> None:
+    fake_pulumi.stacks.add("host-demo")
+    fake_pulumi.failures["up"] = LOCKED
+    with pytest.raises(StateLockedError) as caught:
+        engine_with(fake_pulumi).up(ref, program)
+    assert caught.value.exit_code == 3
+    message = str(caught.value)
+    assert message.startswith(
+        "stack host-demo is locked by another run; retry, or --force-destroy if that run is dead"
+    )
+    assert "runner@gh-runner-7, pid 4242" in message and "\n" not in message
+
+
+def test_stack_not_found_on_select_for_outputs(fake_pulumi: FakePulumi, ref: StackRef) -> None:
+    fake_pulumi.failures["stack select"] = NOT_FOUND
+    with pytest.raises(StackNotFoundError, match="stack host-demo does not exist in file://"):
+        engine_with(fake_pulumi).outputs(ref)
+
+
+def test_program_error_maps_to_operation_error_with_its_message(
+    fake_pulumi: FakePulumi, ref: StackRef
+) -> None:
+    fake_pulumi.failures["up"] = PROGRAM_ERROR
+    with pytest.raises(OperationError) as caught:
+        engine_with(fake_pulumi).up(ref, program)
+    assert type(caught.value) is OperationError
+    assert str(caught.value) == (
+        "the program of stack host-demo failed: subnet cidr 10.0.300.0/24 is invalid"
+    )
+
+
+def test_other_failures_carry_the_engine_diagnostics_redacted(
+    fake_pulumi: FakePulumi, ref: StackRef
+) -> None:
+    from mapt.core import register_secret
+
+    register_secret("m6i.large capacity")  # stands in for a secret in a diagnostic
+    fake_pulumi.events = [
+        {"diagnosticEvent": {"severity": "info", "message": "creating instance"}},
+        {
+            "diagnosticEvent": {
+                "severity": "error",
+                "message": PROVIDER_ERROR.stdout.split("error: ")[1],
+            }
+        },
+    ]
+
+    def fail(call: object) -> None:
+        raise create_command_error(PROVIDER_ERROR)
+
+    fake_pulumi.on_up = fail
+    with pytest.raises(OperationError) as caught:
+        engine_with(fake_pulumi).up(ref, program)
+    message = str(caught.value)
+    assert message.startswith("pulumi up of stack host-demo failed: creating EC2 Instance")
+    assert "InsufficientInstanceCapacity" in message
+    assert "m6i.large capacity" not in message and "***" in message
+    assert "update failed" not in message
+
+
+def test_diagnostics_fall_back_to_the_cli_output(fake_pulumi: FakePulumi, ref: StackRef) -> None:
+    fake_pulumi.failures["up"] = PROVIDER_ERROR
+    with pytest.raises(
+        OperationError, match=r"failed: creating EC2 Instance.*InsufficientInstance"
+    ):
+        engine_with(fake_pulumi).up(ref, program)
+
+
+def test_a_failed_update_is_never_success(fake_pulumi: FakePulumi, ref: StackRef) -> None:
+    fake_pulumi.result = "failed"  # exit code 0, but the update did not succeed
+    with pytest.raises(OperationError, match="ended as 'failed'"):
+        engine_with(fake_pulumi).up(ref, program)
+
+
+def test_a_mapt_error_raised_by_the_program_keeps_its_class(
+    fake_pulumi: FakePulumi, ref: StackRef, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The program's own error (here: no capacity) reaches the caller with its exit code."""
+    import pulumi.automation._stack as stack_module
+
+    served: list[Callable[[], None]] = []
+    real_server = stack_module.LanguageServer
+
+    def language_server(program: Callable[[], None]) -> object:
+        served.append(program)  # the program the SDK serves to the engine
+        return real_server(program)
+
+    monkeypatch.setattr(stack_module, "LanguageServer", language_server)
+
+    def engine_runs_the_program(call: object) -> None:
+        with pytest.raises(NoCapacityError):
+            served[-1]()
+        raise create_command_error(PROGRAM_ERROR)
+
+    def raising() -> None:
+        raise NoCapacityError("no spot capacity for m6i.large in eu-north-1")
+
+    fake_pulumi.on_up = engine_runs_the_program
+    with pytest.raises(NoCapacityError) as caught:
+        engine_with(fake_pulumi).up(ref, raising)
+    assert caught.value.exit_code == 4
+
+
+# -- the Pulumi CLI missing --------------------------------------------------------------
+
+
+def automation_dirs() -> set[str]:
+    import tempfile
+
+    root = Path(tempfile.gettempdir())
+    return {p.name for p in root.glob("automation-*")} | {
+        p.name for p in root.glob("mapt-pulumi-*")
+    }
+
+
+def test_missing_cli_is_a_prerequisite_error_and_leaves_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ref: StackRef, state: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    before = automation_dirs()
+    with pytest.raises(PrerequisiteError) as caught:
+        PulumiEngine(progress_stream=io.StringIO()).up(ref, program)
+    message = str(caught.value)
+    assert caught.value.exit_code == 5
+    assert "Pulumi CLI was not found" in message
+    assert "mapt setup pulumi" in message and "PulumiCommand.install()" in message
+    assert "get.pulumi.com" in message
+    assert automation_dirs() == before
+    assert not state.exists()  # nothing written to the backend either
+
+
+def test_too_old_cli_is_a_prerequisite_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    bin_dir = tmp_path / "pulumi-home" / "bin"
+    bin_dir.mkdir(parents=True)
+    script = bin_dir / "pulumi"
+    script.write_text("#!/bin/sh\necho v3.100.0\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "pulumi-home"))
+    from mapt.stacks import pulumi_command
+
+    with pytest.raises(PrerequisiteError, match=r"3\.181\.0.*mapt setup pulumi"):
+        pulumi_command()
+
+
+def test_cli_is_found_in_pulumi_home_and_version_checked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    bin_dir = tmp_path / "pulumi-home" / "bin"
+    bin_dir.mkdir(parents=True)
+    script = bin_dir / "pulumi"
+    script.write_text("#!/bin/sh\necho v3.272.0\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "pulumi-home"))
+    from mapt.stacks import find_pulumi, pulumi_command
+
+    assert find_pulumi() == script
+    command = pulumi_command()
+    assert command.command == str(script) and str(command.version) == "3.272.0"
+    assert os.access(command.command, os.X_OK)
