@@ -52,17 +52,52 @@ def default_answers(
     }
 
 
+# Values providers compute on create, so outputs built from them are known under mocks.
+FAKE_CREATED_AT = "2026-11-01T12:00:00Z"
+FAKE_PASSWORD = "Fake-Passw0rd#forTests"
+FAKE_PRIVATE_KEY_PEM = (
+    "-----BEGIN RSA PRIVATE KEY-----\nFAKE-KEY-FOR-TESTS\n-----END RSA PRIVATE KEY-----\n"
+)
+FAKE_PUBLIC_KEY = "ssh-rsa AAAAB3NzaFAKEKEYFORTESTS mapt-test"
+FAKE_EIP = "203.0.113.10"
+FAKE_PRIVATE_IP = "10.0.2.15"
+
+
+def default_computed(type_token: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Provider-computed attributes of the resources target programs declare."""
+    if type_token == "tls:index/privateKey:PrivateKey":
+        return {
+            "privateKeyPem": FAKE_PRIVATE_KEY_PEM,
+            "privateKeyOpenssh": FAKE_PRIVATE_KEY_PEM,
+            "publicKeyOpenssh": FAKE_PUBLIC_KEY + "\n",
+        }
+    if type_token == "random:index/randomPassword:RandomPassword":
+        return {"result": FAKE_PASSWORD}
+    if type_token == "time:index/static:Static":
+        return {"rfc3339": FAKE_CREATED_AT}
+    if type_token == "aws:ec2/eip:Eip":
+        return {"publicIp": FAKE_EIP, "allocationId": "eipalloc-0123456789"}
+    if type_token == "aws:ec2/instance:Instance":
+        return {"privateIp": inputs.get("privateIp") or FAKE_PRIVATE_IP, "publicIp": FAKE_EIP}
+    if type_token == "aws:ec2/keyPair:KeyPair":
+        return {"keyName": inputs.get("keyName") or "mapt-test-key"}
+    if type_token in ("aws:lb/loadBalancer:LoadBalancer", "aws:lb/targetGroup:TargetGroup"):
+        kind = type_token.rsplit(":", 1)[-1].lower()
+        return {"arn": f"arn:aws:elasticloadbalancing:us-east-1:123456789012:{kind}/mapt-test"}
+    return {}
+
+
 class PulumiHarness:
     """Runs programs under a fresh ``RecordingMocks`` each time and keeps the last one."""
 
     def __init__(self, region: str = "us-east-1") -> None:
         self.region = region
-        self.mocks = RecordingMocks(default_answers(region))
+        self.mocks = RecordingMocks(default_answers(region), default_computed)
 
     def run(
         self, program: Callable[[], None], *, preview: bool = False, stack: str = "test"
     ) -> ProgramRun:
-        self.mocks = RecordingMocks(default_answers(self.region))
+        self.mocks = RecordingMocks(default_answers(self.region), default_computed)
         return run_program(
             program, project="mapt-test", stack=stack, mocks=self.mocks, preview=preview
         )

@@ -1,0 +1,68 @@
+"""Connection files: the values a CI job needs to reach a machine, one file per value.
+
+Scripts written for the Go mapt read ``<dir>/host``, ``<dir>/username``,
+``<dir>/id_rsa`` and so on with ``cat``; the names, one value per file, the trailing
+newline and mode 0600 (``ssh -i`` refuses a key others can read) are kept.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from mapt.core import InputError, OperationError, get_logger
+
+log = get_logger(__name__)
+
+# File names a target may write; also keeps a name from reaching outside the folder.
+_FILE_NAME = re.compile(r"[a-z][a-z0-9_]*")
+FILE_MODE = 0o600
+FOLDER_MODE = 0o700
+
+
+def write_connection_files(folder: str | os.PathLike[str], values: Mapping[str, str]) -> list[Path]:
+    """Write each value to ``folder/<name>`` with a trailing newline and mode 0600.
+
+    The folder is created (mode 0700) if missing; a path that is a file is an
+    ``InputError``. Each file is written under a temporary name and renamed into place,
+    so a reader never sees half a key and an existing file (or a symlink planted there)
+    is replaced, not written through. Returns the paths written, in ``values`` order.
+    """
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise InputError(
+            f"connection details folder {str(path)!r} is a file, not a folder",
+            hint="Pass --conn-details-output a folder path.",
+        )
+    try:
+        path.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(
+            f"cannot create the connection details folder {str(path)!r}: {err.strerror}"
+        ) from err
+    written: list[Path] = []
+    for name, value in values.items():
+        if not _FILE_NAME.fullmatch(name):
+            raise ValueError(f"connection file name {name!r} is not a plain lower-case name")
+        if not isinstance(value, str):
+            raise TypeError(f"connection value {name!r} must be text, got {type(value).__name__}")
+        target = path / name
+        temporary = path / f".{name}.mapt-tmp"
+        text = value.rstrip("\n") + "\n"
+        try:
+            if temporary.is_symlink() or temporary.exists():
+                temporary.unlink()
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                os.fchmod(handle.fileno(), FILE_MODE)  # whatever the umask
+                handle.write(text)
+            os.replace(temporary, target)
+        except OSError as err:
+            raise OperationError(
+                f"cannot write connection file {str(target)!r}: {err.strerror}"
+            ) from err
+        written.append(target)
+    log.info("wrote connection details to %s: %s", path, ", ".join(values))
+    return written

@@ -1,0 +1,98 @@
+"""deploy_host: phases in order, readiness after each, every phase's error propagated."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytest
+
+from mapt.core import InputError, OperationError, StateLockedError
+from mapt.targets import SshAccess
+from mapt.targets.aws import HostRequest, deploy_host, host_access
+from tests.harness.pulumi_mocks import FAKE_EIP, FAKE_PRIVATE_KEY_PEM, PulumiHarness
+from tests.targets.test_aws_host_program import CTX, ON_DEMAND, SPOT
+
+NAT = "aws:ec2/natGateway:NatGateway"
+
+
+class Engine:
+    """Runs programs under the mocks as `up` would, and can fail a given run."""
+
+    def __init__(self, fail_on: int | None = None, error: Exception | None = None) -> None:
+        self.runs: list[list[str]] = []
+        self.fail_on = fail_on
+        self.error = error
+
+    def up(self, program: Callable[[], None]) -> Mapping[str, Any]:
+        run = PulumiHarness().run(program)
+        self.runs.append([r.type for r in run.resources])
+        if self.fail_on == len(self.runs):
+            assert self.error is not None
+            raise self.error
+        return run.plain_outputs()
+
+
+def test_airgap_runs_bootstrap_then_cut_off_waiting_after_each() -> None:
+    engine, waits = Engine(), list[SshAccess]()
+    events: list[str] = []
+
+    def wait(access: SshAccess) -> None:
+        waits.append(access)
+        events.append(f"wait after up {len(engine.runs)}")
+
+    outputs = deploy_host(CTX, SPOT, HostRequest("rhel", airgap=True), up=engine.up, wait=wait)
+    assert [NAT in run for run in engine.runs] == [True, False]
+    assert events == ["wait after up 1", "wait after up 2"]
+    access = waits[-1]
+    assert access.bastion is not None and access.bastion.host == FAKE_EIP
+    assert access.target.host == "10.0.101.10"
+    assert access.wait_for_cloud_init
+    assert outputs["bastion_username"] == "ec2-user"
+
+
+def test_standard_host_is_one_up_and_one_wait() -> None:
+    engine, waits = Engine(), list[SshAccess]()
+    deploy_host(CTX, ON_DEMAND, HostRequest("windows"), up=engine.up, wait=waits.append)
+    assert len(engine.runs) == 1 and NAT not in engine.runs[0]
+    assert len(waits) == 1
+    assert waits[0].bastion is None and not waits[0].wait_for_cloud_init  # Windows
+    assert waits[0].target.private_key == FAKE_PRIVATE_KEY_PEM
+
+
+@pytest.mark.parametrize("failing_phase", [1, 2])
+def test_an_error_in_either_airgap_phase_propagates_naming_the_phase(failing_phase: int) -> None:
+    engine = Engine(fail_on=failing_phase, error=StateLockedError("stack host-ci-42 is locked"))
+    waits: list[SshAccess] = []
+    with pytest.raises(StateLockedError) as caught:
+        deploy_host(CTX, SPOT, HostRequest("fedora", airgap=True), up=engine.up, wait=waits.append)
+    phase = ["bootstrap", "airgap"][failing_phase - 1]
+    assert str(caught.value).startswith(f"air-gapped host, phase '{phase}': stack host-ci-42")
+    assert len(engine.runs) == failing_phase  # nothing ran after the failure
+    assert len(waits) == failing_phase - 1
+
+
+def test_readiness_failure_in_the_bootstrap_phase_stops_before_cut_off() -> None:
+    engine = Engine()
+
+    def wait(access: SshAccess) -> None:
+        raise OperationError("host 10.0.101.10 was not ready after 5 s: refused the key")
+
+    with pytest.raises(OperationError, match=r"phase 'bootstrap': host 10\.0\.101\.10"):
+        deploy_host(CTX, SPOT, HostRequest("rhel", airgap=True), up=engine.up, wait=wait)
+    assert len(engine.runs) == 1
+
+
+def test_standard_host_errors_propagate_unchanged() -> None:
+    error = OperationError("up failed: SpotMaxPriceTooLow")
+    engine = Engine(fail_on=1, error=error)
+    with pytest.raises(OperationError) as caught:
+        deploy_host(CTX, SPOT, HostRequest("rhel"), up=engine.up, wait=lambda _a: None)
+    assert caught.value is error
+
+
+def test_host_access_needs_the_outputs() -> None:
+    with pytest.raises(OperationError, match="no 'id_rsa' output"):
+        host_access({"host": "h", "username": "u"}, HostRequest("rhel"))
+    with pytest.raises(InputError):
+        HostRequest("rhel", disk_size=0)

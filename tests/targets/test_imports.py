@@ -1,0 +1,19 @@
+"""Importing the targets' public surface stays light: the CLI builds requests with it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_importing_targets_loads_neither_pulumi_nor_paramiko() -> None:
+    code = (
+        "import sys, mapt.targets, mapt.targets.aws\n"
+        "heavy = [m for m in ('pulumi', 'pulumi_aws', 'pulumi_tls', 'pulumi_random',"
+        " 'pulumiverse_time', 'paramiko') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == ""
