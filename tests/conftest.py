@@ -30,6 +30,8 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFa
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
     monkeypatch.setenv("MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION", "true")
     monkeypatch.setenv("MOTO_ENABLE_AMI_VALIDATION", "true")
+    # moto's ~1,300 bundled AMIs cost ~0.1 s per region touched; tests register their own.
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 
 
 @pytest.fixture

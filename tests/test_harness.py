@@ -17,7 +17,7 @@ def test_aws_fixture_serves_moto_with_strict_validation(aws: ApiCallLog) -> None
     zones = ec2.describe_availability_zones()["AvailabilityZones"]
     assert {z["ZoneName"] for z in zones} == {"eu-north-1a", "eu-north-1b", "eu-north-1c"}
     # Instance-type validation is on: an unknown type is refused as AWS would.
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    image = ec2.register_image(Name="mapt-test-image", RootDeviceName="/dev/sda1")["ImageId"]
     with pytest.raises(ec2.exceptions.ClientError, match=r"InvalidParameterValue|instance type"):
         ec2.run_instances(ImageId=image, InstanceType="m5.bogus", MinCount=1, MaxCount=1)
     assert aws.count("DescribeAvailabilityZones") == 1

@@ -6,3 +6,47 @@ feed them (boto3, imported lazily), and the ``spotOption-<project>`` stack that 
 spot choice stable across re-runs. It may import ``mapt.stacks`` and ``mapt.core``,
 never ``mapt.targets`` or ``mapt.cli``; it prints nothing.
 """
+
+from mapt.allocation._allocation import (
+    allocation,
+    instance_types_for,
+    on_demand_allocation,
+    on_demand_comparison,
+    spot_allocation,
+    spot_offers,
+)
+from mapt.allocation._errors import (
+    NoEligibleOfferError,
+    NoMatchingInstanceTypesError,
+    NoSupportedInstanceTypesError,
+)
+from mapt.allocation._models import (
+    ARCHITECTURES,
+    TOLERANCE_MIN_SCORE,
+    AllocationArgs,
+    AllocationResult,
+    ComputeRequest,
+    Offer,
+    SpotArgs,
+)
+from mapt.allocation._spot_stack import SPOT_STACK_NAME
+
+__all__ = [
+    "ARCHITECTURES",
+    "SPOT_STACK_NAME",
+    "TOLERANCE_MIN_SCORE",
+    "AllocationArgs",
+    "AllocationResult",
+    "ComputeRequest",
+    "NoEligibleOfferError",
+    "NoMatchingInstanceTypesError",
+    "NoSupportedInstanceTypesError",
+    "Offer",
+    "SpotArgs",
+    "allocation",
+    "instance_types_for",
+    "on_demand_allocation",
+    "on_demand_comparison",
+    "spot_allocation",
+    "spot_offers",
+]

@@ -20,6 +20,7 @@ of the last hour gets a price that differs from the CSV.
 from __future__ import annotations
 
 import csv
+import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -118,6 +119,7 @@ class SpotMarket:
     score_errors: dict[str, str] = field(default_factory=dict)
     products: tuple[str, ...] = ("Linux/UNIX",)
     page_size: int = 1000
+    pricing_error: str | None = None
     calls: list[MarketCall] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -216,6 +218,30 @@ class SpotMarket:
         page, token = self._page(entries, params, maximum=1000)
         return {"SpotPlacementScores": page, **({"NextToken": token} if token else {})}
 
+    def get_products(self, region: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The Pricing API's on-demand price documents, from the CSV's ``Price`` column.
+
+        The CSV prices Linux, so only ``operatingSystem=Linux`` finds products.
+        """
+        if self.pricing_error:
+            raise _ClientError(self.pricing_error, "Pricing API is not available")
+        wanted = {f["Field"]: f["Value"] for f in params.get("Filters", [])}
+        if wanted.get("operatingSystem", "Linux") != "Linux":
+            return {"PriceList": [], "FormatVersion": "aws_v1"}
+        documents: dict[tuple[str, str], str] = {}
+        for row in self.rows:
+            if wanted.get("instanceType", row.instance_type) != row.instance_type:
+                continue
+            if wanted.get("regionCode", row.region) != row.region:
+                continue
+            documents.setdefault((row.region, row.instance_type), _price_document(row))
+        page, token = self._page(list(documents.values()), params, maximum=100)
+        return {
+            "PriceList": page,
+            "FormatVersion": "aws_v1",
+            **({"NextToken": token} if token else {}),
+        }
+
     def _page(
         self, items: list[dict[str, Any]], params: Mapping[str, Any], maximum: int
     ) -> tuple[list[dict[str, Any]], str | None]:
@@ -232,6 +258,7 @@ class SpotMarket:
         operation = {
             "DescribeSpotPriceHistory": self.describe_spot_price_history,
             "GetSpotPlacementScores": self.get_spot_placement_scores,
+            "GetProducts": self.get_products,
         }.get(model.name)
         if operation is None:
             return None
@@ -248,7 +275,38 @@ class SpotMarket:
         return [
             ("before-parameter-build.ec2", self._keep_params),
             ("before-call.ec2", self._answer),
+            ("before-parameter-build.pricing", self._keep_params),
+            ("before-call.pricing", self._answer),
         ]
+
+
+def _price_document(row: MarketRow) -> str:
+    sku = f"SKU{abs(hash((row.region, row.instance_type))) % 10**8:08d}"
+    return json.dumps(
+        {
+            "product": {
+                "sku": sku,
+                "attributes": {
+                    "instanceType": row.instance_type,
+                    "regionCode": row.region,
+                    "operatingSystem": "Linux",
+                    "tenancy": "Shared",
+                },
+            },
+            "terms": {
+                "OnDemand": {
+                    f"{sku}.JRTCKXETXF": {
+                        "priceDimensions": {
+                            f"{sku}.JRTCKXETXF.6YS6EN2CT7": {
+                                "unit": "Hrs",
+                                "pricePerUnit": {"USD": f"{row.on_demand_price:.10f}"},
+                            }
+                        }
+                    }
+                }
+            },
+        }
+    )
 
 
 def _aware(value: datetime) -> datetime:

@@ -1,0 +1,284 @@
+"""``allocation()``: where, and on what, a machine runs (see specs/concepts/allocation.md).
+
+The spot path queries EC2 in four rounds at most: instance types and regions together;
+placement scores (and image checks) together; then availability zones and prices of
+every candidate region at once; and ranks the result with the pure functions of
+``_selection``. The on-demand path asks one region which of its zones offers the types.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from mapt.allocation._ec2 import Ec2Queries
+from mapt.allocation._errors import (
+    NoMatchingInstanceTypesError,
+    NoSupportedInstanceTypesError,
+)
+from mapt.allocation._models import (
+    AllocationArgs,
+    AllocationResult,
+    ComputeRequest,
+    Offer,
+    SpotArgs,
+)
+from mapt.allocation._selection import (
+    MAX_INSTANCE_TYPES,
+    nearest_sizes,
+    newest_prices,
+    rank_offers,
+    select_instance_types,
+)
+from mapt.allocation._spot_stack import SPOT_STACK_NAME, read_spot_choice, spot_choice_program
+from mapt.core import InputError, RunContext, get_logger
+
+if TYPE_CHECKING:
+    from mapt.stacks import Engine
+
+log = get_logger(__name__)
+
+# Where account-wide questions (types, regions) are asked when no region is given.
+DEFAULT_HOME_REGION = "us-east-1"
+_ARCH_FILTER = "processor-info.supported-architecture"
+
+
+def allocation(
+    context: RunContext,
+    args: AllocationArgs,
+    *,
+    engine: Engine | None = None,
+    seed: int | None = None,
+) -> AllocationResult:
+    """Answer "where, and on what, does this machine run?".
+
+    On spot (``args.spot`` set) the answer is kept in the ``spotOption-<project>``
+    stack: when that stack exists its outputs are returned and no EC2 call is made;
+    otherwise the market is ranked and the choice saved there through ``engine``
+    (default: the Pulumi engine for ``context.backend_url``). On demand, the context's
+    region is used and ``seed`` makes its random AZ order reproducible.
+    """
+    if args.spot is None:
+        region = context.resolved_region()
+        if not region:
+            raise InputError("no region for an on-demand machine: pass --region or set AWS_REGION")
+        return on_demand_allocation(args, region, queries=Ec2Queries(args.session), seed=seed)
+
+    from mapt.stacks import StackRef
+
+    engine = engine if engine is not None else _default_engine(context)
+    ref = StackRef.for_context(context, SPOT_STACK_NAME)
+    if engine.exists(ref):
+        log.info("reusing the spot choice kept in stack %s", ref.stack_name)
+        return read_spot_choice(ref.stack_name, context.project_name, engine.outputs(ref))
+    result = spot_allocation(args, home_region=context.resolved_region())
+    engine.up(ref, spot_choice_program(result))
+    log.info(
+        "chose %s (%s) at %.4f USD/h, max %.4f, score %s; kept in stack %s",
+        result.availability_zone,
+        ", ".join(result.instance_types),
+        result.spot_price or 0.0,
+        result.max_price or 0.0,
+        "unknown" if result.score is None else result.score,
+        ref.stack_name,
+    )
+    return result
+
+
+def _default_engine(context: RunContext) -> Engine:
+    from mapt.stacks import PulumiEngine
+
+    return PulumiEngine(debug=context.debug)
+
+
+def spot_allocation(
+    args: AllocationArgs,
+    *,
+    home_region: str | None = None,
+    queries: Ec2Queries | None = None,
+    now: datetime | None = None,
+) -> AllocationResult:
+    """Rank the spot market and return the best offer with its runner-ups."""
+    offers = spot_offers(args, home_region=home_region, queries=queries, now=now)
+    best, *runner_ups = offers
+    return AllocationResult(**vars(best), candidates=tuple(runner_ups))
+
+
+def spot_offers(
+    args: AllocationArgs,
+    *,
+    home_region: str | None = None,
+    queries: Ec2Queries | None = None,
+    now: datetime | None = None,
+) -> list[Offer]:
+    """Every eligible AZ's spot offer for ``args``, best first (read-only)."""
+    spot = args.spot or SpotArgs()
+    queries = queries or Ec2Queries(args.session)
+    home = home_region or DEFAULT_HOME_REGION
+    now = now or datetime.now(timezone.utc)
+
+    with queries.executor(2) as pool:
+        types_job = pool.submit(instance_types_for, queries, home, args.compute_request, True)
+        regions_job = pool.submit(queries.regions, home)
+        usable, known = regions_job.result()
+        instance_types = types_job.result()
+
+    unknown = [r for r in spot.excluded_regions if r not in known]
+    if unknown:
+        raise InputError(f"excluded region {unknown[0]!r} is not an AWS region")
+    regions = [r for r in usable if r not in spot.excluded_regions]
+    if not regions:
+        raise InputError("every usable region is excluded by --spot-excluded-regions")
+
+    ask_scores_in = [home, *[r for r in regions if r != home]]
+    with queries.executor(2) as pool:
+        scores_job = pool.submit(queries.placement_scores, instance_types, regions, ask_scores_in)
+        # Client creation is CPU work: do it while the scores query waits on the network.
+        queries.prepare_clients(regions)
+        if args.ami_name:
+            image_name = args.ami_name
+            found = queries.in_parallel(
+                lambda r: queries.has_image(r, image_name, args.ami_owner, args.ami_arch),
+                regions,
+            )
+            regions = [r for r, ok in zip(regions, found, strict=True) if ok]
+        scored = scores_job.result()
+    if not regions:
+        raise InputError(f"image {args.ami_name!r} is not found in any candidate region")
+
+    if scored is None:
+        scores = None
+        candidate_regions = regions
+    else:
+        scores = {zone_id: score for zone_id, (_, score) in scored.items()}
+        passing = {r for r, score in scored.values() if score >= spot.min_score}
+        candidate_regions = [r for r in regions if r in passing] or [
+            r for r in regions if r in {region for region, _ in scored.values()}
+        ]
+
+    with queries.executor(2 * len(candidate_regions)) as pool:
+        zone_jobs = [pool.submit(queries.zones, r) for r in candidate_regions]
+        price_jobs = [
+            pool.submit(queries.spot_prices, r, instance_types, args.ami_product_description, now)
+            for r in candidate_regions
+        ]
+        zones = [zone for job in zone_jobs for zone in job.result()]
+        points = [point for job in price_jobs for point in job.result()]
+    return rank_offers(
+        zones,
+        newest_prices(points),
+        scores,
+        instance_types,
+        spot.min_score,
+        spot.increase_rate,
+    )
+
+
+def instance_types_for(
+    queries: Ec2Queries, region: str, request: ComputeRequest, spot: bool
+) -> list[str]:
+    """The instance types that satisfy ``request``, sorted by name, at most 20."""
+    if request.compute_sizes:
+        infos = queries.instance_types(region, names=request.compute_sizes)
+        wrong_arch = sorted(i.name for i in infos if request.arch not in i.architectures)
+        if wrong_arch:
+            raise InputError(
+                f"compute size {wrong_arch[0]!r} does not support architecture {request.arch!r}"
+            )
+        return sorted({i.name for i in infos})[:MAX_INSTANCE_TYPES]
+
+    filters = {_ARCH_FILTER: request.arch}
+    if request.nested_virt:
+        filters["bare-metal"] = "true"
+    elif not request.gpu_manufacturer and not request.gpus:
+        filters["vcpu-info.default-vcpus"] = str(request.cpus)
+        filters["memory-info.size-in-mib"] = str(round(request.memory_gib * 1024))
+    names = select_instance_types(queries.instance_types(region, filters=filters), request, spot)
+    if names:
+        return names
+    families = (
+        f" in families {', '.join(request.compute_families)}" if request.compute_families else ""
+    )
+    if request.nested_virt:
+        wanted = f"bare-metal {request.arch} instance type"
+    elif request.gpu_manufacturer or request.gpus:
+        maker = request.gpu_manufacturer or "any"
+        wanted = (
+            f"{request.arch} instance type with {request.gpus or 1}+ {maker} GPUs "
+            f"and {request.cpus}+ vCPUs"
+        )
+    else:
+        wanted = (
+            f"{request.arch} instance type with {request.cpus} vCPUs and {request.memory_gib:g} GiB"
+        )
+    nearest = nearest_sizes(
+        queries.instance_types(region, filters={_ARCH_FILTER: request.arch}), request
+    )
+    raise NoMatchingInstanceTypesError(
+        f"no {wanted}{families}",
+        hint=f"Nearest sizes that exist: {'; '.join(nearest)}." if nearest else None,
+    )
+
+
+def on_demand_allocation(
+    args: AllocationArgs,
+    region: str,
+    *,
+    queries: Ec2Queries | None = None,
+    seed: int | None = None,
+) -> AllocationResult:
+    """The first AZ of ``region`` (in random, seedable order) offering any of the types."""
+    queries = queries or Ec2Queries(args.session)
+    instance_types = instance_types_for(queries, region, args.compute_request, False)
+    with queries.executor(2) as pool:
+        zones_job = pool.submit(queries.zones, region)
+        offerings = queries.type_offerings(region, instance_types)
+        zones = zones_job.result()
+    random.Random(seed).shuffle(zones)
+    for zone in zones:
+        offered = offerings.get(zone.name, set())
+        if offered:
+            return AllocationResult(
+                region=region,
+                availability_zone=zone.name,
+                availability_zone_id=zone.zone_id,
+                instance_types=tuple(t for t in instance_types if t in offered),
+                spot_price=None,
+                max_price=None,
+                score=None,
+            )
+    raise NoSupportedInstanceTypesError(
+        f"no availability zone of {region} offers any of {', '.join(instance_types)}",
+        hint="Try another --region, or --spot.",
+    )
+
+
+def on_demand_comparison(
+    offers: Sequence[Offer],
+    product_description: str,
+    *,
+    session: Any = None,
+    queries: Ec2Queries | None = None,
+) -> list[dict[str, Any]]:
+    """The offers as dicts, with on-demand prices and savings when the Pricing API answers.
+
+    ``on_demand_price`` is the highest on-demand price among the offer's types in its
+    region (the same "covers every type" basis as ``spot_price``) and
+    ``saving_percent`` what the spot bid saves against it. Both keys are absent when
+    the Pricing API does not answer or does not price every type of the offer.
+    """
+    queries = queries or Ec2Queries(session)
+    types = {t for offer in offers for t in offer.instance_types}
+    prices = queries.on_demand_prices(types, product_description) if types else None
+    rows = []
+    for offer in offers:
+        row = offer.to_dict()
+        known = [prices.get((offer.region, t)) for t in offer.instance_types] if prices else []
+        if known and offer.spot_price is not None and all(p is not None for p in known):
+            on_demand = max(p for p in known if p is not None)
+            row["on_demand_price"] = on_demand
+            row["saving_percent"] = round((1 - offer.spot_price / on_demand) * 100, 1)
+        rows.append(row)
+    return rows

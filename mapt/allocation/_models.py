@@ -1,0 +1,213 @@
+"""The allocation's data: what is asked for (requests) and what is chosen (offers).
+
+Plain frozen dataclasses with no I/O, validated on construction, so a bad request
+fails with an ``InputError`` naming the bad value before any AWS call is made.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from mapt.core import InputError
+
+ARCHITECTURES = ("x86_64", "arm64")
+GPU_MANUFACTURERS = ("nvidia", "amd", "habana", "xilinx")
+
+# Minimum placement score (1-10) per eviction tolerance: the less eviction a user
+# tolerates, the more likely the capacity must be.
+TOLERANCE_MIN_SCORE: Mapping[str, int] = {
+    "lowest": 7,
+    "low": 5,
+    "medium": 3,
+    "high": 2,
+    "highest": 1,
+}
+DEFAULT_INCREASE_RATE = 30.0
+# Instance type names: family (letters, digits, dashes) dot size, e.g. m7i-flex.large.
+_INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9-]+")
+_FAMILY = re.compile(r"[a-z][a-z0-9-]*")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
+
+
+def _positive(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{name} {value!r} must be a number")
+    if not math.isfinite(value) or value <= 0:
+        raise InputError(f"{name} {value!r} must be greater than zero")
+
+
+@dataclass(frozen=True)
+class ComputeRequest:
+    """The machine asked for: either a shape (cpus, memory, arch, ...) or explicit types.
+
+    ``compute_sizes`` names instance types outright and overrides the shape;
+    ``compute_families`` keeps only types of those families (``m5`` keeps ``m5.large``,
+    not ``m5a.large``). ``nested_virt`` asks for bare-metal types; ``gpu_manufacturer``
+    for GPU types of that manufacturer with at least ``cpus`` vCPUs.
+    """
+
+    cpus: int = 8
+    memory_gib: float = 64
+    arch: str = "x86_64"
+    gpus: int = 0
+    gpu_manufacturer: str | None = None
+    nested_virt: bool = False
+    compute_sizes: tuple[str, ...] = ()
+    compute_families: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _positive("cpus", self.cpus)
+        if int(self.cpus) != self.cpus:
+            raise InputError(f"cpus {self.cpus!r} must be a whole number")
+        _positive("memory", self.memory_gib)
+        if self.arch not in ARCHITECTURES:
+            raise InputError(
+                f"architecture {self.arch!r} is not supported: "
+                f"use one of {', '.join(ARCHITECTURES)}"
+            )
+        if isinstance(self.gpus, bool) or not isinstance(self.gpus, int) or self.gpus < 0:
+            raise InputError(f"gpus {self.gpus!r} must be a whole number, zero or more")
+        if self.gpu_manufacturer is not None and self.gpu_manufacturer not in GPU_MANUFACTURERS:
+            raise InputError(
+                f"GPU manufacturer {self.gpu_manufacturer!r} is not supported: "
+                f"use one of {', '.join(GPU_MANUFACTURERS)}"
+            )
+        object.__setattr__(self, "compute_sizes", tuple(self.compute_sizes))
+        object.__setattr__(self, "compute_families", tuple(self.compute_families))
+        for size in self.compute_sizes:
+            if not _INSTANCE_TYPE.fullmatch(size):
+                raise InputError(f"compute size {size!r} is not an instance type name")
+        for family in self.compute_families:
+            if not _FAMILY.fullmatch(family):
+                raise InputError(f"compute family {family!r} is not an instance family name")
+
+
+@dataclass(frozen=True)
+class SpotArgs:
+    """How spot capacity is chosen: eviction tolerance, bid margin, regions to avoid."""
+
+    tolerance: str = "lowest"
+    increase_rate: float = DEFAULT_INCREASE_RATE
+    excluded_regions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.tolerance not in TOLERANCE_MIN_SCORE:
+            raise InputError(
+                f"spot eviction tolerance {self.tolerance!r} is not one of "
+                f"{', '.join(TOLERANCE_MIN_SCORE)}"
+            )
+        rate = self.increase_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate):
+            raise InputError(f"spot increase rate {rate!r} must be a number")
+        if rate < 0:
+            raise InputError(f"spot increase rate {rate!r} must be zero or more (a percentage)")
+        object.__setattr__(self, "excluded_regions", tuple(self.excluded_regions))
+        for region in self.excluded_regions:
+            if not _REGION.fullmatch(region):
+                raise InputError(f"excluded region {region!r} is not a region name")
+
+    @property
+    def min_score(self) -> int:
+        """The lowest placement score an AZ may have to be chosen."""
+        return TOLERANCE_MIN_SCORE[self.tolerance]
+
+
+@dataclass(frozen=True)
+class AllocationArgs:
+    """Everything ``allocation()`` needs besides the run context.
+
+    ``spot`` None means on-demand. ``ami_*`` restrict spot regions to those where the
+    image exists. ``session`` is the boto3 session to query with (default: a new one
+    from the environment).
+    """
+
+    compute_request: ComputeRequest
+    prefix: str = "main"
+    ami_product_description: str = "Linux/UNIX"
+    ami_name: str | None = None
+    ami_owner: str | None = None
+    ami_arch: str | None = None
+    spot: SpotArgs | None = None
+    session: Any = None
+
+
+@dataclass(frozen=True)
+class Offer:
+    """One place a machine can run: region and AZ, the types to launch, and the price.
+
+    ``spot_price`` is the bid covering every listed type (the highest of their prices
+    in that AZ), ``max_price`` that bid raised by the increase rate; both None on
+    demand. ``score`` is the AZ's placement score, None when it is unknown.
+    """
+
+    region: str
+    availability_zone: str
+    availability_zone_id: str
+    instance_types: tuple[str, ...]
+    spot_price: float | None
+    max_price: float | None
+    score: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (lists, not tuples)."""
+        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(Offer)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Offer:
+        """The inverse of ``to_dict``; raises ``KeyError``/``TypeError``/``ValueError``."""
+        return cls(**_offer_kwargs(data))
+
+
+@dataclass(frozen=True)
+class AllocationResult(Offer):
+    """The chosen offer plus the ranked runner-up offers, best first, for failover."""
+
+    candidates: tuple[Offer, ...] = field(default=())
+
+    @property
+    def is_spot(self) -> bool:
+        return self.spot_price is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["candidates"] = [c.to_dict() for c in self.candidates]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AllocationResult:
+        candidates = tuple(Offer.from_dict(c) for c in data.get("candidates") or ())
+        return cls(**_offer_kwargs(data), candidates=candidates)
+
+
+def _offer_kwargs(data: Mapping[str, Any]) -> dict[str, Any]:
+    types = data["instance_types"]
+    if isinstance(types, str) or not isinstance(types, Sequence) or not types:
+        raise TypeError(f"instance_types must be a non-empty list, got {types!r}")
+    return {
+        "region": _text(data, "region"),
+        "availability_zone": _text(data, "availability_zone"),
+        "availability_zone_id": _text(data, "availability_zone_id"),
+        "instance_types": tuple(str(t) for t in types),
+        "spot_price": _optional_float(data.get("spot_price")),
+        "max_price": _optional_float(data.get("max_price")),
+        "score": None if data.get("score") is None else int(data["score"]),
+    }
+
+
+def _text(data: Mapping[str, Any], key: str) -> str:
+    value = data[key]
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{key} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value

@@ -1,0 +1,64 @@
+"""On-demand placement: a region's zones in seedable random order, offered types only."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from mapt.allocation import (
+    AllocationArgs,
+    ComputeRequest,
+    NoSupportedInstanceTypesError,
+    allocation,
+    on_demand_allocation,
+)
+from mapt.core import InputError, RunContext
+from tests.harness.spot_market import ApiCallLog
+
+REQUEST = AllocationArgs(
+    compute_request=ComputeRequest(
+        compute_sizes=("m5.large", "t3.large", "a1.large"), arch="x86_64"
+    )
+)
+
+
+def offered_in(zone: str, region: str) -> set[str]:
+    ec2 = boto3.client("ec2", region_name=region)
+    pages = ec2.get_paginator("describe_instance_type_offerings").paginate(
+        LocationType="availability-zone", Filters=[{"Name": "location", "Values": [zone]}]
+    )
+    return {o["InstanceType"] for page in pages for o in page["InstanceTypeOfferings"]}
+
+
+def test_on_demand_returns_only_types_offered_in_the_zone(aws: ApiCallLog) -> None:
+    args = AllocationArgs(compute_request=ComputeRequest(compute_sizes=("m5.large", "t3.large")))
+    result = on_demand_allocation(args, "eu-north-1", seed=1)
+    assert result.region == "eu-north-1" and result.spot_price is None and result.score is None
+    assert set(result.instance_types) <= offered_in(result.availability_zone, "eu-north-1")
+    assert result.availability_zone_id.startswith("eun1-az")
+
+
+def test_the_zone_order_is_seedable(aws: ApiCallLog) -> None:
+    args = AllocationArgs(compute_request=ComputeRequest(compute_sizes=("m5.large",)))
+    first = on_demand_allocation(args, "eu-north-1", seed=7)
+    assert on_demand_allocation(args, "eu-north-1", seed=7) == first
+    zones = {on_demand_allocation(args, "eu-north-1", seed=s).availability_zone for s in range(12)}
+    assert len(zones) > 1
+
+
+def test_types_offered_nowhere_in_the_region_is_exit_4(aws: ApiCallLog) -> None:
+    args = AllocationArgs(compute_request=ComputeRequest(arch="arm64", compute_sizes=("a1.large",)))
+    with pytest.raises(NoSupportedInstanceTypesError, match=r"a1\.large") as raised:
+        on_demand_allocation(args, "eu-north-1")
+    assert raised.value.exit_code == 4
+
+
+def test_allocation_uses_the_context_region(
+    aws: ApiCallLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = AllocationArgs(compute_request=ComputeRequest(compute_sizes=("m5.large",)))
+    result = allocation(RunContext(project_name="demo", region="eu-west-1"), args)
+    assert result.region == "eu-west-1"
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    with pytest.raises(InputError, match="--region"):
+        allocation(RunContext(project_name="demo"), args)

@@ -1,0 +1,114 @@
+"""``mapt aws spot-price``: read-only ranking as a table or JSON; bad input is exit 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from mapt.cli import app
+from tests.harness.spot_market import ApiCallLog, SpotMarket
+
+runner = CliRunner()
+BASE = [
+    "aws",
+    "spot-price",
+    "--cpus",
+    "2",
+    "--memory",
+    "8",
+    "--compute-families",
+    "m5,m6a,m6i,m7a,m7i,t3,t3a",
+]
+WRITES = ("Create", "Delete", "Run", "Put", "Register", "Modify", "Associate", "Allocate")
+
+
+@pytest.fixture
+def market(spot_market: SpotMarket) -> SpotMarket:
+    spot_market.scores = {"use1-az4": 9, "eun1-az1": 9, "aps1-az1": 8, "usw2-az1": 7}
+    return spot_market
+
+
+def test_json_lists_offers_best_first_with_documented_keys(
+    market: SpotMarket, aws: ApiCallLog
+) -> None:
+    result = runner.invoke(app, [*BASE, "--output", "json"])
+    assert result.exit_code == 0, result.stderr
+    offers = json.loads(result.stdout)["offers"]
+    assert offers
+    keys = {
+        "region",
+        "availability_zone",
+        "availability_zone_id",
+        "instance_types",
+        "spot_price",
+        "max_price",
+        "score",
+    }
+    assert all(keys <= set(o) for o in offers)
+    assert [o["spot_price"] for o in offers] == sorted(o["spot_price"] for o in offers)
+    best = offers[0]
+    prices = [
+        float(market.row(t, best["availability_zone_id"]).spot_price or "nan")
+        for t in best["instance_types"]
+    ]
+    assert prices == sorted(prices) and best["spot_price"] == max(prices)
+    assert best["on_demand_price"] > best["spot_price"] and 0 < best["saving_percent"] < 100
+    # Read-only: no call that writes anything.
+    assert not [c for c in aws.calls if c.operation.startswith(WRITES)]
+
+
+def test_table_shows_the_offers(market: SpotMarket) -> None:
+    result = runner.invoke(app, [*BASE], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.stderr
+    assert "Spot offers, best first" in result.stdout
+    assert "saving" in result.stdout and "us-east-1" in result.stdout
+
+
+def test_flags_can_come_from_the_environment(market: SpotMarket) -> None:
+    env = {
+        "MAPT_CPUS": "2",
+        "MAPT_MEMORY": "8",
+        "MAPT_COMPUTE_FAMILIES": "m5,m6i,t3",
+        "MAPT_SPOT_EVICTION_TOLERANCE": "high",
+    }
+    result = runner.invoke(app, ["aws", "spot-price", "--output", "json"], env=env)
+    assert result.exit_code == 0, result.stderr
+    offers = json.loads(result.stdout)["offers"]
+    assert {t.split(".")[0] for o in offers for t in o["instance_types"]} <= {"m5", "m6i", "t3"}
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--cpus", "0"], "cpus 0"),
+        (["--cpus", "-4"], "cpus -4"),
+        (["--cpus", "many"], "'many'"),
+        (["--memory", "0"], "memory 0"),
+        (["--memory", "lots"], "'lots'"),
+        (["--arch", "sparc64"], "'sparc64'"),
+        (["--spot-eviction-tolerance", "extreme"], "'extreme'"),
+        (["--spot-increase-rate", "-5"], "-5"),
+        (["--spot-excluded-regions", "xx-fake-9"], "'xx-fake-9'"),
+        (["--compute-sizes", ""], "--compute-sizes ''"),
+        (["--compute-sizes", "m5.large,,t3.large"], "'m5.large,,t3.large'"),
+        (["--output", "yaml"], "'yaml'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_naming_the_value(
+    market: SpotMarket, flags: list[str], named: str
+) -> None:
+    result = runner.invoke(app, ["aws", "spot-price", *flags])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ")
+    assert named in lines[0]
+    assert result.stdout == ""
+
+
+def test_no_capacity_is_exit_4(market: SpotMarket) -> None:
+    market.scores = {"use1-az4": 2}
+    result = runner.invoke(app, [*BASE])
+    assert result.exit_code == 4
+    assert "score >= 7" in result.stderr
