@@ -119,6 +119,7 @@ def spot_offers(
     home = home_region or DEFAULT_HOME_REGION
     now = now or datetime.now(timezone.utc)
 
+    queries.client(home)  # both first queries use it: create it once, up front
     with queries.executor(2) as pool:
         types_job = pool.submit(instance_types_for, queries, home, args.compute_request, True)
         regions_job = pool.submit(queries.regions, home)

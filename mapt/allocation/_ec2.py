@@ -61,8 +61,11 @@ class Ec2Queries:
         self._max_workers = max_workers
 
     def client(self, region: str, service: str = "ec2") -> Any:
+        key = (service, region)
+        found = self._clients.get(key)
+        if found is not None:  # the common case needs no lock
+            return found
         with self._lock:
-            key = (service, region)
             if key not in self._clients:
                 self._clients[key] = self._session.client(
                     service, region_name=region, config=self._config

@@ -6,6 +6,8 @@ import logging
 
 import boto3
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mapt.allocation import (
     AllocationArgs,
@@ -213,3 +215,25 @@ def test_on_demand_comparison_is_absent_when_pricing_fails(market: SpotMarket) -
     assert rows and all(
         "on_demand_price" not in row and "saving_percent" not in row for row in rows
     )
+
+
+MARKET_REGIONS = sorted(
+    {"us-east-1", "eu-north-1", "eu-west-1", "ap-northeast-1", "ap-south-1", "us-west-2"}
+)
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(excluded=st.lists(st.sampled_from(MARKET_REGIONS), max_size=4, unique=True))
+def test_property_excluded_regions_never_appear(market: SpotMarket, excluded: list[str]) -> None:
+    try:
+        offers = spot_offers(args(tolerance="highest", excluded=tuple(excluded)))
+    except NoEligibleOfferError:
+        return
+    assert not {o.region for o in offers} & set(excluded)
+    for offer in offers:
+        for name in offer.instance_types:
+            assert market.row(name, offer.availability_zone_id).spot_price is not None

@@ -127,6 +127,9 @@ class SpotMarket:
         # Rows whose AZ ID moto does not know cannot be named; leave them out.
         self.rows = [row for row in self.rows if row.az_id in zone_names]
         self._zone = zone_names
+        self._by_region: dict[str, list[MarketRow]] = {}
+        for row in self.rows:
+            self._by_region.setdefault(row.region, []).append(row)
 
     # -- facts for test assertions ------------------------------------------------
     def az_name(self, az_id: str) -> str:
@@ -154,8 +157,8 @@ class SpotMarket:
         start = params.get("StartTime")
         end = params.get("EndTime") or self.now
         items = []
-        for row in self.rows:
-            if row.region != region or row.spot_price is None:
+        for row in self._by_region.get(region, []):
+            if row.spot_price is None:
                 continue
             if types and row.instance_type not in types:
                 continue
