@@ -159,6 +159,12 @@ def run_program(
         try:
             return loop.run_until_complete(execute())
         finally:
+            # A program that failed leaves registrations in flight: cancel them, so
+            # they end here instead of being destroyed half-way when the loop closes.
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             asyncio.set_event_loop(None)
             loop.close()
 
