@@ -154,9 +154,10 @@ def spot_offers(
         candidate_regions = regions
     else:
         scores = {zone_id: score for zone_id, (_, score) in scored.items()}
+        scored_regions = {region for region, _ in scored.values()}
         passing = {r for r, score in scored.values() if score >= spot.min_score}
         candidate_regions = [r for r in regions if r in passing] or [
-            r for r in regions if r in {region for region, _ in scored.values()}
+            r for r in regions if r in scored_regions
         ]
 
     with queries.executor(2 * len(candidate_regions)) as pool:

@@ -405,16 +405,22 @@ def test_missing_cli_is_a_prerequisite_error_and_leaves_nothing(
     assert not state.exists()  # nothing written to the backend either
 
 
-def test_too_old_cli_is_a_prerequisite_error(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def _cli_in_pulumi_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, version: str) -> Path:
+    """A stand-in ``pulumi`` reporting ``version``, only under ``$PULUMI_HOME/bin``."""
     bin_dir = tmp_path / "pulumi-home" / "bin"
     bin_dir.mkdir(parents=True)
     script = bin_dir / "pulumi"
-    script.write_text("#!/bin/sh\necho v3.100.0\n")
+    script.write_text(f"#!/bin/sh\necho v{version}\n")
     script.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "pulumi-home"))
+    return script
+
+
+def test_too_old_cli_is_a_prerequisite_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _cli_in_pulumi_home(monkeypatch, tmp_path, "3.100.0")
     from mapt.stacks import pulumi_command
 
     with pytest.raises(PrerequisiteError, match=r"3\.181\.0.*mapt setup pulumi"):
@@ -424,13 +430,7 @@ def test_too_old_cli_is_a_prerequisite_error(
 def test_cli_is_found_in_pulumi_home_and_version_checked(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    bin_dir = tmp_path / "pulumi-home" / "bin"
-    bin_dir.mkdir(parents=True)
-    script = bin_dir / "pulumi"
-    script.write_text("#!/bin/sh\necho v3.272.0\n")
-    script.chmod(0o755)
-    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
-    monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "pulumi-home"))
+    script = _cli_in_pulumi_home(monkeypatch, tmp_path, "3.272.0")
     from mapt.stacks import find_pulumi, pulumi_command
 
     assert find_pulumi() == script

@@ -211,15 +211,20 @@ def _declare_host(
         nat=nat,
         service_endpoints=request.service_endpoints,
     )
+
     # Generated once and then kept in the stack's state (as secrets): re-running create
     # reuses the same key and password instead of rotating them.
-    key = tls.PrivateKey("host-ssh-key", algorithm="RSA", rsa_bits=4096)
-    key_pair = aws.ec2.KeyPair(
-        "host-key-pair",
-        public_key=key.public_key_openssh,
-        tags=dep.named_tags("mapt-host"),
-        opts=dep.opts(),
-    )
+    def generated_key_pair(role: str) -> tuple[tls.PrivateKey, aws.ec2.KeyPair]:
+        key = tls.PrivateKey(f"{role}-ssh-key", algorithm="RSA", rsa_bits=4096)
+        pair = aws.ec2.KeyPair(
+            f"{role}-key-pair",
+            public_key=key.public_key_openssh,
+            tags=dep.named_tags(f"mapt-{role}"),
+            opts=dep.opts(),
+        )
+        return key, pair
+
+    key, key_pair = generated_key_pair("host")
     user_data: pulumi.Output[str]
     password: random.RandomPassword | None = None
     if request.is_windows:
@@ -274,13 +279,7 @@ def _declare_host(
     if password is not None:
         pulumi.export(OUTPUT_PASSWORD, pulumi.Output.secret(password.result))
     if request.airgap:
-        bastion_key = tls.PrivateKey("bastion-ssh-key", algorithm="RSA", rsa_bits=4096)
-        bastion_key_pair = aws.ec2.KeyPair(
-            "bastion-key-pair",
-            public_key=bastion_key.public_key_openssh,
-            tags=dep.named_tags("mapt-bastion"),
-            opts=dep.opts(),
-        )
+        bastion_key, bastion_key_pair = generated_key_pair("bastion")
         bastion_address = _compute.bastion(dep, network, key_name=bastion_key_pair.key_name)
         pulumi.export(OUTPUT_BASTION_HOST, bastion_address)
         pulumi.export(OUTPUT_BASTION_USERNAME, _compute.BASTION_USERNAME)
