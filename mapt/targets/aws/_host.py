@@ -47,6 +47,13 @@ CONNECTION_OUTPUTS = (
     OUTPUT_BASTION_PRIVATE_KEY,
 )
 SECRET_OUTPUTS = frozenset({OUTPUT_PRIVATE_KEY, OUTPUT_PASSWORD, OUTPUT_BASTION_PRIVATE_KEY})
+# Where and on what the host runs, kept in its own stack so `mapt aws host list` can show
+# every host, on-demand ones too (they have no spotOption stack), from state alone.
+OUTPUT_REGION = "region"
+OUTPUT_AVAILABILITY_ZONE = "availability_zone"
+OUTPUT_INSTANCE_TYPES = "instance_types"
+OUTPUT_SPOT = "spot"
+PLACEMENT_OUTPUTS = (OUTPUT_REGION, OUTPUT_AVAILABILITY_ZONE, OUTPUT_INSTANCE_TYPES, OUTPUT_SPOT)
 
 Program = Callable[[], None]
 # Runs `up` on a program and returns the stack's outputs as plain values.
@@ -79,8 +86,8 @@ def host_phases(request: HostRequest) -> tuple[HostPhase, ...]:
 
 
 def host_output_names(request: HostRequest) -> tuple[str, ...]:
-    """The outputs the host's stack exports (all of them become connection files)."""
-    names = [OUTPUT_HOST, OUTPUT_USERNAME, OUTPUT_PRIVATE_KEY]
+    """The outputs the host's stack exports: connection values, then its placement."""
+    names = [*PLACEMENT_OUTPUTS, OUTPUT_HOST, OUTPUT_USERNAME, OUTPUT_PRIVATE_KEY]
     if request.is_windows:
         names.append(OUTPUT_PASSWORD)
     if request.airgap:
@@ -273,6 +280,10 @@ def _declare_host(
             user_data=user_data,
             airgap=request.airgap,
         )
+    pulumi.export(OUTPUT_REGION, allocation.region)
+    pulumi.export(OUTPUT_AVAILABILITY_ZONE, allocation.availability_zone)
+    pulumi.export(OUTPUT_INSTANCE_TYPES, list(allocation.instance_types))
+    pulumi.export(OUTPUT_SPOT, allocation.is_spot)
     pulumi.export(OUTPUT_HOST, address)
     pulumi.export(OUTPUT_USERNAME, request.username)
     pulumi.export(OUTPUT_PRIVATE_KEY, pulumi.Output.secret(key.private_key_pem))
