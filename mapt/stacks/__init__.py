@@ -28,6 +28,7 @@ from mapt.stacks._engine import (
 )
 from mapt.stacks._errors import StackNotFoundError, map_command_error
 from mapt.stacks._inprocess import DryRunEngine, InMemoryEngine, RecordedRun
+from mapt.stacks._inventory import StackSummary, list_stacks, purge_project_state
 from mapt.stacks._progress import Progress
 from mapt.stacks._pulumi import PulumiEngine
 from mapt.stacks._secrets import (
@@ -59,12 +60,15 @@ __all__ = [
     "StackNotFoundError",
     "StackPreview",
     "StackRef",
+    "StackSummary",
     "default_backend_dir",
     "find_pulumi",
     "install_pulumi",
+    "list_stacks",
     "map_command_error",
     "parse_backend_url",
     "pulumi_command",
+    "purge_project_state",
     "resolve_backend",
     "run_program",
     "secrets_setup",

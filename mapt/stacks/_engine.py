@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from mapt.core import InputError, RunContext, redact, validate_project_name
 from mapt.stacks._backend import parse_backend_url
+from mapt.stacks._inventory import StackSummary
 
 Program = Callable[[], None]
 
@@ -137,6 +138,14 @@ class Engine(Protocol):
 
     def force_unlock(self, ref: StackRef) -> list[str]:
         """Remove the stack's lock entries (left by dead runs); return what was removed."""
+        ...
+
+    def list_stacks(self, backend_url: str | None) -> list[StackSummary]:
+        """Every stack in the backend, with its plain outputs and lock entries."""
+        ...
+
+    def purge_project_state(self, backend_url: str | None, project: str) -> list[str]:
+        """Delete what the backend still keeps of ``project`` (history, backups, locks)."""
         ...
 
 

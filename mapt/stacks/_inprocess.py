@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from mapt.core import MaptError, OperationError, StateLockedError, get_logger
@@ -29,6 +30,7 @@ from mapt.stacks._dryrun import (
 )
 from mapt.stacks._engine import Engine, PlannedStep, Program, StackPreview, StackRef, check_config
 from mapt.stacks._errors import StackNotFoundError, locked_message
+from mapt.stacks._inventory import StackSummary
 
 _log = get_logger(__name__)
 
@@ -187,13 +189,21 @@ class DryRunEngine(_InProcessEngine):
             return self._reader.locks(ref)
         return []
 
+    def list_stacks(self, backend_url: str | None) -> list[StackSummary]:
+        return self._reader.list_stacks(backend_url) if self._reader is not None else []
+
+    def purge_project_state(self, backend_url: str | None, project: str) -> list[str]:
+        """Nothing is removed in a dry run."""
+        return []
+
 
 @dataclass
 class _StoredStack:
     outputs: dict[str, Any]
     resources: list[RegisteredResource]
     config: dict[str, str]
-    locks: list[str] = field(default_factory=list)
+    secret_outputs: frozenset[str]
+    updated_at: datetime
 
 
 class InMemoryEngine(_InProcessEngine):
@@ -259,7 +269,11 @@ class InMemoryEngine(_InProcessEngine):
         run = self._run(ref, program, config, operation="up", preview=False)
         outputs = run.plain_outputs()
         self._stacks[self._key(ref)] = _StoredStack(
-            outputs=dict(outputs), resources=list(run.resources), config=check_config(config)
+            outputs=dict(outputs),
+            resources=list(run.resources),
+            config=check_config(config),
+            secret_outputs=frozenset(name for name, out in run.outputs.items() if out.secret),
+            updated_at=datetime.now(timezone.utc),
         )
         return outputs
 
@@ -293,6 +307,28 @@ class InMemoryEngine(_InProcessEngine):
 
     def force_unlock(self, ref: StackRef) -> list[str]:
         return self._locks.pop(self._key(ref), [])
+
+    def list_stacks(self, backend_url: str | None) -> list[StackSummary]:
+        summaries = [
+            StackSummary(
+                project=project,
+                stack_name=stack_name,
+                updated_at=stored.updated_at,
+                resource_count=len(stored.resources),
+                outputs={k: v for k, v in stored.outputs.items() if k not in stored.secret_outputs},
+                locks=tuple(self._locks.get((url, project, stack_name), [])),
+            )
+            for (url, project, stack_name), stored in self._stacks.items()
+            if url == (backend_url or "")
+        ]
+        return sorted(summaries, key=lambda s: (s.project, s.stack_name))
+
+    def purge_project_state(self, backend_url: str | None, project: str) -> list[str]:
+        """Forget the project's lock entries (its stacks are gone once destroyed)."""
+        removed: list[str] = []
+        for key in [k for k in self._locks if k[0] == (backend_url or "") and k[1] == project]:
+            removed += self._locks.pop(key)
+        return removed
 
     def _stored(self, ref: StackRef) -> _StoredStack:
         try:

@@ -27,6 +27,7 @@ from mapt.stacks._backend import (
 from mapt.stacks._cli import pulumi_command
 from mapt.stacks._engine import PlannedStep, Program, StackPreview, StackRef, check_config
 from mapt.stacks._errors import map_command_error
+from mapt.stacks._inventory import StackSummary, list_stacks, purge_project_state
 from mapt.stacks._progress import Progress, step_op, urn_name
 from mapt.stacks._secrets import secrets_setup, validate_secrets_provider
 
@@ -242,6 +243,13 @@ class PulumiEngine:
     def force_unlock(self, ref: StackRef) -> list[str]:
         """Delete this stack's lock files in its backend (no Pulumi CLI needed)."""
         return remove_locks(resolve_backend(ref.backend_url), ref.project, ref.stack_name)
+
+    def list_stacks(self, backend_url: str | None) -> list[StackSummary]:
+        """Read from the backend's checkpoint files (no Pulumi CLI needed)."""
+        return list_stacks(backend_url)
+
+    def purge_project_state(self, backend_url: str | None, project: str) -> list[str]:
+        return purge_project_state(backend_url, project)
 
     def list_locks(self, ref: StackRef) -> list[str]:
         """This stack's lock entries, left as they are."""
