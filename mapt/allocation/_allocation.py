@@ -87,6 +87,52 @@ def allocation(
     return result
 
 
+def fail_over(
+    context: RunContext, current: AllocationResult, reason: str, *, engine: Engine
+) -> AllocationResult | None:
+    """Record that ``current`` could not launch and keep the next candidate instead.
+
+    The spot stack then holds the runner-up as its choice, with ``current`` in its
+    ``failed`` list, so a re-run goes on from there without a new price scan. When no
+    candidate is left the stack is destroyed (the next create scans the market afresh,
+    which may have moved) and None is returned.
+    """
+    from mapt.stacks import StackRef
+
+    ref = StackRef.for_context(context, SPOT_STACK_NAME)
+    following = current.next_offer(reason)
+    if following is None:
+        log.warning(
+            "no spot candidate left after %s; forgetting the spot choice", current.availability_zone
+        )
+        engine.destroy(ref)
+        return None
+    engine.up(ref, spot_choice_program(following))
+    log.warning(
+        "%s could not launch (%s); moving to %s",
+        current.availability_zone,
+        reason,
+        following.availability_zone,
+    )
+    return following
+
+
+def keep_on_demand_fallback(
+    context: RunContext, fallback: AllocationResult, *, engine: Engine
+) -> AllocationResult:
+    """Keep an on-demand choice made after spot failed, so re-runs stay on it.
+
+    ``fallback.failed`` must list the spot offers that failed: that is what tells a
+    stored on-demand choice from a garbled spot one.
+    """
+    from mapt.stacks import StackRef
+
+    if not fallback.failed or fallback.is_spot:
+        raise ValueError("an on-demand fallback needs the failed spot offers and no spot price")
+    engine.up(StackRef.for_context(context, SPOT_STACK_NAME), spot_choice_program(fallback))
+    return fallback
+
+
 def _default_engine(context: RunContext) -> Engine:
     from mapt.stacks import PulumiEngine
 

@@ -163,24 +163,59 @@ class Offer:
 
 
 @dataclass(frozen=True)
+class FailedOffer:
+    """An offer a host was deployed on and could not launch, and AWS's reason."""
+
+    offer: Offer
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.offer.to_dict(), "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FailedOffer:
+        return cls(offer=Offer.from_dict(data), reason=str(data["reason"]))
+
+
+@dataclass(frozen=True)
 class AllocationResult(Offer):
-    """The chosen offer plus the ranked runner-up offers, best first, for failover."""
+    """The chosen offer plus the ranked runner-up offers, best first, for failover.
+
+    ``failed`` lists the offers tried before this one that could not launch, oldest
+    first; ``next_offer`` moves the choice along ``candidates`` after a failure.
+    """
 
     candidates: tuple[Offer, ...] = field(default=())
+    failed: tuple[FailedOffer, ...] = field(default=())
 
     @property
     def is_spot(self) -> bool:
         return self.spot_price is not None
 
+    @property
+    def offer(self) -> Offer:
+        """The chosen offer alone."""
+        return Offer(**{f.name: getattr(self, f.name) for f in fields(Offer)})
+
+    def next_offer(self, reason: str) -> AllocationResult | None:
+        """The runner-up, with this offer recorded as failed; None when none is left."""
+        if not self.candidates:
+            return None
+        best, *rest = self.candidates
+        failed = (*self.failed, FailedOffer(self.offer, reason))
+        return AllocationResult(**vars(best), candidates=tuple(rest), failed=failed)
+
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
         data["candidates"] = [c.to_dict() for c in self.candidates]
+        data["failed"] = [f.to_dict() for f in self.failed]
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AllocationResult:
         candidates = tuple(Offer.from_dict(c) for c in data.get("candidates") or ())
-        return cls(**_offer_kwargs(data), candidates=candidates)
+        failed = tuple(FailedOffer.from_dict(f) for f in data.get("failed") or ())
+        return cls(**_offer_kwargs(data), candidates=candidates, failed=failed)
 
 
 def _offer_kwargs(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The ``spotOption-<project>`` stack: a spot choice made once and kept.
 
-The stack has no resources, only outputs: the chosen offer and its ranked runner-ups.
-While it exists, ``allocation()`` returns its outputs and asks EC2 nothing, so a second
+The stack has no resources, only outputs: the chosen offer, its ranked runner-ups and
+the offers that failed to launch before it (``failed``; see ``fail_over``). While it
+exists, ``allocation()`` returns its outputs and asks EC2 nothing, so a second
 ``create`` can never move a machine to another region under its existing stacks.
 """
 
@@ -25,6 +26,7 @@ _OUTPUT_FIELDS = {
     "max_price": "max_price",
     "score": "score",
     "candidates": "candidates",
+    "failed": "failed",
 }
 
 
@@ -52,7 +54,8 @@ def read_spot_choice(stack_name: str, project: str, outputs: Mapping[str, Any]) 
         data = {
             field: outputs[output] for output, field in _OUTPUT_FIELDS.items() if output in outputs
         }
-        if data.get("spot_price") is None:
+        if data.get("spot_price") is None and not data.get("failed"):
+            # Only an on-demand fallback after failed spot offers has no spot price.
             raise ValueError("spot_price is missing")
         return AllocationResult.from_dict(data)
     except (KeyError, TypeError, ValueError) as error:

@@ -75,6 +75,10 @@ def parse_tags(text: str) -> dict[str, str]:
     return tags
 
 
+# AWS region names: partition-style prefix, area, number (us-east-1, us-gov-west-1).
+_REGION_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
+
+
 @dataclass(frozen=True)
 class RunContext:
     """What one mapt run is for: the project, where its state lives, tags and verbosity.
@@ -92,6 +96,8 @@ class RunContext:
 
     def __post_init__(self) -> None:
         validate_project_name(self.project_name)
+        if self.region is not None and not _REGION_NAME.fullmatch(self.region):
+            raise InputError(f"region {self.region!r} is not a region name like us-east-1")
         # Freeze the tags too, so a context handed to several layers cannot drift.
         object.__setattr__(self, "tags", MappingProxyType(dict(self.tags)))
 

@@ -98,3 +98,57 @@ def test_the_choice_stack_is_tied_to_no_region(market: SpotMarket) -> None:
     engine = InMemoryEngine()
     allocation(CONTEXT, ARGS, engine=engine)
     assert engine.config(StackRef.for_context(CONTEXT, "spotOption")) == {}
+
+
+def test_fail_over_keeps_the_runner_up_and_remembers_the_failure(
+    market: SpotMarket, aws: ApiCallLog
+) -> None:
+    from mapt.allocation import fail_over
+
+    engine = InMemoryEngine()
+    first = allocation(CONTEXT, ARGS, engine=engine)
+    assert first.candidates
+    before = aws.count()
+
+    second = fail_over(CONTEXT, first, "InsufficientInstanceCapacity", engine=engine)
+
+    assert second is not None and second.offer == first.candidates[0]
+    assert second.candidates == first.candidates[1:]
+    assert [(f.offer, f.reason) for f in second.failed] == [
+        (first.offer, "InsufficientInstanceCapacity")
+    ]
+    # A re-run reads the moved choice back, failures included, still with no EC2 call.
+    assert allocation(CONTEXT, ARGS, engine=engine) == second
+    assert aws.count() == before
+
+
+def test_fail_over_with_no_candidate_left_forgets_the_choice(market: SpotMarket) -> None:
+    from mapt.allocation import fail_over
+
+    engine = InMemoryEngine()
+    only = allocation(CONTEXT, ARGS, engine=engine)
+    last = AllocationResult(**vars(only.offer))  # no runner-up
+    assert fail_over(CONTEXT, last, "SpotMaxPriceTooLow", engine=engine) is None
+    assert engine.stack_names() == []
+
+
+def test_an_on_demand_fallback_is_kept_and_read_back(market: SpotMarket) -> None:
+    from mapt.allocation import FailedOffer, keep_on_demand_fallback
+
+    engine = InMemoryEngine()
+    spot = allocation(CONTEXT, ARGS, engine=engine)
+    fallback = AllocationResult(
+        region=spot.region,
+        availability_zone=spot.availability_zone,
+        availability_zone_id=spot.availability_zone_id,
+        instance_types=spot.instance_types,
+        spot_price=None,
+        max_price=None,
+        score=None,
+        failed=(FailedOffer(spot.offer, "UnfulfillableCapacity"),),
+    )
+    keep_on_demand_fallback(CONTEXT, fallback, engine=engine)
+    again = allocation(CONTEXT, ARGS, engine=engine)
+    assert again == fallback and not again.is_spot
+    with pytest.raises(ValueError, match="failed spot offers"):
+        keep_on_demand_fallback(CONTEXT, AllocationResult(**vars(spot.offer)), engine=engine)
