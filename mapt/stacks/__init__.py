@@ -30,6 +30,7 @@ from mapt.stacks._errors import StackNotFoundError, map_command_error
 from mapt.stacks._inprocess import DryRunEngine, InMemoryEngine, RecordedRun
 from mapt.stacks._inventory import StackSummary, list_stacks, purge_project_state
 from mapt.stacks._progress import Progress
+from mapt.stacks._project_lock import LockHolder, break_project_lock, project_lock
 from mapt.stacks._pulumi import PulumiEngine
 from mapt.stacks._secrets import (
     PASSPHRASE_FILE_NAME,
@@ -47,6 +48,7 @@ __all__ = [
     "Engine",
     "InMemoryEngine",
     "Invocation",
+    "LockHolder",
     "PlannedStep",
     "Program",
     "ProgramOutput",
@@ -61,12 +63,14 @@ __all__ = [
     "StackPreview",
     "StackRef",
     "StackSummary",
+    "break_project_lock",
     "default_backend_dir",
     "find_pulumi",
     "install_pulumi",
     "list_stacks",
     "map_command_error",
     "parse_backend_url",
+    "project_lock",
     "pulumi_command",
     "purge_project_state",
     "resolve_backend",
