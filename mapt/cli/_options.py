@@ -46,6 +46,13 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
+def given(ctx: typer.Context, name: str) -> bool:
+    """Whether parameter ``name`` was set on the command line or by its ``MAPT_*`` variable."""
+    source = ctx.get_parameter_source(name)
+    # Compared by name: Typer may bundle its own copy of Click's ParameterSource.
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
 def comma_list(flag: str, value: str | None) -> tuple[str, ...]:
     """Split ``a,b,c``; None (flag not given) is empty, an explicitly empty list is an error."""
     if value is None:
@@ -101,6 +108,34 @@ ProductDescription = Annotated[
     ),
 ]
 Region = Annotated[str | None, option("--region", "AWS region (default: AWS_REGION).")]
+ProjectName = Annotated[
+    str,
+    option("--project-name", "Name of the project: its stacks are <kind>-<project>."),
+]
+BackedUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--backed-url",
+        "--backend-url",
+        envvar=[env("--backed-url"), env("--backend-url")],
+        help="State backend: file://PATH or s3://BUCKET\\[/PREFIX] (default: local state).",
+    ),
+]
+SecretsProvider = Annotated[
+    str | None,
+    option(
+        "--secrets-provider",
+        "How state secrets are encrypted: passphrase (default) or awskms://KEY?region=R.",
+    ),
+]
+LockTimeout = Annotated[
+    str,
+    option(
+        "--lock-timeout",
+        "How long to wait for another run of the same project to finish (e.g. 5m).",
+    ),
+]
+Tags = Annotated[str | None, option("--tags", "Tags for every resource: k=v,k2=v2.")]
 Output = Annotated[OutputFormat, option("--output", "Output format: text or json.")]
 Debug = Annotated[bool, option("--debug", "Verbose logs, and tracebacks with errors.")]
 

@@ -11,6 +11,7 @@ from mapt.core._context import (
     parse_tags,
     validate_project_name,
 )
+from mapt.core._duration import format_duration, parse_duration
 from mapt.core._errors import (
     ExitCode,
     InputError,
@@ -33,7 +34,9 @@ __all__ = [
     "RunContext",
     "StateLockedError",
     "configure_logging",
+    "format_duration",
     "get_logger",
+    "parse_duration",
     "parse_tags",
     "redact",
     "register_secret",

@@ -10,7 +10,7 @@ machine to be ready over SSH, and writing connection files. Cloud targets live i
 subpackages (``mapt.targets.aws``). Importing it loads neither Pulumi nor paramiko.
 """
 
-from mapt.targets._connection import write_connection_files
+from mapt.targets._connection import check_connection_folder, write_connection_files
 from mapt.targets._readiness import (
     CLOUD_INIT_COMMAND,
     DEFAULT_READY_TIMEOUT,
@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_READY_TIMEOUT",
     "SshAccess",
     "SshEndpoint",
+    "check_connection_folder",
     "load_private_key",
     "wait_until_ready",
     "write_connection_files",

@@ -22,6 +22,20 @@ FILE_MODE = 0o600
 FOLDER_MODE = 0o700
 
 
+def check_connection_folder(folder: str | os.PathLike[str]) -> Path:
+    """Refuse a connection details folder that cannot be one (an existing file).
+
+    Called before anything is created, so a typo costs nothing; the write checks again.
+    """
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise InputError(
+            f"connection details folder {str(path)!r} is a file, not a folder",
+            hint="Pass --conn-details-output a folder path.",
+        )
+    return path
+
+
 def write_connection_files(folder: str | os.PathLike[str], values: Mapping[str, str]) -> list[Path]:
     """Write each value to ``folder/<name>`` with a trailing newline and mode 0600.
 
@@ -30,12 +44,7 @@ def write_connection_files(folder: str | os.PathLike[str], values: Mapping[str, 
     so a reader never sees half a key and an existing file (or a symlink planted there)
     is replaced, not written through. Returns the paths written, in ``values`` order.
     """
-    path = Path(folder)
-    if path.exists() and not path.is_dir():
-        raise InputError(
-            f"connection details folder {str(path)!r} is a file, not a folder",
-            hint="Pass --conn-details-output a folder path.",
-        )
+    path = check_connection_folder(folder)
     try:
         path.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
     except OSError as err:

@@ -18,6 +18,7 @@ from mapt.targets.aws import (
     PHASE_BOOTSTRAP,
     SECRET_OUTPUTS,
     HostRequest,
+    host_group_name,
     host_output_names,
     host_program,
     host_stack_name,
@@ -174,7 +175,9 @@ def test_host_program_deploys_what_was_allocated(
         assert group.inputs["desiredCapacity"] == 1
         assert group.inputs["capacityRebalance"] is True
         assert group.inputs["suspendedProcesses"] == ["HealthCheck"]
-        assert group.inputs["waitForCapacityTimeout"] != "0"
+        # `up` returns once the group exists; verify_spot_launch waits for the instance.
+        assert group.inputs["waitForCapacityTimeout"] == "0"
+        assert group.inputs["name"] == host_group_name(CTX) == "mapt-host-ci-42"
         assert [by_id(run, s).inputs["cidrBlock"] for s in group.inputs["vpcZoneIdentifiers"]] == [
             host_cidr
         ]
@@ -202,7 +205,8 @@ def test_host_program_deploys_what_was_allocated(
         assert (disk["volumeSize"], disk["volumeType"]) == (200, "gp3")
 
     # Outputs: the connection values, secrets marked secret.
-    assert set(run.outputs) == set(host_output_names(request))
+    assert set(run.outputs) == set(host_output_names(request, spot=is_spot))
+    assert ("asg_name" in run.outputs) is is_spot
     for name, output in run.outputs.items():
         assert output.secret is (name in SECRET_OUTPUTS), name
     outputs = run.plain_outputs()
@@ -220,6 +224,8 @@ def test_host_program_deploys_what_was_allocated(
         assert not [i for i in of_type(run, INSTANCE) if i.name == "bastion"]
     if os_name == "windows":
         assert outputs["userpassword"] == FAKE_PASSWORD
+    if is_spot:
+        assert outputs["asg_name"] == "mapt-host-ci-42"
 
 
 @pytest.mark.parametrize(("allocation", "os_name", "airgap"), CASES)

@@ -6,11 +6,11 @@ import subprocess
 import sys
 
 
-def test_importing_targets_loads_neither_pulumi_nor_paramiko() -> None:
+def test_importing_targets_loads_neither_pulumi_nor_paramiko_nor_boto3() -> None:
     code = (
         "import sys, mapt.targets, mapt.targets.aws\n"
         "heavy = [m for m in ('pulumi', 'pulumi_aws', 'pulumi_tls', 'pulumi_random',"
-        " 'pulumiverse_time', 'paramiko') if m in sys.modules]\n"
+        " 'pulumiverse_time', 'paramiko', 'boto3', 'botocore') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
     result = subprocess.run(

@@ -3,8 +3,11 @@
 The host target's interface (see ``specs/concepts/targets.md``): a ``HostRequest``
 says what to build, ``host_stack_name`` names the stack, ``deploy_host`` runs its
 phase(s) through the caller's engine and waits for readiness, and
-``host_connection_values`` selects the outputs written as connection files. Importing
-this package loads neither Pulumi nor ``pulumi_aws``; the programs do when they run.
+``host_connection_values`` selects the outputs written as connection files.
+``verify_spot_launch`` waits for a spot host's instance and says why AWS refused it;
+``find_mapt_resources``, ``plan_sweep`` and ``execute_sweep`` remove what runs left
+behind (see ``specs/features/reliability.md``). Importing this package loads neither
+Pulumi, ``pulumi_aws`` nor boto3; the programs and AWS calls do when they run.
 """
 
 from mapt.targets.aws._host import (
@@ -22,10 +25,17 @@ from mapt.targets.aws._host import (
     deploy_host,
     host_access,
     host_connection_values,
+    host_group_name,
     host_output_names,
     host_phases,
     host_program,
     host_stack_name,
+)
+from mapt.targets.aws._launch import (
+    CAPACITY_REASONS,
+    SpotLaunchError,
+    launch_failure,
+    verify_spot_launch,
 )
 from mapt.targets.aws._request import (
     DEFAULT_DISK_SIZE_GIB,
@@ -36,11 +46,28 @@ from mapt.targets.aws._request import (
     ImageLookup,
     OperatingSystem,
 )
+from mapt.targets.aws._sweep import (
+    DELETION_ORDER,
+    ResourceKind,
+    SweepAction,
+    SweepItem,
+    SweepPlan,
+    SweepReport,
+    SweepTiming,
+    TaggedResource,
+    describe_reasons,
+    enabled_regions,
+    execute_sweep,
+    find_mapt_resources,
+    plan_sweep,
+)
 
 __all__ = [
+    "CAPACITY_REASONS",
     "CONNECTION_OUTPUTS",
     "DEFAULT_DISK_SIZE_GIB",
     "DEFAULT_VERSIONS",
+    "DELETION_ORDER",
     "HOST_STACK",
     "OPERATING_SYSTEMS",
     "PHASE_AIRGAP",
@@ -55,12 +82,28 @@ __all__ = [
     "OperatingSystem",
     "Program",
     "ReadinessFunction",
+    "ResourceKind",
+    "SpotLaunchError",
+    "SweepAction",
+    "SweepItem",
+    "SweepPlan",
+    "SweepReport",
+    "SweepTiming",
+    "TaggedResource",
     "UpFunction",
     "deploy_host",
+    "describe_reasons",
+    "enabled_regions",
+    "execute_sweep",
+    "find_mapt_resources",
     "host_access",
     "host_connection_values",
+    "host_group_name",
     "host_output_names",
     "host_phases",
     "host_program",
     "host_stack_name",
+    "launch_failure",
+    "plan_sweep",
+    "verify_spot_launch",
 ]

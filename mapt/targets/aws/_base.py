@@ -7,16 +7,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 import pulumi
 import pulumi_aws as aws
 import pulumiverse_time as time
 
 from mapt.core import RunContext
-
-TAG_PROJECT = "mapt:project"
-TAG_STACK = "mapt:stack"
-TAG_CREATED_AT = "mapt:created-at"
+from mapt.targets.aws._tags import (
+    TAG_CREATED_AT,
+    TAG_EXPIRES_AT,
+    TAG_PROJECT,
+    TAG_STACK,
+    utc_timestamp,
+)
 
 
 @dataclass(frozen=True)
@@ -46,12 +50,15 @@ class Deployment:
         ]
 
 
-def new_deployment(ctx: RunContext, *, region: str, stack: str) -> Deployment:
+def new_deployment(
+    ctx: RunContext, *, region: str, stack: str, expires_at: datetime | None = None
+) -> Deployment:
     """The provider for ``region`` and the tags for every taggable resource.
 
     ``mapt:created-at`` comes from a ``time.Static`` resource: its timestamp is taken
     when the stack first creates it and then kept in state, so re-running create does
-    not re-tag (and so update) every resource with a new time.
+    not re-tag (and so update) every resource with a new time. ``mapt:expires-at`` is
+    the request's expiry, when it has one: ``mapt aws sweep --expired`` reads it.
     """
     provider = aws.Provider("aws", region=region)
     created = time.Static("created-at")
@@ -59,4 +66,6 @@ def new_deployment(ctx: RunContext, *, region: str, stack: str) -> Deployment:
     tags[TAG_PROJECT] = ctx.project_name
     tags[TAG_STACK] = stack
     tags[TAG_CREATED_AT] = created.rfc3339
+    if expires_at is not None:
+        tags[TAG_EXPIRES_AT] = utc_timestamp(expires_at)
     return Deployment(provider=provider, tags=tags)

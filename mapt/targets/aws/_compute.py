@@ -4,11 +4,17 @@ Spot: a launch template and an Auto Scaling group of exactly one instance, in th
 allocated subnet, launching only the allocated instance types, all as spot with the
 allocation's max price. A network load balancer with a fixed address sits in front
 (an Elastic IP, or a fixed private IP when air-gapped), so the host keeps its address
-when spot replaces the instance.
+when spot replaces the instance. ``up`` does not wait for the instance: the group has a
+known name, and ``_launch.verify_spot_launch`` waits for it and reads AWS's reason
+when the launch fails.
 
 On-demand: one ``ec2.Instance`` of the first offered type (deterministic: the
 allocation lists types best first) with an Elastic IP, or its private IP when
 air-gapped.
+
+A request with an expiry gives both kinds of host the shutdown behaviour
+``terminate``, so the power-off its first-boot script schedules ends the instance;
+the spot group also gets a scheduled action that scales it to zero at that time.
 
 Imported only while a program runs (it imports ``pulumi_aws``).
 """
@@ -17,6 +23,8 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import ROUND_UP, Decimal
 
 import pulumi
@@ -26,14 +34,19 @@ from mapt.core import InputError
 from mapt.targets.aws._base import Deployment
 from mapt.targets.aws._network import ANYWHERE, Network, security_group
 from mapt.targets.aws._request import SSH_PORT, HostRequest, ImageLookup
+from mapt.targets.aws._tags import utc_timestamp
 
 # The load balancer's fixed address inside the private subnet (10.0.101.0/24) when
 # air-gapped: AWS reserves .0-.3 and .255, mapt takes a stable low address.
 AIRGAP_HOST_ADDRESS = "10.0.101.10"
 SPOT_ALLOCATION_STRATEGY = "price-capacity-optimized"
-# How long `up` waits for the group to have its instance before failing: a spot request
-# AWS cannot fill (SpotMaxPriceTooLow, no capacity) must fail the run, not pass it.
-SPOT_CAPACITY_TIMEOUT = "15m"
+# `up` returns as soon as the group exists ("0" turns the provider's wait off): the
+# launch is verified afterwards from the group's scaling activities, which give AWS's
+# reason for a failure (no capacity, max price too low) instead of a bare timeout.
+SPOT_CAPACITY_TIMEOUT = "0"
+EXPIRY_ACTION_NAME = "mapt-expiry"
+# What an instance does when its own OS powers it off (the expiry timer does).
+SHUTDOWN_TERMINATES = "terminate"
 BASTION_INSTANCE_TYPE = "t3.small"
 BASTION_USERNAME = "ec2-user"
 BASTION_IMAGE = ImageLookup("al2023-ami-2023.*-x86_64", "amazon", "x86_64")
@@ -66,19 +79,28 @@ def spot_max_price(max_price: float) -> str:
     return format(value.normalize(), "f")
 
 
+@dataclass(frozen=True)
+class SpotHost:
+    """What the spot host's resources give back: its stable address and group name."""
+
+    address: pulumi.Output[str]
+    group_name: pulumi.Output[str]
+
+
 def spot_host(
     dep: Deployment,
     network: Network,
     *,
     request: HostRequest,
+    group_name: str,
     instance_types: Sequence[str],
     max_price: float | None,
     image: pulumi.Output[aws.ec2.GetAmiResult],
     key_name: pulumi.Input[str],
     user_data: pulumi.Output[str],
     airgap: bool,
-) -> pulumi.Output[str]:
-    """Declare the spot host and its load balancer; return the host's stable address."""
+) -> SpotHost:
+    """Declare the spot host, its load balancer and its expiry schedule (if any)."""
     if not instance_types:
         raise InputError("the allocation offers no instance type to launch")
     volume_tags = dep.named_tags("mapt-host")
@@ -102,6 +124,7 @@ def spot_host(
             http_endpoint=_IMDS_ENDPOINT, http_tokens=_IMDS_TOKENS
         ),
         update_default_version=True,
+        instance_initiated_shutdown_behavior=_shutdown_behavior(request.expires_at),
         tag_specifications=[
             aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=volume_tags)
             for kind in ("instance", "volume", "network-interface", "spot-instances-request")
@@ -117,8 +140,9 @@ def spot_host(
         # None leaves the cap at AWS's default, the on-demand price.
         spot_max_price=None if max_price is None else spot_max_price(max_price),
     )
-    aws.autoscaling.Group(
+    group = aws.autoscaling.Group(
         "host-asg",
+        name=group_name,
         min_size=1,
         max_size=1,
         desired_capacity=1,
@@ -146,9 +170,37 @@ def spot_host(
             ),
         ),
         tags=dep.asg_tags("mapt-host"),
+        # The name is fixed, so a replacement must delete the old group first.
+        opts=dep.opts(delete_before_replace=True),
+    )
+    if request.expires_at is not None:
+        _expiry_schedule(dep, group, request.expires_at)
+    group_name_output: pulumi.Output[str] = group.name
+    return SpotHost(address=address, group_name=group_name_output)
+
+
+def _expiry_schedule(dep: Deployment, group: aws.autoscaling.Group, expires_at: datetime) -> None:
+    """Scale the group to nothing at expiry, so AWS ends the instance and launches no other.
+
+    The instance powers itself off at the same time; this also covers an instance
+    that never got that far (stuck at boot) and keeps the group from replacing it.
+    """
+    aws.autoscaling.Schedule(
+        "host-expiry",
+        autoscaling_group_name=group.name,
+        scheduled_action_name=EXPIRY_ACTION_NAME,
+        # AWS takes a one-time action's start as UTC "YYYY-MM-DDThh:mm:ssZ".
+        start_time=utc_timestamp(expires_at),
+        min_size=0,
+        max_size=0,
+        desired_capacity=0,
         opts=dep.opts(),
     )
-    return address
+
+
+def _shutdown_behavior(expires_at: datetime | None) -> str | None:
+    """``terminate`` when the host expires (its power-off ends it), else AWS's default."""
+    return None if expires_at is None else SHUTDOWN_TERMINATES
 
 
 def _load_balancer(
@@ -236,9 +288,12 @@ def on_demand_host(
             tags=dep.named_tags("mapt-host"),
         ),
         metadata_options=_instance_metadata_options(),
+        instance_initiated_shutdown_behavior=_shutdown_behavior(request.expires_at),
         tags=dep.named_tags("mapt-host"),
-        # A newer image published later must not replace a running host on re-run.
-        opts=dep.opts(ignore_changes=["ami"]),
+        # A newer image published later must not replace a running host on re-run, and
+        # new user data (a re-run's new expiry) must not stop and start it to rewrite a
+        # script that only ever runs at first boot.
+        opts=dep.opts(ignore_changes=["ami", "user_data"]),
     )
     if airgap:
         private_ip: pulumi.Output[str] = instance.private_ip

@@ -9,6 +9,10 @@ This is the whole interface the CLI uses for ``mapt aws host create``:
 3. ``host_connection_values(outputs)`` picks the outputs that become connection files,
    for ``mapt.targets.write_connection_files``.
 
+A spot host's ``up`` returns once its Auto Scaling group exists; the caller then
+waits for the instance with ``verify_spot_launch`` on the group ``host_group_name``
+names (also exported as the ``asg_name`` output).
+
 ``host_program`` gives one phase's program for callers that drive the engine
 themselves (``--dry-run``, destroy). Nothing here imports ``pulumi`` or ``pulumi_aws``
 at module level; the program imports them when it runs.
@@ -54,6 +58,8 @@ OUTPUT_AVAILABILITY_ZONE = "availability_zone"
 OUTPUT_INSTANCE_TYPES = "instance_types"
 OUTPUT_SPOT = "spot"
 PLACEMENT_OUTPUTS = (OUTPUT_REGION, OUTPUT_AVAILABILITY_ZONE, OUTPUT_INSTANCE_TYPES, OUTPUT_SPOT)
+# The spot host's Auto Scaling group, whose launch is verified after `up`.
+OUTPUT_GROUP_NAME = "asg_name"
 
 Program = Callable[[], None]
 # Runs `up` on a program and returns the stack's outputs as plain values.
@@ -80,18 +86,31 @@ def host_stack_name(ctx: RunContext) -> str:
     return ctx.stack_name(HOST_STACK)
 
 
+def host_group_name(ctx: RunContext) -> str:
+    """The spot host's Auto Scaling group: ``mapt-host-<project>``.
+
+    Fixed rather than generated, so that after a failed ``up`` (when there may be no
+    outputs to read) the group can still be found and asked why it did not launch.
+    Group names are unique per account and region and hold 255 characters; a project
+    name holds at most 40.
+    """
+    return f"mapt-{host_stack_name(ctx)}"
+
+
 def host_phases(request: HostRequest) -> tuple[HostPhase, ...]:
     """The ``up`` runs that create the host, in order."""
     return (PHASE_BOOTSTRAP, PHASE_AIRGAP) if request.airgap else (PHASE_CREATE,)
 
 
-def host_output_names(request: HostRequest) -> tuple[str, ...]:
-    """The outputs the host's stack exports: connection values, then its placement."""
+def host_output_names(request: HostRequest, *, spot: bool) -> tuple[str, ...]:
+    """The outputs the host's stack exports: placement, connection values, spot group."""
     names = [*PLACEMENT_OUTPUTS, OUTPUT_HOST, OUTPUT_USERNAME, OUTPUT_PRIVATE_KEY]
     if request.is_windows:
         names.append(OUTPUT_PASSWORD)
     if request.airgap:
         names += [OUTPUT_BASTION_HOST, OUTPUT_BASTION_USERNAME, OUTPUT_BASTION_PRIVATE_KEY]
+    if spot:
+        names.append(OUTPUT_GROUP_NAME)
     return tuple(names)
 
 
@@ -208,7 +227,7 @@ def _declare_host(
     from mapt.targets.aws._network import build_network
     from mapt.targets.aws._userdata import PASSWORD_SPECIALS, cloud_config, windows_userdata
 
-    dep = new_deployment(ctx, region=allocation.region, stack=stack)
+    dep = new_deployment(ctx, region=allocation.region, stack=stack, expires_at=request.expires_at)
     network = build_network(
         dep,
         region=allocation.region,
@@ -250,18 +269,20 @@ def _declare_host(
                 lambda values: windows_userdata(request, public_key=values[0], password=values[1])
             )
         )
-    elif request.has_subscription:
+    elif request.has_secrets:
         user_data = pulumi.Output.secret(
             cloud_config(request, subscription_password=request.rh_subscription_password)
         )
     else:
         user_data = pulumi.Output.from_input(cloud_config(request))
     image = _compute.lookup_image(dep, request.image)
+    group_name: pulumi.Output[str] | None = None
     if allocation.is_spot:
-        address = _compute.spot_host(
+        spot = _compute.spot_host(
             dep,
             network,
             request=request,
+            group_name=host_group_name(ctx),
             instance_types=allocation.instance_types,
             max_price=allocation.max_price,
             image=image,
@@ -269,6 +290,7 @@ def _declare_host(
             user_data=user_data,
             airgap=request.airgap,
         )
+        address, group_name = spot.address, spot.group_name
     else:
         address = _compute.on_demand_host(
             dep,
@@ -289,6 +311,8 @@ def _declare_host(
     pulumi.export(OUTPUT_PRIVATE_KEY, pulumi.Output.secret(key.private_key_pem))
     if password is not None:
         pulumi.export(OUTPUT_PASSWORD, pulumi.Output.secret(password.result))
+    if group_name is not None:
+        pulumi.export(OUTPUT_GROUP_NAME, group_name)
     if request.airgap:
         bastion_key, bastion_key_pair = generated_key_pair("bastion")
         bastion_address = _compute.bastion(dep, network, key_name=bastion_key_pair.key_name)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Literal, cast
 
 from mapt.allocation import ARCHITECTURES
 from mapt.core import InputError, register_secret
+from mapt.integrations.github import RunnerSpec
 
 OperatingSystem = Literal["rhel", "fedora", "windows"]
 OPERATING_SYSTEMS: tuple[OperatingSystem, ...] = ("rhel", "fedora", "windows")
@@ -74,6 +76,16 @@ class HostRequest:
     private subnet reached through a bastion. ``service_endpoints`` adds VPC endpoints
     (``s3``, ``ecr``, ``ssm``). The RHEL subscription password is a secret: it is
     registered for log redaction and left out of ``repr``.
+
+    ``expires_at`` (timezone-aware) is when the machine removes itself: it powers off
+    and is terminated, a spot group scales to zero, and every resource is tagged
+    ``mapt:expires-at`` so ``mapt aws sweep --expired`` can remove the rest. It is
+    kept in UTC and whole seconds, the precision of every place it is written to.
+    Whether it lies in the future is the caller's to check: a request is built from
+    the clock, not checked against it.
+
+    ``runner`` installs and registers a GitHub Actions runner at first boot; its
+    registration token makes the user data a secret (see ``has_secrets``).
     """
 
     os: OperatingSystem
@@ -87,6 +99,8 @@ class HostRequest:
     ami_username: str | None = None
     rh_subscription_username: str | None = None
     rh_subscription_password: str | None = field(default=None, repr=False)
+    expires_at: datetime | None = None
+    runner: RunnerSpec | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.os not in OPERATING_SYSTEMS:
@@ -104,6 +118,7 @@ class HostRequest:
         self._check_endpoints()
         self._check_image_overrides()
         self._check_subscription()
+        self._check_expiry()
         if self.os == "windows":
             if self.arch != "x86_64":
                 raise InputError(
@@ -196,6 +211,19 @@ class HostRequest:
             )
         register_secret(password)
 
+    def _check_expiry(self) -> None:
+        moment = self.expires_at
+        if moment is None:
+            return
+        if not isinstance(moment, datetime):
+            raise InputError(f"expiry {moment!r} is not a date and time")
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise InputError(
+                f"expiry {moment.isoformat()} has no timezone: give it in UTC or with an offset"
+            )
+        utc = moment.astimezone(timezone.utc).replace(microsecond=0)
+        object.__setattr__(self, "expires_at", utc)
+
     # What follows is derived from the request: the target's programs use it, and so
     # does the CLI to describe what it will create.
 
@@ -246,3 +274,8 @@ class HostRequest:
     @property
     def has_subscription(self) -> bool:
         return self.rh_subscription_username is not None
+
+    @property
+    def has_secrets(self) -> bool:
+        """Whether the first-boot script holds a secret (subscription password, runner token)."""
+        return self.has_subscription or self.runner is not None

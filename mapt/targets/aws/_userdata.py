@@ -5,19 +5,35 @@ cloud-init document is written as JSON (a subset of YAML that cloud-init reads),
 quotes any user name or password correctly. The PowerShell script embeds only values
 that are validated or generated from a safe alphabet (see ``HostRequest`` and the
 password's character set), each inside a single-quoted string.
+
+A request with an expiry makes the machine power itself off at that time, from the
+inside, so it goes away even when nothing outside runs on time (a cancelled CI job,
+lost state). The instance's shutdown behaviour is ``terminate`` (see ``_compute``),
+so powering off ends it. Linux gets a systemd timer and Windows a scheduled task,
+both written on first boot and kept across reboots; both fire at once on a boot
+after the expiry, should the machine have been stopped over it.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any
 
 from mapt.core import InputError
+from mapt.integrations.github import linux_runner_script, windows_runner_script
 from mapt.targets.aws._request import SSH_PORT, HostRequest
+from mapt.targets.aws._tags import utc_timestamp
+
+# Where cloud-init writes the GitHub runner's install script (root-only: it holds the token).
+RUNNER_SCRIPT = "/var/lib/mapt/github-runner.sh"
 
 # Characters the generated Windows password may use besides letters and digits: none of
 # them is special inside a single-quoted PowerShell string.
 PASSWORD_SPECIALS = "!#%*-_=+"
+
+EXPIRY_UNIT = "mapt-expiry"
+_SYSTEMD_DIR = "/etc/systemd/system"
 
 
 def cloud_config(
@@ -46,7 +62,63 @@ def cloud_config(
             "username": request.rh_subscription_username,
             "password": subscription_password,
         }
+    write_files: list[dict[str, str]] = []
+    runcmd: list[list[str]] = []
+    if request.expires_at is not None:
+        write_files += expiry_units(request.expires_at)
+        runcmd += [
+            ["systemctl", "daemon-reload"],
+            ["systemctl", "enable", "--now", f"{EXPIRY_UNIT}.timer"],
+        ]
+    if request.runner is not None:
+        # Written root-only and run with bash: the token stays out of cloud-init's log.
+        script = linux_runner_script(request.runner, request.arch, run_as=request.username)
+        write_files.append({"path": RUNNER_SCRIPT, "permissions": "0700", "content": script})
+        runcmd.append(["bash", RUNNER_SCRIPT])
+    if write_files:
+        config["write_files"] = write_files
+        config["runcmd"] = runcmd
     return "#cloud-config\n" + json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+
+def expiry_units(expires_at: datetime) -> list[dict[str, str]]:
+    """cloud-init ``write_files`` entries: a systemd timer that powers off at ``expires_at``.
+
+    A unit file on disk (not a transient ``systemd-run`` timer) outlives a reboot, and
+    ``Persistent=true`` makes systemd catch up on the event if the machine was off at
+    that time (stopped over its expiry): it powers off as soon as it is up again.
+    """
+    moment = expires_at.astimezone(timezone.utc)
+    stamp = utc_timestamp(moment)
+    calendar = moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    service = (
+        "[Unit]\n"
+        f"Description=Power off: this mapt machine expired at {stamp}\n"
+        "\n"
+        "[Service]\n"
+        "Type=oneshot\n"
+        "ExecStart=/usr/bin/systemctl poweroff\n"
+    )
+    timer = (
+        "[Unit]\n"
+        f"Description=Power off this mapt machine at its expiry, {stamp}\n"
+        "\n"
+        "[Timer]\n"
+        f"OnCalendar={calendar}\n"
+        "AccuracySec=1s\n"
+        "Persistent=true\n"
+        "\n"
+        "[Install]\n"
+        "WantedBy=timers.target\n"
+    )
+    return [
+        {
+            "path": f"{_SYSTEMD_DIR}/{EXPIRY_UNIT}.service",
+            "permissions": "0644",
+            "content": service,
+        },
+        {"path": f"{_SYSTEMD_DIR}/{EXPIRY_UNIT}.timer", "permissions": "0644", "content": timer},
+    ]
 
 
 def windows_userdata(request: HostRequest, *, public_key: str, password: str) -> str:
@@ -56,6 +128,8 @@ def windows_userdata(request: HostRequest, *, public_key: str, password: str) ->
     installs and starts OpenSSH Server, authorizes mapt's key for administrators, makes
     PowerShell the SSH shell and opens port 22 in Windows Firewall. Every step is
     idempotent, so a replacement spot instance runs the same script to the same end.
+    With an expiry, the power-off task is registered first, so a later step that
+    fails cannot leave a machine that never expires.
     """
     if not request.is_windows:
         raise InputError(f"Windows user data is for windows hosts, not {request.os}")
@@ -67,9 +141,11 @@ def windows_userdata(request: HostRequest, *, public_key: str, password: str) ->
     if not key.startswith("ssh-") or "'" in key or "\n" in key:
         raise InputError("the SSH public key is not a single OpenSSH public key line")
     user = request.username
+    expiry = "" if request.expires_at is None else _windows_expiry(request.expires_at)
+    runner = "" if request.runner is None else windows_runner_script(request.runner)
     return f"""<powershell>
 $ErrorActionPreference = 'Stop'
-$user = '{user}'
+{expiry}$user = '{user}'
 $password = ConvertTo-SecureString '{password}' -AsPlainText -Force
 if (Get-LocalUser -Name $user -ErrorAction SilentlyContinue) {{
   Set-LocalUser -Name $user -Password $password -PasswordNeverExpires $true
@@ -99,6 +175,23 @@ if (-not (Get-NetFirewallRule -Name 'mapt-sshd' -ErrorAction SilentlyContinue)) 
   New-NetFirewallRule -Name 'mapt-sshd' -DisplayName 'OpenSSH Server (mapt)' -Enabled True `
     -Direction Inbound -Protocol TCP -Action Allow -LocalPort {SSH_PORT} | Out-Null
 }}
-</powershell>
+{runner}</powershell>
 <persist>false</persist>
+"""
+
+
+def _windows_expiry(expires_at: datetime) -> str:
+    """PowerShell that registers a SYSTEM task running ``shutdown /s /t 0`` at expiry.
+
+    The UTC timestamp is parsed into local time (what the trigger takes) on the
+    machine itself, whatever its time zone. ``StartWhenAvailable`` runs a missed
+    task as soon as the machine is up again, as ``Persistent=true`` does on Linux.
+    """
+    stamp = utc_timestamp(expires_at)
+    return f"""$expiry = [DateTime]::Parse('{stamp}', [Globalization.CultureInfo]::InvariantCulture)
+$trigger = New-ScheduledTaskTrigger -Once -At $expiry
+$action = New-ScheduledTaskAction -Execute 'shutdown.exe' -Argument '/s /t 0'
+$settings = New-ScheduledTaskSettingsSet -StartWhenAvailable
+Register-ScheduledTask -TaskName '{EXPIRY_UNIT}' -Trigger $trigger -Action $action `
+  -Settings $settings -User 'NT AUTHORITY\\SYSTEM' -RunLevel Highest -Force | Out-Null
 """

@@ -1,0 +1,403 @@
+"""The host lifecycle behind ``mapt aws host create|destroy|list``, without printing.
+
+Each function takes validated requests and an explicit ``Engine`` and returns what
+happened as a value; ``_host.py`` turns the values into text, JSON and exit codes.
+Keeping the flow here, apart from flag parsing, lets it be driven on the in-memory
+engine in tests exactly as the command drives it on Pulumi.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mapt.core import MaptError, NoCapacityError, OperationError, RunContext, get_logger
+
+if TYPE_CHECKING:
+    import boto3
+
+    from mapt.allocation import AllocationArgs, AllocationResult, FailedOffer
+    from mapt.stacks import DryRunEngine, Engine, LockHolder, PlannedStep, StackSummary
+    from mapt.targets import SshAccess
+    from mapt.targets.aws import HostRequest
+
+log = get_logger(__name__)
+
+GET_AMI = "aws:ec2/getAmi:getAmi"
+# How many spot deployments one create tries before giving up or falling back.
+DEFAULT_SPOT_ATTEMPTS = 3
+InvokeAnswer = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class CreateOutcome:
+    """What a create did (or, on a dry run, would do).
+
+    ``outputs`` are the host stack's plain outputs, secrets included: callers print
+    only ``public_outputs``. ``planned`` lists the resources a dry run would create.
+    """
+
+    allocation: AllocationResult
+    outputs: Mapping[str, Any]
+    files: tuple[Path, ...] = ()
+    dry_run: bool = False
+    planned: tuple[PlannedStep, ...] = ()
+    images: tuple[Mapping[str, str], ...] = ()
+    runner_name: str | None = None
+
+    def public_outputs(self, secret_names: frozenset[str]) -> dict[str, Any]:
+        return {k: v for k, v in self.outputs.items() if k not in secret_names}
+
+
+def create_host(
+    context: RunContext,
+    args: AllocationArgs,
+    request: HostRequest,
+    *,
+    engine: Engine,
+    conn_dir: Path | None,
+    checks: HostChecks,
+    lock_timeout: float,
+    max_attempts: int = DEFAULT_SPOT_ATTEMPTS,
+    fallback_on_demand: bool = False,
+) -> CreateOutcome:
+    """Allocate, deploy the host stack, confirm the launch, wait for SSH, write files.
+
+    The whole create holds the project lock, so two runs of one project never make
+    two spot choices. A spot host whose group cannot launch (capacity, price) is
+    destroyed and deployed again on the next kept candidate, up to ``max_attempts``
+    deployments; then it falls back to on-demand when asked, or fails with every
+    attempt listed. Any other failure keeps what was created in state and says how
+    to remove it.
+    """
+    from mapt.allocation import allocation
+    from mapt.stacks import project_lock
+
+    with project_lock(
+        context.backend_url, context.project_name, operation="create", timeout=lock_timeout
+    ):
+        chosen = allocation(context, args, engine=engine)
+        try:
+            chosen, outputs = _deploy_with_failover(
+                context, args, request, chosen, engine, checks, max_attempts, fallback_on_demand
+            )
+            files: list[Path] = []
+            if conn_dir is not None:
+                from mapt.targets import write_connection_files
+                from mapt.targets.aws import host_connection_values
+
+                files = write_connection_files(conn_dir, host_connection_values(outputs))
+        except SpotAttemptsExhaustedError:
+            raise
+        except MaptError as error:
+            error.hint = _destroy_hint(context, error.hint)
+            raise
+    runner = request.runner.name if request.runner is not None else None
+    return CreateOutcome(
+        allocation=chosen, outputs=outputs, files=tuple(files), runner_name=runner
+    )
+
+
+@dataclass(frozen=True)
+class HostChecks:
+    """The checks after each ``up``: the spot launch, then SSH readiness."""
+
+    launch: Callable[[str, str], str]
+    readiness: Callable[[SshAccess], None]
+
+    def after_up(self, offer: AllocationResult, group_name: str) -> Callable[[SshAccess], None]:
+        """The wait for one deployment: a spot group must launch before SSH can answer."""
+
+        def wait(access: SshAccess) -> None:
+            if offer.is_spot:
+                self.launch(offer.region, group_name)
+            self.readiness(access)
+
+        return wait
+
+
+class SpotAttemptsExhaustedError(NoCapacityError):
+    """Every spot offer tried could not launch, and on-demand was not allowed."""
+
+    def __init__(self, failed: Sequence[FailedOffer]) -> None:
+        self.failed = tuple(failed)
+        tried = "; ".join(
+            f"{f.offer.availability_zone} ({', '.join(f.offer.instance_types[:3])}): {f.reason}"
+            for f in failed
+        )
+        super().__init__(
+            f"spot capacity could not launch after {len(failed)} attempt(s): {tried}",
+            hint="Retry later, widen the request (--spot-eviction-tolerance, "
+            "--compute-families), or pass --spot-fallback-on-demand.",
+        )
+
+
+def _deploy_with_failover(
+    context: RunContext,
+    args: AllocationArgs,
+    request: HostRequest,
+    chosen: AllocationResult,
+    engine: Engine,
+    checks: HostChecks,
+    max_attempts: int,
+    fallback_on_demand: bool,
+) -> tuple[AllocationResult, dict[str, Any]]:
+    from mapt.allocation import (
+        FailedOffer,
+        fail_over,
+        keep_on_demand_fallback,
+        on_demand_allocation,
+    )
+    from mapt.stacks import StackRef
+    from mapt.targets.aws import HOST_STACK, SpotLaunchError, deploy_host, host_group_name
+
+    ref = StackRef.for_context(context, HOST_STACK)
+    deployments = 0
+    while True:
+        current = chosen
+        deployments += 1
+        try:
+            outputs = deploy_host(
+                context,
+                current,
+                request,
+                up=lambda program: engine.up(ref, program, refresh=engine.exists(ref)),
+                wait=checks.after_up(current, host_group_name(context)),
+            )
+            return current, outputs
+        except SpotLaunchError as error:
+            if not current.is_spot or not error.capacity_failure:
+                raise
+            log.warning("%s; destroying the host stack to try elsewhere", error.message)
+            engine.destroy(ref)
+            failed = (*current.failed, FailedOffer(current.offer, error.reason_code))
+            following = fail_over(context, current, error.reason_code, engine=engine)
+            if following is not None and deployments < max_attempts:
+                chosen = following
+                continue
+            if not fallback_on_demand:
+                raise SpotAttemptsExhaustedError(failed) from error
+            region = failed[0].offer.region
+            log.warning("falling back to on-demand capacity in %s", region)
+            on_demand = on_demand_allocation(args, region)
+            chosen = keep_on_demand_fallback(
+                context, replace(on_demand, failed=failed), engine=engine
+            )
+
+
+def dry_run_host(
+    context: RunContext,
+    args: AllocationArgs,
+    request: HostRequest,
+    *,
+    engine: DryRunEngine,
+    session: boto3.Session,
+) -> CreateOutcome:
+    """The real allocation (read-only EC2 calls) and the host program under mocks.
+
+    A spot choice already saved is read, not re-made; a new one is shown but not
+    saved. Image lookups are answered from the real ``DescribeImages`` of the chosen
+    region, so a dry run fails where a real run would on a missing image.
+    """
+    from mapt.allocation import allocation
+    from mapt.stacks import StackRef
+    from mapt.targets.aws import HOST_STACK, host_phases, host_program
+
+    chosen = allocation(context, args, engine=engine)
+    images: list[dict[str, str]] = []
+    engine.answer(GET_AMI, image_answer(session, chosen.region, found=images))
+    ref = StackRef.for_context(context, HOST_STACK)
+    planned: list[PlannedStep] = []
+    outputs: dict[str, Any] = {}
+    for phase in host_phases(request):
+        preview = engine.preview(ref, host_program(context, chosen, request, phase=phase))
+        known = {(step.type, step.name) for step in planned}
+        planned += [step for step in preview.steps if (step.type, step.name) not in known]
+        outputs = engine.last_run.plain_outputs()
+    unique = {image["id"]: image for image in images}
+    return CreateOutcome(
+        allocation=chosen,
+        outputs=outputs,
+        dry_run=True,
+        planned=tuple(planned),
+        images=tuple(unique.values()),
+        runner_name=request.runner.name if request.runner is not None else None,
+    )
+
+
+def image_answer(
+    session: boto3.Session, region: str, *, found: list[dict[str, str]] | None = None
+) -> InvokeAnswer:
+    """Answer ``aws.ec2.getAmi`` as the provider would: the newest matching image.
+
+    Each image found is appended to ``found`` (id, name, region), for the dry run's report.
+    """
+
+    def answer(invoke_args: Mapping[str, Any]) -> dict[str, Any]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        filters = [
+            {"Name": f["name"], "Values": list(f["values"])} for f in invoke_args.get("filters", [])
+        ]
+        owners = list(invoke_args.get("owners", []))
+        described = ", ".join(f"{f['Name']}={','.join(f['Values'])}" for f in filters)
+        try:
+            images = session.client("ec2", region_name=region).describe_images(
+                Owners=owners, Filters=filters  # type: ignore[arg-type]
+            )["Images"]
+        except (BotoCoreError, ClientError) as error:
+            raise OperationError(f"cannot look up images in {region}: {error}") from error
+        if not images:
+            raise OperationError(
+                f"no image in {region} owned by {', '.join(owners)} matches {described}"
+            )
+        newest = max(images, key=lambda image: image.get("CreationDate", ""))
+        if found is not None:
+            name = newest.get("Name", "")
+            found.append({"id": newest["ImageId"], "name": name, "region": region})
+        return {
+            "id": newest["ImageId"],
+            "imageId": newest["ImageId"],
+            "name": newest.get("Name", ""),
+            "architecture": newest.get("Architecture", ""),
+            "rootDeviceName": newest.get("RootDeviceName", "/dev/sda1"),
+            "owners": owners,
+        }
+
+    return answer
+
+
+@dataclass(frozen=True)
+class DestroyOutcome:
+    """Which stacks were destroyed, which locks removed, which state files purged."""
+
+    destroyed: tuple[str, ...]
+    unlocked: tuple[str, ...] = ()
+    purged: tuple[str, ...] = ()
+    broken_lock: LockHolder | None = None
+    runner: str | None = None  # what happened to the project's GitHub runner
+
+    @property
+    def nothing_to_destroy(self) -> bool:
+        return not self.destroyed
+
+
+def destroy_host(
+    context: RunContext,
+    *,
+    engine: Engine,
+    force: bool,
+    keep_state: bool,
+    lock_timeout: float,
+) -> DestroyOutcome:
+    """Destroy the host stack, then ``spotOption-<project>``, then the project's state.
+
+    A stack that does not exist is skipped, so destroying twice, or a project that
+    never existed, succeeds. ``force`` first removes the locks dead runs left: the
+    project lock (saying whose it was and since when) and the stacks' Pulumi locks.
+    """
+    from mapt.allocation import SPOT_STACK_NAME
+    from mapt.stacks import StackRef, break_project_lock, project_lock
+    from mapt.targets.aws import HOST_STACK
+
+    broken = None
+    if force:
+        broken = break_project_lock(context.backend_url, context.project_name)
+        if broken is not None:
+            log.warning("removed the project lock held by %s", broken.describe())
+    destroyed: list[str] = []
+    unlocked: list[str] = []
+    with project_lock(
+        context.backend_url, context.project_name, operation="destroy", timeout=lock_timeout
+    ):
+        for name in (HOST_STACK, SPOT_STACK_NAME):
+            ref = StackRef.for_context(context, name)
+            if force:
+                removed = engine.force_unlock(ref)
+                for entry in removed:
+                    log.warning("removed the lock %s of stack %s", entry, ref.stack_name)
+                unlocked += removed
+            if engine.destroy(ref):
+                destroyed.append(ref.stack_name)
+        purged: list[str] = []
+        if not keep_state:
+            purged = engine.purge_project_state(context.backend_url, context.project_name)
+    return DestroyOutcome(tuple(destroyed), tuple(unlocked), tuple(purged), broken)
+
+
+@dataclass(frozen=True)
+class HostSummary:
+    """One project in a backend, as ``mapt aws host list`` shows it."""
+
+    project: str
+    stacks: tuple[str, ...]
+    region: str | None = None
+    availability_zone: str | None = None
+    instance_types: tuple[str, ...] = ()
+    spot: bool | None = None
+    host: str | None = None
+    updated_at: datetime | None = None
+    locked: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "stacks": list(self.stacks),
+            "region": self.region,
+            "availability_zone": self.availability_zone,
+            "instance_types": list(self.instance_types),
+            "spot": self.spot,
+            "host": self.host,
+            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "locked": self.locked,
+        }
+
+
+def list_hosts(engine: Engine, backend_url: str | None) -> list[HostSummary]:
+    """Every project in the backend with where its host runs, from state alone.
+
+    The host stack's outputs come first; a project with only a spot choice (created
+    but not deployed, or a failed deploy) shows the choice.
+    """
+    by_project: dict[str, list[StackSummary]] = {}
+    for summary in engine.list_stacks(backend_url):
+        by_project.setdefault(summary.project, []).append(summary)
+    return [_host_summary(project, stacks) for project, stacks in sorted(by_project.items())]
+
+
+def _host_summary(project: str, stacks: Sequence[StackSummary]) -> HostSummary:
+    from mapt.targets.aws import HOST_STACK
+
+    merged: dict[str, Any] = {}
+    # Spot choice first, so the host stack's own outputs win where both have a value.
+    for summary in sorted(stacks, key=lambda s: s.kind == HOST_STACK):
+        merged.update(summary.outputs)
+    az = merged.get("availability_zone", merged.get("az"))
+    types = merged.get("instance_types") or ()
+    spot = merged.get("spot")
+    if spot is None and any(s.kind != HOST_STACK for s in stacks):
+        spot = True  # only spot runs keep a spotOption stack
+    times = [s.updated_at for s in stacks if s.updated_at is not None]
+    return HostSummary(
+        project=project,
+        stacks=tuple(s.stack_name for s in stacks),
+        region=merged.get("region"),
+        availability_zone=az,
+        instance_types=tuple(str(t) for t in types),
+        spot=spot,
+        host=merged.get("host"),
+        updated_at=max(times) if times else None,
+        locked=any(s.locks for s in stacks),
+    )
+
+
+def _destroy_hint(context: RunContext, hint: str | None) -> str:
+    command = f"mapt aws host destroy --project-name {context.project_name}"
+    if context.backend_url:
+        command += f" --backed-url {context.backend_url}"
+    created = f"What was created so far is kept in state; remove it with: {command}"
+    return f"{hint.rstrip('.')}. {created}" if hint else created

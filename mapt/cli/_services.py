@@ -1,0 +1,65 @@
+"""What commands act through: the stacks engine, the readiness check, the launch check.
+
+The defaults are the real ones (the Pulumi engine, SSH readiness, the Auto Scaling
+launch check). A caller that runs the CLI in-process can hand in others as the root
+context object, e.g. ``CliRunner().invoke(app, args, obj=Services(...))``: this is how
+whole create/destroy flows run in tests on the in-memory engine. The choice is an
+explicit argument, never an environment switch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from mapt.stacks import Engine
+    from mapt.targets import SshAccess
+
+# Builds the engine for a run from --secrets-provider and --debug.
+EngineFactory = Callable[[str | None, bool], "Engine"]
+# Waits until the host answers over SSH; raises a MaptError when it does not.
+ReadinessCheck = Callable[["SshAccess"], None]
+# Confirms a spot group has a running instance: (region, group name) -> instance id.
+LaunchCheck = Callable[[str, str], str]
+
+
+def pulumi_engine(secrets_provider: str | None, debug: bool) -> Engine:
+    """The real engine: the Pulumi CLI through the Automation API."""
+    from mapt.stacks import PulumiEngine
+
+    return PulumiEngine(secrets_provider=secrets_provider, debug=debug)
+
+
+def ssh_readiness(access: SshAccess) -> None:
+    """The real readiness check: SSH in and wait for cloud-init (40 min at most)."""
+    from mapt.targets import DEFAULT_READY_TIMEOUT, wait_until_ready
+
+    wait_until_ready(access, timeout=DEFAULT_READY_TIMEOUT)
+
+
+def auto_scaling_launch(region: str, group_name: str) -> str:
+    """The real launch check: the group's scaling activities, through boto3."""
+    import boto3
+
+    from mapt.targets.aws import verify_spot_launch
+
+    return verify_spot_launch(boto3.Session(), region, group_name)
+
+
+@dataclass(frozen=True)
+class Services:
+    """The engine factory and the checks a create runs after each ``up``."""
+
+    engine: EngineFactory = pulumi_engine
+    readiness: ReadinessCheck = ssh_readiness
+    launch: LaunchCheck = auto_scaling_launch
+
+
+def services(ctx: typer.Context) -> Services:
+    """The services handed to the root command, or the real ones."""
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Services) else Services()

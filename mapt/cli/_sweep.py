@@ -1,0 +1,179 @@
+"""``mapt aws sweep``: remove what mapt runs left on AWS (orphaned, expired, old).
+
+Which projects still have state comes from the backend (``--backed-url``): a mapt
+resource whose project has no stack there is orphaned and always removed;
+``--expired`` and ``--older-than`` add resources by their ``mapt:expires-at`` and
+``mapt:created-at`` tags. Resources without ``mapt:project`` are never touched. See
+``specs/features/reliability.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from mapt.cli._options import BackedUrl, Debug, Output, OutputFormat, comma_list, option
+from mapt.core import InputError
+
+if TYPE_CHECKING:
+    from datetime import timedelta
+
+    from mapt.targets.aws import SweepPlan, SweepReport
+
+# AWS region names: a partition-area prefix, words, a number (us-east-1, us-gov-west-1).
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+# The region asked for the list of enabled regions when no region is configured.
+_DEFAULT_HOME_REGION = "us-east-1"
+
+Regions = Annotated[
+    str | None,
+    option(
+        "--regions",
+        "Regions to sweep, comma-separated (default: every region enabled for the account).",
+    ),
+]
+OlderThan = Annotated[
+    str | None,
+    option(
+        "--older-than",
+        "Also remove resources created longer ago than this, state or not (6h, 90m, 2h30m).",
+    ),
+]
+Expired = Annotated[
+    bool,
+    option("--expired", "Also remove resources whose expiry (mapt:expires-at) has passed."),
+]
+DryRun = Annotated[bool, option("--dry-run", "List what would be removed; remove nothing.")]
+
+
+def sweep(
+    ctx: typer.Context,
+    regions: Regions = None,
+    older_than: OlderThan = None,
+    expired: Expired = False,
+    dry_run: DryRun = False,
+    backed_url: BackedUrl = None,
+    output: Output = OutputFormat.text,
+    debug: Debug = False,
+) -> None:
+    """Remove mapt's resources whose project has no state, and expired or old ones.
+
+    Finds every resource tagged mapt:project in the regions, then deletes the
+    orphaned ones (no stack in the backend) and, when asked, expired or old
+    ones, in the order AWS accepts. Untagged resources are never touched.
+    Exits 1 if any deletion failed; the others still happen.
+    """
+    from datetime import datetime, timezone
+
+    import boto3
+
+    from mapt.cli._app import set_debug
+    from mapt.core import OperationError, parse_duration
+    from mapt.stacks import list_stacks, parse_backend_url
+    from mapt.targets.aws import enabled_regions, execute_sweep, find_mapt_resources, plan_sweep
+
+    set_debug(ctx, debug)
+    chosen = comma_list("--regions", regions)
+    for region in chosen:
+        if not _REGION.fullmatch(region):
+            raise InputError(f"--regions item {region!r} is not an AWS region name like eu-west-1")
+    limit = None if older_than is None else parse_duration(older_than, flag="--older-than")
+    if backed_url is not None:
+        parse_backend_url(backed_url)
+
+    session = boto3.Session()
+    swept = list(chosen) or enabled_regions(session, session.region_name or _DEFAULT_HOME_REGION)
+    found = find_mapt_resources(session, swept)
+    # Read the state after the resources: Pulumi records a stack before creating its
+    # first resource, so a project created meanwhile is seen with its state, never as
+    # an orphan.
+    stacks = list_stacks(backed_url)
+    plan = plan_sweep(
+        found,
+        now=datetime.now(timezone.utc),
+        projects_with_state={stack.project for stack in stacks},
+        expired=expired,
+        older_than=limit,
+    )
+    if not stacks and any("orphaned" in item.reasons for item in plan.items) and not dry_run:
+        raise InputError(
+            f"the state backend {backed_url or '(local default)'} has no stacks, so every "
+            "mapt resource in the account would count as orphaned",
+            hint="Pass the --backed-url the mapt runs in this account use, or --dry-run to "
+            "see what would be removed (--older-than 1s removes everything regardless).",
+        )
+    report = execute_sweep(session, plan, dry_run=dry_run)
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(_as_json(report, swept, expired=expired, older_than=limit), indent=2))
+    else:
+        _print_report(plan, report, swept, older_than=limit)
+    if not report.ok:
+        first = report.failures[0]
+        raise OperationError(
+            f"{len(report.failures)} of {len(report.actions)} resources could not be deleted; "
+            f"first: {first.item.resource.kind} {first.item.resource.id} in "
+            f"{first.item.resource.region}: {first.error}",
+            hint="Run the sweep again once AWS has let go of what they depend on.",
+        )
+
+
+def _as_json(
+    report: SweepReport, regions: list[str], *, expired: bool, older_than: timedelta | None
+) -> dict[str, Any]:
+    from mapt.core import format_duration
+
+    return {
+        "dry_run": report.dry_run,
+        "regions": regions,
+        "expired": expired,
+        "older_than": None if older_than is None else format_duration(older_than),
+        "resources": [
+            {
+                "region": action.item.resource.region,
+                "kind": action.item.resource.kind,
+                "id": action.item.resource.id,
+                "name": action.item.resource.name,
+                "project": action.item.resource.project,
+                "reasons": list(action.item.reasons),
+                "status": action.status,
+                "error": action.error,
+            }
+            for action in report.actions
+        ],
+        "failed": len(report.failures),
+    }
+
+
+def _print_report(
+    plan: SweepPlan, report: SweepReport, regions: list[str], *, older_than: timedelta | None
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from mapt.targets.aws import describe_reasons
+
+    console = Console(soft_wrap=False)
+    where = f"{len(regions)} region{'s' if len(regions) != 1 else ''}"
+    if not report.actions:
+        console.print(f"Nothing to sweep in {where}.")
+        return
+    verb = "Would remove" if report.dry_run else "Removed"
+    table = Table(title=f"{verb}: projects {', '.join(plan.projects)} ({where})")
+    for column in ("region", "kind", "id", "name", "project", "why", "result"):
+        table.add_column(column)
+    for action in report.actions:
+        resource = action.item.resource
+        result = action.status if action.error is None else f"{action.status}: {action.error}"
+        table.add_row(
+            resource.region,
+            resource.kind,
+            resource.id,
+            resource.name,
+            resource.project or "",
+            describe_reasons(action.item, older_than=older_than),
+            result,
+        )
+    console.print(table)
