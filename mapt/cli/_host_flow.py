@@ -169,8 +169,10 @@ def _deploy_with_failover(
             )
             return current, outputs
         except SpotLaunchError as error:
-            if not current.is_spot or not error.capacity_failure:
-                raise
+            if not error.capacity_failure:
+                # The request itself is wrong (an image, a quota, a parameter): no other
+                # offer would launch either, and it is not a capacity problem (exit 1).
+                raise OperationError(error.message, hint=error.hint) from error
             log.warning("%s; destroying the host stack to try elsewhere", error.message)
             engine.destroy(ref)
             failed = (*current.failed, FailedOffer(current.offer, error.reason_code))

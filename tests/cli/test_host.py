@@ -512,3 +512,17 @@ def test_force_destroy_breaks_a_project_lock_a_dead_run_left(
     assert result.exit_code == 0, result.output
     assert "create by runner@gh-7 (pid 4242)" in result.stderr
     assert not note.exists() and cli.engine.stack_names() == []
+
+
+def test_a_launch_refused_for_another_reason_does_not_fail_over(
+    cli: Harness, market: SpotMarket
+) -> None:
+    cli.auto_scaling.refusals = [
+        "Launching EC2 instance failed. InvalidParameterValue - The image id does not exist."
+    ]
+    result = cli.create("--spot")
+    assert result.exit_code == 1, result.output
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("Error:")]
+    assert "InvalidParameterValue" in line and "mapt aws host destroy" in line
+    assert len(cli.auto_scaling.checked) == 1  # no other offer tried
+    assert "host-demo" in cli.engine.stack_names()  # kept for destroy
