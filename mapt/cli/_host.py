@@ -231,16 +231,7 @@ def create(
     )
     image = request.image
     args = AllocationArgs(
-        compute_request=compute_request(
-            cpus=cpus,
-            memory=memory,
-            arch=arch,
-            gpus=gpus,
-            gpu_manufacturer=gpu_manufacturer,
-            nested_virt=nested_virt,
-            compute_sizes=compute_sizes,
-            compute_families=compute_families,
-        ),
+        compute_request=compute_request(ctx.params),
         ami_product_description=_PRODUCT_DESCRIPTIONS[request.os],
         ami_name=image.name,
         ami_owner=image.owner,

@@ -7,6 +7,7 @@ so every command refuses bad input with the same one-line message.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
 from typing import Annotated, Any
 
@@ -140,29 +141,19 @@ Output = Annotated[OutputFormat, option("--output", "Output format: text or json
 Debug = Annotated[bool, option("--debug", "Verbose logs, and tracebacks with errors.")]
 
 
-def compute_request(
-    *,
-    cpus: int,
-    memory: float,
-    arch: str,
-    gpus: int,
-    gpu_manufacturer: str | None,
-    nested_virt: bool,
-    compute_sizes: str | None,
-    compute_families: str | None,
-) -> Any:
-    """Build a validated ``ComputeRequest`` from the compute flags."""
+def compute_request(params: Mapping[str, Any]) -> Any:
+    """Build a validated ``ComputeRequest`` from a command's compute flags (``ctx.params``)."""
     from mapt.allocation import ComputeRequest
 
     return ComputeRequest(
-        cpus=cpus,
-        memory_gib=memory,
-        arch=arch,
-        gpus=gpus,
-        gpu_manufacturer=gpu_manufacturer or None,
-        nested_virt=nested_virt,
-        compute_sizes=comma_list("--compute-sizes", compute_sizes),
-        compute_families=comma_list("--compute-families", compute_families),
+        cpus=params["cpus"],
+        memory_gib=params["memory"],
+        arch=params["arch"],
+        gpus=params["gpus"],
+        gpu_manufacturer=params["gpu_manufacturer"] or None,
+        nested_virt=params["nested_virt"],
+        compute_sizes=comma_list("--compute-sizes", params["compute_sizes"]),
+        compute_families=comma_list("--compute-families", params["compute_families"]),
     )
 
 

@@ -57,16 +57,7 @@ def spot_price(
 
     set_debug(ctx, debug)
     args = AllocationArgs(
-        compute_request=compute_request(
-            cpus=cpus,
-            memory=memory,
-            arch=arch,
-            gpus=gpus,
-            gpu_manufacturer=gpu_manufacturer,
-            nested_virt=nested_virt,
-            compute_sizes=compute_sizes,
-            compute_families=compute_families,
-        ),
+        compute_request=compute_request(ctx.params),
         ami_product_description=product_description,
         spot=spot_args(
             tolerance=spot_eviction_tolerance,

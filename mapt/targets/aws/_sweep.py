@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from mapt.core import OperationError, format_duration, get_logger
 from mapt.targets.aws._tags import TAG_CREATED_AT, TAG_EXPIRES_AT, TAG_PROJECT, parse_timestamp
@@ -41,6 +41,12 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
+# Deletion order: whatever uses a resource goes before it. Instances (and the groups
+# that would replace them) hold network interfaces in subnets and security groups;
+# a load balancer holds its target groups, interfaces and Elastic IP; a NAT gateway
+# holds its Elastic IP; an internet gateway cannot be detached while the VPC has
+# public addresses mapped; a VPC goes once it is empty. Templates and key pairs
+# depend on nothing and go last, so a failure above leaves a group relaunchable.
 ResourceKind = Literal[
     "auto-scaling-group",
     "instance",
@@ -57,28 +63,7 @@ ResourceKind = Literal[
     "launch-template",
     "key-pair",
 ]
-# Deletion order: whatever uses a resource goes before it. Instances (and the groups
-# that would replace them) hold network interfaces in subnets and security groups;
-# a load balancer holds its target groups, interfaces and Elastic IP; a NAT gateway
-# holds its Elastic IP; an internet gateway cannot be detached while the VPC has
-# public addresses mapped; a VPC goes once it is empty. Templates and key pairs
-# depend on nothing and go last, so a failure above leaves a group relaunchable.
-DELETION_ORDER: tuple[ResourceKind, ...] = (
-    "auto-scaling-group",
-    "instance",
-    "load-balancer",
-    "target-group",
-    "nat-gateway",
-    "elastic-ip",
-    "vpc-endpoint",
-    "subnet",
-    "route-table",
-    "internet-gateway",
-    "security-group",
-    "vpc",
-    "launch-template",
-    "key-pair",
-)
+DELETION_ORDER: tuple[ResourceKind, ...] = get_args(ResourceKind)
 _RANK = {kind: rank for rank, kind in enumerate(DELETION_ORDER)}
 
 Reason = Literal["orphaned", "expired", "old"]
