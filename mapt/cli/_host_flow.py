@@ -9,7 +9,7 @@ engine in tests exactly as the command drives it on Pulumi.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -343,7 +343,6 @@ class HostSummary:
     host: str | None = None
     updated_at: datetime | None = None
     locked: bool = False
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
