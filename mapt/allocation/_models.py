@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from mapt.core import InputError
+from mapt.core import InputError, check_region_name
 
 ARCHITECTURES = ("x86_64", "arm64")
 GPU_MANUFACTURERS = ("nvidia", "amd", "habana", "xilinx")
@@ -30,7 +30,6 @@ DEFAULT_INCREASE_RATE = 30.0
 # Instance type names: family (letters, digits, dashes) dot size, e.g. m7i-flex.large.
 _INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9-]+")
 _FAMILY = re.compile(r"[a-z][a-z0-9-]*")
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
 
 
 def _positive(name: str, value: float) -> None:
@@ -107,8 +106,7 @@ class SpotArgs:
             raise InputError(f"spot increase rate {rate!r} must be zero or more (a percentage)")
         object.__setattr__(self, "excluded_regions", tuple(self.excluded_regions))
         for region in self.excluded_regions:
-            if not _REGION.fullmatch(region):
-                raise InputError(f"excluded region {region!r} is not a region name")
+            check_region_name(region, "excluded region")
 
     @property
     def min_score(self) -> int:

@@ -77,6 +77,20 @@ _PRODUCT_DESCRIPTIONS = {
     "fedora": "Linux/UNIX",
     "windows": "Windows",
 }
+# Flags that tune spot choices, and flags that describe the runner: each group is
+# refused without the flag it depends on.
+_SPOT_TUNING = (
+    "spot_eviction_tolerance",
+    "spot_increase_rate",
+    "spot_excluded_regions",
+    "spot_max_attempts",
+    "spot_fallback_on_demand",
+)
+_RUNNER_SETTINGS = (
+    "ghactions_runner_token",
+    "ghactions_runner_labels",
+    "ghactions_runner_ephemeral",
+)
 # Longer than a week is surely a typo for a CI machine.
 MAX_LIFETIME = timedelta(days=7)
 # Flags that shape the machine; --compute-sizes names the types instead.
@@ -247,12 +261,17 @@ def create(
         ),
     )
     if not spot:
-        _refuse_spot_flags(ctx)
+        _refuse_without(ctx, _SPOT_TUNING, "--spot")
     if conn_details_output is not None:
         check_connection_folder(conn_details_output)
     scope = runner_scope(ghactions_runner_repo, ghactions_runner_org)
     if scope is None:
-        _refuse_runner_flags(ctx)
+        _refuse_without(
+            ctx,
+            _RUNNER_SETTINGS,
+            "--ghactions-runner-repo OWNER/REPO or --ghactions-runner-org ORG",
+            secret="ghactions_runner_token",
+        )
     provider = validate_secrets_provider(secrets_provider)
     backend = resolve_backend(context.backend_url)
     if backend.kind == "s3":
@@ -373,11 +392,10 @@ def list_command(
     from mapt.cli._app import set_debug
     from mapt.cli._host_flow import list_hosts
     from mapt.cli._services import services
-    from mapt.stacks import parse_backend_url
+    from mapt.stacks import resolve_backend
 
     set_debug(ctx, debug)
-    if backed_url is not None:
-        parse_backend_url(backed_url)
+    resolve_backend(backed_url)  # a bad URL is refused before anything is read
     engine: Engine = services(ctx).engine(None, debug)
     hosts = list_hosts(engine, backed_url)
     if output is OutputFormat.json:
@@ -392,37 +410,26 @@ def list_command(
 def _context(
     project: str, backed_url: str | None, region: str | None, *, tags: dict[str, str], debug: bool
 ) -> RunContext:
-    from mapt.stacks import parse_backend_url
+    from mapt.stacks import resolve_backend
 
-    if backed_url is not None:
-        parse_backend_url(backed_url)
+    resolve_backend(backed_url)  # a bad URL is refused before anything is created
     return RunContext(
         project_name=project, backend_url=backed_url, region=region, tags=tags, debug=debug
     )
 
 
-def _refuse_runner_flags(ctx: typer.Context) -> None:
-    """Runner flags without a repository or organization would be silently ignored."""
-    for name in ("ghactions_runner_token", "ghactions_runner_labels", "ghactions_runner_ephemeral"):
+def _refuse_without(
+    ctx: typer.Context, names: tuple[str, ...], needed: str, *, secret: str | None = None
+) -> None:
+    """Flags that mean something only with ``needed`` are refused without it, not ignored.
+
+    The value of the ``secret`` parameter is never echoed.
+    """
+    for name in names:
         if given(ctx, name):
             flag = "--" + name.replace("_", "-")
-            raise InputError(
-                f"{flag} needs --ghactions-runner-repo OWNER/REPO or --ghactions-runner-org ORG"
-            )
-
-
-def _refuse_spot_flags(ctx: typer.Context) -> None:
-    """Spot tuning without --spot is a mistake worth stopping for, not ignoring."""
-    for name in (
-        "spot_eviction_tolerance",
-        "spot_increase_rate",
-        "spot_excluded_regions",
-        "spot_max_attempts",
-        "spot_fallback_on_demand",
-    ):
-        if given(ctx, name):
-            flag = "--" + name.replace("_", "-")
-            raise InputError(f"{flag} {ctx.params[name]!r} applies only with --spot")
+            shown = flag if name == secret else f"{flag} {ctx.params[name]!r}"
+            raise InputError(f"{shown} applies only with {needed}")
 
 
 # -- output -----------------------------------------------------------------------------

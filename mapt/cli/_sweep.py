@@ -10,7 +10,6 @@ resource whose project has no stack there is orphaned and always removed;
 from __future__ import annotations
 
 import json
-import re
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -24,7 +23,6 @@ if TYPE_CHECKING:
     from mapt.targets.aws import SweepPlan, SweepReport
 
 # AWS region names: a partition-area prefix, words, a number (us-east-1, us-gov-west-1).
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 # The region asked for the list of enabled regions when no region is configured.
 _DEFAULT_HOME_REGION = "us-east-1"
 
@@ -71,18 +69,16 @@ def sweep(
     import boto3
 
     from mapt.cli._app import set_debug
-    from mapt.core import OperationError, parse_duration
-    from mapt.stacks import list_stacks, parse_backend_url
+    from mapt.core import OperationError, check_region_name, parse_duration
+    from mapt.stacks import list_stacks, resolve_backend
     from mapt.targets.aws import enabled_regions, execute_sweep, find_mapt_resources, plan_sweep
 
     set_debug(ctx, debug)
     chosen = comma_list("--regions", regions)
     for region in chosen:
-        if not _REGION.fullmatch(region):
-            raise InputError(f"--regions item {region!r} is not an AWS region name like eu-west-1")
+        check_region_name(region, "--regions item")
     limit = None if older_than is None else parse_duration(older_than, flag="--older-than")
-    if backed_url is not None:
-        parse_backend_url(backed_url)
+    resolve_backend(backed_url)  # a bad URL is refused before any AWS call
 
     session = boto3.Session()
     swept = list(chosen) or enabled_regions(session, session.region_name or _DEFAULT_HOME_REGION)

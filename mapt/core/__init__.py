@@ -8,6 +8,7 @@ Nothing here may import another ``mapt`` layer.
 from mapt.core._context import (
     PROJECT_NAME_MAX_LENGTH,
     RunContext,
+    check_region_name,
     parse_tags,
     validate_project_name,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "PrerequisiteError",
     "RunContext",
     "StateLockedError",
+    "check_region_name",
     "configure_logging",
     "format_duration",
     "get_logger",

@@ -76,7 +76,18 @@ def parse_tags(text: str) -> dict[str, str]:
 
 
 # AWS region names: partition-style prefix, area, number (us-east-1, us-gov-west-1).
-_REGION_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
+_REGION_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+
+
+def check_region_name(name: str, what: str = "region") -> str:
+    """Return ``name`` if it can be an AWS region name, else raise ``InputError``.
+
+    A check of the spelling only, with no AWS call; whether the region exists is
+    for the caller to ask AWS (``DescribeRegions``) when it can.
+    """
+    if not _REGION_NAME.fullmatch(name):
+        raise InputError(f"{what} {name!r} is not an AWS region name like us-east-1")
+    return name
 
 
 @dataclass(frozen=True)
@@ -96,8 +107,8 @@ class RunContext:
 
     def __post_init__(self) -> None:
         validate_project_name(self.project_name)
-        if self.region is not None and not _REGION_NAME.fullmatch(self.region):
-            raise InputError(f"region {self.region!r} is not a region name like us-east-1")
+        if self.region is not None:
+            check_region_name(self.region)
         # Freeze the tags too, so a context handed to several layers cannot drift.
         object.__setattr__(self, "tags", MappingProxyType(dict(self.tags)))
 

@@ -131,3 +131,13 @@ def test_bad_runner_flags_are_exit_2(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and named in lines[0], result.stderr
     assert cli.engine.stack_names() == [] and github.requests == []
+
+
+def test_a_runner_token_without_a_repository_is_refused_without_echoing_it(
+    cli: Harness, market: SpotMarket, github: FakeGitHub
+) -> None:
+    result = cli.create("--spot", "--ghactions-runner-token", REGISTRATION_TOKEN)
+    assert result.exit_code == 2, result.output
+    assert "--ghactions-runner-token applies only with --ghactions-runner-repo" in result.stderr
+    assert REGISTRATION_TOKEN not in result.stderr + result.stdout
+    assert cli.engine.stack_names() == []

@@ -605,16 +605,23 @@ def _delete_nat_gateway(clients: _Clients, resource: TaggedResource) -> None:
 
 
 def _delete_address(clients: _Clients, resource: TaggedResource) -> None:
+    # Its instance or NAT gateway may be gone by now, and the association with it.
+    _detach_all(
+        resource, lambda association: clients.ec2.disassociate_address(AssociationId=association)
+    )
+    clients.ec2.release_address(AllocationId=resource.id)
+
+
+def _detach_all(resource: TaggedResource, detach: Callable[[str], object]) -> None:
+    """Undo each of the resource's associations; one already gone is not an error."""
     from botocore.exceptions import ClientError
 
     for association in resource.attachments:
         try:
-            clients.ec2.disassociate_address(AssociationId=association)
+            detach(association)
         except ClientError as error:
-            # Its instance or NAT gateway is gone by now, and the association with it.
             if not _not_found(_code(error), error):
                 raise
-    clients.ec2.release_address(AllocationId=resource.id)
 
 
 def _delete_endpoint(clients: _Clients, resource: TaggedResource) -> None:
@@ -634,14 +641,11 @@ def _delete_subnet(clients: _Clients, resource: TaggedResource) -> None:
 
 
 def _delete_route_table(clients: _Clients, resource: TaggedResource) -> None:
-    from botocore.exceptions import ClientError
-
-    for association in resource.attachments:
-        try:
-            clients.ec2.disassociate_route_table(AssociationId=association)
-        except ClientError as error:
-            if not _not_found(_code(error), error):  # its subnet went first
-                raise
+    # Its subnet may have gone first, and the association with it.
+    _detach_all(
+        resource,
+        lambda association: clients.ec2.disassociate_route_table(AssociationId=association),
+    )
     clients.ec2.delete_route_table(RouteTableId=resource.id)
 
 
