@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-from mapt.cli._options import option
+from mapt.cli._options import option, secret_file_option, secret_option
 from mapt.core import get_logger
 
 if TYPE_CHECKING:
@@ -20,11 +20,12 @@ log = get_logger(__name__)
 
 RunnerToken = Annotated[
     str | None,
-    option(
+    secret_option(
         "--ghactions-runner-token",
         "A runner registration token (else one is asked for with GITHUB_TOKEN or the App).",
     ),
 ]
+RunnerTokenFile = Annotated[str | None, secret_file_option("--ghactions-runner-token")]
 RunnerRepo = Annotated[
     str | None,
     option("--ghactions-runner-repo", "Register a runner for this repository (OWNER/REPO)."),

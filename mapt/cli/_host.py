@@ -27,6 +27,7 @@ from mapt.cli._github import (
     RunnerOrg,
     RunnerRepo,
     RunnerToken,
+    RunnerTokenFile,
     deregister_runner,
     runner_scope,
     runner_spec,
@@ -57,6 +58,9 @@ from mapt.cli._options import (
     compute_request,
     given,
     option,
+    secret_file_option,
+    secret_option,
+    secret_value,
     spot_args,
     whole_number,
 )
@@ -88,6 +92,7 @@ _SPOT_TUNING = (
 )
 _RUNNER_SETTINGS = (
     "ghactions_runner_token",
+    "ghactions_runner_token_file",
     "ghactions_runner_labels",
     "ghactions_runner_ephemeral",
 )
@@ -153,11 +158,10 @@ def create(
         str | None, option("--rh-subscription-username", "RHEL: register with this account.")
     ] = None,
     rh_subscription_password: Annotated[
-        str | None,
-        option(
-            "--rh-subscription-password",
-            "RHEL: the account's password (prefer MAPT_RH_SUBSCRIPTION_PASSWORD).",
-        ),
+        str | None, secret_option("--rh-subscription-password", "RHEL: the account's password.")
+    ] = None,
+    rh_subscription_password_file: Annotated[
+        str | None, secret_file_option("--rh-subscription-password")
     ] = None,
     timeout: Annotated[
         str | None,
@@ -181,6 +185,7 @@ def create(
     ] = False,
     lock_timeout: LockTimeout = "5m",
     ghactions_runner_token: RunnerToken = None,
+    ghactions_runner_token_file: RunnerTokenFile = None,
     ghactions_runner_repo: RunnerRepo = None,
     ghactions_runner_org: RunnerOrg = None,
     ghactions_runner_labels: RunnerLabels = None,
@@ -240,7 +245,7 @@ def create(
         ami_owner=ami_owner,
         ami_username=ami_username,
         rh_subscription_username=rh_subscription_username,
-        rh_subscription_password=rh_subscription_password,
+        rh_subscription_password=secret_value(ctx, "--rh-subscription-password"),
         expires_at=expires_at,
     )
     image = request.image
@@ -286,7 +291,7 @@ def create(
             runner=runner_spec(
                 project=context.project_name,
                 scope=scope,
-                token=ghactions_runner_token,
+                token=secret_value(ctx, "--ghactions-runner-token"),
                 labels=ghactions_runner_labels,
                 ephemeral=ghactions_runner_ephemeral,
                 app_id=ghactions_app_id,
