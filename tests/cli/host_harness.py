@@ -112,17 +112,25 @@ class Harness:
         if self.readiness_error is not None:
             raise self.readiness_error
 
-    def invoke(self, *args: str, env: dict[str, str] | None = None) -> Any:
+    def invoke(
+        self, *args: str, env: dict[str, str] | None = None, input: str | None = None
+    ) -> Any:
         services = Services(
             engine=self._engine, readiness=self._readiness, launch=self.auto_scaling.launch
         )
-        return self.runner.invoke(app, list(args), obj=services, env=env)
+        return self.runner.invoke(app, list(args), obj=services, env=env, input=input)
 
-    def create(self, *extra: str, project: str = "demo", env: dict[str, str] | None = None) -> Any:
+    def create(
+        self,
+        *extra: str,
+        project: str = "demo",
+        env: dict[str, str] | None = None,
+        input: str | None = None,
+    ) -> Any:
         return self.invoke(
             "aws", "host", "create", "--os", "fedora", "--project-name", project,
             "--backed-url", self.backend, "--cpus", "2", "--memory", "8",
-            "--compute-families", FAMILIES, *extra, env=env,
+            "--compute-families", FAMILIES, *extra, env=env, input=input,
         )  # fmt: skip
 
     def destroy(self, *extra: str, project: str = "demo") -> Any:
