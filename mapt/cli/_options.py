@@ -63,8 +63,8 @@ def given(ctx: typer.Context, name: str) -> bool:
 # ``--flag-file PATH`` (``-`` for stdin), which keeps it out of there. Both also read
 # their ``MAPT_*`` variable; the environment of a process is private to its user.
 
-# ``ctx.meta`` key: the flag whose value was read from stdin (only one can be).
-_STDIN_READER = "mapt.secret-from-stdin"
+# The ``<flag>-file`` value that means standard input.
+_STDIN = "-"
 
 
 def secret_option(flag: str, help: str) -> Any:
@@ -77,7 +77,7 @@ def secret_option(flag: str, help: str) -> Any:
 
 def secret_file_option(flag: str) -> Any:
     """``<flag>-file``: read the secret of ``flag`` from a file, or stdin for ``-``."""
-    return option(f"{flag}-file", f"Read {flag} from this file ('-': standard input).")
+    return option(f"{flag}-file", f"Read {flag} from this file ('{_STDIN}': standard input).")
 
 
 def secret_value(ctx: typer.Context, flag: str) -> str | None:
@@ -116,26 +116,30 @@ def secret_value(ctx: typer.Context, flag: str) -> str | None:
 
 def _read_secret(ctx: typer.Context, file_flag: str, path: str) -> str:
     """The text of a secret file (or stdin), without its final line break."""
-    if path == "-":
-        earlier = ctx.meta.get(_STDIN_READER)
-        if earlier is not None:
+    if path == _STDIN:
+        # Checked before reading: the first reader would leave the second nothing.
+        others = [
+            parameter.opts[0]
+            for parameter in ctx.command.params
+            if parameter.opts[0].endswith("-file")
+            and parameter.opts[0] != file_flag
+            and ctx.params.get(parameter.name or "") == _STDIN
+        ]
+        if others:
             raise InputError(
-                f"{file_flag} '-' and {earlier} '-' both read standard input: "
+                f"{file_flag} '{_STDIN}' and {others[0]} '{_STDIN}' both read standard input: "
                 "give one of them a file"
             )
-        ctx.meta[_STDIN_READER] = file_flag
-        try:
+    try:
+        if path == _STDIN:
             text = sys.stdin.read()
-        except (OSError, UnicodeDecodeError) as error:
-            raise InputError(f"{file_flag} '-': standard input cannot be read: {error}") from None
-    else:
-        try:
+        else:
             with open(path, encoding="utf-8") as handle:
                 text = handle.read()
-        except OSError as error:
-            raise InputError(f"{file_flag} {path!r} cannot be read: {error.strerror}") from None
-        except UnicodeDecodeError:
-            raise InputError(f"{file_flag} {path!r} is not UTF-8 text") from None
+    except OSError as error:
+        raise InputError(f"{file_flag} {path!r} cannot be read: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{file_flag} {path!r} is not UTF-8 text") from None
     value = text.rstrip("\r\n")
     if not value:
         raise InputError(f"{file_flag} {path!r} is empty")
