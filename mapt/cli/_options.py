@@ -71,13 +71,17 @@ def secret_option(flag: str, help: str) -> Any:
     """The literal form of a secret flag; its help names the safer ways to pass it."""
     return option(
         flag,
-        f"{help} Visible to other users here: prefer {env(flag)} or {flag}-file.",
+        f"{help} Other users can see it on the command line: prefer {env(flag)} or {flag}-file.",
     )
 
 
 def secret_file_option(flag: str) -> Any:
     """``<flag>-file``: read the secret of ``flag`` from a file, or stdin for ``-``."""
-    return option(f"{flag}-file", f"Read {flag} from this file ('{_STDIN}': standard input).")
+    return option(
+        f"{flag}-file",
+        f"Read {flag} from this file ('{_STDIN}': standard input).",
+        metavar="FILE",
+    )
 
 
 def secret_value(ctx: typer.Context, flag: str) -> str | None:
