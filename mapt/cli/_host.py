@@ -157,6 +157,7 @@ def create(
     rh_subscription_username: Annotated[
         str | None, option("--rh-subscription-username", "RHEL: register with this account.")
     ] = None,
+    # Secret flags (this one and the runner token) are read with secret_value(ctx, flag).
     rh_subscription_password: Annotated[
         str | None, secret_option("--rh-subscription-password", "RHEL: the account's password.")
     ] = None,
