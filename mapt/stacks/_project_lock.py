@@ -111,7 +111,7 @@ class LockHolder:
     """Who holds a project lock, from the note the holder wrote.
 
     ``token`` is unique per acquisition: what makes a note its owner's. ``process``
-    identifies the holder's process on its host (``<boot id>/<pid namespace>/<start
+    identifies the holder's process on its host (``<boot id>:<pid namespace>/<start
     ticks>``, empty where ``/proc`` is missing), so a dead holder is told from a
     reused pid. ``lease`` is how many seconds the note stays valid after its last
     write (``renewed``); 0 for notes of an older mapt, which never expire.
@@ -595,6 +595,9 @@ def _release_s3(lock: _S3LockObject, renewer: _Renewer) -> str | None:
     """Stop renewing and delete the lock if it is still ours; why it was lost, if it was."""
     etag, lost = renewer.stop()
     if lost is not None:
+        # Still ours if only the renewals failed; the delete is conditional either way.
+        with suppress(MaptError):
+            lock.delete(etag)
         return lost
     if lock.delete(etag):
         return None
@@ -705,7 +708,7 @@ def _gone_reason(holder: LockHolder) -> str | None:
 
 
 def _process_identity(pid: int) -> str | None:
-    """``<boot id>/<pid namespace>/<start ticks>`` of ``pid``; None without ``/proc``."""
+    """``<boot id>:<pid namespace>/<start ticks>`` of ``pid``; None without ``/proc``."""
     machine = _machine_identity()
     if machine is None:
         return None

@@ -540,6 +540,30 @@ def test_a_read_only_file_system_is_one_line(
     assert "Read-only file system (EROFS)" in message and "writable" in message
 
 
+LOCK_IN_A_CHILD = textwrap.dedent(
+    """
+    import sys
+    from mapt.core import MaptError
+    from mapt.stacks import project_lock
+    try:
+        with project_lock(sys.argv[1], "demo", operation="create", timeout=0):
+            pass
+    except MaptError as error:
+        print(int(error.exit_code), error)
+    """
+)
+
+
+def lock_in_a_child(prefix: list[str], state: Path) -> str:
+    """What a child process taking the lock of ``state`` prints: exit code and error."""
+    done = subprocess.run(
+        [*prefix, sys.executable, "-c", LOCK_IN_A_CHILD, f"file://{state}"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert done.stderr == ""
+    return done.stdout
+
+
 def test_a_state_folder_this_user_cannot_write_is_one_line() -> None:
     """Real permissions: a child process without CAP_DAC_OVERRIDE when run as root."""
     prefix: list[str] = []
@@ -552,27 +576,34 @@ def test_a_state_folder_this_user_cannot_write_is_one_line() -> None:
         locks = Path(folder) / "state/.mapt/locks"
         locks.mkdir(parents=True)
         locks.chmod(0o500)
-        script = textwrap.dedent(
-            """
-            import sys
-            from mapt.core import MaptError
-            from mapt.stacks import project_lock
-            try:
-                with project_lock(sys.argv[1], "demo", operation="create", timeout=0):
-                    pass
-            except MaptError as error:
-                print(int(error.exit_code), error)
-            """
-        )
-        done = subprocess.run(
-            [*prefix, sys.executable, "-c", script, f"file://{folder}/state"],
-            capture_output=True, text=True, timeout=60, check=True,
-        )  # fmt: skip
-        locks.chmod(0o700)
-    assert done.stderr == ""
-    assert done.stdout.count("\n") == 1
-    assert done.stdout.startswith(f"1 cannot take the project lock {locks}/demo.lock")
-    assert "Permission denied (EACCES)" in done.stdout
+        try:
+            printed = lock_in_a_child(prefix, Path(folder) / "state")
+        finally:
+            locks.chmod(0o700)
+    assert printed.count("\n") == 1
+    assert printed.startswith(f"1 cannot take the project lock {locks}/demo.lock")
+    assert "Permission denied (EACCES)" in printed
+
+
+def test_a_really_full_disk_is_one_line(tmp_path: Path) -> None:
+    """A full 64 KiB tmpfs, mounted in a child's own mount namespace (needs root)."""
+    unshare = shutil.which("unshare")
+    if os.geteuid() != 0 or unshare is None:
+        pytest.skip("mounting a tmpfs needs root and unshare")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    fill_then_exec = (
+        'mount -t tmpfs -o size=64k tmpfs "$1" && mkdir -p "$1/state/.mapt/locks" '
+        '&& { cat /dev/zero > "$1/fill" 2>/dev/null; shift; exec "$@"; }'
+    )
+    probe = subprocess.run([unshare, "--mount", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"unshare --mount is not allowed here: {probe.stderr.decode().strip()}")
+    printed = lock_in_a_child([unshare, "--mount", "sh", "-c", fill_then_exec, "sh", str(disk)],
+                              disk / "state")  # fmt: skip
+    assert printed.count("\n") == 1
+    assert printed.startswith(f"1 cannot write the project lock note {disk}/state/.mapt/locks/")
+    assert "No space left on device (ENOSPC)" in printed
 
 
 def test_an_unreachable_s3_endpoint_is_one_line(
