@@ -359,11 +359,14 @@ def _private_folder(folder: Path) -> None:
         for path in reversed(missing):
             path.mkdir(mode=_FOLDER_MODE, exist_ok=True)  # a file there still fails
             path.chmod(_FOLDER_MODE)
-        for path in (folder, folder.parent):
-            if path.stat().st_mode & 0o077 and path.stat().st_uid == os.geteuid():
-                path.chmod(_FOLDER_MODE)
     except OSError as error:
         raise _file_error("create the project lock folder", folder, error) from error
+    for path in (folder, folder.parent):
+        # Best effort: if it cannot be tightened, taking the lock says why it fails.
+        with suppress(OSError):
+            info = path.stat()
+            if info.st_mode & 0o077 and info.st_uid == os.geteuid():
+                path.chmod(_FOLDER_MODE)
 
 
 def _write_private_file(path: Path, data: bytes, doing: str) -> None:

@@ -485,6 +485,17 @@ def test_lock_folders_are_private_and_lock_files_0600(tmp_path: Path, umask: int
     assert note_mode == 0o600
 
 
+def test_lock_folders_an_older_mapt_left_open_are_tightened(tmp_path: Path) -> None:
+    locks = tmp_path / ".mapt/locks"
+    locks.mkdir(parents=True)
+    for folder in (tmp_path / ".mapt", locks):
+        folder.chmod(0o755)
+    with project_lock(f"file://{tmp_path}", "demo", operation="create", timeout=0):
+        pass
+    for folder in (tmp_path / ".mapt", locks):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+
+
 # -- failures: one line naming the path or bucket ---------------------------------------------
 
 
