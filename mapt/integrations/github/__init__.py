@@ -27,6 +27,7 @@ from mapt.integrations.github._auth import (
 )
 from mapt.integrations.github._bootstrap import (
     DEFAULT_RUNNER_VERSION,
+    LINUX_RUNNER_DIR,
     MIN_RUNNER_VERSION,
     RUNNER_NAME_PREFIX,
     RegisteredRunner,
@@ -63,6 +64,7 @@ __all__ = [
     "DEFAULT_API_URL",
     "DEFAULT_RUNNER_VERSION",
     "DEFAULT_SERVER_URL",
+    "LINUX_RUNNER_DIR",
     "MIN_RUNNER_VERSION",
     "RUNNER_NAME_PREFIX",
     "AppAuth",

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from mapt.core import OperationError, get_logger, register_secret
 from mapt.integrations.github import (
+    LINUX_RUNNER_DIR,
     linux_runner_configure_script,
     runner_id_from_output,
     windows_runner_configure_script,
@@ -72,12 +73,14 @@ def configure_host(
     *,
     windows_password: WindowsPassword | None = None,
     command_timeout: float | None = None,
+    runner_dir: str = LINUX_RUNNER_DIR,
 ) -> HostSetup:
     """Deliver the host's secrets over SSH (see the module docstring); say what was done.
 
     ``windows_password`` is required for Windows hosts (``fetch_windows_password``
-    bound to the region and key). A step that fails raises ``OperationError`` naming
-    the step and the machine; what was done before it stays done.
+    bound to the region and key). ``runner_dir`` is where the Linux first-boot script
+    installed the runner. A step that fails raises ``OperationError`` naming the step
+    and the machine; what was done before it stays done.
     """
     timeouts = {} if command_timeout is None else {"command_timeout": command_timeout}
     with remote_session(access, **timeouts) as run:
@@ -93,7 +96,7 @@ def configure_host(
         if subscription is not None:
             run(subscription)
         runner_id = None
-        runner = runner_command(request)
+        runner = runner_command(request, runner_dir=runner_dir)
         if runner is not None:
             runner_id = runner_id_from_output(run(runner))
             if runner_id is None:
@@ -135,7 +138,9 @@ def subscription_command(request: HostRequest) -> RemoteCommand | None:
     )
 
 
-def runner_command(request: HostRequest) -> RemoteCommand | None:
+def runner_command(
+    request: HostRequest, *, runner_dir: str = LINUX_RUNNER_DIR
+) -> RemoteCommand | None:
     """Register the installed GitHub runner, the token on standard input; None without."""
     spec = request.runner
     if spec is None:
@@ -143,7 +148,7 @@ def runner_command(request: HostRequest) -> RemoteCommand | None:
     purpose = f"registering GitHub runner {spec.name}"
     if request.is_windows:
         return _powershell(purpose, windows_runner_configure_script(spec), secret=spec.token)
-    script = linux_runner_configure_script(spec, run_as=request.username)
+    script = linux_runner_configure_script(spec, run_as=request.username, install_dir=runner_dir)
     return RemoteCommand(purpose, f"sudo -n bash -c {shlex.quote(script)}", secret=spec.token)
 
 

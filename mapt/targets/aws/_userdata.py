@@ -85,9 +85,9 @@ def cloud_config(request: HostRequest) -> str:
         config["write_files"] = write_files
     if runcmd:
         config["runcmd"] = runcmd
-    return "#cloud-config\n" + json.dumps(
-        config, indent=2, sort_keys=True, ensure_ascii=False
-    ) + "\n"
+    return (
+        "#cloud-config\n" + json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    )
 
 
 def expiry_units(expires_at: datetime) -> list[dict[str, str]]:
@@ -153,9 +153,9 @@ def windows_userdata(request: HostRequest, *, public_key: str) -> str:
     awaited = "`n".join(request.awaited_secrets)
     return f"""<powershell>
 $ErrorActionPreference = 'Stop'
-{expiry}New-Item -ItemType Directory -Force -Path '{WINDOWS_STATE_DIR}' | Out-Null
+{expiry}$user = '{user}'
+New-Item -ItemType Directory -Force -Path '{WINDOWS_STATE_DIR}' | Out-Null
 [System.IO.File]::WriteAllText('{WINDOWS_AWAITING_SECRETS_FILE}', "{awaited}`n")
-$user = '{user}'
 if (-not (Get-LocalUser -Name $user -ErrorAction SilentlyContinue)) {{
   # A password nobody knows, made here: mapt sets the real one over SSH.
   $bytes = New-Object byte[] 32
