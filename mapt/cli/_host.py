@@ -572,7 +572,8 @@ def _print_hosts(hosts: list[HostSummary], backed_url: str | None) -> None:
         return
     now = datetime.now(timezone.utc)
     table = Table()
-    for column in ("project", "region", "zone", "type(s)", "capacity", "host", "updated", "locked"):
+    columns = ("project", "region", "zone", "type(s)", "capacity", "host", "secrets", "updated")
+    for column in (*columns, "locked"):
         table.add_column(column)
     for host in hosts:
         capacity = "-" if host.spot is None else ("spot" if host.spot else "on-demand")
@@ -583,6 +584,7 @@ def _print_hosts(hosts: list[HostSummary], backed_url: str | None) -> None:
             ", ".join(host.instance_types) or "-",
             capacity,
             host.host or "-",
+            host.secrets_state,
             _age(now, host.updated_at),
             "yes" if host.locked else "",
         )

@@ -394,6 +394,20 @@ class HostSummary:
     host: str | None = None
     updated_at: datetime | None = None
     locked: bool = False
+    # What the host waits for after boot, and the instance mapt delivered it to (None:
+    # not yet, e.g. a failed delivery). A spot replacement launched later is another
+    # instance than this one and has nothing (see specs/concepts/targets.md, Secrets).
+    awaited_secrets: tuple[str, ...] = ()
+    configured_instance: str | None = None
+
+    @property
+    def secrets_state(self) -> str:
+        """``-`` (none needed), ``awaiting`` or ``delivered to i-...``."""
+        if not self.awaited_secrets:
+            return "-"
+        if self.configured_instance is None:
+            return "awaiting"
+        return f"delivered to {self.configured_instance}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -406,6 +420,8 @@ class HostSummary:
             "host": self.host,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
             "locked": self.locked,
+            "awaited_secrets": list(self.awaited_secrets),
+            "configured_instance": self.configured_instance,
         }
 
 
@@ -444,6 +460,8 @@ def _host_summary(project: str, stacks: Sequence[StackSummary]) -> HostSummary:
         host=merged.get("host"),
         updated_at=max(times) if times else None,
         locked=any(s.locks for s in stacks),
+        awaited_secrets=tuple(str(a) for a in merged.get("awaited_secrets") or ()),
+        configured_instance=merged.get("configured_instance"),
     )
 
 

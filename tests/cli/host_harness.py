@@ -106,6 +106,7 @@ class Harness:
         # What the secrets delivery was asked to do, and the runner id it reports.
         self.setups: list[HostRequest] = []
         self.runner_id = 4242
+        self.setup_error: Exception | None = None
 
     def _engine(self, secrets_provider: str | None, debug: bool) -> InMemoryEngine:
         self.engine_args.append((secrets_provider, debug))
@@ -118,6 +119,8 @@ class Harness:
 
     def _setup(self, access: SshAccess, request: HostRequest, outputs: Any) -> HostSetup:
         self.setups.append(request)
+        if self.setup_error is not None:
+            raise self.setup_error
         runner_id = self.runner_id if request.runner is not None else None
         password = "Delivered-Passw0rd" if request.is_windows else None
         return HostSetup("i-0123456789abcdef0", runner_id=runner_id, password=password)
@@ -149,5 +152,3 @@ def spot_calls(market: SpotMarket) -> int:
     return len(market.calls_to("DescribeSpotPriceHistory")) + len(
         market.calls_to("GetSpotPlacementScores")
     )
-
-

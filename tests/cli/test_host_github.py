@@ -185,3 +185,30 @@ def test_a_runner_token_without_a_repository_is_refused_without_echoing_it(
     assert "--ghactions-runner-token applies only with --ghactions-runner-repo" in result.stderr
     assert REGISTRATION_TOKEN not in result.stderr + result.stdout
     assert cli.engine.stack_names() == []
+
+
+def test_list_says_which_machine_got_the_secrets_and_which_still_waits(
+    cli: Harness, market: SpotMarket, github: FakeGitHub
+) -> None:
+    from mapt.core import OperationError
+
+    assert cli.create("--spot", *RUNNER, project="served").exit_code == 0
+    cli.setup_error = OperationError("registering GitHub runner mapt-waiting on host x failed")
+    failed = cli.create("--spot", *RUNNER, project="waiting")
+    assert failed.exit_code == 1
+    assert "registering GitHub runner mapt-waiting" in failed.stderr
+
+    listed = cli.invoke("aws", "host", "list", "--backed-url", cli.backend, "--output", "json")
+    hosts = {h["project"]: h for h in json.loads(listed.stdout)["hosts"]}
+    assert hosts["served"]["awaited_secrets"] == ["github-runner"]
+    assert hosts["served"]["configured_instance"] == "i-0123456789abcdef0"
+    assert hosts["waiting"]["awaited_secrets"] == ["github-runner"]
+    assert hosts["waiting"]["configured_instance"] is None
+    table = cli.invoke("aws", "host", "list", "--backed-url", cli.backend).stdout
+    rows = {
+        line.split()[1]: line
+        for line in table.splitlines()
+        if "served" in line or "waiting" in line
+    }
+    assert "delivered to i-0123456789abcdef0" in rows["served"]
+    assert "awaiting" in rows["waiting"]
