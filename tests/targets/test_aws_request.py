@@ -10,7 +10,7 @@ import yaml
 
 from mapt.core import InputError, redact
 from mapt.targets.aws import HostRequest
-from mapt.targets.aws._userdata import cloud_config, windows_userdata
+from mapt.targets.aws._userdata import cloud_config, cloud_init_document, windows_userdata
 
 KEY = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 mapt"
 
@@ -95,6 +95,21 @@ def test_cloud_config_is_valid_json_yaml_and_holds_no_subscription() -> None:
     assert "write_files" not in json.loads(cloud_config(HostRequest("rhel")).split("\n", 1)[1])
     with pytest.raises(InputError):
         cloud_config(HostRequest("windows"))
+
+
+@pytest.mark.parametrize("value", ["Pässwörd", "密码-🔑-x", 'q"uote\\ and: {yaml}', "tab\tend"])
+def test_every_value_survives_the_yaml_round_trip_cloud_init_makes(value: str) -> None:
+    config = {"write_files": [{"path": "/etc/x", "content": value}], value: [value]}
+    document = cloud_init_document(config)
+    assert document.startswith("#cloud-config\n")
+    assert yaml.safe_load(document) == config == json.loads(document.split("\n", 1)[1])
+
+
+def test_escaped_json_would_not_survive_it() -> None:
+    """Why ensure_ascii=False: YAML reads JSON's surrogate-pair escapes as two characters."""
+    escaped = json.dumps({"password": "🔑"})  # ensure_ascii=True, the old spelling
+    assert yaml.safe_load(escaped)["password"] != "🔑"
+    assert yaml.safe_load(cloud_init_document({"password": "🔑"}))["password"] == "🔑"
 
 
 def test_a_subscription_password_with_a_line_break_is_refused_without_showing_it() -> None:

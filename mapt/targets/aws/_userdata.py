@@ -25,6 +25,7 @@ after the expiry, should the machine have been stopped over it.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -85,6 +86,16 @@ def cloud_config(request: HostRequest) -> str:
         config["write_files"] = write_files
     if runcmd:
         config["runcmd"] = runcmd
+    return cloud_init_document(config)
+
+
+def cloud_init_document(config: Mapping[str, Any]) -> str:
+    """``config`` as a ``#cloud-config`` document: JSON, which YAML reads as the same values.
+
+    ``ensure_ascii=False`` keeps every character as it is: JSON's escapes of characters
+    outside the Basic Multilingual Plane (surrogate pairs such as ``\\ud83d\\udd11``)
+    are two characters to YAML, so an escaped value would not survive the round trip.
+    """
     return (
         "#cloud-config\n" + json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     )
