@@ -43,8 +43,9 @@ CLOUD_INIT_COMMAND = "cloud-init status --wait"
 # `cloud-init status` exit codes: 0 done, 1 critical error, 2 done with recoverable errors.
 _CLOUD_INIT_DONE = (0, 2)
 _COMMAND_NOT_FOUND = 127
-# How long one remote command (registering a runner: a few GitHub calls) may take.
-DEFAULT_COMMAND_TIMEOUT = 10 * 60.0
+# How long one remote command may take (registering a Windows runner may first wait up
+# to 15 minutes for the first-boot script to have installed it).
+DEFAULT_COMMAND_TIMEOUT = 20 * 60.0
 
 
 @dataclass(frozen=True)

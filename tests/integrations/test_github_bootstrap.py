@@ -150,6 +150,10 @@ def test_windows_scripts_install_at_boot_and_register_a_service() -> None:
     assert "$runnerDir = 'C:\\actions-runner'" in script
     assert "& .\\config.cmd" not in script and "--url" not in script and TOKEN not in script
     configure = windows_runner_configure_script(spec())
+    # Windows answers SSH before its first-boot script ends: wait for the install.
+    assert "Join-Path $runnerDir '.mapt-installed'" in script
+    assert "Test-Path -LiteralPath 'C:\\actions-runner\\.mapt-installed'" in configure
+    assert configure.index(".mapt-installed") < configure.index("ReadLine")
     assert "Set-Location -LiteralPath 'C:\\actions-runner'" in configure
     assert "$token = [Console]::In.ReadLine()" in configure
     assert "$env:ACTIONS_RUNNER_INPUT_TOKEN = $token" in configure

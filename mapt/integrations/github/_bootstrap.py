@@ -50,6 +50,11 @@ MIN_RUNNER_VERSION = "2.329.0"
 RELEASES_URL = "https://github.com/actions/runner/releases/download"
 LINUX_RUNNER_DIR = "/opt/actions-runner"
 WINDOWS_RUNNER_DIR = "C:\\actions-runner"
+# Written by the Windows install script once the runner is unpacked. Windows' SSH server
+# answers before its first-boot script has finished (nothing like `cloud-init status
+# --wait` exists there), so the configure script waits for this file.
+WINDOWS_INSTALLED_MARKER = ".mapt-installed"
+WINDOWS_INSTALL_WAIT_MINUTES = 15
 
 # SHA-256 of the pinned release's archives (from its release notes). Archives of other
 # versions are checked by HTTPS only.
@@ -352,6 +357,7 @@ if (Test-Path -LiteralPath (Join-Path $runnerDir 'config.cmd')) {{
 {verify}  Expand-Archive -LiteralPath $archive -DestinationPath $runnerDir -Force
   Remove-Item -LiteralPath $archive
 }}
+New-Item -ItemType File -Force -Path (Join-Path $runnerDir '{WINDOWS_INSTALLED_MARKER}') | Out-Null
 """
 
 
@@ -360,14 +366,24 @@ def windows_runner_configure_script(
 ) -> str:
     """A PowerShell script, run as Administrator over SSH, that registers the runner.
 
-    The registration token is the first line of its standard input; it reaches
+    It first waits (up to 15 minutes) for the first-boot script to have installed the
+    runner. The registration token is the first line of its standard input; it reaches
     ``config.cmd --runasservice`` (which installs and starts the Windows service) in
     ``ACTIONS_RUNNER_INPUT_TOKEN``, removed from the session right after. A runner
     already configured is left alone. The last line printed is ``mapt-runner-id=<id>``.
     """
     _check_windows_dir(install_dir)
     config = " ".join(_ps_quote(arg) for arg in [*spec.config_args(), "--runasservice"])
+    installed = _ps_quote(f"{install_dir}\\{WINDOWS_INSTALLED_MARKER}")
+    wait = WINDOWS_INSTALL_WAIT_MINUTES
     return f"""$ErrorActionPreference = 'Stop'
+$deadline = (Get-Date).AddMinutes({wait})
+while (-not (Test-Path -LiteralPath {installed})) {{
+  if ((Get-Date) -gt $deadline) {{
+    throw 'mapt: the runner was not installed {wait} minutes after SSH answered'
+  }}
+  Start-Sleep -Seconds 5
+}}
 Set-Location -LiteralPath {_ps_quote(install_dir)}
 if (Test-Path -LiteralPath '.runner') {{
   Write-Output 'mapt: the GitHub Actions runner {spec.name} is already configured'
