@@ -21,14 +21,7 @@ if TYPE_CHECKING:
 
     from mapt.allocation import AllocationArgs, AllocationResult, FailedOffer
     from mapt.integrations.github import RegisteredRunner
-    from mapt.stacks import (
-        DryRunEngine,
-        Engine,
-        LockHolder,
-        PlannedStep,
-        StackRef,
-        StackSummary,
-    )
+    from mapt.stacks import DryRunEngine, Engine, LockHolder, PlannedStep, StackRef, StackSummary
     from mapt.targets import SshAccess
     from mapt.targets.aws import HostRequest, HostSetup
 
@@ -303,7 +296,6 @@ class DestroyOutcome:
     purged: tuple[str, ...] = ()
     broken_lock: LockHolder | None = None
     runner: str | None = None  # what happened to the project's GitHub runner
-    registered_runner: RegisteredRunner | None = None  # the runner the host stack recorded
 
     @property
     def nothing_to_destroy(self) -> bool:
@@ -360,13 +352,15 @@ def destroy_host(
         if not keep_state:
             purged = engine.purge_project_state(context.backend_url, context.project_name)
     note = deregister(registered) if deregister is not None else None
-    return DestroyOutcome(
-        tuple(destroyed), tuple(unlocked), tuple(purged), broken, note, registered
-    )
+    return DestroyOutcome(tuple(destroyed), tuple(unlocked), tuple(purged), broken, note)
 
 
 def _registered_runner(engine: Engine, ref: StackRef) -> RegisteredRunner | None:
-    """The runner the host stack recorded (``runner_id`` in ``runner_scope``), if any."""
+    """The runner the host stack recorded (``runner_id`` in ``runner_scope``), if any.
+
+    A record that cannot be read is an error, never taken for "no runner".
+    """
+    from mapt.core import InputError
     from mapt.integrations.github import RegisteredRunner, RunnerScope, runner_name
     from mapt.targets.aws import OUTPUT_RUNNER_ID, OUTPUT_RUNNER_SCOPE
 
@@ -374,11 +368,18 @@ def _registered_runner(engine: Engine, ref: StackRef) -> RegisteredRunner | None
         return None
     outputs = engine.outputs(ref)
     runner_id, scope = outputs.get(OUTPUT_RUNNER_ID), outputs.get(OUTPUT_RUNNER_SCOPE)
-    if not isinstance(runner_id, int) or isinstance(runner_id, bool) or not scope:
+    if runner_id is None and scope is None:
         return None
-    return RegisteredRunner(
-        RunnerScope.from_api_path(str(scope)), runner_id, runner_name(ref.project)
-    )
+    try:
+        if not isinstance(runner_id, int) or isinstance(runner_id, bool):
+            raise InputError(f"runner id {runner_id!r} is not a number")
+        return RegisteredRunner(
+            RunnerScope.from_api_path(str(scope)), runner_id, runner_name(ref.project)
+        )
+    except InputError as error:
+        raise OperationError(
+            f"the runner recorded in stack {ref.stack_name} cannot be read: {error.message}"
+        ) from error
 
 
 @dataclass(frozen=True)
