@@ -25,7 +25,7 @@ from mapt.core import RunContext
 from mapt.integrations.github import RunnerScope, RunnerSpec
 from mapt.stacks import ProgramRun
 from mapt.targets.aws import HostRequest, HostSetup, host_output_names, host_program
-from tests.harness.pulumi_mocks import PulumiHarness
+from tests.harness.pulumi_mocks import FAKE_PASSWORD, PulumiHarness
 
 CTX = RunContext("ci-7")
 SPOT = AllocationResult(
@@ -57,18 +57,21 @@ REQUESTS = {
     "windows": HostRequest("windows"),
     "windows-runner": HostRequest("windows", runner=RUNNER),
 }  # fmt: skip
-SECRETS = (SUBSCRIPTION_PASSWORD, RUNNER_TOKEN, WINDOWS_PASSWORD)
+# FAKE_PASSWORD is what a random.RandomPassword resource would give under the mocks: a
+# Windows password generated in the stack and set from user data.
+SECRETS = (SUBSCRIPTION_PASSWORD, RUNNER_TOKEN, WINDOWS_PASSWORD, FAKE_PASSWORD)
 
 
 def spellings(secret: str) -> list[str]:
-    """The secret, and its base64 at each of the three alignments it can sit at."""
-    raw = secret.encode()
-    found = [secret]
-    for shift in range(3):
-        encoded = base64.b64encode(b"\0" * shift + raw).decode()
-        # Keep only the characters made of the secret's bits alone.
-        start = (8 * shift + 5) // 6
-        found.append(encoded[start : len(encoded) - 4])
+    """The secret as it is and JSON-escaped, and the base64 of each at every alignment."""
+    found = [secret, json.dumps(secret)[1:-1]]
+    for text in list(found):
+        raw = text.encode()
+        for shift in range(3):
+            encoded = base64.b64encode(b"\0" * shift + raw).decode()
+            # Keep only the characters made of the secret's bits alone.
+            start = (8 * shift + 5) // 6
+            found.append(encoded[start : len(encoded) - 4])
     return found
 
 
@@ -150,4 +153,7 @@ def test_the_leak_finder_finds_a_secret_in_base64_user_data() -> None:
     for secret in SECRETS:
         for shift in range(3):
             encoded = base64.b64encode(b"x" * shift + secret.encode() + b"y").decode()
-            assert any(s in encoded for s in spellings(secret)[1:]), (secret, shift)
+            assert any(s in encoded for s in spellings(secret)[2:]), (secret, shift)
+    escaped = json.dumps({"password": SUBSCRIPTION_PASSWORD})  # \u00e4..., as JSON writes it
+    assert SUBSCRIPTION_PASSWORD not in escaped
+    assert any(s in escaped for s in spellings(SUBSCRIPTION_PASSWORD))
