@@ -46,6 +46,7 @@ _COMMAND_NOT_FOUND = 127
 # How long one remote command may take (registering a Windows runner may first wait up
 # to 15 minutes for the first-boot script to have installed it).
 DEFAULT_COMMAND_TIMEOUT = 20 * 60.0
+_KEEPALIVE_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -333,6 +334,11 @@ def remote_session(
     deadline = time.monotonic() + connect_timeout
     try:
         with _session(access, target_key, bastion_key, deadline, connect_timeout) as client:
+            transport = client.get_transport()
+            if transport is not None:
+                # A spot host sits behind a network load balancer, which drops TCP flows
+                # idle for 350 s; a step may wait quietly longer than that.
+                transport.set_keepalive(_KEEPALIVE_SECONDS)
 
             def run(command: RemoteCommand) -> str:
                 return _run_remote(client, access.target, command, command_timeout)
