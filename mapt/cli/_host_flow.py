@@ -166,9 +166,17 @@ def _deploy_with_failover(
         on_demand_allocation,
     )
     from mapt.stacks import StackRef
-    from mapt.targets.aws import HOST_STACK, SpotLaunchError, deploy_host, host_group_name
+    from mapt.targets.aws import (
+        HOST_STACK,
+        SpotLaunchError,
+        deploy_host,
+        host_group_name,
+        recorded_setup,
+    )
 
     ref = StackRef.for_context(context, HOST_STACK)
+    # A re-run keeps what an earlier delivery recorded until it has delivered again.
+    recorded = recorded_setup(engine.outputs(ref)) if engine.exists(ref) else None
     deployments = 0
     while True:
         current = chosen
@@ -181,6 +189,7 @@ def _deploy_with_failover(
                 up=lambda program: engine.up(ref, program, refresh=engine.exists(ref)),
                 wait=checks.after_up(current, host_group_name(context)),
                 setup=checks.setup_for(request),
+                recorded=recorded,
             )
             return current, outputs
         except SpotLaunchError as error:

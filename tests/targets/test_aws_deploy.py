@@ -150,3 +150,26 @@ def test_host_access_needs_the_outputs() -> None:
         host_access({"host": "h", "username": "u"}, HostRequest("rhel"))
     with pytest.raises(InputError):
         HostRequest("rhel", disk_size=0)
+
+
+def test_a_rerun_keeps_the_earlier_record_until_it_has_delivered_again() -> None:
+    from mapt.integrations.github import RunnerScope, RunnerSpec
+    from mapt.targets.aws import recorded_setup
+
+    runner = RunnerSpec(RunnerScope.for_repo("acme/app"), "AREGTOKEN42", "mapt-ci-42")
+    request = HostRequest("fedora", runner=runner)
+    earlier = HostSetup("i-0aaaaaaaaaaaaaaaa", runner_id=7)
+    engine = Engine()
+
+    def setup(access: SshAccess, outputs: Mapping[str, Any]) -> HostSetup:
+        # What the stack holds while the new delivery runs: the earlier record.
+        assert recorded_setup(outputs) == earlier
+        raise OperationError("registering GitHub runner mapt-ci-42 on host x failed (exit 1)")
+
+    with pytest.raises(OperationError):
+        deploy_host(
+            CTX, ON_DEMAND, request, up=engine.up, wait=lambda _a: None, setup=setup,
+            recorded=earlier,
+        )  # fmt: skip
+    assert len(engine.runs) == 1  # the stack was left with the earlier record
+    assert recorded_setup({}) is None

@@ -36,6 +36,7 @@ from mapt.targets.aws._host import (
     host_phases,
     host_program,
     host_stack_name,
+    recorded_setup,
 )
 from mapt.targets.aws._launch import (
     CAPACITY_REASONS,
@@ -120,5 +121,6 @@ __all__ = [
     "host_stack_name",
     "launch_failure",
     "plan_sweep",
+    "recorded_setup",
     "verify_spot_launch",
 ]

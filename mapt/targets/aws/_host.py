@@ -174,6 +174,7 @@ def deploy_host(
     wait: ReadinessFunction | None = None,
     readiness_timeout: float = DEFAULT_READY_TIMEOUT,
     setup: SetupFunction | None = None,
+    recorded: HostSetup | None = None,
 ) -> dict[str, Any]:
     """Run every phase with ``up``, waiting for readiness after each; return the outputs.
 
@@ -188,7 +189,9 @@ def deploy_host(
     (while an air-gapped host still has its way out: registering needs the internet);
     ``setup`` replaces ``configure_host`` (tests). What it did is recorded in the
     stack's outputs by the next phase's ``up``, or by one more ``up`` of the last phase
-    (which changes outputs only).
+    (which changes outputs only). ``recorded`` is what the stack recorded before (a
+    re-run: ``recorded_setup``), kept in the outputs until the new delivery is done, so
+    a re-run that fails before it does not forget the runner destroy must remove.
     """
     phases = host_phases(request)
 
@@ -202,7 +205,8 @@ def deploy_host(
     for phase in phases:
         try:
             log.info("host stack %s: up (%s)", host_stack_name(ctx), phase.name)
-            outputs = dict(up(host_program(ctx, allocation, request, phase=phase, setup=done)))
+            shown = done or recorded
+            outputs = dict(up(host_program(ctx, allocation, request, phase=phase, setup=shown)))
             access = host_access(outputs, request)
             check(access)
             if done is None and request.awaited_secrets:
@@ -218,6 +222,20 @@ def deploy_host(
                 f"air-gapped host, phase {phase.name!r}: {err.message}", hint=err.hint
             ) from err
     return outputs
+
+
+def recorded_setup(outputs: Mapping[str, Any]) -> HostSetup | None:
+    """What a host stack's outputs say an earlier delivery did; None if nothing."""
+    instance = outputs.get(OUTPUT_CONFIGURED_INSTANCE)
+    if not isinstance(instance, str) or not instance:
+        return None
+    runner_id = outputs.get(OUTPUT_RUNNER_ID)
+    password = outputs.get(OUTPUT_PASSWORD)
+    return HostSetup(
+        instance_id=instance,
+        runner_id=runner_id if isinstance(runner_id, int) else None,
+        password=password if isinstance(password, str) else None,
+    )
 
 
 def _default_setup(region: str, request: HostRequest) -> SetupFunction:
