@@ -68,6 +68,7 @@ from mapt.core import InputError, RunContext
 
 if TYPE_CHECKING:
     from mapt.cli._host_flow import CreateOutcome, DestroyOutcome, HostSummary
+    from mapt.integrations.github import RegisteredRunner
     from mapt.stacks import Engine
 
 host_app = typer.Typer(
@@ -317,7 +318,9 @@ def create(
             request,
             engine=engine,
             conn_dir=conn_details_output,
-            checks=HostChecks(launch=service.launch, readiness=service.readiness),
+            checks=HostChecks(
+                launch=service.launch, readiness=service.readiness, setup=service.setup
+            ),
             lock_timeout=wait_for_lock,
             max_attempts=spot_max_attempts,
             fallback_on_demand=spot_fallback_on_demand,
@@ -368,19 +371,25 @@ def destroy(
     wait = parse_duration(lock_timeout, flag="--lock-timeout").total_seconds()
     scope = runner_scope(ghactions_runner_repo, ghactions_runner_org)
     engine = services(ctx).engine(provider, debug)
-    outcome = destroy_host(
-        context, engine=engine, force=force_destroy, keep_state=keep_state, lock_timeout=wait
-    )
-    if scope is not None:
-        # After the machine is gone: GitHub refuses to delete a runner running a job.
-        note = deregister_runner(
+
+    def deregister(registered: RegisteredRunner | None) -> str | None:
+        return deregister_runner(
             project=context.project_name,
-            scope=scope,
+            registered=registered,
+            requested=scope,
             app_id=ghactions_app_id,
             app_installation_id=ghactions_app_installation_id,
             app_private_key=ghactions_app_private_key,
         )
-        outcome = replace(outcome, runner=note)
+
+    outcome = destroy_host(
+        context,
+        engine=engine,
+        force=force_destroy,
+        keep_state=keep_state,
+        lock_timeout=wait,
+        deregister=deregister,
+    )
     _print_destroy(context, outcome, output)
 
 
@@ -569,7 +578,8 @@ def _print_hosts(hosts: list[HostSummary], backed_url: str | None) -> None:
         return
     now = datetime.now(timezone.utc)
     table = Table()
-    for column in ("project", "region", "zone", "type(s)", "capacity", "host", "updated", "locked"):
+    columns = ("project", "region", "zone", "type(s)", "capacity", "host", "secrets", "updated")
+    for column in (*columns, "locked"):
         table.add_column(column)
     for host in hosts:
         capacity = "-" if host.spot is None else ("spot" if host.spot else "on-demand")
@@ -580,6 +590,7 @@ def _print_hosts(hosts: list[HostSummary], backed_url: str | None) -> None:
             ", ".join(host.instance_types) or "-",
             capacity,
             host.host or "-",
+            host.secrets_state,
             _age(now, host.updated_at),
             "yes" if host.locked else "",
         )

@@ -20,9 +20,10 @@ if TYPE_CHECKING:
     import boto3
 
     from mapt.allocation import AllocationArgs, AllocationResult, FailedOffer
-    from mapt.stacks import DryRunEngine, Engine, LockHolder, PlannedStep, StackSummary
+    from mapt.integrations.github import RegisteredRunner
+    from mapt.stacks import DryRunEngine, Engine, LockHolder, PlannedStep, StackRef, StackSummary
     from mapt.targets import SshAccess
-    from mapt.targets.aws import HostRequest
+    from mapt.targets.aws import HostRequest, HostSetup
 
 log = get_logger(__name__)
 
@@ -103,10 +104,23 @@ def create_host(
 
 @dataclass(frozen=True)
 class HostChecks:
-    """The checks after each ``up``: the spot launch, then SSH readiness."""
+    """The checks after each ``up``: the spot launch, then SSH readiness; then the setup.
+
+    ``setup`` hands a ready host its secrets (``None``: the real delivery over SSH,
+    ``mapt.targets.aws.configure_host``); it gets the request and the stack's outputs.
+    """
 
     launch: Callable[[str, str], str]
     readiness: Callable[[SshAccess], None]
+    setup: Callable[[SshAccess, HostRequest, Mapping[str, Any]], HostSetup] | None = None
+
+    def setup_for(
+        self, request: HostRequest
+    ) -> Callable[[SshAccess, Mapping[str, Any]], HostSetup] | None:
+        setup = self.setup
+        if setup is None:
+            return None
+        return lambda access, outputs: setup(access, request, outputs)
 
     def after_up(self, offer: AllocationResult, group_name: str) -> Callable[[SshAccess], None]:
         """The wait for one deployment: a spot group must launch before SSH can answer."""
@@ -152,9 +166,17 @@ def _deploy_with_failover(
         on_demand_allocation,
     )
     from mapt.stacks import StackRef
-    from mapt.targets.aws import HOST_STACK, SpotLaunchError, deploy_host, host_group_name
+    from mapt.targets.aws import (
+        HOST_STACK,
+        SpotLaunchError,
+        deploy_host,
+        host_group_name,
+        recorded_setup,
+    )
 
     ref = StackRef.for_context(context, HOST_STACK)
+    # A re-run keeps what an earlier delivery recorded until it has delivered again.
+    recorded = recorded_setup(engine.outputs(ref)) if engine.exists(ref) else None
     deployments = 0
     while True:
         current = chosen
@@ -166,6 +188,8 @@ def _deploy_with_failover(
                 request,
                 up=lambda program: engine.up(ref, program, refresh=engine.exists(ref)),
                 wait=checks.after_up(current, host_group_name(context)),
+                setup=checks.setup_for(request),
+                recorded=recorded,
             )
             return current, outputs
         except SpotLaunchError as error:
@@ -294,18 +318,25 @@ def destroy_host(
     force: bool,
     keep_state: bool,
     lock_timeout: float,
+    deregister: Callable[[RegisteredRunner | None], str | None] | None = None,
 ) -> DestroyOutcome:
     """Destroy the host stack, then ``spotOption-<project>``, then the project's state.
 
     A stack that does not exist is skipped, so destroying twice, or a project that
     never existed, succeeds. ``force`` first removes the locks dead runs left: the
     project lock (saying whose it was and since when) and the stacks' Pulumi locks.
+
+    The GitHub runner the host stack recorded (its scope and id) is read before the
+    stack goes and handed to ``deregister`` after (GitHub refuses to remove a runner
+    that is running a job); a project without that record hands ``None``, so no
+    runner is ever removed that this project did not register.
     """
     from mapt.allocation import SPOT_STACK_NAME
     from mapt.stacks import StackRef, break_project_lock, project_lock
     from mapt.targets.aws import HOST_STACK
 
     broken = None
+    registered: RegisteredRunner | None = None
     if force:
         broken = break_project_lock(context.backend_url, context.project_name)
         if broken is not None:
@@ -322,12 +353,42 @@ def destroy_host(
                 for entry in removed:
                     log.warning("removed the lock %s of stack %s", entry, ref.stack_name)
                 unlocked += removed
+            if name == HOST_STACK:
+                registered = _registered_runner(engine, ref)
             if engine.destroy(ref):
                 destroyed.append(ref.stack_name)
         purged: list[str] = []
         if not keep_state:
             purged = engine.purge_project_state(context.backend_url, context.project_name)
-    return DestroyOutcome(tuple(destroyed), tuple(unlocked), tuple(purged), broken)
+    note = deregister(registered) if deregister is not None else None
+    return DestroyOutcome(tuple(destroyed), tuple(unlocked), tuple(purged), broken, note)
+
+
+def _registered_runner(engine: Engine, ref: StackRef) -> RegisteredRunner | None:
+    """The runner the host stack recorded (``runner_id`` in ``runner_scope``), if any.
+
+    A record that cannot be read is an error, never taken for "no runner".
+    """
+    from mapt.core import InputError
+    from mapt.integrations.github import RegisteredRunner, RunnerScope, runner_name
+    from mapt.targets.aws import OUTPUT_RUNNER_ID, OUTPUT_RUNNER_SCOPE
+
+    if not engine.exists(ref):
+        return None
+    outputs = engine.outputs(ref)
+    runner_id, scope = outputs.get(OUTPUT_RUNNER_ID), outputs.get(OUTPUT_RUNNER_SCOPE)
+    if runner_id is None and scope is None:
+        return None
+    try:
+        if not isinstance(runner_id, int) or isinstance(runner_id, bool):
+            raise InputError(f"runner id {runner_id!r} is not a number")
+        return RegisteredRunner(
+            RunnerScope.from_api_path(str(scope)), runner_id, runner_name(ref.project)
+        )
+    except InputError as error:
+        raise OperationError(
+            f"the runner recorded in stack {ref.stack_name} cannot be read: {error.message}"
+        ) from error
 
 
 @dataclass(frozen=True)
@@ -343,6 +404,20 @@ class HostSummary:
     host: str | None = None
     updated_at: datetime | None = None
     locked: bool = False
+    # What the host waits for after boot, and the instance mapt delivered it to (None:
+    # not yet, e.g. a failed delivery). A spot replacement launched later is another
+    # instance than this one and has nothing (see specs/concepts/targets.md, Secrets).
+    awaited_secrets: tuple[str, ...] = ()
+    configured_instance: str | None = None
+
+    @property
+    def secrets_state(self) -> str:
+        """``-`` (none needed), ``awaiting`` or ``delivered to i-...``."""
+        if not self.awaited_secrets:
+            return "-"
+        if self.configured_instance is None:
+            return "awaiting"
+        return f"delivered to {self.configured_instance}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -355,6 +430,8 @@ class HostSummary:
             "host": self.host,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
             "locked": self.locked,
+            "awaited_secrets": list(self.awaited_secrets),
+            "configured_instance": self.configured_instance,
         }
 
 
@@ -393,6 +470,8 @@ def _host_summary(project: str, stacks: Sequence[StackSummary]) -> HostSummary:
         host=merged.get("host"),
         updated_at=max(times) if times else None,
         locked=any(s.locks for s in stacks),
+        awaited_secrets=tuple(str(a) for a in merged.get("awaited_secrets") or ()),
+        configured_instance=merged.get("configured_instance"),
     )
 
 

@@ -135,7 +135,7 @@ def test_create_with_a_github_app_passes_every_flag_and_a_private_key_file(run_s
         "host": "203.0.113.7",
         "username": "ec2-user",
         "region": "eu-north-1",
-        "runner-name": "gha-123",
+        "runner-name": "mapt-gha-123",
     }
     assert PEM not in run.result.stdout + run.result.stderr
 
