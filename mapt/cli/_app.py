@@ -42,8 +42,9 @@ class _MaptGroup(TyperGroup):
     into its ``MaptError`` there too (``_explained``), so a missing credential or a
     full disk never ends in a traceback. Click's own usage errors are printed as one
     plain line instead of a framed panel, so a CI log shows the bad value on the line
-    that says ``Error``. SIGINT and SIGTERM stop the command as ``Interrupted``.
-    Everything printed passes through ``redact``, the traceback included.
+    that says ``Error``. SIGINT and SIGTERM stop the command as ``Interrupted``. Any
+    other exception is a bug: it leaves with its traceback and exit 1. Everything
+    printed passes through ``redact``, tracebacks included.
     """
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
@@ -54,7 +55,7 @@ class _MaptGroup(TyperGroup):
             if error is None:
                 raise
             if ctx.meta.get(_DEBUG_KEY):
-                typer.echo(redact("".join(traceback.format_exception(raised))), err=True, nl=False)
+                _print_traceback(raised)
             typer.echo(f"Error: {redact(str(error))}", err=True)
             raise typer.Exit(int(error.exit_code)) from raised
 
@@ -86,6 +87,10 @@ class _MaptGroup(TyperGroup):
             typer.echo("Aborted.", err=True)
             exit_code = ExitCode.INTERRUPTED
             result = None
+        except Exception as error:  # a bug: its traceback, but with secrets masked
+            _print_traceback(error)
+            exit_code = ExitCode.FAILED
+            result = None
         if standalone_mode:
             sys.exit(int(exit_code))
         return result
@@ -101,6 +106,11 @@ def _explained(error: Exception) -> MaptError | None:
     if isinstance(error, OSError):
         return filesystem_error(error)
     return None
+
+
+def _print_traceback(error: BaseException) -> None:
+    """The traceback of ``error`` (its causes included) on stderr, secrets masked."""
+    typer.echo(redact("".join(traceback.format_exception(error))), err=True, nl=False)
 
 
 def _print_version(value: bool) -> None:

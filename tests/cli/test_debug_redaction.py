@@ -53,3 +53,23 @@ def test_debug_traceback_of_a_failed_pulumi_run_shows_no_secret(
     assert "subscription-manager register" in result.stderr  # the transcript is shown...
     assert PASSWORD not in result.stderr and PASSWORD not in result.stdout  # ...redacted
     assert result.stderr.strip().splitlines()[-1].startswith("Error: ")
+
+
+def test_the_traceback_of_a_bug_is_redacted_too(tmp_path: Path, leaky_pulumi: FakePulumi) -> None:
+    from mapt.core import register_secret
+
+    register_secret(PASSWORD)
+
+    def broken_engine(secrets_provider: str | None, debug: bool) -> PulumiEngine:
+        raise KeyError(f"no engine for {PASSWORD}")  # stands in for any bug
+
+    result = CliRunner().invoke(
+        app,
+        ["aws", "host", "destroy", "--project-name", "demo",
+         "--backed-url", f"file://{tmp_path / 'state'}"],
+        obj=Services(engine=broken_engine),
+    )  # fmt: skip
+
+    assert result.exit_code == 1
+    assert "Traceback" in result.stderr and "KeyError: 'no engine for ***'" in result.stderr
+    assert PASSWORD not in result.stderr
