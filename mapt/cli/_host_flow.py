@@ -8,13 +8,22 @@ engine in tests exactly as the command drives it on Pulumi.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mapt.core import MaptError, NoCapacityError, OperationError, RunContext, get_logger
+from mapt.core import (
+    Interrupted,
+    MaptError,
+    NoCapacityError,
+    OperationError,
+    RunContext,
+    get_logger,
+    translating_aws_errors,
+)
 
 if TYPE_CHECKING:
     import boto3
@@ -71,8 +80,8 @@ def create_host(
     two spot choices. A spot host whose group cannot launch (capacity, price) is
     destroyed and deployed again on the next kept candidate, up to ``max_attempts``
     deployments; then it falls back to on-demand when asked, or fails with every
-    attempt listed. Any other failure keeps what was created in state and says how
-    to remove it.
+    attempt listed. Any other failure, and an interruption (SIGINT, SIGTERM), keeps
+    what was created in state and says how to remove it.
     """
     from mapt.allocation import allocation
     from mapt.stacks import project_lock
@@ -80,8 +89,10 @@ def create_host(
     with project_lock(
         context.backend_url, context.project_name, operation="create", timeout=lock_timeout
     ):
-        chosen = allocation(context, args, engine=engine)
+        allocated = False
         try:
+            chosen = allocation(context, args, engine=engine)
+            allocated = True
             chosen, outputs = _deploy_with_failover(
                 context, args, request, chosen, engine, checks, max_attempts, fallback_on_demand
             )
@@ -94,7 +105,10 @@ def create_host(
         except SpotAttemptsExhaustedError:
             raise
         except MaptError as error:
-            error.hint = _destroy_hint(context, error.hint)
+            # A failed allocation created nothing; an interrupted one may have saved
+            # the spot choice already.
+            if allocated or isinstance(error, Interrupted):
+                error.hint = _destroy_hint(context, error.hint)
             raise
     runner = request.runner.name if request.runner is not None else None
     return CreateOutcome(
@@ -263,19 +277,15 @@ def image_answer(
     """
 
     def answer(invoke_args: Mapping[str, Any]) -> dict[str, Any]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         filters = [
             {"Name": f["name"], "Values": list(f["values"])} for f in invoke_args.get("filters", [])
         ]
         owners = list(invoke_args.get("owners", []))
         described = ", ".join(f"{f['Name']}={','.join(f['Values'])}" for f in filters)
-        try:
+        with translating_aws_errors("DescribeImages", region=region):
             images = session.client("ec2", region_name=region).describe_images(
                 Owners=owners, Filters=filters  # type: ignore[arg-type]
             )["Images"]
-        except (BotoCoreError, ClientError) as error:
-            raise OperationError(f"cannot look up images in {region}: {error}") from error
         if not images:
             raise OperationError(
                 f"no image in {region} owned by {', '.join(owners)} matches {described}"
@@ -343,8 +353,11 @@ def destroy_host(
             log.warning("removed the project lock held by %s", broken.describe())
     destroyed: list[str] = []
     unlocked: list[str] = []
-    with project_lock(
-        context.backend_url, context.project_name, operation="destroy", timeout=lock_timeout
+    with (
+        project_lock(
+            context.backend_url, context.project_name, operation="destroy", timeout=lock_timeout
+        ),
+        _destroy_hint_on_interrupt(context),
     ):
         for name in (HOST_STACK, SPOT_STACK_NAME):
             ref = StackRef.for_context(context, name)
@@ -473,6 +486,16 @@ def _host_summary(project: str, stacks: Sequence[StackSummary]) -> HostSummary:
         awaited_secrets=tuple(str(a) for a in merged.get("awaited_secrets") or ()),
         configured_instance=merged.get("configured_instance"),
     )
+
+
+@contextmanager
+def _destroy_hint_on_interrupt(context: RunContext) -> Iterator[None]:
+    """An interrupted destroy says how to finish it."""
+    try:
+        yield
+    except Interrupted as error:
+        error.hint = _destroy_hint(context, error.hint)
+        raise
 
 
 def _destroy_hint(context: RunContext, hint: str | None) -> str:

@@ -26,7 +26,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from mapt.core import InputError, OperationError, get_logger
+from mapt.core import InputError, OperationError, get_logger, translating_aws_errors
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -233,12 +233,10 @@ def _file_locks(backend: Backend, project: str, stack_name: str, *, remove: bool
 
 
 def _s3_locks(backend: Backend, project: str, stack_name: str, *, remove: bool) -> list[str]:
-    from botocore.exceptions import BotoCoreError, ClientError
-
     assert backend.bucket is not None
     client = s3_client(backend)
     found: list[str] = []
-    try:
+    with translating_aws_errors(bucket=backend.bucket):
         for relative in backend.lock_dirs(project, stack_name):
             key_prefix = f"{backend.prefix}/{relative}/" if backend.prefix else f"{relative}/"
             keys = [
@@ -267,15 +265,6 @@ def _s3_locks(backend: Backend, project: str, stack_name: str, *, remove: bool) 
                     for key in batch:
                         _log.info("removed lock s3://%s/%s", backend.bucket, key)
                 found.extend(f"s3://{backend.bucket}/{key}" for key in batch)
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        raise OperationError(
-            f"cannot read the locks of stack {stack_name} in s3://{backend.bucket}: {code} {error}"
-        ) from error
-    except BotoCoreError as error:
-        raise OperationError(
-            f"cannot reach the state bucket s3://{backend.bucket}: {error}"
-        ) from error
     return found
 
 
