@@ -68,8 +68,8 @@ from mapt.core import (
     InputError,
     MaptError,
     OperationError,
-    PrerequisiteError,
     StateLockedError,
+    aws_error,
     get_logger,
 )
 from mapt.stacks._backend import Backend, resolve_backend, s3_client
@@ -96,14 +96,6 @@ _FILE_MODE = 0o600
 # object changed (412), is gone (404 on If-Match), or another conditional write is in
 # flight (409).
 _LOST_RACE = ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "404")
-# S3 error codes that mean the credentials themselves are missing or bad.
-_CREDENTIAL_CODES = (
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
-    "ExpiredToken",
-    "InvalidToken",
-    "TokenRefreshRequired",
-)
 
 
 @dataclass(frozen=True)
@@ -481,34 +473,9 @@ class _S3LockObject:
 
 
 def _s3_error(doing: str, where: str, error: Exception) -> MaptError:
-    """One line naming the lock object and S3's reason; bad credentials exit 5."""
-    from botocore.exceptions import (
-        ClientError,
-        EndpointConnectionError,
-        NoCredentialsError,
-        PartialCredentialsError,
-    )
-
-    creds_hint = (
-        "Provide AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-        "AWS_PROFILE, or an instance or web-identity role)."
-    )
-    if isinstance(error, NoCredentialsError | PartialCredentialsError):
-        return PrerequisiteError(f"cannot {doing} {where}: no AWS credentials", hint=creds_hint)
-    if isinstance(error, ClientError):
-        details = error.response.get("Error", {})
-        code = str(details.get("Code", ""))
-        reason = _one_line(f"{code}: {details.get('Message') or error}")
-        if code in _CREDENTIAL_CODES:
-            return PrerequisiteError(f"cannot {doing} {where}: {reason}", hint=creds_hint)
-        return OperationError(f"cannot {doing} {where}: {reason}")
-    if isinstance(error, EndpointConnectionError):
-        return OperationError(
-            f"cannot {doing} {where}: cannot reach the S3 endpoint "
-            f"{error.kwargs.get('endpoint_url', '')}",
-            hint="Check the network and the backend URL's region/endpoint.",
-        )
-    return OperationError(f"cannot {doing} {where}: {_one_line(str(error))}")
+    """One line naming the lock object and S3's reason (``mapt.core.aws_error``'s verdict)."""
+    verdict = aws_error(error)
+    return type(verdict)(f"cannot {doing} {where}: {verdict.message}", hint=verdict.hint)
 
 
 @contextmanager

@@ -632,7 +632,7 @@ def test_an_unreachable_s3_endpoint_is_one_line(
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith(f"cannot take the project lock s3://{BUCKET}/{KEY}: ")
-    assert "cannot reach the S3 endpoint http://127.0.0.1:1" in message
+    assert "AWS could not be reached at http://127.0.0.1:1" in message
 
 
 def test_missing_credentials_are_a_missing_prerequisite(
@@ -651,5 +651,6 @@ def test_missing_credentials_are_a_missing_prerequisite(
     assert caught.value.exit_code == 5
     message = str(caught.value)
     assert "\n" not in message
-    assert f"cannot take the project lock s3://{BUCKET}/{KEY}: no AWS credentials" in message
+    assert message.startswith(f"cannot take the project lock s3://{BUCKET}/{KEY}: ")
+    assert "no usable AWS credentials" in message
     assert "AWS_ACCESS_KEY_ID" in message
