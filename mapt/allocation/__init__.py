@@ -9,11 +9,14 @@ never ``mapt.targets`` or ``mapt.cli``; it prints nothing.
 
 from mapt.allocation._allocation import (
     allocation,
+    architecture_of,
     fail_over,
     instance_types_for,
     keep_on_demand_fallback,
     on_demand_allocation,
     on_demand_comparison,
+    on_demand_hourly_price,
+    resolve_architecture,
     spot_allocation,
     spot_offers,
 )
@@ -48,11 +51,14 @@ __all__ = [
     "Offer",
     "SpotArgs",
     "allocation",
+    "architecture_of",
     "fail_over",
     "instance_types_for",
     "keep_on_demand_fallback",
     "on_demand_allocation",
     "on_demand_comparison",
+    "on_demand_hourly_price",
+    "resolve_architecture",
     "spot_allocation",
     "spot_offers",
 ]

@@ -250,13 +250,19 @@ class Ec2Queries:
         """(region, type) -> on-demand USD/hour from the Pricing API, or None if it fails.
 
         Optional information: any failure (no permission, API not reachable) is logged
-        at debug level and answered with None.
+        at debug level and answered with None (``on_demand_price_list`` says why).
         """
+        return self.on_demand_price_list(instance_types, product)[0]
+
+    def on_demand_price_list(
+        self, instance_types: Iterable[str], product: str
+    ) -> tuple[dict[tuple[str, str], float] | None, str | None]:
+        """``on_demand_prices`` and, when they are None, the reason in a few words."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         operating_system = _PRICING_OS.get(product)
         if operating_system is None:
-            return None
+            return None, f"the Pricing API does not price product {product!r}"
         client = self.client(PRICING_REGION, "pricing")
 
         def prices_of(instance_type: str) -> dict[tuple[str, str], float]:
@@ -285,10 +291,11 @@ class Ec2Queries:
             merged: dict[tuple[str, str], float] = {}
             for part in self.in_parallel(prices_of, sorted(set(instance_types))):
                 merged.update(part)
-            return merged
+            return merged, None
         except (ClientError, BotoCoreError, NotImplementedError) as error:
             log.debug("on-demand prices unavailable: %s", error)
-            return None
+            reason = _code(error) if isinstance(error, ClientError) else type(error).__name__
+            return None, f"the Pricing API did not answer ({reason})"
 
 
 def _on_demand_price(document: str | Mapping[str, Any]) -> tuple[str, float] | None:
