@@ -20,6 +20,7 @@ from mapt.allocation._allocation import (
     spot_allocation,
     spot_offers,
 )
+from mapt.allocation._ec2 import check_credentials
 from mapt.allocation._errors import (
     NoEligibleOfferError,
     NoMatchingInstanceTypesError,
@@ -52,6 +53,7 @@ __all__ = [
     "SpotArgs",
     "allocation",
     "architecture_of",
+    "check_credentials",
     "fail_over",
     "instance_types_for",
     "keep_on_demand_fallback",

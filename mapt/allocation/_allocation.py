@@ -305,7 +305,7 @@ def architecture_of(infos: Sequence[InstanceTypeInfo], asked: str | None) -> str
 
 
 def resolve_architecture(
-    request: ComputeRequest, *, region: str | None = None, queries: Ec2Queries | None = None
+    request: ComputeRequest, *, region: str | None = None, session: Any = None
 ) -> ComputeRequest:
     """``request`` with its architecture settled before anything depends on it.
 
@@ -315,7 +315,7 @@ def resolve_architecture(
     """
     if request.arch is not None:
         return request
-    queries = queries or Ec2Queries()
+    queries = Ec2Queries(session)
     infos = queries.instance_types(region or DEFAULT_HOME_REGION, names=request.compute_sizes)
     return replace(request, arch=architecture_of(infos, None))
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from mapt.allocation._selection import InstanceTypeInfo, PricePoint, Zone
-from mapt.core import InputError, OperationError, get_logger
+from mapt.core import InputError, OperationError, PrerequisiteError, get_logger
 
 log = get_logger(__name__)
 
@@ -37,6 +37,21 @@ _PRICING_OS = {
     "Windows": "Windows",
     "Windows (Amazon VPC)": "Windows",
 }
+
+
+def check_credentials(session: Any) -> None:
+    """Refuse to start without AWS credentials (``PrerequisiteError``, exit 5).
+
+    botocore's own provider chain decides (environment, profiles, SSO, instance role),
+    so this finds exactly what the later calls would use; nothing is called on AWS
+    unless the chain itself does (an SSO or role profile).
+    """
+    if session.get_credentials() is None:
+        raise PrerequisiteError(
+            "no AWS credentials were found",
+            hint="Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run "
+            "where an instance or task role is available.",
+        )
 
 
 class Ec2Queries:

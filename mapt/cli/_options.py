@@ -32,10 +32,11 @@ def option(flag: str, help: str, **kwargs: Any) -> Any:
     return typer.Option(flag, envvar=env(flag), help=help, **kwargs)
 
 
-def refuse_empty(value: Any) -> Any:
-    """The option callback refusing a blank text value."""
+def refuse_empty(param: typer.CallbackParam, value: Any) -> Any:
+    """The option callback refusing a blank text value, naming the flag."""
     if isinstance(value, str) and not value.strip():
-        raise typer.BadParameter(f"{value!r} is empty")
+        flag = param.opts[0] if param.opts else str(param.name)
+        raise InputError(f"{flag} {value!r} is empty: give a value, or leave the flag out")
     return value
 
 

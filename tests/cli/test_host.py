@@ -287,7 +287,7 @@ def test_list_of_an_empty_backend(cli: Harness) -> None:
 # -- hostile input --------------------------------------------------------------------------
 
 HOSTILE: list[tuple[list[str], str]] = [
-    (["--project-name", ""], "project name is empty"),
+    (["--project-name", ""], "--project-name ''"),
     (["--project-name", "my project"], "'my project'"),
     (["--project-name", "a/b"], "'a/b'"),
     (["--project-name", "p" * 200], "is 200 characters long"),
