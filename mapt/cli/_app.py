@@ -35,16 +35,21 @@ def set_debug(ctx: typer.Context, debug: bool) -> None:
 
 
 def error_line(
-    message: str, ctx: click.Context | None, param: click.Parameter | None = None
+    message: str,
+    ctx: click.Context | None,
+    param: click.Parameter | None = None,
+    *,
+    bad_input: bool = True,
 ) -> str:
-    """The one ``Error:`` line for ``message``: values cut, and any value the message
-    is about that came from an environment variable named with it.
+    """The one ``Error:`` line for ``message``: values cut, and for bad input, the
+    environment variable the bad value came from.
 
     ``param`` is the parameter a Click error is about; without it, a parameter read
-    from the environment counts when the message names its flag or shows its value.
+    from the environment counts when the message names its flag, its value or its
+    name in words (``spot increase rate``, as the request types word their errors).
     """
     origin = None
-    if ctx is not None:
+    if ctx is not None and bad_input:
         candidates = [param] if param is not None else ctx.command.params
         for candidate in candidates:
             origin = _environment_origin(ctx, candidate, message, named=param is not None)
@@ -68,9 +73,10 @@ def _environment_origin(
         return None
     raw = os.environ[variable]
     if not named:
-        flags = "|".join(re.escape(opt) for opt in param.opts)
-        mentions_flag = re.search(rf"(?<![\w-])({flags})(?![\w-])", message) is not None
-        if not mentions_flag and repr(raw) not in message and repr(raw.strip()) not in message:
+        names = [*param.opts, param.name.replace("_", " ")]
+        pattern = "|".join(re.escape(name) for name in names)
+        mentioned = re.search(rf"(?<![\w-])({pattern})(?![\w-])", message) is not None
+        if not mentioned and repr(raw) not in message and repr(raw.strip()) not in message:
             return None
     return from_environment(variable, raw)
 
@@ -89,7 +95,12 @@ class _MaptGroup(TyperGroup):
         except MaptError as error:
             if ctx.meta.get(_DEBUG_KEY):
                 traceback.print_exc(file=sys.stderr)
-            typer.echo(error_line(str(error), ctx.meta.get(_COMMAND_KEY)), err=True)
+            line = error_line(
+                str(error),
+                ctx.meta.get(_COMMAND_KEY),
+                bad_input=error.exit_code == ExitCode.USAGE,
+            )
+            typer.echo(line, err=True)
             raise typer.Exit(int(error.exit_code)) from error
 
     def main(  # type: ignore[override]

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from mapt.allocation import AllocationResult
 from mapt.allocation._spot_stack import spot_choice_outputs
 from mapt.cli import app
-from tests.cli.host_harness import FAMILIES, FEDORA_OWNER, Harness, spot_calls
+from tests.cli.host_harness import FAMILIES, FEDORA_41, FEDORA_OWNER, Harness, spot_calls
 from tests.harness.images import publish_image
 from tests.harness.spot_market import ApiCallLog, SpotMarket
 from tests.stacks.test_inventory import checkpoint
@@ -246,12 +246,9 @@ def test_a_read_only_connection_folder_is_refused() -> None:
     """As a user who cannot write there: root writes anywhere, so the check runs
     without the capabilities that let it (util-linux's setpriv)."""
     base = Path(tempfile.mkdtemp(prefix="mapt-read-only-"))
-    without_override = (
-        ["setpriv", "--inh-caps=-all", "--ambient-caps=-all"]
-        + ["--bounding-set=-dac_override,-dac_read_search", "--"]
-        if os.geteuid() == 0
-        else []
-    )
+    drop = "--bounding-set=-dac_override,-dac_read_search"
+    as_root = ["setpriv", "--inh-caps=-all", "--ambient-caps=-all", drop, "--"]
+    without_override = as_root if os.geteuid() == 0 else []
     try:
         read_only = base / "read-only"
         read_only.mkdir(mode=0o555)
@@ -286,3 +283,159 @@ def test_a_read_only_connection_folder_is_refused() -> None:
         assert list(read_only.iterdir()) == []
     finally:
         shutil.rmtree(base)
+
+
+# -- the architecture follows the named types ---------------------------------------------------
+
+FEDORA_41_ARM = "Fedora-Cloud-Base-AmazonEC2.aarch64-41-20261001.0"
+ARM_TYPES = {"m6g.large", "m7g.large"}
+
+
+def spot_price(*args: str, env: dict[str, str] | None = None) -> object:
+    return CliRunner().invoke(app, ["aws", "spot-price", *args], env=env)
+
+
+def one_error_line(result: object, code: int = 2) -> str:
+    assert result.exit_code == code, result.output  # type: ignore[attr-defined]
+    (line,) = result.stderr.splitlines()  # type: ignore[attr-defined]
+    assert line.startswith("Error: ")
+    return line
+
+
+def test_spot_price_follows_the_architecture_of_named_types(market: SpotMarket) -> None:
+    market.default_score = 8
+    arm = spot_price("--compute-sizes", "m6g.large,m7g.large", "--output", "json")
+    assert arm.exit_code == 0, arm.output  # type: ignore[attr-defined]
+    offers = json.loads(arm.stdout)["offers"]  # type: ignore[attr-defined]
+    assert offers and all(set(o["instance_types"]) <= ARM_TYPES for o in offers)
+
+    x86 = spot_price("--compute-sizes", "m5.large", "--output", "json")
+    assert x86.exit_code == 0, x86.output  # type: ignore[attr-defined]
+    assert {t for o in json.loads(x86.stdout)["offers"] for t in o["instance_types"]} == {  # type: ignore[attr-defined]
+        "m5.large"
+    }
+
+    mixed = one_error_line(spot_price("--compute-sizes", "m5.large,m6g.large"))
+    assert "arm64: m6g.large" in mixed and "x86_64: m5.large" in mixed
+
+    contradicted = one_error_line(spot_price("--arch", "x86_64", "--compute-sizes", "m6g.large"))
+    assert "'m6g.large' is arm64" in contradicted and "pass --arch arm64" in contradicted.lower()
+
+
+def test_host_create_follows_the_architecture_of_named_types(
+    cli: Harness, market: SpotMarket, aws: ApiCallLog
+) -> None:
+    market.default_score = 8
+    for region in ("us-east-1", "eu-north-1"):
+        publish_image(region, FEDORA_41_ARM, FEDORA_OWNER, architecture="arm64")
+    base = ["aws", "host", "create", "--os", "fedora", "--project-name", "demo",
+            "--backed-url", cli.backend, "--dry-run", "--output", "json"]  # fmt: skip
+
+    arm = cli.invoke(*base, "--spot", "--compute-sizes", "m6g.large,m7g.large")
+    assert arm.exit_code == 0, arm.output
+    document = json.loads(arm.stdout)
+    assert set(document["allocation"]["instance_types"]) <= ARM_TYPES
+    assert [image["name"] for image in document["images"]] == [FEDORA_41_ARM]
+
+    x86 = cli.invoke(*base, "--region", "us-east-1", "--compute-sizes", "m5.large")
+    assert x86.exit_code == 0, x86.output
+    assert [image["name"] for image in json.loads(x86.stdout)["images"]] == [FEDORA_41]
+
+    mixed = one_error_line(cli.invoke(*base, "--spot", "--compute-sizes", "m5.large,m6g.large"))
+    assert "arm64: m6g.large" in mixed and "x86_64: m5.large" in mixed
+
+    contradicted = one_error_line(
+        cli.invoke(*base, "--spot", "--arch", "x86_64", "--compute-sizes", "m6g.large")
+    )
+    assert "pass --arch arm64" in contradicted.lower()
+    assert cli.engine.stack_names() == []
+
+
+# -- output read in CI logs: nothing cut -------------------------------------------------------
+
+NARROW = {"COLUMNS": "80"}
+
+
+def test_spot_price_table_through_a_pipe_shows_every_region_and_zone_whole(
+    market: SpotMarket,
+) -> None:
+    args = ["--cpus", "2", "--memory", "8", "--compute-families", FAMILIES]
+    offers = json.loads(spot_price(*args, "--output", "json").stdout)["offers"]  # type: ignore[attr-defined]
+    table = spot_price(*args, env=NARROW)
+    assert table.exit_code == 0, table.output  # type: ignore[attr-defined]
+    for offer in offers:
+        for value in (offer["region"], offer["availability_zone"], offer["availability_zone_id"]):
+            assert value in table.stdout, value  # type: ignore[attr-defined]
+        assert ", ".join(offer["instance_types"]) in table.stdout  # type: ignore[attr-defined]
+
+
+def test_dry_run_resources_and_host_list_through_a_pipe_are_whole(
+    cli: Harness, market: SpotMarket
+) -> None:
+    planned = json.loads(cli.create("--spot", "--dry-run", "--output", "json").stdout)
+    text = cli.invoke(
+        "aws", "host", "create", "--os", "fedora", "--project-name", "demo",
+        "--backed-url", cli.backend, "--cpus", "2", "--memory", "8",
+        "--compute-families", FAMILIES, "--spot", "--dry-run", env=NARROW,
+    )  # fmt: skip
+    assert text.exit_code == 0, text.output
+    lines = text.stdout.splitlines()
+    for resource in planned["resources"]:
+        assert any(resource["type"] in line and resource["name"] in line for line in lines), (
+            resource
+        )
+
+    assert cli.create("--spot", project="a-rather-long-project-name-for-the-list").exit_code == 0
+    listed = json.loads(
+        cli.invoke("aws", "host", "list", "--backed-url", cli.backend, "--output", "json").stdout
+    )["hosts"]
+    table = cli.invoke("aws", "host", "list", "--backed-url", cli.backend, env=NARROW)
+    assert table.exit_code == 0, table.output
+    for host in listed:
+        for value in (host["project"], host["region"], host["availability_zone"], host["host"]):
+            assert value in table.stdout, value
+        assert ", ".join(host["instance_types"]) in table.stdout
+
+
+# -- values from the environment, long values ----------------------------------------------------
+
+
+def test_errors_name_the_environment_variable_a_value_came_from(
+    cli: Harness, market: SpotMarket, aws: ApiCallLog
+) -> None:
+    version = one_error_line(cli.create("--spot", env={"MAPT_VERSION": "0.1.0"}))
+    assert version.startswith("Error: MAPT_VERSION=0.1.0 (from the environment): ")
+    assert "'0.1.0'" in version
+
+    cpus = one_error_line(spot_price(env={"MAPT_CPUS": "٤"}))
+    assert cpus.startswith("Error: MAPT_CPUS=٤ (from the environment): ")
+
+    rate = one_error_line(spot_price(env={"MAPT_SPOT_INCREASE_RATE": "1e308"}))
+    assert rate.startswith("Error: MAPT_SPOT_INCREASE_RATE=1e308 (from the environment): ")
+
+    region = one_error_line(spot_price(env={"AWS_REGION": "../../etc"}))
+    assert region.startswith("Error: AWS_REGION=../../etc (from the environment): ")
+
+    # The same values on the command line are named by their flag, with no variable.
+    flag = one_error_line(spot_price("--cpus", "٤"))
+    assert "--cpus" in flag and "environment" not in flag
+    assert not [c for c in aws.calls if c.operation != "DescribeInstanceTypes"]
+
+
+def test_a_long_value_is_cut_to_80_characters_in_the_error(cli: Harness, aws: ApiCallLog) -> None:
+    for result in (
+        spot_price("--region", "x" * 5000),
+        cli.create("--spot", "--spot-excluded-regions", "y" * 5000),
+        cli.create("--spot", env={"MAPT_VERSION": "v" * 5000}),
+    ):
+        line = one_error_line(result)
+        assert "…" in line and len(line) < 400, line[:200]
+    assert aws.calls == []
+
+
+def test_spot_price_honours_aws_region(api_calls: ApiCallLog, market: SpotMarket) -> None:
+    args = ["--cpus", "2", "--memory", "8", "--compute-families", FAMILIES, "--output", "json"]
+    result = spot_price(*args, env={"AWS_REGION": "eu-north-1", "AWS_DEFAULT_REGION": "us-west-2"})
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    asked = {c.region for c in api_calls.calls if c.operation == "DescribeRegions"}
+    assert asked == {"eu-north-1"}
