@@ -256,9 +256,8 @@ def create(
     )
     if not spot:
         _refuse_without(ctx, _SPOT_TUNING, "--spot")
-    conn_dir = None if conn_details_output is None else Path(conn_details_output)
-    if conn_dir is not None:
-        check_connection_folder(conn_dir)  # a dry run fails where the real run would
+    # Checked on a dry run too: it fails where the real run would.
+    conn_dir = None if conn_details_output is None else check_connection_folder(conn_details_output)
     scope = runner_scope(ghactions_runner_repo, ghactions_runner_org)
     if scope is None:
         _refuse_without(

@@ -106,7 +106,9 @@ def create_host(
             error.hint = _destroy_hint(context, error.hint)
             raise
     runner = request.runner.name if request.runner is not None else None
-    return CreateOutcome(allocation=chosen, outputs=outputs, files=tuple(files), runner_name=runner)
+    return CreateOutcome(
+        allocation=chosen, outputs=outputs, files=tuple(files), runner_name=runner
+    )
 
 
 @dataclass(frozen=True)
@@ -266,8 +268,7 @@ def image_answer(
         described = ", ".join(f"{f['Name']}={','.join(f['Values'])}" for f in filters)
         try:
             images = session.client("ec2", region_name=region).describe_images(
-                Owners=owners,
-                Filters=filters,  # type: ignore[arg-type]
+                Owners=owners, Filters=filters  # type: ignore[arg-type]
             )["Images"]
         except (BotoCoreError, ClientError) as error:
             raise OperationError(f"cannot look up images in {region}: {error}") from error
