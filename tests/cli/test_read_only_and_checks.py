@@ -439,3 +439,31 @@ def test_spot_price_honours_aws_region(api_calls: ApiCallLog, market: SpotMarket
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
     asked = {c.region for c in api_calls.calls if c.operation == "DescribeRegions"}
     assert asked == {"eu-north-1"}
+
+
+def test_host_list_through_a_real_pipe_at_80_columns_cuts_nothing(tmp_path: Path) -> None:
+    """The real entry point, its stdout a pipe: long rows stay whole, one per line."""
+    project = "a-project-name-of-forty-characters-max00"
+    outputs = {
+        "region": "ap-northeast-1",
+        "availability_zone": "ap-northeast-1d",
+        "instance_types": [f"{family}.2xlarge" for family in FAMILIES.split(",")],
+        "spot": True,
+        "host": "ec2-203-0-113-7.ap-northeast-1.compute.amazonaws.com",
+    }
+    state = tmp_path / "state" / ".pulumi" / "stacks" / project / f"host-{project}.json"
+    state.parent.mkdir(parents=True)
+    state.write_bytes(checkpoint(project, f"host-{project}", outputs, 2))
+    env = {**os.environ, "COLUMNS": "80", "MAPT_STATE_DIR": str(tmp_path / "default")}
+
+    done = subprocess.run(
+        [sys.executable, "-m", "mapt", "aws", "host", "list", "--backed-url",
+         f"file://{tmp_path / 'state'}"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    (row,) = [line for line in done.stdout.splitlines() if project in line]
+    types = ", ".join(outputs["instance_types"])  # type: ignore[arg-type]
+    for value in (project, "ap-northeast-1", "ap-northeast-1d", types, outputs["host"]):
+        assert value in row, value
