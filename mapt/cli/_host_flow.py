@@ -322,20 +322,23 @@ def destroy_host(
     never existed, succeeds. Whether the project has any stack is read from the state
     first (``list_stacks``, as ``host list`` reads it): a project without one is
     nothing to destroy, found without ``prerequisites`` (the engine's, e.g. the Pulumi
-    CLI), a lock or any write. Otherwise ``prerequisites`` run before the lock is
-    taken. ``force`` first removes the locks dead runs left: the project lock (saying
-    whose it was and since when) and the stacks' Pulumi locks.
+    CLI) or a lock; only leftovers of an earlier ``keep_state`` destroy are purged, so
+    a project that never existed writes nothing. Otherwise ``prerequisites`` run
+    before the lock is taken. ``force`` first removes the locks dead runs left: the
+    project lock (saying whose it was and since when) and the stacks' Pulumi locks.
     """
     from mapt.allocation import SPOT_STACK_NAME
     from mapt.stacks import StackRef, break_project_lock, project_lock
     from mapt.targets.aws import HOST_STACK
 
+    project = context.project_name
     if not force and not any(
-        summary.project == context.project_name
-        for summary in engine.list_stacks(context.backend_url)
+        summary.project == project for summary in engine.list_stacks(context.backend_url)
     ):
         log.info("project %s has no stacks; nothing to destroy", context.project_name)
-        return DestroyOutcome(())
+        # What a --keep-state destroy kept can still go: read, then removed if any.
+        leftovers = [] if keep_state else engine.purge_project_state(context.backend_url, project)
+        return DestroyOutcome((), purged=tuple(leftovers))
     if prerequisites is not None:
         prerequisites()
     broken = None

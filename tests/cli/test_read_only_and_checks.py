@@ -178,6 +178,24 @@ def test_destroy_of_an_unknown_project_needs_no_cli_and_writes_nothing(machine: 
     assert machine.files() == set()
 
 
+def test_destroy_without_stacks_still_purges_what_a_keep_state_destroy_left(
+    machine: Machine,
+) -> None:
+    history = machine.root / "state" / ".pulumi" / "history" / "demo" / "host-demo"
+    history.mkdir(parents=True)
+    (history / "host-demo-1.history.json").write_text("{}")
+    destroy = ["aws", "host", "destroy", "--project-name", "demo", "--backed-url", machine.backend]
+
+    kept = machine.run(*destroy, "--keep-state")
+    assert kept.exit_code == 0 and (history / "host-demo-1.history.json").exists()
+
+    purged = machine.run(*destroy, "--output", "json")
+    assert purged.exit_code == 0, purged.output  # type: ignore[attr-defined]
+    document = json.loads(purged.stdout)  # type: ignore[attr-defined]
+    assert document["nothing_to_destroy"] is True and document["purged_state_files"] == 1
+    assert not history.exists()
+
+
 def test_destroy_of_a_project_with_state_checks_the_cli_before_the_lock(machine: Machine) -> None:
     state = machine.root / "state" / ".pulumi" / "stacks" / "demo" / "host-demo.json"
     state.parent.mkdir(parents=True)
