@@ -50,9 +50,12 @@ def whole_number(text: str | int) -> int:
     """Parse a whole number written in ASCII digits, naming the text when it is not one."""
     if isinstance(text, int):
         return text
-    if not _WHOLE_NUMBER.fullmatch(text.strip()):
-        raise typer.BadParameter(f"{shown(text)} is not a whole number")
-    return int(text)
+    try:
+        if _WHOLE_NUMBER.fullmatch(text.strip()):
+            return int(text)
+    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+        pass
+    raise typer.BadParameter(f"{shown(text)} is not a whole number")
 
 
 def number(text: str | float) -> float:

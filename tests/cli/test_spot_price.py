@@ -100,6 +100,7 @@ def test_flags_can_come_from_the_environment(market: SpotMarket) -> None:
         (["--product-description", ""], "--product-description ''"),
         (["--cpus", "٤"], "'٤'"),
         (["--cpus", "1_0"], "'1_0'"),
+        (["--cpus", "9" * 5000], "…' is not a whole number"),
         (["--memory", "inf"], "'inf'"),
         (["--spot-increase-rate", "1e308"], "spot increase rate 1e+308"),
         (["--spot-increase-rate", "nan"], "'nan'"),
