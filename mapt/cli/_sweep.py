@@ -146,12 +146,12 @@ def _as_json(
 def _print_report(
     plan: SweepPlan, report: SweepReport, regions: list[str], *, older_than: timedelta | None
 ) -> None:
-    from rich.console import Console
     from rich.table import Table
 
+    from mapt.cli._console import console as shared_console
     from mapt.targets.aws import describe_reasons
 
-    console = Console(soft_wrap=False)
+    console = shared_console()
     where = f"{len(regions)} region{'s' if len(regions) != 1 else ''}"
     if not report.actions:
         console.print(f"Nothing to sweep in {where}.")

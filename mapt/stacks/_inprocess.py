@@ -4,8 +4,10 @@ Both run the same inline program the Pulumi engine would, through ``run_program`
 and ``RecordingMocks``: no Pulumi CLI, no provider plugin, no credentials.
 
 - ``DryRunEngine`` backs ``--dry-run``: it shows what an ``up`` would register and
-  export and writes no state. It may read real state through a ``reader`` engine,
-  so a dry run sees which stacks already exist (e.g. a saved spot choice).
+  export and writes no state. It reads real state through a ``reader`` engine's
+  ``list_stacks`` (the checkpoint files, for the Pulumi engine: no CLI, no passphrase,
+  no lock, no workspace), so a dry run sees which stacks already exist (e.g. a saved
+  spot choice).
 - ``InMemoryEngine`` keeps each stack's outputs in memory, so ``exists``,
   ``outputs`` and ``destroy`` behave like a real backend within one process: whole
   create/destroy flows can be tested, by mapt and by library users.
@@ -117,12 +119,16 @@ def _changes(steps: tuple[PlannedStep, ...]) -> dict[str, int]:
 class DryRunEngine(_InProcessEngine):
     """Shows what an ``up`` would do, writing no state and needing no credentials.
 
-    ``reader`` answers ``exists``/``outputs`` (typically a ``PulumiEngine`` on the
-    real backend); without one the state is taken to be empty. ``answers`` and
-    ``computed`` are passed to ``RecordingMocks`` for provider invokes. Every program
-    run is kept in ``runs``; ``destroyed`` lists the stacks a destroy would remove.
-    Values a provider computes at deployment (IDs, IPs) come from the mocks: the
-    placeholders ``<name>-id`` and whatever ``computed`` adds, never real values.
+    ``reader`` is the engine of the real backend; only its ``list_stacks`` is used,
+    which reads state without the Pulumi CLI, a passphrase or a lock on every engine
+    (without a reader the state is taken to be empty). So ``exists`` and ``outputs``
+    see the stacks as ``mapt aws host list`` does: plain outputs only, secret outputs
+    left out. Unreadable state fails as it does there; it is never taken as absent.
+    ``answers`` and ``computed`` are passed to ``RecordingMocks`` for provider invokes.
+    Every program run is kept in ``runs``; ``destroyed`` lists the stacks a destroy
+    would remove. Values a provider computes at deployment (IDs, IPs) come from the
+    mocks: the placeholders ``<name>-id`` and whatever ``computed`` adds, never real
+    values.
     """
 
     def __init__(
@@ -135,15 +141,23 @@ class DryRunEngine(_InProcessEngine):
         self._reader = reader
         self.destroyed: list[StackRef] = []
 
+    def _summary(self, ref: StackRef) -> StackSummary | None:
+        """The stack as the reader's backend lists it, or None when it has no state."""
+        if self._reader is None:
+            return None
+        for summary in self._reader.list_stacks(ref.backend_url):
+            if summary.project == ref.project and summary.stack_name == ref.stack_name:
+                return summary
+        return None
+
     def exists(self, ref: StackRef) -> bool:
-        return self._reader.exists(ref) if self._reader is not None else False
+        return self._summary(ref) is not None
 
     def outputs(self, ref: StackRef) -> dict[str, Any]:
-        if self._reader is None:
-            raise StackNotFoundError(
-                f"stack {ref.stack_name} does not exist (dry run without a state reader)"
-            )
-        return self._reader.outputs(ref)
+        summary = self._summary(ref)
+        if summary is None:
+            raise StackNotFoundError(f"stack {ref.stack_name} does not exist in its backend")
+        return dict(summary.outputs)
 
     def up(
         self,
@@ -155,7 +169,10 @@ class DryRunEngine(_InProcessEngine):
     ) -> dict[str, Any]:
         run = self._run(ref, program, config, operation="up", preview=True)
         _log.info(
-            "dry run: stack %s would register %d resources", ref.stack_name, len(run.resources)
+            "dry run: stack %s would register %d resources and keep %d outputs",
+            ref.stack_name,
+            len(run.resources),
+            len(run.outputs),
         )
         return run.plain_outputs()
 
@@ -180,7 +197,11 @@ class DryRunEngine(_InProcessEngine):
         return existed
 
     def force_unlock(self, ref: StackRef) -> list[str]:
-        """The lock entries a real force-unlock would remove; none is removed."""
+        """The lock entries a real force-unlock would remove; none is removed.
+
+        Lock entries are read from the backend (or memory) directly: a lock can outlive
+        a readable checkpoint, and reading them needs no CLI either.
+        """
         from mapt.stacks._pulumi import PulumiEngine
 
         if isinstance(self._reader, PulumiEngine):
