@@ -568,16 +568,25 @@ def _print_hosts(hosts: list[HostSummary], backed_url: str | None) -> None:
     for host in hosts:
         capacity = "-" if host.spot is None else ("spot" if host.spot else "on-demand")
         table.add_row(
-            host.project,
+            host.project or "(unknown)",
             host.region or "-",
             host.availability_zone or "-",
             ", ".join(host.instance_types) or "-",
             capacity,
             host.host or "-",
-            _age(now, host.updated_at),
+            "unreadable" if host.unreadable else _age(now, host.updated_at),
             "yes" if host.locked else "",
         )
-    _console().print(table)
+    console = _console()
+    console.print(table)
+    for host in hosts:
+        for location, reason in host.unreadable:
+            # Plain text: a path in brackets must not be taken for rich markup.
+            console.print(
+                f"Unreadable state of project {host.project or '(unknown)'}: {location}: {reason}",
+                markup=False,
+                highlight=False,
+            )
 
 
 def _console() -> Any:
