@@ -67,6 +67,7 @@ def __getattr__(name: str) -> Any:
             return getattr(importlib.import_module(module), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
     "FORBIDDEN_CONFIG_KEYS",
     "MIN_PULUMI_VERSION",

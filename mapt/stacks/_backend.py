@@ -302,8 +302,10 @@ def list_backend_locks(backend: Backend) -> dict[str, tuple[str, ...]]:
     return {key: tuple(entries) for key, entries in found.items()}
 
 
-# S3 requests one reader may have in flight at once (checkpoint reads run in parallel).
-S3_MAX_CONNECTIONS = 32
+# S3 requests one reader may have in flight at once: every checkpoint is read in
+# parallel, so 200 stacks take one round trip, not seven (urllib3 opens connections
+# only as needed).
+S3_MAX_CONNECTIONS = 256
 _S3_CLIENTS: weakref.WeakKeyDictionary[Any, dict[tuple[str, str, str], S3Client]] = (
     weakref.WeakKeyDictionary()
 )

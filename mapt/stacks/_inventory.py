@@ -166,8 +166,8 @@ class _Entry:
         return name
 
 
-class _NotACheckpoint(Exception):
-    """The bytes read are not a Pulumi checkpoint (the message says why)."""
+class _Unreadable(Exception):
+    """A checkpoint cannot be read or is not one (the message says why, without where)."""
 
 
 def _read(store: _Store, entry: _Entry) -> StackSummary:
@@ -187,12 +187,8 @@ def _read(store: _Store, entry: _Entry) -> StackSummary:
     if entry.error is not None:
         return unreadable(entry.error)
     try:
-        data = store.read(entry.key)
-    except OperationError as error:
-        return unreadable(error.message)
-    try:
-        return _parse(entry, _decompress(entry.key, data), location)
-    except _NotACheckpoint as error:
+        return _parse(entry, _decompress(entry.key, store.read(entry.key)), location)
+    except _Unreadable as error:
         return unreadable(str(error))
 
 
@@ -203,7 +199,7 @@ def _decompress(key: str, data: bytes) -> bytes:
         if key.endswith(".zst"):
             return _zstd_decompress(data)
     except (OSError, EOFError, zlib.error) as error:
-        raise _NotACheckpoint(f"cannot decompress it: {error or type(error).__name__}") from error
+        raise _Unreadable(f"cannot decompress it: {error or type(error).__name__}") from error
     return data
 
 
@@ -218,10 +214,10 @@ def _zstd_decompress(data: bytes) -> bytes:
             frame = zstandard.ZstdDecompressor().decompressobj()
             out.append(frame.decompress(rest))
             if not frame.eof:
-                raise _NotACheckpoint("cannot decompress it: the zstd data is truncated")
+                raise _Unreadable("cannot decompress it: the zstd data is truncated")
             rest = frame.unused_data
     except zstandard.ZstdError as error:
-        raise _NotACheckpoint(f"cannot decompress it: {error}") from error
+        raise _Unreadable(f"cannot decompress it: {error}") from error
     return b"".join(out)
 
 
@@ -230,16 +226,16 @@ def _parse(entry: _Entry, data: bytes, location: str) -> StackSummary:
     try:
         document = json.loads(data)
     except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
-        raise _NotACheckpoint(f"not JSON: {error}") from error
+        raise _Unreadable(f"not JSON: {error}") from error
     checkpoint = _field(document, "checkpoint", dict, "the document")
     latest = _field(checkpoint, "latest", dict, "checkpoint", optional=True) or {}
     resources = _field(latest, "resources", list, "checkpoint.latest", optional=True) or []
     if not all(isinstance(r, dict) for r in resources):
-        raise _NotACheckpoint("not a Pulumi checkpoint: a resource is not an object")
+        raise _Unreadable("not a Pulumi checkpoint: a resource is not an object")
     manifest = _field(latest, "manifest", dict, "checkpoint.latest", optional=True) or {}
     project = entry.project or _project(checkpoint, resources)
     if project is None:
-        raise _NotACheckpoint("cannot tell which project it belongs to")
+        raise _Unreadable("cannot tell which project it belongs to")
     outputs: dict[str, Any] = {}
     for resource in resources:
         if resource.get("type") == _STACK_RESOURCE:
@@ -259,13 +255,13 @@ def _parse(entry: _Entry, data: bytes, location: str) -> StackSummary:
 def _field(container: Any, name: str, kind: type, where: str, *, optional: bool = False) -> Any:
     """``container[name]`` if it has the type a checkpoint gives it; else why not."""
     if not isinstance(container, dict):
-        raise _NotACheckpoint(f"not a Pulumi checkpoint: {where} is not an object")
+        raise _Unreadable(f"not a Pulumi checkpoint: {where} is not an object")
     value = container.get(name)
     if value is None and optional:
         return None
     if not isinstance(value, kind):
         found = "missing" if value is None else f"a {type(value).__name__}"
-        raise _NotACheckpoint(f"not a Pulumi checkpoint: {where}.{name} is {found}")
+        raise _Unreadable(f"not a Pulumi checkpoint: {where}.{name} is {found}")
     return value
 
 
@@ -319,7 +315,9 @@ class _Store(Protocol):
         """
         ...
 
-    def read(self, key: str) -> bytes: ...
+    def read(self, key: str) -> bytes:
+        """The bytes of a checkpoint; raises ``_Unreadable`` saying why not."""
+        ...
 
     def delete(self, keys: list[str]) -> None: ...
 
@@ -365,11 +363,10 @@ class _FileStore:
         return _checkpoint_entries(keys) + failed
 
     def read(self, key: str) -> bytes:
-        path = self._root / key
         try:
-            return path.read_bytes()
+            return (self._root / key).read_bytes()
         except OSError as error:
-            raise OperationError(f"cannot read the state file {path}: {error.strerror}") from error
+            raise _Unreadable(f"cannot read it: {error.strerror}") from error
 
     def location(self, key: str) -> str:
         return str(self._root / key)
@@ -413,10 +410,18 @@ class _S3Store:
         return _checkpoint_entries(self.keys(_STACKS_DIR))
 
     def read(self, key: str) -> bytes:
-        with self._errors(f"cannot read s3://{self._bucket}/{self._root}{key}"):
-            body: bytes = self._client.get_object(Bucket=self._bucket, Key=self._root + key)[
-                "Body"
-            ].read()
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = self._client.get_object(Bucket=self._bucket, Key=self._root + key)
+            body: bytes = answer["Body"].read()
+        except ClientError as error:
+            detail = error.response.get("Error", {})
+            raise _Unreadable(
+                f"cannot read it: {detail.get('Code', '')}: {detail.get('Message', '')}"
+            ) from error
+        except BotoCoreError as error:
+            raise _Unreadable(f"cannot read it: {error}") from error
         return body
 
     def location(self, key: str) -> str:
