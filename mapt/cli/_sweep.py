@@ -149,7 +149,8 @@ def _check_empty_backend(
         projects = sorted({item.resource.project or "" for item in only_orphaned})
         raise InputError(
             f"the state backend {where} has no stacks, so {len(only_orphaned)} mapt "
-            f"resources of projects {', '.join(projects)} would count as orphaned",
+            f"resources of project{'s' if len(projects) > 1 else ''} {', '.join(projects)} "
+            "would count as orphaned",
             hint="Pass the --backed-url the mapt runs in this account use, --dry-run to see "
             "what would be removed, or --older-than DURATION (e.g. 1s) to remove what was "
             "created longer ago than that, state or not.",
