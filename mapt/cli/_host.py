@@ -387,7 +387,8 @@ def list_command(
 ) -> None:
     """List the projects in a state backend: where each host runs, on what, since when.
 
-    Reads state only: no AWS call, no change, no passphrase needed.
+    Reads state only: no AWS call, no change, no passphrase needed. A project
+    whose state cannot be read is listed as unreadable, with the file and why.
     """
     from mapt.cli._app import set_debug
     from mapt.cli._host_flow import list_hosts
