@@ -403,7 +403,7 @@ def _host_summary(project: str, summaries: Sequence[StackSummary]) -> HostSummar
         spot=spot,
         host=merged.get("host"),
         updated_at=max(times) if times else None,
-        locked=any(s.locks for s in stacks),
+        locked=any(s.locks for s in summaries),
         unreadable=tuple(
             (s.location, s.unreadable) for s in summaries if s.unreadable is not None
         ),

@@ -67,10 +67,10 @@ class StackSummary:
     ``location`` is the checkpoint's path or ``s3://`` URL.
 
     ``unreadable`` says why the entry could not be read (None when it was): such a
-    summary still counts as state of its ``project`` (the folder name), and its
-    other fields are empty. ``stack_name`` is empty when the project's folder could
-    not be listed, ``project`` when an unreadable file is in the legacy layout
-    (where only the file's contents name the project).
+    summary still counts as state of its ``project`` (the folder name); its time,
+    resource count and outputs are unknown (None, 0, empty). ``stack_name`` is empty
+    when the project's folder could not be listed, ``project`` when an unreadable
+    file is in the legacy layout (where only the file's contents name the project).
     """
 
     project: str
@@ -104,10 +104,7 @@ def list_stacks(backend_url: str | None) -> list[StackSummary]:
         entries = store.checkpoints()
         summaries = list(pool.map(lambda entry: _read(store, entry), entries))
         locks = locks_listed.result()
-    with_locks = [
-        summary if summary.unreadable is not None else _with_locks(summary, backend, locks)
-        for summary in summaries
-    ]
+    with_locks = [_with_locks(summary, backend, locks) for summary in summaries]
     return sorted(with_locks, key=lambda s: (s.project, s.stack_name, s.location))
 
 
