@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import os
 import pickle
+import signal
 import traceback
 from collections.abc import Callable
 from typing import TypeVar
@@ -21,6 +22,7 @@ T = TypeVar("T")
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 _CAP_DAC_OVERRIDE = 1
 _CAP_DAC_READ_SEARCH = 2
+_CHILD_TIMEOUT = 300
 
 
 class _Header(ctypes.Structure):
@@ -55,6 +57,7 @@ def without_dac_override(function: Callable[[], T]) -> T:
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
         os.close(reader)
+        signal.alarm(_CHILD_TIMEOUT)  # a child stuck on a lock inherited mid-use dies
         try:
             _drop_dac_capabilities()
             outcome: tuple[bool, object] = (True, function())
@@ -67,6 +70,8 @@ def without_dac_override(function: Callable[[], T]) -> T:
     with os.fdopen(reader, "rb") as pipe:
         data = pipe.read()
     os.waitpid(pid, 0)
+    if not data:
+        raise AssertionError(f"the unprivileged child died (killed after {_CHILD_TIMEOUT} s?)")
     ok, value = pickle.loads(data)
     if not ok:
         raise AssertionError(f"the unprivileged child failed:\n{value}")
