@@ -3,7 +3,8 @@
 Which projects still have state comes from the backend (``--backed-url``): a mapt
 resource whose project has no stack there is orphaned and always removed;
 ``--expired`` and ``--older-than`` add resources by their ``mapt:expires-at`` and
-``mapt:created-at`` tags. Resources without ``mapt:project`` are never touched. See
+``mapt:created-at`` tags. Resources without ``mapt:project`` are never touched, nor
+are those of a project whose state cannot be read (it may be live). See
 ``specs/features/reliability.md``.
 """
 
@@ -20,6 +21,7 @@ from mapt.core import InputError
 if TYPE_CHECKING:
     from datetime import timedelta
 
+    from mapt.stacks import StackSummary
     from mapt.targets.aws import SweepPlan, SweepReport
 
 # AWS region names: a partition-area prefix, words, a number (us-east-1, us-gov-west-1).
@@ -108,11 +110,7 @@ def sweep(
         _check_empty_backend(plan, backed_url, limit)
     report = execute_sweep(session, plan, dry_run=dry_run)
     if output is OutputFormat.json:
-        document = _as_json(report, swept, expired=expired, older_than=limit)
-        document["unreadable_state"] = [
-            {"project": s.project, "location": s.location, "reason": s.unreadable}
-            for s in unreadable
-        ]
+        document = _as_json(report, swept, expired=expired, older_than=limit, kept=unreadable)
         typer.echo(json.dumps(document, indent=2))
     else:
         _print_report(plan, report, swept, older_than=limit)
@@ -166,7 +164,12 @@ def _check_empty_backend(
 
 
 def _as_json(
-    report: SweepReport, regions: list[str], *, expired: bool, older_than: timedelta | None
+    report: SweepReport,
+    regions: list[str],
+    *,
+    expired: bool,
+    older_than: timedelta | None,
+    kept: list[StackSummary],
 ) -> dict[str, Any]:
     from mapt.core import format_duration
 
@@ -189,6 +192,10 @@ def _as_json(
             for action in report.actions
         ],
         "failed": len(report.failures),
+        "unreadable_state": [
+            {"project": stack.project, "location": stack.location, "reason": stack.unreadable}
+            for stack in kept
+        ],
     }
 
 
