@@ -19,8 +19,9 @@ from typer.testing import CliRunner
 from mapt.cli import app
 from tests.cli.test_sweep import troubled_files
 from tests.harness.privileges import without_dac_override
-from tests.harness.spot_market import ApiCallLog
-from tests.stacks.test_inventory import write_files
+from tests.harness.rounds import CallTimeline, counting_clients
+from tests.harness.spot_market import ApiCallLog, installed
+from tests.stacks.test_inventory import checkpoint, write_files
 from tests.targets.test_aws_sweep import EAST, WEST
 
 runner = CliRunner()
@@ -94,6 +95,42 @@ def test_s3_backend_lists_projects_whose_state_cannot_be_read(aws: ApiCallLog) -
     check_listed(as_json, "InvalidObjectState", f"s3://ci-state/ci/{HIDDEN}")
     check_text(as_text, "InvalidObjectState")
     assert {call.service for call in aws.calls} == {"s3"}
+
+
+def test_200_s3_stacks_are_listed_with_one_client_in_at_most_three_rounds(
+    aws: ApiCallLog,
+) -> None:
+    s3 = boto3.client("s3", region_name=EAST)
+    s3.create_bucket(Bucket="ci-state")
+    for index in range(200):
+        project = f"p{index:03d}"
+        body = checkpoint(project, f"host-{project}", {"region": WEST}, 1)
+        key = f"ci/.pulumi/stacks/{project}/host-{project}.json"
+        s3.put_object(Bucket="ci-state", Key=key, Body=body)
+    lock = ".pulumi/locks/organization/p007/host-p007/9a1c.json"
+    s3.put_object(Bucket="ci-state", Key=f"ci/{lock}", Body=b"{}")
+    # Each call held for 0.5 s: calls issued together overlap, calls in sequence do not.
+    timeline = CallTimeline(latency=0.5)
+    boto3.DEFAULT_SESSION = None  # no S3 client yet, as in a fresh process
+
+    with counting_clients() as created, installed(timeline.handlers()):
+        exit_code, stdout, stderr = host_list(f"s3://ci-state/ci?region={EAST}", "--output", "json")
+
+    assert exit_code == 0, stderr
+    hosts = json.loads(stdout)["hosts"]
+    assert len(hosts) == 200 and {h["region"] for h in hosts} == {WEST}
+    assert [h["project"] for h in hosts if h["locked"]] == ["p007"]
+    assert created["s3"] == 1
+    assert timeline.count("s3") == 202  # one listing of stacks, one of locks, 200 reads
+    assert timeline.rounds("s3") <= 3, timeline.rounds("s3")
+
+
+def test_a_bucket_that_cannot_be_listed_is_one_error_line(aws: ApiCallLog) -> None:
+    exit_code, _, stderr = host_list(f"s3://never-created?region={EAST}")
+    assert exit_code == 1
+    (line,) = stderr.strip().splitlines()
+    assert line.startswith("Error: cannot list the state in s3://never-created/.pulumi/stacks/")
+    assert "NoSuchBucket" in line
 
 
 def test_host_list_imports_no_pulumi(tmp_path: Path) -> None:

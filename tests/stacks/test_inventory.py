@@ -27,8 +27,7 @@ from mapt.stacks import (
     purge_project_state,
 )
 from tests.harness.privileges import without_dac_override
-from tests.harness.rounds import CallTimeline, counting_clients
-from tests.harness.spot_market import ApiCallLog, installed
+from tests.harness.spot_market import ApiCallLog
 
 SECRET = {
     "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
@@ -298,32 +297,6 @@ def test_an_s3_backend_that_cannot_be_listed_fails_the_listing(aws: ApiCallLog) 
         list_stacks("s3://never-created?region=us-east-1")
     assert "s3://never-created/.pulumi/stacks/" in raised.value.message
     assert "NoSuchBucket" in raised.value.message
-
-
-def test_200_s3_stacks_are_listed_with_one_client_in_at_most_three_rounds(
-    aws: ApiCallLog,
-) -> None:
-    s3 = boto3.client("s3", region_name="us-east-1")
-    s3.create_bucket(Bucket="ci-state")
-    for index in range(200):
-        project = f"p{index:03d}"
-        key = f"ci/.pulumi/stacks/{project}/host-{project}.json"
-        s3.put_object(
-            Bucket="ci-state", Key=key, Body=checkpoint(project, f"host-{project}", {}, 1)
-        )
-    lock = ".pulumi/locks/organization/p007/host-p007/9a1c.json"
-    s3.put_object(Bucket="ci-state", Key=f"ci/{lock}", Body=b"{}")
-    # Each call held for 0.5 s: calls issued together overlap, calls in sequence do not.
-    timeline = CallTimeline(latency=0.5)
-
-    with counting_clients() as created, installed(timeline.handlers()):
-        stacks = list_stacks("s3://ci-state/ci?region=us-east-1")
-
-    assert len(stacks) == 200 and all(s.unreadable is None for s in stacks)
-    assert [s.project for s in stacks if s.locks] == ["p007"]
-    assert created["s3"] == 1
-    assert timeline.count("s3") == 202  # one listing of stacks, one of locks, 200 reads
-    assert timeline.rounds("s3") <= 3, timeline.rounds("s3")
 
 
 def test_listing_state_imports_no_pulumi(tmp_path: Path) -> None:
