@@ -412,7 +412,8 @@ def list_command(
 ) -> None:
     """List the projects in a state backend: where each host runs, on what, since when.
 
-    Reads state only: no AWS call, no change, no passphrase needed.
+    Reads state only: no AWS call, no change, no passphrase needed. A project
+    whose state cannot be read is listed as unreadable, with the file and why.
     """
     from mapt.cli._app import set_debug
     from mapt.cli._host_flow import list_hosts
@@ -596,17 +597,26 @@ def _print_hosts(hosts: list[HostSummary], backed_url: str | None) -> None:
     for host in hosts:
         capacity = "-" if host.spot is None else ("spot" if host.spot else "on-demand")
         table.add_row(
-            host.project,
+            host.project or "(unknown)",
             host.region or "-",
             host.availability_zone or "-",
             ", ".join(host.instance_types) or "-",
             capacity,
             host.host or "-",
             host.secrets_state,
-            _age(now, host.updated_at),
+            "unreadable" if host.unreadable else _age(now, host.updated_at),
             "yes" if host.locked else "",
         )
-    console().print(table)
+    out = console()
+    out.print(table)
+    for host in hosts:
+        for location, reason in host.unreadable:
+            # Plain text: a path in brackets must not be taken for rich markup.
+            out.print(
+                f"Unreadable state of project {host.project or '(unknown)'}: {location}: {reason}",
+                markup=False,
+                highlight=False,
+            )
 
 
 def _age(now: datetime, then: datetime | None) -> str:

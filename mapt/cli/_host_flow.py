@@ -444,7 +444,12 @@ def _registered_runner(engine: Engine, ref: StackRef) -> RegisteredRunner | None
 
 @dataclass(frozen=True)
 class HostSummary:
-    """One project in a backend, as ``mapt aws host list`` shows it."""
+    """One project in a backend, as ``mapt aws host list`` shows it.
+
+    ``unreadable`` lists the project's state entries that could not be read, as
+    (location, reason): the project exists, but what it holds is unknown. ``project``
+    is empty for an unreadable legacy-layout file (only its contents name the project).
+    """
 
     project: str
     stacks: tuple[str, ...]
@@ -469,6 +474,7 @@ class HostSummary:
         if self.configured_instance is None:
             return "awaiting"
         return f"delivered to {self.configured_instance}"
+    unreadable: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -483,6 +489,9 @@ class HostSummary:
             "locked": self.locked,
             "awaited_secrets": list(self.awaited_secrets),
             "configured_instance": self.configured_instance,
+            "unreadable": [
+                {"location": location, "reason": reason} for location, reason in self.unreadable
+            ],
         }
 
 
@@ -490,7 +499,8 @@ def list_hosts(engine: Engine, backend_url: str | None) -> list[HostSummary]:
     """Every project in the backend with where its host runs, from state alone.
 
     The host stack's outputs come first; a project with only a spot choice (created
-    but not deployed, or a failed deploy) shows the choice.
+    but not deployed, or a failed deploy) shows the choice. A project whose state
+    cannot be read is listed with why (``HostSummary.unreadable``), never left out.
     """
     by_project: dict[str, list[StackSummary]] = {}
     for summary in engine.list_stacks(backend_url):
@@ -498,9 +508,10 @@ def list_hosts(engine: Engine, backend_url: str | None) -> list[HostSummary]:
     return [_host_summary(project, stacks) for project, stacks in sorted(by_project.items())]
 
 
-def _host_summary(project: str, stacks: Sequence[StackSummary]) -> HostSummary:
+def _host_summary(project: str, summaries: Sequence[StackSummary]) -> HostSummary:
     from mapt.targets.aws import HOST_STACK
 
+    stacks = [s for s in summaries if s.unreadable is None]
     merged: dict[str, Any] = {}
     # Spot choice first, so the host stack's own outputs win where both have a value.
     for summary in sorted(stacks, key=lambda s: s.kind == HOST_STACK):
@@ -513,16 +524,19 @@ def _host_summary(project: str, stacks: Sequence[StackSummary]) -> HostSummary:
     times = [s.updated_at for s in stacks if s.updated_at is not None]
     return HostSummary(
         project=project,
-        stacks=tuple(s.stack_name for s in stacks),
+        stacks=tuple(s.stack_name for s in summaries if s.stack_name),
         region=merged.get("region"),
         availability_zone=az,
         instance_types=tuple(str(t) for t in types),
         spot=spot,
         host=merged.get("host"),
         updated_at=max(times) if times else None,
-        locked=any(s.locks for s in stacks),
+        locked=any(s.locks for s in summaries),
         awaited_secrets=tuple(str(a) for a in merged.get("awaited_secrets") or ()),
         configured_instance=merged.get("configured_instance"),
+        unreadable=tuple(
+            (s.location, s.unreadable) for s in summaries if s.unreadable is not None
+        ),
     )
 
 

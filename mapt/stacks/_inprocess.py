@@ -142,13 +142,28 @@ class DryRunEngine(_InProcessEngine):
         self.destroyed: list[StackRef] = []
 
     def _summary(self, ref: StackRef) -> StackSummary | None:
-        """The stack as the reader's backend lists it, or None when it has no state."""
+        """The stack as the reader's backend lists it, or None when it has no state.
+
+        An unreadable entry that may be this stack (same project and name, or one whose
+        project or name could not be told) is an error: its state is unknown, not absent.
+        """
         if self._reader is None:
             return None
+        found = None
         for summary in self._reader.list_stacks(ref.backend_url):
-            if summary.project == ref.project and summary.stack_name == ref.stack_name:
-                return summary
-        return None
+            if summary.unreadable is not None:
+                if summary.project in (ref.project, "") and summary.stack_name in (
+                    ref.stack_name,
+                    "",
+                ):
+                    raise OperationError(
+                        f"cannot read the state of stack {ref.stack_name} at "
+                        f"{summary.location}: {summary.unreadable}",
+                        hint="Repair or remove that file; a dry run never guesses state.",
+                    )
+            elif summary.project == ref.project and summary.stack_name == ref.stack_name:
+                found = summary
+        return found
 
     def exists(self, ref: StackRef) -> bool:
         return self._summary(ref) is not None

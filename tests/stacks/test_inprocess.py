@@ -6,7 +6,14 @@ import pulumi
 import pytest
 
 from mapt.core import NoCapacityError, OperationError, StateLockedError
-from mapt.stacks import DryRunEngine, Engine, InMemoryEngine, StackNotFoundError, StackRef
+from mapt.stacks import (
+    DryRunEngine,
+    Engine,
+    InMemoryEngine,
+    StackNotFoundError,
+    StackRef,
+    StackSummary,
+)
 from tests.harness.pulumi_mocks import FAKE_AMI_ID, default_answers
 
 REF = StackRef("demo", "host")
@@ -78,6 +85,31 @@ def test_dry_run_reads_existing_state_through_its_reader() -> None:
     assert dry.preview(spot, lambda: pulumi.export("az", "x")).changes == {}
     assert dry.destroy(spot) is True and dry.destroyed == [spot]
     assert state.exists(spot)  # a dry destroy destroys nothing
+
+
+class _UnreadableState:
+    """A reader whose backend holds this stack's checkpoint, cut short."""
+
+    def list_stacks(self, backend_url: str | None) -> list[StackSummary]:
+        return [
+            StackSummary(
+                project="demo",
+                stack_name="spotOption-demo",
+                updated_at=None,
+                resource_count=0,
+                unreadable="not JSON (truncated)",
+                location="/state/.pulumi/stacks/demo/spotOption-demo.json",
+            )
+        ]
+
+
+def test_dry_run_refuses_state_it_cannot_read_instead_of_taking_it_as_absent() -> None:
+    dry = DryRunEngine(reader=_UnreadableState(), answers=default_answers())  # type: ignore[arg-type]
+    spot = StackRef("demo", "spotOption")
+    with pytest.raises(OperationError, match=r"spotOption-demo\.json: not JSON"):
+        dry.exists(spot)
+    # Another project's stacks are not this one's problem.
+    assert dry.exists(StackRef("other", "spotOption")) is False
 
 
 def test_program_failures_are_operation_errors_unless_already_mapt_errors() -> None:
