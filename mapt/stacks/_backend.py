@@ -253,21 +253,35 @@ def _s3_locks(backend: Backend, project: str, stack_name: str, *, remove: bool) 
 
 
 def s3_client(backend: Backend) -> S3Client:
-    """A boto3 S3 client for the backend, honouring its ``region``/``endpoint``/``profile``.
+    """A boto3 S3 client for the backend, reading its query as Pulumi's S3 backend does.
 
-    Those are the query parameters Pulumi's own S3 backend (gocloud.dev) reads, so
-    mapt reaches the same bucket Pulumi does; credentials come from the environment.
+    Pulumi's DIY backend (gocloud.dev's s3blob) reads ``region``, ``profile``,
+    ``endpoint`` (an S3-compatible store: MinIO, Ceph, moto), path-style addressing
+    (``s3ForcePathStyle`` or ``use_path_style``) and, for an endpoint without a
+    scheme, ``disableSSL``/``disable_https`` to mean ``http://``. Reading the same
+    parameters the same way, mapt reaches the bucket Pulumi does. Without
+    ``endpoint``, ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL`` apply to both (botocore and
+    the AWS SDK for Go read them). Credentials come from the environment.
     """
     import boto3
+    from botocore.config import Config
 
-    session = boto3.Session(profile_name=backend.params.get("profile") or None)
+    params = backend.params
+    session = boto3.Session(profile_name=params.get("profile") or None)
     kwargs: dict[str, Any] = {}
-    if backend.params.get("region"):
-        kwargs["region_name"] = backend.params["region"]
-    endpoint = backend.params.get("endpoint")
+    if params.get("region"):
+        kwargs["region_name"] = params["region"]
+    endpoint = params.get("endpoint")
     if endpoint:
         if "://" not in endpoint:
-            insecure = backend.params.get("disableSSL", "").lower() == "true"
+            insecure = _true(params, "disableSSL") or _true(params, "disable_https")
             endpoint = ("http://" if insecure else "https://") + endpoint
         kwargs["endpoint_url"] = endpoint
+    if _true(params, "s3ForcePathStyle") or _true(params, "use_path_style"):
+        kwargs["config"] = Config(s3={"addressing_style": "path"})
     return session.client("s3", **kwargs)
+
+
+def _true(params: Mapping[str, str], name: str) -> bool:
+    """A boolean URL parameter, read as Go's strconv.ParseBool reads it."""
+    return params.get(name, "").lower() in ("1", "t", "true")

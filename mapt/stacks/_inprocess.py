@@ -75,15 +75,17 @@ class _InProcessEngine:
         *,
         operation: str,
         preview: bool,
+        mocks: RecordingMocks | None = None,
     ) -> ProgramRun:
         """Run ``program`` as the Pulumi engine would for ``ref``, failing the same way.
 
         A ``MaptError`` raised by the program propagates as itself; any other
         exception becomes an ``OperationError``, as a failed inline program does on
-        the Pulumi engine.
+        the Pulumi engine. ``mocks`` (default: fresh ones) record what the program
+        registered, also when it fails.
         """
         settings = check_config(config)
-        mocks = RecordingMocks(self._answers, self._computed)
+        mocks = mocks if mocks is not None else self._mocks()
         try:
             run = run_program(
                 program,
@@ -101,6 +103,9 @@ class _InProcessEngine:
             ) from error
         self.runs.append(RecordedRun(ref, operation, run))
         return run
+
+    def _mocks(self) -> RecordingMocks:
+        return RecordingMocks(self._answers, self._computed)
 
 
 def _steps(op: str, resources: list[RegisteredResource]) -> tuple[PlannedStep, ...]:
@@ -266,12 +271,30 @@ class InMemoryEngine(_InProcessEngine):
         refresh: bool = False,
     ) -> dict[str, Any]:
         self._check_unlocked(ref)
-        run = self._run(ref, program, config, operation="up", preview=False)
+        settings = check_config(config)  # bad config creates nothing
+        mocks = self._mocks()
+        try:
+            run = self._run(ref, program, config, operation="up", preview=False, mocks=mocks)
+        except MaptError:
+            # As on the Pulumi engine, which runs ``stack init`` before ``up``: a stack
+            # whose first update failed exists, with what was created before the
+            # failure and no outputs; a stack that existed keeps its last outputs.
+            self._stacks.setdefault(
+                self._key(ref),
+                _StoredStack(
+                    outputs={},
+                    resources=list(mocks.resources),
+                    config=settings,
+                    secret_outputs=frozenset(),
+                    updated_at=datetime.now(timezone.utc),
+                ),
+            )
+            raise
         outputs = run.plain_outputs()
         self._stacks[self._key(ref)] = _StoredStack(
             outputs=dict(outputs),
             resources=list(run.resources),
-            config=check_config(config),
+            config=settings,
             secret_outputs=frozenset(name for name, out in run.outputs.items() if out.secret),
             updated_at=datetime.now(timezone.utc),
         )

@@ -11,7 +11,7 @@ non-secret provider settings (such as ``aws:region``) are written as stack confi
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
@@ -52,19 +52,32 @@ def _noop_program() -> None:
 
 @dataclass
 class _GuardedProgram:
-    """Runs the caller's program and keeps what it raised.
+    """Runs the caller's program and keeps what it raised, there or in its callbacks.
 
     Pulumi reports an exception in an inline program only as text; a ``MaptError``
     raised there (say, ``NoCapacityError``) must reach the caller as itself, with
-    its exit code.
+    its exit code. An ``Output.apply`` callback runs after the program has returned,
+    while the runtime waits for the registrations in flight; the program therefore
+    hands the runtime an awaitable that does that waiting itself (the runtime awaits
+    what an inline program returns), so an error raised in a callback is seen here too.
     """
 
     program: Program
     error: BaseException | None = None
 
-    def __call__(self) -> None:
+    def __call__(self) -> Awaitable[None]:
         try:
             self.program()
+        except BaseException as error:
+            self.error = error
+            raise
+        return self._settled()
+
+    async def _settled(self) -> None:
+        from pulumi.runtime.stack import wait_for_rpcs
+
+        try:
+            await wait_for_rpcs()
         except BaseException as error:
             self.error = error
             raise
