@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from mapt.core import OperationError, StateLockedError, redact
+from mapt.core import OperationError, PrerequisiteError, StateLockedError, redact
 
 if TYPE_CHECKING:
     from pulumi.automation.errors import CommandError
@@ -24,6 +24,9 @@ _MAX_DETAIL = 600
 _LOCK_OWNER = re.compile(r"created by (?P<who>\S+) \(pid (?P<pid>\d+)\) at (?P<when>\S+)")
 _INLINE_ERROR = re.compile(r"python inline source runtime error: (?P<message>[^\n]*)")
 _ERROR_LINE = re.compile(r"^\s*error: (?P<message>.*\S)\s*$", re.MULTILINE)
+# Pulumi's passphrase secrets manager (ErrIncorrectPassphrase), as the CLI prints it:
+# "error: failed to decrypt: incorrect passphrase, please set PULUMI_CONFIG_PASSPHRASE ...".
+_INCORRECT_PASSPHRASE = re.compile(r"\bincorrect passphrase\b", re.IGNORECASE)
 
 
 class StackNotFoundError(OperationError):
@@ -45,7 +48,7 @@ def map_command_error(
     backend_url: str,
     operation: str,
     diagnostics: Sequence[str] = (),
-) -> OperationError | StateLockedError:
+) -> OperationError | StateLockedError | PrerequisiteError:
     """The ``MaptError`` for a failed Pulumi CLI command.
 
     ``diagnostics`` are the error diagnostics the engine streamed during the
@@ -63,6 +66,12 @@ def map_command_error(
         return StateLockedError(redact(message))
     if isinstance(error, errors.StackNotFoundError):
         return StackNotFoundError(f"stack {stack_name} does not exist in {backend_url}")
+    if _INCORRECT_PASSPHRASE.search(stderr):
+        return PrerequisiteError(
+            f"the secrets passphrase cannot decrypt stack {stack_name} in {backend_url}",
+            hint="Set PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE to the "
+            "passphrase the stack was created with.",
+        )
     if isinstance(error, errors.InlineSourceRuntimeError):
         found = _INLINE_ERROR.search(stdout) or _INLINE_ERROR.search(stderr)
         detail = found["message"].strip() if found else _detail(diagnostics, stdout, stderr)

@@ -276,18 +276,17 @@ class InMemoryEngine(_InProcessEngine):
         try:
             run = self._run(ref, program, config, operation="up", preview=False, mocks=mocks)
         except MaptError:
-            # As on the Pulumi engine, which runs ``stack init`` before ``up``: a stack
-            # whose first update failed exists, with what was created before the
-            # failure and no outputs; a stack that existed keeps its last outputs.
-            self._stacks.setdefault(
-                self._key(ref),
-                _StoredStack(
-                    outputs={},
-                    resources=list(mocks.resources),
-                    config=settings,
-                    secret_outputs=frozenset(),
-                    updated_at=datetime.now(timezone.utc),
-                ),
+            # As on the Pulumi engine, which runs ``stack init`` before ``up``: after a
+            # failed update the stack exists, with what it had and what was created
+            # before the failure, and without outputs (the Pulumi engine keeps those
+            # exported before a program raised at once; mapt's programs export last).
+            before = self._stacks.get(self._key(ref))
+            self._stacks[self._key(ref)] = _StoredStack(
+                outputs={},
+                resources=_merged(before.resources if before else [], mocks.resources),
+                config=settings,
+                secret_outputs=frozenset(),
+                updated_at=datetime.now(timezone.utc),
             )
             raise
         outputs = run.plain_outputs()
@@ -362,6 +361,15 @@ class InMemoryEngine(_InProcessEngine):
     def _check_unlocked(self, ref: StackRef) -> None:
         if self._locks.get(self._key(ref)):
             raise StateLockedError(locked_message(ref.stack_name))
+
+
+def _merged(
+    kept: list[RegisteredResource], created: list[RegisteredResource]
+) -> list[RegisteredResource]:
+    """``kept`` with ``created`` in place of the resources of the same type and name."""
+    fresh = {(r.type, r.name): r for r in created}
+    merged = [fresh.pop((r.type, r.name), r) for r in kept]
+    return merged + list(fresh.values())
 
 
 def _same_inputs(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:

@@ -70,11 +70,15 @@ def real_cli(
     path = built_cli()
     if path is None:
         if os.environ.get("CI") == "true" and shutil.which("go"):
-            pytest.fail(f"CI has go but no built Pulumi CLI: the real-engine tier cannot run; {BUILD_HINT}")
+            pytest.fail(
+                f"CI has go but no built Pulumi CLI: the real-engine tier cannot run; {BUILD_HINT}"
+            )
         pytest.skip(f"no Pulumi CLI built for the real-engine tier; {BUILD_HINT}")
-    version = subprocess.run(
-        [str(path), "version"], capture_output=True, text=True, check=True
-    ).stdout.strip().lstrip("v")
+    version = (
+        subprocess.run([str(path), "version"], capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .lstrip("v")
+    )
     monkeypatch.setenv("PATH", f"{path.parent}{os.pathsep}{os.environ.get('PATH', '')}")
     monkeypatch.setenv("PULUMI_SKIP_UPDATE_CHECK", "true")
     home = Path(os.environ["PULUMI_HOME"])  # private to the test (tests/stacks/conftest.py)

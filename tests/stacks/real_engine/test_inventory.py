@@ -46,8 +46,8 @@ def engine() -> PulumiEngine:
             ".json.zst",
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="reading .json.zst checkpoints is another change to mapt/stacks/_inventory.py "
-                "(issue 16's brief); remove this mark when it is merged",
+                reason="reading .json.zst checkpoints is another change to "
+                "mapt/stacks/_inventory.py (issue 16); remove this mark when it is merged",
             ),
         ),
     ],
@@ -82,7 +82,9 @@ def test_host_list_and_the_sweep_read_what_the_cli_wrote(
     assert started - timedelta(seconds=5) <= spot.updated_at <= datetime.now(timezone.utc)
     assert spot.outputs["instance_types"] == ["m6i.large", "m7i.large"]
 
-    result = CliRunner().invoke(app, ["aws", "host", "list", "--backed-url", url, "--output", "json"])
+    result = CliRunner().invoke(
+        app, ["aws", "host", "list", "--backed-url", url, "--output", "json"]
+    )
     assert result.exit_code == 0, result.output
     hosts = {h["project"]: h for h in json.loads(result.stdout)["hosts"]}
     assert hosts["demo"]["region"] == "eu-north-1"

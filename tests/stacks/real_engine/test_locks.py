@@ -57,7 +57,7 @@ def test_the_second_up_is_refused_naming_the_holder_and_mapt_sees_the_same_lock(
     def first_up() -> None:
         try:
             engine().up(ref, holding)
-        except BaseException as error:  # noqa: BLE001 re-raised by the test below
+        except BaseException as error:
             errors.append(error)
 
     holder = threading.Thread(target=first_up)
