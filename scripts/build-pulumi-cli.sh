@@ -68,10 +68,12 @@ log "fetching $module@$version"
 upstream_mod=$(go mod download -json "$module@$version" | "$python" -c 'import json, sys; d = json.load(sys.stdin); print(d.get("GoMod") or sys.exit(d.get("Error", "no GoMod")))')
 upstream_go=$(awk '$1 == "go" {print $2; exit}' "$upstream_mod")
 
-# A wrapper module: `replace` directives only apply in the main module, so upstream's are copied
-# (all but the local ../sdk, which becomes the published sdk module of the same version).
+# A wrapper module: `replace` directives only apply in the main module, so upstream's are copied.
+# Upstream's local ../sdk is the sdk of the same commit: replaced here by the published sdk module
+# of the same version, exactly (a plain requirement could be raised by another dependency's, and
+# older pkg releases do not build against a newer sdk).
 go mod init mapt-pulumi-cli-build >/dev/null 2>&1
-go mod edit -go="$upstream_go"
+go mod edit -go="$upstream_go" -replace="github.com/pulumi/pulumi/sdk/v3=github.com/pulumi/pulumi/sdk/v3@$version"
 "$python" - "$upstream_mod" >>go.mod <<'EOF'
 import re, sys
 text = open(sys.argv[1]).read()
@@ -83,7 +85,7 @@ for line in lines:
     if not target[0].startswith((".", "/")):  # a local path is upstream's own checkout
         print("replace " + line)
 EOF
-log "replace directives copied from upstream: $(grep -c '^replace' go.mod || true)"
+log "replace directives (upstream's, with ../sdk pinned): $(grep -c '^replace' go.mod || true)"
 go get "$module/cmd/pulumi@$version" "github.com/pulumi/pulumi/sdk/v3@$version" >&2
 
 log "building $module/cmd/pulumi@$version (GOFLAGS=$GOFLAGS)"

@@ -82,7 +82,9 @@ def test_on_a_file_backend(
     choose_keep_destroy_purge(RunContext("demo", f"file://{state}"), market, aws)
     # Purged: of project demo nothing is left in the backend, only the backend's own files.
     kept = sorted(p.relative_to(state).as_posix() for p in state.rglob("*") if p.is_file())
-    assert kept == [".mapt/locks/demo.lock", ".pulumi/meta.yaml", "mapt-passphrase"]
+    assert kept == [
+        ".mapt/locks/demo.lock", ".pulumi/meta.yaml", ".pulumi/meta.yaml.attrs", "mapt-passphrase",
+    ]  # fmt: skip
     assert leftovers(real_cli) == []
 
 
