@@ -13,6 +13,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from semver import Version
 
 from mapt.allocation import AllocationArgs, ComputeRequest, SpotArgs, allocation
 from mapt.cli._host_flow import destroy_host, list_hosts
@@ -28,6 +29,9 @@ ARGS = AllocationArgs(
     spot=SpotArgs(tolerance="low"),
 )
 BUCKET = "mapt-state"
+# The oldest CLI seen to honour AWS_ENDPOINT_URL_S3 (3.205 does not; its S3 backend
+# predates the AWS SDK for Go v2).
+ENDPOINT_VARIABLE_SINCE = "3.276.0"
 
 
 def engine() -> PulumiEngine:
@@ -127,6 +131,9 @@ def test_on_an_s3_backend(
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "correct horse battery staple")
     query = form.format(endpoint=moto_server, host=moto_server.removeprefix("http://"))
     if not query:
+        if Version.parse(real_cli.version) < Version.parse(ENDPOINT_VARIABLE_SINCE):
+            # Its S3 backend (AWS SDK for Go v1) ignores the variable and would go to AWS.
+            pytest.skip(f"Pulumi {real_cli.version} does not read AWS_ENDPOINT_URL_S3")
         monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_server)
     url = f"s3://{bucket}/ci" + (f"?{query}" if query else "")
     choose_keep_destroy_purge(RunContext("demo", url), market, aws)
