@@ -41,14 +41,14 @@ pick_version() {
         echo "$match"
     else
         match=$(echo "$versions" | grep -E '^v3\.[0-9]+\.[0-9]+$' | sort -V | tail -1)
-        log "pulumi SDK $sdk: the Go proxy serves no v$minor.x of $module; building the newest served, $match"
+        log "pulumi SDK $sdk: the Go proxy serves no v$minor.x of $module; using the newest served, $match"
         echo "$match"
     fi
 }
 
 version=${1:-$(pick_version)}
 [[ "$version" == v* ]] || version="v$version"
-[[ "$version" =~ ^v3\.[0-9]+\.[0-9]+$ ]] || { echo "Error: version '$version' is not of the form v3.X.Y" >&2; exit 2; }
+[[ "$version" =~ ^v3\.[0-9]+\.[0-9]+$ ]] || { echo "Error: the version argument '$version' is not of the form v3.X.Y" >&2; exit 2; }
 
 cache=${MAPT_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mapt-test}
 bin_dir="$cache/pulumi/${version#v}/bin"
