@@ -322,17 +322,22 @@ def list_backend_locks(backend: Backend) -> dict[str, tuple[str, ...]]:
 # parallel, so 200 stacks take one round trip, not seven (urllib3 opens connections
 # only as needed).
 S3_MAX_CONNECTIONS = 256
-_S3_CLIENTS: weakref.WeakKeyDictionary[Any, dict[tuple[str, str, str], S3Client]] = (
+_S3_CLIENTS: weakref.WeakKeyDictionary[Any, dict[tuple[str, str, str, bool], S3Client]] = (
     weakref.WeakKeyDictionary()
 )
 _S3_CLIENTS_LOCK = threading.Lock()
 
 
 def s3_client(backend: Backend) -> S3Client:
-    """The boto3 S3 client for the backend, honouring its ``region``/``endpoint``/``profile``.
+    """The boto3 S3 client for the backend, reading its query as Pulumi's S3 backend does.
 
-    Those are the query parameters Pulumi's own S3 backend (gocloud.dev) reads, so
-    mapt reaches the same bucket Pulumi does; credentials come from the environment.
+    Pulumi's DIY backend (gocloud.dev's s3blob) reads ``region``, ``profile``,
+    ``endpoint`` (an S3-compatible store: MinIO, Ceph, moto), path-style addressing
+    (``s3ForcePathStyle`` or ``use_path_style``) and, for an endpoint without a
+    scheme, ``disableSSL``/``disable_https`` to mean ``http://``. Reading the same
+    parameters the same way, mapt reaches the bucket Pulumi does. Without
+    ``endpoint``, ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL`` apply to both (botocore and
+    the AWS SDK for Go read them). Credentials come from the environment.
     Building a client costs tens of milliseconds of CPU (service model, endpoint
     rules), so there is one per process and set of parameters: it is kept with
     boto3's default session (a fresh one, after ``boto3.setup_default_session``,
@@ -345,9 +350,12 @@ def s3_client(backend: Backend) -> S3Client:
     region = backend.params.get("region") or ""
     endpoint = backend.params.get("endpoint") or ""
     if endpoint and "://" not in endpoint:
-        insecure = backend.params.get("disableSSL", "").lower() == "true"
+        insecure = _true(backend.params, "disableSSL") or _true(backend.params, "disable_https")
         endpoint = ("http://" if insecure else "https://") + endpoint
-    key = (profile, region, endpoint)
+    path_style = _true(backend.params, "s3ForcePathStyle") or _true(
+        backend.params, "use_path_style"
+    )
+    key = (profile, region, endpoint, path_style)
     with _S3_CLIENTS_LOCK:
         default = boto3.DEFAULT_SESSION
         if default is None:
@@ -363,8 +371,15 @@ def s3_client(backend: Backend) -> S3Client:
                 region_name=region or None,
                 endpoint_url=endpoint or None,
                 config=Config(
-                    retries={"mode": "standard"}, max_pool_connections=S3_MAX_CONNECTIONS
+                    retries={"mode": "standard"},
+                    max_pool_connections=S3_MAX_CONNECTIONS,
+                    s3={"addressing_style": "path"} if path_style else None,
                 ),
             )
             clients[key] = client
     return client
+
+
+def _true(params: Mapping[str, str], name: str) -> bool:
+    """A boolean URL parameter, read as Go's strconv.ParseBool reads it."""
+    return params.get(name, "").lower() in ("1", "t", "true")

@@ -77,15 +77,17 @@ class _InProcessEngine:
         *,
         operation: str,
         preview: bool,
+        mocks: RecordingMocks | None = None,
     ) -> ProgramRun:
         """Run ``program`` as the Pulumi engine would for ``ref``, failing the same way.
 
         A ``MaptError`` raised by the program propagates as itself; any other
         exception becomes an ``OperationError``, as a failed inline program does on
-        the Pulumi engine.
+        the Pulumi engine. ``mocks`` (default: fresh ones) record what the program
+        registered, also when it fails.
         """
         settings = check_config(config)
-        mocks = RecordingMocks(self._answers, self._computed)
+        mocks = mocks if mocks is not None else self._mocks()
         try:
             run = run_program(
                 program,
@@ -103,6 +105,9 @@ class _InProcessEngine:
             ) from error
         self.runs.append(RecordedRun(ref, operation, run))
         return run
+
+    def _mocks(self) -> RecordingMocks:
+        return RecordingMocks(self._answers, self._computed)
 
 
 def _steps(op: str, resources: list[RegisteredResource]) -> tuple[PlannedStep, ...]:
@@ -302,12 +307,29 @@ class InMemoryEngine(_InProcessEngine):
         refresh: bool = False,
     ) -> dict[str, Any]:
         self._check_unlocked(ref)
-        run = self._run(ref, program, config, operation="up", preview=False)
+        settings = check_config(config)  # bad config creates nothing
+        mocks = self._mocks()
+        try:
+            run = self._run(ref, program, config, operation="up", preview=False, mocks=mocks)
+        except MaptError:
+            # As on the Pulumi engine, which runs ``stack init`` before ``up``: after a
+            # failed update the stack exists, with what it had and what was created
+            # before the failure, and without outputs (the Pulumi engine keeps those
+            # exported before a program raised at once; mapt's programs export last).
+            before = self._stacks.get(self._key(ref))
+            self._stacks[self._key(ref)] = _StoredStack(
+                outputs={},
+                resources=_merged(before.resources if before else [], mocks.resources),
+                config=settings,
+                secret_outputs=frozenset(),
+                updated_at=datetime.now(timezone.utc),
+            )
+            raise
         outputs = run.plain_outputs()
         self._stacks[self._key(ref)] = _StoredStack(
             outputs=dict(outputs),
             resources=list(run.resources),
-            config=check_config(config),
+            config=settings,
             secret_outputs=frozenset(name for name, out in run.outputs.items() if out.secret),
             updated_at=datetime.now(timezone.utc),
         )
@@ -375,6 +397,15 @@ class InMemoryEngine(_InProcessEngine):
     def _check_unlocked(self, ref: StackRef) -> None:
         if self._locks.get(self._key(ref)):
             raise StateLockedError(locked_message(ref.stack_name))
+
+
+def _merged(
+    kept: list[RegisteredResource], created: list[RegisteredResource]
+) -> list[RegisteredResource]:
+    """``kept`` with ``created`` in place of the resources of the same type and name."""
+    fresh = {(r.type, r.name): r for r in created}
+    merged = [fresh.pop((r.type, r.name), r) for r in kept]
+    return merged + list(fresh.values())
 
 
 def _same_inputs(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:

@@ -182,3 +182,31 @@ def test_in_memory_locks_behave_like_a_dead_runs_lock() -> None:
     assert engine.force_unlock(REF) == [entry]
     assert engine.destroy(REF) is True
     assert engine.force_unlock(REF) == []
+
+
+def test_in_memory_a_failed_up_leaves_the_stack_as_the_pulumi_engine_does() -> None:
+    """``stack init`` runs before ``up``: the stack exists, without outputs, with what was
+    created before the failure (tests/stacks/real_engine/test_failures.py shows the same
+    on the real CLI)."""
+    import pulumi_aws as aws
+
+    def failing_after_the_network() -> None:
+        vpc = aws.ec2.Vpc("network", cidr_block="10.0.0.0/16")
+        pulumi.export("vpc", vpc.id.apply(_no_capacity))
+
+    engine = InMemoryEngine(answers=default_answers())
+    with pytest.raises(NoCapacityError):
+        engine.up(REF, failing_after_the_network)
+    assert engine.exists(REF) and engine.outputs(REF) == {}
+    assert [(r.type, r.name) for r in engine.resources(REF)] == [("aws:ec2/vpc:Vpc", "network")]
+    assert engine.destroy(REF) is True and not engine.exists(REF)
+
+    engine.up(REF, host_program, config={"aws:region": "eu-north-1"})
+    with pytest.raises(NoCapacityError):
+        engine.up(REF, failing_after_the_network)
+    assert engine.outputs(REF) == {}  # the stack's outputs are not trusted after a failure
+    assert len(engine.resources(REF)) == 3  # network, public, host: nothing deleted
+
+
+def _no_capacity(_: object) -> object:
+    raise NoCapacityError("no spot capacity for m6i.large")
