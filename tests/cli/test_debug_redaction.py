@@ -43,7 +43,9 @@ def test_debug_traceback_of_a_failed_pulumi_run_shows_no_secret(
 
     result = CliRunner().invoke(
         app,
-        ["--debug", "aws", "host", "destroy", "--project-name", "demo",
+        # --force-destroy: destroy goes to Pulumi even though no checkpoint lists the
+        # project (without it, a project with no state is nothing to destroy, no CLI run).
+        ["--debug", "aws", "host", "destroy", "--project-name", "demo", "--force-destroy",
          "--backed-url", f"file://{tmp_path / 'state'}"],
         obj=Services(engine=engine),
     )  # fmt: skip

@@ -278,7 +278,7 @@ def test_a_wrong_passphrase_is_a_missing_prerequisite_exit_5(
         engine_with(fake_pulumi).outputs(ref)
     assert caught.value.exit_code == 5
     assert str(caught.value).startswith(
-        f"the secrets passphrase cannot decrypt stack host-demo in {ref.backend_url}"
+        f"this backend's stacks ({ref.backend_url}) were encrypted with another passphrase"
     )
 
 
