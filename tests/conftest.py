@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.harness.pulumi_mocks import PulumiHarness
-from tests.harness.spot_market import VMS_CSV, ApiCallLog, SpotMarket, installed, load_rows
+from tests.harness.spot_market import MARKET_CSV, ApiCallLog, SpotMarket, installed, load_rows
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -53,9 +53,8 @@ def aws(aws_env: None, api_calls: ApiCallLog) -> Iterator[ApiCallLog]:
 
 @pytest.fixture(scope="session")
 def market_rows() -> list:  # type: ignore[type-arg]
-    if not VMS_CSV.is_file():
-        pytest.skip(f"the shared spot-market data is absent ({VMS_CSV})")
-    return load_rows(VMS_CSV)
+    """The committed, generated market (tests/data/spot-market.csv.gz): no outside data."""
+    return load_rows(MARKET_CSV)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Spot selection end to end on moto plus the replayed market (real vms.csv prices)."""
+"""Spot selection end to end on moto plus the replayed market (tests/data/spot-market.csv.gz)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from mapt.allocation import (
 from mapt.core import InputError
 from tests.harness.spot_market import ApiCallLog, SpotMarket
 
-# Families priced in vms.csv that have a 2 vCPU / 8 GiB x86_64 size.
+# Families priced in the market that have a 2 vCPU / 8 GiB x86_64 size.
 FAMILIES = ("m5", "m6a", "m6i", "m7a", "m7i", "t3", "t3a")
 SCORES = {
     "use1-az4": 9,
