@@ -25,7 +25,7 @@ real-data test in ``tests/test_market_data.py`` reads from ``../shared`` when pr
   x a per-type factor from a log-normal (sigma 0.12), kept in [0.1, 1.0] of on-demand,
   six decimals. So AZs differ, and sizes of a family are nearly, not exactly, linear.
 - Quirks kept from the real market: ``EMPTY_SPOT`` rows have no spot price (including
-  ``m6i.large`` in one us-west-2 AZ, a type tests ask for), and one metal row's spot
+  ``m6i.large`` in usw2-az4, a type tests ask for), and one metal row's spot
   price is slightly above on-demand (``ABOVE_ON_DEMAND``).
 
 The output is deterministic for a seed: the CSV text is byte-identical on every
@@ -157,7 +157,7 @@ DISCOUNT_MEAN, DISCOUNT_SD = 0.34, 0.09  # spot / on-demand, per (family, AZ)
 TYPE_SIGMA = 0.12  # log-normal spread of one type around its family's discount
 FLOOR, CEILING = 0.1, 1.0
 EMPTY_SPOT_DRAWN = 6  # rows, besides the named one, with no spot price
-EMPTY_SPOT_NAMED = ("m6i.large", "us-west-2")  # a type tests ask for, unpriced in one AZ
+EMPTY_SPOT_NAMED = ("m6i.large", "usw2-az4")  # a type tests ask for, unpriced in one AZ
 ABOVE_ON_DEMAND = 1.00003  # one metal row's spot price sits just above on-demand
 
 
@@ -233,8 +233,7 @@ def generate(seed: int = SEED) -> str:
                 )
     rows.sort(key=lambda row: (row[0], row[8], row[9]))
 
-    named_type, named_region = EMPTY_SPOT_NAMED
-    named = next(i for i, row in enumerate(rows) if row[0] == named_type and row[8] == named_region)
+    named = next(i for i, row in enumerate(rows) if (row[0], row[9]) == EMPTY_SPOT_NAMED)
     for index in [named, *rng.sample(range(len(rows)), EMPTY_SPOT_DRAWN)]:
         rows[index][7] = ""
     metal = [i for i, row in enumerate(rows) if ".metal" in row[0] and row[7]]
