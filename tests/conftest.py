@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.harness.boto import shared_botocore
 from tests.harness.pulumi_mocks import PulumiHarness
 from tests.harness.spot_market import MARKET_CSV, ApiCallLog, SpotMarket, installed, load_rows
 
@@ -16,6 +17,13 @@ FAKE_CREDENTIALS = {
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_botocore_loader() -> Iterator[None]:
+    """Parse each AWS service model and build each client class once per run (speed)."""
+    with shared_botocore():
+        yield
 
 
 @pytest.fixture
