@@ -6,9 +6,19 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.harness import skips
 from tests.harness.boto import shared_botocore
 from tests.harness.pulumi_mocks import PulumiHarness
 from tests.harness.spot_market import MARKET_CSV, ApiCallLog, SpotMarket, installed, load_rows
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    skips.add_option(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    skips.install(config)
+
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -10,10 +10,12 @@ per EC2 operation, about 800), with the garbage collection all those objects cau
 
 - every botocore session gets the same ``Loader`` (its cache holds the parsed models),
   unless ``AWS_DATA_PATH`` asks for other models;
-- a client class is built once per (service, API version, class-creation handlers):
-  the class holds only the operation methods, while credentials, region, endpoint,
-  retry handlers and event hooks (moto's, the call log's, the market's) live on each
-  client object and are created per client as before;
+- a ``ServiceModel`` is made once per parsed model (read-only; it caches the operation
+  models, which every client otherwise rebuilt to look for endpoint discovery);
+- a client class is built once per (service model, class-creation handlers): the
+  class holds only the operation methods, while credentials, region, endpoint, retry
+  handlers and event hooks (moto's, the call log's, the market's) live on each client
+  object and are created per client as before;
 - the loaded models are moved out of the garbage collector's sight (``gc.freeze``):
   they live for the whole run, so scanning them again in every full collection is
   waste.
@@ -38,12 +40,11 @@ class _UniquePaths(list):  # type: ignore[type-arg]
             super().append(path)
 
 
-def _class_key(creator: Any, service_name: str, service_model: Any) -> tuple[Any, ...]:
+def _class_key(creator: Any, service_model: Any) -> tuple[Any, ...]:
     """What a client class depends on: the model and the class-creation handlers."""
     event = f"creating-client-class.{service_model.service_id.hyphenize()}"
     emitter = getattr(creator._event_emitter, "_emitter", creator._event_emitter)
-    handlers = tuple(emitter._handlers.prefix_search(event))
-    return service_name, service_model.api_version, id(service_model._service_description), handlers
+    return id(service_model), tuple(emitter._handlers.prefix_search(event))
 
 
 @contextmanager
@@ -58,8 +59,11 @@ def shared_botocore() -> Iterator[None]:
     session_class = botocore.session.Session
     creator_class = botocore.client.ClientCreator
     original_register: Callable[..., None] = session_class._register_data_loader
+    original_model: Callable[..., Any] = creator_class._load_service_model
     original_class: Callable[..., type] = creator_class._create_client_class
-    classes: dict[tuple[Any, ...], type] = {}
+    # Keyed by id() of objects the values keep alive, so an id is never reused.
+    models: dict[tuple[str, int], Any] = {}
+    classes: dict[tuple[Any, ...], tuple[Any, type]] = {}
 
     def register_data_loader(session: Any) -> None:
         def create() -> Any:
@@ -68,20 +72,28 @@ def shared_botocore() -> Iterator[None]:
 
         session._components.lazy_register_component("data_loader", create)
 
+    def load_service_model(creator: Any, service_name: str, api_version: Any = None) -> Any:
+        parsed = creator._loader.load_service_model(service_name, "service-2", api_version)
+        key = (service_name, id(parsed))
+        if key not in models:
+            models[key] = original_model(creator, service_name, api_version)
+        return models[key]
+
     def create_client_class(creator: Any, service_name: str, service_model: Any) -> type:
-        key = _class_key(creator, service_name, service_model)
-        found = classes.get(key)
-        if found is None:
-            found = classes[key] = original_class(creator, service_name, service_model)
-        return found
+        key = _class_key(creator, service_model)
+        if key not in classes:
+            classes[key] = (service_model, original_class(creator, service_name, service_model))
+        return classes[key][1]
 
     session_class._register_data_loader = register_data_loader
+    creator_class._load_service_model = load_service_model
     creator_class._create_client_class = create_client_class
     try:
         _preload(loader)
         yield
     finally:
         session_class._register_data_loader = original_register
+        creator_class._load_service_model = original_model
         creator_class._create_client_class = original_class
         gc.unfreeze()
 
