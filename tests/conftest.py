@@ -61,10 +61,24 @@ def api_calls(aws_env: None) -> Iterator[ApiCallLog]:
 
 
 @pytest.fixture
-def aws(aws_env: None, api_calls: ApiCallLog) -> Iterator[ApiCallLog]:
-    """moto's in-process AWS (``mock_aws``) with fake credentials; yields the call log."""
-    from moto import mock_aws
+def aws(
+    aws_env: None, api_calls: ApiCallLog, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ApiCallLog]:
+    """moto's in-process AWS (``mock_aws``) with fake credentials; yields the call log.
 
+    moto's DescribeRegions lists the China and GovCloud partitions too; an account
+    sees only its own partition's regions, so they are left out (four fewer regions
+    for every allocation to scan).
+    """
+    from moto import mock_aws
+    from moto.ec2.models.availability_zones_and_regions import RegionsAndZonesBackend
+
+    own_partition = [
+        region
+        for region in RegionsAndZonesBackend.regions
+        if not region.name.startswith(("cn-", "us-gov-", "us-iso"))
+    ]
+    monkeypatch.setattr(RegionsAndZonesBackend, "regions", own_partition)
     with mock_aws():
         yield api_calls
 
