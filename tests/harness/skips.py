@@ -61,7 +61,7 @@ def _strict_from_environment() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
-@dataclass
+@dataclass(eq=False)  # pluggy keeps plugins in sets
 class SkipGuard:
     """Collects skips; in strict mode, an unexpected one fails the session."""
 
