@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from tests.harness import skips
 from tests.harness.boto import shared_botocore
 from tests.harness.pulumi_mocks import PulumiHarness
 from tests.harness.spot_market import MARKET_CSV, ApiCallLog, SpotMarket, installed, load_rows
+
+# Hypothesis: no per-example deadline (the suite shares two cores; timing is noise, and
+# speed is measured in benchmarks/), and each property sets its own example count for
+# what it explores. Under CI a failure prints the blob that replays it, and no example
+# database is kept on a throwaway machine. HYPOTHESIS_PROFILE picks another one, e.g.
+# "thorough" for a long local search of the properties that set no count of their own.
+settings.register_profile("dev", deadline=None)
+settings.register_profile("ci", deadline=None, print_blob=True, database=None)
+settings.register_profile("thorough", deadline=None, max_examples=2000)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if skips.strict_from_environment() else "dev")
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import boto3
 import pulumi
@@ -139,3 +140,25 @@ def test_pulumi_runs_are_independent(pulumi_mocks) -> None:  # type: ignore[no-u
 
     assert pulumi_mocks.run(program).plain_outputs() == {"n": 1}
     assert pulumi_mocks.run(other).plain_outputs() == {"m": 2}
+
+
+def test_sessions_share_one_loader_and_client_class_but_not_client_state(
+    aws: ApiCallLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = boto3.Session(), boto3.Session()
+    loader = first._session.get_component("data_loader")
+    assert second._session.get_component("data_loader") is loader
+    assert loader.search_paths.count(loader.search_paths[-1]) == 1  # boto3 appends per session
+    west = first.client("ec2", region_name="us-west-2")
+    north = second.client("ec2", region_name="eu-north-1")
+    assert type(west) is type(north) and west.meta.service_model is north.meta.service_model
+    # Region, endpoint and event hooks stay per client: a hook on one is not on the other.
+    seen: list[str] = []
+    west.meta.events.register("before-call.ec2.DescribeRegions", lambda **_: seen.append("west"))
+    north.describe_regions()
+    west.describe_regions()
+    assert seen == ["west"] and "eu-north-1" in north.meta.endpoint_url
+    assert [c.region for c in aws.calls[-2:]] == ["eu-north-1", "us-west-2"]
+    # Other service models (AWS_DATA_PATH) get a loader of their own.
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    assert boto3.Session()._session.get_component("data_loader") is not loader

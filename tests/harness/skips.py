@@ -57,7 +57,8 @@ def accepted(reason: str) -> bool:
     return reason.startswith(prefix) or reason in programs
 
 
-def _strict_from_environment() -> bool:
+def strict_from_environment() -> bool:
+    """Is this a CI run (``CI`` set to true, as GitHub Actions and .ci/run do)?"""
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
@@ -107,7 +108,7 @@ def add_option(parser: pytest.Parser) -> None:
 
 
 def install(config: pytest.Config) -> None:
-    strict = bool(config.getoption("--fail-on-skip")) or _strict_from_environment()
+    strict = bool(config.getoption("--fail-on-skip")) or strict_from_environment()
     config.pluginmanager.register(SkipGuard(strict=strict), "mapt-skip-guard")
 
 

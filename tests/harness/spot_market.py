@@ -22,6 +22,7 @@ of the last hour gets a price that differs from the table.
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import json
 import os
@@ -83,6 +84,11 @@ def load_rows(path: Path = MARKET_CSV) -> list[MarketRow]:
 
 def moto_zone_names() -> dict[str, tuple[str, str]]:
     """AZ ID -> (region, AZ name), as moto's DescribeAvailabilityZones reports them."""
+    return dict(_moto_zone_names())
+
+
+@functools.cache
+def _moto_zone_names() -> dict[str, tuple[str, str]]:
     from moto.ec2.models.availability_zones_and_regions import RegionsAndZonesBackend
 
     return {
@@ -130,11 +136,12 @@ class SpotMarket:
     calls: list[MarketCall] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        zone_names = moto_zone_names()
+        zone_names = _moto_zone_names()
         # Rows whose AZ ID moto does not know cannot be named; leave them out.
         self.rows = [row for row in self.rows if row.az_id in zone_names]
         self._zone = zone_names
         self._by_region: dict[str, list[MarketRow]] = {}
+        self._by_key = {(row.instance_type, row.az_id): row for row in self.rows}
         for row in self.rows:
             self._by_region.setdefault(row.region, []).append(row)
 
@@ -143,10 +150,7 @@ class SpotMarket:
         return self._zone[az_id][1]
 
     def row(self, instance_type: str, az_id: str) -> MarketRow:
-        for row in self.rows:
-            if row.instance_type == instance_type and row.az_id == az_id:
-                return row
-        raise KeyError((instance_type, az_id))
+        return self._by_key[(instance_type, az_id)]
 
     def calls_to(self, operation: str) -> list[MarketCall]:
         return [call for call in self.calls if call.operation == operation]
