@@ -26,9 +26,9 @@ def test_aws_fixture_serves_moto_with_strict_validation(aws: ApiCallLog) -> None
 
 
 def test_market_serves_the_newest_price_of_a_known_row(spot_market: SpotMarket) -> None:
-    # tests/data/spot-market.csv.gz: c5.12xlarge,,,48.0,96.0,,2.71932,0.659875,af-south-1,afs1-az1
+    # tests/data/spot-market.csv.gz: c5.12xlarge,,,48.0,96.0,,2.71932,1.012095,af-south-1,afs1-az1
     row = spot_market.row("c5.12xlarge", "afs1-az1")
-    assert row.spot_price == "0.659875"
+    assert row.spot_price == "1.012095"
     ec2 = boto3.client("ec2", region_name="af-south-1")
     history = ec2.describe_spot_price_history(
         InstanceTypes=["c5.12xlarge"],
@@ -37,7 +37,7 @@ def test_market_serves_the_newest_price_of_a_known_row(spot_market: SpotMarket) 
     )["SpotPriceHistory"]
     in_zone = [h for h in history if h["AvailabilityZone"] == spot_market.az_name("afs1-az1")]
     # Newest first; the point three hours old is outside the window asked for.
-    assert [h["SpotPrice"] for h in in_zone] == ["0.659875", "0.824844"]
+    assert [h["SpotPrice"] for h in in_zone] == ["1.012095", "1.265119"]
     assert spot_market.az_name("afs1-az1").startswith("af-south-1")
 
 

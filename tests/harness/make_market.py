@@ -24,12 +24,13 @@ real-data test in ``tests/test_market_data.py`` reads from ``../shared`` when pr
 - ``SpotPrice``: on-demand x a discount drawn per (family, AZ) from N(0.34, 0.09),
   x a per-type factor from a log-normal (sigma 0.12), kept in [0.1, 1.0] of on-demand,
   six decimals. So AZs differ, and sizes of a family are nearly, not exactly, linear.
-- Quirks kept from the real market: ``EMPTY_SPOT`` rows have no spot price (including
-  ``m6i.large`` in usw2-az4, a type tests ask for), and one metal row's spot
-  price is slightly above on-demand (``ABOVE_ON_DEMAND``).
+- Quirks kept from the real market: a few rows have no spot price (``EMPTY_SPOT_NAMED``,
+  ``m6i.large`` in usw2-az4, a type tests ask for, and ``EMPTY_SPOT_DRAWN`` more), and
+  one metal row's spot price is slightly above on-demand (``ABOVE_ON_DEMAND``).
 
-The output is deterministic for a seed: the CSV text is byte-identical on every
-platform, and the gzip header carries no name or time.
+The output is deterministic for a seed: draws use only ``random.Random.random()``
+(see ``Draws``), so the CSV text is the same on every Python version and platform,
+and the gzip header carries no name or time.
 """
 
 from __future__ import annotations
@@ -41,9 +42,12 @@ import io
 import math
 import random
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
+T = TypeVar("T")
 SEED = 20261121
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "spot-market.csv.gz"
 COLUMNS = (
@@ -161,6 +165,39 @@ EMPTY_SPOT_NAMED = ("m6i.large", "usw2-az4")  # a type tests ask for, unpriced i
 ABOVE_ON_DEMAND = 1.00003  # one metal row's spot price sits just above on-demand
 
 
+class Draws:
+    """Seeded draws built on ``random.Random.random()`` alone.
+
+    Python keeps that method's sequence for a seed across versions; ``gauss``,
+    ``choice`` and ``sample`` may change, which would change the committed market.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self._rng = random.Random(seed)
+
+    def random(self) -> float:
+        return self._rng.random()
+
+    def index(self, size: int) -> int:
+        return min(int(self._rng.random() * size), size - 1)
+
+    def choice(self, items: Sequence[T]) -> T:
+        return items[self.index(len(items))]
+
+    def normal(self, mean: float, sd: float) -> float:
+        """Box-Muller: one normal draw from two uniform ones."""
+        radius = math.sqrt(-2.0 * math.log(1.0 - self._rng.random()))
+        return mean + sd * radius * math.cos(2.0 * math.pi * self._rng.random())
+
+    def sample(self, size: int, count: int) -> list[int]:
+        """``count`` distinct indexes below ``size`` (a partial Fisher-Yates shuffle)."""
+        pool = list(range(size))
+        for i in range(count):
+            j = i + self.index(size - i)
+            pool[i], pool[j] = pool[j], pool[i]
+        return pool[:count]
+
+
 @dataclass(frozen=True)
 class Shape:
     instance_type: str
@@ -196,7 +233,7 @@ def on_demand_usd(family_name: str, shape: Shape, region: Region) -> float:
 
 def generate(seed: int = SEED) -> str:
     """The market as CSV text (see the module docstring for its shape)."""
-    rng = random.Random(seed)
+    rng = Draws(seed)
     offered: list[tuple[str, str, tuple[str, ...]]] = []  # (family, region, AZ IDs)
     for region_name, region in REGIONS.items():
         for family_name, family in FAMILIES.items():
@@ -211,11 +248,11 @@ def generate(seed: int = SEED) -> str:
     rows: list[list[str]] = []
     for family_name, region_name, zones in offered:
         region = REGIONS[region_name]
-        discounts = {z: rng.gauss(DISCOUNT_MEAN, DISCOUNT_SD) for z in zones}
+        discounts = {z: rng.normal(DISCOUNT_MEAN, DISCOUNT_SD) for z in zones}
         for shape in shapes(family_name):
             price = on_demand_usd(family_name, shape, region)
             for zone in zones:
-                factor = math.exp(rng.gauss(0, TYPE_SIGMA))
+                factor = math.exp(rng.normal(0, TYPE_SIGMA))
                 ratio = min(CEILING, max(FLOOR, discounts[zone] * factor))
                 rows.append(
                     [
@@ -234,7 +271,7 @@ def generate(seed: int = SEED) -> str:
     rows.sort(key=lambda row: (row[0], row[8], row[9]))
 
     named = next(i for i, row in enumerate(rows) if (row[0], row[9]) == EMPTY_SPOT_NAMED)
-    for index in [named, *rng.sample(range(len(rows)), EMPTY_SPOT_DRAWN)]:
+    for index in [named, *rng.sample(len(rows), EMPTY_SPOT_DRAWN)]:
         rows[index][7] = ""
     metal = [i for i, row in enumerate(rows) if ".metal" in row[0] and row[7]]
     above = rows[rng.choice(metal)]
