@@ -39,7 +39,8 @@ def test_skips_for_no_good_reason():
 
 def run_pytest(folder: Path, *args: str, ci: str | None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "CI" and not k.startswith("PYTEST_")}
-    env["PYTHONPATH"] = str(REPO_ROOT)
+    # The sample needs no third-party plugin; not loading them saves ~1.5 s a run.
+    env.update(PYTHONPATH=str(REPO_ROOT), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     if ci is not None:
         env["CI"] = ci
     return subprocess.run(
