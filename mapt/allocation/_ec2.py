@@ -16,7 +16,15 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from mapt.allocation._selection import InstanceTypeInfo, PricePoint, Zone
-from mapt.core import InputError, OperationError, get_logger
+from mapt.core import (
+    InputError,
+    PrerequisiteError,
+    aws_error,
+    aws_error_code,
+    get_logger,
+    is_aws_error,
+    translating_aws_errors,
+)
 
 log = get_logger(__name__)
 
@@ -103,35 +111,29 @@ class Ec2Queries:
         if filters:
             kwargs["Filters"] = [{"Name": k, "Values": [v]} for k, v in filters.items()]
         paginator = self.client(region).get_paginator("describe_instance_types")
-        try:
-            return [
-                InstanceTypeInfo.from_api(item)
-                for page in paginator.paginate(**kwargs)
-                for item in page["InstanceTypes"]
-            ]
-        except ClientError as error:
-            if _code(error) == "InvalidInstanceType":
-                raise InputError(
-                    f"unknown instance type in --compute-sizes: {_message(error)}"
-                ) from error
-            raise _failed("DescribeInstanceTypes", region, error) from error
+        with translating_aws_errors("DescribeInstanceTypes", region=region):
+            try:
+                return [
+                    InstanceTypeInfo.from_api(item)
+                    for page in paginator.paginate(**kwargs)
+                    for item in page["InstanceTypes"]
+                ]
+            except ClientError as error:
+                if aws_error_code(error) != "InvalidInstanceType":
+                    raise
+                message = error.response.get("Error", {}).get("Message", error)
+                raise InputError(f"unknown instance type in --compute-sizes: {message}") from error
 
     # -- regions and images -----------------------------------------------------------
     def regions(self, home: str) -> tuple[list[str], set[str]]:
         """(regions this account can use, every region name AWS knows)."""
-        from botocore.exceptions import ClientError
-
-        try:
+        with translating_aws_errors("DescribeRegions", region=home):
             answer = self.client(home).describe_regions(AllRegions=True)["Regions"]
-        except ClientError as error:
-            raise _failed("DescribeRegions", home, error) from error
         usable = sorted(r["RegionName"] for r in answer if r.get("OptInStatus") in _OPTED_IN)
         return usable, {r["RegionName"] for r in answer}
 
     def has_image(self, region: str, name: str, owner: str | None, arch: str | None) -> bool:
         """Does DescribeImages find an image called ``name`` (glob) in ``region``?"""
-        from botocore.exceptions import ClientError
-
         filters = [{"Name": "name", "Values": [name]}]
         if arch:
             filters.append({"Name": "architecture", "Values": [arch]})
@@ -140,13 +142,13 @@ class Ec2Queries:
             kwargs["Owners"] = [owner]
         try:
             return bool(self.client(region).describe_images(**kwargs)["Images"])
-        except ClientError as error:
-            log.warning(
-                "cannot look up image %r in %s (%s); leaving the region out",
-                name,
-                region,
-                _code(error),
-            )
+        except Exception as error:
+            if not is_aws_error(error):
+                raise
+            failure = aws_error(error, call="DescribeImages", region=region)
+            if isinstance(failure, PrerequisiteError):
+                raise failure from error
+            log.warning("cannot look up image %r (%s); leaving the region out", name, failure)
             return False
 
     # -- placement scores -------------------------------------------------------------
@@ -156,10 +158,12 @@ class Ec2Queries:
         """AZ ID -> (region, score) from one batched GetSpotPlacementScores, all pages.
 
         Tried in the regions of ``ask_in`` in turn (at most ``SCORE_ATTEMPTS``); None
-        when none of them answers, so the caller can rank on price alone.
+        when none of them answers, so the caller can rank on price alone. Any failure
+        but bad credentials counts as "no answer": a refusal (403), an error page AWS
+        or a stand-in endpoint sends instead of scores (5xx, unparseable), an endpoint
+        that does not implement the call.
         """
-        from botocore.exceptions import BotoCoreError, ClientError
-
+        reasons: list[str] = []
         for region in list(dict.fromkeys(ask_in))[:SCORE_ATTEMPTS]:
             paginator = self.client(region).get_paginator("get_spot_placement_scores")
             try:
@@ -176,38 +180,38 @@ class Ec2Queries:
                         if zone_id:
                             scores[zone_id] = (entry["Region"], int(entry["Score"]))
                 return scores
-            except (ClientError, BotoCoreError) as error:
-                log.debug("GetSpotPlacementScores failed in %s: %s", region, error)
+            except Exception as error:
+                if not (is_aws_error(error) or isinstance(error, NotImplementedError)):
+                    raise
+                failure = aws_error(error, call="GetSpotPlacementScores", region=region)
+                if isinstance(failure, PrerequisiteError):
+                    raise failure from error
+                log.debug("%s", failure)
+                reasons.append(failure.message)
         log.warning(
-            "spot placement scores are unavailable (tried %s); ranking on price alone",
-            ", ".join(list(dict.fromkeys(ask_in))[:SCORE_ATTEMPTS]),
+            "spot placement scores are unavailable (%s); ranking on price alone",
+            "; ".join(reasons),
         )
         return None
 
     # -- zones and prices -------------------------------------------------------------
     def zones(self, region: str) -> list[Zone]:
         """The region's available availability zones (not local or wavelength zones)."""
-        from botocore.exceptions import ClientError
-
-        try:
+        with translating_aws_errors("DescribeAvailabilityZones", region=region):
             answer = self.client(region).describe_availability_zones(
                 Filters=[
                     {"Name": "zone-type", "Values": ["availability-zone"]},
                     {"Name": "state", "Values": ["available"]},
                 ]
             )["AvailabilityZones"]
-        except ClientError as error:
-            raise _failed("DescribeAvailabilityZones", region, error) from error
         return [Zone(region, z["ZoneName"], z["ZoneId"]) for z in answer]
 
     def spot_prices(
         self, region: str, instance_types: Sequence[str], product: str, now: datetime
     ) -> list[PricePoint]:
         """The last hour of spot price history in ``region``, every page."""
-        from botocore.exceptions import ClientError
-
         paginator = self.client(region).get_paginator("describe_spot_price_history")
-        try:
+        with translating_aws_errors("DescribeSpotPriceHistory", region=region):
             return [
                 PricePoint(
                     availability_zone=item["AvailabilityZone"],
@@ -223,24 +227,18 @@ class Ec2Queries:
                 )
                 for item in page["SpotPriceHistory"]
             ]
-        except ClientError as error:
-            raise _failed("DescribeSpotPriceHistory", region, error) from error
 
     def type_offerings(self, region: str, instance_types: Sequence[str]) -> dict[str, set[str]]:
         """AZ name -> which of ``instance_types`` it offers (DescribeInstanceTypeOfferings)."""
-        from botocore.exceptions import ClientError
-
         paginator = self.client(region).get_paginator("describe_instance_type_offerings")
         offered: dict[str, set[str]] = {}
-        try:
+        with translating_aws_errors("DescribeInstanceTypeOfferings", region=region):
             for page in paginator.paginate(
                 LocationType="availability-zone",
                 Filters=[{"Name": "instance-type", "Values": list(instance_types)}],
             ):
                 for item in page["InstanceTypeOfferings"]:
                     offered.setdefault(item["Location"], set()).add(item["InstanceType"])
-        except ClientError as error:
-            raise _failed("DescribeInstanceTypeOfferings", region, error) from error
         return offered
 
     # -- on-demand prices (optional) ----------------------------------------------------
@@ -249,11 +247,9 @@ class Ec2Queries:
     ) -> dict[tuple[str, str], float] | None:
         """(region, type) -> on-demand USD/hour from the Pricing API, or None if it fails.
 
-        Optional information: any failure (no permission, API not reachable) is logged
-        at debug level and answered with None.
+        Optional information: any AWS failure (no permission, API not reachable, an
+        answer that cannot be parsed) is logged at debug level and answered with None.
         """
-        from botocore.exceptions import BotoCoreError, ClientError
-
         operating_system = _PRICING_OS.get(product)
         if operating_system is None:
             return None
@@ -286,8 +282,10 @@ class Ec2Queries:
             for part in self.in_parallel(prices_of, sorted(set(instance_types))):
                 merged.update(part)
             return merged
-        except (ClientError, BotoCoreError, NotImplementedError) as error:
-            log.debug("on-demand prices unavailable: %s", error)
+        except Exception as error:
+            if not (is_aws_error(error) or isinstance(error, NotImplementedError)):
+                raise
+            log.debug("on-demand prices unavailable: %s", aws_error(error, call="GetProducts"))
             return None
 
 
@@ -305,19 +303,3 @@ def _on_demand_price(document: str | Mapping[str, Any]) -> tuple[str, float] | N
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-
-def _code(error: Exception) -> str:
-    return str(getattr(error, "response", {}).get("Error", {}).get("Code", "Unknown"))
-
-
-def _message(error: Exception) -> str:
-    return str(getattr(error, "response", {}).get("Error", {}).get("Message", error))
-
-
-def _failed(operation: str, region: str, error: Exception) -> OperationError:
-    code = _code(error)
-    hint = None
-    if code in ("AuthFailure", "UnauthorizedOperation", "InvalidClientTokenId"):
-        hint = "Check the AWS credentials and their EC2 read permissions."
-    return OperationError(f"{operation} failed in {region}: {code}: {_message(error)}", hint=hint)

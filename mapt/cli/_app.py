@@ -13,7 +13,16 @@ from typer.core import TyperGroup
 from mapt import __version__
 from mapt.cli._aws import aws_app
 from mapt.cli._setup import setup_app
-from mapt.core import ExitCode, MaptError, configure_logging
+from mapt.core import (
+    ExitCode,
+    MaptError,
+    aws_error,
+    configure_logging,
+    filesystem_error,
+    is_aws_error,
+    redact,
+    stopping_on_signals,
+)
 
 _DEBUG_KEY = "mapt.debug"
 
@@ -29,18 +38,26 @@ class _MaptGroup(TyperGroup):
     """The root group: turns every failure into one line on stderr and its exit code.
 
     ``MaptError`` is caught where the command runs (so ``--debug`` can add the
-    traceback); Click's own usage errors are printed as one plain line instead of a
-    framed panel, so a CI log shows the bad value on the line that says ``Error``.
+    traceback); a botocore error or an ``OSError`` that no layer translated is turned
+    into its ``MaptError`` there too (``_explained``), so a missing credential or a
+    full disk never ends in a traceback. Click's own usage errors are printed as one
+    plain line instead of a framed panel, so a CI log shows the bad value on the line
+    that says ``Error``. SIGINT and SIGTERM stop the command as ``Interrupted``. Any
+    other exception is a bug: it leaves with its traceback and exit 1. Everything
+    printed passes through ``redact``, tracebacks included.
     """
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except MaptError as error:
+        except Exception as raised:
+            error = _explained(raised)
+            if error is None:
+                raise
             if ctx.meta.get(_DEBUG_KEY):
-                traceback.print_exc(file=sys.stderr)
-            typer.echo(f"Error: {error}", err=True)
-            raise typer.Exit(int(error.exit_code)) from error
+                _print_traceback(raised)
+            typer.echo(f"Error: {redact(str(error))}", err=True)
+            raise typer.Exit(int(error.exit_code)) from raised
 
     def main(  # type: ignore[override]
         self,
@@ -51,8 +68,13 @@ class _MaptGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         try:
-            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with stopping_on_signals():
+                result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             exit_code = result if isinstance(result, int) else ExitCode.OK
+        except MaptError as error:  # raised outside a command: a signal while parsing
+            typer.echo(f"Error: {redact(str(error))}", err=True)
+            exit_code = error.exit_code
+            result = None
         except typer.TyperException as error:
             message = error.format_message().strip()
             if message:  # empty when Click already printed help for a bare group
@@ -65,9 +87,30 @@ class _MaptGroup(TyperGroup):
             typer.echo("Aborted.", err=True)
             exit_code = ExitCode.INTERRUPTED
             result = None
+        except Exception as error:  # a bug: its traceback, but with secrets masked
+            _print_traceback(error)
+            exit_code = ExitCode.FAILED
+            result = None
         if standalone_mode:
             sys.exit(int(exit_code))
         return result
+
+
+def _explained(error: Exception) -> MaptError | None:
+    """``error`` as the ``MaptError`` the user is shown, or None for a bug (a traceback)."""
+    if isinstance(error, MaptError):
+        return error
+    # botocore is only asked when it is loaded: otherwise the error cannot be one of its.
+    if "botocore" in sys.modules and is_aws_error(error):
+        return aws_error(error)
+    if isinstance(error, OSError):
+        return filesystem_error(error)
+    return None
+
+
+def _print_traceback(error: BaseException) -> None:
+    """The traceback of ``error`` (its causes included) on stderr, secrets masked."""
+    typer.echo(redact("".join(traceback.format_exception(error))), err=True, nl=False)
 
 
 def _print_version(value: bool) -> None:

@@ -27,6 +27,7 @@ from mapt.cli._github import (
     RunnerOrg,
     RunnerRepo,
     RunnerToken,
+    RunnerTokenFile,
     deregister_runner,
     runner_scope,
     runner_spec,
@@ -57,6 +58,9 @@ from mapt.cli._options import (
     compute_request,
     given,
     option,
+    secret_file_option,
+    secret_option,
+    secret_value,
     spot_args,
     whole_number,
 )
@@ -64,6 +68,7 @@ from mapt.core import InputError, RunContext
 
 if TYPE_CHECKING:
     from mapt.cli._host_flow import CreateOutcome, DestroyOutcome, HostSummary
+    from mapt.integrations.github import RegisteredRunner
     from mapt.stacks import Engine
 
 host_app = typer.Typer(
@@ -88,6 +93,7 @@ _SPOT_TUNING = (
 )
 _RUNNER_SETTINGS = (
     "ghactions_runner_token",
+    "ghactions_runner_token_file",
     "ghactions_runner_labels",
     "ghactions_runner_ephemeral",
 )
@@ -152,12 +158,12 @@ def create(
     rh_subscription_username: Annotated[
         str | None, option("--rh-subscription-username", "RHEL: register with this account.")
     ] = None,
+    # Secret flags (this one and the runner token) are read with secret_value(ctx, flag).
     rh_subscription_password: Annotated[
-        str | None,
-        option(
-            "--rh-subscription-password",
-            "RHEL: the account's password (prefer MAPT_RH_SUBSCRIPTION_PASSWORD).",
-        ),
+        str | None, secret_option("--rh-subscription-password", "RHEL: the account's password.")
+    ] = None,
+    rh_subscription_password_file: Annotated[
+        str | None, secret_file_option("--rh-subscription-password")
     ] = None,
     timeout: Annotated[
         str | None,
@@ -181,6 +187,7 @@ def create(
     ] = False,
     lock_timeout: LockTimeout = "5m",
     ghactions_runner_token: RunnerToken = None,
+    ghactions_runner_token_file: RunnerTokenFile = None,
     ghactions_runner_repo: RunnerRepo = None,
     ghactions_runner_org: RunnerOrg = None,
     ghactions_runner_labels: RunnerLabels = None,
@@ -240,7 +247,7 @@ def create(
         ami_owner=ami_owner,
         ami_username=ami_username,
         rh_subscription_username=rh_subscription_username,
-        rh_subscription_password=rh_subscription_password,
+        rh_subscription_password=secret_value(ctx, "--rh-subscription-password"),
         expires_at=expires_at,
     )
     image = request.image
@@ -286,7 +293,7 @@ def create(
             runner=runner_spec(
                 project=context.project_name,
                 scope=scope,
-                token=ghactions_runner_token,
+                token=secret_value(ctx, "--ghactions-runner-token"),
                 labels=ghactions_runner_labels,
                 ephemeral=ghactions_runner_ephemeral,
                 app_id=ghactions_app_id,
@@ -311,7 +318,9 @@ def create(
             request,
             engine=engine,
             conn_dir=conn_details_output,
-            checks=HostChecks(launch=service.launch, readiness=service.readiness),
+            checks=HostChecks(
+                launch=service.launch, readiness=service.readiness, setup=service.setup
+            ),
             lock_timeout=wait_for_lock,
             max_attempts=spot_max_attempts,
             fallback_on_demand=spot_fallback_on_demand,
@@ -362,19 +371,25 @@ def destroy(
     wait = parse_duration(lock_timeout, flag="--lock-timeout").total_seconds()
     scope = runner_scope(ghactions_runner_repo, ghactions_runner_org)
     engine = services(ctx).engine(provider, debug)
-    outcome = destroy_host(
-        context, engine=engine, force=force_destroy, keep_state=keep_state, lock_timeout=wait
-    )
-    if scope is not None:
-        # After the machine is gone: GitHub refuses to delete a runner running a job.
-        note = deregister_runner(
+
+    def deregister(registered: RegisteredRunner | None) -> str | None:
+        return deregister_runner(
             project=context.project_name,
-            scope=scope,
+            registered=registered,
+            requested=scope,
             app_id=ghactions_app_id,
             app_installation_id=ghactions_app_installation_id,
             app_private_key=ghactions_app_private_key,
         )
-        outcome = replace(outcome, runner=note)
+
+    outcome = destroy_host(
+        context,
+        engine=engine,
+        force=force_destroy,
+        keep_state=keep_state,
+        lock_timeout=wait,
+        deregister=deregister,
+    )
     _print_destroy(context, outcome, output)
 
 
@@ -563,7 +578,8 @@ def _print_hosts(hosts: list[HostSummary], backed_url: str | None) -> None:
         return
     now = datetime.now(timezone.utc)
     table = Table()
-    for column in ("project", "region", "zone", "type(s)", "capacity", "host", "updated", "locked"):
+    columns = ("project", "region", "zone", "type(s)", "capacity", "host", "secrets", "updated")
+    for column in (*columns, "locked"):
         table.add_column(column)
     for host in hosts:
         capacity = "-" if host.spot is None else ("spot" if host.spot else "on-demand")
@@ -574,6 +590,7 @@ def _print_hosts(hosts: list[HostSummary], backed_url: str | None) -> None:
             ", ".join(host.instance_types) or "-",
             capacity,
             host.host or "-",
+            host.secrets_state,
             _age(now, host.updated_at),
             "yes" if host.locked else "",
         )

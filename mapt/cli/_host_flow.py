@@ -8,21 +8,31 @@ engine in tests exactly as the command drives it on Pulumi.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mapt.core import MaptError, NoCapacityError, OperationError, RunContext, get_logger
+from mapt.core import (
+    Interrupted,
+    MaptError,
+    NoCapacityError,
+    OperationError,
+    RunContext,
+    get_logger,
+    translating_aws_errors,
+)
 
 if TYPE_CHECKING:
     import boto3
 
     from mapt.allocation import AllocationArgs, AllocationResult, FailedOffer
-    from mapt.stacks import DryRunEngine, Engine, LockHolder, PlannedStep, StackSummary
+    from mapt.integrations.github import RegisteredRunner
+    from mapt.stacks import DryRunEngine, Engine, LockHolder, PlannedStep, StackRef, StackSummary
     from mapt.targets import SshAccess
-    from mapt.targets.aws import HostRequest
+    from mapt.targets.aws import HostRequest, HostSetup
 
 log = get_logger(__name__)
 
@@ -70,8 +80,8 @@ def create_host(
     two spot choices. A spot host whose group cannot launch (capacity, price) is
     destroyed and deployed again on the next kept candidate, up to ``max_attempts``
     deployments; then it falls back to on-demand when asked, or fails with every
-    attempt listed. Any other failure keeps what was created in state and says how
-    to remove it.
+    attempt listed. Any other failure, and an interruption (SIGINT, SIGTERM), keeps
+    what was created in state and says how to remove it.
     """
     from mapt.allocation import allocation
     from mapt.stacks import project_lock
@@ -79,8 +89,10 @@ def create_host(
     with project_lock(
         context.backend_url, context.project_name, operation="create", timeout=lock_timeout
     ):
-        chosen = allocation(context, args, engine=engine)
+        allocated = False
         try:
+            chosen = allocation(context, args, engine=engine)
+            allocated = True
             chosen, outputs = _deploy_with_failover(
                 context, args, request, chosen, engine, checks, max_attempts, fallback_on_demand
             )
@@ -93,7 +105,10 @@ def create_host(
         except SpotAttemptsExhaustedError:
             raise
         except MaptError as error:
-            error.hint = _destroy_hint(context, error.hint)
+            # A failed allocation created nothing; an interrupted one may have saved
+            # the spot choice already.
+            if allocated or isinstance(error, Interrupted):
+                error.hint = _destroy_hint(context, error.hint)
             raise
     runner = request.runner.name if request.runner is not None else None
     return CreateOutcome(
@@ -103,10 +118,23 @@ def create_host(
 
 @dataclass(frozen=True)
 class HostChecks:
-    """The checks after each ``up``: the spot launch, then SSH readiness."""
+    """The checks after each ``up``: the spot launch, then SSH readiness; then the setup.
+
+    ``setup`` hands a ready host its secrets (``None``: the real delivery over SSH,
+    ``mapt.targets.aws.configure_host``); it gets the request and the stack's outputs.
+    """
 
     launch: Callable[[str, str], str]
     readiness: Callable[[SshAccess], None]
+    setup: Callable[[SshAccess, HostRequest, Mapping[str, Any]], HostSetup] | None = None
+
+    def setup_for(
+        self, request: HostRequest
+    ) -> Callable[[SshAccess, Mapping[str, Any]], HostSetup] | None:
+        setup = self.setup
+        if setup is None:
+            return None
+        return lambda access, outputs: setup(access, request, outputs)
 
     def after_up(self, offer: AllocationResult, group_name: str) -> Callable[[SshAccess], None]:
         """The wait for one deployment: a spot group must launch before SSH can answer."""
@@ -152,9 +180,17 @@ def _deploy_with_failover(
         on_demand_allocation,
     )
     from mapt.stacks import StackRef
-    from mapt.targets.aws import HOST_STACK, SpotLaunchError, deploy_host, host_group_name
+    from mapt.targets.aws import (
+        HOST_STACK,
+        SpotLaunchError,
+        deploy_host,
+        host_group_name,
+        recorded_setup,
+    )
 
     ref = StackRef.for_context(context, HOST_STACK)
+    # A re-run keeps what an earlier delivery recorded until it has delivered again.
+    recorded = recorded_setup(engine.outputs(ref)) if engine.exists(ref) else None
     deployments = 0
     while True:
         current = chosen
@@ -166,6 +202,8 @@ def _deploy_with_failover(
                 request,
                 up=lambda program: engine.up(ref, program, refresh=engine.exists(ref)),
                 wait=checks.after_up(current, host_group_name(context)),
+                setup=checks.setup_for(request),
+                recorded=recorded,
             )
             return current, outputs
         except SpotLaunchError as error:
@@ -239,19 +277,15 @@ def image_answer(
     """
 
     def answer(invoke_args: Mapping[str, Any]) -> dict[str, Any]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         filters = [
             {"Name": f["name"], "Values": list(f["values"])} for f in invoke_args.get("filters", [])
         ]
         owners = list(invoke_args.get("owners", []))
         described = ", ".join(f"{f['Name']}={','.join(f['Values'])}" for f in filters)
-        try:
+        with translating_aws_errors("DescribeImages", region=region):
             images = session.client("ec2", region_name=region).describe_images(
                 Owners=owners, Filters=filters  # type: ignore[arg-type]
             )["Images"]
-        except (BotoCoreError, ClientError) as error:
-            raise OperationError(f"cannot look up images in {region}: {error}") from error
         if not images:
             raise OperationError(
                 f"no image in {region} owned by {', '.join(owners)} matches {described}"
@@ -294,26 +328,36 @@ def destroy_host(
     force: bool,
     keep_state: bool,
     lock_timeout: float,
+    deregister: Callable[[RegisteredRunner | None], str | None] | None = None,
 ) -> DestroyOutcome:
     """Destroy the host stack, then ``spotOption-<project>``, then the project's state.
 
     A stack that does not exist is skipped, so destroying twice, or a project that
     never existed, succeeds. ``force`` first removes the locks dead runs left: the
     project lock (saying whose it was and since when) and the stacks' Pulumi locks.
+
+    The GitHub runner the host stack recorded (its scope and id) is read before the
+    stack goes and handed to ``deregister`` after (GitHub refuses to remove a runner
+    that is running a job); a project without that record hands ``None``, so no
+    runner is ever removed that this project did not register.
     """
     from mapt.allocation import SPOT_STACK_NAME
     from mapt.stacks import StackRef, break_project_lock, project_lock
     from mapt.targets.aws import HOST_STACK
 
     broken = None
+    registered: RegisteredRunner | None = None
     if force:
         broken = break_project_lock(context.backend_url, context.project_name)
         if broken is not None:
             log.warning("removed the project lock held by %s", broken.describe())
     destroyed: list[str] = []
     unlocked: list[str] = []
-    with project_lock(
-        context.backend_url, context.project_name, operation="destroy", timeout=lock_timeout
+    with (
+        project_lock(
+            context.backend_url, context.project_name, operation="destroy", timeout=lock_timeout
+        ),
+        _destroy_hint_on_interrupt(context),
     ):
         for name in (HOST_STACK, SPOT_STACK_NAME):
             ref = StackRef.for_context(context, name)
@@ -322,12 +366,42 @@ def destroy_host(
                 for entry in removed:
                     log.warning("removed the lock %s of stack %s", entry, ref.stack_name)
                 unlocked += removed
+            if name == HOST_STACK:
+                registered = _registered_runner(engine, ref)
             if engine.destroy(ref):
                 destroyed.append(ref.stack_name)
         purged: list[str] = []
         if not keep_state:
             purged = engine.purge_project_state(context.backend_url, context.project_name)
-    return DestroyOutcome(tuple(destroyed), tuple(unlocked), tuple(purged), broken)
+    note = deregister(registered) if deregister is not None else None
+    return DestroyOutcome(tuple(destroyed), tuple(unlocked), tuple(purged), broken, note)
+
+
+def _registered_runner(engine: Engine, ref: StackRef) -> RegisteredRunner | None:
+    """The runner the host stack recorded (``runner_id`` in ``runner_scope``), if any.
+
+    A record that cannot be read is an error, never taken for "no runner".
+    """
+    from mapt.core import InputError
+    from mapt.integrations.github import RegisteredRunner, RunnerScope, runner_name
+    from mapt.targets.aws import OUTPUT_RUNNER_ID, OUTPUT_RUNNER_SCOPE
+
+    if not engine.exists(ref):
+        return None
+    outputs = engine.outputs(ref)
+    runner_id, scope = outputs.get(OUTPUT_RUNNER_ID), outputs.get(OUTPUT_RUNNER_SCOPE)
+    if runner_id is None and scope is None:
+        return None
+    try:
+        if not isinstance(runner_id, int) or isinstance(runner_id, bool):
+            raise InputError(f"runner id {runner_id!r} is not a number")
+        return RegisteredRunner(
+            RunnerScope.from_api_path(str(scope)), runner_id, runner_name(ref.project)
+        )
+    except InputError as error:
+        raise OperationError(
+            f"the runner recorded in stack {ref.stack_name} cannot be read: {error.message}"
+        ) from error
 
 
 @dataclass(frozen=True)
@@ -343,6 +417,20 @@ class HostSummary:
     host: str | None = None
     updated_at: datetime | None = None
     locked: bool = False
+    # What the host waits for after boot, and the instance mapt delivered it to (None:
+    # not yet, e.g. a failed delivery). A spot replacement launched later is another
+    # instance than this one and has nothing (see specs/concepts/targets.md, Secrets).
+    awaited_secrets: tuple[str, ...] = ()
+    configured_instance: str | None = None
+
+    @property
+    def secrets_state(self) -> str:
+        """``-`` (none needed), ``awaiting`` or ``delivered to i-...``."""
+        if not self.awaited_secrets:
+            return "-"
+        if self.configured_instance is None:
+            return "awaiting"
+        return f"delivered to {self.configured_instance}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -355,6 +443,8 @@ class HostSummary:
             "host": self.host,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
             "locked": self.locked,
+            "awaited_secrets": list(self.awaited_secrets),
+            "configured_instance": self.configured_instance,
         }
 
 
@@ -393,7 +483,19 @@ def _host_summary(project: str, stacks: Sequence[StackSummary]) -> HostSummary:
         host=merged.get("host"),
         updated_at=max(times) if times else None,
         locked=any(s.locks for s in stacks),
+        awaited_secrets=tuple(str(a) for a in merged.get("awaited_secrets") or ()),
+        configured_instance=merged.get("configured_instance"),
     )
+
+
+@contextmanager
+def _destroy_hint_on_interrupt(context: RunContext) -> Iterator[None]:
+    """An interrupted destroy says how to finish it."""
+    try:
+        yield
+    except Interrupted as error:
+        error.hint = _destroy_hint(context, error.hint)
+        raise
 
 
 def _destroy_hint(context: RunContext, hint: str | None) -> str:

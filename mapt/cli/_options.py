@@ -7,13 +7,16 @@ so every command refuses bad input with the same one-line message.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from enum import Enum
 from typing import Annotated, Any
 
 import typer
 
-from mapt.core import InputError
+from mapt.core import InputError, get_logger, register_secret
+
+_log = get_logger(__name__)
 
 
 def env(flag: str) -> str:
@@ -52,6 +55,118 @@ def given(ctx: typer.Context, name: str) -> bool:
     source = ctx.get_parameter_source(name)
     # Compared by name: Typer may bundle its own copy of Click's ParameterSource.
     return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+# -- secrets ----------------------------------------------------------------------------
+# A secret flag (a token, a password) comes in two options: ``--flag VALUE``, which any
+# user of the machine can read in the process list (/proc/<pid>/cmdline), and
+# ``--flag-file PATH`` (``-`` for stdin), which keeps it out of there. Both also read
+# their ``MAPT_*`` variable; the environment of a process is private to its user.
+
+# The ``<flag>-file`` value that means standard input.
+_STDIN = "-"
+
+
+def secret_option(flag: str, help: str) -> Any:
+    """The literal form of a secret flag; its help names the safer ways to pass it."""
+    return option(
+        flag,
+        f"{help} Other users can see it on the command line: prefer {env(flag)} or {flag}-file.",
+    )
+
+
+def secret_file_option(flag: str) -> Any:
+    """``<flag>-file``: read the secret of ``flag`` from a file, or stdin for ``-``."""
+    return option(
+        f"{flag}-file",
+        f"Read {flag} from this file ('{_STDIN}': standard input).",
+        metavar="FILE",
+    )
+
+
+def secret_value(ctx: typer.Context, flag: str) -> str | None:
+    """The secret given with ``flag``, ``<flag>-file`` or their variables; None if neither.
+
+    Both forms at once are refused (exit 2), as is a file that cannot be read or
+    holds nothing. The literal form given on the command line still works but warns
+    that other users can read it. The value is registered for log redaction and never
+    appears in a message.
+    """
+    file_flag = f"{flag}-file"
+    name, file_name = _parameter_name(ctx, flag), _parameter_name(ctx, file_flag)
+    literal, path = ctx.params.get(name), ctx.params.get(file_name)
+    if literal is not None and path is not None:
+        raise InputError(
+            f"{_origin(ctx, name, flag)} and {_origin(ctx, file_name, file_flag)} are both "
+            "given: pass the secret one way"
+        )
+    if path is not None:
+        value = _read_secret(ctx, file_flag, str(path))
+    elif literal is not None:
+        value = str(literal)
+        if _source(ctx, name) == "COMMANDLINE":
+            _log.warning(
+                "%s on the command line is visible to other users of this machine (ps, "
+                "/proc/<pid>/cmdline); set %s or pass %s FILE ('-' for stdin) instead",
+                flag,
+                env(flag),
+                file_flag,
+            )
+    else:
+        return None
+    register_secret(value)
+    return value
+
+
+def _read_secret(ctx: typer.Context, file_flag: str, path: str) -> str:
+    """The text of a secret file (or stdin), without its final line break."""
+    if path == _STDIN:
+        # Checked before reading: the first reader would leave the second nothing.
+        others = [
+            parameter.opts[0]
+            for parameter in ctx.command.params
+            if parameter.opts[0].endswith("-file")
+            and parameter.opts[0] != file_flag
+            and ctx.params.get(parameter.name or "") == _STDIN
+        ]
+        if others:
+            raise InputError(
+                f"{file_flag} '{_STDIN}' and {others[0]} '{_STDIN}' both read standard input: "
+                "give one of them a file"
+            )
+    try:
+        if path == _STDIN:
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+    except OSError as error:
+        raise InputError(f"{file_flag} {path!r} cannot be read: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{file_flag} {path!r} is not UTF-8 text") from None
+    value = text.rstrip("\r\n")
+    if not value:
+        raise InputError(f"{file_flag} {path!r} is empty")
+    return value
+
+
+def _parameter_name(ctx: typer.Context, flag: str) -> str:
+    """The name of the command's parameter declared with ``flag``."""
+    for parameter in ctx.command.params:
+        if flag in getattr(parameter, "opts", ()):
+            assert parameter.name is not None
+            return parameter.name
+    raise LookupError(f"{ctx.command.name} declares no {flag}")
+
+
+def _source(ctx: typer.Context, name: str) -> str | None:
+    source = ctx.get_parameter_source(name)
+    return None if source is None else source.name
+
+
+def _origin(ctx: typer.Context, name: str, flag: str) -> str:
+    """``flag``, or its variable when the value came from there (for messages)."""
+    return env(flag) if _source(ctx, name) == "ENVIRONMENT" else flag
 
 
 def comma_list(flag: str, value: str | None) -> tuple[str, ...]:

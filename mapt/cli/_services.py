@@ -9,15 +9,16 @@ explicit argument, never an environment switch.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 if TYPE_CHECKING:
     from mapt.stacks import Engine
     from mapt.targets import SshAccess
+    from mapt.targets.aws import HostRequest, HostSetup
 
 # Builds the engine for a run from --secrets-provider and --debug.
 EngineFactory = Callable[[str | None, bool], "Engine"]
@@ -25,6 +26,8 @@ EngineFactory = Callable[[str | None, bool], "Engine"]
 ReadinessCheck = Callable[["SshAccess"], None]
 # Confirms a spot group has a running instance: (region, group name) -> instance id.
 LaunchCheck = Callable[[str, str], str]
+# Hands a ready host its secrets: (access, request, the stack's outputs) -> what was done.
+HostSetupStep = Callable[["SshAccess", "HostRequest", "Mapping[str, Any]"], "HostSetup"]
 
 
 def pulumi_engine(secrets_provider: str | None, debug: bool) -> Engine:
@@ -52,11 +55,15 @@ def auto_scaling_launch(region: str, group_name: str) -> str:
 
 @dataclass(frozen=True)
 class Services:
-    """The engine factory and the checks a create runs after each ``up``."""
+    """The engine factory and the checks a create runs after each ``up``.
+
+    ``setup`` None is the real delivery of secrets over SSH (``configure_host``).
+    """
 
     engine: EngineFactory = pulumi_engine
     readiness: ReadinessCheck = ssh_readiness
     launch: LaunchCheck = auto_scaling_launch
+    setup: HostSetupStep | None = None
 
 
 def services(ctx: typer.Context) -> Services:

@@ -1,10 +1,18 @@
-"""The shared core every layer may import: run context, error hierarchy and logging.
+"""The shared core every layer may import: run context, errors, signals and logging.
 
 It owns nothing that talks to a cloud or to Pulumi and imports only the standard
-library and ``rich`` (lazily), so any layer, and ``mapt --help``, can load it cheaply.
+library, ``rich`` and ``botocore`` (both lazily, inside the functions that need them), so
+any layer, and ``mapt --help``, can load it cheaply.
 Nothing here may import another ``mapt`` layer.
 """
 
+from mapt.core._aws_errors import (
+    CREDENTIALS_HINT,
+    aws_error,
+    aws_error_code,
+    is_aws_error,
+    translating_aws_errors,
+)
 from mapt.core._context import (
     PROJECT_NAME_MAX_LENGTH,
     RunContext,
@@ -21,26 +29,45 @@ from mapt.core._errors import (
     OperationError,
     PrerequisiteError,
     StateLockedError,
+    filesystem_error,
+)
+from mapt.core._interrupt import (
+    Interrupted,
+    Terminated,
+    cancellable,
+    stop,
+    stopping_on_signals,
 )
 from mapt.core._logging import configure_logging, get_logger, redact, register_secret
 
 __all__ = [
+    "CREDENTIALS_HINT",
     "PROJECT_NAME_MAX_LENGTH",
     "ExitCode",
     "InputError",
+    "Interrupted",
     "MaptError",
     "NoCapacityError",
     "OperationError",
     "PrerequisiteError",
     "RunContext",
     "StateLockedError",
+    "Terminated",
+    "aws_error",
+    "aws_error_code",
+    "cancellable",
     "check_region_name",
     "configure_logging",
+    "filesystem_error",
     "format_duration",
     "get_logger",
+    "is_aws_error",
     "parse_duration",
     "parse_tags",
     "redact",
     "register_secret",
+    "stop",
+    "stopping_on_signals",
+    "translating_aws_errors",
     "validate_project_name",
 ]

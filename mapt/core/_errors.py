@@ -21,6 +21,7 @@ class ExitCode(IntEnum):
     NO_CAPACITY = 4
     PREREQUISITE = 5
     INTERRUPTED = 130
+    TERMINATED = 143
 
 
 class MaptError(Exception):
@@ -71,3 +72,18 @@ class PrerequisiteError(MaptError):
     """Something this machine needs is missing (Pulumi CLI, AWS credentials, ...)."""
 
     exit_code = ExitCode.PREREQUISITE
+
+
+def filesystem_error(error: OSError) -> OperationError:
+    """A file-system failure (disk full, read-only folder, no permission) as one line."""
+    import errno
+
+    name = errno.errorcode.get(error.errno or 0, "")
+    reason = error.strerror or str(error)
+    where = f" on {error.filename}" if error.filename else ""
+    if error.filename2:
+        where += f" -> {error.filename2}"
+    return OperationError(
+        f"a file operation failed{where}: {reason}" + (f" ({name})" if name else ""),
+        hint="Check the free space, the permissions and that the folder is writable.",
+    )

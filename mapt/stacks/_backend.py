@@ -16,6 +16,7 @@ what ``--force-destroy`` needs, and nothing else.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Mapping
@@ -25,7 +26,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from mapt.core import InputError, OperationError, get_logger
+from mapt.core import InputError, OperationError, get_logger, translating_aws_errors
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -42,6 +43,9 @@ _DIY_ORG = "organization"
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 _SUPPORTED = "use file://PATH or s3://BUCKET[/PREFIX]"
+
+# Folders mapt creates for state: private to the user, whatever the umask.
+PRIVATE_DIR_MODE = 0o700
 
 
 @dataclass(frozen=True)
@@ -149,12 +153,35 @@ def resolve_backend(url: str | None) -> Backend:
     return parse_backend_url(url)
 
 
+def make_private_dir(path: Path) -> None:
+    """Make directory ``path`` exist; every folder this creates (parents too) is 0700.
+
+    ``mkdir``'s mode is masked by the umask, and ``Path.mkdir(parents=True)`` gives the
+    parents the plain umask mode (0777 under umask 0), so each missing folder is made
+    one by one and then set to 0700 explicitly. Folders that already exist are left as
+    they are: they are the user's. Raises ``OSError``.
+    """
+    missing: list[Path] = []
+    folder = path
+    while not os.path.lexists(folder) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, PRIVATE_DIR_MODE)
+        except FileExistsError:
+            continue  # another run made it meanwhile, the same way
+        os.chmod(folder, PRIVATE_DIR_MODE)
+    if not path.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path))
+
+
 def prepare_backend(backend: Backend) -> None:
     """Make a file backend's directory exist (private to the user), as Pulumi needs it."""
     if backend.path is None:
         return
     try:
-        backend.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(backend.path)
     except OSError as error:
         raise OperationError(
             f"cannot create the state directory {backend.path}: {error.strerror}"
@@ -206,12 +233,10 @@ def _file_locks(backend: Backend, project: str, stack_name: str, *, remove: bool
 
 
 def _s3_locks(backend: Backend, project: str, stack_name: str, *, remove: bool) -> list[str]:
-    from botocore.exceptions import BotoCoreError, ClientError
-
     assert backend.bucket is not None
     client = s3_client(backend)
     found: list[str] = []
-    try:
+    with translating_aws_errors(bucket=backend.bucket):
         for relative in backend.lock_dirs(project, stack_name):
             key_prefix = f"{backend.prefix}/{relative}/" if backend.prefix else f"{relative}/"
             keys = [
@@ -240,15 +265,6 @@ def _s3_locks(backend: Backend, project: str, stack_name: str, *, remove: bool) 
                     for key in batch:
                         _log.info("removed lock s3://%s/%s", backend.bucket, key)
                 found.extend(f"s3://{backend.bucket}/{key}" for key in batch)
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        raise OperationError(
-            f"cannot read the locks of stack {stack_name} in s3://{backend.bucket}: {code} {error}"
-        ) from error
-    except BotoCoreError as error:
-        raise OperationError(
-            f"cannot reach the state bucket s3://{backend.bucket}: {error}"
-        ) from error
     return found
 
 

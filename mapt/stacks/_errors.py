@@ -12,7 +12,8 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from mapt.core import OperationError, StateLockedError, redact
+from mapt.core import OperationError, PrerequisiteError, StateLockedError, redact
+from mapt.stacks._secrets import another_passphrase_error
 
 if TYPE_CHECKING:
     from pulumi.automation.errors import CommandError
@@ -24,6 +25,10 @@ _MAX_DETAIL = 600
 _LOCK_OWNER = re.compile(r"created by (?P<who>\S+) \(pid (?P<pid>\d+)\) at (?P<when>\S+)")
 _INLINE_ERROR = re.compile(r"python inline source runtime error: (?P<message>[^\n]*)")
 _ERROR_LINE = re.compile(r"^\s*error: (?P<message>.*\S)\s*$", re.MULTILINE)
+# Pulumi's passphrase secrets manager (pkg/secrets/passphrase): ErrIncorrectPassphrase
+# ("incorrect passphrase"), wrapped as 'constructing secrets manager of type
+# "passphrase": incorrect passphrase' or 'failed to decrypt: incorrect passphrase, ...'.
+_INCORRECT_PASSPHRASE = re.compile(r"\bincorrect passphrase\b", re.IGNORECASE)
 
 
 class StackNotFoundError(OperationError):
@@ -45,12 +50,13 @@ def map_command_error(
     backend_url: str,
     operation: str,
     diagnostics: Sequence[str] = (),
-) -> OperationError | StateLockedError:
+) -> OperationError | StateLockedError | PrerequisiteError:
     """The ``MaptError`` for a failed Pulumi CLI command.
 
     ``diagnostics`` are the error diagnostics the engine streamed during the
     operation (newest last); without them the ``error:`` lines of the CLI's output
-    are used. Every text taken from Pulumi passes through ``redact``.
+    are used. Every text taken from Pulumi passes through ``redact``. A passphrase
+    that cannot decrypt the stack is a missing prerequisite (exit 5), not a failure.
     """
     from pulumi.automation import errors
 
@@ -63,6 +69,8 @@ def map_command_error(
         return StateLockedError(redact(message))
     if isinstance(error, errors.StackNotFoundError):
         return StackNotFoundError(f"stack {stack_name} does not exist in {backend_url}")
+    if any(_INCORRECT_PASSPHRASE.search(text) for text in (stderr, stdout, *diagnostics)):
+        return another_passphrase_error(backend_url)
     if isinstance(error, errors.InlineSourceRuntimeError):
         found = _INLINE_ERROR.search(stdout) or _INLINE_ERROR.search(stderr)
         detail = found["message"].strip() if found else _detail(diagnostics, stdout, stderr)

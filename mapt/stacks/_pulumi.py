@@ -10,13 +10,14 @@ non-secret provider settings (such as ``aws:region``) are written as stack confi
 
 from __future__ import annotations
 
+import signal
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
-from mapt.core import MaptError, OperationError, get_logger, register_secret
+from mapt.core import MaptError, OperationError, cancellable, get_logger, register_secret
 from mapt.stacks._backend import (
     Backend,
     list_locks,
@@ -147,7 +148,7 @@ class PulumiEngine:
                             for key, value in settings.items()
                         }
                     )
-                with progress:
+                with progress, cancellable(_cancel_cli):
                     result = stack.up(
                         program=guarded,
                         refresh=True if refresh else None,
@@ -197,7 +198,7 @@ class PulumiEngine:
                         stack.set_all_config(
                             {k: ConfigValue(value=v, secret=False) for k, v in settings.items()}
                         )
-                    with progress:
+                    with progress, cancellable(_cancel_cli):
                         result = stack.preview(
                             program=guarded, on_event=on_event, **self._run_options()
                         )
@@ -230,7 +231,7 @@ class PulumiEngine:
                 raise self._mapped(error, ref, backend, "stack select") from error
             progress = self._progress(ref, "destroy")
             try:
-                with progress:
+                with progress, cancellable(_cancel_cli):
                     result = stack.destroy(
                         program=_noop_program, on_event=progress, **self._run_options()
                     )
@@ -333,6 +334,27 @@ class PulumiEngine:
         )
         _log.debug("pulumi %s failed: %s", operation, error)
         return mapped
+
+
+def _cancel_cli(signal_number: int) -> None:
+    """Ask the running Pulumi CLI to cancel, as Ctrl-C would: SIGINT, once.
+
+    Pulumi then lets the resource operations in flight finish, saves the state and
+    exits, and the operation ends with ``Interrupted``. A SIGINT is not passed on: a
+    terminal's Ctrl-C reaches the whole foreground process group, the CLI included,
+    and a second SIGINT would make Pulumi stop at once, state unsaved. The CLI is the
+    only process this one runs while an operation is under way.
+    """
+    import psutil
+
+    if signal_number == signal.SIGINT:
+        return
+    for child in psutil.Process().children():
+        try:
+            child.send_signal(signal.SIGINT)
+        except psutil.Error:
+            continue  # it ended meanwhile
+        _log.warning("asked the Pulumi CLI (pid %s) to cancel the operation", child.pid)
 
 
 def _require_success(result: str, ref: StackRef, operation: str, progress: Progress) -> None:

@@ -9,6 +9,11 @@ passphrase that every later run of the stack must know. mapt's rules:
 - A file backend and neither set: a random passphrase is created once in a file
   beside the state (mode 0600) and handed to Pulumi by path, so a first local run
   needs no setup and the secret never travels in an environment value or a log.
+  Never for a backend that already holds stacks: they were encrypted with another
+  passphrase, and a new one would only make Pulumi fail later.
+- A passphrase file (mapt's or the one ``PULUMI_CONFIG_PASSPHRASE_FILE`` names) must
+  belong to the current user and be closed to group and others, or it is refused:
+  whoever can read it can decrypt the state, whoever can write it can swap it.
 - An s3 backend and neither set: refuse, unless ``secrets_provider`` names a KMS
   (``awskms://...``); a passphrase kept on one CI runner would make the shared state
   unreadable to every other runner.
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import secrets
 import stat
 from collections.abc import Mapping
@@ -25,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mapt.core import InputError, OperationError, PrerequisiteError, get_logger, register_secret
-from mapt.stacks._backend import Backend
+from mapt.stacks._backend import Backend, make_private_dir
 
 _log = get_logger(__name__)
 
@@ -33,6 +39,7 @@ PASSPHRASE_ENV = "PULUMI_CONFIG_PASSPHRASE"
 PASSPHRASE_FILE_ENV = "PULUMI_CONFIG_PASSPHRASE_FILE"
 # Beside ``.pulumi`` in a file backend's directory.
 PASSPHRASE_FILE_NAME = "mapt-passphrase"
+PASSPHRASE_FILE_MODE = 0o600
 
 # Secrets providers Pulumi accepts besides the passphrase (``pulumi stack init
 # --secrets-provider``): cloud key services addressed by URL.
@@ -77,16 +84,10 @@ def secrets_setup(
         return SecretsSetup(provider=provider)
     if env.get(PASSPHRASE_FILE_ENV):
         path = Path(env[PASSPHRASE_FILE_ENV]).expanduser()
-        try:
-            register_secret(path.read_text(encoding="utf-8").strip())
-        except OSError as error:
-            raise PrerequisiteError(
-                f"{PASSPHRASE_FILE_ENV} names {str(path)!r}, which cannot be read: {error.strerror}"
-            ) from error
+        register_secret(read_passphrase_file(path, named_by=PASSPHRASE_FILE_ENV))
         return SecretsSetup(provider=provider)
     if backend.kind == "file":
-        assert backend.path is not None
-        path = ensure_passphrase_file(backend.path / PASSPHRASE_FILE_NAME)
+        path = ensure_passphrase_file(backend)
         return SecretsSetup(provider=provider, env={PASSPHRASE_FILE_ENV: str(path)})
     raise PrerequisiteError(
         f"the state backend {backend.url} needs a secrets passphrase or a KMS key",
@@ -98,37 +99,43 @@ def secrets_setup(
     )
 
 
-def ensure_passphrase_file(path: Path) -> Path:
-    """Return ``path``, creating it with a random passphrase (mode 0600) if absent.
+def another_passphrase_error(backend_url: str, *, hint: str | None = None) -> PrerequisiteError:
+    """The error for stacks that the passphrase at hand cannot decrypt (exit 5)."""
+    return PrerequisiteError(
+        f"this backend's stacks ({backend_url}) were encrypted with another passphrase; "
+        f"set {PASSPHRASE_ENV}[_FILE]",
+        hint=hint
+        or (
+            f"Give {PASSPHRASE_ENV} or {PASSPHRASE_FILE_ENV} the passphrase they were "
+            f"created with (mapt keeps it in {PASSPHRASE_FILE_NAME} beside a local state), "
+            "or pass --secrets-provider if they use a KMS key."
+        ),
+    )
 
-    Parallel runs may race to create it: the file is written under a temporary name
-    and linked into place, which fails if another run got there first; then that
-    run's passphrase is the one used, so every run agrees.
+
+def ensure_passphrase_file(backend: Backend) -> Path:
+    """The file backend's passphrase file, created with a random passphrase if absent.
+
+    It is not created for a backend that already holds stacks (``PrerequisiteError``):
+    their passphrase is elsewhere, or lost, and a new one cannot read them. Parallel
+    runs may race to create it: the file is written under a temporary name and linked
+    into place, which fails if another run got there first; then that run's
+    passphrase is the one used, so every run agrees.
     """
-    if not path.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        try:
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                handle.write(secrets.token_urlsafe(32) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            with contextlib.suppress(FileExistsError):
-                os.link(temporary, path)
-                _log.info("created the secrets passphrase file %s (keep it with the state)", path)
-        except OSError as error:
-            raise OperationError(
-                f"cannot create the passphrase file {path}: {error.strerror}"
-            ) from error
-        finally:
-            with contextlib.suppress(OSError):
-                temporary.unlink()
-    _restrict(path)
-    try:
-        passphrase = path.read_text(encoding="utf-8").strip()
-    except OSError as error:
-        raise OperationError(f"cannot read the passphrase file {path}: {error.strerror}") from error
+    assert backend.path is not None
+    path = backend.path / PASSPHRASE_FILE_NAME
+    if not os.path.lexists(path):
+        if _holds_stacks(backend):
+            raise another_passphrase_error(
+                backend.url,
+                hint=(
+                    f"Its passphrase file {path} is missing: restore it from a backup, or "
+                    f"set {PASSPHRASE_ENV} or {PASSPHRASE_FILE_ENV} to the passphrase the "
+                    "stacks were created with (or pass --secrets-provider for a KMS key)."
+                ),
+            )
+        _create_passphrase_file(path)
+    passphrase = read_passphrase_file(path)
     if not passphrase:
         raise OperationError(
             f"the passphrase file {path} is empty",
@@ -138,12 +145,75 @@ def ensure_passphrase_file(path: Path) -> Path:
     return path
 
 
-def _restrict(path: Path) -> None:
-    """Tighten a reused passphrase file that others can read back to 0600."""
-    mode = stat.S_IMODE(path.stat().st_mode)
+def read_passphrase_file(path: Path, *, named_by: str | None = None) -> str:
+    """The passphrase in ``path``, once it is known to be private to the current user.
+
+    A file of another user, or one that group or others may read or write, is refused
+    (``PrerequisiteError``, exit 5) rather than tightened: its secret may already be
+    known, or swapped. The checks are made on the opened file, not on the name.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            _check_private(path, os.fstat(handle.fileno()))
+            return handle.read().strip()
+    except OSError as error:
+        what = (
+            f"{named_by} names {str(path)!r}, which" if named_by else f"the passphrase file {path}"
+        )
+        raise PrerequisiteError(f"{what} cannot be read: {error.strerror}") from error
+
+
+def _check_private(path: Path, status: os.stat_result) -> None:
+    me = os.geteuid()
+    if status.st_uid != me:
+        raise PrerequisiteError(
+            f"the passphrase file {path} belongs to {_user(status.st_uid)}, not to you "
+            f"({_user(me)})",
+            hint=(
+                f"Whoever owns it can read or replace it: if it is yours, take it back with "
+                f"'chown {_user(me)} {path}' (as root) and 'chmod 600 {path}'."
+            ),
+        )
+    mode = stat.S_IMODE(status.st_mode)
     if mode & 0o077:
-        try:
-            path.chmod(0o600)
-            _log.warning("passphrase file %s was readable by others; set it to 0600", path)
-        except OSError:
-            _log.warning("passphrase file %s is readable by others (mode %o)", path, mode)
+        raise PrerequisiteError(
+            f"the passphrase file {path} is open to group or others (mode {mode:04o})",
+            hint=f"Make it private with 'chmod 600 {path}'.",
+        )
+
+
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _holds_stacks(backend: Backend) -> bool:
+    """Whether the backend has any stack checkpoint (``.pulumi/stacks/...json[.gz]``)."""
+    from mapt.stacks._inventory import _CHECKPOINT_SUFFIXES, _STACKS_DIR, _store
+
+    return any(key.endswith(_CHECKPOINT_SUFFIXES) for key in _store(backend).keys(_STACKS_DIR))
+
+
+def _create_passphrase_file(path: Path) -> None:
+    """Write a new random passphrase to ``path`` (0600), unless another run just did."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        make_private_dir(path.parent)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PASSPHRASE_FILE_MODE)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), PASSPHRASE_FILE_MODE)  # os.open's mode obeys the umask
+            handle.write(secrets.token_urlsafe(32) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+            _log.info("created the secrets passphrase file %s (keep it with the state)", path)
+    except OSError as error:
+        raise OperationError(
+            f"cannot create the passphrase file {path}: {error.strerror}"
+        ) from error
+    finally:
+        with contextlib.suppress(OSError):
+            temporary.unlink()

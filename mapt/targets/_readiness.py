@@ -1,4 +1,5 @@
-"""Readiness: wait until a new machine accepts mapt's SSH key and has finished booting.
+"""Readiness: wait until a new machine accepts mapt's SSH key and has finished booting;
+then run the commands that hand it its secrets over that same kind of SSH session.
 
 ``up`` returns when AWS says the instance runs, which is minutes before a CI job can use
 it: the SSH server starts, cloud-init installs packages, Windows installs OpenSSH. This
@@ -10,6 +11,11 @@ air-gapped hosts) and, on Linux, ``cloud-init status --wait`` exits 0 (or 2: fin
 with recoverable errors, such as a deprecated key). A failure that waiting cannot fix
 (cloud-init reporting an error, cloud-init missing) fails at once; anything else is
 retried until the timeout, and the error then names the machine and the last failure.
+
+``remote_session`` opens one session on a ready machine to run ``RemoteCommand``s
+whose secret goes on the command's standard input, or is typed at a prompt on a
+terminal for tools that read passwords from a terminal only: never in the command
+line (which ``ps`` shows every user) and never in a file.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 import io
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -37,6 +43,10 @@ CLOUD_INIT_COMMAND = "cloud-init status --wait"
 # `cloud-init status` exit codes: 0 done, 1 critical error, 2 done with recoverable errors.
 _CLOUD_INIT_DONE = (0, 2)
 _COMMAND_NOT_FOUND = 127
+# How long one remote command may take (registering a Windows runner may first wait up
+# to 15 minutes for the first-boot script to have installed it).
+DEFAULT_COMMAND_TIMEOUT = 20 * 60.0
+_KEEPALIVE_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -277,3 +287,105 @@ def _reason(err: BaseException) -> str:
         return "timed out"
     text = str(err) or type(err).__name__
     return redact(text)
+
+
+@dataclass(frozen=True)
+class RemoteCommand:
+    """A command to run on a ready machine, and the secret it needs, if any.
+
+    ``secret`` is written to the command's standard input, followed by a newline and
+    the end of input. With ``prompt``, the command runs on a terminal instead and the
+    secret is typed once ``prompt`` appears in its output: for tools that refuse to
+    read a password from anything but a terminal (``subscription-manager``). A
+    command that ends without printing the prompt (nothing to do) is not an error.
+    """
+
+    purpose: str
+    command: str
+    secret: str | None = field(default=None, repr=False)
+    prompt: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.secret is not None:
+            if "\n" in self.secret or "\r" in self.secret:
+                raise OperationError(f"the secret for {self.purpose} holds a line break")
+            register_secret(self.secret)
+
+
+# Runs one command on the machine and returns its standard output (redacted).
+RemoteRunner = Callable[[RemoteCommand], str]
+
+
+@contextmanager
+def remote_session(
+    access: SshAccess,
+    *,
+    command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+) -> Iterator[RemoteRunner]:
+    """One SSH session on a ready machine; yields a function that runs commands in it.
+
+    A command that exits non-zero, or runs longer than ``command_timeout`` seconds,
+    raises ``OperationError`` naming its purpose, the machine and the end of its
+    output (redacted); so does a machine that does not accept the connection.
+    """
+    target_key = load_private_key(access.target.private_key)
+    bastion_key = load_private_key(access.bastion.private_key) if access.bastion else None
+    deadline = time.monotonic() + connect_timeout
+    try:
+        with _session(access, target_key, bastion_key, deadline, connect_timeout) as client:
+            transport = client.get_transport()
+            if transport is not None:
+                # A spot host sits behind a network load balancer, which drops TCP flows
+                # idle for 350 s; a step may wait quietly longer than that.
+                transport.set_keepalive(_KEEPALIVE_SECONDS)
+
+            def run(command: RemoteCommand) -> str:
+                return _run_remote(client, access.target, command, command_timeout)
+
+            yield run
+    except (_NotReady, _Failed) as err:
+        raise OperationError(f"{access.describe()}: {err}") from None
+
+
+def _run_remote(
+    client: paramiko.SSHClient, target: SshEndpoint, command: RemoteCommand, timeout: float
+) -> str:
+    import paramiko
+
+    deadline = time.monotonic() + timeout
+    what = f"{command.purpose} on host {target}"
+    output = bytearray()
+    try:
+        transport = client.get_transport()
+        if transport is None:
+            raise OperationError(f"{what}: the connection was closed")
+        channel = transport.open_session(timeout=DEFAULT_CONNECT_TIMEOUT)
+        if command.prompt is not None:
+            channel.get_pty(term="dumb", width=200)
+        channel.exec_command(command.command)
+        typed = command.prompt is None
+        if command.secret is not None and command.prompt is None:
+            channel.sendall(command.secret.encode() + b"\n")
+        if command.prompt is None:
+            channel.shutdown_write()
+        while not (channel.exit_status_ready() and not channel.recv_ready()):
+            if time.monotonic() >= deadline:
+                raise OperationError(f"{what} had not finished after {timeout:g} s")
+            output += _drain(channel)
+            if not typed and command.prompt is not None and command.prompt.encode() in output:
+                channel.sendall((command.secret or "").encode() + b"\n")
+                typed = True
+            if channel.closed and not channel.exit_status_ready():
+                break
+            time.sleep(0.02)
+        output += _drain(channel)
+        status = channel.recv_exit_status() if channel.exit_status_ready() else -1
+        channel.close()
+    except (paramiko.SSHException, OSError, EOFError) as err:
+        raise OperationError(f"{what} broke off: {_reason(err)}") from None
+    text = redact(output.decode("utf-8", "replace"))
+    if status != 0:
+        summary = " ".join(text.split())[-300:] or "no output"
+        raise OperationError(f"{what} failed (exit {status}): {summary}")
+    return text

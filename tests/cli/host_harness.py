@@ -16,6 +16,7 @@ from mapt.cli import app
 from mapt.cli._services import Services
 from mapt.stacks import InMemoryEngine
 from mapt.targets import SshAccess
+from mapt.targets.aws import HostRequest, HostSetup
 from tests.harness.pulumi_mocks import default_answers, default_computed
 from tests.harness.spot_market import SpotMarket
 
@@ -102,6 +103,10 @@ class Harness:
         self.runner = CliRunner()
         self.engine_args: list[tuple[str | None, bool]] = []
         self.auto_scaling = AutoScaling()
+        # What the secrets delivery was asked to do, and the runner id it reports.
+        self.setups: list[HostRequest] = []
+        self.runner_id = 4242
+        self.setup_error: Exception | None = None
 
     def _engine(self, secrets_provider: str | None, debug: bool) -> InMemoryEngine:
         self.engine_args.append((secrets_provider, debug))
@@ -112,17 +117,36 @@ class Harness:
         if self.readiness_error is not None:
             raise self.readiness_error
 
-    def invoke(self, *args: str, env: dict[str, str] | None = None) -> Any:
-        services = Services(
-            engine=self._engine, readiness=self._readiness, launch=self.auto_scaling.launch
-        )
-        return self.runner.invoke(app, list(args), obj=services, env=env)
+    def _setup(self, access: SshAccess, request: HostRequest, outputs: Any) -> HostSetup:
+        self.setups.append(request)
+        if self.setup_error is not None:
+            raise self.setup_error
+        runner_id = self.runner_id if request.runner is not None else None
+        password = "Delivered-Passw0rd" if request.is_windows else None
+        return HostSetup("i-0123456789abcdef0", runner_id=runner_id, password=password)
 
-    def create(self, *extra: str, project: str = "demo", env: dict[str, str] | None = None) -> Any:
+    def invoke(
+        self, *args: str, env: dict[str, str] | None = None, input: str | None = None
+    ) -> Any:
+        services = Services(
+            engine=self._engine,
+            readiness=self._readiness,
+            launch=self.auto_scaling.launch,
+            setup=self._setup,
+        )
+        return self.runner.invoke(app, list(args), obj=services, env=env, input=input)
+
+    def create(
+        self,
+        *extra: str,
+        project: str = "demo",
+        env: dict[str, str] | None = None,
+        input: str | None = None,
+    ) -> Any:
         return self.invoke(
             "aws", "host", "create", "--os", "fedora", "--project-name", project,
             "--backed-url", self.backend, "--cpus", "2", "--memory", "8",
-            "--compute-families", FAMILIES, *extra, env=env,
+            "--compute-families", FAMILIES, *extra, env=env, input=input,
         )  # fmt: skip
 
     def destroy(self, *extra: str, project: str = "demo") -> Any:
@@ -136,5 +160,3 @@ def spot_calls(market: SpotMarket) -> int:
     return len(market.calls_to("DescribeSpotPriceHistory")) + len(
         market.calls_to("GetSpotPlacementScores")
     )
-
-

@@ -514,6 +514,29 @@ def test_force_destroy_breaks_a_project_lock_a_dead_run_left(
     assert not note.exists() and cli.engine.stack_names() == []
 
 
+def test_a_full_disk_while_taking_the_lock_is_one_error_line(
+    cli: Harness, market: SpotMarket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    real_write = os.write
+
+    def full(fd: int, data: bytes) -> int:
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(tmp_path / "state")):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full)
+    result = cli.create("--spot")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: cannot write the project lock note ")
+    assert str(tmp_path / "state/.mapt/locks/demo.json") in line and "(ENOSPC)" in line
+    assert cli.engine.stack_names() == []
+
+
 def test_a_launch_refused_for_another_reason_does_not_fail_over(
     cli: Harness, market: SpotMarket
 ) -> None:

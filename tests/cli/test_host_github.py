@@ -19,8 +19,6 @@ from tests.harness.spot_market import SpotMarket
 from tests.integrations.fake_github import REGISTRATION_TOKEN, FakeGitHub, FakeGitHubServer
 
 ACCESS_TOKEN = "ghp_" + "a" * 36
-SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"
-SECRET_SIGNATURE_VALUE = "1b47061264138c4ac30d75fd1eb44270"
 RUNNER = ["--ghactions-runner-repo", "acme/app"]
 
 
@@ -40,14 +38,17 @@ def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitHub]:
 def user_data(cli: Harness) -> str:
     ref = StackRef("demo", "host", cli.backend)
     (template,) = [r for r in cli.engine.resources(ref) if r.type.endswith("LaunchTemplate")]
-    wrapped = template.inputs["userData"]
-    # The engine received it as a secret (Pulumi's secret signature), so it is encrypted
-    # in state and masked in Pulumi's own output.
-    assert wrapped[SECRET_SIGNATURE] == SECRET_SIGNATURE_VALUE
-    return base64.b64decode(wrapped["value"]).decode()
+    encoded = template.inputs["userData"]
+    # Plain: it holds no secret any more (the token is delivered over SSH).
+    assert isinstance(encoded, str)
+    return base64.b64decode(encoded).decode()
 
 
-def test_create_registers_a_runner_named_after_the_project(
+def host_outputs(cli: Harness, project: str = "demo") -> dict[str, object]:
+    return cli.engine.outputs(StackRef(project, "host", cli.backend))
+
+
+def test_create_registers_a_runner_named_mapt_dash_project(
     cli: Harness, market: SpotMarket, github: FakeGitHub, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
@@ -59,17 +60,25 @@ def test_create_registers_a_runner_named_after_the_project(
     )  # fmt: skip
 
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["runner_name"] == "demo"
+    assert json.loads(result.stdout)["runner_name"] == "mapt-demo"
     assert github.registration_tokens_issued == 1
     (token_request,) = [r for r in github.requests if r.method == "POST"]
     assert token_request.path == "/repos/acme/app/actions/runners/registration-token"
     assert token_request.headers["authorization"] == f"Bearer {ACCESS_TOKEN}"
+    # User data installs the runner; the token goes to the host over SSH afterwards.
     script = user_data(cli)
-    assert "https://github.com/acme/app" in script and "--ephemeral" in script
-    assert "gpu,mapt-42" in script and REGISTRATION_TOKEN in script
     assert "actions-runner-linux-x64-" in script
+    assert REGISTRATION_TOKEN not in script and "github-runner" in script
+    (delivered,) = cli.setups
+    assert delivered.runner is not None and delivered.runner.token == REGISTRATION_TOKEN
+    assert delivered.runner.name == "mapt-demo" and delivered.runner.ephemeral
+    assert delivered.runner.labels == ("gpu", "mapt-42")
+    # The host stack records which machine got it and the runner's id.
+    outputs = host_outputs(cli)
+    assert outputs["configured_instance"] == "i-0123456789abcdef0"
+    assert (outputs["runner_id"], outputs["runner_scope"]) == (4242, "/repos/acme/app")
     # The token reaches the host only: not the output, the logs or GITHUB_OUTPUT.
-    assert "runner-name=demo" in github_output.read_text().splitlines()
+    assert "runner-name=mapt-demo" in github_output.read_text().splitlines()
     for text in (result.stdout, result.stderr, github_output.read_text()):
         assert REGISTRATION_TOKEN not in text and ACCESS_TOKEN not in text
 
@@ -85,21 +94,56 @@ def test_rejected_credentials_stop_create_before_anything_exists(
     assert cli.engine.stack_names() == []
 
 
-def test_destroy_deregisters_the_runner_then_destroys(
+def test_destroy_deregisters_the_runner_it_registered_by_id_then_destroys(
     cli: Harness, market: SpotMarket, github: FakeGitHub
 ) -> None:
+    # What GitHub holds once the host registered: mapt's runner, and a runner someone
+    # registered by hand under the same name (the old scheme's collision).
+    github.add_scope("/repos/acme/app", ["other-runner", "mapt-demo", "mapt-demo", "demo"])
+    ours, theirs = [r["id"] for r in github.runners["/repos/acme/app"] if r["name"] == "mapt-demo"]
+    cli.runner_id = ours  # the id the host's .runner file reports
     assert cli.create("--spot", *RUNNER).exit_code == 0
-    github.add_scope("/repos/acme/app", ["other-runner", "demo"])  # it came online
-    demo_id = github.runner_id("/repos/acme/app", "demo")
+
+    result = cli.destroy("--output", "json")  # the scope is in the host stack
+
+    assert result.exit_code == 0, result.output
+    expected = f"runner 'mapt-demo' (id {ours}) deregistered from repository acme/app"
+    assert json.loads(result.stdout)["runner"] == expected
+    remaining = [(r["name"], r["id"]) for r in github.runners["/repos/acme/app"]]
+    assert ("mapt-demo", theirs) in remaining and ("demo", github.runner_id(
+        "/repos/acme/app", "demo")) in remaining  # fmt: skip
+    deletes = [r.path for r in github.requests if r.method == "DELETE"]
+    assert deletes == [f"/repos/acme/app/actions/runners/{ours}"]
+    assert cli.engine.stack_names() == []
+
+
+def test_destroy_of_a_project_without_state_deletes_no_runner(
+    cli: Harness, market: SpotMarket, github: FakeGitHub
+) -> None:
+    github.add_scope("/repos/acme/app", ["demo", "mapt-demo"])
+    before = list(github.runners["/repos/acme/app"])
 
     result = cli.destroy(*RUNNER, "--output", "json")
 
     assert result.exit_code == 0, result.output
-    expected = "runner 'demo' deregistered from repository acme/app"
-    assert json.loads(result.stdout)["runner"] == expected
-    assert [r["name"] for r in github.runners["/repos/acme/app"]] == ["other-runner"]
-    deletes = [r.path for r in github.requests if r.method == "DELETE"]
-    assert deletes == [f"/repos/acme/app/actions/runners/{demo_id}"]
+    document = json.loads(result.stdout)
+    assert document["nothing_to_destroy"] is True
+    assert document["runner"] == (
+        "no runner of project 'demo' is recorded in its host stack: none deregistered "
+        "from repository acme/app"
+    )
+    assert github.runners["/repos/acme/app"] == before
+    assert [r for r in github.requests if r.method == "DELETE"] == []
+
+
+def test_destroy_of_a_runner_already_gone_says_so(
+    cli: Harness, market: SpotMarket, github: FakeGitHub
+) -> None:
+    cli.runner_id = 999999  # an ephemeral runner that took its job and left
+    assert cli.create("--spot", *RUNNER, "--ghactions-runner-ephemeral").exit_code == 0
+    result = cli.destroy()
+    assert result.exit_code == 0, result.output
+    assert "Runner 'mapt-demo' (id 999999) was no longer registered" in result.stdout
     assert cli.engine.stack_names() == []
 
 
@@ -141,3 +185,30 @@ def test_a_runner_token_without_a_repository_is_refused_without_echoing_it(
     assert "--ghactions-runner-token applies only with --ghactions-runner-repo" in result.stderr
     assert REGISTRATION_TOKEN not in result.stderr + result.stdout
     assert cli.engine.stack_names() == []
+
+
+def test_list_says_which_machine_got_the_secrets_and_which_still_waits(
+    cli: Harness, market: SpotMarket, github: FakeGitHub
+) -> None:
+    from mapt.core import OperationError
+
+    assert cli.create("--spot", *RUNNER, project="served").exit_code == 0
+    cli.setup_error = OperationError("registering GitHub runner mapt-waiting on host x failed")
+    failed = cli.create("--spot", *RUNNER, project="waiting")
+    assert failed.exit_code == 1
+    assert "registering GitHub runner mapt-waiting" in failed.stderr
+
+    listed = cli.invoke("aws", "host", "list", "--backed-url", cli.backend, "--output", "json")
+    hosts = {h["project"]: h for h in json.loads(listed.stdout)["hosts"]}
+    assert hosts["served"]["awaited_secrets"] == ["github-runner"]
+    assert hosts["served"]["configured_instance"] == "i-0123456789abcdef0"
+    assert hosts["waiting"]["awaited_secrets"] == ["github-runner"]
+    assert hosts["waiting"]["configured_instance"] is None
+    table = cli.invoke("aws", "host", "list", "--backed-url", cli.backend).stdout
+    rows = {
+        line.split()[1]: line
+        for line in table.splitlines()
+        if "served" in line or "waiting" in line
+    }
+    assert "delivered to i-0123456789abcdef0" in rows["served"]
+    assert "awaiting" in rows["waiting"]

@@ -71,6 +71,8 @@ def default_computed(type_token: str, inputs: Mapping[str, Any]) -> dict[str, An
             "privateKeyOpenssh": FAKE_PRIVATE_KEY_PEM,
             "publicKeyOpenssh": FAKE_PUBLIC_KEY + "\n",
         }
+    # No mapt program declares one any more (Windows takes EC2's password); answered so
+    # that a program which did would show FAKE_PASSWORD, which test_aws_host_secrets hunts.
     if type_token == "random:index/randomPassword:RandomPassword":
         return {"result": FAKE_PASSWORD}
     if type_token == "time:index/static:Static":

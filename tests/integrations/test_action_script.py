@@ -135,7 +135,7 @@ def test_create_with_a_github_app_passes_every_flag_and_a_private_key_file(run_s
         "host": "203.0.113.7",
         "username": "ec2-user",
         "region": "eu-north-1",
-        "runner-name": "gha-123",
+        "runner-name": "mapt-gha-123",
     }
     assert PEM not in run.result.stdout + run.result.stderr
 
@@ -221,3 +221,31 @@ def test_bad_inputs_stop_before_mapt_runs(
     assert run.result.returncode == 2
     assert f"mapt action: {message}" in run.result.stderr
     assert run.calls == []
+
+
+@pytest.mark.parametrize("operation", ["create", "destroy"])
+def test_secrets_reach_mapt_through_its_environment_never_its_arguments(
+    run_step: Any, operation: str
+) -> None:
+    """Arguments are in /proc/<pid>/cmdline, readable by every user of the runner."""
+    password, token = "Rh-Pass-8f2e1c", "ghp_" + "s" * 36
+    run = run_step(
+        operation=operation,
+        **{
+            "project-name": "gha-9",
+            "github-token": token,
+            "app-id": "42",
+            "app-installation-id": "77",
+            "app-private-key": PEM,
+            "rh-subscription-username": "ci-bot",
+            "rh-subscription-password": password,
+        },
+    )
+    assert run.result.returncode == 0, run.result.stderr
+    [call] = run.calls
+    for secret in (password, token, PEM, "MIIEfake"):
+        assert not any(secret in argument for argument in call["args"]), secret
+    assert call["env"]["GITHUB_TOKEN"] == token
+    assert call["env"]["MAPT_RH_SUBSCRIPTION_USERNAME"] == "ci-bot"
+    assert call["env"]["MAPT_RH_SUBSCRIPTION_PASSWORD"] == password
+    assert password not in run.result.stdout + run.result.stderr

@@ -1,8 +1,9 @@
-"""The runner bootstrap scripts: what they register, and that hostile values cannot get in.
+"""The runner scripts: what they install and register, and that hostile values cannot get in.
 
-The Linux script is also run for real by bash, with ``curl``, ``runuser`` and ``chown``
+The Linux scripts are also run for real by bash, with ``curl``, ``runuser`` and ``chown``
 replaced by recorders and a fake runner release whose ``config.sh``/``svc.sh`` record
-their arguments: that proves the quoting, not just the text.
+their arguments: that proves the quoting, not just the text, and that the token
+reaches ``config.sh`` from standard input through its environment only.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ from mapt.integrations.github import (
     RunnerScope,
     RunnerSpec,
     TokenAuth,
+    linux_runner_configure_script,
     linux_runner_script,
     runner_arch,
+    runner_id_from_output,
+    windows_runner_configure_script,
     windows_runner_script,
 )
 from tests.integrations.fake_github import REGISTRATION_TOKEN, FakeGitHub, FakeGitHubServer
@@ -51,7 +55,7 @@ def spec(**changes: object) -> RunnerSpec:
 # -- what the scripts register --------------------------------------------------------
 
 
-def test_linux_script_registers_the_runner_as_asked() -> None:
+def test_linux_scripts_install_at_boot_and_register_as_asked() -> None:
     script = linux_runner_script(spec(), "x86_64", run_as="ec2-user")
     assert script.startswith("#!/bin/bash\n")
     assert "set -euo pipefail" in script
@@ -63,16 +67,24 @@ def test_linux_script_registers_the_runner_as_asked() -> None:
     ) in script
     assert "runner_dir=/opt/actions-runner\n" in script
     assert "runner_user=ec2-user\n" in script
+    # The boot script only installs: no registration, no token.
+    assert "./config.sh" not in script and "--url" not in script and TOKEN not in script
+    configure = linux_runner_configure_script(spec(), run_as="ec2-user")
+    assert "cd /opt/actions-runner\n" in configure
     assert (
-        'runuser -u "$runner_user" -- ./config.sh --unattended --url https://github.com/octo/widget'
-        f" --token {TOKEN} --name mapt-demo --labels mapt-123,gpu --replace --ephemeral\n"
-    ) in script
-    assert './svc.sh install "$runner_user"\n./svc.sh start\n' in script
+        'ACTIONS_RUNNER_INPUT_TOKEN="$token" runuser -u "$runner_user" -- ./config.sh '
+        "--unattended --url https://github.com/octo/widget --name mapt-demo "
+        "--labels mapt-123,gpu --replace --ephemeral\n"
+    ) in configure
+    assert '  ./svc.sh install "$runner_user"\n  ./svc.sh start\n' in configure
+    assert TOKEN not in configure  # it is read from standard input
 
 
 def test_organization_runner_url_and_no_ephemeral_or_labels() -> None:
-    script = linux_runner_script(spec(scope=ORG, ephemeral=False, labels=()), "x86_64", run_as="u")
-    assert "--url https://github.com/octo-org --token" in script
+    script = linux_runner_configure_script(
+        spec(scope=ORG, ephemeral=False, labels=()), run_as="u"
+    )
+    assert "--url https://github.com/octo-org --name" in script
     assert "--ephemeral" not in script
     assert "--labels" not in script
     assert script.count("--replace") == 1
@@ -109,8 +121,8 @@ def test_github_enterprise_server_url_from_the_environment() -> None:
     ghe = RunnerSpec.from_environment(REPO, TOKEN, "mapt-demo", ("a",), False, env=env)
     assert ghe.server_url == "https://ghe.example.com:8443"
     assert ghe.url == "https://ghe.example.com:8443/octo/widget"
-    assert "--url https://ghe.example.com:8443/octo/widget " in linux_runner_script(
-        ghe, "x86_64", run_as="ec2-user"
+    assert "--url https://ghe.example.com:8443/octo/widget " in linux_runner_configure_script(
+        ghe, run_as="ec2-user"
     )
     assert RunnerSpec.from_environment(ORG, TOKEN, "mapt-demo", env={}).url == (
         "https://github.com/octo-org"
@@ -126,7 +138,7 @@ def test_labels_are_kept_in_order_without_duplicates() -> None:
     assert spec(labels=["x", "y"]).labels == ("x", "y")  # a list from the CLI is fine
 
 
-def test_windows_script_registers_the_runner_as_a_service() -> None:
+def test_windows_scripts_install_at_boot_and_register_a_service() -> None:
     script = windows_runner_script(spec())
     archive = f"actions-runner-win-x64-{DEFAULT_RUNNER_VERSION}.zip"
     assert f"$archive = Join-Path $runnerDir '{archive}'" in script
@@ -136,17 +148,30 @@ def test_windows_script_registers_the_runner_as_a_service() -> None:
     ) in script
     assert "Get-FileHash -LiteralPath $archive -Algorithm SHA256" in script
     assert "$runnerDir = 'C:\\actions-runner'" in script
+    assert "& .\\config.cmd" not in script and "--url" not in script and TOKEN not in script
+    configure = windows_runner_configure_script(spec())
+    # Windows answers SSH before its first-boot script ends: wait for the install.
+    assert "Join-Path $runnerDir '.mapt-installed'" in script
+    assert "Test-Path -LiteralPath 'C:\\actions-runner\\.mapt-installed'" in configure
+    assert configure.index(".mapt-installed") < configure.index("ReadLine")
+    assert "Set-Location -LiteralPath 'C:\\actions-runner'" in configure
+    assert "$token = [Console]::In.ReadLine()" in configure
+    assert "$env:ACTIONS_RUNNER_INPUT_TOKEN = $token" in configure
     assert (
-        "& .\\config.cmd '--unattended' '--url' 'https://github.com/octo/widget' '--token' "
-        f"'{TOKEN}' '--name' 'mapt-demo' '--labels' 'mapt-123,gpu' '--replace' '--ephemeral' "
+        "& .\\config.cmd '--unattended' '--url' 'https://github.com/octo/widget' "
+        "'--name' 'mapt-demo' '--labels' 'mapt-123,gpu' '--replace' '--ephemeral' "
         "'--runasservice'\n"
-    ) in script
-    assert "$configExit = $LASTEXITCODE" in script
-    assert 'if ($configExit -ne 0) { throw "mapt: config.cmd failed' in script
-    plain = windows_runner_script(spec(ephemeral=False, version="2.340.0", scope=ORG))
+    ) in configure
+    assert "Remove-Item -Path Env:ACTIONS_RUNNER_INPUT_TOKEN" in configure
+    assert "$configExit = $LASTEXITCODE" in configure
+    assert 'if ($configExit -ne 0) { throw "mapt: config.cmd failed' in configure
+    assert 'Write-Output "mapt-runner-id=$runnerId"' in configure
+    assert TOKEN not in configure
+    plain = windows_runner_configure_script(spec(ephemeral=False, scope=ORG))
     assert "'--ephemeral'" not in plain
     assert "'https://github.com/octo-org'" in plain
-    assert "actions-runner-win-x64-2.340.0.zip" in plain and "Get-FileHash" not in plain
+    older = windows_runner_script(spec(version="2.340.0"))
+    assert "actions-runner-win-x64-2.340.0.zip" in older and "Get-FileHash" not in older
 
 
 # -- hostile values ---------------------------------------------------------------------
@@ -206,16 +231,23 @@ def test_hostile_server_urls_are_refused() -> None:
 # -- the token stays out of logs ----------------------------------------------------------
 
 
-def test_the_token_appears_only_in_the_config_command() -> None:
+def test_no_script_holds_the_token_or_traces() -> None:
     for script in (
         linux_runner_script(spec(), "x86_64", run_as="ec2-user"),
         windows_runner_script(spec()),
+        linux_runner_configure_script(spec(), run_as="ec2-user"),
+        windows_runner_configure_script(spec()),
     ):
-        lines = [line for line in script.splitlines() if TOKEN in line]
-        assert len(lines) == 1 and "config." in lines[0]
+        assert TOKEN not in script
         code = [line for line in script.splitlines() if not line.lstrip().startswith("#")]
         assert not any("set -x" in line or "xtrace" in line for line in code)
-        assert not any(line.lstrip().startswith(("echo", "Write-")) for line in lines)
+        assert not any("$token" in line and "echo" in line for line in code)
+
+
+def test_the_runner_id_is_read_from_the_last_marker_line() -> None:
+    assert runner_id_from_output("noise\nmapt-runner-id=12\r\nmapt-runner-id=345\n") == 345
+    assert runner_id_from_output("mapt-runner-id=\n") is None
+    assert runner_id_from_output("") is None
 
 
 def test_no_log_record_of_a_whole_flow_shows_a_token(
@@ -258,7 +290,7 @@ class Sandbox:
     release: Path
     install_dir: Path
 
-    def run(self, script: str) -> subprocess.CompletedProcess[str]:
+    def run(self, script: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         path = self.bin.parent / "bootstrap.sh"
         path.write_text(script)
         env = {
@@ -267,7 +299,7 @@ class Sandbox:
             "MAPT_TEST_RELEASE": str(self.release),
         }
         return subprocess.run(
-            ["bash", str(path)], capture_output=True, text=True, env=env, timeout=60
+            ["bash", str(path)], input=stdin, capture_output=True, text=True, env=env, timeout=60
         )
 
     def calls(self) -> list[str]:
@@ -297,7 +329,9 @@ def sandbox(tmp_path: Path) -> Sandbox:
     _executable(bin_dir / "chown", '#!/bin/bash\necho "chown $*" >> "$MAPT_TEST_LOG"\n')
     files = {
         "config.sh": '#!/bin/bash\nfor a in "$@"; do echo "config.sh arg: $a" >> '
-        '"$MAPT_TEST_LOG"; done\ntouch .runner\n',
+        '"$MAPT_TEST_LOG"; done\n'
+        'echo "config.sh env: $ACTIONS_RUNNER_INPUT_TOKEN" >> "$MAPT_TEST_LOG"\n'
+        'printf \'{"agentId": 271, "agentName": "mapt-demo"}\' > .runner\n',
         "svc.sh": '#!/bin/bash\necho "svc.sh $*" >> "$MAPT_TEST_LOG"\n',
         "bin/installdependencies.sh": '#!/bin/bash\necho "installdependencies" >> '
         '"$MAPT_TEST_LOG"\n',
@@ -317,10 +351,15 @@ def test_the_linux_script_runs_and_passes_each_value_as_one_argument(sandbox: Sa
     script = linux_runner_script(
         runner, "x86_64", run_as="ec2-user", install_dir=str(sandbox.install_dir)
     )
+    configure = linux_runner_configure_script(
+        runner, run_as="ec2-user", install_dir=str(sandbox.install_dir)
+    )
 
     result = sandbox.run(script)
-
     assert result.returncode == 0, result.stderr
+    registered = sandbox.run(configure, stdin=TOKEN + "\n")
+    assert registered.returncode == 0, registered.stderr
+
     archive = "actions-runner-linux-x64-2.340.0.tar.gz"
     assert sandbox.calls() == [
         f"curl https://github.com/actions/runner/releases/download/v2.340.0/{archive} -> {archive}",
@@ -330,26 +369,41 @@ def test_the_linux_script_runs_and_passes_each_value_as_one_argument(sandbox: Sa
         "config.sh arg: --unattended",
         "config.sh arg: --url",
         "config.sh arg: https://github.com/octo/widget",
-        "config.sh arg: --token",
-        f"config.sh arg: {TOKEN}",
         "config.sh arg: --name",
         "config.sh arg: mapt-demo",
         "config.sh arg: --labels",
         "config.sh arg: mapt-123,gpu,x.y_z",
         "config.sh arg: --replace",
         "config.sh arg: --ephemeral",
+        f"config.sh env: {TOKEN}",  # from standard input, through the environment only
         "svc.sh install ec2-user",
         "svc.sh start",
     ]
     assert (sandbox.install_dir / "config.sh").is_file()
     assert not (sandbox.install_dir / archive).exists()  # the archive is removed
-    # What cloud-init would log: the script's own output never holds the token.
-    assert TOKEN not in result.stdout + result.stderr
+    assert runner_id_from_output(registered.stdout) == 271
+    # What a log would show: the scripts' own output never holds the token.
+    for run in (result, registered):
+        assert TOKEN not in run.stdout + run.stderr
 
-    again = sandbox.run(script)  # a second run (cloud-init re-run) registers nothing
-    assert again.returncode == 0
-    assert "already configured" in again.stderr
-    assert sum(line == "config.sh arg: --token" for line in sandbox.calls()) == 1
+    again = sandbox.run(script)  # a second boot run downloads nothing
+    assert again.returncode == 0 and "already installed" in again.stderr
+    twice = sandbox.run(configure, stdin=TOKEN + "\n")  # a re-run registers nothing
+    assert twice.returncode == 0 and "already configured" in twice.stderr
+    assert runner_id_from_output(twice.stdout) == 271
+    assert sum(line.startswith("config.sh env:") for line in sandbox.calls()) == 1
+    assert sum(line.startswith("curl ") for line in sandbox.calls()) == 1
+
+
+def test_the_configure_script_refuses_to_run_without_a_token(sandbox: Sandbox) -> None:
+    sandbox.install_dir.mkdir(parents=True)
+    configure = linux_runner_configure_script(
+        spec(), run_as="ec2-user", install_dir=str(sandbox.install_dir)
+    )
+    result = sandbox.run(configure, stdin="")
+    assert result.returncode == 1
+    assert "mapt: no registration token on standard input" in result.stderr
+    assert sandbox.calls() == []
 
 
 def test_the_linux_script_stops_when_the_pinned_archive_checksum_differs(

@@ -165,6 +165,30 @@ def test_a_runner_gone_between_listing_and_removal_counts_as_removed(
         assert api.remove_runner(REPO, "mapt-demo") is True
 
 
+def test_remove_runner_by_id_touches_that_runner_only(
+    github: FakeGitHubServer, known: FakeGitHub
+) -> None:
+    known.add_scope("/repos/octo/widget", ["mapt-demo", "mapt-demo", "other"])
+    ours, theirs = (r["id"] for r in known.runners["/repos/octo/widget"][:2])
+    with client(github) as api:
+        assert api.remove_runner_by_id(REPO, ours, name="mapt-demo") is True
+        assert api.remove_runner_by_id(REPO, ours) is False  # already gone: no error
+    remaining = [r["id"] for r in known.runners["/repos/octo/widget"]]
+    assert ours not in remaining and theirs in remaining
+    assert [(r.method, r.path) for r in known.requests] == [
+        ("DELETE", f"/repos/octo/widget/actions/runners/{ours}"),
+        ("DELETE", f"/repos/octo/widget/actions/runners/{ours}"),
+    ]  # no listing: the id is what it removes
+
+
+def test_a_scope_reads_back_from_its_api_path() -> None:
+    assert RunnerScope.from_api_path(REPO.api_path) == REPO
+    assert RunnerScope.from_api_path(ORG.api_path) == ORG
+    for bad in ("/repos/octo", "/users/octo", "", "/repos/a/b/c"):
+        with pytest.raises(InputError, match="is not /repos/OWNER/REPO or /orgs/ORG"):
+            RunnerScope.from_api_path(bad)
+
+
 def test_a_next_page_link_to_another_host_is_not_followed(
     github: FakeGitHubServer, known: FakeGitHub
 ) -> None:

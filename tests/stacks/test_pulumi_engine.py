@@ -347,6 +347,76 @@ def test_a_failed_update_is_never_success(fake_pulumi: FakePulumi, ref: StackRef
         engine_with(fake_pulumi).up(ref, program)
 
 
+# What the CLI prints when the passphrase cannot open the stack's secrets manager
+# (pkg/secrets/passphrase: ErrIncorrectPassphrase, wrapped by the DIY backend), and when
+# it opened a locked one and then had to decrypt a secret output.
+WRONG_PASSPHRASE = CommandResult(
+    stdout="",
+    stderr='error: constructing secrets manager of type "passphrase": incorrect passphrase\n',
+    code=255,
+)
+CANNOT_DECRYPT = CommandResult(
+    stdout=(
+        "Updating (host-demo):\n\n"
+        "Diagnostics:\n  pulumi:pulumi:Stack (demo-host-demo):\n"
+        "    error: failed to decrypt: incorrect passphrase, please set "
+        "PULUMI_CONFIG_PASSPHRASE to the correct passphrase or set "
+        "PULUMI_CONFIG_PASSPHRASE_FILE to a file containing the passphrase\n"
+    ),
+    stderr="error: update failed",
+    code=255,
+)
+
+
+@pytest.mark.parametrize("transcript", [WRONG_PASSPHRASE, CANNOT_DECRYPT], ids=["open", "decrypt"])
+@pytest.mark.parametrize("operation", ["up", "destroy"])
+def test_incorrect_passphrase_is_a_missing_prerequisite_exit_5(
+    fake_pulumi: FakePulumi, ref: StackRef, transcript: CommandResult, operation: str
+) -> None:
+    fake_pulumi.stacks.add("host-demo")
+    fake_pulumi.failures[operation] = transcript
+    engine = engine_with(fake_pulumi)
+    with pytest.raises(PrerequisiteError) as caught:
+        if operation == "up":
+            engine.up(ref, program)
+        else:
+            engine.destroy(ref)
+    assert caught.value.exit_code == 5
+    message = str(caught.value)
+    assert message.startswith(
+        f"this backend's stacks ({ref.backend_url}) were encrypted with another passphrase; "
+        "set PULUMI_CONFIG_PASSPHRASE[_FILE]"
+    )
+    assert "\n" not in message
+
+
+def test_stacks_without_their_passphrase_file_fail_before_any_command(
+    fake_pulumi: FakePulumi, ref: StackRef, state: Path
+) -> None:
+    checkpoint = state / ".pulumi" / "stacks" / "demo" / "host-demo.json"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_text("{}")
+    with pytest.raises(PrerequisiteError, match="encrypted with another passphrase"):
+        engine_with(fake_pulumi).up(ref, program)
+    assert fake_pulumi.calls == []
+    assert not (state / PASSPHRASE_FILE_NAME).exists()
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022], ids=["umask-000", "umask-022"])
+def test_a_run_creates_a_private_state_folder_and_passphrase_file(
+    fake_pulumi: FakePulumi, tmp_path: Path, umask: int
+) -> None:
+    state = tmp_path / "new" / "state"
+    old = os.umask(umask)
+    try:
+        engine_with(fake_pulumi).up(StackRef("demo", "host", f"file://{state}"), program)
+    finally:
+        os.umask(old)
+    modes = {p: p.stat().st_mode & 0o777 for p in (tmp_path / "new", state)}
+    assert modes == {tmp_path / "new": 0o700, state: 0o700}
+    assert (state / PASSPHRASE_FILE_NAME).stat().st_mode & 0o777 == 0o600
+
+
 def test_a_mapt_error_raised_by_the_program_keeps_its_class(
     fake_pulumi: FakePulumi, ref: StackRef, monkeypatch: pytest.MonkeyPatch
 ) -> None:

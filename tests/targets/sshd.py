@@ -74,6 +74,7 @@ class SshServer:
         host_key.chmod(0o600)
         bin_dir = root / "bin"
         bin_dir.mkdir()
+        self.bin_dir = bin_dir  # first on the sessions' PATH: tests add stand-ins here
         script = bin_dir / "cloud-init"
         script.write_text(
             "#!/bin/sh\n"

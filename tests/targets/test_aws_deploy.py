@@ -9,7 +9,7 @@ import pytest
 
 from mapt.core import InputError, OperationError, StateLockedError
 from mapt.targets import SshAccess
-from mapt.targets.aws import HostRequest, deploy_host, host_access
+from mapt.targets.aws import HostRequest, HostSetup, deploy_host, host_access
 from tests.harness.pulumi_mocks import FAKE_EIP, FAKE_PRIVATE_KEY_PEM, PulumiHarness
 from tests.targets.test_aws_host_program import CTX, ON_DEMAND, SPOT
 
@@ -53,11 +53,65 @@ def test_airgap_runs_bootstrap_then_cut_off_waiting_after_each() -> None:
 
 def test_standard_host_is_one_up_and_one_wait() -> None:
     engine, waits = Engine(), list[SshAccess]()
-    deploy_host(CTX, ON_DEMAND, HostRequest("windows"), up=engine.up, wait=waits.append)
+    deploy_host(CTX, ON_DEMAND, HostRequest("fedora"), up=engine.up, wait=waits.append)
     assert len(engine.runs) == 1 and NAT not in engine.runs[0]
     assert len(waits) == 1
-    assert waits[0].bastion is None and not waits[0].wait_for_cloud_init  # Windows
+    assert waits[0].bastion is None and waits[0].wait_for_cloud_init
     assert waits[0].target.private_key == FAKE_PRIVATE_KEY_PEM
+
+
+def test_a_host_awaiting_secrets_gets_them_once_ready_and_the_stack_records_it() -> None:
+    engine, events = Engine(), list[str]()
+
+    def wait(access: SshAccess) -> None:
+        assert not access.wait_for_cloud_init  # Windows
+        events.append(f"wait after up {len(engine.runs)}")
+
+    def setup(access: SshAccess, outputs: Mapping[str, Any]) -> HostSetup:
+        events.append(f"setup after up {len(engine.runs)}")
+        assert access.target.private_key == FAKE_PRIVATE_KEY_PEM
+        assert outputs["awaited_secrets"] == ["windows-password"]
+        return HostSetup("i-0abcdef1234567890", password="From-EC2-Passw0rd")
+
+    outputs = deploy_host(
+        CTX, ON_DEMAND, HostRequest("windows"), up=engine.up, wait=wait, setup=setup
+    )
+    # One more up records what was delivered; it changes outputs only.
+    assert events == ["wait after up 1", "setup after up 1"]
+    assert len(engine.runs) == 2 and sorted(engine.runs[0]) == sorted(engine.runs[1])
+    assert outputs["configured_instance"] == "i-0abcdef1234567890"
+    assert outputs["userpassword"] == "From-EC2-Passw0rd"
+
+
+def test_an_airgapped_host_gets_its_secrets_while_it_still_has_a_way_out() -> None:
+    engine, events = Engine(), list[str]()
+    request = HostRequest("rhel", airgap=True, rh_subscription_username="u",
+                          rh_subscription_password="Pw-42")  # fmt: skip
+
+    def setup(access: SshAccess, outputs: Mapping[str, Any]) -> HostSetup:
+        events.append(f"setup after up {len(engine.runs)}")
+        assert access.bastion is not None  # through the bastion, NAT still there
+        return HostSetup("i-0abcdef1234567890")
+
+    def wait(access: SshAccess) -> None:
+        events.append(f"wait after up {len(engine.runs)}")
+
+    outputs = deploy_host(CTX, SPOT, request, up=engine.up, wait=wait, setup=setup)
+    assert events == ["wait after up 1", "setup after up 1", "wait after up 2"]
+    assert [NAT in run for run in engine.runs] == [True, False]  # no extra up needed
+    assert outputs["configured_instance"] == "i-0abcdef1234567890"
+
+
+def test_a_failed_delivery_stops_before_recording_anything() -> None:
+    engine = Engine()
+
+    def setup(access: SshAccess, outputs: Mapping[str, Any]) -> HostSetup:
+        raise OperationError("registering with Red Hat on host x failed (exit 70): ***")
+
+    request = HostRequest("rhel", rh_subscription_username="u", rh_subscription_password="Pw-42")
+    with pytest.raises(OperationError, match="registering with Red Hat"):
+        deploy_host(CTX, ON_DEMAND, request, up=engine.up, wait=lambda _a: None, setup=setup)
+    assert len(engine.runs) == 1
 
 
 @pytest.mark.parametrize("failing_phase", [1, 2])
@@ -96,3 +150,26 @@ def test_host_access_needs_the_outputs() -> None:
         host_access({"host": "h", "username": "u"}, HostRequest("rhel"))
     with pytest.raises(InputError):
         HostRequest("rhel", disk_size=0)
+
+
+def test_a_rerun_keeps_the_earlier_record_until_it_has_delivered_again() -> None:
+    from mapt.integrations.github import RunnerScope, RunnerSpec
+    from mapt.targets.aws import recorded_setup
+
+    runner = RunnerSpec(RunnerScope.for_repo("acme/app"), "AREGTOKEN42", "mapt-ci-42")
+    request = HostRequest("fedora", runner=runner)
+    earlier = HostSetup("i-0aaaaaaaaaaaaaaaa", runner_id=7)
+    engine = Engine()
+
+    def setup(access: SshAccess, outputs: Mapping[str, Any]) -> HostSetup:
+        # What the stack holds while the new delivery runs: the earlier record.
+        assert recorded_setup(outputs) == earlier
+        raise OperationError("registering GitHub runner mapt-ci-42 on host x failed (exit 1)")
+
+    with pytest.raises(OperationError):
+        deploy_host(
+            CTX, ON_DEMAND, request, up=engine.up, wait=lambda _a: None, setup=setup,
+            recorded=earlier,
+        )  # fmt: skip
+    assert len(engine.runs) == 1  # the stack was left with the earlier record
+    assert recorded_setup({}) is None

@@ -16,7 +16,7 @@ from mapt.core import InputError
 from mapt.targets.aws import HostRequest
 from mapt.targets.aws._tags import parse_timestamp, utc_timestamp
 from mapt.targets.aws._userdata import EXPIRY_UNIT, cloud_config, windows_userdata
-from tests.harness.pulumi_mocks import FAKE_PASSWORD, FAKE_PUBLIC_KEY
+from tests.harness.pulumi_mocks import FAKE_PUBLIC_KEY
 from tests.harness.skips import needs_program
 from tests.targets.test_aws_host_program import (
     ASG,
@@ -27,7 +27,6 @@ from tests.targets.test_aws_host_program import (
     of_type,
     one,
     run_host,
-    secret_input,
     taggable,
 )
 
@@ -118,7 +117,7 @@ def test_on_demand_host_terminates_on_power_off_and_keeps_its_first_boot_script(
     assert not of_type(run, SCHEDULE)
     host = one(run, INSTANCE, "host")
     assert host.inputs["instanceInitiatedShutdownBehavior"] == "terminate"
-    script = secret_input(host.inputs["userData"])
+    script = host.inputs["userData"]  # no secret in it: plain
     assert f"[DateTime]::Parse('{STAMP}'" in script
     # A re-run with a new expiry changes the user data: it must not stop and start the
     # running host to rewrite a script that only runs at first boot.
@@ -165,7 +164,6 @@ def test_windows_registers_the_power_off_task_before_anything_that_can_fail() ->
     script = windows_userdata(
         HostRequest("windows", expires_at=EXPIRES),
         public_key=FAKE_PUBLIC_KEY,
-        password=FAKE_PASSWORD,
     )
     lines = script.splitlines()
     assert lines[:3] == [
@@ -179,8 +177,6 @@ def test_windows_registers_the_power_off_task_before_anything_that_can_fail() ->
     assert "New-ScheduledTaskSettingsSet -StartWhenAvailable" in task
     assert "Register-ScheduledTask -TaskName 'mapt-expiry'" in task
     assert "-User 'NT AUTHORITY\\SYSTEM'" in task
-    plain = windows_userdata(
-        HostRequest("windows"), public_key=FAKE_PUBLIC_KEY, password=FAKE_PASSWORD
-    )
+    plain = windows_userdata(HostRequest("windows"), public_key=FAKE_PUBLIC_KEY)
     assert "ScheduledTask" not in plain
     assert plain == script.replace(task, "")  # the rest of the script is unchanged

@@ -6,10 +6,11 @@ import json
 import logging
 
 import pytest
+import yaml
 
 from mapt.core import InputError, redact
 from mapt.targets.aws import HostRequest
-from mapt.targets.aws._userdata import PASSWORD_SPECIALS, cloud_config, windows_userdata
+from mapt.targets.aws._userdata import cloud_config, cloud_init_document, windows_userdata
 
 KEY = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 mapt"
 
@@ -67,39 +68,69 @@ def test_subscription_password_is_redacted_and_kept_out_of_repr(
     assert redact("login with Very-Secret-42") == "login with ***"
 
 
-def test_cloud_config_is_valid_json_yaml_and_quotes_anything() -> None:
+def test_cloud_config_is_valid_json_yaml_and_holds_no_subscription() -> None:
     request = HostRequest(
         "rhel",
         rh_subscription_username='odd "user": x',
-        rh_subscription_password="p@ss: {word}\n#",
+        rh_subscription_password="p@ss: {word}#",
     )
-    text = cloud_config(request, subscription_password=request.rh_subscription_password)
+    text = cloud_config(request)
     header, body = text.split("\n", 1)
     assert header == "#cloud-config"
     config = json.loads(body)
-    assert config["rh_subscription"] == {
-        "username": 'odd "user": x',
-        "password": "p@ss: {word}\n#",
-    }
+    assert yaml.safe_load(text) == config  # cloud-init reads it as YAML
+    # Registered over SSH once the host is up: neither name nor password is in user data.
+    assert "rh_subscription" not in config
+    assert "p@ss" not in text and "odd" not in text
     assert config["packages"] == ["podman"]
     assert config["growpart"] == {"mode": "auto", "devices": ["/"]}
+    # The machine says what it still waits for until mapt delivers it.
+    (marker,) = config["write_files"]
+    assert marker == {
+        "path": "/var/lib/mapt/awaiting-secrets",
+        "permissions": "0644",
+        "content": "rh-subscription\n",
+    }
     assert text.endswith("\n")
+    assert "write_files" not in json.loads(cloud_config(HostRequest("rhel")).split("\n", 1)[1])
     with pytest.raises(InputError):
         cloud_config(HostRequest("windows"))
 
 
+@pytest.mark.parametrize("value", ["Pässwörd", "密码-🔑-x", 'q"uote\\ and: {yaml}', "tab\tend"])
+def test_every_value_survives_the_yaml_round_trip_cloud_init_makes(value: str) -> None:
+    config = {"write_files": [{"path": "/etc/x", "content": value}], value: [value]}
+    document = cloud_init_document(config)
+    assert document.startswith("#cloud-config\n")
+    assert yaml.safe_load(document) == config == json.loads(document.split("\n", 1)[1])
+
+
+def test_escaped_json_would_not_survive_it() -> None:
+    """Why ensure_ascii=False: YAML reads JSON's surrogate-pair escapes as two characters."""
+    escaped = json.dumps({"password": "🔑"})  # ensure_ascii=True, the old spelling
+    assert yaml.safe_load(escaped)["password"] != "🔑"
+    assert yaml.safe_load(cloud_init_document({"password": "🔑"}))["password"] == "🔑"
+
+
+def test_a_subscription_password_with_a_line_break_is_refused_without_showing_it() -> None:
+    with pytest.raises(InputError, match="line break") as caught:
+        HostRequest("rhel", rh_subscription_username="me", rh_subscription_password="ab\ncd")
+    assert "ab\ncd" not in str(caught.value)
+
+
 def test_windows_userdata_refuses_unsafe_values() -> None:
     request = HostRequest("windows")
-    script = windows_userdata(request, public_key=KEY + "\n", password="Ab1" + PASSWORD_SPECIALS)
+    script = windows_userdata(request, public_key=KEY + "\n")
     assert f"WriteAllText($keys, '{KEY}'" in script
     assert "Add-WindowsCapability" in script
     assert "Set-Service -Name sshd -StartupType Automatic" in script
-    with pytest.raises(InputError, match="safe set"):
-        windows_userdata(request, public_key=KEY, password="it's")
+    # No password is set from user data: the account gets one made on the machine.
+    assert "RandomNumberGenerator" in script and "Set-LocalUser" not in script
+    assert "awaiting-secrets" in script and '"windows-password`n"' in script
     with pytest.raises(InputError, match="public key"):
-        windows_userdata(request, public_key="ssh-rsa AAA' ; evil", password="Abc123!")
+        windows_userdata(request, public_key="ssh-rsa AAA' ; evil")
     with pytest.raises(InputError):
-        windows_userdata(HostRequest("rhel"), public_key=KEY, password="Abc123!")
+        windows_userdata(HostRequest("rhel"), public_key=KEY)
 
 
 def test_request_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:

@@ -8,8 +8,12 @@ What it provides, each usable on its own:
   runners (``GITHUB_TOKEN``/``GH_TOKEN`` or a GitHub App), or None.
 - ``GitHubClient``: registration tokens and runner removal over the REST API;
   ``obtain_registration_token`` applies the Go mapt's precedence of credentials.
-- ``RunnerSpec``, ``linux_runner_script``, ``windows_runner_script``: the first-boot
-  scripts that install and register the runner (pure functions).
+- ``RunnerSpec``, ``runner_name``: the runner to register, named ``mapt-<project>``.
+- ``linux_runner_script``, ``windows_runner_script``: the first-boot scripts that
+  install the runner (no secret); ``linux_runner_configure_script``,
+  ``windows_runner_configure_script``: the scripts mapt runs over SSH to register it,
+  reading the token on standard input; ``runner_id_from_output`` reads the id they
+  print (pure functions).
 
 Importing this package loads neither ``httpx`` nor ``jwt``; they are imported by the
 first call that needs them, so the CLI can validate flags with it cheaply.
@@ -23,11 +27,18 @@ from mapt.integrations.github._auth import (
 )
 from mapt.integrations.github._bootstrap import (
     DEFAULT_RUNNER_VERSION,
+    LINUX_RUNNER_DIR,
     MIN_RUNNER_VERSION,
+    RUNNER_NAME_PREFIX,
+    RegisteredRunner,
     RunnerSpec,
+    linux_runner_configure_script,
     linux_runner_script,
     runner_arch,
+    runner_id_from_output,
     runner_labels,
+    runner_name,
+    windows_runner_configure_script,
     windows_runner_script,
 )
 from mapt.integrations.github._client import (
@@ -53,7 +64,9 @@ __all__ = [
     "DEFAULT_API_URL",
     "DEFAULT_RUNNER_VERSION",
     "DEFAULT_SERVER_URL",
+    "LINUX_RUNNER_DIR",
     "MIN_RUNNER_VERSION",
+    "RUNNER_NAME_PREFIX",
     "AppAuth",
     "GitHubApiError",
     "GitHubAuth",
@@ -61,16 +74,21 @@ __all__ = [
     "GitHubCredentialsError",
     "GitHubPermissionError",
     "GitHubUnreachableError",
+    "RegisteredRunner",
     "RunnerScope",
     "RunnerSpec",
     "TokenAuth",
     "github_api_url",
     "github_server_url",
+    "linux_runner_configure_script",
     "linux_runner_script",
     "obtain_registration_token",
     "resolve_auth",
     "runner_arch",
+    "runner_id_from_output",
     "runner_labels",
+    "runner_name",
     "scope_from_flags",
+    "windows_runner_configure_script",
     "windows_runner_script",
 ]

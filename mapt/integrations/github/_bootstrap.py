@@ -1,14 +1,25 @@
-"""The first-boot scripts that install a GitHub Actions runner and register it.
+"""The scripts that install a GitHub Actions runner on a host and register it.
 
-Pure functions from a validated ``RunnerSpec`` to text: the targets layer embeds the
-result in a host's user data (cloud-init for Linux, the EC2Launch PowerShell block for
-Windows), so they are tested without a machine. Every value that reaches a script is
-first checked against an alphabet with no quotes, spaces or shell syntax, and is then
-quoted anyway (``shlex.quote`` for bash, single quotes for PowerShell), so no label or
-name can run a command on the host.
+Pure functions from a validated ``RunnerSpec`` to text, tested without a machine. There
+are two per OS, because the registration token must never sit in user data (which
+``ec2:DescribeInstanceAttribute`` and every process on the host, through the instance
+metadata service, can read):
 
-The registration token is in the script because ``config.sh`` needs it; it expires an
-hour after it was issued. The scripts never trace (``set -x``) or print it.
+- the *install* script (``linux_runner_script``, ``windows_runner_script``) runs at
+  first boot from user data: it downloads and unpacks the runner and holds no secret;
+- the *configure* script (``linux_runner_configure_script``,
+  ``windows_runner_configure_script``) is run by mapt over SSH once the host is ready.
+  It reads the token from its standard input and hands it to ``config.sh`` in the
+  ``ACTIONS_RUNNER_INPUT_TOKEN`` environment variable, which the runner reads and then
+  clears: the token is never in a file nor in any process's arguments, and the
+  environment of a process is readable by its own user and root only. The script ends
+  by printing ``mapt-runner-id=<id>`` from the runner's ``.runner`` file, the id
+  GitHub gave this registration, which mapt records to delete exactly that runner.
+
+Every value that reaches a script is first checked against an alphabet with no quotes,
+spaces or shell syntax, and is then quoted anyway (``shlex.quote`` for bash, single
+quotes for PowerShell), so no label or name can run a command on the host. The scripts
+never trace (``set -x``) or print the token.
 """
 
 from __future__ import annotations
@@ -23,6 +34,13 @@ from mapt.core import InputError, register_secret
 from mapt.integrations.github._scope import DEFAULT_SERVER_URL, RunnerScope, github_server_url
 
 LABELS_FLAG = "--ghactions-runner-labels"
+# Runners mapt registers are called mapt-<project>: a name that says who made the
+# runner, and that no runner registered by hand is likely to share.
+RUNNER_NAME_PREFIX = "mapt-"
+# The configure scripts end with this line, followed by the runner's id.
+RUNNER_ID_MARKER = "mapt-runner-id="
+# The environment variable the runner's config.sh reads --token from.
+TOKEN_VARIABLE = "ACTIONS_RUNNER_INPUT_TOKEN"
 
 # The runner release mapt installs unless told otherwise. GitHub refuses to register
 # runners older than 2.329.0 on github.com; a registered runner updates itself, which
@@ -32,6 +50,11 @@ MIN_RUNNER_VERSION = "2.329.0"
 RELEASES_URL = "https://github.com/actions/runner/releases/download"
 LINUX_RUNNER_DIR = "/opt/actions-runner"
 WINDOWS_RUNNER_DIR = "C:\\actions-runner"
+# Written by the Windows install script once the runner is unpacked. Windows' SSH server
+# answers before its first-boot script has finished (nothing like `cloud-init status
+# --wait` exists there), so the configure script waits for this file.
+WINDOWS_INSTALLED_MARKER = ".mapt-installed"
+WINDOWS_INSTALL_WAIT_MINUTES = 15
 
 # SHA-256 of the pinned release's archives (from its release notes). Archives of other
 # versions are checked by HTTPS only.
@@ -75,6 +98,17 @@ def runner_labels(labels: Iterable[object]) -> tuple[str, ...]:
     return tuple(kept)
 
 
+def runner_name(project: str) -> str:
+    """The name mapt registers a project's runner under: ``mapt-<project>``."""
+    return f"{RUNNER_NAME_PREFIX}{project}"
+
+
+def runner_id_from_output(output: str) -> int | None:
+    """The runner id a configure script printed (its last ``mapt-runner-id=`` line)."""
+    found = re.findall(rf"^{re.escape(RUNNER_ID_MARKER)}([0-9]+)\s*$", output, re.MULTILINE)
+    return int(found[-1]) if found else None
+
+
 def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
 
@@ -83,7 +117,7 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 class RunnerSpec:
     """One runner to install: where it registers, with which token, name and labels.
 
-    ``name`` is the mapt project name, so ``destroy`` can find the runner again;
+    ``name`` is ``runner_name(project)`` when the CLI builds it (``mapt-<project>``);
     ``labels`` are added to the runner's defaults (``self-hosted``, the OS and the
     architecture); an ``ephemeral`` runner takes one job and then deregisters itself.
     ``server_url`` is the GitHub web server (``GITHUB_SERVER_URL`` for GitHub
@@ -162,8 +196,12 @@ class RunnerSpec:
         return f"{RELEASES_URL}/v{self.version}/{self.archive(platform)}"
 
     def config_args(self) -> list[str]:
-        """The ``config.sh``/``config.cmd`` arguments shared by Linux and Windows."""
-        args = ["--unattended", "--url", self.url, "--token", self.token, "--name", self.name]
+        """The ``config.sh``/``config.cmd`` arguments shared by Linux and Windows.
+
+        The token is not among them: it goes in the ``ACTIONS_RUNNER_INPUT_TOKEN``
+        environment variable, as process arguments are readable by every user.
+        """
+        args = ["--unattended", "--url", self.url, "--name", self.name]
         if self.labels:
             args += ["--labels", ",".join(self.labels)]
         # --replace: a spot replacement (or a retried create) reuses the project's name.
@@ -171,6 +209,15 @@ class RunnerSpec:
         if self.ephemeral:
             args.append("--ephemeral")
         return args
+
+
+@dataclass(frozen=True)
+class RegisteredRunner:
+    """A runner mapt registered: its scope and the id GitHub gave it (from the host stack)."""
+
+    scope: RunnerScope
+    runner_id: int
+    name: str | None = None
 
 
 def runner_arch(arch: str) -> str:
@@ -186,23 +233,18 @@ def runner_arch(arch: str) -> str:
 def linux_runner_script(
     spec: RunnerSpec, arch: str, *, run_as: str, install_dir: str = LINUX_RUNNER_DIR
 ) -> str:
-    """A bash script, run as root on first boot, that installs and starts the runner.
+    """A bash script, run as root on first boot, that installs the runner (no secret).
 
     It installs ``tar`` if the image lacks it (RHEL and Fedora: ``dnf``), downloads the
     release for ``arch`` (checking its SHA-256 when mapt knows it), unpacks it into
-    ``install_dir`` owned by ``run_as`` (the image's default user), installs the
-    runner's OS dependencies, registers it as ``run_as`` (``config.sh`` refuses root)
-    and installs it as a systemd service running as that user. A
-    directory that already holds a configured runner is left alone, so running the
-    script twice registers once. Save it with ``write_files`` and run it with ``bash``.
+    ``install_dir`` owned by ``run_as`` (the image's default user) and installs the
+    runner's OS dependencies. Registering is ``linux_runner_configure_script``'s job.
+    A directory that already holds the runner is left alone, so running the script
+    twice downloads once. Save it with ``write_files`` and run it with ``bash``.
     """
     platform = f"linux-{runner_arch(arch)}"
-    if not _LINUX_USER.fullmatch(run_as):
-        raise InputError(f"runner user {run_as!r} is not a Linux user name")
-    if not install_dir.startswith("/") or not re.fullmatch(r"[A-Za-z0-9._/-]+", install_dir):
-        raise InputError(f"runner directory {install_dir!r} is not a plain absolute path")
+    _check_linux_runner(run_as, install_dir)
     archive = spec.archive(platform)
-    config = " ".join(shlex.quote(arg) for arg in spec.config_args())
     checksum = KNOWN_SHA256.get(archive)
     verify = (
         f"echo {shlex.quote(f'{checksum}  {archive}')} | sha256sum --check --quiet - || {{\n"
@@ -214,12 +256,12 @@ def linux_runner_script(
     )
     return f"""#!/bin/bash
 # GitHub Actions runner {spec.name} for {spec.url} (written by mapt).
-# Commands are not traced: the registration token must not reach cloud-init's log.
+# It only installs: mapt registers the runner over SSH, so no token is in user data.
 set -euo pipefail
 runner_user={shlex.quote(run_as)}
 runner_dir={shlex.quote(install_dir)}
-if [ -f "$runner_dir/.runner" ]; then
-  echo "mapt: the GitHub Actions runner in $runner_dir is already configured" >&2
+if [ -f "$runner_dir/config.sh" ]; then
+  echo "mapt: the GitHub Actions runner is already installed in $runner_dir" >&2
   exit 0
 fi
 # Minimal cloud images can lack tar; the runner's own dependency script is in the archive.
@@ -232,26 +274,63 @@ curl -fsSL --retry 5 --retry-delay 5 --retry-connrefused -o {shlex.quote(archive
 rm -f {shlex.quote(archive)}
 ./bin/installdependencies.sh || echo "mapt: installing the runner's dependencies failed" >&2
 chown -R "$runner_user:" "$runner_dir"
-runuser -u "$runner_user" -- ./config.sh {config}
-./svc.sh install "$runner_user"
-./svc.sh start
 """
+
+
+def linux_runner_configure_script(
+    spec: RunnerSpec, *, run_as: str, install_dir: str = LINUX_RUNNER_DIR
+) -> str:
+    """A bash script, run as root over SSH, that registers the installed runner.
+
+    The registration token is the first line of its standard input. ``config.sh``
+    runs as ``run_as`` (it refuses root) with the token in ``ACTIONS_RUNNER_INPUT_TOKEN``
+    (a variable of that one command, never an argument); then the runner is installed
+    as a systemd service of that user and started. A runner already configured is
+    left alone (nothing is read), so a re-run registers once. The last line printed is
+    ``mapt-runner-id=<id>``, read from the runner's ``.runner`` file.
+    """
+    _check_linux_runner(run_as, install_dir)
+    config = " ".join(shlex.quote(arg) for arg in spec.config_args())
+    return f"""set -euo pipefail
+runner_user={shlex.quote(run_as)}
+cd {shlex.quote(install_dir)}
+if [ -f .runner ]; then
+  echo "mapt: the GitHub Actions runner {spec.name} is already configured" >&2
+else
+  IFS= read -r token || true
+  if [ -z "$token" ]; then
+    echo "mapt: no registration token on standard input" >&2
+    exit 1
+  fi
+  {TOKEN_VARIABLE}="$token" runuser -u "$runner_user" -- ./config.sh {config}
+  unset token
+  ./svc.sh install "$runner_user"
+  ./svc.sh start
+fi
+runner_id=$(grep -o '"agentId": *[0-9]*' .runner | grep -o '[0-9]*$' || true)
+echo "{RUNNER_ID_MARKER}$runner_id"
+"""
+
+
+def _check_linux_runner(run_as: str, install_dir: str) -> None:
+    if not _LINUX_USER.fullmatch(run_as):
+        raise InputError(f"runner user {run_as!r} is not a Linux user name")
+    if not install_dir.startswith("/") or not re.fullmatch(r"[A-Za-z0-9._/-]+", install_dir):
+        raise InputError(f"runner directory {install_dir!r} is not a plain absolute path")
 
 
 def windows_runner_script(spec: RunnerSpec, *, install_dir: str = WINDOWS_RUNNER_DIR) -> str:
     """A PowerShell fragment, run as Administrator on first boot, that installs the runner.
 
-    It downloads the x64 release (checking its SHA-256 when mapt knows it), unpacks it
-    into ``install_dir`` and registers it with ``config.cmd --runasservice``, which
-    installs and starts the Windows service. Every value is a single-quoted string;
-    ``RunnerSpec`` guarantees none contains a quote. A directory that already holds a
-    configured runner is left alone.
+    It downloads the x64 release (checking its SHA-256 when mapt knows it) and unpacks
+    it into ``install_dir``; it holds no secret. Registering is
+    ``windows_runner_configure_script``'s job. Every value is a single-quoted string;
+    ``RunnerSpec`` guarantees none contains a quote. A directory that already holds the
+    runner is left alone.
     """
     platform = "win-x64"
-    if not re.fullmatch(r"[A-Za-z]:\\[A-Za-z0-9._\\-]*", install_dir):
-        raise InputError(f"runner directory {install_dir!r} is not a plain Windows path")
+    _check_windows_dir(install_dir)
     archive = spec.archive(platform)
-    config = " ".join(_ps_quote(arg) for arg in [*spec.config_args(), "--runasservice"])
     checksum = KNOWN_SHA256.get(archive)
     verify = (
         f"""  $hash = (Get-FileHash -LiteralPath $archive -Algorithm SHA256).Hash
@@ -263,12 +342,13 @@ def windows_runner_script(spec: RunnerSpec, *, install_dir: str = WINDOWS_RUNNER
         else ""
     )
     return f"""# GitHub Actions runner {spec.name} for {spec.url} (written by mapt).
+# It only installs: mapt registers the runner over SSH, so no token is in user data.
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 [Net.ServicePointManager]::SecurityProtocol = [Net.SecurityProtocolType]::Tls12
 $runnerDir = {_ps_quote(install_dir)}
-if (Test-Path -LiteralPath (Join-Path $runnerDir '.runner')) {{
-  Write-Output "mapt: the GitHub Actions runner in $runnerDir is already configured"
+if (Test-Path -LiteralPath (Join-Path $runnerDir 'config.cmd')) {{
+  Write-Output "mapt: the GitHub Actions runner is already installed in $runnerDir"
 }} else {{
   New-Item -ItemType Directory -Force -Path $runnerDir | Out-Null
   $archive = Join-Path $runnerDir {_ps_quote(archive)}
@@ -276,7 +356,42 @@ if (Test-Path -LiteralPath (Join-Path $runnerDir '.runner')) {{
     -OutFile $archive
 {verify}  Expand-Archive -LiteralPath $archive -DestinationPath $runnerDir -Force
   Remove-Item -LiteralPath $archive
-  Push-Location $runnerDir
+}}
+New-Item -ItemType File -Force -Path (Join-Path $runnerDir '{WINDOWS_INSTALLED_MARKER}') | Out-Null
+"""
+
+
+def windows_runner_configure_script(
+    spec: RunnerSpec, *, install_dir: str = WINDOWS_RUNNER_DIR
+) -> str:
+    """A PowerShell script, run as Administrator over SSH, that registers the runner.
+
+    It first waits (up to 15 minutes) for the first-boot script to have installed the
+    runner. The registration token is the first line of its standard input; it reaches
+    ``config.cmd --runasservice`` (which installs and starts the Windows service) in
+    ``ACTIONS_RUNNER_INPUT_TOKEN``, removed from the session right after. A runner
+    already configured is left alone. The last line printed is ``mapt-runner-id=<id>``.
+    """
+    _check_windows_dir(install_dir)
+    config = " ".join(_ps_quote(arg) for arg in [*spec.config_args(), "--runasservice"])
+    installed = _ps_quote(f"{install_dir}\\{WINDOWS_INSTALLED_MARKER}")
+    wait = WINDOWS_INSTALL_WAIT_MINUTES
+    return f"""$ErrorActionPreference = 'Stop'
+$deadline = (Get-Date).AddMinutes({wait})
+while (-not (Test-Path -LiteralPath {installed})) {{
+  if ((Get-Date) -gt $deadline) {{
+    throw 'mapt: the runner was not installed {wait} minutes after SSH answered'
+  }}
+  Start-Sleep -Seconds 5
+}}
+Set-Location -LiteralPath {_ps_quote(install_dir)}
+if (Test-Path -LiteralPath '.runner') {{
+  Write-Output 'mapt: the GitHub Actions runner {spec.name} is already configured'
+}} else {{
+  $token = [Console]::In.ReadLine()
+  if (-not $token) {{ throw 'mapt: no registration token on standard input' }}
+  $env:{TOKEN_VARIABLE} = $token
+  Remove-Variable -Name token
   try {{
     # Judge config.cmd by its exit code: under 'Stop', Windows PowerShell would turn any
     # line it writes to stderr into a terminating error.
@@ -284,12 +399,19 @@ if (Test-Path -LiteralPath (Join-Path $runnerDir '.runner')) {{
     & .\\config.cmd {config}
     $configExit = $LASTEXITCODE
     $ErrorActionPreference = 'Stop'
-    if ($configExit -ne 0) {{ throw "mapt: config.cmd failed with exit code $configExit" }}
   }} finally {{
-    Pop-Location
+    Remove-Item -Path Env:{TOKEN_VARIABLE} -ErrorAction SilentlyContinue
   }}
+  if ($configExit -ne 0) {{ throw "mapt: config.cmd failed with exit code $configExit" }}
 }}
+$runnerId = (Get-Content -LiteralPath '.runner' -Raw | ConvertFrom-Json).agentId
+Write-Output "{RUNNER_ID_MARKER}$runnerId"
 """
+
+
+def _check_windows_dir(install_dir: str) -> None:
+    if not re.fullmatch(r"[A-Za-z]:\\[A-Za-z0-9._\\-]*", install_dir):
+        raise InputError(f"runner directory {install_dir!r} is not a plain Windows path")
 
 
 def _ps_quote(value: str) -> str:

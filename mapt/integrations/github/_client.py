@@ -1,8 +1,9 @@
 """A small client for the GitHub REST API calls mapt needs: runner tokens and removal.
 
 Two calls matter: minting a runner registration token (so a new host can register
-itself) and removing a runner by name (so ``destroy`` does not leave an offline runner
-behind, the Go mapt's issue 341). Each failure becomes a ``GitHubApiError`` whose one
+itself) and removing a runner by the id its registration got (so ``destroy`` does not
+leave an offline runner behind, the Go mapt's issue 341, and never removes a runner
+mapt did not register). Each failure becomes a ``GitHubApiError`` whose one
 line says what to fix (which credentials, which scope, which permission) and never
 contains a token.
 
@@ -98,10 +99,25 @@ class GitHubClient:
         if runner_id is None:
             log.info("no runner named %s is registered in %s", name, scope)
             return False
-        action = f"remove runner {name} from {scope}"
+        self.remove_runner_by_id(scope, runner_id, name=name)
+        return True
+
+    def remove_runner_by_id(
+        self, scope: RunnerScope, runner_id: int, *, name: str | None = None
+    ) -> bool:
+        """Remove runner ``runner_id`` from ``scope``; False if GitHub no longer has it.
+
+        The id is the one a registration returned, so this can only remove that
+        runner, never another one that happens to have the same name.
+        """
+        label = f"{name} (id {runner_id})" if name else str(runner_id)
+        action = f"remove runner {name or runner_id} from {scope}"
         path = f"{scope.api_path}/actions/runners/{runner_id}"
-        self._request("DELETE", path, action, scope, ok_statuses=(404,))
-        log.info("removed runner %s (id %s) from %s", name, runner_id, scope)
+        response = self._request("DELETE", path, action, scope, ok_statuses=(404,))
+        if response.status_code == 404:
+            log.info("runner %s is no longer registered in %s", label, scope)
+            return False
+        log.info("removed runner %s from %s", label, scope)
         return True
 
     def _find_runner(self, scope: RunnerScope, name: str) -> int | None:

@@ -133,6 +133,16 @@ class RunnerScope:
             )
         return cls(owner=path)
 
+    @classmethod
+    def from_api_path(cls, path: str) -> RunnerScope:
+        """The scope whose ``api_path`` is ``path`` (what the host stack records)."""
+        parts = path.strip("/").split("/")
+        if len(parts) == 3 and parts[0] == "repos":
+            return cls(owner=parts[1], repo=parts[2])
+        if len(parts) == 2 and parts[0] == "orgs":
+            return cls(owner=parts[1])
+        raise InputError(f"runner scope {path!r} is not /repos/OWNER/REPO or /orgs/ORG")
+
     @property
     def kind(self) -> Literal["repo", "org"]:
         return "org" if self.repo is None else "repo"

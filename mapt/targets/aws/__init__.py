@@ -2,7 +2,8 @@
 
 The host target's interface (see ``specs/concepts/targets.md``): a ``HostRequest``
 says what to build, ``host_stack_name`` names the stack, ``deploy_host`` runs its
-phase(s) through the caller's engine and waits for readiness, and
+phase(s) through the caller's engine, waits for readiness and hands the host its
+secrets over SSH (``configure_host``), and
 ``host_connection_values`` selects the outputs written as connection files.
 ``verify_spot_launch`` waits for a spot host's instance and says why AWS refused it;
 ``find_mapt_resources``, ``plan_sweep`` and ``execute_sweep`` remove what runs left
@@ -13,6 +14,10 @@ Pulumi, ``pulumi_aws`` nor boto3; the programs and AWS calls do when they run.
 from mapt.targets.aws._host import (
     CONNECTION_OUTPUTS,
     HOST_STACK,
+    OUTPUT_AWAITED_SECRETS,
+    OUTPUT_CONFIGURED_INSTANCE,
+    OUTPUT_RUNNER_ID,
+    OUTPUT_RUNNER_SCOPE,
     PHASE_AIRGAP,
     PHASE_BOOTSTRAP,
     PHASE_CREATE,
@@ -21,6 +26,7 @@ from mapt.targets.aws._host import (
     HostPhase,
     Program,
     ReadinessFunction,
+    SetupFunction,
     UpFunction,
     deploy_host,
     host_access,
@@ -30,6 +36,7 @@ from mapt.targets.aws._host import (
     host_phases,
     host_program,
     host_stack_name,
+    recorded_setup,
 )
 from mapt.targets.aws._launch import (
     CAPACITY_REASONS,
@@ -46,6 +53,7 @@ from mapt.targets.aws._request import (
     ImageLookup,
     OperatingSystem,
 )
+from mapt.targets.aws._setup import HostSetup, configure_host, fetch_windows_password
 from mapt.targets.aws._sweep import (
     DELETION_ORDER,
     ResourceKind,
@@ -70,6 +78,10 @@ __all__ = [
     "DELETION_ORDER",
     "HOST_STACK",
     "OPERATING_SYSTEMS",
+    "OUTPUT_AWAITED_SECRETS",
+    "OUTPUT_CONFIGURED_INSTANCE",
+    "OUTPUT_RUNNER_ID",
+    "OUTPUT_RUNNER_SCOPE",
     "PHASE_AIRGAP",
     "PHASE_BOOTSTRAP",
     "PHASE_CREATE",
@@ -78,11 +90,13 @@ __all__ = [
     "SERVICE_ENDPOINTS",
     "HostPhase",
     "HostRequest",
+    "HostSetup",
     "ImageLookup",
     "OperatingSystem",
     "Program",
     "ReadinessFunction",
     "ResourceKind",
+    "SetupFunction",
     "SpotLaunchError",
     "SweepAction",
     "SweepItem",
@@ -91,10 +105,12 @@ __all__ = [
     "SweepTiming",
     "TaggedResource",
     "UpFunction",
+    "configure_host",
     "deploy_host",
     "describe_reasons",
     "enabled_regions",
     "execute_sweep",
+    "fetch_windows_password",
     "find_mapt_resources",
     "host_access",
     "host_connection_values",
@@ -105,5 +121,6 @@ __all__ = [
     "host_stack_name",
     "launch_failure",
     "plan_sweep",
+    "recorded_setup",
     "verify_spot_launch",
 ]

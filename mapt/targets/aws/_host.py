@@ -4,8 +4,9 @@ This is the whole interface the CLI uses for ``mapt aws host create``:
 
 1. ``host_stack_name(ctx)`` names the stack (``host-<project>``);
 2. ``deploy_host(ctx, allocation, request, up=...)`` runs the program of every phase
-   through the engine the caller hands in (one phase; two when air-gapped) and waits
-   for the machine to be ready after each;
+   through the engine the caller hands in (one phase; two when air-gapped), waits
+   for the machine to be ready after each, hands it its secrets over SSH after the
+   first (``_setup.configure_host``) and records in the stack which machine got them;
 3. ``host_connection_values(outputs)`` picks the outputs that become connection files,
    for ``mapt.targets.write_connection_files``.
 
@@ -28,6 +29,7 @@ from mapt.allocation import AllocationResult
 from mapt.core import InputError, MaptError, OperationError, RunContext, get_logger
 from mapt.targets._readiness import DEFAULT_READY_TIMEOUT, SshAccess, SshEndpoint, wait_until_ready
 from mapt.targets.aws._request import HostRequest
+from mapt.targets.aws._setup import HostSetup
 
 log = get_logger(__name__)
 
@@ -60,11 +62,20 @@ OUTPUT_SPOT = "spot"
 PLACEMENT_OUTPUTS = (OUTPUT_REGION, OUTPUT_AVAILABILITY_ZONE, OUTPUT_INSTANCE_TYPES, OUTPUT_SPOT)
 # The spot host's Auto Scaling group, whose launch is verified after `up`.
 OUTPUT_GROUP_NAME = "asg_name"
+# What the host waits for over SSH (HostRequest.awaited_secrets), and once delivered, the
+# instance that got it and the id GitHub gave its runner (with the runner's scope, as
+# RunnerScope.api_path): destroy removes that runner and no other.
+OUTPUT_AWAITED_SECRETS = "awaited_secrets"
+OUTPUT_CONFIGURED_INSTANCE = "configured_instance"
+OUTPUT_RUNNER_ID = "runner_id"
+OUTPUT_RUNNER_SCOPE = "runner_scope"
 
 Program = Callable[[], None]
 # Runs `up` on a program and returns the stack's outputs as plain values.
 UpFunction = Callable[[Program], Mapping[str, Any]]
 ReadinessFunction = Callable[[SshAccess], None]
+# Hands a ready host its secrets: (access, the stack's outputs) -> what was done.
+SetupFunction = Callable[[SshAccess, Mapping[str, Any]], HostSetup]
 
 
 @dataclass(frozen=True)
@@ -102,11 +113,23 @@ def host_phases(request: HostRequest) -> tuple[HostPhase, ...]:
     return (PHASE_BOOTSTRAP, PHASE_AIRGAP) if request.airgap else (PHASE_CREATE,)
 
 
-def host_output_names(request: HostRequest, *, spot: bool) -> tuple[str, ...]:
-    """The outputs the host's stack exports: placement, connection values, spot group."""
+def host_output_names(
+    request: HostRequest, *, spot: bool, configured: bool = False
+) -> tuple[str, ...]:
+    """The outputs the host's stack exports: placement, connection values, spot group.
+
+    ``configured``: after the secrets were delivered (``deploy_host``'s last ``up``),
+    which adds the configured instance, the Windows password and the runner's id.
+    """
     names = [*PLACEMENT_OUTPUTS, OUTPUT_HOST, OUTPUT_USERNAME, OUTPUT_PRIVATE_KEY]
-    if request.is_windows:
+    if request.awaited_secrets:
+        names.append(OUTPUT_AWAITED_SECRETS)
+        if configured:
+            names.append(OUTPUT_CONFIGURED_INSTANCE)
+    if configured and request.is_windows:
         names.append(OUTPUT_PASSWORD)
+    if configured and request.runner is not None:
+        names += [OUTPUT_RUNNER_ID, OUTPUT_RUNNER_SCOPE]
     if request.airgap:
         names += [OUTPUT_BASTION_HOST, OUTPUT_BASTION_USERNAME, OUTPUT_BASTION_PRIVATE_KEY]
     if spot:
@@ -120,11 +143,13 @@ def host_program(
     request: HostRequest,
     *,
     phase: HostPhase | None = None,
+    setup: HostSetup | None = None,
 ) -> Program:
     """The Pulumi program of one phase; ``None`` is the last phase (the final shape).
 
     The program deploys into ``allocation.region`` and its AZ whatever provider
     configuration the stack has, and launches exactly the allocated instance types.
+    ``setup`` (what ``configure_host`` did) is recorded in the outputs.
     """
     phases = host_phases(request)
     chosen = phase if phase is not None else phases[-1]
@@ -135,7 +160,7 @@ def host_program(
     stack = host_stack_name(ctx)
 
     def program() -> None:
-        _declare_host(ctx, allocation, request, stack=stack, nat=chosen.nat)
+        _declare_host(ctx, allocation, request, stack=stack, nat=chosen.nat, setup=setup)
 
     return program
 
@@ -148,6 +173,8 @@ def deploy_host(
     up: UpFunction,
     wait: ReadinessFunction | None = None,
     readiness_timeout: float = DEFAULT_READY_TIMEOUT,
+    setup: SetupFunction | None = None,
+    recorded: HostSetup | None = None,
 ) -> dict[str, Any]:
     """Run every phase with ``up``, waiting for readiness after each; return the outputs.
 
@@ -157,6 +184,14 @@ def deploy_host(
     readiness, stops there and propagates, with the phase named for air-gapped hosts.
     ``wait`` replaces the SSH readiness check (tests); by default it is
     ``wait_until_ready`` with ``readiness_timeout`` seconds.
+
+    A host that awaits secrets gets them over SSH after the first phase is ready
+    (while an air-gapped host still has its way out: registering needs the internet);
+    ``setup`` replaces ``configure_host`` (tests). What it did is recorded in the
+    stack's outputs by the next phase's ``up``, or by one more ``up`` of the last phase
+    (which changes outputs only). ``recorded`` is what the stack recorded before (a
+    re-run: ``recorded_setup``), kept in the outputs until the new delivery is done, so
+    a re-run that fails before it does not forget the runner destroy must remove.
     """
     phases = host_phases(request)
 
@@ -164,12 +199,22 @@ def deploy_host(
         wait_until_ready(access, timeout=readiness_timeout)
 
     check = wait if wait is not None else default_wait
+    configure = setup if setup is not None else _default_setup(allocation.region, request)
     outputs: dict[str, Any] = {}
+    done: HostSetup | None = None
     for phase in phases:
         try:
             log.info("host stack %s: up (%s)", host_stack_name(ctx), phase.name)
-            outputs = dict(up(host_program(ctx, allocation, request, phase=phase)))
-            check(host_access(outputs, request))
+            shown = done or recorded
+            outputs = dict(up(host_program(ctx, allocation, request, phase=phase, setup=shown)))
+            access = host_access(outputs, request)
+            check(access)
+            if done is None and request.awaited_secrets:
+                done = configure(access, outputs)
+                if phase == phases[-1]:
+                    log.info("host stack %s: recording %s", host_stack_name(ctx), done.instance_id)
+                    program = host_program(ctx, allocation, request, phase=phase, setup=done)
+                    outputs = dict(up(program))
         except MaptError as err:
             if len(phases) == 1:
                 raise
@@ -177,6 +222,38 @@ def deploy_host(
                 f"air-gapped host, phase {phase.name!r}: {err.message}", hint=err.hint
             ) from err
     return outputs
+
+
+def recorded_setup(outputs: Mapping[str, Any]) -> HostSetup | None:
+    """What a host stack's outputs say an earlier delivery did; None if nothing."""
+    instance = outputs.get(OUTPUT_CONFIGURED_INSTANCE)
+    if not isinstance(instance, str) or not instance:
+        return None
+    runner_id = outputs.get(OUTPUT_RUNNER_ID)
+    password = outputs.get(OUTPUT_PASSWORD)
+    return HostSetup(
+        instance_id=instance,
+        runner_id=runner_id if isinstance(runner_id, int) else None,
+        password=password if isinstance(password, str) else None,
+    )
+
+
+def _default_setup(region: str, request: HostRequest) -> SetupFunction:
+    """``configure_host`` over SSH, with EC2's password of the instance for Windows."""
+
+    def configure(access: SshAccess, outputs: Mapping[str, Any]) -> HostSetup:
+        from mapt.targets.aws._setup import configure_host, fetch_windows_password
+
+        def windows_password(instance_id: str) -> str:
+            import boto3
+
+            return fetch_windows_password(
+                boto3.Session(), region, instance_id, access.target.private_key
+            )
+
+        return configure_host(access, request, windows_password=windows_password)
+
+    return configure
 
 
 def host_connection_values(outputs: Mapping[str, Any]) -> dict[str, str]:
@@ -215,17 +292,17 @@ def _declare_host(
     *,
     stack: str,
     nat: bool,
+    setup: HostSetup | None,
 ) -> None:
     """Register every resource of the host stack (runs inside the Pulumi program)."""
     import pulumi
     import pulumi_aws as aws
-    import pulumi_random as random
     import pulumi_tls as tls
 
     from mapt.targets.aws import _compute
     from mapt.targets.aws._base import new_deployment
     from mapt.targets.aws._network import build_network
-    from mapt.targets.aws._userdata import PASSWORD_SPECIALS, cloud_config, windows_userdata
+    from mapt.targets.aws._userdata import cloud_config, windows_userdata
 
     dep = new_deployment(ctx, region=allocation.region, stack=stack, expires_at=request.expires_at)
     network = build_network(
@@ -238,8 +315,9 @@ def _declare_host(
         service_endpoints=request.service_endpoints,
     )
 
-    # Generated once and then kept in the stack's state (as secrets): re-running create
-    # reuses the same key and password instead of rotating them.
+    # Generated once and then kept in the stack's state (as a secret): re-running create
+    # reuses the same key instead of rotating it. It is RSA: EC2 encrypts a Windows
+    # instance's password with it.
     def generated_key_pair(role: str) -> tuple[tls.PrivateKey, aws.ec2.KeyPair]:
         key = tls.PrivateKey(f"{role}-ssh-key", algorithm="RSA", rsa_bits=4096)
         pair = aws.ec2.KeyPair(
@@ -251,27 +329,11 @@ def _declare_host(
         return key, pair
 
     key, key_pair = generated_key_pair("host")
+    # User data holds no secret (see _userdata): secrets arrive over SSH (_setup).
     user_data: pulumi.Output[str]
-    password: random.RandomPassword | None = None
     if request.is_windows:
-        password = random.RandomPassword(
-            "host-password",
-            length=24,
-            special=True,
-            override_special=PASSWORD_SPECIALS,
-            min_lower=2,
-            min_upper=2,
-            min_numeric=2,
-            min_special=2,
-        )
-        user_data = pulumi.Output.secret(
-            pulumi.Output.all(key.public_key_openssh, password.result).apply(
-                lambda values: windows_userdata(request, public_key=values[0], password=values[1])
-            )
-        )
-    elif request.has_secrets:
-        user_data = pulumi.Output.secret(
-            cloud_config(request, subscription_password=request.rh_subscription_password)
+        user_data = key.public_key_openssh.apply(
+            lambda public_key: windows_userdata(request, public_key=public_key)
         )
     else:
         user_data = pulumi.Output.from_input(cloud_config(request))
@@ -309,8 +371,15 @@ def _declare_host(
     pulumi.export(OUTPUT_HOST, address)
     pulumi.export(OUTPUT_USERNAME, request.username)
     pulumi.export(OUTPUT_PRIVATE_KEY, pulumi.Output.secret(key.private_key_pem))
-    if password is not None:
-        pulumi.export(OUTPUT_PASSWORD, pulumi.Output.secret(password.result))
+    if request.awaited_secrets:
+        pulumi.export(OUTPUT_AWAITED_SECRETS, list(request.awaited_secrets))
+    if setup is not None:
+        pulumi.export(OUTPUT_CONFIGURED_INSTANCE, setup.instance_id)
+        if setup.password is not None:
+            pulumi.export(OUTPUT_PASSWORD, pulumi.Output.secret(setup.password))
+        if request.runner is not None and setup.runner_id is not None:
+            pulumi.export(OUTPUT_RUNNER_ID, setup.runner_id)
+            pulumi.export(OUTPUT_RUNNER_SCOPE, request.runner.scope.api_path)
     if group_name is not None:
         pulumi.export(OUTPUT_GROUP_NAME, group_name)
     if request.airgap:

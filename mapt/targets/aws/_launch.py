@@ -20,7 +20,13 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from mapt.core import NoCapacityError, OperationError, format_duration, get_logger
+from mapt.core import (
+    NoCapacityError,
+    OperationError,
+    format_duration,
+    get_logger,
+    translating_aws_errors,
+)
 
 if TYPE_CHECKING:
     import boto3
@@ -223,30 +229,16 @@ def _client(session: boto3.Session, region: str) -> AutoScalingClient:
 
 
 def _group(client: AutoScalingClient, region: str, group_name: str) -> dict[str, Any] | None:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
+    with translating_aws_errors("DescribeAutoScalingGroups", region=region):
         groups = client.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name])
-    except (ClientError, BotoCoreError) as error:
-        raise _failed("DescribeAutoScalingGroups", region, error) from error
     found = groups["AutoScalingGroups"]
     return dict(found[0]) if found else None
 
 
 def _activities(client: AutoScalingClient, region: str, group_name: str) -> list[dict[str, Any]]:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
+    with translating_aws_errors("DescribeScalingActivities", region=region):
         answer = client.describe_scaling_activities(AutoScalingGroupName=group_name, MaxRecords=20)
-    except (ClientError, BotoCoreError) as error:
-        raise _failed("DescribeScalingActivities", region, error) from error
     return [dict(activity) for activity in answer["Activities"]]
-
-
-def _failed(operation: str, region: str, error: Exception) -> OperationError:
-    detail = getattr(error, "response", {}).get("Error", {})
-    code = detail.get("Code", type(error).__name__)
-    return OperationError(f"{operation} failed in {region}: {code}: {detail.get('Message', error)}")
 
 
 def _one_line(text: str) -> str:

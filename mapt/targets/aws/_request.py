@@ -84,8 +84,8 @@ class HostRequest:
     Whether it lies in the future is the caller's to check: a request is built from
     the clock, not checked against it.
 
-    ``runner`` installs and registers a GitHub Actions runner at first boot; its
-    registration token makes the user data a secret (see ``has_secrets``).
+    ``runner`` installs a GitHub Actions runner at first boot; mapt registers it over
+    SSH once the host is ready, so its token never reaches user data.
     """
 
     os: OperatingSystem
@@ -210,6 +210,9 @@ class HostRequest:
                 "--rh-subscription-password"
             )
         register_secret(password)
+        if any(ch in password for ch in "\r\n"):
+            # It is typed at subscription-manager's prompt, where a line break ends it.
+            raise InputError("the RHEL subscription password holds a line break")
 
     def _check_expiry(self) -> None:
         moment = self.expires_at
@@ -277,5 +280,23 @@ class HostRequest:
 
     @property
     def has_secrets(self) -> bool:
-        """Whether the first-boot script holds a secret (subscription password, runner token)."""
-        return self.has_subscription or self.runner is not None
+        """Whether mapt hands the host secrets over SSH once ready (``awaited_secrets``)."""
+        return bool(self.awaited_secrets)
+
+    @property
+    def awaited_secrets(self) -> tuple[str, ...]:
+        """What the host waits for from mapt after boot, never from user data.
+
+        ``windows-password``: the account's password, EC2's generated administrator
+        password; ``rh-subscription``: the RHEL registration; ``github-runner``: the
+        runner's registration. A machine that boots without them (a spot replacement)
+        says so: see ``specs/concepts/targets.md``, "Secrets".
+        """
+        awaited = []
+        if self.is_windows:
+            awaited.append("windows-password")
+        if self.has_subscription:
+            awaited.append("rh-subscription")
+        if self.runner is not None:
+            awaited.append("github-runner")
+        return tuple(awaited)

@@ -1,10 +1,18 @@
 """The first-boot scripts of a host: cloud-init for RHEL and Fedora, PowerShell for Windows.
 
-Pure functions from plain values to text, so they are tested without Pulumi. The
-cloud-init document is written as JSON (a subset of YAML that cloud-init reads), which
-quotes any user name or password correctly. The PowerShell script embeds only values
-that are validated or generated from a safe alphabet (see ``HostRequest`` and the
-password's character set), each inside a single-quoted string.
+Pure functions from plain values to text, so they are tested without Pulumi. They hold
+no secret: user data is readable by anyone allowed ``ec2:DescribeInstanceAttribute`` or
+``ec2:DescribeLaunchTemplateVersions``, and from the instance metadata service by every
+process on the host. Secrets (the RHEL subscription password, the runner registration
+token, the Windows password) reach the host over SSH once it is ready (``_setup``).
+Until then, and on a machine that never gets them (a spot replacement), the file
+``AWAITING_SECRETS_FILE`` lists what the machine is still waiting for.
+
+The cloud-init document is written as JSON (a subset of YAML that cloud-init reads)
+with non-ASCII characters kept as they are (``ensure_ascii=False``): YAML reads JSON's
+``\\uXXXX`` escapes only inside double quotes, so keeping the characters themselves
+is the one spelling both agree on. The PowerShell script embeds only values that are
+validated, each inside a single-quoted string.
 
 A request with an expiry makes the machine power itself off at that time, from the
 inside, so it goes away even when nothing outside runs on time (a cancelled CI job,
@@ -17,6 +25,7 @@ after the expiry, should the machine have been stopped over it.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -25,28 +34,26 @@ from mapt.integrations.github import linux_runner_script, windows_runner_script
 from mapt.targets.aws._request import SSH_PORT, HostRequest
 from mapt.targets.aws._tags import utc_timestamp
 
-# Where cloud-init writes the GitHub runner's install script (root-only: it holds the token).
-RUNNER_SCRIPT = "/var/lib/mapt/github-runner.sh"
-
-# Characters the generated Windows password may use besides letters and digits: none of
-# them is special inside a single-quoted PowerShell string.
-PASSWORD_SPECIALS = "!#%*-_=+"
+# mapt's folder on a Linux host, and where cloud-init writes the runner's install script.
+STATE_DIR = "/var/lib/mapt"
+RUNNER_SCRIPT = f"{STATE_DIR}/github-runner.sh"
+# Present while the machine waits for the secrets mapt delivers over SSH (one name per
+# line, see HostRequest.awaited_secrets); mapt removes it once they are in place.
+AWAITING_SECRETS_FILE = f"{STATE_DIR}/awaiting-secrets"
+WINDOWS_STATE_DIR = "C:\\ProgramData\\mapt"
+WINDOWS_AWAITING_SECRETS_FILE = f"{WINDOWS_STATE_DIR}\\awaiting-secrets"
 
 EXPIRY_UNIT = "mapt-expiry"
 _SYSTEMD_DIR = "/etc/systemd/system"
 
 
-def cloud_config(
-    request: HostRequest,
-    *,
-    subscription_password: str | None = None,
-) -> str:
+def cloud_config(request: HostRequest) -> str:
     """The ``#cloud-config`` document for a RHEL or Fedora host.
 
     The instance's key pair gives the default user its SSH key; this adds what a CI
-    job expects: the root partition grown to the disk size, podman installed, and on
-    RHEL the optional subscription (registration only: accounts use Simple Content
-    Access now, where ``auto-attach`` fails).
+    job expects: the root partition grown to the disk size, podman installed, the
+    runner installed (not registered) when one is asked for, and the list of secrets
+    the machine awaits. The RHEL subscription is registered over SSH afterwards.
     """
     if request.is_windows:
         raise InputError("cloud-init user data is for rhel and fedora hosts, not windows")
@@ -55,15 +62,16 @@ def cloud_config(
         "resize_rootfs": True,
         "packages": ["podman"],
     }
-    if request.has_subscription:
-        if not subscription_password:
-            raise InputError("the RHEL subscription password is empty")
-        config["rh_subscription"] = {
-            "username": request.rh_subscription_username,
-            "password": subscription_password,
-        }
     write_files: list[dict[str, str]] = []
     runcmd: list[list[str]] = []
+    if request.awaited_secrets:
+        write_files.append(
+            {
+                "path": AWAITING_SECRETS_FILE,
+                "permissions": "0644",
+                "content": "".join(f"{name}\n" for name in request.awaited_secrets),
+            }
+        )
     if request.expires_at is not None:
         write_files += expiry_units(request.expires_at)
         runcmd += [
@@ -71,14 +79,26 @@ def cloud_config(
             ["systemctl", "enable", "--now", f"{EXPIRY_UNIT}.timer"],
         ]
     if request.runner is not None:
-        # Written root-only and run with bash: the token stays out of cloud-init's log.
         script = linux_runner_script(request.runner, request.arch, run_as=request.username)
         write_files.append({"path": RUNNER_SCRIPT, "permissions": "0700", "content": script})
         runcmd.append(["bash", RUNNER_SCRIPT])
     if write_files:
         config["write_files"] = write_files
+    if runcmd:
         config["runcmd"] = runcmd
-    return "#cloud-config\n" + json.dumps(config, indent=2, sort_keys=True) + "\n"
+    return cloud_init_document(config)
+
+
+def cloud_init_document(config: Mapping[str, Any]) -> str:
+    """``config`` as a ``#cloud-config`` document: JSON, which YAML reads as the same values.
+
+    ``ensure_ascii=False`` keeps every character as it is: JSON's escapes of characters
+    outside the Basic Multilingual Plane (surrogate pairs such as ``\\ud83d\\udd11``)
+    are two characters to YAML, so an escaped value would not survive the round trip.
+    """
+    return (
+        "#cloud-config\n" + json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    )
 
 
 def expiry_units(expires_at: datetime) -> list[dict[str, str]]:
@@ -121,35 +141,38 @@ def expiry_units(expires_at: datetime) -> list[dict[str, str]]:
     ]
 
 
-def windows_userdata(request: HostRequest, *, public_key: str, password: str) -> str:
+def windows_userdata(request: HostRequest, *, public_key: str) -> str:
     """The EC2Launch PowerShell script that makes a Windows host reachable by SSH.
 
-    It creates (or updates) the user with the generated password as an administrator,
-    installs and starts OpenSSH Server, authorizes mapt's key for administrators, makes
-    PowerShell the SSH shell and opens port 22 in Windows Firewall. Every step is
-    idempotent, so a replacement spot instance runs the same script to the same end.
-    With an expiry, the power-off task is registered first, so a later step that
-    fails cannot leave a machine that never expires.
+    It creates the user as an administrator (with a random password made on the
+    machine and known to nobody: mapt logs in with its key, and sets the password over
+    SSH to the one EC2 generated for the instance, see ``_setup``), installs and starts
+    OpenSSH Server, authorizes mapt's key for administrators, makes PowerShell the SSH
+    shell, opens port 22 in Windows Firewall and installs the runner if asked. Every
+    step is idempotent, so a replacement spot instance runs the same script to the
+    same end. With an expiry, the power-off task is registered first, so a later step
+    that fails cannot leave a machine that never expires.
     """
     if not request.is_windows:
         raise InputError(f"Windows user data is for windows hosts, not {request.os}")
-    allowed = set(PASSWORD_SPECIALS) | set("abcdefghijklmnopqrstuvwxyz")
-    allowed |= set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-    if not password or not set(password) <= allowed:
-        raise InputError("the Windows password has characters outside its safe set")
     key = public_key.strip()
     if not key.startswith("ssh-") or "'" in key or "\n" in key:
         raise InputError("the SSH public key is not a single OpenSSH public key line")
     user = request.username
     expiry = "" if request.expires_at is None else _windows_expiry(request.expires_at)
     runner = "" if request.runner is None else windows_runner_script(request.runner)
+    awaited = "`n".join(request.awaited_secrets)
     return f"""<powershell>
 $ErrorActionPreference = 'Stop'
 {expiry}$user = '{user}'
-$password = ConvertTo-SecureString '{password}' -AsPlainText -Force
-if (Get-LocalUser -Name $user -ErrorAction SilentlyContinue) {{
-  Set-LocalUser -Name $user -Password $password -PasswordNeverExpires $true
-}} else {{
+New-Item -ItemType Directory -Force -Path '{WINDOWS_STATE_DIR}' | Out-Null
+[System.IO.File]::WriteAllText('{WINDOWS_AWAITING_SECRETS_FILE}', "{awaited}`n")
+if (-not (Get-LocalUser -Name $user -ErrorAction SilentlyContinue)) {{
+  # A password nobody knows, made here: mapt sets the real one over SSH.
+  $bytes = New-Object byte[] 32
+  [Security.Cryptography.RandomNumberGenerator]::Create().GetBytes($bytes)
+  $password = ConvertTo-SecureString ([Convert]::ToBase64String($bytes) + 'aA1!') `
+    -AsPlainText -Force
   New-LocalUser -Name $user -Password $password -PasswordNeverExpires `
     -AccountNeverExpires | Out-Null
 }}
