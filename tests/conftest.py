@@ -106,7 +106,7 @@ def market_rows() -> list:  # type: ignore[type-arg]
 @pytest.fixture
 def spot_market(aws: ApiCallLog, market_rows: list) -> Iterator[SpotMarket]:  # type: ignore[type-arg]
     """The replayed spot market on top of ``aws``; set ``.scores`` etc. in the test."""
-    market = SpotMarket(rows=list(market_rows))
+    market = SpotMarket(rows=market_rows)  # indexed once per session, not copied
     with installed(market.handlers()):
         yield market
 

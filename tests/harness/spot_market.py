@@ -98,6 +98,27 @@ def _moto_zone_names() -> dict[str, tuple[str, str]]:
     }
 
 
+_Index = tuple[list[MarketRow], dict[str, list[MarketRow]], dict[tuple[str, str], MarketRow]]
+# id(rows) -> (rows, index): the session's rows are indexed once, not once per test.
+_INDEXES: dict[int, tuple[list[MarketRow], _Index]] = {}
+
+
+def _indexed(rows: list[MarketRow]) -> _Index:
+    """The rows moto can name (known AZ IDs), by region and by (type, AZ ID)."""
+    cached = _INDEXES.get(id(rows))
+    if cached is not None and cached[0] is rows:
+        return cached[1]
+    zone_names = _moto_zone_names()
+    # Rows whose AZ ID moto does not know cannot be named; leave them out.
+    named = [row for row in rows if row.az_id in zone_names]
+    by_region: dict[str, list[MarketRow]] = {}
+    for row in named:
+        by_region.setdefault(row.region, []).append(row)
+    index = (named, by_region, {(row.instance_type, row.az_id): row for row in named})
+    _INDEXES[id(rows)] = (rows, index)  # keeps rows alive, so the id stays theirs
+    return index
+
+
 @dataclass
 class MarketCall:
     """One call the market answered: operation, the client's region and its parameters."""
@@ -136,14 +157,8 @@ class SpotMarket:
     calls: list[MarketCall] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        zone_names = _moto_zone_names()
-        # Rows whose AZ ID moto does not know cannot be named; leave them out.
-        self.rows = [row for row in self.rows if row.az_id in zone_names]
-        self._zone = zone_names
-        self._by_region: dict[str, list[MarketRow]] = {}
-        self._by_key = {(row.instance_type, row.az_id): row for row in self.rows}
-        for row in self.rows:
-            self._by_region.setdefault(row.region, []).append(row)
+        self._zone = _moto_zone_names()
+        self.rows, self._by_region, self._by_key = _indexed(self.rows)
 
     # -- facts for test assertions ------------------------------------------------
     def az_name(self, az_id: str) -> str:
