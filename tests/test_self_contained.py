@@ -65,11 +65,16 @@ def test_a_clone_without_shared_data_skips_no_market_test(tmp_path: Path) -> Non
         CI="true", MAPT_SHARED_DIR=str(tmp_path / "no-shared"), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"
     )
 
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
-         f"--junitxml={report}", *MARKET_TESTS],
-        cwd=clone, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+             f"--junitxml={report}", *MARKET_TESTS],
+            cwd=clone, env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+    finally:
+        # A copy of the repository left in /tmp holds the test secrets some tests look
+        # for there (tests/targets/test_host_setup.py): keep no copy.
+        shutil.rmtree(clone.parent)
 
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     cases = list(ElementTree.parse(report).getroot().iter("testcase"))
