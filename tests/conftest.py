@@ -52,7 +52,15 @@ def one_botocore_loader() -> Iterator[None]:
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Fake credentials and moto's strict validation; no real AWS config is read."""
+    """Fake credentials and moto's strict validation; no real AWS config is read.
+
+    boto3's default session starts afresh: it keeps the credentials it first found,
+    and mapt keeps its one S3 client with it (``mapt.stacks._backend.s3_client``), so
+    a test that changes the environment would otherwise get an earlier test's client.
+    """
+    import boto3
+
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     for name, value in FAKE_CREDENTIALS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_REGION", raising=False)

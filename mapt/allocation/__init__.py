@@ -9,14 +9,18 @@ never ``mapt.targets`` or ``mapt.cli``; it prints nothing.
 
 from mapt.allocation._allocation import (
     allocation,
+    architecture_of,
     fail_over,
     instance_types_for,
     keep_on_demand_fallback,
     on_demand_allocation,
     on_demand_comparison,
+    on_demand_hourly_price,
+    resolve_architecture,
     spot_allocation,
     spot_offers,
 )
+from mapt.allocation._ec2 import check_credentials
 from mapt.allocation._errors import (
     NoEligibleOfferError,
     NoMatchingInstanceTypesError,
@@ -48,11 +52,15 @@ __all__ = [
     "Offer",
     "SpotArgs",
     "allocation",
+    "architecture_of",
+    "check_credentials",
     "fail_over",
     "instance_types_for",
     "keep_on_demand_fallback",
     "on_demand_allocation",
     "on_demand_comparison",
+    "on_demand_hourly_price",
+    "resolve_architecture",
     "spot_allocation",
     "spot_offers",
 ]

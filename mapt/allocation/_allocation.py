@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from mapt.allocation._errors import (
     NoSupportedInstanceTypesError,
 )
 from mapt.allocation._models import (
+    ARCHITECTURES,
     AllocationArgs,
     AllocationResult,
     ComputeRequest,
@@ -27,13 +29,14 @@ from mapt.allocation._models import (
 )
 from mapt.allocation._selection import (
     MAX_INSTANCE_TYPES,
+    InstanceTypeInfo,
     nearest_sizes,
     newest_prices,
     rank_offers,
     select_instance_types,
 )
 from mapt.allocation._spot_stack import SPOT_STACK_NAME, read_spot_choice, spot_choice_program
-from mapt.core import InputError, RunContext, get_logger
+from mapt.core import InputError, RunContext, get_logger, shown
 
 if TYPE_CHECKING:
     from mapt.stacks import Engine
@@ -51,14 +54,16 @@ def allocation(
     *,
     engine: Engine | None = None,
     seed: int | None = None,
+    keep: bool = True,
 ) -> AllocationResult:
     """Answer "where, and on what, does this machine run?".
 
     On spot (``args.spot`` set) the answer is kept in the ``spotOption-<project>``
     stack: when that stack exists its outputs are returned and no EC2 call is made;
     otherwise the market is ranked and the choice saved there through ``engine``
-    (default: the Pulumi engine for ``context.backend_url``). On demand, the context's
-    region is used and ``seed`` makes its random AZ order reproducible.
+    (default: the Pulumi engine for ``context.backend_url``). ``keep`` False (a dry
+    run) reads a kept choice the same way but keeps a new one nowhere. On demand, the
+    context's region is used and ``seed`` makes its random AZ order reproducible.
     """
     if args.spot is None:
         region = context.resolved_region()
@@ -74,14 +79,16 @@ def allocation(
         log.info("reusing the spot choice kept in stack %s", ref.stack_name)
         return read_spot_choice(ref.stack_name, context.project_name, engine.outputs(ref))
     result = spot_allocation(args, home_region=context.resolved_region())
-    engine.up(ref, spot_choice_program(result))
+    if keep:
+        engine.up(ref, spot_choice_program(result))
     log.info(
-        "chose %s (%s) at %.4f USD/h, max %.4f, score %s; kept in stack %s",
+        "chose %s (%s) at %.4f USD/h, max %.4f, score %s; %s stack %s",
         result.availability_zone,
         ", ".join(result.instance_types),
         result.spot_price or 0.0,
         result.max_price or 0.0,
         "unknown" if result.score is None else result.score,
+        "kept in" if keep else "dry run: would keep it in",
         ref.stack_name,
     )
     return result
@@ -230,14 +237,11 @@ def instance_types_for(
     """The instance types that satisfy ``request``, sorted by name, at most 20."""
     if request.compute_sizes:
         infos = queries.instance_types(region, names=request.compute_sizes)
-        wrong_arch = sorted(i.name for i in infos if request.arch not in i.architectures)
-        if wrong_arch:
-            raise InputError(
-                f"compute size {wrong_arch[0]!r} does not support architecture {request.arch!r}"
-            )
+        architecture_of(infos, request.arch)
         return sorted({i.name for i in infos})[:MAX_INSTANCE_TYPES]
 
-    filters = {_ARCH_FILTER: request.arch}
+    arch = request.arch or ARCHITECTURES[0]  # always set for a shape
+    filters = {_ARCH_FILTER: arch}
     if request.nested_virt:
         filters["bare-metal"] = "true"
     elif not request.gpu_manufacturer and not request.gpus:
@@ -250,24 +254,70 @@ def instance_types_for(
         f" in families {', '.join(request.compute_families)}" if request.compute_families else ""
     )
     if request.nested_virt:
-        wanted = f"bare-metal {request.arch} instance type"
+        wanted = f"bare-metal {arch} instance type"
     elif request.gpu_manufacturer or request.gpus:
         maker = request.gpu_manufacturer or "any"
         wanted = (
-            f"{request.arch} instance type with {request.gpus or 1}+ {maker} GPUs "
-            f"and {request.cpus}+ vCPUs"
+            f"{arch} instance type with {request.gpus or 1}+ {maker} GPUs and {request.cpus}+ vCPUs"
         )
     else:
-        wanted = (
-            f"{request.arch} instance type with {request.cpus} vCPUs and {request.memory_gib:g} GiB"
-        )
-    nearest = nearest_sizes(
-        queries.instance_types(region, filters={_ARCH_FILTER: request.arch}), request
-    )
+        wanted = f"{arch} instance type with {request.cpus} vCPUs and {request.memory_gib:g} GiB"
+    nearest = nearest_sizes(queries.instance_types(region, filters={_ARCH_FILTER: arch}), request)
     raise NoMatchingInstanceTypesError(
         f"no {wanted}{families}",
         hint=f"Nearest sizes that exist: {'; '.join(nearest)}." if nearest else None,
     )
+
+
+def architecture_of(infos: Sequence[InstanceTypeInfo], asked: str | None) -> str:
+    """The architecture of the named types: ``asked`` if all run it, else theirs.
+
+    Not asked (None): the types' one architecture, or an ``InputError`` saying which
+    type is which when they mix. Asked, and a type does not run it: an ``InputError``
+    naming the type and the ``--arch`` that would fit.
+    """
+    by_arch: dict[str, list[str]] = {}
+    for info in sorted(infos, key=lambda i: i.name):
+        archs = [a for a in ARCHITECTURES if a in info.architectures]
+        if not archs:
+            raise InputError(
+                f"compute size {shown(info.name)} runs {', '.join(info.architectures)}, "
+                f"none of {', '.join(ARCHITECTURES)}"
+            )
+        if asked in archs:
+            continue
+        by_arch.setdefault(archs[0], []).append(info.name)
+    if asked is not None:
+        if not by_arch:
+            return asked
+        (other, names), *_ = by_arch.items()
+        raise InputError(
+            f"compute size {shown(names[0])} is {other}, not {asked}",
+            hint=f"Pass --arch {other}, or name {asked} instance types.",
+        )
+    if len(by_arch) > 1:
+        which = "; ".join(f"{arch}: {', '.join(names)}" for arch, names in sorted(by_arch.items()))
+        raise InputError(
+            f"--compute-sizes mixes architectures ({which})",
+            hint="Name instance types of one architecture.",
+        )
+    return next(iter(by_arch))
+
+
+def resolve_architecture(
+    request: ComputeRequest, *, region: str | None = None, session: Any = None
+) -> ComputeRequest:
+    """``request`` with its architecture settled before anything depends on it.
+
+    A request that names types without ``arch`` takes theirs (one
+    ``DescribeInstanceTypes`` call, in ``region``); any other is returned as it is.
+    A host needs this before the allocation, to pick its image.
+    """
+    if request.arch is not None:
+        return request
+    queries = Ec2Queries(session)
+    infos = queries.instance_types(region or DEFAULT_HOME_REGION, names=request.compute_sizes)
+    return replace(request, arch=architecture_of(infos, None))
 
 
 def on_demand_allocation(
@@ -330,3 +380,21 @@ def on_demand_comparison(
             row["saving_percent"] = round((1 - offer.spot_price / on_demand) * 100, 1)
         rows.append(row)
     return rows
+
+
+def on_demand_hourly_price(
+    chosen: Offer, product_description: str, *, session: Any = None
+) -> tuple[float | None, str | None]:
+    """The on-demand USD/hour of ``chosen`` from the Pricing API, or None and why not.
+
+    The price is the highest among the offer's types in its region: the same "covers
+    every type" basis as a spot bid.
+    """
+    queries = Ec2Queries(session)
+    prices, reason = queries.on_demand_price_list(chosen.instance_types, product_description)
+    if prices is None:
+        return None, reason
+    missing = [t for t in chosen.instance_types if (chosen.region, t) not in prices]
+    if missing:
+        return None, f"the Pricing API has no price for {missing[0]} in {chosen.region}"
+    return max(prices[(chosen.region, t)] for t in chosen.instance_types), None

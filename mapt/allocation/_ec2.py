@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from mapt.allocation._selection import InstanceTypeInfo, PricePoint, Zone
 from mapt.core import (
+    CREDENTIALS_HINT,
     InputError,
     PrerequisiteError,
     aws_error,
@@ -45,6 +46,17 @@ _PRICING_OS = {
     "Windows": "Windows",
     "Windows (Amazon VPC)": "Windows",
 }
+
+
+def check_credentials(session: Any) -> None:
+    """Refuse to start without AWS credentials (``PrerequisiteError``, exit 5).
+
+    botocore's own provider chain decides (environment, profiles, SSO, instance role),
+    so this finds exactly what the later calls would use; nothing is called on AWS
+    unless the chain itself does (an SSO or role profile).
+    """
+    if session.get_credentials() is None:
+        raise PrerequisiteError("no AWS credentials were found", hint=CREDENTIALS_HINT)
 
 
 class Ec2Queries:
@@ -247,12 +259,18 @@ class Ec2Queries:
     ) -> dict[tuple[str, str], float] | None:
         """(region, type) -> on-demand USD/hour from the Pricing API, or None if it fails.
 
-        Optional information: any AWS failure (no permission, API not reachable, an
-        answer that cannot be parsed) is logged at debug level and answered with None.
+        Optional information: any failure (no permission, API not reachable) is logged
+        at debug level and answered with None (``on_demand_price_list`` says why).
         """
+        return self.on_demand_price_list(instance_types, product)[0]
+
+    def on_demand_price_list(
+        self, instance_types: Iterable[str], product: str
+    ) -> tuple[dict[tuple[str, str], float] | None, str | None]:
+        """``on_demand_prices`` and, when they are None, the reason in a few words."""
         operating_system = _PRICING_OS.get(product)
         if operating_system is None:
-            return None
+            return None, f"the Pricing API does not price product {product!r}"
         client = self.client(PRICING_REGION, "pricing")
 
         def prices_of(instance_type: str) -> dict[tuple[str, str], float]:
@@ -281,12 +299,13 @@ class Ec2Queries:
             merged: dict[tuple[str, str], float] = {}
             for part in self.in_parallel(prices_of, sorted(set(instance_types))):
                 merged.update(part)
-            return merged
+            return merged, None
         except Exception as error:
             if not (is_aws_error(error) or isinstance(error, NotImplementedError)):
                 raise
             log.debug("on-demand prices unavailable: %s", aws_error(error, call="GetProducts"))
-            return None
+            reason = aws_error_code(error) or type(error).__name__
+            return None, f"the Pricing API did not answer ({reason})"
 
 
 def _on_demand_price(document: str | Mapping[str, Any]) -> tuple[str, float] | None:

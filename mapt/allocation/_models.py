@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from mapt.core import InputError, check_region_name
+from mapt.core import InputError, check_region_name, shown
 
 ARCHITECTURES = ("x86_64", "arm64")
 GPU_MANUFACTURERS = ("nvidia", "amd", "habana", "xilinx")
@@ -27,6 +27,8 @@ TOLERANCE_MIN_SCORE: Mapping[str, int] = {
     "highest": 1,
 }
 DEFAULT_INCREASE_RATE = 30.0
+# The highest bid margin, in percent: ten times the price is already no limit at all.
+MAX_INCREASE_RATE = 1000.0
 # Instance type names: family (letters, digits, dashes) dot size, e.g. m7i-flex.large.
 _INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9-]+")
 _FAMILY = re.compile(r"[a-z][a-z0-9-]*")
@@ -46,12 +48,14 @@ class ComputeRequest:
     ``compute_sizes`` names instance types outright and overrides the shape;
     ``compute_families`` keeps only types of those families (``m5`` keeps ``m5.large``,
     not ``m5a.large``). ``nested_virt`` asks for bare-metal types; ``gpu_manufacturer``
-    for GPU types of that manufacturer with at least ``cpus`` vCPUs.
+    for GPU types of that manufacturer with at least ``cpus`` vCPUs. ``arch`` None means
+    "not asked for": x86_64 for a shape, the named types' own for ``compute_sizes``
+    (``allocation.resolve_architecture`` finds it).
     """
 
     cpus: int = 8
     memory_gib: float = 64
-    arch: str = "x86_64"
+    arch: str | None = None
     gpus: int = 0
     gpu_manufacturer: str | None = None
     nested_virt: bool = False
@@ -63,26 +67,28 @@ class ComputeRequest:
         if int(self.cpus) != self.cpus:
             raise InputError(f"cpus {self.cpus!r} must be a whole number")
         _positive("memory", self.memory_gib)
-        if self.arch not in ARCHITECTURES:
+        if self.arch is None and not self.compute_sizes:
+            object.__setattr__(self, "arch", ARCHITECTURES[0])
+        if self.arch is not None and self.arch not in ARCHITECTURES:
             raise InputError(
-                f"architecture {self.arch!r} is not supported: "
+                f"architecture {shown(self.arch)} is not supported: "
                 f"use one of {', '.join(ARCHITECTURES)}"
             )
         if isinstance(self.gpus, bool) or not isinstance(self.gpus, int) or self.gpus < 0:
             raise InputError(f"gpus {self.gpus!r} must be a whole number, zero or more")
         if self.gpu_manufacturer is not None and self.gpu_manufacturer not in GPU_MANUFACTURERS:
             raise InputError(
-                f"GPU manufacturer {self.gpu_manufacturer!r} is not supported: "
+                f"GPU manufacturer {shown(self.gpu_manufacturer)} is not supported: "
                 f"use one of {', '.join(GPU_MANUFACTURERS)}"
             )
         object.__setattr__(self, "compute_sizes", tuple(self.compute_sizes))
         object.__setattr__(self, "compute_families", tuple(self.compute_families))
         for size in self.compute_sizes:
             if not _INSTANCE_TYPE.fullmatch(size):
-                raise InputError(f"compute size {size!r} is not an instance type name")
+                raise InputError(f"compute size {shown(size)} is not an instance type name")
         for family in self.compute_families:
             if not _FAMILY.fullmatch(family):
-                raise InputError(f"compute family {family!r} is not an instance family name")
+                raise InputError(f"compute family {shown(family)} is not an instance family name")
 
 
 @dataclass(frozen=True)
@@ -96,14 +102,16 @@ class SpotArgs:
     def __post_init__(self) -> None:
         if self.tolerance not in TOLERANCE_MIN_SCORE:
             raise InputError(
-                f"spot eviction tolerance {self.tolerance!r} is not one of "
+                f"spot eviction tolerance {shown(self.tolerance)} is not one of "
                 f"{', '.join(TOLERANCE_MIN_SCORE)}"
             )
         rate = self.increase_rate
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate):
             raise InputError(f"spot increase rate {rate!r} must be a number")
-        if rate < 0:
-            raise InputError(f"spot increase rate {rate!r} must be zero or more (a percentage)")
+        if not 0 <= rate <= MAX_INCREASE_RATE:
+            raise InputError(
+                f"spot increase rate {rate!r} must be a percentage from 0 to {MAX_INCREASE_RATE:g}"
+            )
         object.__setattr__(self, "excluded_regions", tuple(self.excluded_regions))
         for region in self.excluded_regions:
             check_region_name(region, "excluded region")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 import traceback
 from collections.abc import Sequence
 from typing import Annotated, Any
 
+import click
 import typer
 from typer.core import TyperGroup
 
@@ -17,21 +20,76 @@ from mapt.core import (
     ExitCode,
     MaptError,
     aws_error,
+    clip_values,
     configure_logging,
     filesystem_error,
+    from_environment,
     is_aws_error,
     redact,
     stopping_on_signals,
 )
 
 _DEBUG_KEY = "mapt.debug"
+_COMMAND_KEY = "mapt.command"
 
 
 def set_debug(ctx: typer.Context, debug: bool) -> None:
-    """Record ``--debug`` for the error handler and raise the log level to match."""
+    """Record ``--debug`` and the running command for the error handler; set the log level.
+
+    Every command calls it first, so the handler can tell which of its values came
+    from the environment (``ctx.meta`` is shared by the whole context chain).
+    """
     if debug:
         ctx.meta[_DEBUG_KEY] = True
+    ctx.meta[_COMMAND_KEY] = ctx
     configure_logging(debug=bool(ctx.meta.get(_DEBUG_KEY)))
+
+
+def error_line(
+    message: str,
+    ctx: click.Context | None,
+    param: click.Parameter | None = None,
+    *,
+    bad_input: bool = True,
+) -> str:
+    """The one ``Error:`` line for ``message``: values cut, and for bad input, the
+    environment variable the bad value came from.
+
+    ``param`` is the parameter a Click error is about; without it, a parameter read
+    from the environment counts when the message names its flag, its value or its
+    name in words (``spot increase rate``, as the request types word their errors).
+    """
+    origin = None
+    if ctx is not None and bad_input:
+        candidates = [param] if param is not None else ctx.command.params
+        for candidate in candidates:
+            origin = _environment_origin(ctx, candidate, message, named=param is not None)
+            if origin is not None:
+                break
+    line = clip_values(message)
+    return f"Error: {origin}: {line}" if origin else f"Error: {line}"
+
+
+def _environment_origin(
+    ctx: click.Context, param: click.Parameter, message: str, *, named: bool
+) -> str | None:
+    """``VAR=value (from the environment)`` when ``param`` was read from ``VAR``."""
+    source = ctx.get_parameter_source(param.name) if param.name else None
+    # Compared by name: Typer may bundle its own copy of Click's ParameterSource.
+    if source is None or source.name != "ENVIRONMENT":
+        return None
+    envvars = [param.envvar] if isinstance(param.envvar, str) else list(param.envvar or ())
+    variable = next((name for name in envvars if os.environ.get(name)), None)
+    if variable is None:
+        return None
+    raw = os.environ[variable]
+    if not named:
+        names = [*param.opts, param.name.replace("_", " ")]
+        pattern = "|".join(re.escape(name) for name in names)
+        mentioned = re.search(rf"(?<![\w-])({pattern})(?![\w-])", message) is not None
+        if not mentioned and repr(raw) not in message and repr(raw.strip()) not in message:
+            return None
+    return from_environment(variable, raw)
 
 
 class _MaptGroup(TyperGroup):
@@ -56,7 +114,12 @@ class _MaptGroup(TyperGroup):
                 raise
             if ctx.meta.get(_DEBUG_KEY):
                 _print_traceback(raised)
-            typer.echo(f"Error: {redact(str(error))}", err=True)
+            line = error_line(
+                redact(str(error)),
+                ctx.meta.get(_COMMAND_KEY),
+                bad_input=error.exit_code == ExitCode.USAGE,
+            )
+            typer.echo(line, err=True)
             raise typer.Exit(int(error.exit_code)) from raised
 
     def main(  # type: ignore[override]
@@ -80,7 +143,10 @@ class _MaptGroup(TyperGroup):
             if message:  # empty when Click already printed help for a bare group
                 ctx = getattr(error, "ctx", None)
                 where = f" Try '{ctx.command_path} --help'." if ctx is not None else ""
-                typer.echo(f"Error: {message.rstrip('.')}.{where}", err=True)
+                line = error_line(
+                    f"{message.rstrip('.')}.{where}", ctx, getattr(error, "param", None)
+                )
+                typer.echo(line, err=True)
             exit_code = error.exit_code
             result = None
         except typer.Abort:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from mapt.cli._console import console
 from mapt.cli._github import (
     AppId,
     AppInstallationId,
@@ -56,15 +56,17 @@ from mapt.cli._options import (
     Tolerance,
     comma_list,
     compute_request,
+    flag_name,
     given,
     option,
+    requested_region,
     secret_file_option,
     secret_option,
     secret_value,
     spot_args,
     whole_number,
 )
-from mapt.core import InputError, RunContext
+from mapt.core import InputError, RunContext, shown
 
 if TYPE_CHECKING:
     from mapt.cli._host_flow import CreateOutcome, DestroyOutcome, HostSummary
@@ -99,8 +101,6 @@ _RUNNER_SETTINGS = (
 )
 # Longer than a week is surely a typo for a CI machine.
 MAX_LIFETIME = timedelta(days=7)
-# Flags that shape the machine; --compute-sizes names the types instead.
-_SHAPE_FLAGS = ("cpus", "memory", "gpus", "gpu_manufacturer", "nested_virt", "compute_families")
 
 
 @host_app.command("create")
@@ -112,7 +112,7 @@ def create(
     secrets_provider: SecretsProvider = None,
     region: Region = None,
     conn_details_output: Annotated[
-        Path | None,
+        str | None,
         option(
             "--conn-details-output",
             "Folder for the connection files (host, username, id_rsa, ...), mode 0600.",
@@ -122,7 +122,7 @@ def create(
     version: Annotated[
         str | None, option("--version", "OS release: RHEL 9.4 (default), Fedora 41 (default).")
     ] = None,
-    arch: Arch = "x86_64",
+    arch: Arch = None,
     disk_size: Annotated[
         int, option("--disk-size", "Root disk size in GiB.", parser=whole_number)
     ] = 200,
@@ -210,8 +210,12 @@ def create(
     Running it again for the same project keeps the same place and machine: the spot
     choice is read back from spotOption-<project> and the host stack is updated in
     place. A failed create keeps what it made in state for `mapt aws host destroy`.
+    Every input and prerequisite (Pulumi CLI, connection folder, AWS credentials) is
+    checked before any AWS call or lock. --dry-run needs no Pulumi CLI and writes nothing.
     """
-    from mapt.allocation import AllocationArgs
+    import boto3
+
+    from mapt.allocation import AllocationArgs, check_credentials, resolve_architecture
     from mapt.cli._app import set_debug
     from mapt.cli._host_flow import HostChecks, create_host, dry_run_host
     from mapt.cli._services import services
@@ -221,14 +225,10 @@ def create(
     from mapt.targets.aws import HostRequest
 
     set_debug(ctx, debug)
-    explicit = [name for name in _SHAPE_FLAGS if given(ctx, name)]
-    if compute_sizes is not None and explicit:
-        flags = ", ".join("--" + name.replace("_", "-") for name in explicit)
-        raise InputError(
-            f"--compute-sizes {compute_sizes!r} and {flags} are mutually exclusive: "
-            "name the instance types, or describe the machine"
-        )
-    context = _context(project_name, backed_url, region, tags=parse_tags(tags or ""), debug=debug)
+    compute = compute_request(ctx)
+    context = _context(
+        project_name, backed_url, requested_region(region), tags=parse_tags(tags or ""), debug=debug
+    )
     expires_at = None
     if timeout is not None:
         lifetime = parse_duration(timeout, flag="--timeout", maximum=MAX_LIFETIME)
@@ -236,10 +236,12 @@ def create(
     wait_for_lock = parse_duration(lock_timeout, flag="--lock-timeout").total_seconds()
     if spot_max_attempts < 1:
         raise InputError(f"--spot-max-attempts {spot_max_attempts} must be at least 1")
+    if not airgap:
+        _refuse_without(ctx, ("service_endpoints",), "--airgap")
     request = HostRequest(
         os=os_name,  # type: ignore[arg-type]  # validated by HostRequest
         version=version,
-        arch=arch,
+        arch=compute.arch or "x86_64",  # the named types' may replace it below
         disk_size=disk_size,
         airgap=airgap,
         service_endpoints=comma_list("--service-endpoints", service_endpoints),
@@ -250,27 +252,19 @@ def create(
         rh_subscription_password=secret_value(ctx, "--rh-subscription-password"),
         expires_at=expires_at,
     )
-    image = request.image
-    args = AllocationArgs(
-        compute_request=compute_request(ctx.params),
-        ami_product_description=_PRODUCT_DESCRIPTIONS[request.os],
-        ami_name=image.name,
-        ami_owner=image.owner,
-        ami_arch=image.architecture,
-        spot=(
-            spot_args(
-                tolerance=spot_eviction_tolerance,
-                increase_rate=spot_increase_rate,
-                excluded_regions=spot_excluded_regions,
-            )
-            if spot
-            else None
-        ),
+    spot_choice = (
+        spot_args(
+            tolerance=spot_eviction_tolerance,
+            increase_rate=spot_increase_rate,
+            excluded_regions=spot_excluded_regions,
+        )
+        if spot
+        else None
     )
     if not spot:
         _refuse_without(ctx, _SPOT_TUNING, "--spot")
-    if conn_details_output is not None:
-        check_connection_folder(conn_details_output)
+    # Checked on a dry run too: it fails where the real run would.
+    conn_dir = None if conn_details_output is None else check_connection_folder(conn_details_output)
     scope = runner_scope(ghactions_runner_repo, ghactions_runner_org)
     if scope is None:
         _refuse_without(
@@ -281,10 +275,16 @@ def create(
         )
     provider = validate_secrets_provider(secrets_provider)
     backend = resolve_backend(context.backend_url)
-    if backend.kind == "s3":
-        secrets_setup(backend, provider)  # no passphrase and no KMS key: fail now, not later
 
+    # Prerequisites, before any AWS call or lock: what a real run changes state with,
+    # then the AWS credentials every run reads the market with.
     service = services(ctx)
+    if not dry_run:
+        service.check_engine()
+        if backend.kind == "s3":
+            secrets_setup(backend, provider)  # no passphrase and no KMS key: fail now
+    session = boto3.Session()
+    check_credentials(session)
     engine = service.engine(provider, debug)
     if scope is not None:
         # Last of the checks: it asks GitHub for a token, once everything else is valid.
@@ -301,15 +301,23 @@ def create(
                 app_private_key=ghactions_app_private_key,
             ),
         )
+    # Types named without --arch run on their own architecture; the image follows it.
+    compute = resolve_architecture(compute, region=context.resolved_region(), session=session)
+    if compute.arch is not None and compute.arch != request.arch:
+        request = replace(request, arch=compute.arch)
+    image = request.image
+    args = AllocationArgs(
+        compute_request=compute,
+        ami_product_description=_PRODUCT_DESCRIPTIONS[request.os],
+        ami_name=image.name,
+        ami_owner=image.owner,
+        ami_arch=image.architecture,
+        spot=spot_choice,
+        session=session,
+    )
     if dry_run:
-        import boto3
-
         outcome = dry_run_host(
-            context,
-            args,
-            request,
-            engine=DryRunEngine(reader=engine),
-            session=args.session or boto3.Session(),
+            context, args, request, engine=DryRunEngine(reader=engine), session=session
         )
     else:
         outcome = create_host(
@@ -317,7 +325,7 @@ def create(
             args,
             request,
             engine=engine,
-            conn_dir=conn_details_output,
+            conn_dir=conn_dir,
             checks=HostChecks(
                 launch=service.launch, readiness=service.readiness, setup=service.setup
             ),
@@ -325,7 +333,7 @@ def create(
             max_attempts=spot_max_attempts,
             fallback_on_demand=spot_fallback_on_demand,
         )
-        _write_github_output(outcome, conn_details_output)
+        _write_github_output(outcome, conn_dir)
     _print_create(outcome, output)
 
 
@@ -357,7 +365,8 @@ def destroy(
     """Destroy the host, then its spot choice, then the project's state.
 
     Destroying twice, or a project that never existed, succeeds and says there was
-    nothing to destroy.
+    nothing to destroy; that is found by reading the state, so it needs no Pulumi CLI
+    and writes nothing.
     """
     from mapt.cli._app import set_debug
     from mapt.cli._host_flow import destroy_host
@@ -370,7 +379,7 @@ def destroy(
     provider = validate_secrets_provider(secrets_provider)
     wait = parse_duration(lock_timeout, flag="--lock-timeout").total_seconds()
     scope = runner_scope(ghactions_runner_repo, ghactions_runner_org)
-    engine = services(ctx).engine(provider, debug)
+    service = services(ctx)
 
     def deregister(registered: RegisteredRunner | None) -> str | None:
         return deregister_runner(
@@ -384,10 +393,11 @@ def destroy(
 
     outcome = destroy_host(
         context,
-        engine=engine,
+        engine=service.engine(provider, debug),
         force=force_destroy,
         keep_state=keep_state,
         lock_timeout=wait,
+        prerequisites=service.check_engine,
         deregister=deregister,
     )
     _print_destroy(context, outcome, output)
@@ -402,7 +412,8 @@ def list_command(
 ) -> None:
     """List the projects in a state backend: where each host runs, on what, since when.
 
-    Reads state only: no AWS call, no change, no passphrase needed.
+    Reads state only: no AWS call, no change, no passphrase needed. A project
+    whose state cannot be read is listed as unreadable, with the file and why.
     """
     from mapt.cli._app import set_debug
     from mapt.cli._host_flow import list_hosts
@@ -442,9 +453,9 @@ def _refuse_without(
     """
     for name in names:
         if given(ctx, name):
-            flag = "--" + name.replace("_", "-")
-            shown = flag if name == secret else f"{flag} {ctx.params[name]!r}"
-            raise InputError(f"{shown} applies only with {needed}")
+            flag = flag_name(name)
+            named = flag if name == secret else f"{flag} {shown(ctx.params[name])}"
+            raise InputError(f"{named} applies only with {needed}")
 
 
 # -- output -----------------------------------------------------------------------------
@@ -457,12 +468,14 @@ def _create_document(outcome: CreateOutcome) -> dict[str, Any]:
     document: dict[str, Any] = {
         "dry_run": outcome.dry_run,
         "allocation": chosen.to_dict(),
-        "hourly_price": chosen.spot_price,
+        "hourly_price": outcome.hourly_price,
         "outputs": outcome.public_outputs(SECRET_OUTPUTS),
         "files": [str(path) for path in outcome.files],
     }
     if outcome.runner_name is not None:
         document["runner_name"] = outcome.runner_name
+    if outcome.price_unknown is not None:
+        document["hourly_price_unknown"] = outcome.price_unknown
     if outcome.dry_run:
         document["images"] = [dict(image) for image in outcome.images]
         document["resources"] = [
@@ -486,13 +499,15 @@ def _print_create(outcome: CreateOutcome, output: OutputFormat) -> None:
         lines.append(f"max price:         {(chosen.max_price or 0):.4f} USD/h")
     else:
         lines.append("capacity:          on-demand")
+    if outcome.runner_name is not None:
+        lines.append(f"runner:            {outcome.runner_name}")
     if outcome.dry_run:
         header = "Dry run: nothing was created, no state or connection file was written."
-        if chosen.is_spot:
-            lines.append(
-                f"estimated cost:    {chosen.spot_price:.4f} USD/h for the instance "
-                "(load balancer, IP address and NAT gateway are charged on top)"
-            )
+        price = outcome.hourly_price
+        cost = (
+            f"unknown: {outcome.price_unknown}" if price is None else f"{price:.4f} USD/h"
+        ) + " for the instance (load balancer, IP address and NAT gateway are charged on top)"
+        lines.append(f"estimated cost:    {cost}")
         lines += [f"image:             {i['id']} ({i['name']})" for i in outcome.images]
         typer.echo("\n".join([header, *lines]))
         _print_resources(outcome)
@@ -503,8 +518,6 @@ def _print_create(outcome: CreateOutcome, output: OutputFormat) -> None:
     ]
     if outcome.files:
         lines.append(f"connection files:  {', '.join(str(p) for p in outcome.files)}")
-    if outcome.runner_name is not None:
-        lines.append(f"runner:            {outcome.runner_name}")
     typer.echo("\n".join(["Host ready.", *lines]))
 
 
@@ -516,7 +529,7 @@ def _print_resources(outcome: CreateOutcome) -> None:
         table.add_column(column)
     for step in outcome.planned:
         table.add_row(step.type, step.name)
-    _console().print(table)
+    console().print(table)
 
 
 def _write_github_output(outcome: CreateOutcome, conn_dir: Path | None) -> None:
@@ -584,24 +597,26 @@ def _print_hosts(hosts: list[HostSummary], backed_url: str | None) -> None:
     for host in hosts:
         capacity = "-" if host.spot is None else ("spot" if host.spot else "on-demand")
         table.add_row(
-            host.project,
+            host.project or "(unknown)",
             host.region or "-",
             host.availability_zone or "-",
             ", ".join(host.instance_types) or "-",
             capacity,
             host.host or "-",
             host.secrets_state,
-            _age(now, host.updated_at),
+            "unreadable" if host.unreadable else _age(now, host.updated_at),
             "yes" if host.locked else "",
         )
-    _console().print(table)
-
-
-def _console() -> Any:
-    """A console on stdout; not a terminal (a CI log) gets wide lines, not cut cells."""
-    from rich.console import Console
-
-    return Console(file=sys.stdout, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+    out = console()
+    out.print(table)
+    for host in hosts:
+        for location, reason in host.unreadable:
+            # Plain text: a path in brackets must not be taken for rich markup.
+            out.print(
+                f"Unreadable state of project {host.project or '(unknown)'}: {location}: {reason}",
+                markup=False,
+                highlight=False,
+            )
 
 
 def _age(now: datetime, then: datetime | None) -> str:

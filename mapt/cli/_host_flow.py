@@ -48,6 +48,8 @@ class CreateOutcome:
 
     ``outputs`` are the host stack's plain outputs, secrets included: callers print
     only ``public_outputs``. ``planned`` lists the resources a dry run would create.
+    ``on_demand_price`` is what an on-demand dry run found in the Pricing API, or None
+    with ``price_unknown`` saying why.
     """
 
     allocation: AllocationResult
@@ -57,6 +59,14 @@ class CreateOutcome:
     planned: tuple[PlannedStep, ...] = ()
     images: tuple[Mapping[str, str], ...] = ()
     runner_name: str | None = None
+    on_demand_price: float | None = None
+    price_unknown: str | None = None
+
+    @property
+    def hourly_price(self) -> float | None:
+        """USD/hour of the instance: the spot bid, or the on-demand price when known."""
+        chosen = self.allocation
+        return chosen.spot_price if chosen.is_spot else self.on_demand_price
 
     def public_outputs(self, secret_names: frozenset[str]) -> dict[str, Any]:
         return {k: v for k, v in self.outputs.items() if k not in secret_names}
@@ -238,15 +248,23 @@ def dry_run_host(
 ) -> CreateOutcome:
     """The real allocation (read-only EC2 calls) and the host program under mocks.
 
-    A spot choice already saved is read, not re-made; a new one is shown but not
-    saved. Image lookups are answered from the real ``DescribeImages`` of the chosen
-    region, so a dry run fails where a real run would on a missing image.
+    A spot choice already saved is read, not re-made; a new one is shown but kept
+    nowhere. State is read through ``engine``'s reader as ``host list`` reads it, so
+    no Pulumi CLI, passphrase, lock or workspace is needed and nothing is written.
+    Image lookups are answered from the real ``DescribeImages`` of the chosen region,
+    so a dry run fails where a real run would on a missing image. On demand, the
+    hourly price comes from the Pricing API (or is unknown, with the reason).
     """
-    from mapt.allocation import allocation
+    from mapt.allocation import allocation, on_demand_hourly_price
     from mapt.stacks import StackRef
     from mapt.targets.aws import HOST_STACK, host_phases, host_program
 
-    chosen = allocation(context, args, engine=engine)
+    chosen = allocation(context, args, engine=engine, keep=False)
+    on_demand_price, price_unknown = None, None
+    if not chosen.is_spot:
+        on_demand_price, price_unknown = on_demand_hourly_price(
+            chosen, args.ami_product_description, session=session
+        )
     images: list[dict[str, str]] = []
     engine.answer(GET_AMI, image_answer(session, chosen.region, found=images))
     ref = StackRef.for_context(context, HOST_STACK)
@@ -265,6 +283,8 @@ def dry_run_host(
         planned=tuple(planned),
         images=tuple(unique.values()),
         runner_name=request.runner.name if request.runner is not None else None,
+        on_demand_price=on_demand_price,
+        price_unknown=price_unknown,
     )
 
 
@@ -329,11 +349,17 @@ def destroy_host(
     keep_state: bool,
     lock_timeout: float,
     deregister: Callable[[RegisteredRunner | None], str | None] | None = None,
+    prerequisites: Callable[[], None] | None = None,
 ) -> DestroyOutcome:
     """Destroy the host stack, then ``spotOption-<project>``, then the project's state.
 
     A stack that does not exist is skipped, so destroying twice, or a project that
-    never existed, succeeds. ``force`` first removes the locks dead runs left: the
+    never existed, succeeds. Whether the project has any stack is read from the state
+    first (``list_stacks``, as ``host list`` reads it): a project without one is
+    nothing to destroy, found without ``prerequisites`` (the engine's, e.g. the Pulumi
+    CLI) or a lock; only leftovers of an earlier ``keep_state`` destroy are purged, so
+    a project that never existed writes nothing. Otherwise ``prerequisites`` run
+    before the lock is taken. ``force`` first removes the locks dead runs left: the
     project lock (saying whose it was and since when) and the stacks' Pulumi locks.
 
     The GitHub runner the host stack recorded (its scope and id) is read before the
@@ -345,6 +371,18 @@ def destroy_host(
     from mapt.stacks import StackRef, break_project_lock, project_lock
     from mapt.targets.aws import HOST_STACK
 
+    project = context.project_name
+    if not force and not any(
+        summary.project == project for summary in engine.list_stacks(context.backend_url)
+    ):
+        log.info("project %s has no stacks; nothing to destroy", context.project_name)
+        # What a --keep-state destroy kept can still go: read, then removed if any.
+        leftovers = [] if keep_state else engine.purge_project_state(context.backend_url, project)
+        # No host stack, so no runner record: ``deregister`` says none is removed.
+        note = deregister(None) if deregister is not None else None
+        return DestroyOutcome((), purged=tuple(leftovers), runner=note)
+    if prerequisites is not None:
+        prerequisites()
     broken = None
     registered: RegisteredRunner | None = None
     if force:
@@ -406,7 +444,12 @@ def _registered_runner(engine: Engine, ref: StackRef) -> RegisteredRunner | None
 
 @dataclass(frozen=True)
 class HostSummary:
-    """One project in a backend, as ``mapt aws host list`` shows it."""
+    """One project in a backend, as ``mapt aws host list`` shows it.
+
+    ``unreadable`` lists the project's state entries that could not be read, as
+    (location, reason): the project exists, but what it holds is unknown. ``project``
+    is empty for an unreadable legacy-layout file (only its contents name the project).
+    """
 
     project: str
     stacks: tuple[str, ...]
@@ -431,6 +474,7 @@ class HostSummary:
         if self.configured_instance is None:
             return "awaiting"
         return f"delivered to {self.configured_instance}"
+    unreadable: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -445,6 +489,9 @@ class HostSummary:
             "locked": self.locked,
             "awaited_secrets": list(self.awaited_secrets),
             "configured_instance": self.configured_instance,
+            "unreadable": [
+                {"location": location, "reason": reason} for location, reason in self.unreadable
+            ],
         }
 
 
@@ -452,7 +499,8 @@ def list_hosts(engine: Engine, backend_url: str | None) -> list[HostSummary]:
     """Every project in the backend with where its host runs, from state alone.
 
     The host stack's outputs come first; a project with only a spot choice (created
-    but not deployed, or a failed deploy) shows the choice.
+    but not deployed, or a failed deploy) shows the choice. A project whose state
+    cannot be read is listed with why (``HostSummary.unreadable``), never left out.
     """
     by_project: dict[str, list[StackSummary]] = {}
     for summary in engine.list_stacks(backend_url):
@@ -460,9 +508,10 @@ def list_hosts(engine: Engine, backend_url: str | None) -> list[HostSummary]:
     return [_host_summary(project, stacks) for project, stacks in sorted(by_project.items())]
 
 
-def _host_summary(project: str, stacks: Sequence[StackSummary]) -> HostSummary:
+def _host_summary(project: str, summaries: Sequence[StackSummary]) -> HostSummary:
     from mapt.targets.aws import HOST_STACK
 
+    stacks = [s for s in summaries if s.unreadable is None]
     merged: dict[str, Any] = {}
     # Spot choice first, so the host stack's own outputs win where both have a value.
     for summary in sorted(stacks, key=lambda s: s.kind == HOST_STACK):
@@ -475,16 +524,19 @@ def _host_summary(project: str, stacks: Sequence[StackSummary]) -> HostSummary:
     times = [s.updated_at for s in stacks if s.updated_at is not None]
     return HostSummary(
         project=project,
-        stacks=tuple(s.stack_name for s in stacks),
+        stacks=tuple(s.stack_name for s in summaries if s.stack_name),
         region=merged.get("region"),
         availability_zone=az,
         instance_types=tuple(str(t) for t in types),
         spot=spot,
         host=merged.get("host"),
         updated_at=max(times) if times else None,
-        locked=any(s.locks for s in stacks),
+        locked=any(s.locks for s in summaries),
         awaited_secrets=tuple(str(a) for a in merged.get("awaited_secrets") or ()),
         configured_instance=merged.get("configured_instance"),
+        unreadable=tuple(
+            (s.location, s.unreadable) for s in summaries if s.unreadable is not None
+        ),
     )
 
 

@@ -2,19 +2,27 @@
 
 Each option also reads ``MAPT_<OPTION>`` from the environment (e.g. ``MAPT_CPUS``), so a
 CI job can set them once. Conversions from raw text to request objects live here too,
-so every command refuses bad input with the same one-line message.
+so every command refuses bad input with the same one-line message: ``spot-price`` and
+``host create`` share the compute, spot and region flags and their one validation.
 """
 
 from __future__ import annotations
 
+import re
 import sys
-from collections.abc import Mapping
 from enum import Enum
 from typing import Annotated, Any
 
 import typer
 
-from mapt.core import InputError, get_logger, register_secret
+from mapt.core import (
+    InputError,
+    check_region_name,
+    get_logger,
+    region_from_environment,
+    register_secret,
+    shown,
+)
 
 _log = get_logger(__name__)
 
@@ -25,24 +33,49 @@ def env(flag: str) -> str:
 
 
 def option(flag: str, help: str, **kwargs: Any) -> Any:
-    """A Typer option with its ``MAPT_*`` environment variable."""
+    """A Typer option with its ``MAPT_*`` environment variable; an empty value is refused.
+
+    ``--flag ""`` means nothing any mapt flag could use, so it is an error, not "unset".
+    (An empty ``MAPT_*`` variable is "unset": Click ignores it, as CI templates expect.)
+    """
+    kwargs.setdefault("callback", refuse_empty)
     return typer.Option(flag, envvar=env(flag), help=help, **kwargs)
 
 
+def refuse_empty(param: typer.CallbackParam, value: Any) -> Any:
+    """The option callback refusing a blank text value, naming the flag."""
+    if isinstance(value, str) and not value.strip():
+        flag = param.opts[0] if param.opts else str(param.name)
+        raise InputError(f"{flag} {value!r} is empty: give a value, or leave the flag out")
+    return value
+
+
+# ASCII digits only: int() and float() also take other scripts' digits (Arabic-Indic
+# "٤"), underscores ("1_0"), "inf" and "nan", none of which a flag value should be.
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
 def whole_number(text: str | int) -> int:
-    """Parse a whole number, naming the text when it is not one."""
+    """Parse a whole number written in ASCII digits, naming the text when it is not one."""
+    if isinstance(text, int):
+        return text
     try:
-        return int(text)
-    except (TypeError, ValueError):
-        raise typer.BadParameter(f"{text!r} is not a whole number") from None
+        if _WHOLE_NUMBER.fullmatch(text.strip()):
+            return int(text)
+    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+        pass
+    raise typer.BadParameter(f"{shown(text)} is not a whole number")
 
 
 def number(text: str | float) -> float:
-    """Parse a decimal number, naming the text when it is not one."""
-    try:
+    """Parse a finite decimal number in ASCII digits, naming the text when it is not one."""
+    if isinstance(text, (int, float)):
         return float(text)
-    except (TypeError, ValueError):
-        raise typer.BadParameter(f"{text!r} is not a number") from None
+    value = float(text) if _NUMBER.fullmatch(text.strip()) else None
+    if value is None or value in (float("inf"), float("-inf")):
+        raise typer.BadParameter(f"{shown(text)} is not a number")
+    return value
 
 
 class OutputFormat(str, Enum):
@@ -175,13 +208,20 @@ def comma_list(flag: str, value: str | None) -> tuple[str, ...]:
         return ()
     items = tuple(item.strip() for item in value.split(","))
     if not value.strip() or any(not item for item in items):
-        raise InputError(f"{flag} {value!r} has an empty item: give a comma-separated list")
+        raise InputError(f"{flag} {shown(value)} has an empty item: give a comma-separated list")
     return items
 
 
 Cpus = Annotated[int, option("--cpus", "vCPUs of the machine.", parser=whole_number)]
 Memory = Annotated[float, option("--memory", "Memory of the machine in GiB.", parser=number)]
-Arch = Annotated[str, option("--arch", "CPU architecture: x86_64 or arm64.")]
+Arch = Annotated[
+    str | None,
+    option(
+        "--arch",
+        "CPU architecture: x86_64 or arm64 (default: that of the --compute-sizes types, "
+        "else x86_64).",
+    ),
+]
 Gpus = Annotated[int, option("--gpus", "Number of GPUs.", parser=whole_number)]
 GpuManufacturer = Annotated[
     str | None, option("--gpu-manufacturer", "GPU manufacturer (nvidia, amd, ...).")
@@ -223,7 +263,10 @@ ProductDescription = Annotated[
         "Spot product to price: Linux/UNIX, Red Hat Enterprise Linux, Windows, ...",
     ),
 ]
-Region = Annotated[str | None, option("--region", "AWS region (default: AWS_REGION).")]
+Region = Annotated[
+    str | None,
+    option("--region", "AWS region (default: AWS_REGION, else AWS_DEFAULT_REGION)."),
+]
 ProjectName = Annotated[
     str,
     option("--project-name", "Name of the project: its stacks are <kind>-<project>."),
@@ -256,16 +299,37 @@ Output = Annotated[OutputFormat, option("--output", "Output format: text or json
 Debug = Annotated[bool, option("--debug", "Verbose logs, and tracebacks with errors.")]
 
 
-def compute_request(params: Mapping[str, Any]) -> Any:
-    """Build a validated ``ComputeRequest`` from a command's compute flags (``ctx.params``)."""
+# Flags that describe the machine's shape; --compute-sizes names the types instead.
+SHAPE_FLAGS = ("cpus", "memory", "gpus", "gpu_manufacturer", "nested_virt", "compute_families")
+
+
+def flag_name(name: str) -> str:
+    """The flag of parameter ``name``: ``compute_sizes`` -> ``--compute-sizes``."""
+    return "--" + name.replace("_", "-")
+
+
+def compute_request(ctx: typer.Context) -> Any:
+    """A validated ``ComputeRequest`` from a command's compute flags.
+
+    ``--compute-sizes`` names the types and excludes the shape flags; ``--arch`` not
+    given leaves the architecture to the named types (x86_64 for a shape).
+    """
     from mapt.allocation import ComputeRequest
 
+    params = ctx.params
+    explicit = [name for name in SHAPE_FLAGS if given(ctx, name)]
+    if params["compute_sizes"] is not None and explicit:
+        flags = ", ".join(flag_name(name) for name in explicit)
+        raise InputError(
+            f"--compute-sizes {shown(params['compute_sizes'])} and {flags} are mutually "
+            "exclusive: name the instance types, or describe the machine"
+        )
     return ComputeRequest(
         cpus=params["cpus"],
         memory_gib=params["memory"],
         arch=params["arch"],
         gpus=params["gpus"],
-        gpu_manufacturer=params["gpu_manufacturer"] or None,
+        gpu_manufacturer=params["gpu_manufacturer"],
         nested_virt=params["nested_virt"],
         compute_sizes=comma_list("--compute-sizes", params["compute_sizes"]),
         compute_families=comma_list("--compute-families", params["compute_families"]),
@@ -276,8 +340,17 @@ def spot_args(*, tolerance: str, increase_rate: float, excluded_regions: str | N
     """Build validated ``SpotArgs`` from the spot flags."""
     from mapt.allocation import SpotArgs
 
-    return SpotArgs(
-        tolerance=tolerance,
-        increase_rate=increase_rate,
-        excluded_regions=comma_list("--spot-excluded-regions", excluded_regions),
-    )
+    names = comma_list("--spot-excluded-regions", excluded_regions)
+    for name in names:
+        check_region_name(name, "--spot-excluded-regions item")
+    return SpotArgs(tolerance=tolerance, increase_rate=increase_rate, excluded_regions=names)
+
+
+def requested_region(value: str | None) -> str | None:
+    """The ``--region`` asked for, else ``AWS_REGION``/``AWS_DEFAULT_REGION``, checked.
+
+    The message names the flag or the variable the bad name came from.
+    """
+    if value is not None:
+        return check_region_name(value, "--region")
+    return region_from_environment()

@@ -37,6 +37,17 @@ def pulumi_engine(secrets_provider: str | None, debug: bool) -> Engine:
     return PulumiEngine(secrets_provider=secrets_provider, debug=debug)
 
 
+def pulumi_cli_present() -> None:
+    """What the Pulumi engine needs to change state: its CLI, found and version-checked.
+
+    Raises ``PrerequisiteError`` (exit 5). Reading state needs no CLI, so only
+    commands about to change state check it, before any AWS call or lock.
+    """
+    from mapt.stacks import pulumi_command
+
+    pulumi_command()
+
+
 def ssh_readiness(access: SshAccess) -> None:
     """The real readiness check: SSH in and wait for cloud-init (40 min at most)."""
     from mapt.targets import DEFAULT_READY_TIMEOUT, wait_until_ready
@@ -64,6 +75,14 @@ class Services:
     readiness: ReadinessCheck = ssh_readiness
     launch: LaunchCheck = auto_scaling_launch
     setup: HostSetupStep | None = None
+
+    def check_engine(self) -> None:
+        """Check what the engine needs to change state (the Pulumi engine: its CLI).
+
+        An engine handed in brings what it needs, so there is nothing to check for it.
+        """
+        if self.engine is pulumi_engine:
+            pulumi_cli_present()
 
 
 def services(ctx: typer.Context) -> Services:

@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from mapt.cli._console import console
 from mapt.cli._options import (
     Arch,
     ComputeFamilies,
@@ -25,6 +26,7 @@ from mapt.cli._options import (
     Region,
     Tolerance,
     compute_request,
+    requested_region,
     spot_args,
 )
 
@@ -33,7 +35,7 @@ def spot_price(
     ctx: typer.Context,
     cpus: Cpus = 8,
     memory: Memory = 64,
-    arch: Arch = "x86_64",
+    arch: Arch = None,
     gpus: Gpus = 0,
     gpu_manufacturer: GpuManufacturer = None,
     nested_virt: NestedVirt = False,
@@ -50,22 +52,28 @@ def spot_price(
     """Rank every availability zone that can run the machine on spot, best first.
 
     Read-only: it queries EC2 (and the Pricing API for on-demand prices, when it
-    answers) and creates nothing, not even state.
+    answers) and creates nothing, not even state. The flags and their checks are
+    those of `mapt aws host create`.
     """
-    from mapt.allocation import AllocationArgs, on_demand_comparison, spot_offers
+    import boto3
+
+    from mapt.allocation import AllocationArgs, check_credentials, on_demand_comparison, spot_offers
     from mapt.cli._app import set_debug
 
     set_debug(ctx, debug)
     args = AllocationArgs(
-        compute_request=compute_request(ctx.params),
+        compute_request=compute_request(ctx),
         ami_product_description=product_description,
         spot=spot_args(
             tolerance=spot_eviction_tolerance,
             increase_rate=spot_increase_rate,
             excluded_regions=spot_excluded_regions,
         ),
+        session=boto3.Session(),
     )
-    offers = spot_offers(args, home_region=region)
+    home_region = requested_region(region)
+    check_credentials(args.session)
+    offers = spot_offers(args, home_region=home_region)
     rows = on_demand_comparison(offers, product_description, session=args.session)
     if output is OutputFormat.json:
         typer.echo(json.dumps({"offers": rows}, indent=2))
@@ -74,7 +82,6 @@ def spot_price(
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     with_on_demand = any("on_demand_price" in row for row in rows)
@@ -103,4 +110,4 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
             ]
         cells.append(", ".join(row["instance_types"]))
         table.add_row(*cells)
-    Console(soft_wrap=False).print(table)
+    console().print(table)

@@ -3,7 +3,8 @@
 Which projects still have state comes from the backend (``--backed-url``): a mapt
 resource whose project has no stack there is orphaned and always removed;
 ``--expired`` and ``--older-than`` add resources by their ``mapt:expires-at`` and
-``mapt:created-at`` tags. Resources without ``mapt:project`` are never touched. See
+``mapt:created-at`` tags. Resources without ``mapt:project`` are never touched, nor
+are those of a project whose state cannot be read (it may be live). See
 ``specs/features/reliability.md``.
 """
 
@@ -20,6 +21,7 @@ from mapt.core import InputError
 if TYPE_CHECKING:
     from datetime import timedelta
 
+    from mapt.stacks import StackSummary
     from mapt.targets.aws import SweepPlan, SweepReport
 
 # AWS region names: a partition-area prefix, words, a number (us-east-1, us-gov-west-1).
@@ -61,8 +63,9 @@ def sweep(
 
     Finds every resource tagged mapt:project in the regions, then deletes the
     orphaned ones (no stack in the backend) and, when asked, expired or old
-    ones, in the order AWS accepts. Untagged resources are never touched.
-    Exits 1 if any deletion failed; the others still happen.
+    ones, in the order AWS accepts. Untagged resources are never touched, nor are
+    those of a project whose state cannot be read. Exits 1 if any deletion
+    failed; the others still happen.
     """
     from datetime import datetime, timezone
 
@@ -87,25 +90,35 @@ def sweep(
     # first resource, so a project created meanwhile is seen with its state, never as
     # an orphan.
     stacks = list_stacks(backed_url)
+    unreadable = [stack for stack in stacks if stack.unreadable is not None]
+    for stack in unreadable:
+        if not stack.project:
+            raise OperationError(
+                f"cannot tell which project the unreadable state file {stack.location} "
+                f"belongs to ({stack.unreadable}), so no project can be proven orphaned",
+                hint="Repair or remove that file, then run the sweep again.",
+            )
     plan = plan_sweep(
         found,
         now=datetime.now(timezone.utc),
         projects_with_state={stack.project for stack in stacks},
         expired=expired,
         older_than=limit,
+        unreadable_projects={stack.project for stack in unreadable},
     )
-    if not stacks and any("orphaned" in item.reasons for item in plan.items) and not dry_run:
-        raise InputError(
-            f"the state backend {backed_url or '(local default)'} has no stacks, so every "
-            "mapt resource in the account would count as orphaned",
-            hint="Pass the --backed-url the mapt runs in this account use, or --dry-run to "
-            "see what would be removed (--older-than 1s removes everything regardless).",
-        )
+    if not stacks and not dry_run:
+        _check_empty_backend(plan, backed_url, limit)
     report = execute_sweep(session, plan, dry_run=dry_run)
     if output is OutputFormat.json:
-        typer.echo(json.dumps(_as_json(report, swept, expired=expired, older_than=limit), indent=2))
+        document = _as_json(report, swept, expired=expired, older_than=limit, kept=unreadable)
+        typer.echo(json.dumps(document, indent=2))
     else:
         _print_report(plan, report, swept, older_than=limit)
+        for stack in unreadable:
+            typer.echo(
+                f"Kept every resource of project {stack.project}: its state is unreadable "
+                f"({stack.location}: {stack.unreadable})."
+            )
     if not report.ok:
         first = report.failures[0]
         raise OperationError(
@@ -116,8 +129,47 @@ def sweep(
         )
 
 
+def _check_empty_backend(
+    plan: SweepPlan, backed_url: str | None, older_than: timedelta | None
+) -> None:
+    """Refuse to take every resource for an orphan because the backend holds nothing.
+
+    An empty backend is more often the wrong ``--backed-url`` than an account whose
+    state is lost. Resources selected by age or expiry were asked for explicitly
+    ("state or not"), so ``--older-than`` is the override: it may remove them, after
+    saying on stderr what will go. Any selected only as an orphan is refused.
+    """
+    from mapt.targets.aws import describe_reasons
+
+    only_orphaned = [item for item in plan.items if item.reasons == ("orphaned",)]
+    where = backed_url or "(local default)"
+    if only_orphaned:
+        projects = sorted({item.resource.project or "" for item in only_orphaned})
+        raise InputError(
+            f"the state backend {where} has no stacks, so {len(only_orphaned)} mapt "
+            f"resources of project{'s' if len(projects) > 1 else ''} {', '.join(projects)} "
+            "would count as orphaned",
+            hint="Pass the --backed-url the mapt runs in this account use, --dry-run to see "
+            "what would be removed, or --older-than DURATION (e.g. 1s) to remove what was "
+            "created longer ago than that, state or not.",
+        )
+    for item in plan.items:
+        resource = item.resource
+        why = describe_reasons(item, older_than=older_than)
+        typer.echo(
+            f"The state backend {where} has no stacks; removing {resource.kind} {resource.id} "
+            f"in {resource.region} (project {resource.project}: {why})",
+            err=True,
+        )
+
+
 def _as_json(
-    report: SweepReport, regions: list[str], *, expired: bool, older_than: timedelta | None
+    report: SweepReport,
+    regions: list[str],
+    *,
+    expired: bool,
+    older_than: timedelta | None,
+    kept: list[StackSummary],
 ) -> dict[str, Any]:
     from mapt.core import format_duration
 
@@ -140,18 +192,22 @@ def _as_json(
             for action in report.actions
         ],
         "failed": len(report.failures),
+        "unreadable_state": [
+            {"project": stack.project, "location": stack.location, "reason": stack.unreadable}
+            for stack in kept
+        ],
     }
 
 
 def _print_report(
     plan: SweepPlan, report: SweepReport, regions: list[str], *, older_than: timedelta | None
 ) -> None:
-    from rich.console import Console
     from rich.table import Table
 
+    from mapt.cli._console import console as shared_console
     from mapt.targets.aws import describe_reasons
 
-    console = Console(soft_wrap=False)
+    console = shared_console()
     where = f"{len(regions)} region{'s' if len(regions) != 1 else ''}"
     if not report.actions:
         console.print(f"Nothing to sweep in {where}.")

@@ -1,8 +1,9 @@
 """The shared core every layer may import: run context, errors, signals and logging.
 
 It owns nothing that talks to a cloud or to Pulumi and imports only the standard
-library, ``rich`` and ``botocore`` (both lazily, inside the functions that need them), so
-any layer, and ``mapt --help``, can load it cheaply.
+library, ``rich`` and ``botocore`` (both lazily, inside the functions that need them:
+error translation and the known region names), so any layer, and ``mapt --help``, can
+load it cheaply.
 Nothing here may import another ``mapt`` layer.
 """
 
@@ -15,9 +16,12 @@ from mapt.core._aws_errors import (
 )
 from mapt.core._context import (
     PROJECT_NAME_MAX_LENGTH,
+    REGION_VARIABLES,
     RunContext,
     check_region_name,
+    known_regions,
     parse_tags,
+    region_from_environment,
     validate_project_name,
 )
 from mapt.core._duration import format_duration, parse_duration
@@ -39,10 +43,13 @@ from mapt.core._interrupt import (
     stopping_on_signals,
 )
 from mapt.core._logging import configure_logging, get_logger, redact, register_secret
+from mapt.core._text import VALUE_LIMIT, clip, clip_values, from_environment, shown
 
 __all__ = [
     "CREDENTIALS_HINT",
     "PROJECT_NAME_MAX_LENGTH",
+    "REGION_VARIABLES",
+    "VALUE_LIMIT",
     "ExitCode",
     "InputError",
     "Interrupted",
@@ -57,15 +64,21 @@ __all__ = [
     "aws_error_code",
     "cancellable",
     "check_region_name",
+    "clip",
+    "clip_values",
     "configure_logging",
     "filesystem_error",
     "format_duration",
+    "from_environment",
     "get_logger",
     "is_aws_error",
+    "known_regions",
     "parse_duration",
     "parse_tags",
     "redact",
+    "region_from_environment",
     "register_secret",
+    "shown",
     "stop",
     "stopping_on_signals",
     "translating_aws_errors",

@@ -6,6 +6,7 @@ every layer, so no layer re-reads flags or environment variables on its own.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from mapt.core._errors import InputError
+from mapt.core._text import from_environment, shown
 
 # The project name becomes part of stack names (``spotOption-<project>``), S3 state
 # prefixes and AWS resource names, several of which are short (a load balancer name is
@@ -75,19 +77,43 @@ def parse_tags(text: str) -> dict[str, str]:
     return tags
 
 
-# AWS region names: partition-style prefix, area, number (us-east-1, us-gov-west-1).
-_REGION_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
-
-
 def check_region_name(name: str, what: str = "region") -> str:
-    """Return ``name`` if it can be an AWS region name, else raise ``InputError``.
+    """Return ``name`` if it is a region of an AWS partition, else raise ``InputError``.
 
-    A check of the spelling only, with no AWS call; whether the region exists is
-    for the caller to ask AWS (``DescribeRegions``) when it can.
+    The regions are botocore's endpoint data for every partition (aws, aws-cn,
+    aws-us-gov, the ISO partitions, aws-eusc), so a region is known without an AWS
+    call; ``what`` names the flag or variable in the message. Whether the account may
+    use the region is for the caller to ask AWS (``DescribeRegions``).
     """
-    if not _REGION_NAME.fullmatch(name):
-        raise InputError(f"{what} {name!r} is not an AWS region name like us-east-1")
+    if name not in known_regions():
+        raise InputError(
+            f"{what} {shown(name)} is not an AWS region",
+            hint="Use a region name such as us-east-1 (a region newer than botocore "
+            f"{_botocore_version()} needs a newer botocore).",
+        )
     return name
+
+
+@functools.cache
+def known_regions() -> frozenset[str]:
+    """Every region of every partition in botocore's endpoint data.
+
+    botocore is imported here, on first use, so ``mapt --help`` does not load it.
+    """
+    import botocore.session
+
+    session = botocore.session.get_session()
+    return frozenset(
+        region
+        for partition in session.get_available_partitions()
+        for region in session.get_available_regions("ec2", partition)
+    )
+
+
+def _botocore_version() -> str:
+    import botocore
+
+    return str(botocore.__version__)
 
 
 @dataclass(frozen=True)
@@ -117,10 +143,21 @@ class RunContext:
         return f"{name}-{self.project_name}"
 
     def resolved_region(self) -> str | None:
-        """The region asked for, else ``AWS_REGION``, else ``AWS_DEFAULT_REGION``."""
-        return (
-            self.region
-            or os.environ.get("AWS_REGION")
-            or os.environ.get("AWS_DEFAULT_REGION")
-            or None
-        )
+        """The region asked for, else ``AWS_REGION``, else ``AWS_DEFAULT_REGION``.
+
+        A region from the environment is checked like one from the command line, and
+        the message names the variable it came from.
+        """
+        return self.region or region_from_environment()
+
+
+REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
+
+
+def region_from_environment() -> str | None:
+    """``AWS_REGION``, else ``AWS_DEFAULT_REGION`` (as the AWS SDKs read them), checked."""
+    for variable in REGION_VARIABLES:
+        value = os.environ.get(variable)
+        if value:
+            return check_region_name(value, from_environment(variable, value) + ": region")
+    return None

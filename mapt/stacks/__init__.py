@@ -4,20 +4,16 @@ It owns everything about Pulumi state and runs: stack naming, state backends
 (``file://``, ``s3://``), secrets providers, locks, mapping Automation API errors to
 ``MaptError``, progress events, and the in-process engines (dry run, in memory). It
 imports ``pulumi`` and ``mapt.core``, never a higher layer; the programs it runs are
-handed to it as plain callables. Importing this package imports Pulumi: only
-commands that need it may do so. See ``specs/concepts/stacks.md``.
+handed to it as plain callables. Importing this package does not import Pulumi:
+the in-process engines and mocks, the only parts that import it at module level, load
+on first use, so readers of state (``mapt aws host list``, ``sweep``) never pay for
+it. See ``specs/concepts/stacks.md``.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from mapt.stacks._backend import Backend, default_backend_dir, parse_backend_url, resolve_backend
 from mapt.stacks._cli import MIN_PULUMI_VERSION, find_pulumi, install_pulumi, pulumi_command
-from mapt.stacks._dryrun import (
-    Invocation,
-    ProgramOutput,
-    ProgramRun,
-    RecordingMocks,
-    RegisteredResource,
-    run_program,
-)
 from mapt.stacks._engine import (
     FORBIDDEN_CONFIG_KEYS,
     Engine,
@@ -27,7 +23,6 @@ from mapt.stacks._engine import (
     StackRef,
 )
 from mapt.stacks._errors import StackNotFoundError, map_command_error
-from mapt.stacks._inprocess import DryRunEngine, InMemoryEngine, RecordedRun
 from mapt.stacks._inventory import StackSummary, list_stacks, purge_project_state
 from mapt.stacks._progress import Progress
 from mapt.stacks._project_lock import LockHolder, break_project_lock, project_lock
@@ -38,6 +33,40 @@ from mapt.stacks._secrets import (
     secrets_setup,
     validate_secrets_provider,
 )
+
+if TYPE_CHECKING:
+    from mapt.stacks._dryrun import (
+        Invocation,
+        ProgramOutput,
+        ProgramRun,
+        RecordingMocks,
+        RegisteredResource,
+        run_program,
+    )
+    from mapt.stacks._inprocess import DryRunEngine, InMemoryEngine, RecordedRun
+
+# Names whose modules import Pulumi, loaded when first asked for (PEP 562).
+_IMPORTS_PULUMI = {
+    "mapt.stacks._dryrun": (
+        "Invocation",
+        "ProgramOutput",
+        "ProgramRun",
+        "RecordingMocks",
+        "RegisteredResource",
+        "run_program",
+    ),
+    "mapt.stacks._inprocess": ("DryRunEngine", "InMemoryEngine", "RecordedRun"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    for module, names in _IMPORTS_PULUMI.items():
+        if name in names:
+            return getattr(importlib.import_module(module), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "FORBIDDEN_CONFIG_KEYS",

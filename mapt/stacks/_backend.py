@@ -19,6 +19,8 @@ from __future__ import annotations
 import errno
 import os
 import re
+import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,22 +270,116 @@ def _s3_locks(backend: Backend, project: str, stack_name: str, *, remove: bool) 
     return found
 
 
-def s3_client(backend: Backend) -> S3Client:
-    """A boto3 S3 client for the backend, honouring its ``region``/``endpoint``/``profile``.
+def list_backend_locks(backend: Backend) -> dict[str, tuple[str, ...]]:
+    """Every lock entry in the backend (as URLs), by the directory holding it, in one listing.
 
-    Those are the query parameters Pulumi's own S3 backend (gocloud.dev) reads, so
-    mapt reaches the same bucket Pulumi does; credentials come from the environment.
+    The keys are the backend-relative directories ``Backend.lock_dirs`` names, so a
+    reader of many stacks asks once (one paginated ``ListObjectsV2`` on S3) instead of
+    twice per stack. A listing that fails raises ``OperationError``: unknown locks are
+    never reported as no locks.
+    """
+    found: dict[str, list[str]] = {}
+    if backend.kind == "file":
+        assert backend.path is not None
+        root = backend.path / _LOCKS_DIR
+        if not root.is_dir():
+            return {}  # no run ever took a lock here
+
+        def refuse(error: OSError) -> None:
+            raise OperationError(
+                f"cannot list the locks in {error.filename or root}: {error.strerror}"
+            ) from error
+
+        for directory, _, files in os.walk(root, onerror=refuse):
+            relative = Path(directory).relative_to(backend.path).as_posix()
+            for name in sorted(files):
+                if name.endswith(".json"):
+                    found.setdefault(relative, []).append(f"file://{Path(directory) / name}")
+        return {key: tuple(entries) for key, entries in found.items()}
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    assert backend.bucket is not None
+    root_prefix = f"{backend.prefix}/" if backend.prefix else ""
+    try:
+        pages = (
+            s3_client(backend)
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=backend.bucket, Prefix=f"{root_prefix}{_LOCKS_DIR}/")
+        )
+        keys = [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+    except (ClientError, BotoCoreError) as error:
+        raise OperationError(
+            f"cannot list the locks in s3://{backend.bucket}/{root_prefix}{_LOCKS_DIR}: {error}"
+        ) from error
+    for key in sorted(keys):
+        directory, _, name = key[len(root_prefix) :].rpartition("/")
+        if name.endswith(".json"):
+            found.setdefault(directory, []).append(f"s3://{backend.bucket}/{key}")
+    return {key: tuple(entries) for key, entries in found.items()}
+
+
+# S3 requests one reader may have in flight at once: every checkpoint is read in
+# parallel, so 200 stacks take one round trip, not seven (urllib3 opens connections
+# only as needed).
+S3_MAX_CONNECTIONS = 256
+_S3_CLIENTS: weakref.WeakKeyDictionary[Any, dict[tuple[str, str, str, bool], S3Client]] = (
+    weakref.WeakKeyDictionary()
+)
+_S3_CLIENTS_LOCK = threading.Lock()
+
+
+def s3_client(backend: Backend) -> S3Client:
+    """The boto3 S3 client for the backend, reading its query as Pulumi's S3 backend does.
+
+    Pulumi's DIY backend (gocloud.dev's s3blob) reads ``region``, ``profile``,
+    ``endpoint`` (an S3-compatible store: MinIO, Ceph, moto), path-style addressing
+    (``s3ForcePathStyle`` or ``use_path_style``) and, for an endpoint without a
+    scheme, ``disableSSL``/``disable_https`` to mean ``http://``. Reading the same
+    parameters the same way, mapt reaches the bucket Pulumi does. Without
+    ``endpoint``, ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL`` apply to both (botocore and
+    the AWS SDK for Go read them). Credentials come from the environment.
+    Building a client costs tens of milliseconds of CPU (service model, endpoint
+    rules), so there is one per process and set of parameters: it is kept with
+    boto3's default session (a fresh one, after ``boto3.setup_default_session``,
+    starts afresh). boto3 clients are thread-safe; creating them is not, hence the lock.
     """
     import boto3
+    from botocore.config import Config
 
-    session = boto3.Session(profile_name=backend.params.get("profile") or None)
-    kwargs: dict[str, Any] = {}
-    if backend.params.get("region"):
-        kwargs["region_name"] = backend.params["region"]
-    endpoint = backend.params.get("endpoint")
-    if endpoint:
-        if "://" not in endpoint:
-            insecure = backend.params.get("disableSSL", "").lower() == "true"
-            endpoint = ("http://" if insecure else "https://") + endpoint
-        kwargs["endpoint_url"] = endpoint
-    return session.client("s3", **kwargs)
+    profile = backend.params.get("profile") or ""
+    region = backend.params.get("region") or ""
+    endpoint = backend.params.get("endpoint") or ""
+    if endpoint and "://" not in endpoint:
+        insecure = _true(backend.params, "disableSSL") or _true(backend.params, "disable_https")
+        endpoint = ("http://" if insecure else "https://") + endpoint
+    path_style = _true(backend.params, "s3ForcePathStyle") or _true(
+        backend.params, "use_path_style"
+    )
+    key = (profile, region, endpoint, path_style)
+    with _S3_CLIENTS_LOCK:
+        default = boto3.DEFAULT_SESSION
+        if default is None:
+            boto3.setup_default_session()
+            default = boto3.DEFAULT_SESSION
+            assert default is not None
+        clients = _S3_CLIENTS.setdefault(default, {})
+        client = clients.get(key)
+        if client is None:
+            session = boto3.Session(profile_name=profile) if profile else default
+            client = session.client(
+                "s3",
+                region_name=region or None,
+                endpoint_url=endpoint or None,
+                config=Config(
+                    retries={"mode": "standard"},
+                    max_pool_connections=S3_MAX_CONNECTIONS,
+                    s3={"addressing_style": "path"} if path_style else None,
+                ),
+            )
+            clients[key] = client
+    return client
+
+
+def _true(params: Mapping[str, str], name: str) -> bool:
+    """A boolean URL parameter, read as Go's strconv.ParseBool reads it."""
+    return params.get(name, "").lower() in ("1", "t", "true")

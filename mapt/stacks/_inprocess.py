@@ -4,8 +4,10 @@ Both run the same inline program the Pulumi engine would, through ``run_program`
 and ``RecordingMocks``: no Pulumi CLI, no provider plugin, no credentials.
 
 - ``DryRunEngine`` backs ``--dry-run``: it shows what an ``up`` would register and
-  export and writes no state. It may read real state through a ``reader`` engine,
-  so a dry run sees which stacks already exist (e.g. a saved spot choice).
+  export and writes no state. It reads real state through a ``reader`` engine's
+  ``list_stacks`` (the checkpoint files, for the Pulumi engine: no CLI, no passphrase,
+  no lock, no workspace), so a dry run sees which stacks already exist (e.g. a saved
+  spot choice).
 - ``InMemoryEngine`` keeps each stack's outputs in memory, so ``exists``,
   ``outputs`` and ``destroy`` behave like a real backend within one process: whole
   create/destroy flows can be tested, by mapt and by library users.
@@ -75,15 +77,17 @@ class _InProcessEngine:
         *,
         operation: str,
         preview: bool,
+        mocks: RecordingMocks | None = None,
     ) -> ProgramRun:
         """Run ``program`` as the Pulumi engine would for ``ref``, failing the same way.
 
         A ``MaptError`` raised by the program propagates as itself; any other
         exception becomes an ``OperationError``, as a failed inline program does on
-        the Pulumi engine.
+        the Pulumi engine. ``mocks`` (default: fresh ones) record what the program
+        registered, also when it fails.
         """
         settings = check_config(config)
-        mocks = RecordingMocks(self._answers, self._computed)
+        mocks = mocks if mocks is not None else self._mocks()
         try:
             run = run_program(
                 program,
@@ -102,6 +106,9 @@ class _InProcessEngine:
         self.runs.append(RecordedRun(ref, operation, run))
         return run
 
+    def _mocks(self) -> RecordingMocks:
+        return RecordingMocks(self._answers, self._computed)
+
 
 def _steps(op: str, resources: list[RegisteredResource]) -> tuple[PlannedStep, ...]:
     return tuple(PlannedStep(op, r.type, r.name) for r in resources)
@@ -117,12 +124,16 @@ def _changes(steps: tuple[PlannedStep, ...]) -> dict[str, int]:
 class DryRunEngine(_InProcessEngine):
     """Shows what an ``up`` would do, writing no state and needing no credentials.
 
-    ``reader`` answers ``exists``/``outputs`` (typically a ``PulumiEngine`` on the
-    real backend); without one the state is taken to be empty. ``answers`` and
-    ``computed`` are passed to ``RecordingMocks`` for provider invokes. Every program
-    run is kept in ``runs``; ``destroyed`` lists the stacks a destroy would remove.
-    Values a provider computes at deployment (IDs, IPs) come from the mocks: the
-    placeholders ``<name>-id`` and whatever ``computed`` adds, never real values.
+    ``reader`` is the engine of the real backend; only its ``list_stacks`` is used,
+    which reads state without the Pulumi CLI, a passphrase or a lock on every engine
+    (without a reader the state is taken to be empty). So ``exists`` and ``outputs``
+    see the stacks as ``mapt aws host list`` does: plain outputs only, secret outputs
+    left out. Unreadable state fails as it does there; it is never taken as absent.
+    ``answers`` and ``computed`` are passed to ``RecordingMocks`` for provider invokes.
+    Every program run is kept in ``runs``; ``destroyed`` lists the stacks a destroy
+    would remove. Values a provider computes at deployment (IDs, IPs) come from the
+    mocks: the placeholders ``<name>-id`` and whatever ``computed`` adds, never real
+    values.
     """
 
     def __init__(
@@ -135,15 +146,38 @@ class DryRunEngine(_InProcessEngine):
         self._reader = reader
         self.destroyed: list[StackRef] = []
 
+    def _summary(self, ref: StackRef) -> StackSummary | None:
+        """The stack as the reader's backend lists it, or None when it has no state.
+
+        An unreadable entry that may be this stack (same project and name, or one whose
+        project or name could not be told) is an error: its state is unknown, not absent.
+        """
+        if self._reader is None:
+            return None
+        found = None
+        for summary in self._reader.list_stacks(ref.backend_url):
+            if summary.unreadable is not None:
+                if summary.project in (ref.project, "") and summary.stack_name in (
+                    ref.stack_name,
+                    "",
+                ):
+                    raise OperationError(
+                        f"cannot read the state of stack {ref.stack_name} at "
+                        f"{summary.location}: {summary.unreadable}",
+                        hint="Repair or remove that file; a dry run never guesses state.",
+                    )
+            elif summary.project == ref.project and summary.stack_name == ref.stack_name:
+                found = summary
+        return found
+
     def exists(self, ref: StackRef) -> bool:
-        return self._reader.exists(ref) if self._reader is not None else False
+        return self._summary(ref) is not None
 
     def outputs(self, ref: StackRef) -> dict[str, Any]:
-        if self._reader is None:
-            raise StackNotFoundError(
-                f"stack {ref.stack_name} does not exist (dry run without a state reader)"
-            )
-        return self._reader.outputs(ref)
+        summary = self._summary(ref)
+        if summary is None:
+            raise StackNotFoundError(f"stack {ref.stack_name} does not exist in its backend")
+        return dict(summary.outputs)
 
     def up(
         self,
@@ -155,7 +189,10 @@ class DryRunEngine(_InProcessEngine):
     ) -> dict[str, Any]:
         run = self._run(ref, program, config, operation="up", preview=True)
         _log.info(
-            "dry run: stack %s would register %d resources", ref.stack_name, len(run.resources)
+            "dry run: stack %s would register %d resources and keep %d outputs",
+            ref.stack_name,
+            len(run.resources),
+            len(run.outputs),
         )
         return run.plain_outputs()
 
@@ -180,7 +217,11 @@ class DryRunEngine(_InProcessEngine):
         return existed
 
     def force_unlock(self, ref: StackRef) -> list[str]:
-        """The lock entries a real force-unlock would remove; none is removed."""
+        """The lock entries a real force-unlock would remove; none is removed.
+
+        Lock entries are read from the backend (or memory) directly: a lock can outlive
+        a readable checkpoint, and reading them needs no CLI either.
+        """
         from mapt.stacks._pulumi import PulumiEngine
 
         if isinstance(self._reader, PulumiEngine):
@@ -266,12 +307,29 @@ class InMemoryEngine(_InProcessEngine):
         refresh: bool = False,
     ) -> dict[str, Any]:
         self._check_unlocked(ref)
-        run = self._run(ref, program, config, operation="up", preview=False)
+        settings = check_config(config)  # bad config creates nothing
+        mocks = self._mocks()
+        try:
+            run = self._run(ref, program, config, operation="up", preview=False, mocks=mocks)
+        except MaptError:
+            # As on the Pulumi engine, which runs ``stack init`` before ``up``: after a
+            # failed update the stack exists, with what it had and what was created
+            # before the failure, and without outputs (the Pulumi engine keeps those
+            # exported before a program raised at once; mapt's programs export last).
+            before = self._stacks.get(self._key(ref))
+            self._stacks[self._key(ref)] = _StoredStack(
+                outputs={},
+                resources=_merged(before.resources if before else [], mocks.resources),
+                config=settings,
+                secret_outputs=frozenset(),
+                updated_at=datetime.now(timezone.utc),
+            )
+            raise
         outputs = run.plain_outputs()
         self._stacks[self._key(ref)] = _StoredStack(
             outputs=dict(outputs),
             resources=list(run.resources),
-            config=check_config(config),
+            config=settings,
             secret_outputs=frozenset(name for name, out in run.outputs.items() if out.secret),
             updated_at=datetime.now(timezone.utc),
         )
@@ -339,6 +397,15 @@ class InMemoryEngine(_InProcessEngine):
     def _check_unlocked(self, ref: StackRef) -> None:
         if self._locks.get(self._key(ref)):
             raise StateLockedError(locked_message(ref.stack_name))
+
+
+def _merged(
+    kept: list[RegisteredResource], created: list[RegisteredResource]
+) -> list[RegisteredResource]:
+    """``kept`` with ``created`` in place of the resources of the same type and name."""
+    fresh = {(r.type, r.name): r for r in created}
+    merged = [fresh.pop((r.type, r.name), r) for r in kept]
+    return merged + list(fresh.values())
 
 
 def _same_inputs(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:

@@ -1,25 +1,43 @@
 """What a state backend holds: every stack's project, name, age, outputs and locks.
 
 ``mapt aws host list`` and ``mapt aws sweep`` need to know which projects have state.
-They read the backend's checkpoint files directly (read-only, no Pulumi CLI, no AWS
-write): ``.pulumi/stacks/<project>/<stack>.json`` in the project-scoped layout
-(Pulumi >= 3.61) and ``.pulumi/stacks/<stack>.json`` in the legacy one, either
-possibly gzip-compressed. Secret outputs stay encrypted in those files; they are left
-out of the summary, so listing never needs the passphrase.
+They read the backend's checkpoint files directly (read-only, no Pulumi CLI, no Pulumi
+import, no AWS write): ``.pulumi/stacks/<project>/<stack>.json`` in the project-scoped
+layout (Pulumi >= 3.61) and ``.pulumi/stacks/<stack>.json`` in the legacy one, plain,
+gzip-compressed (``.json.gz``) or zstd-compressed (``.json.zst``, written when
+``PULUMI_DIY_BACKEND_ZSTD`` is set). Secret outputs stay encrypted in those files;
+they are left out of the summary, so listing never needs the passphrase.
+
+Fail closed: an entry that cannot be listed, read, decompressed or parsed into a
+checkpoint is returned as a summary marked ``unreadable`` (with its project, the
+folder name), never dropped: a reader that skipped it would take a live project for
+one without state. Only a failure to list ``.pulumi/stacks/`` itself raises.
+
+Cost: two listings (stacks and locks, in parallel), then every checkpoint read in
+parallel, through one S3 client: two sequential rounds whatever the number of stacks.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import os
+import zlib
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
 from mapt.core import OperationError, get_logger
-from mapt.stacks._backend import Backend, list_locks, resolve_backend, s3_client
+from mapt.stacks._backend import (
+    S3_MAX_CONNECTIONS,
+    Backend,
+    list_backend_locks,
+    resolve_backend,
+    s3_client,
+)
 
 _log = get_logger(__name__)
 
@@ -33,7 +51,7 @@ _PROJECT_DIRS = (
     "backups/{project}/",
     "locks/organization/{project}/",
 )
-_CHECKPOINT_SUFFIXES = (".json", ".json.gz")
+_CHECKPOINT_SUFFIXES = (".json", ".json.gz", ".json.zst")
 # How Pulumi marks an encrypted value in a checkpoint (resource.SecretSig).
 _SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"
 _STACK_RESOURCE = "pulumi:pulumi:Stack"
@@ -46,6 +64,13 @@ class StackSummary:
     ``kind`` is mapt's stack kind (``host``, ``spotOption``): the stack name without
     its ``-<project>`` suffix. ``updated_at`` is the time of the last update (None for a
     stack created but never updated). ``outputs`` holds the plain outputs only.
+    ``location`` is the checkpoint's path or ``s3://`` URL.
+
+    ``unreadable`` says why the entry could not be read (None when it was): such a
+    summary still counts as state of its ``project`` (the folder name); its time,
+    resource count and outputs are unknown (None, 0, empty). ``stack_name`` is empty
+    when the project's folder could not be listed, ``project`` when an unreadable
+    file is in the legacy layout (where only the file's contents name the project).
     """
 
     project: str
@@ -54,6 +79,8 @@ class StackSummary:
     resource_count: int
     outputs: Mapping[str, Any] = field(default_factory=dict)
     locks: tuple[str, ...] = ()
+    unreadable: str | None = None
+    location: str = ""
 
     @property
     def kind(self) -> str:
@@ -64,29 +91,21 @@ class StackSummary:
 
 
 def list_stacks(backend_url: str | None) -> list[StackSummary]:
-    """Every stack in the backend (the local default for None), by project and name."""
+    """Every stack in the backend (the local default for None), by project and name.
+
+    Unreadable entries are included, marked (see ``StackSummary.unreadable``). Raises
+    ``OperationError`` when the backend's stacks or locks cannot be listed at all.
+    """
     backend = resolve_backend(backend_url)
     store = _store(backend)
-    summaries = []
-    for key in store.keys(_STACKS_DIR):
-        relative = key[len(_STACKS_DIR) :]
-        if relative.count("/") > 1 or not relative.endswith(_CHECKPOINT_SUFFIXES):
-            continue  # backups (.json.bak) and other bookkeeping
-        summary = _summary(relative, store.read(key))
-        if summary is None:
-            continue
-        locks = list_locks(backend, summary.project, summary.stack_name)
-        summaries.append(
-            StackSummary(
-                project=summary.project,
-                stack_name=summary.stack_name,
-                updated_at=summary.updated_at,
-                resource_count=summary.resource_count,
-                outputs=summary.outputs,
-                locks=tuple(locks),
-            )
-        )
-    return sorted(summaries, key=lambda s: (s.project, s.stack_name))
+    with ThreadPoolExecutor(max_workers=S3_MAX_CONNECTIONS) as pool:
+        # Round 1: both listings at once. Round 2: every checkpoint at once.
+        locks_listed = pool.submit(list_backend_locks, backend)
+        entries = store.checkpoints()
+        summaries = list(pool.map(lambda entry: _read(store, entry), entries))
+        locks = locks_listed.result()
+    with_locks = [_with_locks(summary, backend, locks) for summary in summaries]
+    return sorted(with_locks, key=lambda s: (s.project, s.stack_name, s.location))
 
 
 def purge_project_state(backend_url: str | None, project: str) -> list[str]:
@@ -105,48 +124,146 @@ def purge_project_state(backend_url: str | None, project: str) -> list[str]:
     return removed
 
 
-def _summary(relative: str, data: bytes) -> StackSummary | None:
-    """A checkpoint file's summary; None (with a warning) when it cannot be read."""
+def _with_locks(
+    summary: StackSummary, backend: Backend, locks: Mapping[str, tuple[str, ...]]
+) -> StackSummary:
+    held = [
+        entry
+        for directory in backend.lock_dirs(summary.project, summary.stack_name)
+        for entry in locks.get(directory, ())
+    ]
+    return replace(summary, locks=tuple(held))
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One thing found under ``stacks/``: a checkpoint file, or a folder that failed."""
+
+    key: str  # relative to .pulumi/, e.g. stacks/demo/host-demo.json
+    error: str | None = None  # why the folder could not be listed
+
+    @property
+    def relative(self) -> str:
+        return self.key[len(_STACKS_DIR) :]
+
+    @property
+    def project(self) -> str:
+        """The folder name (project-scoped layout); empty for a legacy file."""
+        head, slash, _ = self.relative.rstrip("/").partition("/")
+        return head if slash or self.error is not None else ""
+
+    @property
+    def stack_name(self) -> str:
+        if self.error is not None:
+            return ""
+        name = self.relative.rsplit("/", 1)[-1]
+        for suffix in _CHECKPOINT_SUFFIXES:
+            if name.endswith(suffix):
+                return name[: -len(suffix)]
+        return name
+
+
+class _Unreadable(Exception):
+    """A checkpoint cannot be read or is not one (the message says why, without where)."""
+
+
+def _read(store: _Store, entry: _Entry) -> StackSummary:
+    """The entry's summary; an unreadable one is marked, never dropped."""
+    location = store.location(entry.key)
+
+    def unreadable(reason: str) -> StackSummary:
+        return StackSummary(
+            project=entry.project,
+            stack_name=entry.stack_name,
+            updated_at=None,
+            resource_count=0,
+            unreadable=reason,
+            location=location,
+        )
+
+    if entry.error is not None:
+        return unreadable(entry.error)
     try:
-        if relative.endswith(".gz"):
-            data = gzip.decompress(data)
+        return _parse(entry, _decompress(entry.key, store.read(entry.key)), location)
+    except _Unreadable as error:
+        return unreadable(str(error))
+
+
+def _decompress(key: str, data: bytes) -> bytes:
+    try:
+        if key.endswith(".gz"):
+            return gzip.decompress(data)
+        if key.endswith(".zst"):
+            return _zstd_decompress(data)
+    except (OSError, EOFError, zlib.error) as error:
+        raise _Unreadable(f"cannot decompress it: {error or type(error).__name__}") from error
+    return data
+
+
+def _zstd_decompress(data: bytes) -> bytes:
+    """Every zstd frame in ``data``; a frame cut short is an error, not a shorter text."""
+    import zstandard
+
+    out = []
+    rest = data
+    try:
+        while rest:
+            frame = zstandard.ZstdDecompressor().decompressobj()
+            out.append(frame.decompress(rest))
+            if not frame.eof:
+                raise _Unreadable("cannot decompress it: the zstd data is truncated")
+            rest = frame.unused_data
+    except zstandard.ZstdError as error:
+        raise _Unreadable(f"cannot decompress it: {error}") from error
+    return b"".join(out)
+
+
+def _parse(entry: _Entry, data: bytes, location: str) -> StackSummary:
+    """The summary of a checkpoint document (apitype.VersionedCheckpoint), shape checked."""
+    try:
         document = json.loads(data)
-        checkpoint = document["checkpoint"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        _log.warning("skipping %s: not a Pulumi checkpoint (%s)", relative, error)
-        return None
-    stack_name = relative.rsplit("/", 1)[-1]
-    for suffix in _CHECKPOINT_SUFFIXES:
-        stack_name = stack_name.removesuffix(suffix)
-    latest = checkpoint.get("latest") or {}
-    resources = latest.get("resources") or []
-    project = _project(checkpoint, resources, relative)
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
+        raise _Unreadable(f"not JSON: {error}") from error
+    checkpoint = _field(document, "checkpoint", dict, "the document")
+    latest = _field(checkpoint, "latest", dict, "checkpoint", optional=True) or {}
+    resources = _field(latest, "resources", list, "checkpoint.latest", optional=True) or []
+    if not all(isinstance(r, dict) for r in resources):
+        raise _Unreadable("not a Pulumi checkpoint: a resource is not an object")
+    manifest = _field(latest, "manifest", dict, "checkpoint.latest", optional=True) or {}
+    project = entry.project or _project(checkpoint, resources)
     if project is None:
-        _log.warning("skipping %s: cannot tell which project it belongs to", relative)
-        return None
+        raise _Unreadable("cannot tell which project it belongs to")
     outputs: dict[str, Any] = {}
     for resource in resources:
         if resource.get("type") == _STACK_RESOURCE:
-            outputs = {
-                name: value
-                for name, value in (resource.get("outputs") or {}).items()
-                if not _is_secret(value)
-            }
+            plain = _field(resource, "outputs", dict, "the stack resource", optional=True) or {}
+            outputs = {name: value for name, value in plain.items() if not _is_secret(value)}
     return StackSummary(
         project=project,
-        stack_name=stack_name,
-        updated_at=_time((latest.get("manifest") or {}).get("time")),
+        stack_name=entry.stack_name,
+        updated_at=_time(manifest.get("time")),
         # The stack resource itself is not something a user created.
         resource_count=sum(1 for r in resources if r.get("type") != _STACK_RESOURCE),
         outputs=outputs,
+        location=location,
     )
 
 
-def _project(checkpoint: Mapping[str, Any], resources: list[Any], relative: str) -> str | None:
-    """The project: from the path (project-scoped layout), else from a resource URN."""
-    parts = relative.split("/")
-    if len(parts) == 2:  # <project>/<stack>.json
-        return parts[0]
+def _field(container: Any, name: str, kind: type, where: str, *, optional: bool = False) -> Any:
+    """``container[name]`` if it has the type a checkpoint gives it; else why not."""
+    if not isinstance(container, dict):
+        raise _Unreadable(f"not a Pulumi checkpoint: {where} is not an object")
+    value = container.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, kind):
+        found = "missing" if value is None else f"a {type(value).__name__}"
+        raise _Unreadable(f"not a Pulumi checkpoint: {where}.{name} is {found}")
+    return value
+
+
+def _project(checkpoint: Mapping[str, Any], resources: list[Any]) -> str | None:
+    """A legacy-layout checkpoint's project: from a resource URN or its stack name."""
     for resource in resources:
         urn = str(resource.get("urn", ""))
         # urn:pulumi:<stack>::<project>::<type>::<name>
@@ -188,7 +305,16 @@ class _Store(Protocol):
         """The keys under ``prefix`` (a directory, ending in ``/``), sorted."""
         ...
 
-    def read(self, key: str) -> bytes: ...
+    def checkpoints(self) -> list[_Entry]:
+        """What ``stacks/`` holds: checkpoint files and folders that cannot be listed.
+
+        Raises ``OperationError`` when ``stacks/`` itself cannot be listed.
+        """
+        ...
+
+    def read(self, key: str) -> bytes:
+        """The bytes of a checkpoint; raises ``_Unreadable`` saying why not."""
+        ...
 
     def delete(self, keys: list[str]) -> None: ...
 
@@ -210,12 +336,34 @@ class _FileStore:
             path.relative_to(self._root).as_posix() for path in top.rglob("*") if path.is_file()
         )
 
-    def read(self, key: str) -> bytes:
-        path = self._root / key
+    def checkpoints(self) -> list[_Entry]:
+        top = self._root / _STACKS_DIR
         try:
-            return path.read_bytes()
+            children = sorted(os.scandir(top), key=lambda child: child.name)
+        except FileNotFoundError:
+            return []  # nothing was ever deployed with this backend
         except OSError as error:
-            raise OperationError(f"cannot read the state file {path}: {error.strerror}") from error
+            raise OperationError(f"cannot list the state in {top}: {error.strerror}") from error
+        keys: list[str] = []
+        failed: list[_Entry] = []
+        for child in children:
+            if not child.is_dir():
+                keys.append(_STACKS_DIR + child.name)
+                continue
+            try:
+                names = sorted(os.listdir(child.path))
+            except OSError as error:
+                reason = f"cannot list the folder: {error.strerror}"
+                failed.append(_Entry(f"{_STACKS_DIR}{child.name}/", error=reason))
+                continue
+            keys.extend(f"{_STACKS_DIR}{child.name}/{name}" for name in names)
+        return _checkpoint_entries(keys) + failed
+
+    def read(self, key: str) -> bytes:
+        try:
+            return (self._root / key).read_bytes()
+        except OSError as error:
+            raise _Unreadable(f"cannot read it: {error.strerror}") from error
 
     def location(self, key: str) -> str:
         return str(self._root / key)
@@ -255,11 +403,22 @@ class _S3Store:
             keys = [obj["Key"] for page in pages for obj in page.get("Contents", [])]
         return sorted(key[len(self._root) :] for key in keys)
 
+    def checkpoints(self) -> list[_Entry]:
+        return _checkpoint_entries(self.keys(_STACKS_DIR))
+
     def read(self, key: str) -> bytes:
-        with self._errors(f"cannot read s3://{self._bucket}/{self._root}{key}"):
-            body: bytes = self._client.get_object(Bucket=self._bucket, Key=self._root + key)[
-                "Body"
-            ].read()
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = self._client.get_object(Bucket=self._bucket, Key=self._root + key)
+            body: bytes = answer["Body"].read()
+        except ClientError as error:
+            detail = error.response.get("Error", {})
+            raise _Unreadable(
+                f"cannot read it: {detail.get('Code', '')}: {detail.get('Message', '')}"
+            ) from error
+        except BotoCoreError as error:
+            raise _Unreadable(f"cannot read it: {error}") from error
         return body
 
     def location(self, key: str) -> str:
@@ -289,6 +448,16 @@ class _S3Store:
             yield
         except (ClientError, BotoCoreError) as error:
             raise OperationError(f"{what}: {error}") from error
+
+
+def _checkpoint_entries(keys: list[str]) -> list[_Entry]:
+    """The checkpoint files among keys under ``stacks/``: ``<project>/<stack>.json*``
+    or (legacy) ``<stack>.json*``; backups (``.json.bak``) and deeper keys are not."""
+    return [
+        _Entry(key)
+        for key in keys
+        if key[len(_STACKS_DIR) :].count("/") <= 1 and key.endswith(_CHECKPOINT_SUFFIXES)
+    ]
 
 
 def _store(backend: Backend) -> _Store:

@@ -10,14 +10,24 @@ non-secret provider settings (such as ``aws:region``) are written as stack confi
 
 from __future__ import annotations
 
+import hashlib
+import os
 import signal
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from mapt.core import MaptError, OperationError, cancellable, get_logger, register_secret
+from mapt.core import (
+    MaptError,
+    OperationError,
+    cancellable,
+    get_logger,
+    redact,
+    register_secret,
+)
 from mapt.stacks._backend import (
     Backend,
     list_locks,
@@ -25,7 +35,7 @@ from mapt.stacks._backend import (
     remove_locks,
     resolve_backend,
 )
-from mapt.stacks._cli import pulumi_command
+from mapt.stacks._cli import pulumi_command, pulumi_home
 from mapt.stacks._engine import PlannedStep, Program, StackPreview, StackRef, check_config
 from mapt.stacks._errors import map_command_error
 from mapt.stacks._inventory import StackSummary, list_stacks, purge_project_state
@@ -53,22 +63,65 @@ def _noop_program() -> None:
 
 @dataclass
 class _GuardedProgram:
-    """Runs the caller's program and keeps what it raised.
+    """Runs the caller's program, waits for what it started, and keeps what it raised.
 
     Pulumi reports an exception in an inline program only as text; a ``MaptError``
-    raised there (say, ``NoCapacityError``) must reach the caller as itself, with
-    its exit code.
+    raised there (say, ``NoCapacityError``) must reach the caller as itself, with its
+    exit code. An ``Output.apply`` callback runs after the program has returned, while
+    the runtime waits for the registrations in flight, so the program hands the runtime
+    an awaitable (which it awaits) that does that waiting itself, and sees those errors.
+
+    It also registers the stack's outputs and waits for that: the SDK registers them
+    after the program, then checks for work in flight before yielding to the event
+    loop, so when nothing else is pending (a program that exports only plain values,
+    as the spot stack's does) it tells the engine it is done before the outputs
+    are sent, and the update records none.
     """
 
     program: Program
     error: BaseException | None = None
 
-    def __call__(self) -> None:
+    def __call__(self) -> Awaitable[None]:
         try:
             self.program()
         except BaseException as error:
             self.error = error
             raise
+        return self._settled()
+
+    async def _settled(self) -> None:
+        import asyncio
+
+        from pulumi.runtime.settings import get_root_resource
+        from pulumi.runtime.stack import wait_for_rpcs
+
+        try:
+            await wait_for_rpcs()
+            # Stack._finish registers the outputs once; the SDK's own call after the
+            # program is then a no-op.
+            get_root_resource()._finish()  # type: ignore[union-attr]
+            await asyncio.sleep(0)  # let the registration start
+            await wait_for_rpcs()
+        except BaseException as error:
+            self.error = error
+            raise
+
+    def failure(self, error: CommandError, stack_name: str) -> MaptError | None:
+        """The error to raise for a failed command if the program caused it, else None.
+
+        A ``MaptError`` is raised as itself. Another exception becomes an
+        ``OperationError`` with its own message when Pulumi says the program failed:
+        Pulumi's text may name a wrapper instead (an error raised in the ``apply`` of an
+        exported output reads "While processing input: 'user_data', ... <Output object>").
+        """
+        from pulumi.automation.errors import InlineSourceRuntimeError
+
+        if isinstance(self.error, MaptError):
+            return self.error
+        if self.error is None or not isinstance(error, InlineSourceRuntimeError):
+            return None
+        message = " ".join(str(self.error).split()) or type(self.error).__name__
+        return OperationError(redact(f"the program of stack {stack_name} failed: {message}"))
 
 
 class PulumiEngine:
@@ -156,9 +209,10 @@ class PulumiEngine:
                         **self._run_options(),
                     )
             except CommandError as error:
-                if isinstance(guarded.error, MaptError):
-                    raise guarded.error from error
-                raise self._mapped(error, ref, backend, "up", progress.diagnostics) from error
+                caused = guarded.failure(error, ref.stack_name)
+                raise caused or self._mapped(
+                    error, ref, backend, "up", progress.diagnostics
+                ) from error
             _require_success(result.summary.result, ref, "up", progress)
             return _plain(result.outputs)
 
@@ -206,9 +260,10 @@ class PulumiEngine:
                     if created:
                         workspace.remove_stack(ref.stack_name)
             except CommandError as error:
-                if isinstance(guarded.error, MaptError):
-                    raise guarded.error from error
-                raise self._mapped(error, ref, backend, "preview", progress.diagnostics) from error
+                caused = guarded.failure(error, ref.stack_name)
+                raise caused or self._mapped(
+                    error, ref, backend, "preview", progress.diagnostics
+                ) from error
             except RuntimeError as error:  # the SDK's "summary event never found"
                 raise OperationError(
                     f"pulumi preview of stack {ref.stack_name} ended without a summary: {error}"
@@ -284,7 +339,12 @@ class PulumiEngine:
             **secrets.env,
             **self._env,
         }
-        with tempfile.TemporaryDirectory(prefix="mapt-pulumi-") as work_dir:
+        with (
+            tempfile.TemporaryDirectory(prefix="mapt-pulumi-") as work_dir,
+            _forgetting_workspace_settings(
+                pulumi_home({**os.environ, **env}), ref.project, work_dir
+            ),
+        ):
             settings = ProjectSettings(
                 name=ref.project,
                 runtime="python",
@@ -355,6 +415,25 @@ def _cancel_cli(signal_number: int) -> None:
         except psutil.Error:
             continue  # it ended meanwhile
         _log.warning("asked the Pulumi CLI (pid %s) to cancel the operation", child.pid)
+@contextmanager
+def _forgetting_workspace_settings(home: Path, project: str, work_dir: str) -> Iterator[None]:
+    """Remove, at the end, the settings file the CLI keeps for the workspace directory.
+
+    ``pulumi stack select`` remembers the selected stack of each project directory in
+    ``$PULUMI_HOME/workspaces/<project>-<sha1 of its Pulumi.yaml path>-workspace.json``
+    (``pkg/workspace/workspace.go``). Every operation here runs in a new temporary
+    directory, so each would leave one such file behind for good.
+    """
+    try:
+        yield
+    finally:
+        project_file = os.path.realpath(os.path.join(work_dir, "Pulumi.yaml"))
+        digest = hashlib.sha1(project_file.encode(), usedforsecurity=False).hexdigest()
+        settings = home / "workspaces" / f"{project}-{digest}-workspace.json"
+        try:
+            settings.unlink(missing_ok=True)
+        except OSError as error:
+            _log.debug("cannot remove %s: %s", settings, error)
 
 
 def _require_success(result: str, ref: StackRef, operation: str, progress: Progress) -> None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from mapt.core import InputError, OperationError, get_logger
+from mapt.core import InputError, OperationError, get_logger, shown
 
 log = get_logger(__name__)
 
@@ -20,19 +21,45 @@ log = get_logger(__name__)
 _FILE_NAME = re.compile(r"[a-z][a-z0-9_]*")
 FILE_MODE = 0o600
 FOLDER_MODE = 0o700
+_FOLDER_HINT = "Pass --conn-details-output a folder you can write to."
 
 
 def check_connection_folder(folder: str | os.PathLike[str]) -> Path:
-    """Refuse a connection details folder that cannot be one (an existing file).
+    """Refuse a connection details folder mapt could not write into, before any work.
 
-    Called before anything is created, so a typo costs nothing; the write checks again.
+    The folder must be a writable directory, or not exist yet under a writable
+    directory (it is created at the end). Writability is proved by creating and
+    removing a temporary folder there, because permission bits lie (root, read-only
+    mounts, ``/proc``); nothing is left behind. Called before anything is created, so
+    a typo costs nothing; the write checks again.
     """
-    path = Path(folder)
+    text = os.fspath(folder)
+    if not text.strip():
+        raise InputError("connection details folder '' is empty", hint=_FOLDER_HINT)
+    path = Path(text)
     if path.exists() and not path.is_dir():
         raise InputError(
-            f"connection details folder {str(path)!r} is a file, not a folder",
-            hint="Pass --conn-details-output a folder path.",
+            f"connection details folder {shown(str(path))} is a file, not a folder",
+            hint=_FOLDER_HINT,
         )
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(
+            f"connection details folder {shown(str(path))} cannot be created: "
+            f"{shown(str(existing))} is a file",
+            hint=_FOLDER_HINT,
+        )
+    try:
+        tempfile.TemporaryDirectory(dir=existing, prefix=".mapt-check-").cleanup()
+    except OSError as err:
+        where = "" if existing == path else f" (in {shown(str(existing))})"
+        raise InputError(
+            f"connection details folder {shown(str(path))} is not writable{where}: "
+            f"{err.strerror or err}",
+            hint=_FOLDER_HINT,
+        ) from err
     return path
 
 

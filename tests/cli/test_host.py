@@ -287,7 +287,7 @@ def test_list_of_an_empty_backend(cli: Harness) -> None:
 # -- hostile input --------------------------------------------------------------------------
 
 HOSTILE: list[tuple[list[str], str]] = [
-    (["--project-name", ""], "project name is empty"),
+    (["--project-name", ""], "--project-name ''"),
     (["--project-name", "my project"], "'my project'"),
     (["--project-name", "a/b"], "'a/b'"),
     (["--project-name", "p" * 200], "is 200 characters long"),
@@ -321,6 +321,17 @@ HOSTILE: list[tuple[list[str], str]] = [
     (["--lock-timeout", "soon"], "'soon'"),
     (["--spot", "--spot-max-attempts", "0"], "--spot-max-attempts 0"),
     (["--spot-fallback-on-demand"], "--spot-fallback-on-demand"),
+    # Loose values: meaningless, and refused like any other bad value.
+    (["--gpu-manufacturer", ""], "--gpu-manufacturer ''"),
+    (["--region", ""], "--region ''"),
+    (["--region", "../../etc"], "--region '../../etc'"),
+    (["--region", "us-east-99x"], "--region 'us-east-99x'"),
+    (["--cpus", "٤"], "'٤'"),
+    (["--spot", "--spot-increase-rate", "1e308"], "spot increase rate 1e+308"),
+    (["--service-endpoints", "s3"], "--service-endpoints 's3' applies only with --airgap"),
+    (["--conn-details-output", ""], "--conn-details-output ''"),
+    (["--version", ""], "--version ''"),
+    (["--arch", ""], "--arch ''"),
 ]
 
 

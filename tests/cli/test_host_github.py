@@ -83,6 +83,15 @@ def test_create_registers_a_runner_named_mapt_dash_project(
         assert REGISTRATION_TOKEN not in text and ACCESS_TOKEN not in text
 
 
+def test_the_runner_name_is_in_the_text_output_of_a_dry_run_too(
+    cli: Harness, market: SpotMarket, github: FakeGitHub
+) -> None:
+    result = cli.create("--spot", "--dry-run", *RUNNER)
+    assert result.exit_code == 0, result.output
+    assert "runner:            mapt-demo" in result.stdout.splitlines()
+    assert cli.engine.stack_names() == []
+
+
 def test_rejected_credentials_stop_create_before_anything_exists(
     cli: Harness, market: SpotMarket, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:

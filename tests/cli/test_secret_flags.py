@@ -48,6 +48,9 @@ def handed(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     monkeypatch.setattr(flow, "create_host", create_host)
     for name in ("GITHUB_TOKEN", "GH_TOKEN", *SECRET_VARIABLES):
         monkeypatch.delenv(name, raising=False)
+    # create checks that credentials exist before its flow; nothing here calls AWS.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     return requests
 
 
@@ -239,9 +242,12 @@ def test_process_list_holds_no_token_given_by_file(tmp_path: Path) -> None:
     }
     env.update(
         MAPT_STATE_DIR=str(tmp_path / "state"),
-        # No AWS credentials: the first AWS call, after the token is taken, fails at once.
+        # An endpoint nobody answers: the first AWS call, after the token is taken,
+        # fails at once.
         AWS_REGION="us-east-1", AWS_CONFIG_FILE=str(tmp_path / "none"),
         AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), AWS_EC2_METADATA_DISABLED="true",
+        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+        AWS_ENDPOINT_URL="http://127.0.0.1:1", AWS_MAX_ATTEMPTS="1",
     )  # fmt: skip
     command = [
         sys.executable, "-m", "mapt", "aws", "host", "create", "--os", "fedora",
@@ -266,5 +272,5 @@ def test_process_list_holds_no_token_given_by_file(tmp_path: Path) -> None:
     # The token was taken: the run went past the runner checks (without a token they
     # end it with exit 2, "needs GitHub credentials") to its first AWS call.
     assert process.returncode not in (0, 2), text
-    assert "needs GitHub credentials" not in text and "credentials" in text
+    assert "needs GitHub credentials" not in text and "could not be reached" in text
     assert TOKEN not in text and "WARNING" not in text

@@ -94,6 +94,22 @@ def test_flags_can_come_from_the_environment(market: SpotMarket) -> None:
         (["--compute-sizes", ""], "--compute-sizes ''"),
         (["--compute-sizes", "m5.large,,t3.large"], "'m5.large,,t3.large'"),
         (["--output", "yaml"], "'yaml'"),
+        # Loose values: meaningless, and refused like any other bad value.
+        (["--gpu-manufacturer", ""], "--gpu-manufacturer ''"),
+        (["--region", ""], "--region ''"),
+        (["--product-description", ""], "--product-description ''"),
+        (["--cpus", "٤"], "'٤'"),
+        (["--cpus", "1_0"], "'1_0'"),
+        (["--cpus", "9" * 5000], "…' is not a whole number"),
+        (["--memory", "inf"], "'inf'"),
+        (["--spot-increase-rate", "1e308"], "spot increase rate 1e+308"),
+        (["--spot-increase-rate", "nan"], "'nan'"),
+        # One validation with host create: the same mutual exclusion, region names.
+        (["--compute-sizes", "m5.large", "--cpus", "4"], "--compute-sizes 'm5.large'"),
+        (["--compute-sizes", "m5.large", "--memory", "16"], "--memory"),
+        (["--region", "../../etc"], "--region '../../etc'"),
+        (["--region", "us-east-99x"], "--region 'us-east-99x'"),
+        (["--spot-excluded-regions", "us-east-1,../x"], "'../x'"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_naming_the_value(

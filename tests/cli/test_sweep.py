@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -167,15 +168,205 @@ def test_an_empty_backend_does_not_make_everything_an_orphan(
     aws.calls.clear()
     result = runner.invoke(app, ["aws", "sweep", "--regions", WEST, "--backed-url", empty])
     assert result.exit_code == 2
-    assert "has no stacks, so every mapt resource in the account would count as orphaned" in (
-        result.stderr
-    )
+    (line,) = result.stderr.strip().splitlines()
+    assert "has no stacks, so 7 mapt resources of project lost would count as orphaned" in line
+    assert "--older-than DURATION (e.g. 1s)" in line
     assert not [c for c in aws.calls if c.operation.startswith(DELETES)]
     dry = runner.invoke(
         app, ["aws", "sweep", "--regions", WEST, "--backed-url", empty, "--dry-run"]
     )
     assert dry.exit_code == 0, dry.stderr
     assert "Would remove" in dry.stdout
+
+
+def test_older_than_overrides_the_empty_backend_guard_after_saying_what_will_go(
+    world: World, tmp_path: Path
+) -> None:
+    """The refusal's hint works: --older-than removes old resources, state or not."""
+    empty = f"file://{tmp_path / 'nothing-here'}"
+    args = ["aws", "sweep", "--regions", WEST, "--backed-url", empty, "--older-than", "1s"]
+    result = runner.invoke(app, [*args, "--output", "json"])
+    assert result.exit_code == 0, result.stderr
+    lost = world["lost"].ids
+    announced = [line for line in result.stderr.splitlines() if "has no stacks" in line]
+    assert len(announced) == len(lost)
+    for kind, resource_id in lost.items():
+        (line,) = [line for line in announced if f" {resource_id} " in line]
+        assert line.startswith(f"The state backend {empty} has no stacks; removing {kind} ")
+        assert line.endswith("(project lost: no state, older than 1s)")
+    assert not set(lost.values()) & world.live_ids(WEST)
+    assert set(world["untagged"].ids.values()) <= world.live_ids(WEST)
+
+
+# -- fail closed: state that cannot be read protects its project ---------------------------
+
+TROUBLED = ("cut", "zst", "shape", "hidden")
+
+
+def troubled_files(hidden: str) -> dict[str, bytes]:
+    """Checkpoints of healthy, truncated, zstd, wrong-shaped and unreadable projects."""
+    from tests.stacks.test_inventory import checkpoint, zstd
+
+    def state(project: str) -> bytes:
+        return checkpoint(project, f"host-{project}", {"region": WEST}, 9)
+
+    return {
+        ".pulumi/stacks/kept/host-kept.json": state("kept"),
+        ".pulumi/stacks/expired/host-expired.json": state("expired"),
+        ".pulumi/stacks/healthy/host-healthy.json": state("healthy"),
+        ".pulumi/stacks/cut/host-cut.json.gz": gzip.compress(state("cut"))[:-10],
+        ".pulumi/stacks/zst/host-zst.json.zst": zstd(state("zst")),
+        ".pulumi/stacks/shape/host-shape.json": b'{"checkpoint": "x"}',
+        hidden: state("hidden"),
+    }
+
+
+@pytest.fixture
+def troubled(world: World) -> World:
+    """Beside ``world``: a healthy project, four with troubled state, a true orphan."""
+    for name in ("healthy", *TROUBLED, "orphan"):
+        world.build(name, WEST, tags(name), full=False)
+    return world
+
+
+def check_fail_closed_sweep(
+    outcome: tuple[int, str, str, set[str]], world: World, unreadable: dict[str, str]
+) -> None:
+    exit_code, stdout, stderr, left = outcome
+    assert exit_code == 0, stderr
+    assert "Traceback" not in stderr
+    report = json.loads(stdout)
+    assert {r["project"] for r in report["resources"]} == {"lost", "orphan"}
+    for name in ("lost", "orphan"):
+        assert not set(world[name].ids.values()) & left, name
+    for name in ("kept", "expired", "untagged", "healthy", *TROUBLED):
+        assert set(world[name].ids.values()) <= left, name
+    found = {u["project"]: u["reason"] for u in report["unreadable_state"]}
+    assert found.keys() == unreadable.keys()
+    for project, reason in unreadable.items():
+        assert reason in found[project], project
+
+
+def sweep_json(backend: str, world: World) -> tuple[int, str, str, set[str]]:
+    args = ["aws", "sweep", "--regions", f"{WEST},{EAST}", "--backed-url", backend]
+    result = runner.invoke(app, [*args, "--output", "json"])
+    return result.exit_code, result.stdout, result.stderr, world.live_ids(WEST, EAST)
+
+
+def test_file_backend_sweep_never_deletes_a_project_whose_state_it_cannot_read(
+    troubled: World, tmp_path: Path
+) -> None:
+    from tests.harness.privileges import without_dac_override
+    from tests.stacks.test_inventory import write_files
+
+    write_files(tmp_path, troubled_files(".pulumi/stacks/hidden/host-hidden.json"))
+    hidden = tmp_path / ".pulumi/stacks/hidden"
+    hidden.chmod(0)
+    try:
+        # As a process the folder's mode binds (root without DAC override).
+        outcome = without_dac_override(lambda: sweep_json(f"file://{tmp_path}", troubled))
+    finally:
+        hidden.chmod(0o755)
+
+    check_fail_closed_sweep(
+        outcome,
+        troubled,
+        {
+            "cut": "cannot decompress it",
+            "shape": "not a Pulumi checkpoint",
+            "hidden": "cannot list the folder: Permission denied",
+        },
+    )
+
+
+def test_s3_backend_sweep_never_deletes_a_project_whose_state_it_cannot_read(
+    troubled: World,
+) -> None:
+    s3 = boto3.client("s3", region_name=EAST)
+    s3.create_bucket(Bucket="ci-state")
+    hidden = ".pulumi/stacks/hidden/host-hidden.json"
+    for key, data in troubled_files(hidden).items():
+        # The hidden project's checkpoint is archived: S3 refuses to hand it out.
+        storage = "GLACIER" if key == hidden else "STANDARD"
+        s3.put_object(Bucket="ci-state", Key=f"ci/{key}", Body=data, StorageClass=storage)
+
+    outcome = sweep_json(f"s3://ci-state/ci?region={EAST}", troubled)
+
+    check_fail_closed_sweep(
+        outcome,
+        troubled,
+        {
+            "cut": "cannot decompress it",
+            "shape": "not a Pulumi checkpoint",
+            "hidden": "InvalidObjectState",
+        },
+    )
+
+
+def test_text_output_names_the_projects_kept_for_unreadable_state(
+    troubled: World, tmp_path: Path
+) -> None:
+    from tests.stacks.test_inventory import write_files
+
+    write_files(tmp_path, troubled_files(".pulumi/stacks/hidden/host-hidden.json"))
+    result = runner.invoke(
+        app, ["aws", "sweep", "--regions", WEST, "--backed-url", f"file://{tmp_path}", "--dry-run"]
+    )
+    assert result.exit_code == 0, result.stderr
+    kept = [line for line in result.stdout.splitlines() if line.startswith("Kept every")]
+    assert [line.split()[5].rstrip(":") for line in kept] == ["cut", "shape"]
+    assert f"{tmp_path}/.pulumi/stacks/shape/host-shape.json" in kept[1]
+
+
+def test_an_unreadable_file_of_unknown_project_refuses_the_sweep_naming_it(
+    world: World, tmp_path: Path, aws: ApiCallLog
+) -> None:
+    backend = write_state(tmp_path, "kept", "expired")
+    (tmp_path / ".pulumi/stacks/host-legacy.json").write_bytes(b'{"checkpoint": "x"}')
+    aws.calls.clear()
+    result = runner.invoke(app, ["aws", "sweep", "--regions", WEST, "--backed-url", backend])
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(
+        f"Error: cannot tell which project the unreadable state file "
+        f"{tmp_path}/.pulumi/stacks/host-legacy.json belongs to"
+    )
+    assert not [c for c in aws.calls if c.operation.startswith(DELETES)]
+
+
+@pytest.mark.parametrize("backend", ["file", "s3"])
+def test_a_backend_that_cannot_be_listed_aborts_the_sweep(
+    backend: str, world: World, tmp_path: Path, aws: ApiCallLog
+) -> None:
+    from tests.harness.privileges import without_dac_override
+
+    aws.calls.clear()
+    args = ["aws", "sweep", "--regions", WEST, "--backed-url"]
+    if backend == "s3":
+        result = runner.invoke(app, [*args, f"s3://never-created?region={EAST}"])
+        outcome = (result.exit_code, result.stderr)
+        named = "s3://never-created/.pulumi/stacks/"
+    else:
+        url = write_state(tmp_path, "kept")
+        stacks = tmp_path / ".pulumi/stacks"
+        stacks.chmod(0)
+
+        def run() -> tuple[int, str]:
+            result = runner.invoke(app, [*args, url])
+            return result.exit_code, result.stderr
+
+        try:
+            outcome = without_dac_override(run)
+        finally:
+            stacks.chmod(0o755)
+        named = f"cannot list the state in {stacks}: Permission denied"
+    exit_code, stderr = outcome
+    assert exit_code == 1
+    (line,) = stderr.strip().splitlines()
+    assert line.startswith("Error: ") and named in line
+    if backend == "s3":
+        assert not [c for c in aws.calls if c.operation.startswith(DELETES)]
+    assert set(world["lost"].ids.values()) <= world.live_ids(WEST)
 
 
 @pytest.mark.parametrize(

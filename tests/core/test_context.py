@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from mapt.core import InputError, RunContext, parse_tags, validate_project_name
+from mapt.core import InputError, RunContext, check_region_name, parse_tags, validate_project_name
 
 
 @pytest.mark.parametrize("name", ["demo", "ci-1234", "my_project", "A1", "x" * 40])
@@ -50,6 +52,28 @@ def test_region_falls_back_to_the_aws_environment(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("AWS_REGION", "eu-north-1")
     assert RunContext(project_name="p").resolved_region() == "eu-north-1"
     assert RunContext(project_name="p", region="us-east-2").resolved_region() == "us-east-2"
+
+
+@pytest.mark.parametrize(
+    "name", ["us-east-1", "eu-north-1", "us-gov-west-1", "cn-north-1", "eusc-de-east-1"]
+)
+def test_region_names_of_every_partition_are_accepted(name: str) -> None:
+    assert check_region_name(name) == name
+    assert RunContext(project_name="p", region=name).region == name
+
+
+@pytest.mark.parametrize("name", ["../../etc", "", "us-east-99x", "us-east-99", "US-EAST-1"])
+def test_names_no_partition_knows_are_refused(name: str) -> None:
+    with pytest.raises(InputError, match=re.escape(f"--region {name!r} is not an AWS region")):
+        check_region_name(name, "--region")
+
+
+def test_a_bad_region_from_the_environment_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_REGION", "../../etc")
+    with pytest.raises(InputError, match=re.escape("AWS_REGION=../../etc (from the environment)")):
+        RunContext(project_name="p").resolved_region()
 
 
 def test_parse_tags() -> None:

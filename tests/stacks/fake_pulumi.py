@@ -5,8 +5,10 @@ injected with ``LocalWorkspaceOptions(pulumi_command=...)`` (``PulumiEngine`` ta
 as ``pulumi_command``) this fake sees exactly the arguments, working directory and
 environment the real CLI would, and answers like it: stack select/init/rm, config,
 up/preview/destroy (streaming engine events over the gRPC event log, as Pulumi
->= 3.206 does), stack output and history. Failures are canned CLI transcripts turned
-into errors by the SDK's own ``create_command_error``.
+>= 3.206 does), stack output and history. Failures are CLI transcripts captured from
+a real CLI (``tests.stacks.transcripts``) turned into errors by the SDK's own
+``create_command_error``. Like the real CLI, ``stack init`` runs before ``up``, so a
+stack whose ``up`` failed exists afterwards.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from pulumi.automation import CommandResult, PulumiCommand
 from pulumi.automation.errors import create_command_error
 from pulumi.runtime.proto import events_pb2, events_pb2_grpc
 from semver import VersionInfo
+
+from tests.stacks import transcripts
 
 
 @dataclass
@@ -94,9 +98,9 @@ class FakePulumi(PulumiCommand):
         verb = call.verb
         if verb == "stack select":
             if stack not in self.stacks:
-                raise create_command_error(
-                    CommandResult("", f"error: no stack named '{stack}' found", 255)
-                )
+                missing = transcripts.load("stack_not_found")
+                stderr = missing.stderr.replace("'host-demo'", f"'{stack}'")
+                raise create_command_error(CommandResult(missing.stdout, stderr, missing.code))
         elif verb == "stack init":
             self.stacks.add(args[2])
         elif verb == "stack rm":

@@ -6,7 +6,14 @@ import pulumi
 import pytest
 
 from mapt.core import NoCapacityError, OperationError, StateLockedError
-from mapt.stacks import DryRunEngine, Engine, InMemoryEngine, StackNotFoundError, StackRef
+from mapt.stacks import (
+    DryRunEngine,
+    Engine,
+    InMemoryEngine,
+    StackNotFoundError,
+    StackRef,
+    StackSummary,
+)
 from tests.harness.pulumi_mocks import FAKE_AMI_ID, default_answers
 
 REF = StackRef("demo", "host")
@@ -80,6 +87,31 @@ def test_dry_run_reads_existing_state_through_its_reader() -> None:
     assert state.exists(spot)  # a dry destroy destroys nothing
 
 
+class _UnreadableState:
+    """A reader whose backend holds this stack's checkpoint, cut short."""
+
+    def list_stacks(self, backend_url: str | None) -> list[StackSummary]:
+        return [
+            StackSummary(
+                project="demo",
+                stack_name="spotOption-demo",
+                updated_at=None,
+                resource_count=0,
+                unreadable="not JSON (truncated)",
+                location="/state/.pulumi/stacks/demo/spotOption-demo.json",
+            )
+        ]
+
+
+def test_dry_run_refuses_state_it_cannot_read_instead_of_taking_it_as_absent() -> None:
+    dry = DryRunEngine(reader=_UnreadableState(), answers=default_answers())  # type: ignore[arg-type]
+    spot = StackRef("demo", "spotOption")
+    with pytest.raises(OperationError, match=r"spotOption-demo\.json: not JSON"):
+        dry.exists(spot)
+    # Another project's stacks are not this one's problem.
+    assert dry.exists(StackRef("other", "spotOption")) is False
+
+
 def test_program_failures_are_operation_errors_unless_already_mapt_errors() -> None:
     engine = DryRunEngine(answers=default_answers())
     with pytest.raises(OperationError, match="host-demo failed: ConfigMissingError"):
@@ -150,3 +182,31 @@ def test_in_memory_locks_behave_like_a_dead_runs_lock() -> None:
     assert engine.force_unlock(REF) == [entry]
     assert engine.destroy(REF) is True
     assert engine.force_unlock(REF) == []
+
+
+def test_in_memory_a_failed_up_leaves_the_stack_as_the_pulumi_engine_does() -> None:
+    """``stack init`` runs before ``up``: the stack exists, without outputs, with what was
+    created before the failure (tests/stacks/real_engine/test_failures.py shows the same
+    on the real CLI)."""
+    import pulumi_aws as aws
+
+    def failing_after_the_network() -> None:
+        vpc = aws.ec2.Vpc("network", cidr_block="10.0.0.0/16")
+        pulumi.export("vpc", vpc.id.apply(_no_capacity))
+
+    engine = InMemoryEngine(answers=default_answers())
+    with pytest.raises(NoCapacityError):
+        engine.up(REF, failing_after_the_network)
+    assert engine.exists(REF) and engine.outputs(REF) == {}
+    assert [(r.type, r.name) for r in engine.resources(REF)] == [("aws:ec2/vpc:Vpc", "network")]
+    assert engine.destroy(REF) is True and not engine.exists(REF)
+
+    engine.up(REF, host_program, config={"aws:region": "eu-north-1"})
+    with pytest.raises(NoCapacityError):
+        engine.up(REF, failing_after_the_network)
+    assert engine.outputs(REF) == {}  # the stack's outputs are not trusted after a failure
+    assert len(engine.resources(REF)) == 3  # network, public, host: nothing deleted
+
+
+def _no_capacity(_: object) -> object:
+    raise NoCapacityError("no spot capacity for m6i.large")

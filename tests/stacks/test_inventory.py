@@ -9,13 +9,24 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 import boto3
 import pytest
 
-from mapt.stacks import InMemoryEngine, PulumiEngine, StackRef, list_stacks, purge_project_state
+from mapt.core import OperationError
+from mapt.stacks import (
+    InMemoryEngine,
+    PulumiEngine,
+    StackRef,
+    StackSummary,
+    list_stacks,
+    purge_project_state,
+)
+from tests.harness.privileges import without_dac_override
 from tests.harness.spot_market import ApiCallLog
 
 SECRET = {
@@ -78,9 +89,15 @@ def write_files(root: Path, files: dict[str, bytes]) -> None:
         path.write_bytes(data)
 
 
-def check_listing(url: str, caplog: pytest.LogCaptureFixture) -> None:
-    stacks = list_stacks(url)
+def check_listing(url: str) -> None:
+    listed = list_stacks(url)
+    stacks = [s for s in listed if s.unreadable is None]
 
+    # Reported with its project, not skipped: a reader must never take it for absent.
+    (broken,) = [s for s in listed if s.unreadable is not None]
+    assert (broken.project, broken.stack_name) == ("broken", "host-broken")
+    assert broken.unreadable is not None and broken.unreadable.startswith("not JSON")
+    assert broken.location.endswith(".pulumi/stacks/broken/host-broken.json")
     assert [(s.project, s.stack_name, s.kind) for s in stacks] == [
         ("demo", "host-demo", "host"),
         ("demo", "spotOption-demo", "spotOption"),
@@ -94,19 +111,18 @@ def check_listing(url: str, caplog: pytest.LogCaptureFixture) -> None:
     assert dict(spot.outputs) == {"az": "eu-west-1b"}
     assert len(host.locks) == 1 and host.locks[0].endswith("host-demo/0b5f.json")
     assert spot.locks == ()
-    assert "host-broken.json" in caplog.text  # skipped with a warning, not a crash
 
 
-def test_file_backend_listing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_file_backend_listing(tmp_path: Path) -> None:
     write_files(tmp_path, backend_files())
-    check_listing(f"file://{tmp_path}", caplog)
+    check_listing(f"file://{tmp_path}")
 
 
 def test_an_empty_or_missing_backend_lists_nothing(tmp_path: Path) -> None:
     assert list_stacks(f"file://{tmp_path}/never-used") == []
 
 
-def test_s3_backend_listing_and_purge(aws: ApiCallLog, caplog: pytest.LogCaptureFixture) -> None:
+def test_s3_backend_listing_and_purge(aws: ApiCallLog) -> None:
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket="ci-state")
     for key, data in backend_files().items():
@@ -114,7 +130,7 @@ def test_s3_backend_listing_and_purge(aws: ApiCallLog, caplog: pytest.LogCapture
     s3.put_object(Bucket="ci-state", Key=".pulumi/stacks/demo/host-demo.json", Body=b"elsewhere")
     url = "s3://ci-state/team?region=us-east-1"
 
-    check_listing(url, caplog)
+    check_listing(url)
     removed = purge_project_state(url, "demo")
 
     left = {obj["Key"] for obj in s3.list_objects_v2(Bucket="ci-state")["Contents"]}
@@ -146,7 +162,7 @@ def test_file_purge_removes_only_that_project(tmp_path: Path) -> None:
 def test_the_pulumi_engine_lists_from_the_backend(tmp_path: Path) -> None:
     write_files(tmp_path, backend_files())
     names = [s.stack_name for s in PulumiEngine().list_stacks(f"file://{tmp_path}")]
-    assert names == ["host-demo", "spotOption-demo", "host-old"]
+    assert names == ["host-broken", "host-demo", "spotOption-demo", "host-old"]
 
 
 def test_in_memory_listing_hides_secrets_and_shows_locks() -> None:
@@ -167,3 +183,131 @@ def test_in_memory_listing_hides_secrets_and_shows_locks() -> None:
     assert len(summary.locks) == 1
     assert engine.list_stacks(None) == []  # another backend
     assert engine.purge_project_state("file:///state", "demo") == list(summary.locks)
+
+
+# -- fail closed: every format read, every bad entry reported with its project ----------
+
+
+def zstd(data: bytes) -> bytes:
+    import zstandard
+
+    return zstandard.ZstdCompressor().compress(data)
+
+
+def troubled_files() -> dict[str, bytes]:
+    """A healthy zstd checkpoint and one of each way a checkpoint can be unreadable."""
+    good = checkpoint("zst", "host-zst", {"region": "eu-west-1", "host": "198.51.100.2"}, 2)
+    cut = checkpoint("cut", "host-cut", {"region": "us-east-1"}, 1)
+    return {
+        ".pulumi/stacks/zst/host-zst.json.zst": zstd(good),
+        ".pulumi/stacks/cut/host-cut.json": cut[: len(cut) // 2],
+        ".pulumi/stacks/cutgz/host-cutgz.json.gz": gzip.compress(cut)[:-12],
+        ".pulumi/stacks/cutzst/host-cutzst.json.zst": zstd(cut)[:-12],
+        ".pulumi/stacks/shape/host-shape.json": b'{"checkpoint": "x"}',
+        ".pulumi/stacks/listed/host-listed.json": b"[]",
+        ".pulumi/stacks/resources/host-resources.json": (
+            b'{"version": 3, "checkpoint": {"latest": {"resources": "many"}}}'
+        ),
+        ".pulumi/stacks/notzst/host-notzst.json.zst": b"plain text",
+        # Legacy layout: only the contents would name the project.
+        ".pulumi/stacks/host-lost.json": b"{",
+    }
+
+
+EXPECTED_UNREADABLE = {
+    ("cut", "host-cut"): "not JSON",
+    ("cutgz", "host-cutgz"): "cannot decompress it",
+    ("cutzst", "host-cutzst"): "cannot decompress it: the zstd data is truncated",
+    ("shape", "host-shape"): "not a Pulumi checkpoint: the document.checkpoint is a str",
+    ("listed", "host-listed"): "not a Pulumi checkpoint: the document is not an object",
+    ("resources", "host-resources"): "checkpoint.latest.resources is a str",
+    ("notzst", "host-notzst"): "cannot decompress it",
+    ("", "host-lost"): "not JSON",
+}
+
+
+def check_troubled(stacks: list[StackSummary]) -> dict[tuple[str, str], str]:
+    """The readable zstd stack is read; the rest come back as unreadable, by (project, stack)."""
+    (zst,) = [s for s in stacks if s.unreadable is None]
+    assert (zst.project, zst.stack_name, zst.resource_count) == ("zst", "host-zst", 2)
+    assert dict(zst.outputs) == {"region": "eu-west-1", "host": "198.51.100.2"}
+    found = {(s.project, s.stack_name): s.unreadable or "" for s in stacks if s.unreadable}
+    for key, reason in EXPECTED_UNREADABLE.items():
+        assert reason in found.pop(key), key
+    return found
+
+
+def test_file_backend_reads_zstd_and_reports_every_unreadable_checkpoint(tmp_path: Path) -> None:
+    write_files(tmp_path, troubled_files())
+    assert check_troubled(list_stacks(f"file://{tmp_path}")) == {}
+
+
+def test_s3_backend_reads_zstd_and_reports_every_unreadable_checkpoint(aws: ApiCallLog) -> None:
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="ci-state")
+    for key, data in troubled_files().items():
+        s3.put_object(Bucket="ci-state", Key=key, Body=data)
+    # An object S3 will not hand out (archived): read fails, the project still counts.
+    archived = checkpoint("archived", "host-archived", {}, 1)
+    key = ".pulumi/stacks/archived/host-archived.json"
+    s3.put_object(Bucket="ci-state", Key=key, Body=archived, StorageClass="GLACIER")
+
+    left = check_troubled(list_stacks("s3://ci-state?region=us-east-1"))
+
+    assert list(left) == [("archived", "host-archived")]
+    assert "InvalidObjectState" in left[("archived", "host-archived")]
+
+
+def test_a_project_folder_that_cannot_be_listed_is_reported_with_its_project(
+    tmp_path: Path,
+) -> None:
+    write_files(tmp_path, backend_files())
+    locked = tmp_path / ".pulumi/stacks/demo"
+    locked.chmod(0)
+    try:
+        stacks = without_dac_override(lambda: list_stacks(f"file://{tmp_path}"))
+    finally:
+        locked.chmod(0o755)
+
+    (demo,) = [s for s in stacks if s.project == "demo"]
+    assert demo.stack_name == "" and demo.unreadable == "cannot list the folder: Permission denied"
+    assert demo.location == f"{tmp_path}/.pulumi/stacks/demo"
+    assert {s.project for s in stacks if s.unreadable is None} == {"old"}
+
+
+def test_a_stacks_folder_that_cannot_be_listed_fails_the_listing(tmp_path: Path) -> None:
+    write_files(tmp_path, backend_files())
+    stacks_dir = tmp_path / ".pulumi/stacks"
+    stacks_dir.chmod(0)
+
+    def listing_error() -> str:
+        with pytest.raises(OperationError) as raised:
+            list_stacks(f"file://{tmp_path}")
+        return raised.value.message
+
+    try:
+        message = without_dac_override(listing_error)
+    finally:
+        stacks_dir.chmod(0o755)
+    assert message == f"cannot list the state in {stacks_dir}: Permission denied"
+
+
+def test_an_s3_backend_that_cannot_be_listed_fails_the_listing(aws: ApiCallLog) -> None:
+    with pytest.raises(OperationError) as raised:
+        list_stacks("s3://never-created?region=us-east-1")
+    assert "s3://never-created/.pulumi/stacks/" in raised.value.message
+    assert "NoSuchBucket" in raised.value.message
+
+
+def test_listing_state_imports_no_pulumi(tmp_path: Path) -> None:
+    write_files(tmp_path, backend_files())
+    code = (
+        "import sys\n"
+        "from mapt.stacks import list_stacks\n"
+        f"assert len(list_stacks('file://{tmp_path}')) == 4\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pulumi', 'pulumi_aws')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"

@@ -21,6 +21,7 @@ from mapt.core import (
 )
 from mapt.stacks import PASSPHRASE_FILE_NAME, PulumiEngine, StackNotFoundError, StackRef
 from tests.stacks.fake_pulumi import FakePulumi, urn
+from tests.stacks.transcripts import transcript
 
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 AWS_TOKEN = "FwoGZXIvYXdzEXAMPLETOKEN"
@@ -236,31 +237,13 @@ def test_debug_raises_pulumi_log_verbosity(fake_pulumi: FakePulumi, ref: StackRe
 
 # -- failures ------------------------------------------------------------------------
 
-LOCKED = CommandResult(
-    stdout="",
-    stderr=(
-        "error: the stack is currently locked by 1 lock(s). Either wait for the other "
-        "process(es) to end or delete the lock file with `pulumi cancel`.\n"
-        "  s3://ci-state/.pulumi/locks/organization/demo/host-demo/"
-        "0b5f1a8e-5b7a-4f1c-9a55-5a2f1f0c9d11.json: created by runner@gh-runner-7 "
-        "(pid 4242) at 2026-11-21T23:10:04Z"
-    ),
-    code=255,
-)
-NOT_FOUND = CommandResult(stdout="", stderr="error: no stack named 'host-demo' found", code=255)
-PROGRAM_ERROR = CommandResult(
-    stdout=(
-        "Updating (host-demo):\n\n"
-        "     Type                 Name       Status\n"
-        " +   pulumi:pulumi:Stack  demo-host-demo  **failed**     1 error\n\n"
-        "Diagnostics:\n  pulumi:pulumi:Stack (demo-host-demo):\n"
-        "    error: python inline source runtime error: subnet cidr 10.0.300.0/24 is invalid\n"
-        "    Traceback (most recent call last):\n"
-        '      File "/mapt/targets/aws/_network.py", line 40, in program\n'
-    ),
-    stderr="error: update failed",
-    code=255,
-)
+# Captured from a real CLI (tests/stacks/transcripts, checked by the real-engine tier).
+LOCKED = transcript("locked")
+NOT_FOUND = transcript("stack_not_found")
+PROGRAM_ERROR = transcript("program_error")
+INCORRECT_PASSPHRASE = transcript("incorrect_passphrase")
+# No provider plugin can run where the transcripts are captured: this one is written by
+# hand, in the shape of program_error.json's diagnostics.
 PROVIDER_ERROR = CommandResult(
     stdout=(
         "Diagnostics:\n  aws:ec2:Instance (host):\n"
@@ -284,6 +267,19 @@ def test_locked_stack_maps_to_state_locked_exit_3(fake_pulumi: FakePulumi, ref: 
         "stack host-demo is locked by another run; retry, or --force-destroy if that run is dead"
     )
     assert "runner@gh-runner-7, pid 4242" in message and "\n" not in message
+
+
+def test_a_wrong_passphrase_is_a_missing_prerequisite_exit_5(
+    fake_pulumi: FakePulumi, ref: StackRef
+) -> None:
+    fake_pulumi.stacks.add("host-demo")
+    fake_pulumi.failures["stack output"] = INCORRECT_PASSPHRASE
+    with pytest.raises(PrerequisiteError) as caught:
+        engine_with(fake_pulumi).outputs(ref)
+    assert caught.value.exit_code == 5
+    assert str(caught.value).startswith(
+        f"the secrets passphrase cannot decrypt stack host-demo in {ref.backend_url}"
+    )
 
 
 def test_stack_not_found_on_select_for_outputs(fake_pulumi: FakePulumi, ref: StackRef) -> None:
@@ -493,7 +489,7 @@ def test_too_old_cli_is_a_prerequisite_error(
     _cli_in_pulumi_home(monkeypatch, tmp_path, "3.100.0")
     from mapt.stacks import pulumi_command
 
-    with pytest.raises(PrerequisiteError, match=r"3\.181\.0.*mapt setup pulumi"):
+    with pytest.raises(PrerequisiteError, match=r"3\.205\.0.*mapt setup pulumi"):
         pulumi_command()
 
 

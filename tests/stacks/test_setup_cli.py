@@ -49,10 +49,10 @@ def test_setup_pulumi_with_a_version_and_root(
     installs: list[dict[str, Any]], tmp_path: Path
 ) -> None:
     result = runner.invoke(
-        app, ["setup", "pulumi", "--version", "3.200.1", "--root", str(tmp_path)]
+        app, ["setup", "pulumi", "--version", "3.205.1", "--root", str(tmp_path)]
     )
     assert result.exit_code == 0, result.output
-    assert installs[0]["root"] == str(tmp_path) and str(installs[0]["version"]) == "3.200.1"
+    assert installs[0]["root"] == str(tmp_path) and str(installs[0]["version"]) == "3.205.1"
 
 
 @pytest.mark.parametrize("version", ["latest", "3.100.0"])

@@ -94,6 +94,22 @@ def test_expired_and_old_select_projects_that_still_have_state() -> None:
     assert selected(expired=True, older_than=SIX_HOURS)["both"] == ("expired", "old")
 
 
+def test_a_project_whose_state_is_unreadable_is_never_selected() -> None:
+    """Its state may say it is live: not orphaned, and not swept by age or expiry either."""
+    gone = dict(age=timedelta(days=3), expires_in=-timedelta(days=1))
+    plan = plan_sweep(
+        [resource("vpc", "unreadable", **gone), resource("vpc", "lost", **gone)],
+        now=NOW,
+        projects_with_state={"unreadable"},
+        expired=True,
+        older_than=SIX_HOURS,
+        unreadable_projects={"unreadable"},
+    )
+    assert [(i.resource.project, i.reasons) for i in plan.items] == [
+        ("lost", ("orphaned", "expired", "old"))
+    ]
+
+
 def test_untagged_resources_are_never_selected() -> None:
     untagged = TaggedResource(
         "instance",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -168,9 +169,10 @@ def plan_sweep(
     resources: Iterable[TaggedResource],
     *,
     now: datetime,
-    projects_with_state: set[str],
+    projects_with_state: AbstractSet[str],
     expired: bool,
     older_than: timedelta | None,
+    unreadable_projects: AbstractSet[str] = frozenset(),
 ) -> SweepPlan:
     """Select what to remove and order it for deletion.
 
@@ -178,12 +180,13 @@ def plan_sweep(
     ``expired`` and its ``mapt:expires-at`` has passed (``expired``), or when its
     ``mapt:created-at`` is more than ``older_than`` before ``now`` (``old``). A
     resource without ``mapt:project`` is never selected, whatever else it carries;
-    a timestamp tag that cannot be read counts as absent.
+    a timestamp tag that cannot be read counts as absent. Nor is one of a project in
+    ``unreadable_projects``: what its state holds is unknown, so it may be live.
     """
     items = []
     for resource in resources:
         project = resource.project
-        if project is None:
+        if project is None or project in unreadable_projects:
             continue
         reasons: list[Reason] = []
         if project not in projects_with_state:

@@ -1,0 +1,140 @@
+"""The real-engine tier: mapt's stacks layer on a Pulumi CLI built from its Go module.
+
+``scripts/build-pulumi-cli.sh`` builds the CLI into ``~/.cache/mapt-test/pulumi/<version>/bin``.
+The tier uses ``$MAPT_TEST_PULUMI`` (the binary's path, as ``.ci/run`` exports it), else the
+newest CLI in that cache. Without one the tests skip, except in CI (``CI=true``) on a machine
+with ``go``, where a CLI must have been built and a skip would hide the whole tier: there
+they fail.
+
+Every test runs with a private ``TMPDIR`` and ``PULUMI_HOME`` (the CLI's and the SDK's), so
+what a run leaves behind in either can be checked.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.harness.spot_market import ApiCallLog
+
+CACHE = Path(os.environ.get("MAPT_TEST_CACHE", Path.home() / ".cache" / "mapt-test"))
+BUILD_HINT = "build it with scripts/build-pulumi-cli.sh and export MAPT_TEST_PULUMI=<its output>"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(here):
+            item.add_marker(pytest.mark.real_engine)
+
+
+def built_cli() -> Path | None:
+    """The Pulumi CLI the tier runs on, or None when there is none."""
+    named = os.environ.get("MAPT_TEST_PULUMI")
+    if named:
+        path = Path(named)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            pytest.fail(f"MAPT_TEST_PULUMI={named!r} is not an executable file; {BUILD_HINT}")
+        return path
+
+    def version(path: Path) -> tuple[int, ...]:
+        return tuple(int(part) for part in path.parents[1].name.split("."))
+
+    found = [p for p in CACHE.glob("pulumi/*.*.*/bin/pulumi") if os.access(p, os.X_OK)]
+    return max(found, key=version) if found else None
+
+
+@dataclass(frozen=True)
+class RealCli:
+    path: Path
+    version: str
+    home: Path  # this test's PULUMI_HOME
+    tmp: Path  # this test's TMPDIR
+
+
+@pytest.fixture
+def real_cli(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RealCli]:
+    """The built CLI, first on ``PATH`` (so mapt finds it as it would a user's)."""
+    path = built_cli()
+    if path is None:
+        if os.environ.get("CI") == "true" and shutil.which("go"):
+            pytest.fail(
+                f"CI has go but no built Pulumi CLI: the real-engine tier cannot run; {BUILD_HINT}"
+            )
+        pytest.skip(f"no Pulumi CLI built for the real-engine tier; {BUILD_HINT}")
+    version = (
+        subprocess.run([str(path), "version"], capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .lstrip("v")
+    )
+    monkeypatch.setenv("PATH", f"{path.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setenv("PULUMI_SKIP_UPDATE_CHECK", "true")
+    home = Path(os.environ["PULUMI_HOME"])  # private to the test (tests/stacks/conftest.py)
+    tmp = tmp_path_factory.mktemp("tmpdir")
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    yield RealCli(path, version, home, tmp)
+
+
+def leftovers(cli: RealCli) -> list[str]:
+    """What the run left in its TMPDIR and in Pulumi's per-directory workspace settings."""
+    left = sorted(str(p) for p in cli.tmp.iterdir())
+    workspaces = cli.home / "workspaces"
+    if workspaces.is_dir():
+        left += sorted(str(p) for p in workspaces.iterdir())
+    return left
+
+
+@pytest.fixture
+def aws(aws_env: None, api_calls: ApiCallLog) -> Iterator[ApiCallLog]:
+    """moto's in-process AWS, letting calls to servers on 127.0.0.1 through (moto_server)."""
+    from moto import mock_aws
+
+    passthrough = {"urls": [r"http://127\.0\.0\.1:\d+.*"]}
+    with mock_aws(config={"core": {"passthrough": passthrough}}):  # type: ignore[typeddict-item]
+        yield api_calls
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """A moto server on 127.0.0.1 (its own process, as an S3-compatible store would be)."""
+    port = _free_port()
+    server = Path(sys.executable).with_name("moto_server")
+    process = subprocess.Popen(
+        [str(server), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto_server did not start on {endpoint}") from None
+                time.sleep(0.1)
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
