@@ -1,7 +1,7 @@
 """How long does a fresh spot allocation take when every EC2 call costs L seconds?
 
 Simulated EC2: moto for regions, zones and instance types, the replayed spot market
-(../shared/data/aws-spot-market/vms.csv) for prices and placement scores, and a fixed
+(tests/data/spot-market.csv.gz, generated) for prices and placement scores, and a fixed
 latency L added to every EC2 call. Prints, for a fresh allocation, the wall time in
 units of L (target <= 4 L: regions/types -> scores -> zones/prices in parallel) and
 the number of EC2 calls (target <= 2 x regions + 4); then the EC2 calls of a re-run

@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
+from tests.harness import skips
+from tests.harness.boto import shared_botocore
 from tests.harness.pulumi_mocks import PulumiHarness
-from tests.harness.spot_market import VMS_CSV, ApiCallLog, SpotMarket, installed, load_rows
+from tests.harness.spot_market import MARKET_CSV, ApiCallLog, SpotMarket, installed, load_rows
+
+# Hypothesis: no per-example deadline (the suite shares two cores; timing is noise, and
+# speed is measured in benchmarks/), and each property sets its own example count for
+# what it explores. Under CI a failure prints the blob that replays it, and no example
+# database is kept on a throwaway machine. HYPOTHESIS_PROFILE picks another one, e.g.
+# "thorough" for a long local search of the properties that set no count of their own.
+settings.register_profile("dev", deadline=None)
+settings.register_profile("ci", deadline=None, print_blob=True, database=None)
+settings.register_profile("thorough", deadline=None, max_examples=2000)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if skips.strict_from_environment() else "dev")
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    skips.add_option(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    skips.install(config)
+
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -16,6 +41,13 @@ FAKE_CREDENTIALS = {
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_botocore_loader() -> Iterator[None]:
+    """Parse each AWS service model and build each client class once per run (speed)."""
+    with shared_botocore():
+        yield
 
 
 @pytest.fixture
@@ -51,25 +83,38 @@ def api_calls(aws_env: None) -> Iterator[ApiCallLog]:
 
 
 @pytest.fixture
-def aws(aws_env: None, api_calls: ApiCallLog) -> Iterator[ApiCallLog]:
-    """moto's in-process AWS (``mock_aws``) with fake credentials; yields the call log."""
-    from moto import mock_aws
+def aws(
+    aws_env: None, api_calls: ApiCallLog, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ApiCallLog]:
+    """moto's in-process AWS (``mock_aws``) with fake credentials; yields the call log.
 
+    moto's DescribeRegions lists the China and GovCloud partitions too; an account
+    sees only its own partition's regions, so they are left out (four fewer regions
+    for every allocation to scan).
+    """
+    from moto import mock_aws
+    from moto.ec2.models.availability_zones_and_regions import RegionsAndZonesBackend
+
+    own_partition = [
+        region
+        for region in RegionsAndZonesBackend.regions
+        if not region.name.startswith(("cn-", "us-gov-", "us-iso"))
+    ]
+    monkeypatch.setattr(RegionsAndZonesBackend, "regions", own_partition)
     with mock_aws():
         yield api_calls
 
 
 @pytest.fixture(scope="session")
 def market_rows() -> list:  # type: ignore[type-arg]
-    if not VMS_CSV.is_file():
-        pytest.skip(f"the shared spot-market data is absent ({VMS_CSV})")
-    return load_rows(VMS_CSV)
+    """The committed, generated market (tests/data/spot-market.csv.gz): no outside data."""
+    return load_rows(MARKET_CSV)
 
 
 @pytest.fixture
 def spot_market(aws: ApiCallLog, market_rows: list) -> Iterator[SpotMarket]:  # type: ignore[type-arg]
     """The replayed spot market on top of ``aws``; set ``.scores`` etc. in the test."""
-    market = SpotMarket(rows=list(market_rows))
+    market = SpotMarket(rows=market_rows)  # indexed once per session, not copied
     with installed(market.handlers()):
         yield market
 

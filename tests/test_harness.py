@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import boto3
 import pulumi
@@ -24,10 +25,10 @@ def test_aws_fixture_serves_moto_with_strict_validation(aws: ApiCallLog) -> None
     assert boto3.client("sts").get_caller_identity()["Account"] == "123456789012"
 
 
-def test_market_serves_the_real_newest_price_of_a_known_row(spot_market: SpotMarket) -> None:
-    # vms.csv: c5.12xlarge,,,48.0,96.0,,2.736,0.358400,af-south-1,afs1-az1
+def test_market_serves_the_newest_price_of_a_known_row(spot_market: SpotMarket) -> None:
+    # tests/data/spot-market.csv.gz: c5.12xlarge,,,48.0,96.0,,2.71932,1.012095,af-south-1,afs1-az1
     row = spot_market.row("c5.12xlarge", "afs1-az1")
-    assert row.spot_price == "0.358400"
+    assert row.spot_price == "1.012095"
     ec2 = boto3.client("ec2", region_name="af-south-1")
     history = ec2.describe_spot_price_history(
         InstanceTypes=["c5.12xlarge"],
@@ -36,7 +37,7 @@ def test_market_serves_the_real_newest_price_of_a_known_row(spot_market: SpotMar
     )["SpotPriceHistory"]
     in_zone = [h for h in history if h["AvailabilityZone"] == spot_market.az_name("afs1-az1")]
     # Newest first; the point three hours old is outside the window asked for.
-    assert [h["SpotPrice"] for h in in_zone] == ["0.358400", "0.448000"]
+    assert [h["SpotPrice"] for h in in_zone] == ["1.012095", "1.265119"]
     assert spot_market.az_name("afs1-az1").startswith("af-south-1")
 
 
@@ -139,3 +140,25 @@ def test_pulumi_runs_are_independent(pulumi_mocks) -> None:  # type: ignore[no-u
 
     assert pulumi_mocks.run(program).plain_outputs() == {"n": 1}
     assert pulumi_mocks.run(other).plain_outputs() == {"m": 2}
+
+
+def test_sessions_share_one_loader_and_client_class_but_not_client_state(
+    aws: ApiCallLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = boto3.Session(), boto3.Session()
+    loader = first._session.get_component("data_loader")
+    assert second._session.get_component("data_loader") is loader
+    assert loader.search_paths.count(loader.search_paths[-1]) == 1  # boto3 appends per session
+    west = first.client("ec2", region_name="us-west-2")
+    north = second.client("ec2", region_name="eu-north-1")
+    assert type(west) is type(north) and west.meta.service_model is north.meta.service_model
+    # Region, endpoint and event hooks stay per client: a hook on one is not on the other.
+    seen: list[str] = []
+    west.meta.events.register("before-call.ec2.DescribeRegions", lambda **_: seen.append("west"))
+    north.describe_regions()
+    west.describe_regions()
+    assert seen == ["west"] and "eu-north-1" in north.meta.endpoint_url
+    assert [c.region for c in aws.calls[-2:]] == ["eu-north-1", "us-west-2"]
+    # Other service models (AWS_DATA_PATH) get a loader of their own.
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    assert boto3.Session()._session.get_component("data_loader") is not loader

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -150,7 +149,3 @@ class SshServer:
                 self.process.kill()
                 self.process.wait()
         self._log_handle.close()
-
-
-def sshd_available() -> bool:
-    return Path(SSHD).is_file() and shutil.which("sh") is not None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,6 +17,7 @@ from mapt.targets.aws import HostRequest
 from mapt.targets.aws._tags import parse_timestamp, utc_timestamp
 from mapt.targets.aws._userdata import EXPIRY_UNIT, cloud_config, windows_userdata
 from tests.harness.pulumi_mocks import FAKE_PUBLIC_KEY
+from tests.harness.skips import needs_program
 from tests.targets.test_aws_host_program import (
     ASG,
     CASES,
@@ -141,7 +141,7 @@ def test_cloud_config_installs_an_expiry_timer_that_survives_reboots() -> None:
     assert config["packages"] == ["podman"]  # the rest of first boot is unchanged
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+@needs_program("systemd-analyze")
 def test_the_expiry_units_are_valid_systemd_units(tmp_path: Path) -> None:
     config = json.loads(cloud_config(HostRequest("rhel", expires_at=EXPIRES)).split("\n", 1)[1])
     for entry in config["write_files"]:

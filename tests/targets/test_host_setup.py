@@ -35,11 +35,10 @@ from mapt.targets.aws._setup import (
     runner_command,
     windows_password_command,
 )
-from tests.targets.sshd import KeyPair, SshServer, new_rsa_key, sshd_available
+from tests.harness.skips import needs_program
+from tests.targets.sshd import SSHD, KeyPair, SshServer, new_rsa_key
 
-pytestmark = pytest.mark.skipif(
-    not sshd_available(), reason="/usr/sbin/sshd is absent: install openssh-server"
-)
+pytestmark = needs_program(SSHD)
 
 PASSWORD = "Pä$$ wörd 'quoted' \"too\" 🔑 ;rm -rf /"
 TOKEN = "AREGTOKENDELIVERED7QXJ2KBWZPM4"

@@ -11,12 +11,10 @@ import pytest
 
 from mapt.core import OperationError
 from mapt.targets import SshAccess, SshEndpoint, load_private_key, wait_until_ready
-from tests.targets.sshd import KeyPair, SshServer, new_rsa_key, sshd_available
+from tests.harness.skips import needs_program
+from tests.targets.sshd import SSHD, KeyPair, SshServer, new_rsa_key
 
-pytestmark = pytest.mark.skipif(
-    not sshd_available(),
-    reason="/usr/sbin/sshd is absent: install openssh-server (.ci/run does)",
-)
+pytestmark = needs_program(SSHD)
 
 
 @pytest.fixture(scope="module")

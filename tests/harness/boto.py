@@ -1,0 +1,111 @@
+"""One botocore data loader and one client class per service for the whole test run.
+
+mapt makes a new ``boto3.Session()`` per command, and every spot allocation creates an
+EC2 client per usable region (about twenty under moto). That is right for one CLI
+run, but across ~600 tests it dominated the suite: each new session parsed the EC2
+service model again (a 4 MB JSON), and each client built its class again (one method
+per EC2 operation, about 800), with the garbage collection all those objects caused.
+
+``shared_botocore()`` keeps both for the run, without changing what a client does:
+
+- every botocore session gets the same ``Loader`` (its cache holds the parsed models),
+  unless ``AWS_DATA_PATH`` asks for other models;
+- a ``ServiceModel`` is made once per parsed model (read-only; it caches the operation
+  models, which every client otherwise rebuilt to look for endpoint discovery);
+- a client class is built once per (service model, class-creation handlers): the
+  class holds only the operation methods, while credentials, region, endpoint, retry
+  handlers and event hooks (moto's, the call log's, the market's) live on each client
+  object and are created per client as before;
+- the loaded models are moved out of the garbage collector's sight (``gc.freeze``):
+  they live for the whole run, so scanning them again in every full collection is
+  waste.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+# Services the suite's clients use; loading them up front lets gc.freeze() cover them.
+PRELOADED = ("ec2", "s3", "sts", "autoscaling", "elbv2", "pricing")
+
+
+class _UniquePaths(list):  # type: ignore[type-arg]
+    """A loader's search paths: boto3 appends its data folder for every new session."""
+
+    def append(self, path: Any) -> None:
+        if path not in self:
+            super().append(path)
+
+
+def _class_key(creator: Any, service_model: Any) -> tuple[Any, ...]:
+    """What a client class depends on: the model and the class-creation handlers."""
+    event = f"creating-client-class.{service_model.service_id.hyphenize()}"
+    emitter = getattr(creator._event_emitter, "_emitter", creator._event_emitter)
+    return id(service_model), tuple(emitter._handlers.prefix_search(event))
+
+
+@contextmanager
+def shared_botocore() -> Iterator[None]:
+    """Share the loader and client classes across sessions until the block ends."""
+    import botocore.client
+    import botocore.loaders
+    import botocore.session
+
+    loader = botocore.loaders.create_loader()
+    loader._search_paths = _UniquePaths(loader.search_paths)
+    session_class = botocore.session.Session
+    creator_class = botocore.client.ClientCreator
+    original_register: Callable[..., None] = session_class._register_data_loader
+    original_model: Callable[..., Any] = creator_class._load_service_model
+    original_class: Callable[..., type] = creator_class._create_client_class
+    # Keyed by id() of objects the values keep alive, so an id is never reused.
+    models: dict[tuple[str, int], Any] = {}
+    classes: dict[tuple[Any, ...], tuple[Any, type]] = {}
+
+    def register_data_loader(session: Any) -> None:
+        def create() -> Any:
+            data_path = session.get_config_variable("data_path")
+            return botocore.loaders.create_loader(data_path) if data_path else loader
+
+        session._components.lazy_register_component("data_loader", create)
+
+    def load_service_model(creator: Any, service_name: str, api_version: Any = None) -> Any:
+        parsed = creator._loader.load_service_model(service_name, "service-2", api_version)
+        key = (service_name, id(parsed))
+        if key not in models:
+            models[key] = original_model(creator, service_name, api_version)
+        return models[key]
+
+    def create_client_class(creator: Any, service_name: str, service_model: Any) -> type:
+        key = _class_key(creator, service_model)
+        if key not in classes:
+            classes[key] = (service_model, original_class(creator, service_name, service_model))
+        return classes[key][1]
+
+    session_class._register_data_loader = register_data_loader
+    creator_class._load_service_model = load_service_model
+    creator_class._create_client_class = create_client_class
+    try:
+        _preload(loader)
+        yield
+    finally:
+        session_class._register_data_loader = original_register
+        creator_class._load_service_model = original_model
+        creator_class._create_client_class = original_class
+        gc.unfreeze()
+
+
+def _preload(loader: Any) -> None:
+    import boto3
+
+    session = boto3.Session(region_name="us-east-1")
+    for service in PRELOADED:
+        loader.load_service_model(service, "service-2")
+        session.client(
+            service, aws_access_key_id="preload", aws_secret_access_key="preload"
+        ).close()
+    gc.collect()
+    gc.freeze()
