@@ -35,6 +35,12 @@ from mapt.core._errors import (
     StateLockedError,
     filesystem_error,
 )
+from mapt.core._files import (
+    PRIVATE_DIR_MODE,
+    PRIVATE_FILE_MODE,
+    make_private_dir,
+    write_private_file,
+)
 from mapt.core._interrupt import (
     Interrupted,
     Terminated,
@@ -47,6 +53,8 @@ from mapt.core._text import VALUE_LIMIT, clip, clip_values, from_environment, sh
 
 __all__ = [
     "CREDENTIALS_HINT",
+    "PRIVATE_DIR_MODE",
+    "PRIVATE_FILE_MODE",
     "PROJECT_NAME_MAX_LENGTH",
     "REGION_VARIABLES",
     "VALUE_LIMIT",
@@ -73,6 +81,7 @@ __all__ = [
     "get_logger",
     "is_aws_error",
     "known_regions",
+    "make_private_dir",
     "parse_duration",
     "parse_tags",
     "redact",
@@ -83,4 +92,5 @@ __all__ = [
     "stopping_on_signals",
     "translating_aws_errors",
     "validate_project_name",
+    "write_private_file",
 ]

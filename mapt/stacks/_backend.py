@@ -16,7 +16,6 @@ what ``--force-destroy`` needs, and nothing else.
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import threading
@@ -28,7 +27,13 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from mapt.core import InputError, OperationError, get_logger, translating_aws_errors
+from mapt.core import (
+    InputError,
+    OperationError,
+    get_logger,
+    make_private_dir,
+    translating_aws_errors,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -45,10 +50,6 @@ _DIY_ORG = "organization"
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 _SUPPORTED = "use file://PATH or s3://BUCKET[/PREFIX]"
-
-# Folders mapt creates for state: private to the user, whatever the umask.
-PRIVATE_DIR_MODE = 0o700
-
 
 @dataclass(frozen=True)
 class Backend:
@@ -153,29 +154,6 @@ def resolve_backend(url: str | None) -> Backend:
         path = default_backend_dir()
         return Backend(kind="file", url=f"file://{path}", path=path)
     return parse_backend_url(url)
-
-
-def make_private_dir(path: Path) -> None:
-    """Make directory ``path`` exist; every folder this creates (parents too) is 0700.
-
-    ``mkdir``'s mode is masked by the umask, and ``Path.mkdir(parents=True)`` gives the
-    parents the plain umask mode (0777 under umask 0), so each missing folder is made
-    one by one and then set to 0700 explicitly. Folders that already exist are left as
-    they are: they are the user's. Raises ``OSError``.
-    """
-    missing: list[Path] = []
-    folder = path
-    while not os.path.lexists(folder) and folder != folder.parent:
-        missing.append(folder)
-        folder = folder.parent
-    for folder in reversed(missing):
-        try:
-            os.mkdir(folder, PRIVATE_DIR_MODE)
-        except FileExistsError:
-            continue  # another run made it meanwhile, the same way
-        os.chmod(folder, PRIVATE_DIR_MODE)
-    if not path.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path))
 
 
 def prepare_backend(backend: Backend) -> None:

@@ -65,12 +65,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mapt.core import (
+    PRIVATE_DIR_MODE,
+    PRIVATE_FILE_MODE,
     InputError,
     MaptError,
     OperationError,
     StateLockedError,
     aws_error,
     get_logger,
+    make_private_dir,
+    write_private_file,
 )
 from mapt.stacks._backend import Backend, resolve_backend, s3_client
 
@@ -89,8 +93,6 @@ RENEWALS_PER_LEASE = 4
 # How often break_project_lock re-reads a lock that changed under it before giving up.
 _BREAK_ATTEMPTS = 5
 
-_FOLDER_MODE = 0o700
-_FILE_MODE = 0o600
 
 # S3 answers to a conditional write or delete whose condition did not hold: the
 # object changed (412), is gone (404 on If-Match), or another conditional write is in
@@ -248,7 +250,7 @@ def _file_lock(backend: Backend, project: str, me: LockHolder, timeout: float) -
 
     lock_path, note = _file_paths(backend, project)
     _private_folder(lock_path.parent)
-    lock = FileLock(lock_path, timeout=timeout, mode=_FILE_MODE)
+    lock = FileLock(lock_path, timeout=timeout, mode=PRIVATE_FILE_MODE)
     try:
         lock.acquire()
     except Timeout:
@@ -288,7 +290,7 @@ def _break_file_lock(backend: Backend, project: str) -> LockHolder | None:
     lock_path, note = _file_paths(backend, project)
     if not lock_path.parent.is_dir():
         return None
-    lock = FileLock(lock_path, timeout=0, mode=_FILE_MODE)
+    lock = FileLock(lock_path, timeout=0, mode=PRIVATE_FILE_MODE)
     try:
         lock.acquire()
     except Timeout:
@@ -342,15 +344,8 @@ def _private_folder(folder: Path) -> None:
     Folders that already exist are left as they are, except the lock folder itself
     and ``.mapt``, which mapt owns and tightens back to 0700.
     """
-    missing: list[Path] = []
-    current = folder
-    while not current.is_dir():
-        missing.append(current)
-        current = current.parent
     try:
-        for path in reversed(missing):
-            path.mkdir(mode=_FOLDER_MODE, exist_ok=True)  # a file there still fails
-            path.chmod(_FOLDER_MODE)
+        make_private_dir(folder)
     except OSError as error:
         raise _file_error("create the project lock folder", folder, error) from error
     for path in (folder, folder.parent):
@@ -358,26 +353,14 @@ def _private_folder(folder: Path) -> None:
         with suppress(OSError):
             info = path.stat()
             if info.st_mode & 0o077 and info.st_uid == os.geteuid():
-                path.chmod(_FOLDER_MODE)
+                path.chmod(PRIVATE_DIR_MODE)
 
 
 def _write_private_file(path: Path, data: bytes, doing: str) -> None:
     """Write ``path`` (mode 0600) under a temporary name and rename it into place."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
-        try:
-            os.fchmod(descriptor, _FILE_MODE)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(descriptor, view) :]
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        os.replace(temporary, path)
+        write_private_file(path, data)
     except OSError as error:
-        with suppress(OSError):
-            temporary.unlink()
         raise _file_error(doing, path, error) from error
 
 

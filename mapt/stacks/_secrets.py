@@ -21,7 +21,6 @@ passphrase that every later run of the stack must know. mapt's rules:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import secrets
@@ -30,8 +29,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mapt.core import InputError, OperationError, PrerequisiteError, get_logger, register_secret
-from mapt.stacks._backend import Backend, make_private_dir
+from mapt.core import (
+    InputError,
+    OperationError,
+    PrerequisiteError,
+    get_logger,
+    make_private_dir,
+    register_secret,
+    write_private_file,
+)
+from mapt.stacks._backend import Backend
 
 _log = get_logger(__name__)
 
@@ -39,7 +46,6 @@ PASSPHRASE_ENV = "PULUMI_CONFIG_PASSPHRASE"
 PASSPHRASE_FILE_ENV = "PULUMI_CONFIG_PASSPHRASE_FILE"
 # Beside ``.pulumi`` in a file backend's directory.
 PASSPHRASE_FILE_NAME = "mapt-passphrase"
-PASSPHRASE_FILE_MODE = 0o600
 
 # Secrets providers Pulumi accepts besides the passphrase (``pulumi stack init
 # --secrets-provider``): cloud key services addressed by URL.
@@ -198,22 +204,12 @@ def _holds_stacks(backend: Backend) -> bool:
 
 def _create_passphrase_file(path: Path) -> None:
     """Write a new random passphrase to ``path`` (0600), unless another run just did."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     try:
         make_private_dir(path.parent)
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PASSPHRASE_FILE_MODE)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), PASSPHRASE_FILE_MODE)  # os.open's mode obeys the umask
-            handle.write(secrets.token_urlsafe(32) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        with contextlib.suppress(FileExistsError):
-            os.link(temporary, path)
+        passphrase = (secrets.token_urlsafe(32) + "\n").encode()
+        if write_private_file(path, passphrase, replace=False):
             _log.info("created the secrets passphrase file %s (keep it with the state)", path)
     except OSError as error:
         raise OperationError(
             f"cannot create the passphrase file {path}: {error.strerror}"
         ) from error
-    finally:
-        with contextlib.suppress(OSError):
-            temporary.unlink()

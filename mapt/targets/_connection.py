@@ -13,14 +13,19 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from mapt.core import InputError, OperationError, get_logger, shown
+from mapt.core import (
+    InputError,
+    OperationError,
+    get_logger,
+    make_private_dir,
+    shown,
+    write_private_file,
+)
 
 log = get_logger(__name__)
 
 # File names a target may write; also keeps a name from reaching outside the folder.
 _FILE_NAME = re.compile(r"[a-z][a-z0-9_]*")
-FILE_MODE = 0o600
-FOLDER_MODE = 0o700
 _FOLDER_HINT = "Pass --conn-details-output a folder you can write to."
 
 
@@ -66,14 +71,14 @@ def check_connection_folder(folder: str | os.PathLike[str]) -> Path:
 def write_connection_files(folder: str | os.PathLike[str], values: Mapping[str, str]) -> list[Path]:
     """Write each value to ``folder/<name>`` with a trailing newline and mode 0600.
 
-    The folder is created (mode 0700) if missing; a path that is a file is an
+    The folder (and missing parents) is created mode 0700 if missing; a path that is a file is an
     ``InputError``. Each file is written under a temporary name and renamed into place,
     so a reader never sees half a key and an existing file (or a symlink planted there)
     is replaced, not written through. Returns the paths written, in ``values`` order.
     """
     path = check_connection_folder(folder)
     try:
-        path.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+        make_private_dir(path)
     except OSError as err:
         raise InputError(
             f"cannot create the connection details folder {str(path)!r}: {err.strerror}"
@@ -85,16 +90,8 @@ def write_connection_files(folder: str | os.PathLike[str], values: Mapping[str, 
         if not isinstance(value, str):
             raise TypeError(f"connection value {name!r} must be text, got {type(value).__name__}")
         target = path / name
-        temporary = path / f".{name}.mapt-tmp"
-        text = value.rstrip("\n") + "\n"
         try:
-            if temporary.is_symlink() or temporary.exists():
-                temporary.unlink()
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                os.fchmod(handle.fileno(), FILE_MODE)  # whatever the umask
-                handle.write(text)
-            os.replace(temporary, target)
+            write_private_file(target, (value.rstrip("\n") + "\n").encode())
         except OSError as err:
             raise OperationError(
                 f"cannot write connection file {str(target)!r}: {err.strerror}"
