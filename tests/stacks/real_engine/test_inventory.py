@@ -41,7 +41,10 @@ def engine() -> PulumiEngine:
     [
         (None, ".json"),
         ("PULUMI_DIY_BACKEND_GZIP", ".json.gz"),
-        ("PULUMI_DIY_BACKEND_ZSTD", ".json.zst"),
+        # Not written by 3.205 (it ignores the variable); seen on 3.276.
+        pytest.param(
+            "PULUMI_DIY_BACKEND_ZSTD", ".json.zst", marks=pytest.mark.pulumi_since("3.276.0")
+        ),
     ],
     ids=["plain", "gzip", "zstd"],
 )
