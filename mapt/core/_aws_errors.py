@@ -86,12 +86,24 @@ def aws_error(
     call: str | None = None,
     region: str | None = None,
     bucket: str | None = None,
+    doing: str | None = None,
 ) -> MaptError:
     """The ``MaptError`` for a botocore failure of ``call`` in ``region`` (or on ``bucket``).
 
     What the caller leaves out is taken from the failed client call where botocore
     shows it (the operation name, the client's region, the ``Bucket`` parameter).
+    ``doing`` (``cannot take the project lock s3://b/k``) leads the message, for a
+    caller that knows what the call was for; the class and hint stay AWS's verdict.
     """
+    verdict = _verdict(error, call=call, region=region, bucket=bucket)
+    if doing is None or verdict is error:
+        return verdict
+    return type(verdict)(f"{doing}: {verdict.message}", hint=verdict.hint)
+
+
+def _verdict(
+    error: BaseException, *, call: str | None, region: str | None, bucket: str | None
+) -> MaptError:
     from botocore.exceptions import (
         ClientError,
         ConnectionClosedError,
@@ -160,7 +172,11 @@ def aws_error(
 
 @contextmanager
 def translating_aws_errors(
-    call: str | None = None, *, region: str | None = None, bucket: str | None = None
+    call: str | None = None,
+    *,
+    region: str | None = None,
+    bucket: str | None = None,
+    doing: str | None = None,
 ) -> Iterator[None]:
     """Within the block, a botocore failure is raised as its ``MaptError`` (see ``aws_error``)."""
     try:
@@ -170,7 +186,7 @@ def translating_aws_errors(
     except Exception as error:
         if not is_aws_error(error):
             raise
-        raise aws_error(error, call=call, region=region, bucket=bucket) from error
+        raise aws_error(error, call=call, region=region, bucket=bucket, doing=doing) from error
 
 
 def _throttled(error: Any) -> bool:

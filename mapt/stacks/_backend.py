@@ -274,21 +274,16 @@ def list_backend_locks(backend: Backend) -> dict[str, tuple[str, ...]]:
                 if name.endswith(".json"):
                     found.setdefault(relative, []).append(f"file://{Path(directory) / name}")
         return {key: tuple(entries) for key, entries in found.items()}
-    from botocore.exceptions import BotoCoreError, ClientError
-
     assert backend.bucket is not None
     root_prefix = f"{backend.prefix}/" if backend.prefix else ""
-    try:
+    where = f"s3://{backend.bucket}/{root_prefix}{_LOCKS_DIR}"
+    with translating_aws_errors(doing=f"cannot list the locks in {where}"):
         pages = (
             s3_client(backend)
             .get_paginator("list_objects_v2")
             .paginate(Bucket=backend.bucket, Prefix=f"{root_prefix}{_LOCKS_DIR}/")
         )
         keys = [obj["Key"] for page in pages for obj in page.get("Contents", [])]
-    except (ClientError, BotoCoreError) as error:
-        raise OperationError(
-            f"cannot list the locks in s3://{backend.bucket}/{root_prefix}{_LOCKS_DIR}: {error}"
-        ) from error
     for key in sorted(keys):
         directory, _, name = key[len(root_prefix) :].rpartition("/")
         if name.endswith(".json"):

@@ -23,14 +23,13 @@ import gzip
 import json
 import os
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from mapt.core import OperationError, get_logger
+from mapt.core import OperationError, get_logger, translating_aws_errors
 from mapt.stacks._backend import (
     S3_MAX_CONNECTIONS,
     Backend,
@@ -396,7 +395,8 @@ class _S3Store:
         self._client = s3_client(backend)
 
     def keys(self, prefix: str) -> list[str]:
-        with self._errors(f"cannot list the state in s3://{self._bucket}/{self._root}{prefix}"):
+        where = f"s3://{self._bucket}/{self._root}{prefix}"
+        with translating_aws_errors(doing=f"cannot list the state in {where}"):
             pages = self._client.get_paginator("list_objects_v2").paginate(
                 Bucket=self._bucket, Prefix=self._root + prefix
             )
@@ -427,7 +427,8 @@ class _S3Store:
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):  # DeleteObjects takes 1000 keys
             batch = keys[start : start + 1000]
-            with self._errors(f"cannot delete state in s3://{self._bucket}/{self._root}"):
+            where = f"s3://{self._bucket}/{self._root}"
+            with translating_aws_errors(doing=f"cannot delete state in {where}"):
                 answer = self._client.delete_objects(
                     Bucket=self._bucket,
                     Delete={"Objects": [{"Key": self._root + k} for k in batch], "Quiet": True},
@@ -440,14 +441,6 @@ class _S3Store:
                     f"{first.get('Code')} {first.get('Message')}"
                 )
 
-    @contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            yield
-        except (ClientError, BotoCoreError) as error:
-            raise OperationError(f"{what}: {error}") from error
 
 
 def _checkpoint_entries(keys: list[str]) -> list[_Entry]:

@@ -450,15 +450,9 @@ class _S3LockObject:
             code = str(error.response.get("Error", {}).get("Code", ""))
             if code in _LOST_RACE:
                 return None
-            raise _s3_error(doing, self.where, error) from error
+            raise aws_error(error, doing=f"cannot {doing} {self.where}") from error
         except BotoCoreError as error:
-            raise _s3_error(doing, self.where, error) from error
-
-
-def _s3_error(doing: str, where: str, error: Exception) -> MaptError:
-    """One line naming the lock object and S3's reason (``mapt.core.aws_error``'s verdict)."""
-    verdict = aws_error(error)
-    return type(verdict)(f"cannot {doing} {where}: {verdict.message}", hint=verdict.hint)
+            raise aws_error(error, doing=f"cannot {doing} {self.where}") from error
 
 
 @contextmanager
@@ -722,10 +716,6 @@ def _parse_holder(data: bytes) -> LockHolder | None:
 
 def _utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def _user() -> str:
