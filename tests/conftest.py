@@ -50,6 +50,21 @@ def one_botocore_loader() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True)
+def secrets_of_this_test_only() -> Iterator[None]:
+    """Forget, after each test, the secrets it registered for redaction.
+
+    The registry is process-wide (a real run registers each secret once); without this,
+    a test's secret (a passphrase like ``known``) masks words in later tests' output.
+    """
+    from mapt.core import _logging
+
+    before = set(_logging._secrets)
+    yield
+    with _logging._secrets_lock:
+        _logging._secrets.intersection_update(before)
+
+
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Fake credentials and moto's strict validation; no real AWS config is read.
