@@ -196,10 +196,11 @@ def _user(uid: int) -> str:
 
 
 def _holds_stacks(backend: Backend) -> bool:
-    """Whether the backend has any stack checkpoint (``.pulumi/stacks/...json[.gz]``)."""
-    from mapt.stacks._inventory import _CHECKPOINT_SUFFIXES, _STACKS_DIR, _store
+    """Whether the backend may hold stacks: any checkpoint, or a stacks folder it cannot
+    list (the state reader's own rule of what a checkpoint is; unknown is not empty)."""
+    from mapt.stacks._inventory import _store
 
-    return any(key.endswith(_CHECKPOINT_SUFFIXES) for key in _store(backend).keys(_STACKS_DIR))
+    return bool(_store(backend).checkpoints())
 
 
 def _create_passphrase_file(path: Path) -> None:
