@@ -98,20 +98,38 @@ def api_calls(aws_env: None) -> Iterator[ApiCallLog]:
 
 
 @pytest.fixture
+def enabled_regions() -> frozenset[str] | None:
+    """The regions the simulated account has enabled; None: all that need no opt-in.
+
+    A test folder whose tests do not depend on how many regions there are overrides
+    this with a few: every spot allocation makes a client, a moto backend and its
+    queries in each enabled region, and about twenty of them is most of the CPU a
+    CLI test takes. The other regions stay listed, as opt-in regions the account has
+    not enabled (``OptInStatus`` not-opted-in), so names are still known everywhere.
+    """
+    return None
+
+
+@pytest.fixture
 def aws(
-    aws_env: None, api_calls: ApiCallLog, monkeypatch: pytest.MonkeyPatch
+    aws_env: None,
+    api_calls: ApiCallLog,
+    monkeypatch: pytest.MonkeyPatch,
+    enabled_regions: frozenset[str] | None,
 ) -> Iterator[ApiCallLog]:
     """moto's in-process AWS (``mock_aws``) with fake credentials; yields the call log.
 
     moto's DescribeRegions lists the China and GovCloud partitions too; an account
     sees only its own partition's regions, so they are left out (four fewer regions
-    for every allocation to scan).
+    for every allocation to scan). ``enabled_regions`` can leave fewer enabled.
     """
     from moto import mock_aws
-    from moto.ec2.models.availability_zones_and_regions import RegionsAndZonesBackend
+    from moto.ec2.models.availability_zones_and_regions import Region, RegionsAndZonesBackend
 
     own_partition = [
         region
+        if enabled_regions is None or region.name in enabled_regions
+        else Region(region.name, region.endpoint, "not-opted-in")
         for region in RegionsAndZonesBackend.regions
         if not region.name.startswith(("cn-", "us-gov-", "us-iso"))
     ]

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,23 +142,30 @@ def access(host: Host, key: KeyPair) -> SshAccess:
     return SshAccess(SshEndpoint("127.0.0.1", host.server.user, key.private_pem, host.server.port))
 
 
-def files_holding(secret: str, tmp_path: Path) -> list[Path]:
+def files_holding(secret: str, tmp_path: Path, since: float) -> list[Path]:
     """Files holding ``secret`` in this test's folder or anywhere in /tmp.
 
-    Other tests' pytest folders are skipped: a test may write a secret on purpose.
+    Only files whose inode changed at or after ``since`` (a ``time.time()`` taken
+    before the test wrote anything) are read: a file the test wrote, or wrote into, has
+    a later change time, which no process can set back (unlike the modification time).
+    Reading the rest of /tmp (gigabytes of other runs' virtual environments on a shared
+    machine) cannot find what this test leaked. Other tests' pytest folders are
+    skipped: a test may write a secret on purpose.
     """
     found = []
     needle = secret.encode()
-    pytest_root = tmp_path.parents[1]
-    for root in (tmp_path, Path("/tmp")):
-        for dirpath, dirs, names in os.walk(root):
-            if Path(dirpath) == pytest_root.parent:
-                dirs[:] = [d for d in dirs if Path(dirpath, d) != pytest_root]
+    skipped = str(tmp_path.parents[1])
+    for root in (str(tmp_path), "/tmp"):  # plain strings: /tmp may hold ~10^5 files
+        for folder, dirs, names in os.walk(root):
+            dirs[:] = [d for d in dirs if os.path.join(folder, d) != skipped]
             for name in names:
-                path = Path(dirpath, name)
+                path = os.path.join(folder, name)
                 try:
-                    if path.is_file() and needle in path.read_bytes():
-                        found.append(path)
+                    info = os.stat(path)
+                    if stat.S_ISREG(info.st_mode) and info.st_ctime >= since:
+                        with open(path, "rb") as file:
+                            if needle in file.read():
+                                found.append(Path(path))
                 except OSError:
                     continue
     return found
@@ -166,6 +174,8 @@ def files_holding(secret: str, tmp_path: Path) -> list[Path]:
 def test_rhel_registration_and_runner_get_their_secrets_and_nothing_keeps_them(
     host: Host, key: KeyPair, tmp_path: Path
 ) -> None:
+    # Change times are the kernel's coarse clock: a second of slack keeps every write.
+    started = time.time() - 1
     request = HostRequest(
         "rhel",
         rh_subscription_username="dev@example.com",
@@ -191,7 +201,7 @@ def test_rhel_registration_and_runner_get_their_secrets_and_nothing_keeps_them(
     assert host.server.cloud_init_calls() == ["query instance_id"]
     # No file anywhere holds either secret: not the stand-ins', not sshd's log, not /tmp.
     for secret in (PASSWORD, TOKEN):
-        assert files_holding(secret, tmp_path) == []
+        assert files_holding(secret, tmp_path, since=started) == []
 
 
 def test_a_second_delivery_registers_nothing_again(host: Host, key: KeyPair) -> None:
