@@ -67,12 +67,14 @@ def main(argv: list[str]) -> int:
     ]  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         record = Path(folder) / "cpu.jsonl"
-        path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
-        env = {**os.environ, "PYTHONPATH": path, _RECORD_VARIABLE: str(record)}
+        paths = [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
+        env[_RECORD_VARIABLE] = str(record)
         started = time.monotonic()
         run = subprocess.run([*command, *argv], cwd=ROOT, env=env, capture_output=True, text=True)
         wall = time.monotonic() - started
-        per_test = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+        recorded = record.read_text().splitlines() if record.exists() else []
+        per_test = [json.loads(line) for line in recorded]
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = usage.ru_utime + usage.ru_stime
     lines = run.stdout.splitlines()
@@ -81,7 +83,8 @@ def main(argv: list[str]) -> int:
     start = next((i for i, line in enumerate(lines) if any(m in line for m in marks)), len(lines))
     print("\n".join(lines[start:]))
     if per_test:
-        print(f"\n== most CPU per test ({len(per_test)} tests, {sum(t['cpu'] for t in per_test):.1f} s)")
+        total = sum(t["cpu"] for t in per_test)
+        print(f"\n== most CPU per test ({len(per_test)} tests, {total:.1f} s in all)")
         for entry in sorted(per_test, key=lambda t: -t["cpu"])[:SHOWN]:
             print(f"{entry['cpu']:7.2f} s  {entry['test']}")
         files: Counter[str] = Counter()

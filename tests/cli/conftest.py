@@ -10,7 +10,6 @@ from tests.cli.host_harness import FEDORA_41, FEDORA_OWNER, SCORED, Harness
 from tests.harness.images import publish_image
 from tests.harness.spot_market import SpotMarket
 
-
 # Where the CLI tests' Fedora image is published.
 IMAGE_REGIONS = ("us-east-1", "eu-north-1", "ap-south-1", "us-west-2")
 
