@@ -354,9 +354,14 @@ def test_hostile_input_is_exit_2_with_one_line_naming_it_and_nothing_created(
 
 
 def test_conn_details_output_that_is_a_file_is_refused_first(
-    cli: Harness, market: SpotMarket, aws: ApiCallLog, tmp_path: Path
+    cli: Harness,
+    market: SpotMarket,
+    aws: ApiCallLog,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    a_file = tmp_path / "not-a-folder"
+    monkeypatch.chdir(tmp_path)  # a short name: error lines show 80 characters of a value
+    a_file = Path("not-a-folder")
     a_file.write_text("x")
     result = cli.create("--spot", "--conn-details-output", str(a_file))
     assert result.exit_code == 2

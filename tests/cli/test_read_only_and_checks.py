@@ -243,16 +243,18 @@ def test_create_without_aws_credentials_is_exit_5_before_any_aws_call(
     assert aws.calls == [] and cli.engine.stack_names() == []
 
 
-def unusable_folders(tmp_path: Path) -> list[str]:
-    a_file = tmp_path / "a-file"
-    a_file.write_text("x")
-    return ["/proc/x", "", str(a_file), str(a_file / "below")]
+def unusable_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    # Relative to the test's folder: an absolute one under a long TMPDIR (or an xdist
+    # worker's basetemp) is longer than the 80 characters an error line shows of it.
+    monkeypatch.chdir(tmp_path)
+    Path("a-file").write_text("x")
+    return ["/proc/x", "", "a-file", "a-file/below"]
 
 
 def test_unusable_connection_folders_are_exit_2_before_any_aws_call(
-    cli: Harness, aws: ApiCallLog, tmp_path: Path
+    cli: Harness, aws: ApiCallLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for folder in unusable_folders(tmp_path):
+    for folder in unusable_folders(tmp_path, monkeypatch):
         result = cli.create("--spot", "--conn-details-output", folder)
         assert result.exit_code == 2, (folder, result.output)
         (line,) = result.stderr.splitlines()
