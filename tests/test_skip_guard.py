@@ -56,8 +56,15 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_ci_fails_on_an_unexpected_skip_and_names_it(project: Path) -> None:
-    run = run_pytest(project, ci="true")
+@pytest.mark.parametrize(
+    "workers",
+    # The README's and .ci/run's command runs xdist workers: the skips they report reach
+    # the guard in the controller, which fails the run.
+    [[], ["-p", "xdist", "-n", "2"]],
+    ids=["one process", "xdist workers"],
+)
+def test_ci_fails_on_an_unexpected_skip_and_names_it(project: Path, workers: list[str]) -> None:
+    run = run_pytest(project, *workers, ci="true")
     assert run.returncode == 1, run.stdout
     assert "skips CI does not accept" in run.stdout
     assert "test_skips_for_no_good_reason: the network is slow today" in run.stdout
