@@ -47,6 +47,8 @@ _COMMAND_NOT_FOUND = 127
 # to 15 minutes for the first-boot script to have installed it).
 DEFAULT_COMMAND_TIMEOUT = 20 * 60.0
 _KEEPALIVE_SECONDS = 30
+# A timeout this close to the deadline is the deadline's (timers do not fire exactly).
+_DEADLINE_SLACK = 0.1
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,15 @@ class SshAccess:
 
 
 class _NotReady(Exception):
-    """One attempt failed in a way that waiting may fix."""
+    """One attempt failed in a way that waiting may fix.
+
+    ``cut_short``: it ran out of time only because the whole wait's deadline came first
+    (it was given less than ``connect_timeout``), which says nothing about the machine.
+    """
+
+    def __init__(self, message: str, *, cut_short: bool = False) -> None:
+        super().__init__(message)
+        self.cut_short = cut_short
 
 
 class _Failed(Exception):
@@ -130,8 +140,11 @@ def wait_until_ready(
         try:
             _attempt(access, target_key, bastion_key, deadline, connect_timeout)
         except _NotReady as err:
-            last = str(err)
-            log.debug("attempt %d: %s", attempt, last)
+            log.debug("attempt %d: %s", attempt, err)
+            # The error names the last real failure ("refused the key"), not the
+            # timeout of a final attempt that the deadline stopped half-way.
+            if not (err.cut_short and attempt > 1):
+                last = str(err)
         except _Failed as err:
             raise OperationError(f"{access.describe()} failed to become ready: {err}") from None
         else:
@@ -213,9 +226,15 @@ def _connect(
     except (paramiko.SSHException, OSError, EOFError) as err:
         client.close()
         raise _NotReady(
-            f"{role} {endpoint} did not accept an SSH connection: {_reason(err)}"
+            f"{role} {endpoint} did not accept an SSH connection: {_reason(err)}",
+            cut_short=_cut_short(limit, connect_timeout, deadline),
         ) from None
     return client
+
+
+def _cut_short(limit: float, connect_timeout: float, deadline: float) -> bool:
+    """Did a step given ``limit`` seconds end at the deadline that shortened it?"""
+    return limit < connect_timeout and time.monotonic() >= deadline - _DEADLINE_SLACK
 
 
 def _forward(
@@ -233,7 +252,8 @@ def _forward(
         )
     except (paramiko.SSHException, OSError, EOFError) as err:
         raise _NotReady(
-            f"the bastion could not open a connection to host {target}: {_reason(err)}"
+            f"the bastion could not open a connection to host {target}: {_reason(err)}",
+            cut_short=_cut_short(limit, connect_timeout, deadline),
         ) from None
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -107,6 +110,55 @@ def test_the_host_is_reached_from_the_bastion_not_directly(
     )
     with pytest.raises(OperationError, match="the bastion could not open a connection to host"):
         wait_until_ready(access, timeout=1.5, poll_interval=0.2)
+
+
+class FirstConnectionOnly:
+    """A loopback port that relays its first connection to ``port``, then hangs.
+
+    Later connections are accepted by the kernel (the listen backlog) but never get a
+    byte, like a host that stops answering: an SSH attempt there waits out its time.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=8)
+        self.port = int(self.listener.getsockname()[1])
+        threading.Thread(target=self._relay_first, args=(port,), daemon=True).start()
+
+    def _relay_first(self, port: int) -> None:
+        with suppress(OSError):
+            client, _ = self.listener.accept()
+            upstream = socket.create_connection(("127.0.0.1", port))
+            threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
+            _pump(client, upstream)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    with suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    with suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)
+
+
+def test_a_last_attempt_the_deadline_cuts_short_does_not_hide_why_it_failed(
+    sshd: SshServer, keys: dict[str, KeyPair]
+) -> None:
+    # The first attempt is refused the key; the next one hangs until the deadline. The
+    # error names the refusal: the hang's timeout is the deadline's, not the host's (on
+    # a loaded machine any last attempt may be cut short like this one).
+    relay = FirstConnectionOnly(sshd.port)
+    try:
+        access = SshAccess(endpoint(sshd, keys["stranger"], port=relay.port))
+        with pytest.raises(OperationError) as caught:
+            wait_until_ready(access, timeout=4, poll_interval=0.2)
+    finally:
+        relay.close()
+    message = str(caught.value)
+    assert f"host {sshd.user}@127.0.0.1:{relay.port} was not ready after 4 s" in message
+    assert f"refused the key for user {sshd.user!r}" in message
 
 
 def test_nothing_listening_is_reported_as_no_ssh_connection(keys: dict[str, KeyPair]) -> None:
