@@ -1,0 +1,64 @@
+"""Progress lines of one lifecycle call, handed to a callback as well as to the logs.
+
+Every layer reports progress on the ``mapt`` logger (allocation choices, ``up`` runs,
+failovers, readiness). The CLI shows those lines on stderr; the service keeps them per
+execution (``GET /v1/executions/{id}/log``). ``reporting_progress`` hands a callback
+the lines logged while a call runs in the current context (thread or task), and only
+those: calls running at once in other threads each get their own. The lines are
+redacted like every other log line.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from mapt.core import get_logger, redact
+
+# Receives one progress line: its level name (INFO, WARNING, ...) and its text.
+Progress = Callable[[str, str], None]
+
+_current: contextvars.ContextVar[Progress | None] = contextvars.ContextVar(
+    "mapt_hosts_progress", default=None
+)
+
+
+class _ProgressHandler(logging.Handler):
+    """Hands each record to the progress callback of the context that logged it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        progress = _current.get()
+        if progress is None:
+            return
+        try:
+            progress(record.levelname, redact(record.getMessage()))
+        except Exception:  # a failing sink must not fail the operation it reports on
+            self.handleError(record)
+
+
+_handler = _ProgressHandler(logging.INFO)
+
+
+@contextmanager
+def reporting_progress(progress: Progress | None) -> Iterator[None]:
+    """Hand ``progress`` every ``mapt`` log line of INFO or above logged inside the block.
+
+    None reports nothing more than the logs do. The ``mapt`` logger is set to INFO if
+    it was quieter, so the lines are produced at all (a service that never configured
+    logging); a debug level set by the CLI is kept.
+    """
+    if progress is None:
+        yield
+        return
+    logger = get_logger("mapt")
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    if _handler not in logger.handlers:
+        logger.addHandler(_handler)
+    token = _current.set(progress)
+    try:
+        yield
+    finally:
+        _current.reset(token)
