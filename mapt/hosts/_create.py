@@ -282,7 +282,8 @@ def image_answer(
         described = ", ".join(f"{f['Name']}={','.join(f['Values'])}" for f in filters)
         with translating_aws_errors("DescribeImages", region=region):
             images = session.client("ec2", region_name=region).describe_images(
-                Owners=owners, Filters=filters  # type: ignore[arg-type]
+                Owners=owners,
+                Filters=filters,  # type: ignore[arg-type]
             )["Images"]
         if not images:
             raise OperationError(

@@ -426,8 +426,7 @@ def _context(read: _Reader, *, region: str | None, tags: dict[str, str]) -> RunC
     resolve_backend(backend_url)  # a bad URL is refused before anything is created
     if read.given("project_name") and read.given("name"):
         raise InputError(
-            f"{read.name('project_name')} and {read.name('name')} both name the project: "
-            "give one"
+            f"{read.name('project_name')} and {read.name('name')} both name the project: give one"
         )
     project = read.text("project_name") or read.text("name")
     if project is None:

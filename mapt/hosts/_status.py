@@ -55,9 +55,7 @@ def _host_summary(project: str, summaries: Sequence[StackSummary]) -> HostStatus
         locked=any(s.locks for s in summaries),
         awaited_secrets=tuple(str(a) for a in merged.get("awaited_secrets") or ()),
         configured_instance=merged.get("configured_instance"),
-        unreadable=tuple(
-            (s.location, s.unreadable) for s in summaries if s.unreadable is not None
-        ),
+        unreadable=tuple((s.location, s.unreadable) for s in summaries if s.unreadable is not None),
     )
 
 
