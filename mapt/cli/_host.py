@@ -73,8 +73,10 @@ host_app = typer.Typer(
 # Parameters of the command that are not fields of the request: how to run and print.
 _NOT_FIELDS = ("dry_run", "output")
 # Secret flags: read by secret_value from the flag, its -file form or their variables.
-_SECRET_FLAGS = {"rh_subscription_password": "--rh-subscription-password",
-                 "ghactions_runner_token": "--ghactions-runner-token"}  # fmt: skip
+_SECRET_FLAGS = {
+    "rh_subscription_password": "--rh-subscription-password",
+    "ghactions_runner_token": "--ghactions-runner-token",
+}
 
 
 @host_app.command("create")

@@ -35,7 +35,7 @@ from mapt.hosts._create import (
     image_answer,
 )
 from mapt.hosts._destroy import destroy_hint, destroy_host
-from mapt.hosts._progress import Progress, reporting_progress
+from mapt.hosts._progress import Progress, ProgressStream, reporting_progress
 from mapt.hosts._records import DestroyRecord, HostConnection, HostRecord, HostStatus
 from mapt.hosts._requests import (
     COMPUTE_FIELDS,
@@ -107,6 +107,7 @@ __all__ = [
     "HostStatus",
     "LaunchCheck",
     "Progress",
+    "ProgressStream",
     "ReadinessCheck",
     "RunnerRequest",
     "SpotAttemptsExhaustedError",

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import boto3
 
     from mapt.allocation import AllocationArgs, AllocationResult, FailedOffer
+    from mapt.hosts._services import HostSetupStep, LaunchCheck, ReadinessCheck
     from mapt.stacks import DryRunEngine, Engine, PlannedStep
     from mapt.targets import SshAccess
     from mapt.targets.aws import HostRequest, HostSetup
@@ -68,8 +69,9 @@ def create_host(
     from mapt.allocation import allocation
     from mapt.stacks import project_lock
 
+    operation = "create" if reuse_choice else "resize"
     with project_lock(
-        context.backend_url, context.project_name, operation="create", timeout=lock_timeout
+        context.backend_url, context.project_name, operation=operation, timeout=lock_timeout
     ):
         allocated = False
         try:
@@ -110,9 +112,9 @@ class HostChecks:
     ``mapt.targets.aws.configure_host``); it gets the request and the stack's outputs.
     """
 
-    launch: Callable[[str, str], str]
-    readiness: Callable[[SshAccess], None]
-    setup: Callable[[SshAccess, HostRequest, Mapping[str, Any]], HostSetup] | None = None
+    launch: LaunchCheck
+    readiness: ReadinessCheck
+    setup: HostSetupStep | None = None
 
     def setup_for(
         self, request: HostRequest

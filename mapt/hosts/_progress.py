@@ -6,12 +6,18 @@ execution (``GET /v1/executions/{id}/log``). ``reporting_progress`` hands a call
 the lines logged while a call runs in the current context (thread or task), and only
 those: calls running at once in other threads each get their own. The lines are
 redacted like every other log line.
+
+The Pulumi engine's own lines (each resource as it is created) are written to a
+stream from the engine's event thread, not logged: ``ProgressStream`` is that stream
+for one call, handing each line to the same callback (``HostServices.reporting_to``).
 """
 
 from __future__ import annotations
 
 import contextvars
+import io
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -62,3 +68,42 @@ def reporting_progress(progress: Progress | None) -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
+
+
+class ProgressStream(io.TextIOBase):
+    """A text stream handing each complete line written to it to ``progress`` (as INFO).
+
+    Safe to write from several threads (the engine writes from its event thread); a
+    last line without a line break is handed over by ``flush``. It is never a terminal,
+    so writers print plain lines to it rather than a live display.
+    """
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__()
+        self._progress = progress
+        self._pending = ""
+        self._lock = threading.Lock()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            *lines, self._pending = (self._pending + text).split("\n")
+        for line in lines:
+            self._hand(line)
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            line, self._pending = self._pending, ""
+        if line:
+            self._hand(line)
+
+    def _hand(self, line: str) -> None:
+        text = redact(line.rstrip("\r"))
+        if text.strip():
+            self._progress("INFO", text)

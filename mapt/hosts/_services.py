@@ -8,12 +8,14 @@ environment switch.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 if TYPE_CHECKING:
     from mapt.hosts._create import HostChecks
+    from mapt.hosts._progress import Progress
     from mapt.stacks import Engine
     from mapt.targets import SshAccess
     from mapt.targets.aws import HostRequest, HostSetup
@@ -28,11 +30,18 @@ LaunchCheck = Callable[[str, str], str]
 HostSetupStep = Callable[["SshAccess", "HostRequest", "Mapping[str, Any]"], "HostSetup"]
 
 
-def pulumi_engine(secrets_provider: str | None, debug: bool) -> Engine:
-    """The real engine: the Pulumi CLI through the Automation API."""
+def pulumi_engine(
+    secrets_provider: str | None, debug: bool, *, progress_stream: TextIO | None = None
+) -> Engine:
+    """The real engine: the Pulumi CLI through the Automation API.
+
+    ``progress_stream`` gets its per-resource progress lines (default: stderr).
+    """
     from mapt.stacks import PulumiEngine
 
-    return PulumiEngine(secrets_provider=secrets_provider, debug=debug)
+    return PulumiEngine(
+        secrets_provider=secrets_provider, debug=debug, progress_stream=progress_stream
+    )
 
 
 def pulumi_cli_present() -> None:
@@ -79,11 +88,29 @@ class HostServices:
 
         An engine handed in brings what it needs, so there is nothing to check for it.
         """
-        if self.engine is pulumi_engine:
+        if _is_pulumi_engine(self.engine):
             pulumi_cli_present()
+
+    def reporting_to(self, progress: Progress) -> HostServices:
+        """These services with the Pulumi engine's progress lines handed to ``progress``.
+
+        Other engines report through the logs only, which ``reporting_progress`` covers.
+        """
+        if not _is_pulumi_engine(self.engine):
+            return self
+        from mapt.hosts._progress import ProgressStream
+
+        # A TextIOBase is what TextIO names at run time; typeshed keeps the two apart.
+        stream = cast(TextIO, ProgressStream(progress))
+        return replace(self, engine=functools.partial(pulumi_engine, progress_stream=stream))
 
     def checks(self) -> HostChecks:
         """The checks a create runs after each ``up``, from these services."""
         from mapt.hosts._create import HostChecks
 
         return HostChecks(launch=self.launch, readiness=self.readiness, setup=self.setup)
+
+
+def _is_pulumi_engine(factory: EngineFactory) -> bool:
+    """Whether ``factory`` makes the real Pulumi engine (itself, or with a progress stream)."""
+    return factory is pulumi_engine or getattr(factory, "func", None) is pulumi_engine

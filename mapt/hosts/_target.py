@@ -33,10 +33,12 @@ if TYPE_CHECKING:
 
 
 class AwsHostTarget:
-    """Hosts on AWS through ``services``; ``progress`` gets each verb's progress lines."""
+    """Hosts on AWS through ``services``; ``progress`` gets each verb's progress lines
+    (those logged, and the Pulumi engine's per-resource lines)."""
 
     def __init__(self, services: HostServices | None = None, *, progress: Progress | None = None):
-        self.services = services if services is not None else HostServices()
+        chosen = services if services is not None else HostServices()
+        self.services = chosen if progress is None else chosen.reporting_to(progress)
         self.progress = progress
 
     def create(self, request: CreateHostRequest) -> HostRecord:

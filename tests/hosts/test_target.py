@@ -166,3 +166,37 @@ def test_progress_lines_are_redacted() -> None:
         get_logger("mapt.tests.progress").warning("token is %s", "hunter2-secret-value")
     assert lines == ["WARNING: token is ***"]
     assert logging.getLogger("mapt").getEffectiveLevel() <= logging.INFO
+
+
+def test_the_pulumi_engines_own_lines_reach_the_callback_whole_and_redacted() -> None:
+    from mapt.core import register_secret
+    from mapt.hosts import ProgressStream
+
+    register_secret("s3cr3t-in-a-resource")
+    lines: list[tuple[str, str]] = []
+    stream = ProgressStream(lambda level, text: lines.append((level, text)))
+    stream.write("mapt: host-demo: creating aws:ec2/vpc:Vpc ")
+    stream.write("vpc\nmapt: host-demo: created s3cr3t-in-a-resource\nmapt: done")
+    assert [text for _, text in lines] == [
+        "mapt: host-demo: creating aws:ec2/vpc:Vpc vpc",
+        "mapt: host-demo: created ***",
+    ]
+    stream.flush()
+    assert lines[-1] == ("INFO", "mapt: done") and not stream.isatty()
+
+
+def test_services_reporting_progress_still_check_the_pulumi_cli(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from mapt.core import PrerequisiteError
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "pulumi-home"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    services = HostServices().reporting_to(lambda level, text: None)
+    with pytest.raises(PrerequisiteError, match="the Pulumi CLI was not found"):
+        services.check_engine()
+    # An engine handed in is left as it is, and brings its own prerequisites.
+    handed = HostServices(engine=lambda *_: None)  # type: ignore[arg-type,return-value]
+    assert handed.reporting_to(lambda level, text: None) is handed
+    handed.check_engine()
