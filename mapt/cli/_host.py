@@ -60,7 +60,7 @@ from mapt.cli._options import (
     whole_number,
 )
 from mapt.core import InputError
-from mapt.hosts import DEFAULT_DISK_SIZE, DEFAULT_LOCK_TIMEOUT, DEFAULT_SPOT_ATTEMPTS
+from mapt.hosts import DEFAULT_LOCK_TIMEOUT, DEFAULT_SPOT_ATTEMPTS
 
 if TYPE_CHECKING:
     from mapt.hosts import DestroyRecord, HostRecord, HostStatus
@@ -101,7 +101,7 @@ def create(
     arch: Arch = None,
     disk_size: Annotated[
         int, option("--disk-size", "Root disk size in GiB.", parser=whole_number)
-    ] = DEFAULT_DISK_SIZE,
+    ] = 200,
     airgap: Annotated[
         bool, option("--airgap", "No way out to the internet; reached through a bastion.")
     ] = False,

@@ -40,7 +40,6 @@ from mapt.hosts._records import DestroyRecord, HostConnection, HostRecord, HostS
 from mapt.hosts._requests import (
     COMPUTE_FIELDS,
     CREATE_FIELDS,
-    DEFAULT_DISK_SIZE,
     DEFAULT_LOCK_TIMEOUT,
     DEFAULT_SPOT_ATTEMPTS,
     DESTROY_FIELDS,
@@ -82,7 +81,6 @@ from mapt.hosts._target import AwsHostTarget
 __all__ = [
     "COMPUTE_FIELDS",
     "CREATE_FIELDS",
-    "DEFAULT_DISK_SIZE",
     "DEFAULT_LOCK_TIMEOUT",
     "DEFAULT_SPOT_ATTEMPTS",
     "DESTROY_FIELDS",

@@ -57,7 +57,6 @@ def flag_name(field_name: str) -> str:
 # How many spot deployments one create tries before giving up or falling back.
 DEFAULT_SPOT_ATTEMPTS = 3
 DEFAULT_LOCK_TIMEOUT = "5m"
-DEFAULT_DISK_SIZE = 200
 # Longer than a week is surely a typo for a CI machine.
 MAX_LIFETIME = timedelta(days=7)
 # The spot product priced for each operating system (its licence is in the price).
@@ -178,7 +177,7 @@ def create_request(fields: Fields, *, name: FieldName = flag_name) -> CreateHost
     """
     from mapt.stacks import validate_secrets_provider
     from mapt.targets import check_connection_folder
-    from mapt.targets.aws import HostRequest
+    from mapt.targets.aws import DEFAULT_DISK_SIZE_GIB, HostRequest
 
     read = _Reader(fields, name, CREATE_FIELDS)
     compute = compute_from_fields(fields, name=name)
@@ -204,7 +203,7 @@ def create_request(fields: Fields, *, name: FieldName = flag_name) -> CreateHost
         os=os_name,  # type: ignore[arg-type]  # validated by HostRequest
         version=read.text("version"),
         arch=compute.arch or "x86_64",  # the named types' may replace it at create
-        disk_size=read.whole("disk_size", DEFAULT_DISK_SIZE),
+        disk_size=read.whole("disk_size", DEFAULT_DISK_SIZE_GIB),
         airgap=airgap,
         service_endpoints=read.items("service_endpoints"),
         ami_name=read.text("ami_name"),
