@@ -263,7 +263,7 @@ def list_command(
     from mapt.hosts import AwsHostTarget
 
     set_debug(ctx, debug)
-    hosts = AwsHostTarget(services(ctx)).list(backed_url)
+    hosts = AwsHostTarget(services(ctx)).list(backed_url, debug=debug)
     if output is OutputFormat.json:
         typer.echo(json.dumps({"hosts": [h.to_dict() for h in hosts]}, indent=2))
     else:

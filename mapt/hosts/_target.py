@@ -94,21 +94,21 @@ class AwsHostTarget:
                 deregister=deregister,
             )
 
-    def status(self, project: str, backend_url: str | None) -> HostStatus:
+    def status(self, project: str, backend_url: str | None, *, debug: bool = False) -> HostStatus:
         """The project's host from state alone; ``HostNotFoundError`` when it has none."""
         with reporting_progress(self.progress):
-            return host_status(self._reader(backend_url), backend_url, project)
+            return host_status(self._reader(backend_url, debug), backend_url, project)
 
-    def list(self, backend_url: str | None) -> list[HostStatus]:
+    def list(self, backend_url: str | None, *, debug: bool = False) -> list[HostStatus]:
         """Every project of the backend, from state alone (no AWS call, no passphrase)."""
         with reporting_progress(self.progress):
-            return list_hosts(self._reader(backend_url), backend_url)
+            return list_hosts(self._reader(backend_url, debug), backend_url)
 
-    def _reader(self, backend_url: str | None) -> Engine:
+    def _reader(self, backend_url: str | None, debug: bool) -> Engine:
         from mapt.stacks import resolve_backend
 
         resolve_backend(backend_url)  # a bad URL is refused before anything is read
-        return self.services.engine(None, False)
+        return self.services.engine(None, debug)
 
     def _deploy(self, request: CreateHostRequest, *, reuse_choice: bool) -> HostRecord:
         with reporting_progress(self.progress):

@@ -139,3 +139,19 @@ def test_destroy_fields_are_checked_the_same_way(cli: Harness) -> None:
         destroy_request({"name": "demo", "spot": True})
     with pytest.raises(InputError, match="--lock-timeout 'never' is not a duration"):
         destroy_request({"name": "demo", "lock_timeout": "never"})
+
+
+def test_every_flag_of_create_and_destroy_is_a_field() -> None:
+    """A flag the library does not know would be refused as an unknown field."""
+    import typer
+
+    from mapt.cli._host import host_app
+    from mapt.hosts import CREATE_FIELDS, DESTROY_FIELDS
+
+    commands = typer.main.get_command(host_app).commands  # type: ignore[attr-defined]
+    how_to_run = {"dry_run", "output"}
+    for command, fields in (("create", CREATE_FIELDS), ("destroy", DESTROY_FIELDS)):
+        flags = {"os" if p.name == "os_name" else p.name for p in commands[command].params}
+        inputs = {f for f in flags - how_to_run if not f.endswith("_file")}
+        assert inputs <= fields, (command, inputs - fields)
+        assert fields - inputs == {"name"}  # the service's name for the project
