@@ -61,8 +61,7 @@ def reporting_progress(progress: Progress | None) -> Iterator[None]:
     logger = get_logger("mapt")
     if logger.getEffectiveLevel() > logging.INFO:
         logger.setLevel(logging.INFO)
-    if _handler not in logger.handlers:
-        logger.addHandler(_handler)
+    logger.addHandler(_handler)  # once: logging adds a handler already there no more
     token = _current.set(progress)
     try:
         yield

@@ -109,6 +109,11 @@ class HostRecord:
         return None if user is None else str(user)
 
     @property
+    def key_path(self) -> Path | None:
+        """Where the private key was written (``id_rsa`` in the connection folder), if it was."""
+        return next((path for path in self.files if path.name == "id_rsa"), None)
+
+    @property
     def connection(self) -> HostConnection:
         from mapt.targets.aws import host_connection_values
 

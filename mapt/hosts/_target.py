@@ -51,7 +51,11 @@ class AwsHostTarget:
 
     def update(self, request: CreateHostRequest) -> HostRecord:
         """Resize an existing host: a new allocation for ``request``'s shape, the machine
-        replaced there, the new spot choice kept. ``HostNotFoundError`` without a host."""
+        replaced there, the new spot choice kept. ``HostNotFoundError`` without a host.
+
+        ``request`` is the whole host as it should now be (the create's fields with the
+        changes applied, through ``create_request``), not only the changes.
+        """
         with reporting_progress(self.progress):
             engine = self.services.engine(request.secrets_provider, request.context.debug)
             host_status(engine, request.context.backend_url, request.project)

@@ -56,7 +56,7 @@ def request(cli: Harness, **extra: Any) -> Any:
 def test_create_answers_a_typed_record_that_keeps_its_secrets(
     cli: Harness, market: SpotMarket
 ) -> None:
-    record = target(cli).create(request(cli, timeout="1h"))
+    record = target(cli).create(request(cli, timeout="1h", conn_details_output=str(cli.conn)))
 
     host = cli.engine.outputs(StackRef("demo", "host", cli.backend))
     assert isinstance(record, HostRecord) and record.project == "demo"
@@ -65,6 +65,8 @@ def test_create_answers_a_typed_record_that_keeps_its_secrets(
     assert record.instance_types == tuple(host["instance_types"])
     assert record.expires_at is not None
     assert record.connection.private_key == FAKE_PRIVATE_KEY_PEM
+    assert record.key_path == cli.conn / "id_rsa"
+    assert record.key_path.read_text() == FAKE_PRIVATE_KEY_PEM
     assert "PRIVATE KEY" not in repr(record) + repr(record.connection)
     assert "PRIVATE KEY" not in str(record.to_dict())
     assert record.to_dict()["outputs"]["host"] == host["host"]
