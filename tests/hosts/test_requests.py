@@ -155,3 +155,25 @@ def test_every_flag_of_create_and_destroy_is_a_field() -> None:
         inputs = {f for f in flags - how_to_run if not f.endswith("_file")}
         assert inputs <= fields, (command, inputs - fields)
         assert fields - inputs == {"name"}  # the service's name for the project
+
+
+def test_bad_runner_labels_are_bad_input_before_any_prerequisite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every value is checked before the prerequisites: a bad label is exit 2, even on a
+    machine without the Pulumi CLI (which is exit 5 once the input is valid)."""
+    from typer.testing import CliRunner
+
+    from mapt.cli import app
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "pulumi"))
+    monkeypatch.setenv("MAPT_STATE_DIR", str(tmp_path / "state"))
+    args = ["aws", "host", "create", "--os", "fedora", "--project-name", "demo",
+            "--ghactions-runner-repo", "acme/app"]  # fmt: skip
+    bad = CliRunner().invoke(app, [*args, "--ghactions-runner-labels", "gpu,,x"])
+    assert bad.exit_code == 2, bad.output
+    assert bad.stderr.startswith("Error: --ghactions-runner-labels 'gpu,,x' has an empty item")
+    good = CliRunner().invoke(app, [*args, "--ghactions-runner-labels", "gpu"])
+    assert good.exit_code == 5 and "the Pulumi CLI was not found" in good.stderr, good.output
