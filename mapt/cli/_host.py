@@ -6,7 +6,8 @@ secrets provider and the connection folder are all built first, so bad input exi
 with code 2 and one line naming it. The flow itself lives in ``_host_flow``.
 """
 
-from __future__ import annotations
+# Annotations stay objects here (no `from __future__ import annotations`): Typer reads
+# every command's annotations at each start, and strings it would evaluate twice.
 
 import json
 import os
@@ -32,8 +33,8 @@ from mapt.cli._github import (
     runner_scope,
     runner_spec,
 )
-from mapt.cli._host_flow import DEFAULT_SPOT_ATTEMPTS
 from mapt.cli._options import (
+    DEFAULT_SPOT_ATTEMPTS,
     Arch,
     BackedUrl,
     ComputeFamilies,
@@ -381,7 +382,7 @@ def destroy(
     scope = runner_scope(ghactions_runner_repo, ghactions_runner_org)
     service = services(ctx)
 
-    def deregister(registered: RegisteredRunner | None) -> str | None:
+    def deregister(registered: "RegisteredRunner | None") -> str | None:
         return deregister_runner(
             project=context.project_name,
             registered=registered,
@@ -461,7 +462,7 @@ def _refuse_without(
 # -- output -----------------------------------------------------------------------------
 
 
-def _create_document(outcome: CreateOutcome) -> dict[str, Any]:
+def _create_document(outcome: "CreateOutcome") -> dict[str, Any]:
     from mapt.targets.aws import SECRET_OUTPUTS
 
     chosen = outcome.allocation
@@ -484,7 +485,7 @@ def _create_document(outcome: CreateOutcome) -> dict[str, Any]:
     return document
 
 
-def _print_create(outcome: CreateOutcome, output: OutputFormat) -> None:
+def _print_create(outcome: "CreateOutcome", output: OutputFormat) -> None:
     if output is OutputFormat.json:
         typer.echo(json.dumps(_create_document(outcome), indent=2))
         return
@@ -521,7 +522,7 @@ def _print_create(outcome: CreateOutcome, output: OutputFormat) -> None:
     typer.echo("\n".join(["Host ready.", *lines]))
 
 
-def _print_resources(outcome: CreateOutcome) -> None:
+def _print_resources(outcome: "CreateOutcome") -> None:
     from rich.table import Table
 
     table = Table(title=f"{len(outcome.planned)} resources would be created")
@@ -532,7 +533,7 @@ def _print_resources(outcome: CreateOutcome) -> None:
     console().print(table)
 
 
-def _write_github_output(outcome: CreateOutcome, conn_dir: Path | None) -> None:
+def _write_github_output(outcome: "CreateOutcome", conn_dir: Path | None) -> None:
     """Append the host's public facts to ``$GITHUB_OUTPUT`` for later workflow steps."""
     path = os.environ.get("GITHUB_OUTPUT")
     if not path:
@@ -560,7 +561,7 @@ def _write_github_output(outcome: CreateOutcome, conn_dir: Path | None) -> None:
         handle.writelines(lines)
 
 
-def _print_destroy(context: RunContext, outcome: DestroyOutcome, output: OutputFormat) -> None:
+def _print_destroy(context: RunContext, outcome: "DestroyOutcome", output: OutputFormat) -> None:
     if output is OutputFormat.json:
         document = {
             "project": context.project_name,
@@ -583,7 +584,7 @@ def _print_destroy(context: RunContext, outcome: DestroyOutcome, output: OutputF
     typer.echo(f"Destroyed {', '.join(outcome.destroyed)} (project {context.project_name!r}).")
 
 
-def _print_hosts(hosts: list[HostSummary], backed_url: str | None) -> None:
+def _print_hosts(hosts: "list[HostSummary]", backed_url: str | None) -> None:
     from rich.table import Table
 
     if not hosts:

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mapt.cli._options import DEFAULT_SPOT_ATTEMPTS
 from mapt.core import (
     Interrupted,
     MaptError,
@@ -37,8 +38,6 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 GET_AMI = "aws:ec2/getAmi:getAmi"
-# How many spot deployments one create tries before giving up or falling back.
-DEFAULT_SPOT_ATTEMPTS = 3
 InvokeAnswer = Callable[[Mapping[str, Any]], dict[str, Any]]
 
 

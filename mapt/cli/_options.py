@@ -299,6 +299,9 @@ Output = Annotated[OutputFormat, option("--output", "Output format: text or json
 Debug = Annotated[bool, option("--debug", "Verbose logs, and tracebacks with errors.")]
 
 
+# How many spot deployments one create tries before giving up or falling back.
+DEFAULT_SPOT_ATTEMPTS = 3
+
 # Flags that describe the machine's shape; --compute-sizes names the types instead.
 SHAPE_FLAGS = ("cpus", "memory", "gpus", "gpu_manufacturer", "nested_virt", "compute_families")
 
