@@ -12,7 +12,8 @@ child, which load changes far less), the median of the paired ratios help/bare, 
 the modules imported. The verdict is on the CPU median: a help is one thread reading
 cached files, so on an idle machine its wall time is its CPU time; on a loaded one
 the wall time also counts the time spent waiting for a core (the bare pairs show
-how much).
+how much). A one-option Typer app's ``--help`` is timed the same way, as the floor
+that Typer and Rich set (they are most of a help's time).
 
 Run: ``python benchmarks/cli_startup.py [--runs N]``.
 """
@@ -31,6 +32,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 ROOT_TARGET = 0.2
 SUBCOMMAND_TARGET = 0.3
+FLOOR = "typer floor"
+_FLOOR_APP = """
+import typer
+app = typer.Typer()
+@app.callback()
+def root(debug: bool = False) -> None: ...
+@app.command()
+def run() -> None: ...
+app()
+"""
 
 
 def timed(command: list[str]) -> tuple[float, float]:
@@ -55,10 +66,13 @@ def main() -> None:
 
     paths = command_paths(app)
     bare = [sys.executable, "-c", "pass"]
-    helps = {path: [sys.executable, "-m", "mapt", *path, "--help"] for path in paths}
+    helps: dict[tuple[str, ...], list[str]] = {
+        path: [sys.executable, "-m", "mapt", *path, "--help"] for path in paths
+    }
+    helps[(FLOOR,)] = [sys.executable, "-c", _FLOOR_APP, "--help"]
     for command in helps.values():  # warm the file cache and the bytecode
         timed(command)
-    pairs: dict[tuple[str, ...], list[tuple[float, float, float, float]]] = {p: [] for p in paths}
+    pairs: dict[tuple[str, ...], list[tuple[float, float, float, float]]] = {p: [] for p in helps}
     for _ in range(options.runs):
         for path, command in helps.items():
             bare_wall, bare_cpu = timed(bare)
@@ -81,12 +95,15 @@ def main() -> None:
     )
     print(header)
     over = []
-    for path in paths:
-        runs = pairs[path]
+    for path, runs in pairs.items():
         wall = statistics.median(run[0] for run in runs)
         cpu = statistics.median(run[1] for run in runs)
         ratio = statistics.median(run[0] / run[2] for run in runs)
         added = statistics.median(run[0] - run[2] for run in runs)
+        name = " ".join(("mapt", *path, "--help"))
+        if path == (FLOOR,):
+            print(f"{FLOOR:<28} {wall:>6.3f} {cpu:>6.3f} {ratio:>6.1f} {added:>6.3f}  (reference)")
+            continue
         target = ROOT_TARGET if not path else SUBCOMMAND_TARGET
         heavy = heavy_roots(imports[path])
         ok = cpu <= target and not heavy
@@ -95,7 +112,6 @@ def main() -> None:
         verdict = "ok" if ok else "OVER"
         if heavy:
             verdict += f" (imports {', '.join(heavy)})"
-        name = " ".join(("mapt", *path, "--help"))
         print(
             f"{name:<28} {wall:>6.3f} {cpu:>6.3f} {ratio:>6.1f} {added:>6.3f} "
             f"{target:>6.2f} {len(imports[path]):>7}  {verdict}"
