@@ -55,12 +55,16 @@ def defer_coercion(command: Any, parent: Any = None, name: str | None = None) ->
         return
     ctx = command.context_class(command, parent=parent, info_name=name, **command.context_settings)
     for param in command.get_params(ctx):
-        if isinstance(param, _TyperParameter) and param._runtime_param is None:
-            descriptor = param.type_descriptor
-            param._runtime_param = _DeferredCoercion(
-                parameter_info=descriptor.parameter_info,
-                annotation=descriptor.annotation,
-                descriptor=descriptor,
-            )
+        if isinstance(param, _TyperParameter) and getattr(param, "_runtime_param", 0) is None:
+            try:
+                descriptor = param.type_descriptor
+                stand_in = _DeferredCoercion(
+                    parameter_info=descriptor.parameter_info,
+                    annotation=descriptor.annotation,
+                    descriptor=descriptor,
+                )
+            except (AttributeError, TypeError):  # typer's internals changed shape
+                return
+            param._runtime_param = stand_in
     for subcommand_name, subcommand in getattr(command, "commands", {}).items():
         defer_coercion(subcommand, ctx, subcommand_name)
