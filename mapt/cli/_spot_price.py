@@ -1,6 +1,7 @@
 """``mapt aws spot-price``: rank the spot market for a machine, creating nothing."""
 
-from __future__ import annotations
+# Annotations stay objects here (no `from __future__ import annotations`): Typer reads
+# every command's annotations at each start, and strings it would evaluate twice.
 
 import json
 from typing import Any
