@@ -394,7 +394,7 @@ class ApiCallLog:
 
 
 @contextmanager
-def installed(handlers: Iterable[tuple[str, Any]]) -> Iterator[None]:
+def installed(handlers: Iterable[tuple[Any, ...]]) -> Iterator[None]:
     """Add botocore handlers for clients created from now on, until the generator ends."""
     import boto3
     from botocore.handlers import BUILTIN_HANDLERS
