@@ -367,8 +367,10 @@ def _chunks(values: Sequence[str], most: int) -> list[list[str]]:
     chunks: list[list[str]] = []
     for value in values:
         last = chunks[-1] if chunks else None
-        if last is None or len(last) >= most or len(",".join([*last, value])) > (
-            PRICING_VALUE_CHARS
+        if (
+            last is None
+            or len(last) >= most
+            or len(",".join([*last, value])) > (PRICING_VALUE_CHARS)
         ):
             chunks.append([value])
         else:

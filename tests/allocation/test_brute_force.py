@@ -31,7 +31,7 @@ _MATCHING: dict[tuple[Any, ...], list[str]] = {}
 
 
 def matching_types(cpus: int = 0, memory_gib: int = 0, nested_virt: bool = False) -> list[str]:
-    """The x86_64 spot types of this shape (or bare metal), as moto's DescribeInstanceTypes has them."""
+    """The x86_64 spot types of this shape (or bare metal), per moto's DescribeInstanceTypes."""
     key = (cpus, memory_gib, nested_virt)
     if key not in _MATCHING:
         pages = boto3.client("ec2", region_name="us-east-1").get_paginator(
@@ -71,9 +71,7 @@ def matching_types(cpus: int = 0, memory_gib: int = 0, nested_virt: bool = False
     return _MATCHING[key]
 
 
-def brute_force(
-    market: SpotMarket, types: Sequence[str], min_score: int, regions: Sequence[str] | None = None
-) -> Ranked:
+def brute_force(market: SpotMarket, types: Sequence[str], min_score: int) -> Ranked:
     """Every AZ's offer over all ``types``, ranked; the top 10 as (bid, AZ ID, types)."""
     needed = min(len(types), 8)
     wanted = set(types)
@@ -81,9 +79,8 @@ def brute_force(
     region_of: dict[str, str] = {}
     for row in market.rows:
         if row.spot_price and row.instance_type in wanted:
-            if regions is None or row.region in regions:
-                priced.setdefault(row.az_id, []).append((float(row.spot_price), row.instance_type))
-                region_of[row.az_id] = row.region
+            priced.setdefault(row.az_id, []).append((float(row.spot_price), row.instance_type))
+            region_of[row.az_id] = row.region
     offers = []
     for az_id, prices in priced.items():
         score = market.scores.get(az_id)
@@ -119,9 +116,8 @@ REQUESTS = {
 @pytest.fixture
 def scored_market(spot_market: SpotMarket) -> SpotMarket:
     """Every AZ of the fixture scored 1-10 (a fixed spread), every score answered."""
-    spot_market.scores = {
-        az_id: 1 + index % 10 for index, az_id in enumerate(sorted({r.az_id for r in spot_market.rows}))
-    }
+    zones = sorted({row.az_id for row in spot_market.rows})
+    spot_market.scores = {az_id: 1 + index % 10 for index, az_id in enumerate(zones)}
     spot_market.top_scores = 1000
     return spot_market
 
