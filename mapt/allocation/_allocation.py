@@ -221,8 +221,12 @@ def _spot_market(
     with queries.executor(2) as pool:
         types_job = pool.submit(instance_types_for, queries, home, args.compute_request, True)
         regions_job = pool.submit(queries.regions, home)
-        if on_demand:  # CPU work while round 1 is in flight; round 2 needs it
-            queries.client(PRICING_REGION, "pricing")
+        # While round 1 is in flight, build the clients round 2 is sure to use.
+        enabled = queries.always_enabled_regions(home)
+        certain = [(r, "ec2") for r in enabled if r not in spot.excluded_regions]
+        if on_demand:
+            certain.insert(0, (PRICING_REGION, "pricing"))
+        queries.build_clients_while(certain, [types_job, regions_job])
         usable, known = regions_job.result()
         instance_types = types_job.result()
 

@@ -13,7 +13,7 @@ import gc
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -43,6 +43,28 @@ SCORE_ATTEMPTS = 2
 # API model's limits): more regions are asked in parallel calls of 10. No compute
 # request matches 1000 types, so every matching type is scored in one call.
 SCORE_REGIONS_PER_CALL = 10
+# The regions AWS enables in every account of the aws partition, for good (those
+# launched before 20 March 2019 cannot be disabled): a spot ranking asks each of them
+# unless excluded, so their clients can be built before DescribeRegions answers.
+ALWAYS_ENABLED_REGIONS = (
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "ca-central-1",
+    "sa-east-1",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-central-1",
+    "eu-north-1",
+    "ap-south-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-southeast-1",
+    "ap-southeast-2",
+)
 # The Pricing API answers from these endpoints only.
 PRICING_REGION = "us-east-1"
 # GetProducts returns at most 100 documents a page, and a filter value holds at most
@@ -106,6 +128,25 @@ class Ec2Queries:
                         service, region_name=region, config=self._config
                     )
             return self._clients[key]
+
+    def build_clients_while(
+        self, wanted: Iterable[tuple[str, str]], waiting: Sequence[Future[Any]]
+    ) -> None:
+        """Build the (region, service) clients of ``wanted`` until ``waiting`` are done.
+
+        Client creation is CPU work; done while the first queries wait on AWS, it is off
+        the critical path. What is left is built later by the workers that need it.
+        """
+        for region, service in wanted:
+            if all(job.done() for job in waiting):
+                return
+            self.client(region, service)
+
+    def always_enabled_regions(self, home: str) -> list[str]:
+        """``ALWAYS_ENABLED_REGIONS`` when ``home`` is in their (the aws) partition."""
+        if self._session.get_partition_for_region(home) != "aws":
+            return []
+        return list(ALWAYS_ENABLED_REGIONS)
 
     def executor(self, jobs: int) -> ThreadPoolExecutor:
         """A thread pool for ``jobs`` concurrent queries (capped at ``max_workers``)."""
