@@ -1,8 +1,9 @@
 """How many rounds, calls and latencies L does a fresh spot ranking take?
 
-Simulated AWS: moto for regions, zones and instance types (every region of the aws
-partition enabled), the replayed spot market (tests/data/spot-market.csv.gz) for spot
-prices, placement scores and on-demand prices, and a latency L held on every EC2 and
+Simulated AWS: a moto server on 127.0.0.1, in its own process so that its CPU is not
+counted as mapt's, for regions, zones and instance types (every region of the aws
+partition enabled); the replayed spot market (tests/data/spot-market.csv.gz) for spot
+prices, placement scores and on-demand prices; and a latency L held on every EC2 and
 Pricing call (``tests.harness.rounds.CallTimeline``). For each L in 0.05, 0.2 and
 0.5 s and N = 4, 17 or every usable region, it prints for a fresh ``allocation()``
 and for the ranking of ``mapt aws spot-price`` (with on-demand prices):
@@ -14,6 +15,8 @@ and for the ranking of ``mapt aws spot-price`` (with on-demand prices):
 - calls: EC2 and Pricing calls made;
 - wall / L: the wall time in units of L, CPU (boto3 clients, the simulator) included;
   target with every region: <= 4 L at L = 0.2 s and <= 3 L at L = 0.5 s;
+- cpu s: the CPU time mapt's process spent (every thread; the market's answers are
+  in-process, moto's are not), which on a busy machine stretches the wall time;
 
 and the calls of a re-run with the ``spotOption`` stack present (target 0). Two
 scenarios: placement scores answered, and refused (UnauthorizedOperation).
@@ -22,17 +25,23 @@ Each run builds its own boto3 session, as one CLI process does, so each parses t
 service models again. ``--no-gc-tuning`` builds clients with the collector running
 (the GC pause of ``mapt.allocation._ec2.collection_paused`` off), to measure it.
 
-Run: ``python benchmarks/allocation_speed.py [--no-gc-tuning]``.
+Run: ``python benchmarks/allocation_speed.py [--no-gc-tuning] [--latency L]...
+[--all-regions-only]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gc
+import logging
 import os
+import socket
+import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -73,10 +82,54 @@ def every_region_enabled() -> Iterator[None]:
         RegionsAndZonesBackend.regions = original
 
 
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """A moto server with every region enabled, in a child process; yields its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "from benchmarks.allocation_speed import serve; serve(int(sys.argv[2]))"
+    )
+    root = str(Path(__file__).resolve().parents[1])
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, root, str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        child.terminate()
+        child.wait()
+
+
+def serve(port: int) -> None:
+    """The child process of ``moto_server``."""
+    from moto.server import ThreadedMotoServer
+
+    with every_region_enabled():
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+        server.start()
+        while True:
+            time.sleep(3600)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--no-gc-tuning", action="store_true", help="collect while building")
+    parser.add_argument("--latency", type=float, action="append", help="only this L (repeatable)")
+    parser.add_argument("--all-regions-only", action="store_true", help="only N = every region")
     options = parser.parse_args()
+    latencies = tuple(options.latency or LATENCIES)
     os.environ.update(
         AWS_ACCESS_KEY_ID="bench",
         AWS_SECRET_ACCESS_KEY="bench",
@@ -85,7 +138,6 @@ def main() -> None:
         MOTO_EC2_LOAD_DEFAULT_AMIS="false",
     )
     import boto3
-    from moto import mock_aws
 
     from mapt.allocation import (
         AllocationArgs,
@@ -100,6 +152,7 @@ def main() -> None:
     from tests.harness.rounds import CallTimeline
     from tests.harness.spot_market import SpotMarket, installed, load_rows
 
+    logging.getLogger("mapt").setLevel(logging.ERROR)  # the refused scores' warning
     if options.no_gc_tuning:
         _ec2.collection_paused = contextlib.nullcontext  # type: ignore[assignment]
     rows = load_rows()
@@ -108,12 +161,14 @@ def main() -> None:
         f"GC paused while building clients: {not options.no_gc_tuning}"
     )
     header = (
-        f"{'scenario':<19}{'N':>3}{'L s':>6} | {'allocation: rounds':>18}{'calls':>6}"
-        f"{'wall/L':>8}{'re-run calls':>13} | {'spot-price: rounds':>18}{'calls':>6}{'wall/L':>8}"
+        f"{'scenario':<16}{'N':>3}{'L s':>5} | {'allocation: rounds':>18}{'calls':>6}"
+        f"{'wall/L':>7}{'cpu s':>6}{'re-run calls':>13} | {'spot-price: rounds':>18}{'calls':>6}"
+        f"{'wall/L':>7}{'cpu s':>6}"
     )
     print(header)
     print("-" * len(header))
-    with every_region_enabled(), mock_aws():
+    with moto_server() as url:
+        os.environ["AWS_ENDPOINT_URL"] = url  # botocore sends every client there
         home = boto3.client("ec2", region_name="us-east-1")
         home.describe_instance_types(InstanceTypes=["m5.large"])  # load moto's data
         usable = sorted(
@@ -140,32 +195,35 @@ def main() -> None:
                         excluded_regions=tuple(r for r in usable if r not in kept),
                     ),
                 )
-                for latency in LATENCIES:
+                if options.all_regions_only and count != len(usable):
+                    continue
+                for latency in latencies:
                     market = SpotMarket(
                         rows=list(rows), scores=dict(SCORES), score_errors=dict(score_errors)
                     )
                     engine = InMemoryEngine()
                     context = RunContext(project_name="bench")
 
-                    def fresh() -> Any:
-                        return allocation(context, args, engine=engine)
-
-                    def prices() -> Any:
-                        return spot_offer_rows(args)
-
+                    fresh = functools.partial(allocation, context, args, engine=engine)
+                    prices = functools.partial(spot_offer_rows, args)
                     with installed(market.handlers()):
                         first = measure(fresh, latency, CallTimeline)
                         rerun = measure(fresh, latency, CallTimeline)
                         table = measure(prices, latency, CallTimeline)
                     print(
-                        f"{scenario:<19}{count:>3}{latency:>6.2f} | {first[0]:>18}{first[1]:>6}"
-                        f"{first[2]:>8.1f}{rerun[1]:>13} | {table[0]:>18}{table[1]:>6}"
-                        f"{table[2]:>8.1f}"
+                        f"{scenario:<16}{count:>3}{latency:>5.2f} | {first[0]:>18}{first[1]:>6}"
+                        f"{first[2]:>7.1f}{first[3]:>6.2f}{rerun[1]:>13} | {table[0]:>18}"
+                        f"{table[1]:>6}{table[2]:>7.1f}{table[3]:>6.2f}",
+                        flush=True,
                     )
 
 
-def measure(run: Callable[[], Any], latency: float, timeline_class: Any) -> tuple[int, int, float]:
-    """(rounds, calls, wall / L) of one run, as a fresh CLI process would make it."""
+def measure(
+    run: Callable[[], Any], latency: float, timeline_class: Any
+) -> tuple[int, int, float, float]:
+    """(rounds, calls, wall / L, CPU s) of one run, as a fresh CLI process would make it."""
+    import boto3
+
     from mapt.allocation import _ec2
     from tests.harness.spot_market import installed
 
@@ -173,11 +231,12 @@ def measure(run: Callable[[], Any], latency: float, timeline_class: Any) -> tupl
     gc.unfreeze()
     gc.collect()
     timeline = timeline_class(latency=latency, services=("ec2", "pricing"))
-    with installed(timeline.handlers()):
-        start = time.perf_counter()
+    with installed(timeline.handlers()):  # also a new default session: models parsed again
+        start, cpu = time.perf_counter(), time.process_time()
         run()
-        wall = time.perf_counter() - start
-    return timeline.rounds(), timeline.count(), wall / latency
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    boto3.DEFAULT_SESSION = None
+    return timeline.rounds(), timeline.count(), wall / latency, cpu
 
 
 if __name__ == "__main__":

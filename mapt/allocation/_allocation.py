@@ -237,9 +237,9 @@ def _spot_market(
     if not regions:
         raise InputError("every usable region is excluded by --spot-excluded-regions")
 
-    # The home region's client exists: its queries go first, the others' clients are
-    # created one after another by the workers while earlier requests wait on AWS.
-    regions.sort(key=lambda r: r != home)
+    # The regions whose clients exist go first; the others' clients are created one
+    # after another by the workers, while the earlier requests wait on AWS.
+    regions.sort(key=lambda r: (r != home, not queries.has_client(r)))
     ask_scores_in = [home, *regions]
     image_name = args.ami_name
     with queries.executor(4 * len(regions) + 2) as pool:

@@ -97,7 +97,7 @@ def check_credentials(session: Any) -> None:
 class Ec2Queries:
     """The EC2 queries of one allocation, sharing a boto3 session and its clients.
 
-    ``session`` is a ``boto3.Session`` (a new default one when None); its botocore
+    ``session`` is a ``boto3.Session`` (boto3's default one when None); its botocore
     loader parses each service model once for every client. A client is created by
     the first thread that asks for it, one at a time under a lock (sessions are not
     thread-safe), and then shared by every thread (clients are).
@@ -107,7 +107,8 @@ class Ec2Queries:
         import boto3
         from botocore.config import Config
 
-        self._session: Any = session if session is not None else boto3.Session()
+        # boto3's default session: one botocore loader, each model parsed once a process.
+        self._session: Any = session if session is not None else boto3._get_default_session()
         self._config = Config(
             retries={"mode": "standard", "max_attempts": 5},
             max_pool_connections=max_workers,
@@ -128,6 +129,9 @@ class Ec2Queries:
                         service, region_name=region, config=self._config
                     )
             return self._clients[key]
+
+    def has_client(self, region: str, service: str = "ec2") -> bool:
+        return (service, region) in self._clients
 
     def build_clients_while(
         self, wanted: Iterable[tuple[str, str]], waiting: Sequence[Future[Any]]
