@@ -329,7 +329,7 @@ class Ec2Queries:
 
     # -- on-demand prices (optional) ----------------------------------------------------
     def on_demand_prices(
-        self, instance_types: Iterable[str], product: str, regions: Sequence[str] = ()
+        self, instance_types: Iterable[str], product: str, regions: Iterable[str]
     ) -> dict[tuple[str, str], float] | None:
         """(region, type) -> on-demand USD/hour from the Pricing API, or None if it fails.
 
@@ -339,14 +339,13 @@ class Ec2Queries:
         return self.on_demand_price_list(instance_types, product, regions)[0]
 
     def on_demand_price_list(
-        self, instance_types: Iterable[str], product: str, regions: Sequence[str] = ()
+        self, instance_types: Iterable[str], product: str, regions: Iterable[str]
     ) -> tuple[dict[tuple[str, str], float] | None, str | None]:
         """``on_demand_prices`` and, when they are None, the reason in a few words.
 
-        With ``regions``, only those regions are priced, in parallel calls of at most
+        The types are priced in ``regions``, in parallel calls of at most
         ``PRICING_PAIRS_PER_CALL`` (type, region) pairs (``pricing_batches``), so no
-        answer needs a second page. Without, each type is asked for on its own, in
-        every region.
+        answer needs a second page.
         """
         operating_system = _PRICING_OS.get(product)
         if operating_system is None:
@@ -361,11 +360,10 @@ class Ec2Queries:
         def prices_of(batch: tuple[list[str], list[str]]) -> dict[tuple[str, str], float]:
             types, batch_regions = batch
             filters = [{"Type": "TERM_MATCH", "Field": k, "Value": v} for k, v in fixed.items()]
-            filters.append({"Type": "ANY_OF", "Field": "instanceType", "Value": ",".join(types)})
-            if batch_regions:
-                filters.append(
-                    {"Type": "ANY_OF", "Field": "regionCode", "Value": ",".join(batch_regions)}
-                )
+            filters += [
+                {"Type": "ANY_OF", "Field": "instanceType", "Value": ",".join(types)},
+                {"Type": "ANY_OF", "Field": "regionCode", "Value": ",".join(batch_regions)},
+            ]
             found: dict[tuple[str, str], float] = {}
             paginator = self.client(PRICING_REGION, "pricing").get_paginator("get_products")
             for page in paginator.paginate(ServiceCode="AmazonEC2", Filters=filters):
@@ -394,12 +392,9 @@ def pricing_batches(
 ) -> list[tuple[list[str], list[str]]]:
     """(types, regions) of each GetProducts call: every pair once, each answer one page.
 
-    Without regions, one call per type (every region's document for it). With, the
-    regions go in groups that fit a filter value, and each group's calls take as many
-    types as keep the pairs within ``PRICING_PAIRS_PER_CALL``.
+    The regions go in groups that fit a filter value, and each group's calls take as
+    many types as keep the pairs within ``PRICING_PAIRS_PER_CALL``.
     """
-    if not regions:
-        return [([name], []) for name in instance_types]
     batches = []
     for group in _chunks(regions, PRICING_PAIRS_PER_CALL):
         per_call = max(1, PRICING_PAIRS_PER_CALL // len(group))

@@ -244,3 +244,18 @@ def test_property_excluded_regions_never_appear(market: SpotMarket, excluded: li
     for offer in offers:
         for name in offer.instance_types:
             assert market.row(name, offer.availability_zone_id).spot_price is not None
+
+
+def test_pricing_calls_ask_every_pair_once_and_fit_one_page() -> None:
+    from mapt.allocation._ec2 import pricing_batches
+
+    types = [f"m{i}.metal-{i}xl" for i in range(93)]
+    regions = [f"xx-region-{i}" for i in range(34)]
+    batches = pricing_batches(types, regions)
+    pairs = [
+        (t, r) for batch_types, batch_regions in batches for t in batch_types for r in batch_regions
+    ]
+    assert sorted(pairs) == sorted((t, r) for t in types for r in regions)
+    for batch_types, batch_regions in batches:
+        assert len(batch_types) * len(batch_regions) <= 80  # one document a pair, 100 a page
+        assert len(",".join(batch_types)) <= 1024 and len(",".join(batch_regions)) <= 1024
