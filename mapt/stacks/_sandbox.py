@@ -30,7 +30,6 @@ AWS's error (``aws_error``), and ``destroy`` removes what was made before it.
 
 from __future__ import annotations
 
-import copy
 import getpass
 import hashlib
 import json
@@ -854,9 +853,9 @@ class SandboxEngine(_InProcessEngine):
         """Run ``program`` with ``run`` answering its registrations; raise its first failure.
 
         On failure the state is saved as it is (what was made is in it) and the run's
-        first failure (the endpoint's refusal) is raised, not what it caused later: a
-        fresh copy, raised outside the handler, because the original went through
-        Pulumi's runtime on several threads, which chained it to itself.
+        first failure (the endpoint's refusal) is raised, not what it caused later,
+        unchained and outside the handler: it went through Pulumi's runtime on several
+        threads, which chained it to itself.
         """
         failed: MaptError
         try:
@@ -872,9 +871,8 @@ class SandboxEngine(_InProcessEngine):
             failed = run.failure or error
         if run.apply:
             run.save()
-        first = copy.copy(failed)
-        first.__cause__ = first.__context__ = None
-        raise first.with_traceback(None)
+        failed.__cause__ = failed.__context__ = None
+        raise failed.with_traceback(None)
 
     def _secrets(self, backend: Backend) -> SecretsFor:
         def secrets_for(salt_state: str | None) -> _Secrets:

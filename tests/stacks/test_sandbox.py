@@ -331,7 +331,7 @@ def test_a_refused_input_fails_up_with_awss_error_and_keeps_what_was_made(
     message = str(caught.value)
     assert "CreateSubnet" in message and "InvalidSubnet.Range" in message
     assert "subnet" in message and caught.value.exit_code == 1
-    [vpc_id] = tagged_vpcs(ec2)
+    assert len(tagged_vpcs(ec2)) == 1
     # The VPC made before the refusal is in the state, so destroy removes it.
     types = [r["type"] for r in checkpoint(ref)["checkpoint"]["latest"]["resources"]]
     assert "aws:ec2/vpc:Vpc" in types and "aws:ec2/subnet:Subnet" not in types
