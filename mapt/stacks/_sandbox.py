@@ -231,7 +231,7 @@ def _encode(
 
 
 def _decode(
-    properties: Any, secrets: _Secrets, where: str
+    properties: Any, secrets: _Secrets | None, where: str
 ) -> tuple[dict[str, Any], frozenset[str]]:
     """A checkpoint's properties, decrypted, and the names of the secret ones."""
     if properties is None:
@@ -249,9 +249,12 @@ def _decode(
     return plain, frozenset(secret)
 
 
-def _decrypted(value: Any, secrets: _Secrets) -> tuple[Any, bool]:
+def _decrypted(value: Any, secrets: _Secrets | None) -> tuple[Any, bool]:
+    """The plain value and whether it held a secret; ``secrets`` None leaves them encrypted."""
     if isinstance(value, dict):
         if value.get(_SECRET_SIGNATURE) == _SECRET_MARK:
+            if secrets is None:
+                return value, True
             if "ciphertext" in value:
                 try:
                     return json.loads(secrets.crypter().decrypt(str(value["ciphertext"]))), True
@@ -279,8 +282,13 @@ def _checkpoint_key(ref: StackRef, suffix: str = ".json") -> str:
 SecretsFor = Callable[[str | None], _Secrets]
 
 
-def _read_state(store: _Store, ref: StackRef, secrets_for: SecretsFor) -> _State | None:
-    """The stack's checkpoint, decrypted; None when there is none. Unreadable: an error."""
+def _read_state(
+    store: _Store, ref: StackRef, secrets_for: SecretsFor, *, decrypt: bool = True
+) -> _State | None:
+    """The stack's checkpoint, decrypted; None when there is none. Unreadable: an error.
+
+    Without ``decrypt`` secret values stay as they are, and no passphrase is needed.
+    """
     present = set(store.keys(f"stacks/{ref.project}/"))
     found = [
         _checkpoint_key(ref, s) for s in _CHECKPOINT_SUFFIXES if _checkpoint_key(ref, s) in present
@@ -318,11 +326,11 @@ def _read_state(store: _Store, ref: StackRef, secrets_for: SecretsFor) -> _State
                 f"{location} is not a Pulumi checkpoint: a resource is not an object"
             )
         urn = str(entry.get("urn", ""))
-        outputs, secret_outputs = _decode(entry.get("outputs"), secrets, urn)
+        outputs, secret_outputs = _decode(entry.get("outputs"), secrets if decrypt else None, urn)
         if entry.get("type") == STACK_TYPE:
             state.outputs, state.secret_outputs = outputs, secret_outputs
             continue
-        inputs, secret_inputs = _decode(entry.get("inputs"), secrets, urn)
+        inputs, secret_inputs = _decode(entry.get("inputs"), secrets if decrypt else None, urn)
         state.resources.append(
             _Resource(
                 urn=urn,
@@ -493,6 +501,7 @@ class _Run:
             old is not None
             and old.type == type_token
             and _same(old.inputs, inputs, reg.ignore_changes)
+            and self._provider_region(old.provider) == self._provider_region(reg.provider)
         ):
             kept = replace(
                 new,
@@ -752,7 +761,8 @@ class SandboxEngine(_InProcessEngine):
     # -- the Engine operations ------------------------------------------------------------
     def exists(self, ref: StackRef) -> bool:
         backend = resolve_backend(ref.backend_url)
-        return _read_state(_store(backend), ref, self._secrets(backend)) is not None
+        state = _read_state(_store(backend), ref, self._secrets(backend), decrypt=False)
+        return state is not None
 
     def outputs(self, ref: StackRef) -> dict[str, Any]:
         backend = resolve_backend(ref.backend_url)

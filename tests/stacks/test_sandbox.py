@@ -376,6 +376,7 @@ def test_secret_values_are_encrypted_with_the_stacks_passphrase(
     assert "password" not in summary.outputs and "vpc_id" in summary.outputs
 
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "not the one")
+    assert engine().exists(ref)  # telling a stack exists decrypts nothing
     with pytest.raises(PrerequisiteError) as caught:
         engine().outputs(ref)
     assert caught.value.exit_code == 5 and "not the one" not in str(caught.value)
