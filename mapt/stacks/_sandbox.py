@@ -50,6 +50,7 @@ from mapt.core import (
     OperationError,
     StateLockedError,
     aws_error,
+    cancellable,
     get_logger,
     is_aws_error,
     region_from_environment,
@@ -459,9 +460,18 @@ class _Run:
         self.declared: set[str] = set()
         self.steps: list[PlannedStep] = []
         self.failure: MaptError | None = None
+        self.cancelled = False
         self.outputs = dict(state.outputs) if state is not None else {}
         self.secret_outputs = state.secret_outputs if state is not None else frozenset()
         self.lock = threading.RLock()
+
+    def cancel(self, signal_number: int) -> None:
+        """On SIGINT/SIGTERM: start nothing more, as Pulumi does when cancelled.
+
+        What is being made or deleted finishes and is recorded; the run then ends and
+        ``cancellable`` raises ``Interrupted``.
+        """
+        self.cancelled = True
 
     # -- the registrations --------------------------------------------------------------
     def register(
@@ -469,6 +479,8 @@ class _Run:
     ) -> tuple[str, dict[str, Any]]:
         if self.failure is not None:  # nothing new starts after a failure, as in Pulumi
             raise OperationError(f"{reg.urn} was not made: {self.failure.message}")
+        if self.cancelled:
+            raise OperationError(f"{reg.urn} was not made: the run was interrupted")
         try:
             return self._register(type_token, name, raw_inputs, reg)
         except MaptError as error:
@@ -614,7 +626,14 @@ class _Run:
             self.save()
 
     def finish(self, outputs: Mapping[str, ProgramOutput]) -> None:
-        """After the program: delete what was replaced or is no longer declared; save."""
+        """After the program: delete what was replaced or is no longer declared; save.
+
+        An interrupted run deletes nothing more: it saves what is, with the earlier outputs.
+        """
+        if self.cancelled:
+            if self.apply:
+                self.save()
+            return
         for resource in reversed(list(self.old)):
             if resource.delete or resource.urn not in self.declared:
                 if self.apply:
@@ -792,8 +811,9 @@ class SandboxEngine(_InProcessEngine):
             run = _Run(self, ref, store, state, secrets, settings, apply=True)
             if state is None:
                 run.save()  # the stack exists from here on, as after `pulumi stack init`
-            program_run = self._run_applying(run, program, config, operation="up")
-            run.finish(program_run.outputs)
+            with cancellable(run.cancel):
+                program_run = self._run_applying(run, program, config, operation="up")
+                run.finish(program_run.outputs)
         return _plain(run.outputs, run.secret_outputs)
 
     def preview(
@@ -838,9 +858,12 @@ class SandboxEngine(_InProcessEngine):
                     f"{', '.join(unknown)}"
                 )
             run = _Run(self, ref, store, state, state.secrets or secrets_for(None), {}, apply=True)
-            for resource in reversed(list(run.old)):
-                run.delete(resource)
-            store.delete([state.key or _checkpoint_key(ref)])
+            with cancellable(run.cancel):
+                for resource in reversed(list(run.old)):
+                    if run.cancelled:
+                        return True  # cancellable raises Interrupted; the state keeps the rest
+                    run.delete(resource)
+                store.delete([state.key or _checkpoint_key(ref)])
         return True
 
     def force_unlock(self, ref: StackRef) -> list[str]:

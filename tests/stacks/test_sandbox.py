@@ -9,6 +9,7 @@ destroy do. The checkpoints it writes are read back with mapt's state reader.
 from __future__ import annotations
 
 import json
+import signal
 import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -339,6 +340,28 @@ def test_a_refused_input_fails_up_with_awss_error_and_keeps_what_was_made(
 
     assert engine().destroy(ref) is True
     assert tagged_vpcs(ec2) == []
+
+
+def test_sigterm_during_up_finishes_what_is_in_flight_and_keeps_it_in_the_state(
+    ec2: Any, ref: StackRef
+) -> None:
+    from mapt.core import Terminated, stop, stopping_on_signals
+
+    class StoppedDuringCreate(Vpc):
+        def create(self, aws: SandboxAws, name: str, inputs: Mapping[str, Any]) -> AppliedResource:
+            made = super().create(aws, name, inputs)
+            stop(signal.SIGTERM)  # as the CLI's handler does when CI cancels the job
+            return made
+
+    with stopping_on_signals(), pytest.raises(Terminated) as caught:
+        engine({**KINDS, Vpc.type_token: StoppedDuringCreate()}).up(ref, network())
+
+    assert caught.value.exit_code == 143
+    # The VPC being made when the signal came is finished and recorded; nothing after it.
+    assert len(tagged_vpcs(ec2)) == 1 and subnets(ec2) == []
+    types = [r["type"] for r in checkpoint(ref)["checkpoint"]["latest"]["resources"]]
+    assert "aws:ec2/vpc:Vpc" in types and "aws:ec2/subnet:Subnet" not in types
+    assert engine().destroy(ref) is True and tagged_vpcs(ec2) == []
 
 
 def test_a_type_without_a_kind_fails_up_naming_the_type(ec2: Any, ref: StackRef) -> None:
