@@ -31,9 +31,19 @@ FEDORA_OWNER = "125523088429"
 RHEL_OWNER = "309956199498"
 AMAZON_OWNER = "137112412989"
 IMAGES = (
-    ("ami-0f1e2d3c4b5a69788", "Fedora-Cloud-Base-AmazonEC2.x86_64-41-20261001.0", FEDORA_OWNER, None),
+    (
+        "ami-0f1e2d3c4b5a69788",
+        "Fedora-Cloud-Base-AmazonEC2.x86_64-41-20261001.0",
+        FEDORA_OWNER,
+        None,
+    ),
     ("ami-0a1b2c3d4e5f60718", "RHEL-9.4.0_HVM-20261001-x86_64-0-Hourly2-GP3", RHEL_OWNER, None),
-    ("ami-0c2d3e4f5a6b70819", "Windows_Server-2022-English-Full-Base-2026.10.01", AMAZON_OWNER, "windows"),
+    (
+        "ami-0c2d3e4f5a6b70819",
+        "Windows_Server-2022-English-Full-Base-2026.10.01",
+        AMAZON_OWNER,
+        "windows",
+    ),
     ("ami-0d3e4f5a6b7c8091a", "al2023-ami-2023.6.20261001.0-kernel-6.1-x86_64", AMAZON_OWNER, None),
 )
 # Scores for a few AZs the replayed market prices; the allocation picks among them.

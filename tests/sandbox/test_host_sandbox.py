@@ -56,7 +56,9 @@ class Sandbox:
         )  # fmt: skip
 
     def hosts(self) -> dict[str, Any]:
-        listed = self.invoke("aws", "host", "list", "--backed-url", self.backend, "--output", "json")
+        listed = self.invoke(
+            "aws", "host", "list", "--backed-url", self.backend, "--output", "json"
+        )
         assert listed.exit_code == 0, listed.output
         return {host["project"]: host for host in json.loads(listed.stdout)["hosts"]}
 
@@ -148,9 +150,9 @@ def test_spot_create_makes_a_group_with_one_instance_in_service_in_the_chosen_zo
     )["AutoScalingGroups"]
     [instance] = group["Instances"]
     assert instance["LifecycleState"] == "InService" and instance["AvailabilityZone"] == zone
-    [reservation] = client("ec2", region).describe_instances(
-        InstanceIds=[instance["InstanceId"]]
-    )["Reservations"]
+    [reservation] = client("ec2", region).describe_instances(InstanceIds=[instance["InstanceId"]])[
+        "Reservations"
+    ]
     tags = {t["Key"]: t["Value"] for t in reservation["Instances"][0]["Tags"]}
     assert tags[TAG] == "demo"
     assert reservation["Instances"][0]["InstanceType"] in allocation["instance_types"]
@@ -188,9 +190,9 @@ def test_on_demand_create_makes_one_instance_addressed_by_its_elastic_ip(
     ]
     assert instance["State"]["Name"] == "running"
     assert instance["Placement"]["AvailabilityZone"] == zone
-    [address] = ec2.describe_addresses(Filters=[{"Name": "instance-id", "Values": [instance["InstanceId"]]}])[
-        "Addresses"
-    ]
+    [address] = ec2.describe_addresses(
+        Filters=[{"Name": "instance-id", "Values": [instance["InstanceId"]]}]
+    )["Addresses"]
     assert sandbox.connection("host") == address["PublicIp"]
     assert "auto-scaling-group" not in tagged("eu-north-1")
     assert sandbox.hosts()["demo"]["spot"] is False
@@ -235,9 +237,7 @@ def test_air_gapped_host_behind_a_bastion_loses_its_nat_after_bootstrap(
     made = tagged("eu-north-1")
     assert "nat-gateway" not in made
     routes = ec2.describe_route_tables(Filters=[{"Name": f"tag:{TAG}", "Values": ["demo"]}])
-    assert not [
-        r for t in routes["RouteTables"] for r in t["Routes"] if r.get("NatGatewayId")
-    ]
+    assert not [r for t in routes["RouteTables"] for r in t["Routes"] if r.get("NatGatewayId")]
 
     assert sandbox.destroy().exit_code == 0
     assert tagged("eu-north-1") == {}
@@ -278,3 +278,38 @@ def test_sweep_removes_what_a_sandbox_create_left_after_its_state_was_deleted(
     assert {"vpc", "instance"} <= set(tagged("eu-north-1", "kept"))
     assert sandbox.destroy("kept").exit_code == 0
     assert tagged("eu-north-1", "kept") == {}
+
+
+def test_timeout_tags_what_aws_holds_with_the_expiry_and_schedules_the_group_to_zero(
+    sandbox: Sandbox, endpoint: ApiCallLog
+) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    region = created(sandbox.create("--spot", "--timeout", "1h30m"))["allocation"]["region"]
+
+    ec2 = client("ec2", region)
+    expiring = [{"Name": "tag-key", "Values": ["mapt:expires-at"]}]
+    stamps = {
+        t["Value"]
+        for kind in (
+            ec2.describe_vpcs(Filters=expiring)["Vpcs"],
+            ec2.describe_subnets(Filters=expiring)["Subnets"],
+            [
+                i
+                for r in ec2.describe_instances(Filters=expiring)["Reservations"]
+                for i in r["Instances"]
+            ],
+        )
+        for resource in kind
+        for t in resource["Tags"]
+        if t["Key"] == "mapt:expires-at"
+    }
+    [stamp] = stamps
+    expires = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    assert timedelta(minutes=90) <= expires - before <= timedelta(minutes=91)
+    [action] = client("autoscaling", region).describe_scheduled_actions(
+        AutoScalingGroupName="mapt-host-demo"
+    )["ScheduledUpdateGroupActions"]
+    assert (action["MinSize"], action["MaxSize"], action["DesiredCapacity"]) == (0, 0, 0)
+    assert action["StartTime"] == expires
