@@ -818,7 +818,8 @@ def _message(error: Exception) -> str:
 
 def _not_found(code: str, error: Exception) -> bool:
     """Whether AWS says the resource does not exist (deleted meanwhile)."""
-    if code.endswith("NotFound") or code == "InvalidAssociationID.NotFound":
+    # moto says NotFoundException where AWS says NotFound (a launch template's).
+    if code.endswith(("NotFound", "NotFoundException")):
         return True
     # Auto Scaling reports a missing group as a ValidationError.
     return code == "ValidationError" and "not found" in _message(error).lower()
