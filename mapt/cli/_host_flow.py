@@ -135,11 +135,11 @@ class HostChecks:
 
     launch: Callable[[str, str], str]
     readiness: Callable[[SshAccess], None]
-    setup: Callable[[SshAccess, HostRequest, Mapping[str, Any]], HostSetup] | None = None
+    setup: Callable[[SshAccess, HostRequest, Mapping[str, Any]], HostSetup | None] | None = None
 
     def setup_for(
         self, request: HostRequest
-    ) -> Callable[[SshAccess, Mapping[str, Any]], HostSetup] | None:
+    ) -> Callable[[SshAccess, Mapping[str, Any]], HostSetup | None] | None:
         setup = self.setup
         if setup is None:
             return None

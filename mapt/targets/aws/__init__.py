@@ -54,7 +54,14 @@ from mapt.targets.aws._request import (
     ImageLookup,
     OperatingSystem,
 )
-from mapt.targets.aws._sandbox import SANDBOX_INVOKES, SANDBOX_KINDS, AwsKind
+from mapt.targets.aws._sandbox import (
+    SANDBOX_INVOKES,
+    SANDBOX_KINDS,
+    SANDBOX_SERVICES,
+    AwsKind,
+    check_sandbox_endpoint,
+    wait_until_running,
+)
 from mapt.targets.aws._setup import HostSetup, configure_host, fetch_windows_password
 from mapt.targets.aws._sweep import (
     DELETION_ORDER,
@@ -93,6 +100,7 @@ __all__ = [
     "PLACEMENT_OUTPUTS",
     "SANDBOX_INVOKES",
     "SANDBOX_KINDS",
+    "SANDBOX_SERVICES",
     "SECRET_OUTPUTS",
     "SERVICE_ENDPOINTS",
     "AwsKind",
@@ -114,6 +122,7 @@ __all__ = [
     "TaggedResource",
     "UpFunction",
     "ami_answer",
+    "check_sandbox_endpoint",
     "configure_host",
     "delete_resource",
     "deploy_host",
@@ -134,4 +143,5 @@ __all__ = [
     "plan_sweep",
     "recorded_setup",
     "verify_spot_launch",
+    "wait_until_running",
 ]

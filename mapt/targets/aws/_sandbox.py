@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from mapt.core import OperationError, get_logger
-from mapt.stacks._sandbox_kinds import AppliedResource, SandboxAws, SandboxInvoke, SandboxKind
+from mapt.core import InputError, OperationError, get_logger
+from mapt.stacks import AppliedResource, SandboxAws, SandboxInvoke, SandboxKind
 from mapt.targets.aws._images import GET_AMI, ami_answer
 from mapt.targets.aws._sweep import (
     ResourceKind,
@@ -1262,3 +1262,96 @@ def _get_ami(aws: SandboxAws, args: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 SANDBOX_INVOKES: Mapping[str, SandboxInvoke] = {GET_AMI: _get_ami}
+
+
+# -- the endpoint --------------------------------------------------------------------------
+# The services the kinds call; a run calls EC2 for its allocation too, and S3 for an
+# s3:// state backend.
+SANDBOX_SERVICES = ("ec2", "autoscaling", "elbv2")
+
+
+def check_sandbox_endpoint(session: Any, services: Sequence[str] = SANDBOX_SERVICES) -> str:
+    """The endpoint a sandbox run calls; ``InputError`` unless it is on the loopback.
+
+    botocore decides the endpoint of each service (``AWS_ENDPOINT_URL``,
+    ``AWS_ENDPOINT_URL_<SERVICE>``, a profile's ``endpoint_url``...), so each one's is
+    asked of a client (creating one calls nothing). Every service must be on
+    127.0.0.0/8 or ::1: a sandbox writes no Pulumi state a real deployment could be
+    removed with, so it must never reach real AWS. The error names the variable that
+    set the endpoint and its value. Returns the endpoint of the first service.
+    """
+    import os
+
+    region = session.region_name or "us-east-1"
+    found = []
+    for service in services:
+        client = session.client(service, region_name=region)
+        url = str(client.meta.endpoint_url)
+        if not _on_loopback(url):
+            variable = _endpoint_variable(client.meta.service_model.service_id, os.environ)
+            raise InputError(
+                f"--sandbox needs the AWS endpoint on 127.0.0.0/8 or ::1, but {service} "
+                f"would call {url} ({variable})",
+                hint="Start moto_server on 127.0.0.1 and set "
+                "AWS_ENDPOINT_URL=http://127.0.0.1:<port>; see docs/sandbox.md.",
+            )
+        found.append(url)
+    return found[0] if found else ""
+
+
+def _on_loopback(url: str) -> bool:
+    """Whether ``url``'s host is a loopback address (a name is not: it may resolve anywhere)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _endpoint_variable(service_id: str, environ: Mapping[str, str]) -> str:
+    """Which setting gave a service its endpoint, as ``NAME=value`` (or what is unset)."""
+    specific = "AWS_ENDPOINT_URL_" + service_id.replace(" ", "_").upper()
+    for name in (specific, "AWS_ENDPOINT_URL"):
+        if environ.get(name):
+            return f"{name}={environ[name]}"
+    return "AWS_ENDPOINT_URL is not set"
+
+
+def wait_until_running(
+    session: Any, region: str, address: str, *, behind_balancer: bool
+) -> str | None:
+    """The sandbox's readiness of the machine at ``address``: its state in the endpoint.
+
+    The instance with that public or private address must reach ``running`` (EC2's
+    waiter); its id is returned. An address no instance has is accepted only when
+    ``behind_balancer`` (a spot host, whose group's instance was seen in service) and
+    it is one of the endpoint's Elastic IPs or inside one of its subnets: the load
+    balancer's. Anything else is an ``OperationError`` naming the address.
+    """
+    import ipaddress
+
+    ec2 = session.client("ec2", region_name=region)
+    for field in ("ip-address", "private-ip-address"):
+        filters: list[Any] = [
+            {"Name": field, "Values": [address]},
+            {"Name": "instance-state-name", "Values": ["pending", "running"]},
+        ]
+        reservations = ec2.describe_instances(Filters=filters)["Reservations"]
+        found = [i["InstanceId"] for r in reservations for i in r["Instances"]]
+        if found:
+            ec2.get_waiter("instance_running").wait(
+                InstanceIds=found[:1], WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+            )
+            return str(found[0])
+    if behind_balancer:
+        ip = ipaddress.ip_address(address)
+        addresses = ec2.describe_addresses()["Addresses"]
+        if any(found.get("PublicIp") == address for found in addresses):
+            return None
+        subnets = ec2.describe_subnets()["Subnets"]
+        if any(ip in ipaddress.ip_network(subnet["CidrBlock"]) for subnet in subnets):
+            return None
+    raise OperationError(f"no running instance in {region} of the sandbox has address {address}")
