@@ -18,6 +18,10 @@ import pulumi
 from pulumi.runtime import Mocks
 from pulumi.runtime.mocks import MockMonitor
 
+from mapt.core import get_logger
+
+_log = get_logger(__name__)
+
 InvokeAnswer = Callable[[Mapping[str, Any]], dict[str, Any]]
 ComputedAttributes = Callable[[str, Mapping[str, Any]], dict[str, Any]]
 
@@ -185,6 +189,10 @@ class ProgramRun:
         return {name: out.value for name, out in self.outputs.items()}
 
 
+def _quiet(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    _log.debug("program run: %s", context.get("message"), exc_info=context.get("exception"))
+
+
 def run_program(
     program: Callable[[], None],
     *,
@@ -214,6 +222,10 @@ def run_program(
         # Config lives in a context variable, so this run's config stays in this run.
         pulumi.runtime.set_all_config(dict(config or {}))
         loop = asyncio.new_event_loop()
+        # A failed registration leaves futures nobody awaits; asyncio would log
+        # "Future exception was never retrieved" for each on stderr. The failure itself
+        # is raised to the caller.
+        loop.set_exception_handler(_quiet)
         asyncio.set_event_loop(loop)
         # set_mocks creates the root stack resource; its futures bind to this loop.
         pulumi.runtime.set_mocks(
