@@ -51,6 +51,7 @@ from mapt.cli._options import (
     OutputFormat,
     ProjectName,
     Region,
+    Sandbox,
     SecretsProvider,
     Tags,
     Tolerance,
@@ -203,6 +204,7 @@ def create(
         ),
     ] = False,
     output: Output = OutputFormat.text,
+    sandbox: Sandbox = False,
     debug: Debug = False,
 ) -> None:
     """Create a host and wait until it answers over SSH; write its connection files.
@@ -212,6 +214,7 @@ def create(
     place. A failed create keeps what it made in state for `mapt aws host destroy`.
     Every input and prerequisite (Pulumi CLI, connection folder, AWS credentials) is
     checked before any AWS call or lock. --dry-run needs no Pulumi CLI and writes nothing.
+    --sandbox makes it on a local AWS-compatible endpoint instead (docs/sandbox.md).
     """
     import boto3
 
@@ -275,10 +278,14 @@ def create(
         )
     provider = validate_secrets_provider(secrets_provider)
     backend = resolve_backend(context.backend_url)
+    if sandbox:
+        _refuse_in_sandbox(ctx)
 
     # Prerequisites, before any AWS call or lock: what a real run changes state with,
     # then the AWS credentials every run reads the market with.
-    service = services(ctx)
+    service = services(
+        ctx, sandbox=sandbox, region=context.resolved_region(), backend_url=context.backend_url
+    )
     if not dry_run:
         service.check_engine()
         if backend.kind == "s3":
@@ -360,6 +367,7 @@ def destroy(
     ghactions_app_installation_id: AppInstallationId = None,
     ghactions_app_private_key: AppPrivateKey = None,
     output: Output = OutputFormat.text,
+    sandbox: Sandbox = False,
     debug: Debug = False,
 ) -> None:
     """Destroy the host, then its spot choice, then the project's state.
@@ -379,7 +387,7 @@ def destroy(
     provider = validate_secrets_provider(secrets_provider)
     wait = parse_duration(lock_timeout, flag="--lock-timeout").total_seconds()
     scope = runner_scope(ghactions_runner_repo, ghactions_runner_org)
-    service = services(ctx)
+    service = services(ctx, sandbox=sandbox, backend_url=context.backend_url)
 
     def deregister(registered: RegisteredRunner | None) -> str | None:
         return deregister_runner(
@@ -456,6 +464,28 @@ def _refuse_without(
             flag = flag_name(name)
             named = flag if name == secret else f"{flag} {shown(ctx.params[name])}"
             raise InputError(f"{named} applies only with {needed}")
+
+
+# Flags whose secrets reach a host over SSH, which the sandbox never opens (and which
+# would register a runner with GitHub or a subscription with Red Hat for no machine).
+_DELIVERED_SETTINGS = (
+    "rh_subscription_username",
+    "rh_subscription_password",
+    "rh_subscription_password_file",
+    *_RUNNER_SETTINGS,
+    "ghactions_runner_repo",
+    "ghactions_runner_org",
+)
+
+
+def _refuse_in_sandbox(ctx: typer.Context) -> None:
+    """What the sandbox cannot deliver is refused before anything is called, not ignored."""
+    for name in _DELIVERED_SETTINGS:
+        if given(ctx, name):
+            raise InputError(
+                f"{flag_name(name)} cannot be used with --sandbox: nothing logs in to a "
+                "sandbox host to deliver it"
+            )
 
 
 # -- output -----------------------------------------------------------------------------

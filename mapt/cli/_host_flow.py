@@ -22,7 +22,6 @@ from mapt.core import (
     OperationError,
     RunContext,
     get_logger,
-    translating_aws_errors,
 )
 
 if TYPE_CHECKING:
@@ -136,11 +135,11 @@ class HostChecks:
 
     launch: Callable[[str, str], str]
     readiness: Callable[[SshAccess], None]
-    setup: Callable[[SshAccess, HostRequest, Mapping[str, Any]], HostSetup] | None = None
+    setup: Callable[[SshAccess, HostRequest, Mapping[str, Any]], HostSetup | None] | None = None
 
     def setup_for(
         self, request: HostRequest
-    ) -> Callable[[SshAccess, Mapping[str, Any]], HostSetup] | None:
+    ) -> Callable[[SshAccess, Mapping[str, Any]], HostSetup | None] | None:
         setup = self.setup
         if setup is None:
             return None
@@ -296,32 +295,14 @@ def image_answer(
     Each image found is appended to ``found`` (id, name, region), for the dry run's report.
     """
 
+    from mapt.targets.aws import ami_answer
+
     def answer(invoke_args: Mapping[str, Any]) -> dict[str, Any]:
-        filters = [
-            {"Name": f["name"], "Values": list(f["values"])} for f in invoke_args.get("filters", [])
-        ]
-        owners = list(invoke_args.get("owners", []))
-        described = ", ".join(f"{f['Name']}={','.join(f['Values'])}" for f in filters)
-        with translating_aws_errors("DescribeImages", region=region):
-            images = session.client("ec2", region_name=region).describe_images(
-                Owners=owners, Filters=filters  # type: ignore[arg-type]
-            )["Images"]
-        if not images:
-            raise OperationError(
-                f"no image in {region} owned by {', '.join(owners)} matches {described}"
-            )
-        newest = max(images, key=lambda image: image.get("CreationDate", ""))
+        client = session.client("ec2", region_name=region)
+        image = ami_answer(client, region, invoke_args)
         if found is not None:
-            name = newest.get("Name", "")
-            found.append({"id": newest["ImageId"], "name": name, "region": region})
-        return {
-            "id": newest["ImageId"],
-            "imageId": newest["ImageId"],
-            "name": newest.get("Name", ""),
-            "architecture": newest.get("Architecture", ""),
-            "rootDeviceName": newest.get("RootDeviceName", "/dev/sda1"),
-            "owners": owners,
-        }
+            found.append({"id": image["id"], "name": image["name"], "region": region})
+        return image
 
     return answer
 

@@ -27,7 +27,8 @@ ReadinessCheck = Callable[["SshAccess"], None]
 # Confirms a spot group has a running instance: (region, group name) -> instance id.
 LaunchCheck = Callable[[str, str], str]
 # Hands a ready host its secrets: (access, request, the stack's outputs) -> what was done.
-HostSetupStep = Callable[["SshAccess", "HostRequest", "Mapping[str, Any]"], "HostSetup"]
+# None: nothing was delivered (the sandbox logs in to no machine).
+HostSetupStep = Callable[["SshAccess", "HostRequest", "Mapping[str, Any]"], "HostSetup | None"]
 
 
 def pulumi_engine(secrets_provider: str | None, debug: bool) -> Engine:
@@ -85,7 +86,22 @@ class Services:
             pulumi_cli_present()
 
 
-def services(ctx: typer.Context) -> Services:
-    """The services handed to the root command, or the real ones."""
+def services(
+    ctx: typer.Context,
+    *,
+    sandbox: bool = False,
+    region: str | None = None,
+    backend_url: str | None = None,
+) -> Services:
+    """The services handed to the root command, or the real ones; or the sandbox's.
+
+    ``sandbox`` (``--sandbox``) chooses the sandbox's services (``_sandbox``), after
+    checking that the AWS endpoint is on the loopback; ``region`` and ``backend_url``
+    are the run's.
+    """
+    if sandbox:
+        from mapt.cli._sandbox import sandbox_services
+
+        return sandbox_services(region=region, backend_url=backend_url)
     obj = ctx.find_root().obj
     return obj if isinstance(obj, Services) else Services()
