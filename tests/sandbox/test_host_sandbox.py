@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mapt.cli import app
-from tests.harness.spot_market import ApiCallLog
+from tests.harness.spot_market import _PARAMS_KEY, ApiCallLog, _response, installed
 from tests.sandbox.conftest import REGIONS
 
 FAMILIES = "m5,m6a,m6i,m7a,m7i,t3,t3a"
@@ -42,10 +42,13 @@ class Sandbox:
         return runner.invoke(app, list(args))
 
     def create(self, *extra: str, os_name: str = "fedora", project: str = "demo") -> Any:
+        """``create --sandbox``; a 2 vCPU, 8 GiB machine unless ``extra`` names the types."""
+        shape = [] if "--compute-sizes" in extra else [
+            "--cpus", "2", "--memory", "8", "--compute-families", FAMILIES,
+        ]  # fmt: skip
         return self.invoke(
             "aws", "host", "create", "--sandbox", "--os", os_name, "--project-name", project,
-            "--backed-url", self.backend, "--cpus", "2", "--memory", "8",
-            "--compute-families", FAMILIES, "--conn-details-output", str(self.conn),
+            "--backed-url", self.backend, *shape, "--conn-details-output", str(self.conn),
             "--output", "json", *extra,
         )  # fmt: skip
 
@@ -246,14 +249,48 @@ def test_air_gapped_host_behind_a_bastion_loses_its_nat_after_bootstrap(
 # -- failures -------------------------------------------------------------------------------
 
 
+UNKNOWN_TYPE = "m9z.mega"
+
+
+def _listing_an_unknown_type(model: Any, context: dict[str, Any], **_: Any) -> Any:
+    """DescribeInstanceTypes/-Offerings answering for ``UNKNOWN_TYPE`` as for a real type.
+
+    mapt checks ``--compute-sizes`` against DescribeInstanceTypes before anything is
+    made (exit 2): to reach the launch, the listing claims the type exists, as it would
+    for a type the account's region lists but the endpoint's launch refuses. The
+    refusal itself is the server's (MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION=true).
+    """
+    params = context.get(_PARAMS_KEY, {})  # the call's parameters, kept by the market
+    if model.name == "DescribeInstanceTypes" and UNKNOWN_TYPE in params.get("InstanceTypes", []):
+        described = {
+            "InstanceType": UNKNOWN_TYPE,
+            "CurrentGeneration": True,
+            "SupportedUsageClasses": ["on-demand", "spot"],
+            "ProcessorInfo": {"SupportedArchitectures": ["x86_64"]},
+            "VCpuInfo": {"DefaultVCpus": 2},
+            "MemoryInfo": {"SizeInMiB": 8192},
+            "BareMetal": False,
+        }
+        return _response(200), {"InstanceTypes": [described]}
+    wanted = [f.get("Values", []) for f in params.get("Filters", [])]
+    if model.name == "DescribeInstanceTypeOfferings" and [UNKNOWN_TYPE] in wanted:
+        offering = {"InstanceType": UNKNOWN_TYPE, "LocationType": "availability-zone"}
+        zones = ("eu-north-1a", "eu-north-1b", "eu-north-1c")
+        return _response(200), {
+            "InstanceTypeOfferings": [{**offering, "Location": z} for z in zones]
+        }
+    return None
+
+
 def test_a_refused_instance_type_fails_create_with_awss_message_and_keeps_state(
     sandbox: Sandbox, endpoint: ApiCallLog
 ) -> None:
-    result = sandbox.create("--region", "eu-north-1", "--compute-sizes", "m9z.mega")
+    with installed([("before-call.ec2", _listing_an_unknown_type)]):
+        result = sandbox.create("--region", "eu-north-1", "--compute-sizes", UNKNOWN_TYPE)
 
     assert result.exit_code == 1, result.output
-    [line] = [x for x in result.stderr.splitlines() if x.strip()]
-    assert line.startswith("Error:") and "m9z.mega" in line and "RunInstances" in line
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("Error:")]
+    assert line.startswith("Error:") and UNKNOWN_TYPE in line and "RunInstances" in line
     # What was made before the refusal is in the state: destroy removes it.
     assert "vpc" in tagged("eu-north-1")
     assert "demo" in sandbox.hosts()
