@@ -32,9 +32,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Windows Server and Amazon Linux, under their publishers' accounts.
 SANDBOX_AMIS = REPO_ROOT / "docs" / "sandbox-amis.json"
 # Scores for a few AZs the replayed market prices; the allocation picks among them.
-SCORED = {"use1-az4": 9, "eun1-az1": 9}
+SCORED = {"use1-az4": 9, "eun1-az1": 9, "aps1-az1": 8, "usw2-az1": 7}
 # Regions the account has enabled: keeps the scan (and the sweep) to what is scored.
-REGIONS = ("us-east-1", "eu-north-1")
+REGIONS = ("us-east-1", "eu-north-1", "ap-south-1", "us-west-2")
 
 
 def _free_port() -> int:

@@ -350,3 +350,63 @@ def test_timeout_tags_what_aws_holds_with_the_expiry_and_schedules_the_group_to_
     )["ScheduledUpdateGroupActions"]
     assert (action["MinSize"], action["MaxSize"], action["DesiredCapacity"]) == (0, 0, 0)
     assert action["StartTime"] == expires
+
+
+NO_CAPACITY = (
+    "Could not launch Spot Instances. InsufficientInstanceCapacity - There is no Spot "
+    "capacity available that matches your request. Launching EC2 instance failed."
+)
+
+
+class NoCapacityInFirstRegion:
+    """The first region a spot group is checked in has no capacity, as AWS reports it.
+
+    moto fulfils every spot request at once, so the refusal is written into Auto
+    Scaling's answers there (after-call: the group shows no instance, its newest
+    launch activity failed with AWS's wording); everything else is the server's.
+    """
+
+    def __init__(self) -> None:
+        self.region: str | None = None
+
+    def __call__(
+        self, model: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any
+    ) -> None:
+        region = context.get("client_region")
+        if model.name == "DescribeAutoScalingGroups":
+            self.region = self.region or region
+            if region == self.region:
+                for group in parsed.get("AutoScalingGroups", []):
+                    group["Instances"] = []
+        elif model.name == "DescribeScalingActivities" and region == self.region:
+            from datetime import datetime, timezone
+
+            parsed["Activities"] = [
+                {
+                    "ActivityId": "refused-1",
+                    "AutoScalingGroupName": "mapt-host-demo",
+                    "Description": "Launching a new EC2 instance.  Status Reason: " + NO_CAPACITY,
+                    "Cause": "At 2026-12-01T08:00:00Z a user request created an AutoScalingGroup.",
+                    "StartTime": datetime.now(timezone.utc),
+                    "StatusCode": "Failed",
+                    "StatusMessage": NO_CAPACITY,
+                }
+            ]
+
+
+def test_a_refused_spot_launch_destroys_what_it_made_and_deploys_on_the_next_candidate(
+    sandbox: Sandbox, endpoint: ApiCallLog
+) -> None:
+    refusing = NoCapacityInFirstRegion()
+    with installed([("after-call.autoscaling", refusing)]):
+        document = created(sandbox.create("--spot"))
+
+    failed_region, region = refusing.region, document["allocation"]["region"]
+    assert failed_region in REGIONS and region in REGIONS and region != failed_region
+    # The failed attempt's stack was destroyed on the endpoint, not just forgotten.
+    assert tagged(str(failed_region)) == {}
+    [group] = client("autoscaling", region).describe_auto_scaling_groups(
+        AutoScalingGroupNames=["mapt-host-demo"]
+    )["AutoScalingGroups"]
+    assert [i["LifecycleState"] for i in group["Instances"]] == ["InService"]
+    assert sandbox.hosts()["demo"]["region"] == region
