@@ -94,7 +94,7 @@ def tagged(region: str, project: str = "demo") -> dict[str, list[str]]:
             if i["State"]["Name"] not in ("terminated", "shutting-down")
         ],
         "address": [a["AllocationId"] for a in ec2.describe_addresses(Filters=tag)["Addresses"]],
-        "key-pair": [k["KeyPairId"] for k in ec2.describe_key_pairs(Filters=tag)["KeyPairs"]],
+        "key-pair": [k["KeyName"] for k in ec2.describe_key_pairs(Filters=tag)["KeyPairs"]],
         "launch-template": [
             t["LaunchTemplateId"]
             for t in ec2.describe_launch_templates(Filters=tag)["LaunchTemplates"]
@@ -124,6 +124,32 @@ def tagged(region: str, project: str = "demo") -> dict[str, list[str]]:
         if any(t["Key"] == TAG and t["Value"] == project for t in d["Tags"])
     ]
     return {kind: ids for kind, ids in found.items() if ids}
+
+
+# The taggable types the host programs declare, by the kind ``tagged`` finds them as.
+TAGGABLE = {
+    "aws:ec2/vpc:Vpc": "vpc",
+    "aws:ec2/subnet:Subnet": "subnet",
+    "aws:ec2/securityGroup:SecurityGroup": "security-group",
+    "aws:ec2/instance:Instance": "instance",
+    "aws:ec2/eip:Eip": "address",
+    "aws:ec2/keyPair:KeyPair": "key-pair",
+    "aws:ec2/launchTemplate:LaunchTemplate": "launch-template",
+    "aws:ec2/internetGateway:InternetGateway": "internet-gateway",
+    "aws:ec2/natGateway:NatGateway": "nat-gateway",
+    "aws:autoscaling/group:Group": "auto-scaling-group",
+    "aws:lb/loadBalancer:LoadBalancer": "load-balancer",
+}
+
+
+def untagged(sandbox: Sandbox, region: str) -> list[str]:
+    """The host stack's taggable resources (by its checkpoint) AWS holds without the tag."""
+    path = sandbox.state / ".pulumi" / "stacks" / "demo" / "host-demo.json"
+    resources = json.loads(path.read_text())["checkpoint"]["latest"]["resources"]
+    found = tagged(region)
+    taggable = [r for r in resources if r["type"] in TAGGABLE]
+    assert len(taggable) >= 6  # VPC, subnet, gateway, groups, key pair, machine...
+    return [r["urn"] for r in taggable if r["id"] not in found.get(TAGGABLE[r["type"]], [])]
 
 
 def created(result: Any) -> dict[str, Any]:
@@ -161,6 +187,7 @@ def test_spot_create_makes_a_group_with_one_instance_in_service_in_the_chosen_zo
     assert reservation["Instances"][0]["InstanceType"] in allocation["instance_types"]
     made = tagged(region)
     assert {"vpc", "subnet", "launch-template", "load-balancer", "address"} <= set(made)
+    assert untagged(sandbox, region) == []  # everything the stack made carries the tag
     # The host's address is the load balancer's Elastic IP, which stays when spot
     # replaces the instance.
     [address] = client("ec2", region).describe_addresses(
@@ -198,6 +225,7 @@ def test_on_demand_create_makes_one_instance_addressed_by_its_elastic_ip(
     )["Addresses"]
     assert sandbox.connection("host") == address["PublicIp"]
     assert "auto-scaling-group" not in tagged("eu-north-1")
+    assert untagged(sandbox, "eu-north-1") == []
     assert sandbox.hosts()["demo"]["spot"] is False
 
     assert sandbox.destroy().exit_code == 0
@@ -236,6 +264,7 @@ def test_air_gapped_host_behind_a_bastion_loses_its_nat_after_bootstrap(
     # The host has no public address: it is reached through the bastion.
     assert sandbox.connection("host") == host["PrivateIpAddress"] == document["outputs"]["host"]
     assert "PublicIpAddress" not in host
+    assert untagged(sandbox, "eu-north-1") == []
     # The second phase removed the bootstrap NAT gateway and its route.
     made = tagged("eu-north-1")
     assert "nat-gateway" not in made
