@@ -232,13 +232,18 @@ def test_on_demand_create_makes_one_instance_addressed_by_its_elastic_ip(
     assert tagged("eu-north-1") == {}
 
 
-def test_a_second_create_changes_nothing(sandbox: Sandbox, endpoint: ApiCallLog) -> None:
-    first = created(sandbox.create("--spot"))
+@pytest.mark.parametrize(
+    "placement", [["--spot"], ["--region", "eu-north-1"]], ids=["spot", "on-demand"]
+)
+def test_a_second_create_changes_nothing(
+    sandbox: Sandbox, endpoint: ApiCallLog, placement: list[str]
+) -> None:
+    first = created(sandbox.create(*placement))
     region = first["allocation"]["region"]
     before = tagged(region)
     endpoint.calls.clear()
 
-    again = created(sandbox.create("--spot"))
+    again = created(sandbox.create(*placement))
 
     assert writes(endpoint) == []
     assert again["outputs"]["host"] == first["outputs"]["host"]
@@ -439,3 +444,24 @@ def test_a_refused_spot_launch_destroys_what_it_made_and_deploys_on_the_next_can
     )["AutoScalingGroups"]
     assert [i["LifecycleState"] for i in group["Instances"]] == ["InService"]
     assert sandbox.hosts()["demo"]["region"] == region
+
+
+def test_state_in_an_s3_bucket_on_the_endpoint(
+    sandbox: Sandbox, endpoint: ApiCallLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3 = client("s3", "us-east-1")
+    s3.create_bucket(Bucket="mapt-state")
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "shared by every runner")
+    sandbox.backend = "s3://mapt-state/ci"
+
+    document = created(sandbox.create("--region", "eu-north-1"))
+
+    key = "ci/.pulumi/stacks/demo/host-demo.json"
+    body = s3.get_object(Bucket="mapt-state", Key=key)["Body"].read().decode()
+    assert document["outputs"]["host"] in body  # plain outputs as Pulumi keeps them
+    assert "PRIVATE KEY" not in body  # the SSH key is encrypted with the passphrase
+    assert sandbox.hosts()["demo"]["region"] == "eu-north-1"
+    assert sandbox.destroy().exit_code == 0
+    assert tagged("eu-north-1") == {}
+    listed = s3.list_objects_v2(Bucket="mapt-state", Prefix="ci/.pulumi/stacks/")
+    assert listed.get("KeyCount") == 0
