@@ -149,7 +149,7 @@ def test_every_resource_a_program_declares_has_a_kind_that_applies_all_its_input
                 continue
             kind = SANDBOX_KINDS.get(resource.type)
             assert kind is not None, f"no sandbox kind for {resource.type}"
-            assert set(resource.inputs) <= kind.inputs, (resource.type, resource.name)  # type: ignore[attr-defined]
+            assert set(resource.inputs) <= kind.inputs, (resource.type, resource.name)
 
 
 @pytest.mark.parametrize(("allocation", "os_name", "airgap"), PROGRAMS)
