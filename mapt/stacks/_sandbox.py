@@ -50,6 +50,7 @@ from mapt.core import (
     OperationError,
     StateLockedError,
     aws_error,
+    cancellable,
     get_logger,
     is_aws_error,
     region_from_environment,
@@ -231,7 +232,7 @@ def _encode(
 
 
 def _decode(
-    properties: Any, secrets: _Secrets, where: str
+    properties: Any, secrets: _Secrets | None, where: str
 ) -> tuple[dict[str, Any], frozenset[str]]:
     """A checkpoint's properties, decrypted, and the names of the secret ones."""
     if properties is None:
@@ -249,9 +250,12 @@ def _decode(
     return plain, frozenset(secret)
 
 
-def _decrypted(value: Any, secrets: _Secrets) -> tuple[Any, bool]:
+def _decrypted(value: Any, secrets: _Secrets | None) -> tuple[Any, bool]:
+    """The plain value and whether it held a secret; ``secrets`` None leaves them encrypted."""
     if isinstance(value, dict):
         if value.get(_SECRET_SIGNATURE) == _SECRET_MARK:
+            if secrets is None:
+                return value, True
             if "ciphertext" in value:
                 try:
                     return json.loads(secrets.crypter().decrypt(str(value["ciphertext"]))), True
@@ -279,8 +283,13 @@ def _checkpoint_key(ref: StackRef, suffix: str = ".json") -> str:
 SecretsFor = Callable[[str | None], _Secrets]
 
 
-def _read_state(store: _Store, ref: StackRef, secrets_for: SecretsFor) -> _State | None:
-    """The stack's checkpoint, decrypted; None when there is none. Unreadable: an error."""
+def _read_state(
+    store: _Store, ref: StackRef, secrets_for: SecretsFor, *, decrypt: bool = True
+) -> _State | None:
+    """The stack's checkpoint, decrypted; None when there is none. Unreadable: an error.
+
+    Without ``decrypt`` secret values stay as they are, and no passphrase is needed.
+    """
     present = set(store.keys(f"stacks/{ref.project}/"))
     found = [
         _checkpoint_key(ref, s) for s in _CHECKPOINT_SUFFIXES if _checkpoint_key(ref, s) in present
@@ -318,11 +327,11 @@ def _read_state(store: _Store, ref: StackRef, secrets_for: SecretsFor) -> _State
                 f"{location} is not a Pulumi checkpoint: a resource is not an object"
             )
         urn = str(entry.get("urn", ""))
-        outputs, secret_outputs = _decode(entry.get("outputs"), secrets, urn)
+        outputs, secret_outputs = _decode(entry.get("outputs"), secrets if decrypt else None, urn)
         if entry.get("type") == STACK_TYPE:
             state.outputs, state.secret_outputs = outputs, secret_outputs
             continue
-        inputs, secret_inputs = _decode(entry.get("inputs"), secrets, urn)
+        inputs, secret_inputs = _decode(entry.get("inputs"), secrets if decrypt else None, urn)
         state.resources.append(
             _Resource(
                 urn=urn,
@@ -451,9 +460,18 @@ class _Run:
         self.declared: set[str] = set()
         self.steps: list[PlannedStep] = []
         self.failure: MaptError | None = None
+        self.cancelled = False
         self.outputs = dict(state.outputs) if state is not None else {}
         self.secret_outputs = state.secret_outputs if state is not None else frozenset()
         self.lock = threading.RLock()
+
+    def cancel(self, signal_number: int) -> None:
+        """On SIGINT/SIGTERM: start nothing more, as Pulumi does when cancelled.
+
+        What is being made or deleted finishes and is recorded; the run then ends and
+        ``cancellable`` raises ``Interrupted``.
+        """
+        self.cancelled = True
 
     # -- the registrations --------------------------------------------------------------
     def register(
@@ -461,6 +479,8 @@ class _Run:
     ) -> tuple[str, dict[str, Any]]:
         if self.failure is not None:  # nothing new starts after a failure, as in Pulumi
             raise OperationError(f"{reg.urn} was not made: {self.failure.message}")
+        if self.cancelled:
+            raise OperationError(f"{reg.urn} was not made: the run was interrupted")
         try:
             return self._register(type_token, name, raw_inputs, reg)
         except MaptError as error:
@@ -493,6 +513,7 @@ class _Run:
             old is not None
             and old.type == type_token
             and _same(old.inputs, inputs, reg.ignore_changes)
+            and self._provider_region(old.provider) == self._provider_region(reg.provider)
         ):
             kept = replace(
                 new,
@@ -605,7 +626,14 @@ class _Run:
             self.save()
 
     def finish(self, outputs: Mapping[str, ProgramOutput]) -> None:
-        """After the program: delete what was replaced or is no longer declared; save."""
+        """After the program: delete what was replaced or is no longer declared; save.
+
+        An interrupted run deletes nothing more: it saves what is, with the earlier outputs.
+        """
+        if self.cancelled:
+            if self.apply:
+                self.save()
+            return
         for resource in reversed(list(self.old)):
             if resource.delete or resource.urn not in self.declared:
                 if self.apply:
@@ -752,7 +780,8 @@ class SandboxEngine(_InProcessEngine):
     # -- the Engine operations ------------------------------------------------------------
     def exists(self, ref: StackRef) -> bool:
         backend = resolve_backend(ref.backend_url)
-        return _read_state(_store(backend), ref, self._secrets(backend)) is not None
+        state = _read_state(_store(backend), ref, self._secrets(backend), decrypt=False)
+        return state is not None
 
     def outputs(self, ref: StackRef) -> dict[str, Any]:
         backend = resolve_backend(ref.backend_url)
@@ -782,8 +811,9 @@ class SandboxEngine(_InProcessEngine):
             run = _Run(self, ref, store, state, secrets, settings, apply=True)
             if state is None:
                 run.save()  # the stack exists from here on, as after `pulumi stack init`
-            program_run = self._run_applying(run, program, config, operation="up")
-            run.finish(program_run.outputs)
+            with cancellable(run.cancel):
+                program_run = self._run_applying(run, program, config, operation="up")
+                run.finish(program_run.outputs)
         return _plain(run.outputs, run.secret_outputs)
 
     def preview(
@@ -828,9 +858,12 @@ class SandboxEngine(_InProcessEngine):
                     f"{', '.join(unknown)}"
                 )
             run = _Run(self, ref, store, state, state.secrets or secrets_for(None), {}, apply=True)
-            for resource in reversed(list(run.old)):
-                run.delete(resource)
-            store.delete([state.key or _checkpoint_key(ref)])
+            with cancellable(run.cancel):
+                for resource in reversed(list(run.old)):
+                    if run.cancelled:
+                        return True  # cancellable raises Interrupted; the state keeps the rest
+                    run.delete(resource)
+                store.delete([state.key or _checkpoint_key(ref)])
         return True
 
     def force_unlock(self, ref: StackRef) -> list[str]:

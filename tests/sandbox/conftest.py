@@ -2,8 +2,9 @@
 
 ``moto_server`` runs in its own process on a free 127.0.0.1 port, started once per
 session with moto's strict validation (instance types, AMIs) and the images mapt looks
-up (RHEL, Fedora, Windows Server, Amazon Linux for the bastion) loaded through
-``MOTO_AMIS_PATH``, as a user's server would hold them; it is reset before each test.
+up (RHEL, Fedora, Windows Server, Amazon Linux for the bastion) loaded from
+``docs/sandbox-amis.json`` through ``MOTO_AMIS_PATH``, as docs/sandbox.md starts it;
+it is reset before each test.
 The CLI reaches it through ``AWS_ENDPOINT_URL``, as a user's shell would. Only what
 moto does not implement (placement scores, spot price history) is answered in the
 test process by the replayed market (``SpotMarket``).
@@ -11,7 +12,6 @@ test process by the replayed market (``SpotMarket``).
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -27,19 +27,14 @@ import pytest
 from tests.conftest import FAKE_CREDENTIALS
 from tests.harness.spot_market import ApiCallLog, SpotMarket, _response, installed
 
-FEDORA_OWNER = "125523088429"
-RHEL_OWNER = "309956199498"
-AMAZON_OWNER = "137112412989"
-IMAGES = (
-    ("ami-0f1e2d3c4b5a69788", "Fedora-Cloud-Base-AmazonEC2.x86_64-41-20261001.0", FEDORA_OWNER, None),
-    ("ami-0a1b2c3d4e5f60718", "RHEL-9.4.0_HVM-20261001-x86_64-0-Hourly2-GP3", RHEL_OWNER, None),
-    ("ami-0c2d3e4f5a6b70819", "Windows_Server-2022-English-Full-Base-2026.10.01", AMAZON_OWNER, "windows"),
-    ("ami-0d3e4f5a6b7c8091a", "al2023-ami-2023.6.20261001.0-kernel-6.1-x86_64", AMAZON_OWNER, None),
-)
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# The images a user's moto_server is started with (docs/sandbox.md): RHEL, Fedora,
+# Windows Server and Amazon Linux, under their publishers' accounts.
+SANDBOX_AMIS = REPO_ROOT / "docs" / "sandbox-amis.json"
 # Scores for a few AZs the replayed market prices; the allocation picks among them.
-SCORED = {"use1-az4": 9, "eun1-az1": 9}
+SCORED = {"use1-az4": 9, "eun1-az1": 9, "aps1-az1": 8, "usw2-az1": 7}
 # Regions the account has enabled: keeps the scan (and the sweep) to what is scored.
-REGIONS = ("us-east-1", "eu-north-1")
+REGIONS = ("us-east-1", "eu-north-1", "ap-south-1", "us-west-2")
 
 
 def _free_port() -> int:
@@ -48,34 +43,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _images_file(folder: Path) -> Path:
-    path = folder / "amis.json"
-    path.write_text(
-        json.dumps(
-            [
-                {
-                    "ami_id": ami_id,
-                    "name": name,
-                    "owner_id": owner,
-                    "public": True,
-                    "state": "available",
-                    "architecture": "x86_64",
-                    "root_device_name": "/dev/sda1",
-                    "root_device_type": "ebs",
-                    "virtualization_type": "hvm",
-                    "image_type": "machine",
-                    "creation_date": "2026-10-01T00:00:00.000Z",
-                    **({"platform": platform} if platform else {}),
-                }
-                for ami_id, name, owner, platform in IMAGES
-            ]
-        )
-    )
-    return path
-
-
 @pytest.fixture(scope="session")
-def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def moto_endpoint() -> Iterator[str]:
     """A moto server on a free loopback port, strict as AWS about inputs."""
     port = _free_port()
     env = {
@@ -83,7 +52,7 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         **FAKE_CREDENTIALS,
         "MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION": "true",
         "MOTO_ENABLE_AMI_VALIDATION": "true",
-        "MOTO_AMIS_PATH": str(_images_file(tmp_path_factory.mktemp("moto"))),
+        "MOTO_AMIS_PATH": str(SANDBOX_AMIS),
     }
     server = Path(sys.executable).with_name("moto_server")
     process = subprocess.Popen(
@@ -127,7 +96,9 @@ def endpoint(
         monkeypatch.delenv(name, raising=False)
     for name in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE", "PULUMI_BACKEND_URL"):
         monkeypatch.delenv(name, raising=False)
-    market = SpotMarket(rows=market_rows, scores=dict(SCORED))
+    # Spot prices for every image's product (the replayed table prices one).
+    products = ("Linux/UNIX", "Red Hat Enterprise Linux", "Windows")
+    market = SpotMarket(rows=market_rows, scores=dict(SCORED), products=products)
 
     def enabled_regions(model: Any, **_: Any) -> Any:
         if model.name != "DescribeRegions":

@@ -9,6 +9,7 @@ destroy do. The checkpoints it writes are read back with mapt's state reader.
 from __future__ import annotations
 
 import json
+import signal
 import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -341,6 +342,28 @@ def test_a_refused_input_fails_up_with_awss_error_and_keeps_what_was_made(
     assert tagged_vpcs(ec2) == []
 
 
+def test_sigterm_during_up_finishes_what_is_in_flight_and_keeps_it_in_the_state(
+    ec2: Any, ref: StackRef
+) -> None:
+    from mapt.core import Terminated, stop, stopping_on_signals
+
+    class StoppedDuringCreate(Vpc):
+        def create(self, aws: SandboxAws, name: str, inputs: Mapping[str, Any]) -> AppliedResource:
+            made = super().create(aws, name, inputs)
+            stop(signal.SIGTERM)  # as the CLI's handler does when CI cancels the job
+            return made
+
+    with stopping_on_signals(), pytest.raises(Terminated) as caught:
+        engine({**KINDS, Vpc.type_token: StoppedDuringCreate()}).up(ref, network())
+
+    assert caught.value.exit_code == 143
+    # The VPC being made when the signal came is finished and recorded; nothing after it.
+    assert len(tagged_vpcs(ec2)) == 1 and subnets(ec2) == []
+    types = [r["type"] for r in checkpoint(ref)["checkpoint"]["latest"]["resources"]]
+    assert "aws:ec2/vpc:Vpc" in types and "aws:ec2/subnet:Subnet" not in types
+    assert engine().destroy(ref) is True and tagged_vpcs(ec2) == []
+
+
 def test_a_type_without_a_kind_fails_up_naming_the_type(ec2: Any, ref: StackRef) -> None:
     without_subnets = {k: v for k, v in KINDS.items() if k != "aws:ec2/subnet:Subnet"}
 
@@ -376,6 +399,7 @@ def test_secret_values_are_encrypted_with_the_stacks_passphrase(
     assert "password" not in summary.outputs and "vpc_id" in summary.outputs
 
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "not the one")
+    assert engine().exists(ref)  # telling a stack exists decrypts nothing
     with pytest.raises(PrerequisiteError) as caught:
         engine().outputs(ref)
     assert caught.value.exit_code == 5 and "not the one" not in str(caught.value)
