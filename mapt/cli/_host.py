@@ -472,9 +472,9 @@ _DELIVERED_SETTINGS = (
     "rh_subscription_username",
     "rh_subscription_password",
     "rh_subscription_password_file",
-    *_RUNNER_SETTINGS,
     "ghactions_runner_repo",
     "ghactions_runner_org",
+    *_RUNNER_SETTINGS,
 )
 
 

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from mapt.allocation import AllocationResult
 from mapt.core import OperationError, RunContext
-from mapt.stacks import ProgramRun, run_program
+from mapt.stacks import ProgramRun, RecordingMocks, run_program
 from mapt.targets.aws import (
     PHASE_BOOTSTRAP,
     SANDBOX_INVOKES,
@@ -27,6 +27,7 @@ from mapt.targets.aws import (
     HostRequest,
     find_mapt_resources,
     host_program,
+    wait_until_running,
 )
 from tests.harness.images import publish_image
 from tests.harness.pulumi_mocks import PulumiHarness
@@ -61,14 +62,13 @@ class Endpoint:
         return self._clients[service]
 
 
-class ApplyingMocks(pulumi.runtime.Mocks):
+class ApplyingMocks(RecordingMocks):
     """Mocks that apply each resource through its kind and remember what was made."""
 
     def __init__(self, endpoint: Endpoint) -> None:
+        super().__init__()
         self.endpoint = endpoint
         self.made: list[tuple[str, str, Mapping[str, Any]]] = []
-        self.resources: list[Any] = []
-        self.invocations: list[Any] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         if args.typ.startswith("pulumi:providers:"):
@@ -103,7 +103,7 @@ def apply_host(
 ) -> tuple[ProgramRun, ApplyingMocks]:
     mocks = ApplyingMocks(endpoint)
     program = host_program(CTX, allocation, request, **kwargs)
-    run = run_program(program, project="mapt", stack="host-ci-42", mocks=mocks, preview=False)  # type: ignore[arg-type]
+    run = run_program(program, project="mapt", stack="host-ci-42", mocks=mocks, preview=False)
     return run, mocks
 
 
@@ -149,7 +149,7 @@ def test_every_resource_a_program_declares_has_a_kind_that_applies_all_its_input
                 continue
             kind = SANDBOX_KINDS.get(resource.type)
             assert kind is not None, f"no sandbox kind for {resource.type}"
-            assert set(resource.inputs) <= kind.inputs, (resource.type, resource.name)  # type: ignore[attr-defined]
+            assert set(resource.inputs) <= kind.inputs, (resource.type, resource.name)
 
 
 @pytest.mark.parametrize(("allocation", "os_name", "airgap"), PROGRAMS)
@@ -195,7 +195,20 @@ def test_a_host_program_made_on_the_endpoint_is_tagged_addressed_and_removed_who
         assert tags(address)["mapt:project"] == "ci-42"
         if not allocation.is_spot:
             assert address["InstanceId"] == host["InstanceId"]
-    assert find_mapt_resources(boto3.Session(region_name=REGION), [REGION])
+    # Readiness in the sandbox: the machine at the address runs (a spot host's address
+    # is its load balancer's, accepted once the group's instance is in service).
+    session = boto3.Session(region_name=REGION)
+    if allocation.is_spot:
+        assert wait_until_running(session, REGION, outputs["host"], behind_balancer=True) is None
+        with pytest.raises(OperationError, match=f"has address {outputs['host']}"):
+            wait_until_running(session, REGION, outputs["host"], behind_balancer=False)
+    else:
+        ready = wait_until_running(session, REGION, outputs["host"], behind_balancer=False)
+        assert ready == host["InstanceId"]
+    if airgap:
+        ready = wait_until_running(session, REGION, outputs["bastion_host"], behind_balancer=False)
+        assert ready == bastion["InstanceId"]
+    assert find_mapt_resources(session, [REGION])
 
     mocks.delete_all()
     assert find_mapt_resources(boto3.Session(region_name=REGION), [REGION]) == []

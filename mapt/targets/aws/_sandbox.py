@@ -37,7 +37,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from mapt.core import InputError, OperationError, get_logger
-from mapt.stacks import AppliedResource, SandboxAws, SandboxInvoke, SandboxKind
+from mapt.stacks import AppliedResource, SandboxAws, SandboxInvoke
 from mapt.targets.aws._images import GET_AMI, ami_answer
 from mapt.targets.aws._sweep import (
     ResourceKind,
@@ -1254,7 +1254,7 @@ _KINDS = (
     _kind("time:index/static:Static", "rfc3339 triggers", _create_static_time, _nothing_to_delete),
 )
 
-SANDBOX_KINDS: Mapping[str, SandboxKind] = {kind.type_token: kind for kind in _KINDS}
+SANDBOX_KINDS: Mapping[str, AwsKind] = {kind.type_token: kind for kind in _KINDS}
 
 
 def _get_ami(aws: SandboxAws, args: Mapping[str, Any]) -> Mapping[str, Any]:
