@@ -55,6 +55,7 @@ def allocation(
     engine: Engine | None = None,
     seed: int | None = None,
     keep: bool = True,
+    on_demand_zone: str | None = None,
 ) -> AllocationResult:
     """Answer "where, and on what, does this machine run?".
 
@@ -63,13 +64,17 @@ def allocation(
     otherwise the market is ranked and the choice saved there through ``engine``
     (default: the Pulumi engine for ``context.backend_url``). ``keep`` False (a dry
     run) reads a kept choice the same way but keeps a new one nowhere. On demand, the
-    context's region is used and ``seed`` makes its random AZ order reproducible.
+    context's region is used and ``seed`` makes its random AZ order reproducible;
+    ``on_demand_zone`` (the zone an existing host was deployed in) comes first when it
+    still offers the types, so a re-run does not move the host.
     """
     if args.spot is None:
         region = context.resolved_region()
         if not region:
             raise InputError("no region for an on-demand machine: pass --region or set AWS_REGION")
-        return on_demand_allocation(args, region, queries=Ec2Queries(args.session), seed=seed)
+        return on_demand_allocation(
+            args, region, queries=Ec2Queries(args.session), seed=seed, prefer=on_demand_zone
+        )
 
     from mapt.stacks import StackRef
 
@@ -326,8 +331,12 @@ def on_demand_allocation(
     *,
     queries: Ec2Queries | None = None,
     seed: int | None = None,
+    prefer: str | None = None,
 ) -> AllocationResult:
-    """The first AZ of ``region`` (in random, seedable order) offering any of the types."""
+    """The first AZ of ``region`` (in random, seedable order) offering any of the types.
+
+    ``prefer`` (an AZ name) is tried first: where a host already runs.
+    """
     queries = queries or Ec2Queries(args.session)
     instance_types = instance_types_for(queries, region, args.compute_request, False)
     with queries.executor(2) as pool:
@@ -335,6 +344,7 @@ def on_demand_allocation(
         offerings = queries.type_offerings(region, instance_types)
         zones = zones_job.result()
     random.Random(seed).shuffle(zones)
+    zones.sort(key=lambda zone: zone.name != prefer)  # stable: the rest stay shuffled
     for zone in zones:
         offered = offerings.get(zone.name, set())
         if offered:

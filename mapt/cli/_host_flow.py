@@ -100,10 +100,21 @@ def create_host(
     ):
         allocated = False
         try:
-            chosen = allocation(context, args, engine=engine)
+            deployed = _deployed_outputs(context, engine)
+            chosen = allocation(
+                context, args, engine=engine, on_demand_zone=_deployed_zone(deployed)
+            )
             allocated = True
             chosen, outputs = _deploy_with_failover(
-                context, args, request, chosen, engine, checks, max_attempts, fallback_on_demand
+                context,
+                args,
+                request,
+                chosen,
+                engine,
+                checks,
+                max_attempts,
+                fallback_on_demand,
+                deployed,
             )
             files: list[Path] = []
             if conn_dir is not None:
@@ -172,6 +183,28 @@ class SpotAttemptsExhaustedError(NoCapacityError):
         )
 
 
+def _deployed_outputs(context: RunContext, engine: Engine) -> dict[str, Any] | None:
+    """The outputs of the project's host stack, None when there is none (a first run)."""
+    from mapt.stacks import StackRef
+    from mapt.targets.aws import HOST_STACK
+
+    ref = StackRef.for_context(context, HOST_STACK)
+    return engine.outputs(ref) if engine.exists(ref) else None
+
+
+def _deployed_zone(deployed: Mapping[str, Any] | None) -> str | None:
+    """The zone the project's on-demand host runs in, for a re-run to keep it there.
+
+    Moving it would replace its subnet and machine (and the new subnet's address range
+    clashes with the old one's in the same VPC, so the re-run would fail half-way).
+    """
+    from mapt.targets.aws import OUTPUT_AVAILABILITY_ZONE, OUTPUT_SPOT
+
+    zone = (deployed or {}).get(OUTPUT_AVAILABILITY_ZONE)
+    on_demand = (deployed or {}).get(OUTPUT_SPOT) is False
+    return zone if on_demand and isinstance(zone, str) else None
+
+
 def _deploy_with_failover(
     context: RunContext,
     args: AllocationArgs,
@@ -181,6 +214,7 @@ def _deploy_with_failover(
     checks: HostChecks,
     max_attempts: int,
     fallback_on_demand: bool,
+    deployed: Mapping[str, Any] | None,
 ) -> tuple[AllocationResult, dict[str, Any]]:
     from mapt.allocation import (
         FailedOffer,
@@ -199,7 +233,7 @@ def _deploy_with_failover(
 
     ref = StackRef.for_context(context, HOST_STACK)
     # A re-run keeps what an earlier delivery recorded until it has delivered again.
-    recorded = recorded_setup(engine.outputs(ref)) if engine.exists(ref) else None
+    recorded = recorded_setup(deployed) if deployed is not None else None
     deployments = 0
     while True:
         current = chosen
@@ -455,6 +489,7 @@ class HostSummary:
         if self.configured_instance is None:
             return "awaiting"
         return f"delivered to {self.configured_instance}"
+
     unreadable: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:

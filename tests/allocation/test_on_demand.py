@@ -46,6 +46,18 @@ def test_the_zone_order_is_seedable(aws: ApiCallLog) -> None:
     assert len(zones) > 1
 
 
+def test_the_zone_a_host_runs_in_is_kept_whatever_the_order(aws: ApiCallLog) -> None:
+    args = AllocationArgs(compute_request=ComputeRequest(compute_sizes=("m5.large",)))
+    kept = {
+        on_demand_allocation(args, "eu-north-1", seed=s, prefer="eu-north-1c").availability_zone
+        for s in range(12)
+    }
+    assert kept == {"eu-north-1c"}
+    # A zone that is not in the region (or offers nothing) is no constraint.
+    moved = on_demand_allocation(args, "eu-north-1", seed=7, prefer="eu-west-1a")
+    assert moved == on_demand_allocation(args, "eu-north-1", seed=7)
+
+
 def test_types_offered_nowhere_in_the_region_is_exit_4(aws: ApiCallLog) -> None:
     args = AllocationArgs(compute_request=ComputeRequest(arch="arm64", compute_sizes=("a1.large",)))
     with pytest.raises(NoSupportedInstanceTypesError, match=r"a1\.large") as raised:

@@ -243,10 +243,14 @@ def test_a_second_create_changes_nothing(
     before = tagged(region)
     endpoint.calls.clear()
 
-    again = created(sandbox.create(*placement))
+    # Three re-runs: an on-demand zone drawn afresh each time (one in three) would move
+    # the host, replacing its subnet, on at least one of them almost surely.
+    for _ in range(3):
+        again = created(sandbox.create(*placement))
+        assert again["allocation"]["availability_zone"] == first["allocation"]["availability_zone"]
+        assert again["outputs"]["host"] == first["outputs"]["host"]
 
     assert writes(endpoint) == []
-    assert again["outputs"]["host"] == first["outputs"]["host"]
     assert tagged(region) == before
 
 
