@@ -23,6 +23,7 @@ from mapt.core import InputError, OperationError, PrerequisiteError, StateLocked
 from mapt.stacks import (
     PASSPHRASE_FILE_NAME,
     AppliedResource,
+    DryRunEngine,
     SandboxAws,
     SandboxEngine,
     StackNotFoundError,
@@ -430,6 +431,9 @@ def test_a_stack_lock_refuses_the_run_until_force_unlock(ec2: Any, ref: StackRef
         engine().destroy(ref)
     [summary] = list_stacks(ref.backend_url)
     assert len(summary.locks) == 1
+    # A dry run over the sandbox's state reports the lock it would remove, and keeps it.
+    assert DryRunEngine(reader=engine()).force_unlock(ref) == list(summary.locks)
+    assert len(list_stacks(ref.backend_url)[0].locks) == 1
 
     assert len(engine().force_unlock(ref)) == 1
     assert engine().destroy(ref) is True
