@@ -469,3 +469,28 @@ def test_state_in_an_s3_bucket_on_the_endpoint(
     assert tagged("eu-north-1") == {}
     listed = s3.list_objects_v2(Bucket="mapt-state", Prefix="ci/.pulumi/stacks/")
     assert listed.get("KeyCount") == 0
+
+
+def test_air_gapped_spot_host_is_reached_at_its_internal_balancers_fixed_address(
+    sandbox: Sandbox, endpoint: ApiCallLog
+) -> None:
+    document = created(sandbox.create("--spot", "--airgap"))
+
+    region = document["allocation"]["region"]
+    elb = client("elbv2", region)
+    [balancer] = elb.describe_load_balancers()["LoadBalancers"]
+    assert balancer["Scheme"] == "internal"
+    assert sandbox.connection("host") == "10.0.101.10" == document["outputs"]["host"]
+    bastion = [
+        i
+        for r in client("ec2", region).describe_instances(
+            Filters=[{"Name": "tag:Name", "Values": ["mapt-bastion"]}]
+        )["Reservations"]
+        for i in r["Instances"]
+    ]
+    assert [b["PublicIpAddress"] for b in bastion] == [sandbox.connection("bastion_host")]
+    assert "nat-gateway" not in tagged(region)
+    assert untagged(sandbox, region) == []
+
+    assert sandbox.destroy().exit_code == 0
+    assert tagged(region) == {}
