@@ -78,11 +78,14 @@ class _RegistrationMonitor(MockMonitor):
     registration on one thread, so a thread-local hands them over.
     """
 
-    def __init__(self, mocks: RecordingMocks) -> None:
+    def __init__(self, mocks: Mocks) -> None:
         super().__init__(mocks)
-        self._recording = mocks
+        # Plain ``Mocks`` (a caller's own) have nowhere to take it: they get none.
+        self._recording = mocks if isinstance(mocks, RecordingMocks) else None
 
     def RegisterResource(self, request: Any) -> Any:
+        if self._recording is None:
+            return super().RegisterResource(request)  # type: ignore[no-untyped-call]
         self._recording._current.registration = Registration(
             urn=engine_urn(self.make_urn(request.parent, request.type, request.name)),
             parent=engine_urn(request.parent),
