@@ -6,7 +6,8 @@ bad input exits with code 2 and one line naming it; ``AwsHostTarget`` runs the
 lifecycle) and prints the record it answers. No domain decision is taken here.
 """
 
-from __future__ import annotations
+# Annotations stay objects here (no `from __future__ import annotations`): Typer reads
+# every command's annotations at each start, and strings it would evaluate twice.
 
 import json
 import os
@@ -346,7 +347,7 @@ def _refuse_in_sandbox(ctx: typer.Context) -> None:
 # -- output -----------------------------------------------------------------------------
 
 
-def _print_create(outcome: HostRecord, output: OutputFormat) -> None:
+def _print_create(outcome: "HostRecord", output: OutputFormat) -> None:
     if output is OutputFormat.json:
         typer.echo(json.dumps(outcome.to_dict(), indent=2))
         return
@@ -383,7 +384,7 @@ def _print_create(outcome: HostRecord, output: OutputFormat) -> None:
     typer.echo("\n".join(["Host ready.", *lines]))
 
 
-def _print_resources(outcome: HostRecord) -> None:
+def _print_resources(outcome: "HostRecord") -> None:
     from rich.table import Table
 
     table = Table(title=f"{len(outcome.planned)} resources would be created")
@@ -394,7 +395,7 @@ def _print_resources(outcome: HostRecord) -> None:
     console().print(table)
 
 
-def _write_github_output(outcome: HostRecord, conn_dir: Path | None) -> None:
+def _write_github_output(outcome: "HostRecord", conn_dir: Path | None) -> None:
     """Append the host's public facts to ``$GITHUB_OUTPUT`` for later workflow steps."""
     path = os.environ.get("GITHUB_OUTPUT")
     if not path:
@@ -422,7 +423,7 @@ def _write_github_output(outcome: HostRecord, conn_dir: Path | None) -> None:
         handle.writelines(lines)
 
 
-def _print_destroy(backend_url: str | None, outcome: DestroyRecord, output: OutputFormat) -> None:
+def _print_destroy(backend_url: str | None, outcome: "DestroyRecord", output: OutputFormat) -> None:
     if output is OutputFormat.json:
         typer.echo(json.dumps(outcome.to_dict(), indent=2))
         return
@@ -436,7 +437,7 @@ def _print_destroy(backend_url: str | None, outcome: DestroyRecord, output: Outp
     typer.echo(f"Destroyed {', '.join(outcome.destroyed)} (project {outcome.project!r}).")
 
 
-def _print_hosts(hosts: list[HostStatus], backed_url: str | None) -> None:
+def _print_hosts(hosts: "list[HostStatus]", backed_url: str | None) -> None:
     from rich.table import Table
 
     if not hosts:
