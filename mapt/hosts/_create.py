@@ -74,7 +74,10 @@ def create_host(
     ):
         allocated = False
         try:
-            chosen = allocation(context, args, engine=engine, reuse=reuse_choice)
+            prefer = _running_on_demand_zone(context, engine) if reuse_choice else None
+            chosen = allocation(
+                context, args, engine=engine, reuse=reuse_choice, prefer_zone=prefer
+            )
             allocated = True
             chosen, outputs = _deploy_with_failover(
                 context, args, request, chosen, engine, checks, max_attempts, fallback_on_demand
@@ -101,6 +104,26 @@ def create_host(
         runner_name=request.runner.name if request.runner is not None else None,
         expires_at=request.expires_at,
     )
+
+
+def _running_on_demand_zone(context: RunContext, engine: Engine) -> str | None:
+    """The zone the project's on-demand host runs in (its stack says), in the run's region.
+
+    A re-run of an on-demand create keeps it there: in another zone its subnet, and so
+    the host, would be replaced.
+    """
+    from mapt.stacks import StackRef
+    from mapt.targets.aws import HOST_STACK, OUTPUT_AVAILABILITY_ZONE, OUTPUT_REGION, OUTPUT_SPOT
+
+    ref = StackRef.for_context(context, HOST_STACK)
+    if not engine.exists(ref):
+        return None
+    outputs = engine.outputs(ref)
+    zone = outputs.get(OUTPUT_AVAILABILITY_ZONE)
+    on_demand_here = outputs.get(OUTPUT_SPOT) is False and (
+        outputs.get(OUTPUT_REGION) == context.resolved_region()
+    )
+    return zone if on_demand_here and isinstance(zone, str) and zone else None
 
 
 @dataclass(frozen=True)
