@@ -1,28 +1,54 @@
-"""How long does a fresh spot allocation take when every EC2 call costs L seconds?
+"""How many rounds, calls and latencies L does a fresh spot ranking take?
 
-Simulated EC2: moto for regions, zones and instance types, the replayed spot market
-(tests/data/spot-market.csv.gz, generated) for prices and placement scores, and a fixed
-latency L added to every EC2 call. Prints, for a fresh allocation, the wall time in
-units of L (target <= 4 L: regions/types -> scores -> zones/prices in parallel) and
-the number of EC2 calls (target <= 2 x regions + 4); then the EC2 calls of a re-run
-with the ``spotOption`` stack present (target 0).
+Simulated AWS: a moto server on 127.0.0.1, in its own process so that its CPU is not
+counted as mapt's, for regions, zones and instance types (every region of the aws
+partition enabled); the replayed spot market (tests/data/spot-market.csv.gz) for spot
+prices, placement scores and on-demand prices; and a latency L held on every EC2 and
+Pricing call (``tests.harness.rounds.CallTimeline``). For each L in 0.05, 0.2 and
+0.5 s and N = 4, 17 or every usable region, it prints for a fresh ``allocation()``
+and for the ranking of ``mapt aws spot-price`` (with on-demand prices):
 
-Two scenarios: placement scores available (AWS answers for its top 10 zones), and
-scores unavailable (every usable region is priced: the widest fan-out).
+- rounds: the dependency depth counted from the calls' start and end times (a call's
+  round is one more than the highest round of the calls that ended before it
+  started), so a regression to more sequential rounds shows at any L and any CPU
+  speed; target <= 2;
+- calls: EC2 and Pricing calls made;
+- wall / L: the wall time in units of L, CPU (boto3 clients, the simulator) included;
+  target with every region: <= 4 L at L = 0.2 s and <= 3 L at L = 0.5 s;
+- cpu s: the CPU time mapt's process spent (every thread; the market's answers are
+  in-process, moto's are not), which on a busy machine stretches the wall time;
 
-Run: ``python benchmarks/allocation_speed.py [--latency 0.2]``.
+and the calls of a re-run with the ``spotOption`` stack present (target 0). Two
+scenarios: placement scores answered, and refused (UnauthorizedOperation).
+
+Each run builds its own boto3 session, as one CLI process does, so each parses the
+service models again. ``--no-gc-tuning`` builds clients with the collector running
+(the GC pause of ``mapt.allocation._ec2.collection_paused`` off), to measure it.
+
+Run: ``python benchmarks/allocation_speed.py [--no-gc-tuning] [--latency L]...
+[--all-regions-only]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
+import gc
+import logging
 import os
+import socket
+import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+LATENCIES = (0.05, 0.2, 0.5)
 SCORES = {
     "use1-az4": 9,
     "use1-az6": 8,
@@ -35,83 +61,182 @@ SCORES = {
     "cac1-az1": 7,
     "apse2-az1": 9,
 }
-FAMILIES = ("m5", "m6a", "m6i", "m7a", "m7i", "t3", "t3a")
+# 35 types match --cpus 96 --memory 768 (more than the old cap of 20).
+CPUS, MEMORY_GIB = 96, 768
+
+
+@contextlib.contextmanager
+def every_region_enabled() -> Iterator[None]:
+    """moto's regions of the aws partition, all enabled for the account."""
+    from moto.ec2.models.availability_zones_and_regions import Region, RegionsAndZonesBackend
+
+    original = RegionsAndZonesBackend.regions
+    RegionsAndZonesBackend.regions = [
+        Region(r.name, r.endpoint, "opted-in")
+        for r in original
+        if not r.name.startswith(("cn-", "us-gov-", "us-iso"))
+    ]
+    try:
+        yield
+    finally:
+        RegionsAndZonesBackend.regions = original
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """A moto server with every region enabled, in a child process; yields its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "from benchmarks.allocation_speed import serve; serve(int(sys.argv[2]))"
+    )
+    root = str(Path(__file__).resolve().parents[1])
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, root, str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        child.terminate()
+        child.wait()
+
+
+def serve(port: int) -> None:
+    """The child process of ``moto_server``."""
+    from moto.server import ThreadedMotoServer
+
+    with every_region_enabled():
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+        server.start()
+        while True:
+            time.sleep(3600)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--latency", type=float, default=0.2, help="seconds added per EC2 call")
-    latency = parser.parse_args().latency
+    parser.add_argument("--no-gc-tuning", action="store_true", help="collect while building")
+    parser.add_argument("--latency", type=float, action="append", help="only this L (repeatable)")
+    parser.add_argument("--all-regions-only", action="store_true", help="only N = every region")
+    options = parser.parse_args()
+    latencies = tuple(options.latency or LATENCIES)
     os.environ.update(
         AWS_ACCESS_KEY_ID="bench",
         AWS_SECRET_ACCESS_KEY="bench",
         AWS_DEFAULT_REGION="us-east-1",
-        # The simulator's own start-up (bundled AMIs per region) is not EC2 latency.
+        # The simulator's own start-up (bundled AMIs per region) is not AWS latency.
         MOTO_EC2_LOAD_DEFAULT_AMIS="false",
     )
     import boto3
-    from moto import mock_aws
 
-    from mapt.allocation import AllocationArgs, ComputeRequest, SpotArgs, allocation
+    from mapt.allocation import (
+        AllocationArgs,
+        ComputeRequest,
+        SpotArgs,
+        _ec2,
+        allocation,
+        spot_offer_rows,
+    )
     from mapt.core import RunContext
     from mapt.stacks import InMemoryEngine
-    from tests.harness.spot_market import ApiCallLog, SpotMarket, installed, load_rows
+    from tests.harness.rounds import CallTimeline
+    from tests.harness.spot_market import SpotMarket, installed, load_rows
 
+    logging.getLogger("mapt").setLevel(logging.ERROR)  # the refused scores' warning
+    if options.no_gc_tuning:
+        _ec2.collection_paused = contextlib.nullcontext  # type: ignore[assignment]
     rows = load_rows()
-    args = AllocationArgs(
-        compute_request=ComputeRequest(cpus=2, memory_gib=8, compute_families=FAMILIES),
-        spot=SpotArgs(tolerance="low"),
+    print(
+        f"fresh spot ranking of --cpus {CPUS} --memory {MEMORY_GIB}; "
+        f"GC paused while building clients: {not options.no_gc_tuning}"
     )
-
-    delay = {"seconds": latency}
-
-    def slow(**_: object) -> None:
-        time.sleep(delay["seconds"])
-
-    scenarios = (("scores available", {}), ("scores unavailable", {"*": "x"}))
-    baseline: dict[str, float] = {}
-    for scenario, score_errors, added in [(s, e, d) for s, e in scenarios for d in (0.0, latency)]:
-        delay["seconds"] = added
-        with mock_aws():
-            warm = boto3.client("ec2")
-            warm.describe_instance_types(InstanceTypes=["m5.large"])  # load moto's data
-            regions = [
-                r["RegionName"]
-                for r in warm.describe_regions()["Regions"]
-                if r.get("OptInStatus") in ("opt-in-not-required", "opted-in")
-            ]
-            for region in regions:  # build moto's per-region backends before timing
-                boto3.client("ec2", region_name=region).describe_availability_zones()
-            market = SpotMarket(rows=list(rows), scores=dict(SCORES), score_errors=score_errors)
-            log = ApiCallLog()
-            engine = InMemoryEngine()
-            context = RunContext(project_name="bench")
-            with (
-                installed(log.handlers()),
-                installed(market.handlers()),
-                installed([("provide-client-params.ec2", slow)]),
-            ):
-                start = time.perf_counter()
-                allocation(context, args, engine=engine)
-                fresh = time.perf_counter() - start
-                fresh_calls = log.count()
-                start = time.perf_counter()
-                allocation(context, args, engine=engine)
-                rerun = time.perf_counter() - start
-                rerun_calls = log.count() - fresh_calls
-        if added == 0.0:
-            baseline[scenario] = fresh
-            continue
-        bound = 2 * len(regions) + 4
-        waiting = (fresh - baseline[scenario]) / latency
-        print(f"[{scenario}] L = {latency:.3f} s, {len(regions)} usable regions")
-        print(
-            f"  fresh allocation: {fresh:.2f} s = {fresh / latency:.1f} L in all: "
-            f"{waiting:.1f} L waiting on EC2 (target <= 4 L) plus {baseline[scenario]:.2f} s "
-            "of CPU (boto3 clients, the simulator) measured at L = 0"
+    header = (
+        f"{'scenario':<16}{'N':>3}{'L s':>5} | {'allocation: rounds':>18}{'calls':>6}"
+        f"{'wall/L':>7}{'cpu s':>6}{'re-run calls':>13} | {'spot-price: rounds':>18}{'calls':>6}"
+        f"{'wall/L':>7}{'cpu s':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    with moto_server() as url:
+        os.environ["AWS_ENDPOINT_URL"] = url  # botocore sends every client there
+        home = boto3.client("ec2", region_name="us-east-1")
+        home.describe_instance_types(InstanceTypes=["m5.large"])  # load moto's data
+        usable = sorted(
+            r["RegionName"]
+            for r in home.describe_regions()["Regions"]
+            if r.get("OptInStatus") in ("opt-in-not-required", "opted-in")
         )
-        print(f"  EC2 calls: {fresh_calls} (target <= {bound})")
-        print(f"  re-run with spotOption stack: {rerun:.2f} s, {rerun_calls} EC2 calls (target 0)")
+        for region in usable:  # build moto's per-region backends before timing
+            boto3.client("ec2", region_name=region).describe_availability_zones()
+        kept_by_count = {
+            4: ["us-east-1", "eu-north-1", "ap-south-1", "us-west-2"],
+            17: ["us-east-1", *[r for r in usable if r != "us-east-1"][:16]],
+            len(usable): usable,
+        }
+        for scenario, score_errors in (
+            ("scores answered", {}),
+            ("scores refused", {"*": "UnauthorizedOperation"}),
+        ):
+            for count, kept in kept_by_count.items():
+                args = AllocationArgs(
+                    compute_request=ComputeRequest(cpus=CPUS, memory_gib=MEMORY_GIB),
+                    spot=SpotArgs(
+                        tolerance="low",
+                        excluded_regions=tuple(r for r in usable if r not in kept),
+                    ),
+                )
+                if options.all_regions_only and count != len(usable):
+                    continue
+                for latency in latencies:
+                    market = SpotMarket(
+                        rows=list(rows), scores=dict(SCORES), score_errors=dict(score_errors)
+                    )
+                    engine = InMemoryEngine()
+                    context = RunContext(project_name="bench")
+
+                    fresh = functools.partial(allocation, context, args, engine=engine)
+                    prices = functools.partial(spot_offer_rows, args)
+                    with installed(market.handlers()):
+                        first = measure(fresh, latency, CallTimeline)
+                        rerun = measure(fresh, latency, CallTimeline)
+                        table = measure(prices, latency, CallTimeline)
+                    print(
+                        f"{scenario:<16}{count:>3}{latency:>5.2f} | {first[0]:>18}{first[1]:>6}"
+                        f"{first[2]:>7.1f}{first[3]:>6.2f}{rerun[1]:>13} | {table[0]:>18}"
+                        f"{table[1]:>6}{table[2]:>7.1f}{table[3]:>6.2f}",
+                        flush=True,
+                    )
+
+
+def measure(
+    run: Callable[[], Any], latency: float, timeline_class: Any
+) -> tuple[int, int, float, float]:
+    """(rounds, calls, wall / L, CPU s) of one run, as a fresh CLI process would make it."""
+    import boto3
+
+    from mapt.allocation import _ec2
+    from tests.harness.spot_market import installed
+
+    _ec2._models_frozen = False  # a new process has frozen nothing yet
+    gc.unfreeze()
+    gc.collect()
+    timeline = timeline_class(latency=latency, services=("ec2", "pricing"))
+    with installed(timeline.handlers()):  # also a new default session: models parsed again
+        start, cpu = time.perf_counter(), time.process_time()
+        run()
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    boto3.DEFAULT_SESSION = None
+    return timeline.rounds(), timeline.count(), wall / latency, cpu
 
 
 if __name__ == "__main__":

@@ -2,20 +2,21 @@
 
 Each backend holds N projects with one host stack each (plus one lock), written the
 way Pulumi's DIY backend writes them: a local folder (``file://``) and an S3 bucket
-(moto, in-process). ``host list --output json`` runs through the real CLI, in this
-process. For S3, every call is also held for a latency L, so calls issued together
-overlap as against a distant S3; the rounds are counted from the calls' start and
-end times (a call's round is one more than the highest round among the calls that
-ended before it started).
+served by moto, both in this process (``mock_aws``) and by a ``moto_server`` process
+on 127.0.0.1. ``host list --output json`` runs through the real CLI, in this process.
+For S3, every call is also held for a latency L, so calls issued together overlap as
+against a distant S3; the rounds are counted from the calls' start and end times (a
+call's round is one more than the highest round among the calls that ended before it
+started). ``cpu`` is this process's CPU time for the listing.
 
 Targets (issue #15): one S3 client per process; 200 stacks on S3 in <= 3 sequential
 rounds (listing stacks and locks, then every checkpoint read at once); no Pulumi
 import. Before: a client per stack and 3 sequential calls per stack (601 calls,
-601 rounds for 200 stacks). The simulator runs in this process, so its CPU counts:
-when L is small next to the CPU all reads take together (about 8 ms per read here,
-most of it moto's), reads that could overlap queue behind the GIL and show as more
-rounds (800 stacks: 9 rounds at L = 0.2 s); the structure is still one listing
-round and one read round.
+601 rounds for 200 stacks). In-process, the simulator's CPU (about 8 ms per read,
+most of it moto's) shares mapt's interpreter lock, so when L is small next to the
+CPU all reads take together, reads that could overlap queue behind it and show as
+more rounds. The ``moto_server`` rows leave only mapt's own CPU (botocore's work per
+call) in this process: the rounds a real S3 would show.
 
 Run: ``python benchmarks/host_list.py [--latency 0.2] [--sizes 0,200,800]``.
 """
@@ -25,10 +26,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -64,45 +71,86 @@ def main() -> None:
             state[".pulumi/locks/organization/p0000/host-p0000/1.json"] = b"{}"
         return state
 
-    def listed(url: str, count: int) -> float:
-        start = time.perf_counter()
+    def listed(url: str, count: int) -> tuple[float, float]:
+        start, cpu = time.perf_counter(), time.process_time()
         result = runner.invoke(
             app, ["aws", "host", "list", "--backed-url", url, "--output", "json"]
         )
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         assert result.exit_code == 0, result.stderr
         assert len(json.loads(result.stdout)["hosts"]) == count
-        return elapsed
+        return elapsed, cpu
 
-    print(f"host list, S3 calls held for L = {options.latency:.3f} s")
-    print(
-        f"{'stacks':>6} {'file s':>8} {'s3 s':>8} {'s3/file':>8} {'s3 L':>7} "
-        f"{'calls':>6} {'calls/stack':>11} {'rounds':>6} {'clients':>7}"
-    )
-    for count in sizes:
+    def on_s3(url: str, make_client: Callable[[], Any], count: int) -> str:
         state = files(count)
-        with tempfile.TemporaryDirectory() as root:
-            for key, data in state.items():
-                path = Path(root) / key
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
-            file_time = listed(f"file://{root}", count)
-        with mock_aws():
-            s3 = boto3.client("s3")
-            s3.create_bucket(Bucket="bench-state")
-            for key, data in state.items():
-                s3.put_object(Bucket="bench-state", Key=f"ci/{key}", Body=data)
-            timeline = CallTimeline(latency=options.latency)
-            boto3.DEFAULT_SESSION = None  # the run starts with no client, as a fresh process
-            with counting_clients() as created, installed(timeline.handlers()):
-                s3_time = listed("s3://bench-state/ci?region=us-east-1", count)
+        s3 = make_client()
+        s3.create_bucket(Bucket="bench-state")
+        for key, data in state.items():
+            s3.put_object(Bucket="bench-state", Key=f"ci/{key}", Body=data)
+        timeline = CallTimeline(latency=options.latency)
+        boto3.DEFAULT_SESSION = None  # the run starts with no client, as a fresh process
+        with counting_clients() as created, installed(timeline.handlers()):
+            wall, cpu = listed(url, count)
         calls = timeline.count("s3")
-        print(
-            f"{count:>6} {file_time:>8.2f} {s3_time:>8.2f} {s3_time / file_time:>8.1f} "
-            f"{s3_time / options.latency:>7.1f} {calls:>6} "
-            f"{calls / max(count, 1):>11.2f} {timeline.rounds('s3'):>6} {created['s3']:>7}"
+        return (
+            f"{wall:>7.2f} {cpu:>6.2f} {wall / options.latency:>6.1f} {calls:>6} "
+            f"{timeline.rounds('s3'):>6} {created['s3']:>7}"
         )
+
+    with tempfile.TemporaryDirectory() as empty:  # load every module before timing
+        listed(f"file://{empty}", 0)
+    print(f"host list, S3 calls held for L = {options.latency:.3f} s")
+    print(f"{'stacks':>6} {'backend':<18} {'wall s':>7} {'cpu s':>6} {'wall/L':>6} "
+          f"{'calls':>6} {'rounds':>6} {'clients':>7}")  # fmt: skip
+    with moto_server() as endpoint:
+        for count in sizes:
+            with tempfile.TemporaryDirectory() as root:
+                for key, data in files(count).items():
+                    path = Path(root) / key
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(data)
+                wall, cpu = listed(f"file://{root}", count)
+            print(f"{count:>6} {'file':<18} {wall:>7.2f} {cpu:>6.2f}")
+            with mock_aws():
+                url = "s3://bench-state/ci?region=us-east-1"
+                row = on_s3(url, lambda: boto3.client("s3"), count)
+            print(f"{count:>6} {'s3 moto in-process':<18} {row}")
+            reset = f"http://{endpoint}/moto-api/reset"  # an empty server for each size
+            urllib.request.urlopen(urllib.request.Request(reset, method="POST")).close()
+            url = (
+                f"s3://bench-state/ci?region=us-east-1&endpoint={endpoint}"
+                "&disableSSL=true&s3ForcePathStyle=true"
+            )
+            row = on_s3(url, lambda: boto3.client("s3", endpoint_url=f"http://{endpoint}"), count)
+            print(f"{count:>6} {'s3 moto_server':<18} {row}")
     print("targets: clients 1; rounds <= 3 at 200 stacks; calls = stacks + 2 (+1 per 1000 keys)")
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """A ``moto_server`` process on a free port of 127.0.0.1; yields ``host:port``."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("moto_server did not start") from None
+                time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from mapt.allocation._allocation import (
     on_demand_hourly_price,
     resolve_architecture,
     spot_allocation,
+    spot_offer_rows,
     spot_offers,
 )
 from mapt.allocation._ec2 import check_credentials
@@ -62,5 +63,6 @@ __all__ = [
     "on_demand_hourly_price",
     "resolve_architecture",
     "spot_allocation",
+    "spot_offer_rows",
     "spot_offers",
 ]

@@ -1,20 +1,22 @@
 """``allocation()``: where, and on what, a machine runs (see specs/concepts/allocation.md).
 
-The spot path queries EC2 in four rounds at most: instance types and regions together;
-placement scores (and image checks) together; then availability zones and prices of
-every candidate region at once; and ranks the result with the pure functions of
-``_selection``. The on-demand path asks one region which of its zones offers the types.
+The spot path queries AWS in two rounds: instance types and regions together; then,
+all at once, placement scores, image checks, availability zones and spot prices of
+every usable region (and on-demand prices for ``spot-price``); and ranks the result
+with the pure functions of ``_selection``, over every matching type. The on-demand
+path asks one region which of its zones offers the types.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import replace
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from mapt.allocation._ec2 import Ec2Queries
+from mapt.allocation._ec2 import PRICING_REGION, Ec2Queries
 from mapt.allocation._errors import (
     NoMatchingInstanceTypesError,
     NoSupportedInstanceTypesError,
@@ -28,8 +30,9 @@ from mapt.allocation._models import (
     SpotArgs,
 )
 from mapt.allocation._selection import (
-    MAX_INSTANCE_TYPES,
     InstanceTypeInfo,
+    PricePoint,
+    Zone,
     nearest_sizes,
     newest_prices,
     rank_offers,
@@ -55,7 +58,8 @@ def allocation(
     engine: Engine | None = None,
     seed: int | None = None,
     keep: bool = True,
-    on_demand_zone: str | None = None,
+    reuse: bool = True,
+    prefer_zone: str | None = None,
 ) -> AllocationResult:
     """Answer "where, and on what, does this machine run?".
 
@@ -63,24 +67,25 @@ def allocation(
     stack: when that stack exists its outputs are returned and no EC2 call is made;
     otherwise the market is ranked and the choice saved there through ``engine``
     (default: the Pulumi engine for ``context.backend_url``). ``keep`` False (a dry
-    run) reads a kept choice the same way but keeps a new one nowhere. On demand, the
-    context's region is used and ``seed`` makes its random AZ order reproducible;
-    ``on_demand_zone`` (the zone an existing host was deployed in) comes first when it
-    still offers the types, so a re-run does not move the host.
+    run) reads a kept choice the same way but keeps a new one nowhere. ``reuse`` False
+    (a resize, whose shape the kept choice may not fit) ranks the market afresh and
+    replaces the kept choice. On demand, the context's region is used, ``seed`` makes
+    its random AZ order reproducible, and ``prefer_zone`` (where the project's host
+    runs already) is kept when it still offers any of the types.
     """
     if args.spot is None:
         region = context.resolved_region()
         if not region:
             raise InputError("no region for an on-demand machine: pass --region or set AWS_REGION")
         return on_demand_allocation(
-            args, region, queries=Ec2Queries(args.session), seed=seed, prefer=on_demand_zone
+            args, region, queries=Ec2Queries(args.session), seed=seed, prefer_zone=prefer_zone
         )
 
     from mapt.stacks import StackRef
 
     engine = engine if engine is not None else _default_engine(context)
     ref = StackRef.for_context(context, SPOT_STACK_NAME)
-    if engine.exists(ref):
+    if reuse and engine.exists(ref):
         log.info("reusing the spot choice kept in stack %s", ref.stack_name)
         return read_spot_choice(ref.stack_name, context.project_name, engine.outputs(ref))
     result = spot_allocation(args, home_region=context.resolved_region())
@@ -172,15 +177,63 @@ def spot_offers(
     now: datetime | None = None,
 ) -> list[Offer]:
     """Every eligible AZ's spot offer for ``args``, best first (read-only)."""
+    return _spot_market(args, home_region, queries, now, on_demand=False).offers
+
+
+def spot_offer_rows(
+    args: AllocationArgs,
+    *,
+    home_region: str | None = None,
+    queries: Ec2Queries | None = None,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """``spot_offers`` as ``on_demand_comparison`` rows, in the same two rounds.
+
+    The on-demand prices of every matching type in every usable region are asked for
+    alongside the spot prices, not after the ranking.
+    """
+    market = _spot_market(args, home_region, queries, now, on_demand=True)
+    return _comparison_rows(market.offers, market.on_demand)
+
+
+@dataclass(frozen=True)
+class _SpotMarket:
+    offers: list[Offer]
+    on_demand: dict[tuple[str, str], float] | None
+
+
+def _spot_market(
+    args: AllocationArgs,
+    home_region: str | None,
+    queries: Ec2Queries | None,
+    now: datetime | None,
+    *,
+    on_demand: bool,
+) -> _SpotMarket:
+    """Rank the spot market in two rounds of parallel queries.
+
+    Round 1 asks for the types and the regions. Round 2 asks, for every usable region
+    at once, what round 1 made askable: placement scores (in batches of regions),
+    image checks, AZ names and spot prices, and on-demand prices when ``on_demand``.
+    Each region's client is created by the first worker that needs it. Only the
+    regions that the scores leave in (section 3 of the spec) are ranked.
+    """
     spot = args.spot or SpotArgs()
     queries = queries or Ec2Queries(args.session)
     home = home_region or DEFAULT_HOME_REGION
     now = now or datetime.now(timezone.utc)
+    product = args.ami_product_description
 
     queries.client(home)  # both first queries use it: create it once, up front
     with queries.executor(2) as pool:
         types_job = pool.submit(instance_types_for, queries, home, args.compute_request, True)
         regions_job = pool.submit(queries.regions, home)
+        # While round 1 is in flight, build the clients round 2 is sure to use.
+        enabled = queries.always_enabled_regions(home)
+        certain = [(r, "ec2") for r in enabled if r not in spot.excluded_regions]
+        if on_demand:
+            certain.insert(0, (PRICING_REGION, "pricing"))
+        queries.build_clients_while(certain, [types_job, regions_job])
         usable, known = regions_job.result()
         instance_types = types_job.result()
 
@@ -191,42 +244,51 @@ def spot_offers(
     if not regions:
         raise InputError("every usable region is excluded by --spot-excluded-regions")
 
-    ask_scores_in = [home, *[r for r in regions if r != home]]
-    with queries.executor(2) as pool:
+    # The regions whose clients exist go first; the others' clients are created one
+    # after another by the workers, while the earlier requests wait on AWS.
+    regions.sort(key=lambda r: (r != home, not queries.has_client(r)))
+    ask_scores_in = [home, *regions]
+    image_name = args.ami_name
+    with queries.executor(4 * len(regions) + 2) as pool:
         scores_job = pool.submit(queries.placement_scores, instance_types, regions, ask_scores_in)
-        # Client creation is CPU work: do it while the scores query waits on the network.
-        queries.prepare_clients(regions)
-        if args.ami_name:
-            image_name = args.ami_name
-            found = queries.in_parallel(
-                lambda r: queries.has_image(r, image_name, args.ami_owner, args.ami_arch),
-                regions,
+        on_demand_job = (
+            pool.submit(queries.on_demand_price_list, instance_types, product, regions)
+            if on_demand
+            else None
+        )
+        zone_jobs: dict[str, Future[list[Zone]]] = {}
+        price_jobs: dict[str, Future[list[PricePoint]]] = {}
+        image_jobs: dict[str, Future[bool]] = {}
+        for region in regions:
+            zone_jobs[region] = pool.submit(queries.zones, region)
+            price_jobs[region] = pool.submit(
+                queries.spot_prices, region, instance_types, product, now
             )
-            regions = [r for r, ok in zip(regions, found, strict=True) if ok]
+            if image_name:
+                image_jobs[region] = pool.submit(
+                    queries.has_image, region, image_name, args.ami_owner, args.ami_arch
+                )
+        if image_name:
+            regions = [r for r in regions if image_jobs[r].result()]
+            if not regions:
+                raise InputError(f"image {image_name!r} is not found in any candidate region")
         scored = scores_job.result()
-    if not regions:
-        raise InputError(f"image {args.ami_name!r} is not found in any candidate region")
-
-    if scored is None:
-        scores = None
-        candidate_regions = regions
-    else:
-        scores = {zone_id: score for zone_id, (_, score) in scored.items()}
-        scored_regions = {region for region, _ in scored.values()}
-        passing = {r for r, score in scored.values() if score >= spot.min_score}
-        candidate_regions = [r for r in regions if r in passing] or [
-            r for r in regions if r in scored_regions
-        ]
-
-    with queries.executor(2 * len(candidate_regions)) as pool:
-        zone_jobs = [pool.submit(queries.zones, r) for r in candidate_regions]
-        price_jobs = [
-            pool.submit(queries.spot_prices, r, instance_types, args.ami_product_description, now)
-            for r in candidate_regions
-        ]
-        zones = [zone for job in zone_jobs for zone in job.result()]
-        points = [point for job in price_jobs for point in job.result()]
-    return rank_offers(
+        if scored is None:
+            scores = None
+            candidate_regions = regions
+        else:
+            scores = {zone_id: score for zone_id, (_, score) in scored.items()}
+            scored_regions = {region for region, _ in scored.values()}
+            passing = {r for r, score in scored.values() if score >= spot.min_score}
+            candidate_regions = [r for r in regions if r in passing] or [
+                r for r in regions if r in scored_regions
+            ]
+        # Only the candidates' answers are read: a failure elsewhere changes nothing.
+        candidate_regions.sort()
+        zones = [zone for r in candidate_regions for zone in zone_jobs[r].result()]
+        points = [point for r in candidate_regions for point in price_jobs[r].result()]
+        on_demand_prices = on_demand_job.result()[0] if on_demand_job is not None else None
+    offers = rank_offers(
         zones,
         newest_prices(points),
         scores,
@@ -234,16 +296,17 @@ def spot_offers(
         spot.min_score,
         spot.increase_rate,
     )
+    return _SpotMarket(offers, on_demand_prices)
 
 
 def instance_types_for(
     queries: Ec2Queries, region: str, request: ComputeRequest, spot: bool
 ) -> list[str]:
-    """The instance types that satisfy ``request``, sorted by name, at most 20."""
+    """Every instance type that satisfies ``request``, sorted by name."""
     if request.compute_sizes:
         infos = queries.instance_types(region, names=request.compute_sizes)
         architecture_of(infos, request.arch)
-        return sorted({i.name for i in infos})[:MAX_INSTANCE_TYPES]
+        return sorted({i.name for i in infos})
 
     arch = request.arch or ARCHITECTURES[0]  # always set for a shape
     filters = {_ARCH_FILTER: arch}
@@ -331,11 +394,12 @@ def on_demand_allocation(
     *,
     queries: Ec2Queries | None = None,
     seed: int | None = None,
-    prefer: str | None = None,
+    prefer_zone: str | None = None,
 ) -> AllocationResult:
     """The first AZ of ``region`` (in random, seedable order) offering any of the types.
 
-    ``prefer`` (an AZ name) is tried first: where a host already runs.
+    ``prefer_zone`` comes first when it offers any of them: a re-run of a project
+    keeps its host where it is, instead of moving it (a new subnet) to another zone.
     """
     queries = queries or Ec2Queries(args.session)
     instance_types = instance_types_for(queries, region, args.compute_request, False)
@@ -344,7 +408,7 @@ def on_demand_allocation(
         offerings = queries.type_offerings(region, instance_types)
         zones = zones_job.result()
     random.Random(seed).shuffle(zones)
-    zones.sort(key=lambda zone: zone.name != prefer)  # stable: the rest stay shuffled
+    zones.sort(key=lambda zone: zone.name != prefer_zone)  # stable: the rest stay shuffled
     for zone in zones:
         offered = offerings.get(zone.name, set())
         if offered:
@@ -379,7 +443,15 @@ def on_demand_comparison(
     """
     queries = queries or Ec2Queries(session)
     types = {t for offer in offers for t in offer.instance_types}
-    prices = queries.on_demand_prices(types, product_description) if types else None
+    regions = sorted({offer.region for offer in offers})
+    prices = queries.on_demand_prices(types, product_description, regions) if types else None
+    return _comparison_rows(offers, prices)
+
+
+def _comparison_rows(
+    offers: Sequence[Offer], prices: dict[tuple[str, str], float] | None
+) -> list[dict[str, Any]]:
+    """The rows of ``on_demand_comparison``, from (region, type) -> on-demand price."""
     rows = []
     for offer in offers:
         row = offer.to_dict()
@@ -401,7 +473,9 @@ def on_demand_hourly_price(
     every type" basis as a spot bid.
     """
     queries = Ec2Queries(session)
-    prices, reason = queries.on_demand_price_list(chosen.instance_types, product_description)
+    prices, reason = queries.on_demand_price_list(
+        chosen.instance_types, product_description, [chosen.region]
+    )
     if prices is None:
         return None, reason
     missing = [t for t in chosen.instance_types if (chosen.region, t) not in prices]

@@ -2,16 +2,19 @@
 
 Every call is paginated to the end, retried by botocore's ``standard`` retry mode
 (throttling included), and issued in parallel across regions where the algorithm
-allows, so a fresh spot allocation costs a handful of round trips, not one per region.
-Nothing here writes to AWS.
+allows, so a fresh spot allocation costs two round trips, not one per region. A
+region's client is made by the first worker thread that needs it, while the other
+regions' requests are already in flight. Nothing here writes to AWS.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
@@ -36,8 +39,40 @@ _OPTED_IN = ("opt-in-not-required", "opted-in")
 # GetSpotPlacementScores is not served from every region and has an undocumented
 # per-account quota: ask once, in a few regions at most, before going on without it.
 SCORE_ATTEMPTS = 2
+# GetSpotPlacementScores takes at most 10 RegionNames and 1000 InstanceTypes (the EC2
+# API model's limits): more regions are asked in parallel calls of 10. No compute
+# request matches 1000 types, so every matching type is scored in one call.
+SCORE_REGIONS_PER_CALL = 10
+# The regions AWS enables in every account of the aws partition, for good (those
+# launched before 20 March 2019 cannot be disabled): a spot ranking asks each of them
+# unless excluded, so their clients can be built before DescribeRegions answers.
+ALWAYS_ENABLED_REGIONS = (
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "ca-central-1",
+    "sa-east-1",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-central-1",
+    "eu-north-1",
+    "ap-south-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-southeast-1",
+    "ap-southeast-2",
+)
 # The Pricing API answers from these endpoints only.
 PRICING_REGION = "us-east-1"
+# GetProducts returns at most 100 documents a page, and a filter value holds at most
+# 1024 characters. The filters below match one document per (type, region), so a call
+# asks for at most this many pairs: each answer fits one page, with room to spare,
+# and the calls run in parallel instead of paging one after another.
+PRICING_PAIRS_PER_CALL = 80
+PRICING_VALUE_CHARS = 1024
 _PRICING_OS = {
     "Linux/UNIX": "Linux",
     "Linux/UNIX (Amazon VPC)": "Linux",
@@ -62,16 +97,18 @@ def check_credentials(session: Any) -> None:
 class Ec2Queries:
     """The EC2 queries of one allocation, sharing a boto3 session and its clients.
 
-    ``session`` is a ``boto3.Session`` (a new default one when None). Clients are
-    created on the calling thread (sessions are not thread-safe) and then used from a
-    thread pool (clients are).
+    ``session`` is a ``boto3.Session`` (boto3's default one when None); its botocore
+    loader parses each service model once for every client. A client is created by
+    the first thread that asks for it, one at a time under a lock (sessions are not
+    thread-safe), and then shared by every thread (clients are).
     """
 
-    def __init__(self, session: Any = None, max_workers: int = 64) -> None:
+    def __init__(self, session: Any = None, max_workers: int = 128) -> None:
         import boto3
         from botocore.config import Config
 
-        self._session: Any = session if session is not None else boto3.Session()
+        # boto3's default session: one botocore loader, each model parsed once a process.
+        self._session: Any = session if session is not None else boto3._get_default_session()
         self._config = Config(
             retries={"mode": "standard", "max_attempts": 5},
             max_pool_connections=max_workers,
@@ -87,15 +124,33 @@ class Ec2Queries:
             return found
         with self._lock:
             if key not in self._clients:
-                self._clients[key] = self._session.client(
-                    service, region_name=region, config=self._config
-                )
+                with collection_paused():
+                    self._clients[key] = self._session.client(
+                        service, region_name=region, config=self._config
+                    )
             return self._clients[key]
 
-    def prepare_clients(self, regions: Iterable[str]) -> None:
-        """Create the regions' clients now (CPU work), e.g. while a query is in flight."""
-        for region in regions:
-            self.client(region)
+    def has_client(self, region: str, service: str = "ec2") -> bool:
+        return (service, region) in self._clients
+
+    def build_clients_while(
+        self, wanted: Iterable[tuple[str, str]], waiting: Sequence[Future[Any]]
+    ) -> None:
+        """Build the (region, service) clients of ``wanted`` until ``waiting`` are done.
+
+        Client creation is CPU work; done while the first queries wait on AWS, it is off
+        the critical path. What is left is built later by the workers that need it.
+        """
+        for region, service in wanted:
+            if all(job.done() for job in waiting):
+                return
+            self.client(region, service)
+
+    def always_enabled_regions(self, home: str) -> list[str]:
+        """``ALWAYS_ENABLED_REGIONS`` when ``home`` is in their (the aws) partition."""
+        if self._session.get_partition_for_region(home) != "aws":
+            return []
+        return list(ALWAYS_ENABLED_REGIONS)
 
     def executor(self, jobs: int) -> ThreadPoolExecutor:
         """A thread pool for ``jobs`` concurrent queries (capped at ``max_workers``)."""
@@ -167,14 +222,35 @@ class Ec2Queries:
     def placement_scores(
         self, instance_types: Sequence[str], regions: Sequence[str], ask_in: Sequence[str]
     ) -> dict[str, tuple[str, int]] | None:
-        """AZ ID -> (region, score) from one batched GetSpotPlacementScores, all pages.
+        """AZ ID -> (region, score) from batched GetSpotPlacementScores calls, all pages.
 
-        Tried in the regions of ``ask_in`` in turn (at most ``SCORE_ATTEMPTS``); None
-        when none of them answers, so the caller can rank on price alone. Any failure
-        but bad credentials counts as "no answer": a refusal (403), an error page AWS
-        or a stand-in endpoint sends instead of scores (5xx, unparseable), an endpoint
-        that does not implement the call.
+        One call per ``SCORE_REGIONS_PER_CALL`` regions, all in parallel, each scoring
+        every type. A call is sent to the regions of ``ask_in`` in turn (at most
+        ``SCORE_ATTEMPTS``), the next one only when the endpoint itself failed (5xx,
+        an unparseable answer, a call it does not implement): a refusal or any other
+        4xx answer is the account's, the same everywhere. None when a call gets no
+        answer, so the caller ranks on price alone. Bad credentials are raised.
         """
+        batches = [
+            list(regions[start : start + SCORE_REGIONS_PER_CALL])
+            for start in range(0, len(regions), SCORE_REGIONS_PER_CALL)
+        ]
+        answers = self.in_parallel(
+            lambda batch: self._scores_of(instance_types, batch, ask_in), batches
+        )
+        reasons = [reason for _, failures in answers for reason in failures]
+        if any(scores is None for scores, _ in answers):
+            log.warning(
+                "spot placement scores are unavailable (%s); ranking on price alone",
+                "; ".join(dict.fromkeys(reasons)),
+            )
+            return None
+        return {zone: entry for scores, _ in answers if scores for zone, entry in scores.items()}
+
+    def _scores_of(
+        self, instance_types: Sequence[str], regions: Sequence[str], ask_in: Sequence[str]
+    ) -> tuple[dict[str, tuple[str, int]] | None, list[str]]:
+        """One batch of ``placement_scores``: its scores (or None) and why calls failed."""
         reasons: list[str] = []
         for region in list(dict.fromkeys(ask_in))[:SCORE_ATTEMPTS]:
             paginator = self.client(region).get_paginator("get_spot_placement_scores")
@@ -191,7 +267,7 @@ class Ec2Queries:
                         zone_id = entry.get("AvailabilityZoneId")
                         if zone_id:
                             scores[zone_id] = (entry["Region"], int(entry["Score"]))
-                return scores
+                return scores, reasons
             except Exception as error:
                 if not (is_aws_error(error) or isinstance(error, NotImplementedError)):
                     raise
@@ -200,11 +276,9 @@ class Ec2Queries:
                     raise failure from error
                 log.debug("%s", failure)
                 reasons.append(failure.message)
-        log.warning(
-            "spot placement scores are unavailable (%s); ranking on price alone",
-            "; ".join(reasons),
-        )
-        return None
+                if not _endpoint_fault(error):
+                    break
+        return None, reasons
 
     # -- zones and prices -------------------------------------------------------------
     def zones(self, region: str) -> list[Zone]:
@@ -255,49 +329,54 @@ class Ec2Queries:
 
     # -- on-demand prices (optional) ----------------------------------------------------
     def on_demand_prices(
-        self, instance_types: Iterable[str], product: str
+        self, instance_types: Iterable[str], product: str, regions: Iterable[str]
     ) -> dict[tuple[str, str], float] | None:
         """(region, type) -> on-demand USD/hour from the Pricing API, or None if it fails.
 
         Optional information: any failure (no permission, API not reachable) is logged
         at debug level and answered with None (``on_demand_price_list`` says why).
         """
-        return self.on_demand_price_list(instance_types, product)[0]
+        return self.on_demand_price_list(instance_types, product, regions)[0]
 
     def on_demand_price_list(
-        self, instance_types: Iterable[str], product: str
+        self, instance_types: Iterable[str], product: str, regions: Iterable[str]
     ) -> tuple[dict[tuple[str, str], float] | None, str | None]:
-        """``on_demand_prices`` and, when they are None, the reason in a few words."""
+        """``on_demand_prices`` and, when they are None, the reason in a few words.
+
+        The types are priced in ``regions``, in parallel calls of at most
+        ``PRICING_PAIRS_PER_CALL`` (type, region) pairs (``pricing_batches``), so no
+        answer needs a second page.
+        """
         operating_system = _PRICING_OS.get(product)
         if operating_system is None:
             return None, f"the Pricing API does not price product {product!r}"
-        client = self.client(PRICING_REGION, "pricing")
+        fixed = {
+            "operatingSystem": operating_system,
+            "tenancy": "Shared",
+            "preInstalledSw": "NA",
+            "capacitystatus": "Used",
+        }
 
-        def prices_of(instance_type: str) -> dict[tuple[str, str], float]:
+        def prices_of(batch: tuple[list[str], list[str]]) -> dict[tuple[str, str], float]:
+            types, batch_regions = batch
+            filters = [{"Type": "TERM_MATCH", "Field": k, "Value": v} for k, v in fixed.items()]
+            filters += [
+                {"Type": "ANY_OF", "Field": "instanceType", "Value": ",".join(types)},
+                {"Type": "ANY_OF", "Field": "regionCode", "Value": ",".join(batch_regions)},
+            ]
             found: dict[tuple[str, str], float] = {}
-            filters = {
-                "instanceType": instance_type,
-                "operatingSystem": operating_system,
-                "tenancy": "Shared",
-                "preInstalledSw": "NA",
-                "capacitystatus": "Used",
-            }
-            paginator = client.get_paginator("get_products")
-            for page in paginator.paginate(
-                ServiceCode="AmazonEC2",
-                Filters=[
-                    {"Type": "TERM_MATCH", "Field": k, "Value": v} for k, v in filters.items()
-                ],
-            ):
+            paginator = self.client(PRICING_REGION, "pricing").get_paginator("get_products")
+            for page in paginator.paginate(ServiceCode="AmazonEC2", Filters=filters):
                 for document in page.get("PriceList", []):
                     parsed = _on_demand_price(document)
-                    if parsed is not None:
-                        found[(parsed[0], instance_type)] = parsed[1]
+                    if parsed is not None and parsed[1] in types:
+                        found[(parsed[0], parsed[1])] = parsed[2]
             return found
 
         try:
             merged: dict[tuple[str, str], float] = {}
-            for part in self.in_parallel(prices_of, sorted(set(instance_types))):
+            batches = pricing_batches(sorted(set(instance_types)), sorted(set(regions)))
+            for part in self.in_parallel(prices_of, batches):
                 merged.update(part)
             return merged, None
         except Exception as error:
@@ -308,15 +387,83 @@ class Ec2Queries:
             return None, f"the Pricing API did not answer ({reason})"
 
 
-def _on_demand_price(document: str | Mapping[str, Any]) -> tuple[str, float] | None:
-    """(region, USD/hour) from one Pricing API product document."""
+def pricing_batches(
+    instance_types: Sequence[str], regions: Sequence[str]
+) -> list[tuple[list[str], list[str]]]:
+    """(types, regions) of each GetProducts call: every pair once, each answer one page.
+
+    The regions go in groups that fit a filter value, and each group's calls take as
+    many types as keep the pairs within ``PRICING_PAIRS_PER_CALL``.
+    """
+    batches = []
+    for group in _chunks(regions, PRICING_PAIRS_PER_CALL):
+        per_call = max(1, PRICING_PAIRS_PER_CALL // len(group))
+        batches += [(types, group) for types in _chunks(instance_types, per_call)]
+    return batches
+
+
+def _chunks(values: Sequence[str], most: int) -> list[list[str]]:
+    """``values`` in order, in lists of at most ``most`` that join within a filter value."""
+    chunks: list[list[str]] = []
+    for value in values:
+        last = chunks[-1] if chunks else None
+        if (
+            last is None
+            or len(last) >= most
+            or len(",".join([*last, value])) > (PRICING_VALUE_CHARS)
+        ):
+            chunks.append([value])
+        else:
+            last.append(value)
+    return chunks
+
+
+@contextmanager
+def collection_paused() -> Iterator[None]:
+    """No garbage collection while a client is built; the first one's model is frozen.
+
+    Building a client allocates thousands of objects (one method per operation, the
+    endpoint rules) next to the parsed service model, a few hundred thousand objects
+    that live as long as the process. Collections triggered meanwhile would scan them
+    all, for nothing: measured, they took a third of each client's CPU time. After the
+    first client its model is moved out of the collector's sight (``gc.freeze``).
+    """
+    global _models_frozen
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if not _models_frozen:
+            _models_frozen = True
+            gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+_models_frozen = False
+
+
+def _endpoint_fault(error: BaseException) -> bool:
+    """Did the endpoint fail (so another region may answer), rather than refuse?"""
+    from botocore.exceptions import ClientError
+
+    if not isinstance(error, ClientError):
+        return True  # unparseable answer, not implemented, connection failure
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return status >= 500
+
+
+def _on_demand_price(document: str | Mapping[str, Any]) -> tuple[str, str, float] | None:
+    """(region, instance type, USD/hour) from one Pricing API product document."""
     product = json.loads(document) if isinstance(document, str) else document
-    region = product.get("product", {}).get("attributes", {}).get("regionCode")
+    attributes = product.get("product", {}).get("attributes", {})
+    region, instance_type = attributes.get("regionCode"), attributes.get("instanceType")
     for term in product.get("terms", {}).get("OnDemand", {}).values():
         for dimension in term.get("priceDimensions", {}).values():
             usd = dimension.get("pricePerUnit", {}).get("USD")
-            if region and usd is not None and float(usd) > 0:
-                return region, float(usd)
+            if region and instance_type and usd is not None and float(usd) > 0:
+                return region, instance_type, float(usd)
     return None
 
 

@@ -16,7 +16,6 @@ from typing import Any
 from mapt.allocation._errors import NoEligibleOfferError
 from mapt.allocation._models import ComputeRequest, Offer
 
-MAX_INSTANCE_TYPES = 20
 # An AZ must price this many of the requested types (or all, when fewer are requested)
 # to be eligible: enough for the Auto Scaling group to fall back between types.
 TYPES_PER_OFFER = 8
@@ -96,9 +95,8 @@ def matches(info: InstanceTypeInfo, request: ComputeRequest, spot: bool) -> bool
 def select_instance_types(
     infos: Iterable[InstanceTypeInfo], request: ComputeRequest, spot: bool
 ) -> list[str]:
-    """The matching type names, sorted by name, at most ``MAX_INSTANCE_TYPES``."""
-    names = sorted({info.name for info in infos if matches(info, request, spot)})
-    return names[:MAX_INSTANCE_TYPES]
+    """Every matching type name, sorted by name: the ranking sees them all."""
+    return sorted({info.name for info in infos if matches(info, request, spot)})
 
 
 def nearest_sizes(

@@ -7,14 +7,14 @@ import re
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
 from mapt import __version__
 from mapt.cli._aws import aws_app
+from mapt.cli._coercion import defer_coercion
 from mapt.cli._setup import setup_app
 from mapt.core import (
     ExitCode,
@@ -28,6 +28,10 @@ from mapt.core import (
     redact,
     stopping_on_signals,
 )
+
+if TYPE_CHECKING:
+    # Typer's own copy of Click (typer >= 0.29 vendors it; Click is no dependency).
+    from typer._click import Context, Parameter
 
 _DEBUG_KEY = "mapt.debug"
 _COMMAND_KEY = "mapt.command"
@@ -47,8 +51,8 @@ def set_debug(ctx: typer.Context, debug: bool) -> None:
 
 def error_line(
     message: str,
-    ctx: click.Context | None,
-    param: click.Parameter | None = None,
+    ctx: Context | None,
+    param: Parameter | None = None,
     *,
     bad_input: bool = True,
 ) -> str:
@@ -70,9 +74,7 @@ def error_line(
     return f"Error: {origin}: {line}" if origin else f"Error: {line}"
 
 
-def _environment_origin(
-    ctx: click.Context, param: click.Parameter, message: str, *, named: bool
-) -> str | None:
+def _environment_origin(ctx: Context, param: Parameter, message: str, *, named: bool) -> str | None:
     """``VAR=value (from the environment)`` when ``param`` was read from ``VAR``."""
     source = ctx.get_parameter_source(param.name) if param.name else None
     # Compared by name: Typer may bundle its own copy of Click's ParameterSource.
@@ -130,6 +132,7 @@ class _MaptGroup(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        defer_coercion(self)
         try:
             with stopping_on_signals():
                 result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)

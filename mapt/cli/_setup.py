@@ -5,7 +5,8 @@ fails with exit code 5 and points here. Pulumi is imported inside the command
 body, so ``mapt --help`` stays fast.
 """
 
-from __future__ import annotations
+# Annotations stay objects here (no `from __future__ import annotations`): Typer reads
+# every command's annotations at each start, and strings it would evaluate twice.
 
 from pathlib import Path
 from typing import Annotated

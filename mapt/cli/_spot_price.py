@@ -1,6 +1,7 @@
 """``mapt aws spot-price``: rank the spot market for a machine, creating nothing."""
 
-from __future__ import annotations
+# Annotations stay objects here (no `from __future__ import annotations`): Typer reads
+# every command's annotations at each start, and strings it would evaluate twice.
 
 import json
 from typing import Any
@@ -57,7 +58,7 @@ def spot_price(
     """
     import boto3
 
-    from mapt.allocation import AllocationArgs, check_credentials, on_demand_comparison, spot_offers
+    from mapt.allocation import AllocationArgs, check_credentials, spot_offer_rows
     from mapt.cli._app import set_debug
 
     set_debug(ctx, debug)
@@ -73,8 +74,7 @@ def spot_price(
     )
     home_region = requested_region(region)
     check_credentials(args.session)
-    offers = spot_offers(args, home_region=home_region)
-    rows = on_demand_comparison(offers, product_description, session=args.session)
+    rows = spot_offer_rows(args, home_region=home_region)
     if output is OutputFormat.json:
         typer.echo(json.dumps({"offers": rows}, indent=2))
     else:

@@ -8,23 +8,16 @@ are those of a project whose state cannot be read (it may be live). See
 ``specs/features/reliability.md``.
 """
 
-from __future__ import annotations
+# Annotations stay objects here (no `from __future__ import annotations`): Typer reads
+# every command's annotations at each start, and strings it would evaluate twice.
 
 import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mapt.cli._options import (
-    BackedUrl,
-    Debug,
-    Output,
-    OutputFormat,
-    Sandbox,
-    comma_list,
-    option,
-)
-from mapt.core import InputError
+from mapt.cli._options import BackedUrl, Debug, Output, OutputFormat, Sandbox, option
+from mapt.core import InputError, comma_list
 
 if TYPE_CHECKING:
     from datetime import timedelta
@@ -143,7 +136,7 @@ def sweep(
 
 
 def _check_empty_backend(
-    plan: SweepPlan, backed_url: str | None, older_than: timedelta | None
+    plan: "SweepPlan", backed_url: str | None, older_than: "timedelta | None"
 ) -> None:
     """Refuse to take every resource for an orphan because the backend holds nothing.
 
@@ -177,12 +170,12 @@ def _check_empty_backend(
 
 
 def _as_json(
-    report: SweepReport,
+    report: "SweepReport",
     regions: list[str],
     *,
     expired: bool,
-    older_than: timedelta | None,
-    kept: list[StackSummary],
+    older_than: "timedelta | None",
+    kept: "list[StackSummary]",
 ) -> dict[str, Any]:
     from mapt.core import format_duration
 
@@ -213,7 +206,7 @@ def _as_json(
 
 
 def _print_report(
-    plan: SweepPlan, report: SweepReport, regions: list[str], *, older_than: timedelta | None
+    plan: "SweepPlan", report: "SweepReport", regions: list[str], *, older_than: "timedelta | None"
 ) -> None:
     from rich.table import Table
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from fractions import Fraction
 
 from mapt.core._errors import InputError
 
@@ -45,6 +44,8 @@ def parse_duration(
 
     ``maximum`` caps the value for flags where a longer one is surely a typo.
     """
+    from fractions import Fraction  # here, not at the top: `mapt --help` parses no duration
+
     value = text.strip()
     sign, body = (value[0], value[1:]) if value[:1] in ("+", "-") else ("", value)
     if not body:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 from contextlib import suppress
 from pathlib import Path
 
@@ -49,6 +48,8 @@ def write_private_file(path: Path, data: bytes, *, replace: bool = True) -> bool
     kept (another run wrote it first) and False is returned. The data is on disk
     (fsync) before it takes the name. Raises ``OSError``; no temporary file is left.
     """
+    import secrets  # here, not at the top: `mapt --help` never writes a file
+
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)

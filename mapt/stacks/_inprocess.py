@@ -129,6 +129,9 @@ class DryRunEngine(_InProcessEngine):
     (without a reader the state is taken to be empty). So ``exists`` and ``outputs``
     see the stacks as ``mapt aws host list`` does: plain outputs only, secret outputs
     left out. Unreadable state fails as it does there; it is never taken as absent.
+    The backend is read once per dry run: it changes nothing there, so one snapshot
+    answers every ``exists``, ``outputs`` and ``list_stacks`` (a dry create asks
+    several times; each read of an S3 backend lists it and reads every checkpoint).
     ``answers`` and ``computed`` are passed to ``RecordingMocks`` for provider invokes.
     Every program run is kept in ``runs``; ``destroyed`` lists the stacks a destroy
     would remove. Values a provider computes at deployment (IDs, IPs) come from the
@@ -144,6 +147,7 @@ class DryRunEngine(_InProcessEngine):
     ) -> None:
         super().__init__(answers, computed)
         self._reader = reader
+        self._snapshots: dict[str | None, list[StackSummary]] = {}
         self.destroyed: list[StackRef] = []
 
     def _summary(self, ref: StackRef) -> StackSummary | None:
@@ -152,10 +156,8 @@ class DryRunEngine(_InProcessEngine):
         An unreadable entry that may be this stack (same project and name, or one whose
         project or name could not be told) is an error: its state is unknown, not absent.
         """
-        if self._reader is None:
-            return None
         found = None
-        for summary in self._reader.list_stacks(ref.backend_url):
+        for summary in self.list_stacks(ref.backend_url):
             if summary.unreadable is not None:
                 if summary.project in (ref.project, "") and summary.stack_name in (
                     ref.stack_name,
@@ -232,7 +234,12 @@ class DryRunEngine(_InProcessEngine):
         return []
 
     def list_stacks(self, backend_url: str | None) -> list[StackSummary]:
-        return self._reader.list_stacks(backend_url) if self._reader is not None else []
+        """The reader's stacks in the backend, as first read by this dry run."""
+        if self._reader is None:
+            return []
+        if backend_url not in self._snapshots:
+            self._snapshots[backend_url] = self._reader.list_stacks(backend_url)
+        return list(self._snapshots[backend_url])
 
     def purge_project_state(self, backend_url: str | None, project: str) -> list[str]:
         """Nothing is removed in a dry run."""

@@ -15,6 +15,7 @@ one without state. Only a failure to list ``.pulumi/stacks/`` itself raises.
 
 Cost: two listings (stacks and locks, in parallel), then every checkpoint read in
 parallel, through one S3 client: two sequential rounds whatever the number of stacks.
+A purge lists its four folders in parallel, then deletes: two rounds too.
 """
 
 from __future__ import annotations
@@ -121,7 +122,9 @@ def purge_project_state(backend_url: str | None, project: str) -> list[str]:
     project's folders are touched; other projects in the same backend stay as they are.
     """
     store = _store(resolve_backend(backend_url))
-    keys = [key for folder in _PROJECT_DIRS for key in store.keys(folder.format(project=project))]
+    folders = [folder.format(project=project) for folder in _PROJECT_DIRS]
+    with ThreadPoolExecutor(max_workers=len(folders)) as pool:  # one round, not four
+        keys = [key for listed in pool.map(store.keys, folders) for key in listed]
     store.delete(keys)
     removed = [store.location(key) for key in keys]
     for location in removed:

@@ -62,10 +62,10 @@ def test_shape_matching_is_exact_and_skips_gpu_types() -> None:
     assert select_instance_types(infos, request, spot=False) == ["m5.large", "x1.large"]
 
 
-def test_selection_is_sorted_and_capped_at_twenty() -> None:
+def test_selection_is_sorted_and_keeps_every_match() -> None:
     infos = [info(f"t{i:02d}.large") for i in range(30, 0, -1)]
     names = select_instance_types(infos, ComputeRequest(cpus=2, memory_gib=8), spot=True)
-    assert names == [f"t{i:02d}.large" for i in range(1, 21)]
+    assert names == [f"t{i:02d}.large" for i in range(1, 31)]
 
 
 def test_nested_virt_wants_bare_metal_and_gpu_wants_the_manufacturer() -> None:

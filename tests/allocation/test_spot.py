@@ -139,14 +139,17 @@ def test_without_placement_scores_it_ranks_on_price_and_warns(
     assert "placement scores are unavailable" in caplog.text
     # Every usable region was priced, since none could be ruled out by score.
     assert len(market.calls_to("DescribeSpotPriceHistory")) >= 20
-    assert len(market.calls_to("GetSpotPlacementScores")) == 2
+    # A refusal is the account's: each batch of 10 regions is asked once, at home.
+    asked = [c.region for c in market.calls_to("GetSpotPlacementScores")]
+    assert asked == ["us-east-1", "us-east-1"]
 
 
 def test_scores_are_asked_in_the_next_region_when_one_refuses(market: SpotMarket) -> None:
     market.score_errors = {"us-east-1": "InternalError"}
     result = spot_allocation(args(), home_region="us-east-1")
     asked = [c.region for c in market.calls_to("GetSpotPlacementScores")]
-    assert asked[0] == "us-east-1" and len(asked) == 2 and asked[1] != "us-east-1"
+    # Each batch of 10 regions is asked in us-east-1 first, then once elsewhere.
+    assert len(asked) == 4 and asked.count("us-east-1") == 2
     assert result.score is not None
 
 
@@ -175,7 +178,13 @@ def test_fresh_allocation_stays_within_its_call_budget(market: SpotMarket, aws: 
     regions = [r for r in boto3.client("ec2").describe_regions()["Regions"]]
     made = aws.count() - 1  # the describe_regions just above
     assert made <= 2 * len(regions) + 4
-    assert aws.count("GetSpotPlacementScores") == 1
+    usable = [
+        r
+        for r in boto3.client("ec2").describe_regions(AllRegions=True)["Regions"]
+        if r["OptInStatus"] != "not-opted-in"
+    ]
+    # GetSpotPlacementScores takes 10 regions a call.
+    assert aws.count("GetSpotPlacementScores") == -(-len(usable) // 10) == 2
 
 
 def test_no_type_of_that_shape_names_the_nearest(market: SpotMarket) -> None:
@@ -237,3 +246,18 @@ def test_property_excluded_regions_never_appear(market: SpotMarket, excluded: li
     for offer in offers:
         for name in offer.instance_types:
             assert market.row(name, offer.availability_zone_id).spot_price is not None
+
+
+def test_pricing_calls_ask_every_pair_once_and_fit_one_page() -> None:
+    from mapt.allocation._ec2 import pricing_batches
+
+    types = [f"m{i}.metal-{i}xl" for i in range(93)]
+    regions = [f"xx-region-{i}" for i in range(34)]
+    batches = pricing_batches(types, regions)
+    pairs = [
+        (t, r) for batch_types, batch_regions in batches for t in batch_types for r in batch_regions
+    ]
+    assert sorted(pairs) == sorted((t, r) for t in types for r in regions)
+    for batch_types, batch_regions in batches:
+        assert len(batch_types) * len(batch_regions) <= 80  # one document a pair, 100 a page
+        assert len(",".join(batch_types)) <= 1024 and len(",".join(batch_regions)) <= 1024

@@ -29,15 +29,26 @@ class TimedCall:
 
 @dataclass
 class CallTimeline:
-    """Every call of clients created while its handlers are installed, timed."""
+    """Every call of clients created while its handlers are installed, timed.
+
+    With ``services``, the start is hooked per service and ahead of every other
+    handler, so calls that another ``before-call`` handler answers in-process (the
+    replayed spot market's) are held and timed too.
+    """
 
     latency: float = 0.0
+    services: tuple[str, ...] = ()
     calls: list[TimedCall] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def handlers(self) -> list[tuple[str, Any]]:
+    def handlers(self) -> list[tuple[Any, ...]]:
+        from botocore.handlers import REGISTER_FIRST
+
+        starts: list[tuple[Any, ...]] = [
+            (f"before-call.{service}", self._started, REGISTER_FIRST) for service in self.services
+        ] or [("before-call", self._started)]
         return [
-            ("before-call", self._started),
+            *starts,
             ("after-call", self._ended),
             ("after-call-error", self._ended),
         ]

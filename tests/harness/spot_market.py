@@ -129,8 +129,15 @@ class MarketCall:
 
 
 class _ClientError(Exception):
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        self.code, self.message, self.status = code, message, status
+    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+        self.code, self.message = code, message
+        self.status = status or (500 if code in SERVER_ERRORS else 400)
+
+
+# Error codes AWS sends with a 5xx status: the endpoint failed, not the request.
+SERVER_ERRORS = ("InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable")
+# GetSpotPlacementScores' list limits in the EC2 API model (botocore does not check them).
+SCORE_LIMITS = {"RegionNames": 10, "InstanceTypes": 1000}
 
 
 @dataclass
@@ -218,6 +225,9 @@ class SpotMarket:
         error = self.score_errors.get(region) or self.score_errors.get("*")
         if error:
             raise _ClientError(error, f"GetSpotPlacementScores is not available: {error}")
+        for name, most in SCORE_LIMITS.items():
+            if len(params.get(name, [])) > most:  # the EC2 API model's limits
+                raise _ClientError("InvalidParameterValue", f"{name} takes at most {most}")
         types = set(params.get("InstanceTypes", []))
         regions = set(params.get("RegionNames", [])) or {row.region for row in self.rows}
         offered: dict[str, str] = {}
@@ -250,18 +260,23 @@ class SpotMarket:
     def get_products(self, region: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """The Pricing API's on-demand price documents, from the CSV's ``Price`` column.
 
-        The CSV prices Linux, so only ``operatingSystem=Linux`` finds products.
+        The CSV prices Linux, so only ``operatingSystem=Linux`` finds products. Filters
+        match one value (``TERM_MATCH``, ``EQUALS``) or any of a comma-separated list
+        (``ANY_OF``), as on AWS.
         """
         if self.pricing_error:
             raise _ClientError(self.pricing_error, "Pricing API is not available")
-        wanted = {f["Field"]: f["Value"] for f in params.get("Filters", [])}
-        if wanted.get("operatingSystem", "Linux") != "Linux":
+        wanted = {
+            f["Field"]: set(f["Value"].split(",")) if f["Type"] == "ANY_OF" else {f["Value"]}
+            for f in params.get("Filters", [])
+        }
+        if "Linux" not in wanted.get("operatingSystem", {"Linux"}):
             return {"PriceList": [], "FormatVersion": "aws_v1"}
         documents: dict[tuple[str, str], str] = {}
         for row in self.rows:
-            if wanted.get("instanceType", row.instance_type) != row.instance_type:
+            if row.instance_type not in wanted.get("instanceType", {row.instance_type}):
                 continue
-            if wanted.get("regionCode", row.region) != row.region:
+            if row.region not in wanted.get("regionCode", {row.region}):
                 continue
             documents.setdefault((row.region, row.instance_type), _price_document(row))
         page, token = self._page(list(documents.values()), params, maximum=100)
@@ -297,7 +312,10 @@ class SpotMarket:
         try:
             return _response(200), operation(region, params)
         except _ClientError as error:
-            body = {"Error": {"Code": error.code, "Message": error.message}}
+            body = {
+                "Error": {"Code": error.code, "Message": error.message},
+                "ResponseMetadata": {"HTTPStatusCode": error.status},  # as botocore parses it
+            }
             return _response(error.status), body
 
     def handlers(self) -> list[tuple[str, Any]]:
@@ -376,7 +394,7 @@ class ApiCallLog:
 
 
 @contextmanager
-def installed(handlers: Iterable[tuple[str, Any]]) -> Iterator[None]:
+def installed(handlers: Iterable[tuple[Any, ...]]) -> Iterator[None]:
     """Add botocore handlers for clients created from now on, until the generator ends."""
     import boto3
     from botocore.handlers import BUILTIN_HANDLERS

@@ -58,6 +58,21 @@ ENDPOINTS = [
         "(AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2=http://192.0.2.7:5000)",
         id="one-service-outside",
     ),
+    pytest.param(
+        {
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:5000",
+            "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true",
+        },
+        "ec2 would call https://ec2.us-east-1.amazonaws.com "
+        "(AWS_ENDPOINT_URL=http://127.0.0.1:5000 is ignored: "
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true)",
+        id="ignored",
+    ),
+    pytest.param(
+        {"config": "[default]\nendpoint_url = http://192.0.2.9:5000\n"},
+        "ec2 would call http://192.0.2.9:5000 (endpoint_url of profile default in {config})",
+        id="profile",
+    ),
 ]  # fmt: skip
 
 
@@ -74,7 +89,13 @@ def test_the_sandbox_refuses_an_endpoint_off_the_loopback_before_calling_anythin
     for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2"):
         monkeypatch.delenv(name, raising=False)
     for name, value in environment.items():
-        monkeypatch.setenv(name, value)
+        if name == "config":  # an AWS config file holding the endpoint
+            config = tmp_path / "aws-config"
+            config.write_text(value)
+            monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+            named = named.format(config=config)
+        else:
+            monkeypatch.setenv(name, value)
     monkeypatch.setenv("MAPT_STATE_DIR", str(tmp_path / "default-state"))
     result = invoke(*commands(tmp_path)[command], "--sandbox")
     assert result.exit_code == 2, result.output

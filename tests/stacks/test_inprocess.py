@@ -15,6 +15,9 @@ from mapt.stacks import (
     StackSummary,
 )
 from tests.harness.pulumi_mocks import FAKE_AMI_ID, default_answers
+from tests.harness.rounds import CallTimeline, counting_clients
+from tests.harness.spot_market import ApiCallLog, installed
+from tests.stacks.test_inventory import checkpoint
 
 REF = StackRef("demo", "host")
 
@@ -210,3 +213,33 @@ def test_in_memory_a_failed_up_leaves_the_stack_as_the_pulumi_engine_does() -> N
 
 def _no_capacity(_: object) -> object:
     raise NoCapacityError("no spot capacity for m6i.large")
+
+
+def test_a_dry_run_reads_a_200_stack_s3_backend_once_whatever_it_asks(aws: ApiCallLog) -> None:
+    # A dry create asks whether the spot choice and the host exist, and their outputs:
+    # each question used to list the bucket and read all 200 checkpoints again.
+    import boto3
+
+    from mapt.stacks import PulumiEngine
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="ci-state")
+    for index in range(200):
+        project = "demo" if index == 0 else f"p{index:03d}"
+        body = checkpoint(project, f"spotOption-{project}", {"az": "eu-north-1b"}, 0)
+        s3.put_object(Bucket="ci-state", Key=f".pulumi/stacks/{project}/spotOption-{project}.json",
+                      Body=body)  # fmt: skip
+    url = "s3://ci-state?region=us-east-1"
+    spot, host = StackRef("demo", "spotOption", url), StackRef("demo", "host", url)
+    timeline = CallTimeline(latency=0.2)
+    boto3.DEFAULT_SESSION = None  # no S3 client yet, as in a fresh process
+    dry = DryRunEngine(reader=PulumiEngine(), answers=default_answers())
+
+    with counting_clients() as created, installed(timeline.handlers()):
+        assert dry.exists(spot) and dry.outputs(spot) == {"az": "eu-north-1b"}
+        assert not dry.exists(host) and not dry.exists(host)
+        assert len(dry.list_stacks(url)) == 200
+
+    assert created["s3"] == 1
+    assert timeline.count("s3") == 202  # stacks and locks listed, 200 checkpoints read
+    assert timeline.rounds("s3") <= 3, timeline.rounds("s3")

@@ -27,7 +27,8 @@ from mapt.stacks import (
     purge_project_state,
 )
 from tests.harness.privileges import without_dac_override
-from tests.harness.spot_market import ApiCallLog
+from tests.harness.rounds import CallTimeline
+from tests.harness.spot_market import ApiCallLog, installed
 
 SECRET = {
     "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
@@ -131,7 +132,12 @@ def test_s3_backend_listing_and_purge(aws: ApiCallLog) -> None:
     url = "s3://ci-state/team?region=us-east-1"
 
     check_listing(url)
-    removed = purge_project_state(url, "demo")
+    timeline = CallTimeline(latency=0.2)
+    with installed(timeline.handlers()):
+        removed = purge_project_state(url, "demo")
+
+    # Its four folders listed at once, then one DeleteObjects.
+    assert (timeline.count("s3"), timeline.rounds("s3")) == (5, 2)
 
     left = {obj["Key"] for obj in s3.list_objects_v2(Bucket="ci-state")["Contents"]}
     assert len(removed) == 6 and all(r.startswith("s3://ci-state/team/.pulumi/") for r in removed)

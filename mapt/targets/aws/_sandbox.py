@@ -1288,7 +1288,8 @@ def check_sandbox_endpoint(session: Any, services: Sequence[str] = SANDBOX_SERVI
         client = session.client(service, region_name=region)
         url = str(client.meta.endpoint_url)
         if not _on_loopback(url):
-            variable = _endpoint_variable(client.meta.service_model.service_id, os.environ)
+            service_id = client.meta.service_model.service_id
+            variable = _endpoint_source(service_id, url, os.environ, session.profile_name)
             raise InputError(
                 f"--sandbox needs the AWS endpoint on 127.0.0.0/8 or ::1, but {service} "
                 f"would call {url} ({variable})",
@@ -1311,13 +1312,27 @@ def _on_loopback(url: str) -> bool:
         return False
 
 
-def _endpoint_variable(service_id: str, environ: Mapping[str, str]) -> str:
-    """Which setting gave a service its endpoint, as ``NAME=value`` (or what is unset)."""
+def _endpoint_source(service_id: str, url: str, environ: Mapping[str, str], profile: str) -> str:
+    """Which setting gave a service the endpoint ``url``, with its value.
+
+    botocore's order: ``AWS_ENDPOINT_URL_<SERVICE>``, ``AWS_ENDPOINT_URL``, then the
+    config file's ``endpoint_url``; ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`` turns them
+    all off, leaving AWS's own endpoint.
+    """
     specific = "AWS_ENDPOINT_URL_" + service_id.replace(" ", "_").upper()
+    ignore = "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"
     for name in (specific, "AWS_ENDPOINT_URL"):
-        if environ.get(name):
-            return f"{name}={environ[name]}"
-    return "AWS_ENDPOINT_URL is not set"
+        value = environ.get(name)
+        if value and value.rstrip("/") == url.rstrip("/"):
+            return f"{name}={value}"
+        if value:
+            return f"{name}={value} is ignored: {ignore}={environ.get(ignore, '')}"
+    # AWS's own endpoint: nothing set one, or what was set is ignored.
+    aws_domains = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws")
+    if environ.get(ignore, "").lower() == "true" or url.rstrip("/").endswith(aws_domains):
+        return "AWS_ENDPOINT_URL is not set"
+    config = environ.get("AWS_CONFIG_FILE", "~/.aws/config")
+    return f"endpoint_url of profile {profile} in {config}"
 
 
 def wait_until_running(
