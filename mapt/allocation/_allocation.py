@@ -59,6 +59,7 @@ def allocation(
     seed: int | None = None,
     keep: bool = True,
     reuse: bool = True,
+    prefer_zone: str | None = None,
 ) -> AllocationResult:
     """Answer "where, and on what, does this machine run?".
 
@@ -68,14 +69,17 @@ def allocation(
     (default: the Pulumi engine for ``context.backend_url``). ``keep`` False (a dry
     run) reads a kept choice the same way but keeps a new one nowhere. ``reuse`` False
     (a resize, whose shape the kept choice may not fit) ranks the market afresh and
-    replaces the kept choice. On demand, the context's region is used and ``seed``
-    makes its random AZ order reproducible.
+    replaces the kept choice. On demand, the context's region is used, ``seed`` makes
+    its random AZ order reproducible, and ``prefer_zone`` (where the project's host
+    runs already) is kept when it still offers any of the types.
     """
     if args.spot is None:
         region = context.resolved_region()
         if not region:
             raise InputError("no region for an on-demand machine: pass --region or set AWS_REGION")
-        return on_demand_allocation(args, region, queries=Ec2Queries(args.session), seed=seed)
+        return on_demand_allocation(
+            args, region, queries=Ec2Queries(args.session), seed=seed, prefer_zone=prefer_zone
+        )
 
     from mapt.stacks import StackRef
 
@@ -390,8 +394,13 @@ def on_demand_allocation(
     *,
     queries: Ec2Queries | None = None,
     seed: int | None = None,
+    prefer_zone: str | None = None,
 ) -> AllocationResult:
-    """The first AZ of ``region`` (in random, seedable order) offering any of the types."""
+    """The first AZ of ``region`` (in random, seedable order) offering any of the types.
+
+    ``prefer_zone`` comes first when it offers any of them: a re-run of a project
+    keeps its host where it is, instead of moving it (a new subnet) to another zone.
+    """
     queries = queries or Ec2Queries(args.session)
     instance_types = instance_types_for(queries, region, args.compute_request, False)
     with queries.executor(2) as pool:
@@ -399,6 +408,7 @@ def on_demand_allocation(
         offerings = queries.type_offerings(region, instance_types)
         zones = zones_job.result()
     random.Random(seed).shuffle(zones)
+    zones.sort(key=lambda zone: zone.name != prefer_zone)  # stable: the rest stay shuffled
     for zone in zones:
         offered = offerings.get(zone.name, set())
         if offered:

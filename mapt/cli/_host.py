@@ -48,6 +48,7 @@ from mapt.cli._options import (
     OutputFormat,
     ProjectName,
     Region,
+    Sandbox,
     SecretsProvider,
     Tags,
     Tolerance,
@@ -72,7 +73,7 @@ host_app = typer.Typer(
 )
 
 # Parameters of the command that are not fields of the request: how to run and print.
-_NOT_FIELDS = ("dry_run", "output")
+_NOT_FIELDS = ("dry_run", "output", "sandbox")
 # Secret flags: read by secret_value from the flag, its -file form or their variables.
 _SECRET_FLAGS = {
     "rh_subscription_password": "--rh-subscription-password",
@@ -180,6 +181,7 @@ def create(
         ),
     ] = False,
     output: Output = OutputFormat.text,
+    sandbox: Sandbox = False,
     debug: Debug = False,
 ) -> None:
     """Create a host and wait until it answers over SSH; write its connection files.
@@ -189,6 +191,7 @@ def create(
     place. A failed create keeps what it made in state for `mapt aws host destroy`.
     Every input and prerequisite (Pulumi CLI, connection folder, AWS credentials) is
     checked before any AWS call or lock. --dry-run needs no Pulumi CLI and writes nothing.
+    --sandbox makes it on a local AWS-compatible endpoint instead (docs/sandbox.md).
     """
     from mapt.cli._app import set_debug
     from mapt.cli._services import services
@@ -197,7 +200,14 @@ def create(
     set_debug(ctx, debug)
     fields, name = _request_fields(ctx)
     request = create_request(fields, name=name)
-    target = AwsHostTarget(services(ctx))
+    if sandbox:
+        _refuse_in_sandbox(ctx)
+    context = request.context
+    target = AwsHostTarget(
+        services(
+            ctx, sandbox=sandbox, region=context.resolved_region(), backend_url=context.backend_url
+        )
+    )
     if dry_run:
         record = target.dry_run(request)
     else:
@@ -229,6 +239,7 @@ def destroy(
     ghactions_app_installation_id: AppInstallationId = None,
     ghactions_app_private_key: AppPrivateKey = None,
     output: Output = OutputFormat.text,
+    sandbox: Sandbox = False,
     debug: Debug = False,
 ) -> None:
     """Destroy the host, then its spot choice, then the project's state.
@@ -243,7 +254,8 @@ def destroy(
 
     set_debug(ctx, debug)
     request = destroy_request(_request_fields(ctx)[0])
-    record = AwsHostTarget(services(ctx)).destroy(request)
+    service = services(ctx, sandbox=sandbox, backend_url=request.context.backend_url)
+    record = AwsHostTarget(service).destroy(request)
     _print_destroy(request.context.backend_url, record, output)
 
 
@@ -302,6 +314,34 @@ def _request_fields(ctx: typer.Context) -> tuple[dict[str, Any], Callable[[str],
         return f"{flag_name(name)}-file" if name in file_forms else flag_name(name)
 
     return fields, flag_of
+
+
+# Flags whose secrets reach a host over SSH, which the sandbox never opens (and which
+# would register a runner with GitHub or a subscription with Red Hat for no machine).
+_DELIVERED_SETTINGS = (
+    "rh_subscription_username",
+    "rh_subscription_password",
+    "rh_subscription_password_file",
+    "ghactions_runner_repo",
+    "ghactions_runner_org",
+    "ghactions_runner_token",
+    "ghactions_runner_token_file",
+    "ghactions_runner_labels",
+    "ghactions_runner_ephemeral",
+    "ghactions_app_id",
+    "ghactions_app_installation_id",
+    "ghactions_app_private_key",
+)
+
+
+def _refuse_in_sandbox(ctx: typer.Context) -> None:
+    """What the sandbox cannot deliver is refused before anything is called, not ignored."""
+    for name in _DELIVERED_SETTINGS:
+        if given(ctx, name):
+            raise InputError(
+                f"{flag_name(name)} cannot be used with --sandbox: nothing logs in to a "
+                "sandbox host to deliver it"
+            )
 
 
 # -- output -----------------------------------------------------------------------------

@@ -285,6 +285,14 @@ LockTimeout = Annotated[
 Tags = Annotated[str | None, option("--tags", "Tags for every resource: k=v,k2=v2.")]
 Output = Annotated[OutputFormat, option("--output", "Output format: text or json.")]
 Debug = Annotated[bool, option("--debug", "Verbose logs, and tracebacks with errors.")]
+Sandbox = Annotated[
+    bool,
+    option(
+        "--sandbox",
+        "Apply to an AWS-compatible endpoint on 127.0.0.1 (moto), never to AWS; see "
+        "docs/sandbox.md.",
+    ),
+]
 
 
 def flag_name(name: str) -> str:

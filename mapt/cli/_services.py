@@ -40,7 +40,22 @@ __all__ = [
 ]
 
 
-def services(ctx: typer.Context) -> Services:
-    """The services handed to the root command, or the real ones."""
+def services(
+    ctx: typer.Context,
+    *,
+    sandbox: bool = False,
+    region: str | None = None,
+    backend_url: str | None = None,
+) -> Services:
+    """The services handed to the root command, or the real ones; or the sandbox's.
+
+    ``sandbox`` (``--sandbox``) chooses the sandbox's services (``_sandbox``), after
+    checking that the AWS endpoint is on the loopback; ``region`` and ``backend_url``
+    are the run's.
+    """
+    if sandbox:
+        from mapt.cli._sandbox import sandbox_services
+
+        return sandbox_services(region=region, backend_url=backend_url)
     obj = ctx.find_root().obj
     return obj if isinstance(obj, HostServices) else HostServices()

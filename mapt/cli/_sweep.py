@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mapt.cli._options import BackedUrl, Debug, Output, OutputFormat, option
+from mapt.cli._options import BackedUrl, Debug, Output, OutputFormat, Sandbox, option
 from mapt.core import InputError, comma_list
 
 if TYPE_CHECKING:
@@ -58,6 +58,7 @@ def sweep(
     dry_run: DryRun = False,
     backed_url: BackedUrl = None,
     output: Output = OutputFormat.text,
+    sandbox: Sandbox = False,
     debug: Debug = False,
 ) -> None:
     """Remove mapt's resources whose project has no state, and expired or old ones.
@@ -66,7 +67,7 @@ def sweep(
     orphaned ones (no stack in the backend) and, when asked, expired or old
     ones, in the order AWS accepts. Untagged resources are never touched, nor are
     those of a project whose state cannot be read. Exits 1 if any deletion
-    failed; the others still happen.
+    failed; the others still happen. --sandbox: only on a local AWS-compatible endpoint.
     """
     from datetime import datetime, timezone
 
@@ -85,6 +86,10 @@ def sweep(
     resolve_backend(backed_url)  # a bad URL is refused before any AWS call
 
     session = boto3.Session()
+    if sandbox:
+        from mapt.cli._sandbox import enter_sandbox
+
+        enter_sandbox(session, backed_url)
     swept = list(chosen) or enabled_regions(session, session.region_name or _DEFAULT_HOME_REGION)
     found = find_mapt_resources(session, swept)
     # Read the state after the resources: Pulumi records a stack before creating its

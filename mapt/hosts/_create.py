@@ -20,7 +20,6 @@ from mapt.core import (
     OperationError,
     RunContext,
     get_logger,
-    translating_aws_errors,
 )
 from mapt.hosts._destroy import destroy_hint
 from mapt.hosts._records import HostRecord
@@ -75,7 +74,10 @@ def create_host(
     ):
         allocated = False
         try:
-            chosen = allocation(context, args, engine=engine, reuse=reuse_choice)
+            prefer = _running_on_demand_zone(context, engine) if reuse_choice else None
+            chosen = allocation(
+                context, args, engine=engine, reuse=reuse_choice, prefer_zone=prefer
+            )
             allocated = True
             chosen, outputs = _deploy_with_failover(
                 context, args, request, chosen, engine, checks, max_attempts, fallback_on_demand
@@ -104,6 +106,26 @@ def create_host(
     )
 
 
+def _running_on_demand_zone(context: RunContext, engine: Engine) -> str | None:
+    """The zone the project's on-demand host runs in (its stack says), in the run's region.
+
+    A re-run of an on-demand create keeps it there: in another zone its subnet, and so
+    the host, would be replaced.
+    """
+    from mapt.stacks import StackRef
+    from mapt.targets.aws import HOST_STACK, OUTPUT_AVAILABILITY_ZONE, OUTPUT_REGION, OUTPUT_SPOT
+
+    ref = StackRef.for_context(context, HOST_STACK)
+    if not engine.exists(ref):
+        return None
+    outputs = engine.outputs(ref)
+    zone = outputs.get(OUTPUT_AVAILABILITY_ZONE)
+    on_demand_here = outputs.get(OUTPUT_SPOT) is False and (
+        outputs.get(OUTPUT_REGION) == context.resolved_region()
+    )
+    return zone if on_demand_here and isinstance(zone, str) and zone else None
+
+
 @dataclass(frozen=True)
 class HostChecks:
     """The checks after each ``up``: the spot launch, then SSH readiness; then the setup.
@@ -118,7 +140,7 @@ class HostChecks:
 
     def setup_for(
         self, request: HostRequest
-    ) -> Callable[[SshAccess, Mapping[str, Any]], HostSetup] | None:
+    ) -> Callable[[SshAccess, Mapping[str, Any]], HostSetup | None] | None:
         setup = self.setup
         if setup is None:
             return None
@@ -276,32 +298,13 @@ def image_answer(
     Each image found is appended to ``found`` (id, name, region), for the dry run's report.
     """
 
+    from mapt.targets.aws import ami_answer
+
     def answer(invoke_args: Mapping[str, Any]) -> dict[str, Any]:
-        filters = [
-            {"Name": f["name"], "Values": list(f["values"])} for f in invoke_args.get("filters", [])
-        ]
-        owners = list(invoke_args.get("owners", []))
-        described = ", ".join(f"{f['Name']}={','.join(f['Values'])}" for f in filters)
-        with translating_aws_errors("DescribeImages", region=region):
-            images = session.client("ec2", region_name=region).describe_images(
-                Owners=owners,
-                Filters=filters,  # type: ignore[arg-type]
-            )["Images"]
-        if not images:
-            raise OperationError(
-                f"no image in {region} owned by {', '.join(owners)} matches {described}"
-            )
-        newest = max(images, key=lambda image: image.get("CreationDate", ""))
+        client = session.client("ec2", region_name=region)
+        image = ami_answer(client, region, invoke_args)
         if found is not None:
-            name = newest.get("Name", "")
-            found.append({"id": newest["ImageId"], "name": name, "region": region})
-        return {
-            "id": newest["ImageId"],
-            "imageId": newest["ImageId"],
-            "name": newest.get("Name", ""),
-            "architecture": newest.get("Architecture", ""),
-            "rootDeviceName": newest.get("RootDeviceName", "/dev/sda1"),
-            "owners": owners,
-        }
+            found.append({"id": image["id"], "name": image["name"], "region": region})
+        return image
 
     return answer

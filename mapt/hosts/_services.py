@@ -26,8 +26,9 @@ EngineFactory = Callable[[str | None, bool], "Engine"]
 ReadinessCheck = Callable[["SshAccess"], None]
 # Confirms a spot group has a running instance: (region, group name) -> instance id.
 LaunchCheck = Callable[[str, str], str]
-# Hands a ready host its secrets: (access, request, the stack's outputs) -> what was done.
-HostSetupStep = Callable[["SshAccess", "HostRequest", "Mapping[str, Any]"], "HostSetup"]
+# Hands a ready host its secrets: (access, request, the stack's outputs) -> what was done;
+# None: nothing was delivered (the sandbox logs in to no machine).
+HostSetupStep = Callable[["SshAccess", "HostRequest", "Mapping[str, Any]"], "HostSetup | None"]
 
 
 def pulumi_engine(

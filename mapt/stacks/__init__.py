@@ -2,12 +2,12 @@
 
 It owns everything about Pulumi state and runs: stack naming, state backends
 (``file://``, ``s3://``), secrets providers, locks, mapping Automation API errors to
-``MaptError``, progress events, and the in-process engines (dry run, in memory). It
-imports ``pulumi`` and ``mapt.core``, never a higher layer; the programs it runs are
-handed to it as plain callables. Importing this package does not import Pulumi:
-the in-process engines and mocks, the only parts that import it at module level, load
-on first use, so readers of state (``mapt aws host list``, ``sweep``) never pay for
-it. See ``specs/concepts/stacks.md``.
+``MaptError``, progress events, and the in-process engines (dry run, in memory,
+sandbox). It imports ``pulumi`` and ``mapt.core``, never a higher layer; the programs
+it runs are handed to it as plain callables. Importing this package does not import
+Pulumi: the in-process engines and mocks, the only parts that import it at module
+level, load on first use, so readers of state (``mapt aws host list``, ``sweep``)
+never pay for it. See ``specs/concepts/stacks.md``.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,7 @@ from mapt.stacks._inventory import StackSummary, list_stacks, purge_project_stat
 from mapt.stacks._progress import Progress
 from mapt.stacks._project_lock import LockHolder, break_project_lock, project_lock
 from mapt.stacks._pulumi import PulumiEngine
+from mapt.stacks._sandbox_kinds import AppliedResource, SandboxAws, SandboxInvoke, SandboxKind
 from mapt.stacks._secrets import (
     PASSPHRASE_FILE_NAME,
     SecretsSetup,
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
         run_program,
     )
     from mapt.stacks._inprocess import DryRunEngine, InMemoryEngine, RecordedRun
+    from mapt.stacks._sandbox import SandboxEngine
 
 # Names whose modules import Pulumi, loaded when first asked for (PEP 562).
 _IMPORTS_PULUMI = {
@@ -56,6 +58,7 @@ _IMPORTS_PULUMI = {
         "run_program",
     ),
     "mapt.stacks._inprocess": ("DryRunEngine", "InMemoryEngine", "RecordedRun"),
+    "mapt.stacks._sandbox": ("SandboxEngine",),
 }
 
 
@@ -72,6 +75,7 @@ __all__ = [
     "FORBIDDEN_CONFIG_KEYS",
     "MIN_PULUMI_VERSION",
     "PASSPHRASE_FILE_NAME",
+    "AppliedResource",
     "Backend",
     "DryRunEngine",
     "Engine",
@@ -87,6 +91,10 @@ __all__ = [
     "RecordedRun",
     "RecordingMocks",
     "RegisteredResource",
+    "SandboxAws",
+    "SandboxEngine",
+    "SandboxInvoke",
+    "SandboxKind",
     "SecretsSetup",
     "StackNotFoundError",
     "StackPreview",

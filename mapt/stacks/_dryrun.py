@@ -9,15 +9,45 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 from pulumi.runtime import Mocks
+from pulumi.runtime.mocks import MockMonitor
+
+from mapt.core import get_logger
+
+_log = get_logger(__name__)
 
 InvokeAnswer = Callable[[Mapping[str, Any]], dict[str, Any]]
 ComputedAttributes = Callable[[str, Mapping[str, Any]], dict[str, Any]]
+
+
+# The root stack's type: the engine leaves it out of its children's URNs.
+STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What a program said about a resource besides its inputs, as the engine hears it.
+
+    ``urn``, ``parent``, ``provider`` (``<urn>::<id>`` of an explicit provider, empty for
+    a default one) and ``dependencies`` are URNs as the Pulumi engine writes them:
+    the root stack is not part of a child's type (the mock monitor's URNs put it
+    there; see ``engine_urn``). The options are the ones an engine acts on.
+    """
+
+    urn: str
+    parent: str = ""
+    provider: str = ""
+    dependencies: tuple[str, ...] = ()
+    custom: bool = True
+    delete_before_replace: bool = False
+    ignore_changes: tuple[str, ...] = ()
+    additional_secret_outputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -27,6 +57,49 @@ class RegisteredResource:
     type: str
     name: str
     inputs: Mapping[str, Any]
+    registration: Registration | None = None
+
+
+def engine_urn(mock_urn: str) -> str:
+    """The URN the Pulumi engine gives a resource whose mock URN is ``mock_urn``.
+
+    The mock monitor qualifies a child's type with its parent's, the root stack too
+    (``pulumi:pulumi:Stack$aws:ec2/vpc:Vpc``); the engine leaves the root stack out.
+    A provider reference (``<urn>::<id>``) keeps its id.
+    """
+    return mock_urn.replace(f"::{STACK_TYPE}$", "::")
+
+
+class _RegistrationMonitor(MockMonitor):
+    """The mock monitor, telling its mocks what each registration said besides inputs.
+
+    ``Mocks.new_resource`` sees only type, name, inputs and provider; engines that keep
+    state need the URN, parent, dependencies and options too. The monitor runs each
+    registration on one thread, so a thread-local hands them over.
+    """
+
+    def __init__(self, mocks: Mocks) -> None:
+        super().__init__(mocks)
+        # Plain ``Mocks`` (a caller's own) have nowhere to take it: they get none.
+        self._recording = mocks if isinstance(mocks, RecordingMocks) else None
+
+    def RegisterResource(self, request: Any) -> Any:
+        if self._recording is None:
+            return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        self._recording._current.registration = Registration(
+            urn=engine_urn(self.make_urn(request.parent, request.type, request.name)),
+            parent=engine_urn(request.parent),
+            provider=engine_urn(request.provider),
+            dependencies=tuple(engine_urn(urn) for urn in request.dependencies),
+            custom=bool(request.custom),
+            delete_before_replace=bool(request.deleteBeforeReplace),
+            ignore_changes=tuple(request.ignoreChanges),
+            additional_secret_outputs=tuple(request.additionalSecretOutputs),
+        )
+        try:
+            return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        finally:
+            self._recording._current.registration = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +137,8 @@ class RecordingMocks(Mocks):
         self.invocations: list[Invocation] = []
         self._answers: dict[str, InvokeAnswer] = dict(answers or {})
         self._computed = computed
+        self._current = threading.local()
+        self._recorded = threading.Lock()
 
     def answer(self, token: str, fn: InvokeAnswer) -> None:
         """Answer invokes of ``token`` with ``fn(args)``."""
@@ -73,9 +148,19 @@ class RecordingMocks(Mocks):
         """The registered resources of one type, in registration order."""
         return [r for r in self.resources if r.type == type_token]
 
+    def registration(self) -> Registration | None:
+        """What the resource ``new_resource`` is handling said besides its inputs."""
+        return getattr(self._current, "registration", None)
+
+    def record(self, args: pulumi.runtime.MockResourceArgs) -> RegisteredResource:
+        """Record the resource being registered (in ``new_resource``) and return it."""
+        resource = RegisteredResource(args.typ, args.name, dict(args.inputs), self.registration())
+        with self._recorded:  # registrations run on several threads at once
+            self.resources.append(resource)
+        return resource
+
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        inputs = dict(args.inputs)
-        self.resources.append(RegisteredResource(args.typ, args.name, inputs))
+        inputs = self.record(args).inputs
         state = dict(inputs)
         if self._computed is not None:
             state.update(self._computed(args.typ, inputs))
@@ -107,6 +192,10 @@ class ProgramRun:
         return {name: out.value for name, out in self.outputs.items()}
 
 
+def _quiet(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    _log.debug("program run: %s", context.get("message"), exc_info=context.get("exception"))
+
+
 def run_program(
     program: Callable[[], None],
     *,
@@ -136,9 +225,19 @@ def run_program(
         # Config lives in a context variable, so this run's config stays in this run.
         pulumi.runtime.set_all_config(dict(config or {}))
         loop = asyncio.new_event_loop()
+        # A failed registration leaves futures nobody awaits; asyncio would log
+        # "Future exception was never retrieved" for each on stderr. The failure itself
+        # is raised to the caller.
+        loop.set_exception_handler(_quiet)
         asyncio.set_event_loop(loop)
         # set_mocks creates the root stack resource; its futures bind to this loop.
-        pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview)
+        pulumi.runtime.set_mocks(
+            mocks,
+            project=project,
+            stack=stack,
+            preview=preview,
+            monitor=_RegistrationMonitor(mocks),
+        )
         root = get_root_resource()
 
         async def execute() -> dict[str, ProgramOutput]:

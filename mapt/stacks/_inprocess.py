@@ -225,8 +225,9 @@ class DryRunEngine(_InProcessEngine):
         a readable checkpoint, and reading them needs no CLI either.
         """
         from mapt.stacks._pulumi import PulumiEngine
+        from mapt.stacks._sandbox import SandboxEngine
 
-        if isinstance(self._reader, PulumiEngine):
+        if isinstance(self._reader, (PulumiEngine, SandboxEngine)):
             return self._reader.list_locks(ref)
         if isinstance(self._reader, InMemoryEngine):
             return self._reader.locks(ref)

@@ -30,7 +30,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from mapt.core import OperationError, get_logger, translating_aws_errors
+from mapt.core import (
+    OperationError,
+    get_logger,
+    make_private_dir,
+    translating_aws_errors,
+    write_private_file,
+)
 from mapt.stacks._backend import (
     S3_MAX_CONNECTIONS,
     Backend,
@@ -320,6 +326,10 @@ class _Store(Protocol):
 
     def delete(self, keys: list[str]) -> None: ...
 
+    def write(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` whole (a reader never sees half of it)."""
+        ...
+
     def location(self, key: str) -> str:
         """Where ``key`` is, for messages: a path or an ``s3://`` URL."""
         ...
@@ -369,6 +379,14 @@ class _FileStore:
 
     def location(self, key: str) -> str:
         return str(self._root / key)
+
+    def write(self, key: str, data: bytes) -> None:
+        path = self._root / key
+        try:
+            make_private_dir(path.parent)
+            write_private_file(path, data)
+        except OSError as error:
+            raise OperationError(f"cannot write {path}: {error.strerror}") from error
 
     def delete(self, keys: list[str]) -> None:
         for key in keys:
@@ -426,6 +444,10 @@ class _S3Store:
 
     def location(self, key: str) -> str:
         return f"s3://{self._bucket}/{self._root}{key}"
+
+    def write(self, key: str, data: bytes) -> None:
+        with translating_aws_errors(doing=f"cannot write {self.location(key)}"):
+            self._client.put_object(Bucket=self._bucket, Key=self._root + key, Body=data)
 
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):  # DeleteObjects takes 1000 keys

@@ -214,3 +214,26 @@ def _create_passphrase_file(path: Path) -> None:
         raise OperationError(
             f"cannot create the passphrase file {path}: {error.strerror}"
         ) from error
+
+
+def passphrase_of(setup: SecretsSetup, environ: Mapping[str, str] | None = None) -> str:
+    """The passphrase ``setup`` tells Pulumi to use, for an engine that encrypts itself.
+
+    As Pulumi reads it: ``PULUMI_CONFIG_PASSPHRASE`` as-is, else the file
+    ``PULUMI_CONFIG_PASSPHRASE_FILE`` names (the caller's, or the one ``setup`` made),
+    checked private and stripped. A KMS secrets provider is refused (``InputError``):
+    such an engine encrypts with a passphrase only.
+    """
+    if setup.provider is not None and setup.provider != "passphrase":
+        raise InputError(
+            f"secrets provider {setup.provider!r} cannot be used here: only a passphrase can "
+            "encrypt this engine's state",
+            hint=f"Leave out --secrets-provider, or set {PASSPHRASE_ENV}.",
+        )
+    env = {**(os.environ if environ is None else environ), **setup.env}
+    if PASSPHRASE_ENV in env:
+        return env[PASSPHRASE_ENV]
+    named = env.get(PASSPHRASE_FILE_ENV)
+    if not named:  # secrets_setup never returns without one of the two
+        raise PrerequisiteError(f"no passphrase: set {PASSPHRASE_ENV} or {PASSPHRASE_FILE_ENV}")
+    return read_passphrase_file(Path(named).expanduser(), named_by=PASSPHRASE_FILE_ENV)

@@ -46,6 +46,21 @@ def test_the_zone_order_is_seedable(aws: ApiCallLog) -> None:
     assert len(zones) > 1
 
 
+def test_the_zone_a_host_runs_in_is_kept_while_it_offers_the_types(aws: ApiCallLog) -> None:
+    args = AllocationArgs(compute_request=ComputeRequest(compute_sizes=("m5.large",)))
+    first = on_demand_allocation(args, "eu-north-1", seed=7).availability_zone
+    other = next(
+        on_demand_allocation(args, "eu-north-1", seed=s).availability_zone
+        for s in range(50)
+        if on_demand_allocation(args, "eu-north-1", seed=s).availability_zone != first
+    )
+    kept = on_demand_allocation(args, "eu-north-1", seed=7, prefer_zone=other)
+    assert kept.availability_zone == other
+    # A zone that offers none of the types (or no longer exists) is not kept.
+    gone = on_demand_allocation(args, "eu-north-1", seed=7, prefer_zone="eu-north-1z")
+    assert gone.availability_zone == first
+
+
 def test_types_offered_nowhere_in_the_region_is_exit_4(aws: ApiCallLog) -> None:
     args = AllocationArgs(compute_request=ComputeRequest(arch="arm64", compute_sizes=("a1.large",)))
     with pytest.raises(NoSupportedInstanceTypesError, match=r"a1\.large") as raised:

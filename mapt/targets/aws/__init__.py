@@ -14,10 +14,13 @@ Pulumi, ``pulumi_aws`` nor boto3; the programs and AWS calls do when they run.
 from mapt.targets.aws._host import (
     CONNECTION_OUTPUTS,
     HOST_STACK,
+    OUTPUT_AVAILABILITY_ZONE,
     OUTPUT_AWAITED_SECRETS,
     OUTPUT_CONFIGURED_INSTANCE,
+    OUTPUT_REGION,
     OUTPUT_RUNNER_ID,
     OUTPUT_RUNNER_SCOPE,
+    OUTPUT_SPOT,
     PHASE_AIRGAP,
     PHASE_BOOTSTRAP,
     PHASE_CREATE,
@@ -38,6 +41,7 @@ from mapt.targets.aws._host import (
     host_stack_name,
     recorded_setup,
 )
+from mapt.targets.aws._images import GET_AMI, ami_answer
 from mapt.targets.aws._launch import (
     CAPACITY_REASONS,
     SpotLaunchError,
@@ -53,6 +57,14 @@ from mapt.targets.aws._request import (
     ImageLookup,
     OperatingSystem,
 )
+from mapt.targets.aws._sandbox import (
+    SANDBOX_INVOKES,
+    SANDBOX_KINDS,
+    SANDBOX_SERVICES,
+    AwsKind,
+    check_sandbox_endpoint,
+    wait_until_running,
+)
 from mapt.targets.aws._setup import HostSetup, configure_host, fetch_windows_password
 from mapt.targets.aws._sweep import (
     DELETION_ORDER,
@@ -63,10 +75,12 @@ from mapt.targets.aws._sweep import (
     SweepReport,
     SweepTiming,
     TaggedResource,
+    delete_resource,
     describe_reasons,
     enabled_regions,
     execute_sweep,
     find_mapt_resources,
+    is_not_found,
     plan_sweep,
 )
 
@@ -76,18 +90,26 @@ __all__ = [
     "DEFAULT_DISK_SIZE_GIB",
     "DEFAULT_VERSIONS",
     "DELETION_ORDER",
+    "GET_AMI",
     "HOST_STACK",
     "OPERATING_SYSTEMS",
+    "OUTPUT_AVAILABILITY_ZONE",
     "OUTPUT_AWAITED_SECRETS",
     "OUTPUT_CONFIGURED_INSTANCE",
+    "OUTPUT_REGION",
     "OUTPUT_RUNNER_ID",
     "OUTPUT_RUNNER_SCOPE",
+    "OUTPUT_SPOT",
     "PHASE_AIRGAP",
     "PHASE_BOOTSTRAP",
     "PHASE_CREATE",
     "PLACEMENT_OUTPUTS",
+    "SANDBOX_INVOKES",
+    "SANDBOX_KINDS",
+    "SANDBOX_SERVICES",
     "SECRET_OUTPUTS",
     "SERVICE_ENDPOINTS",
+    "AwsKind",
     "HostPhase",
     "HostRequest",
     "HostSetup",
@@ -105,7 +127,10 @@ __all__ = [
     "SweepTiming",
     "TaggedResource",
     "UpFunction",
+    "ami_answer",
+    "check_sandbox_endpoint",
     "configure_host",
+    "delete_resource",
     "deploy_host",
     "describe_reasons",
     "enabled_regions",
@@ -119,8 +144,10 @@ __all__ = [
     "host_phases",
     "host_program",
     "host_stack_name",
+    "is_not_found",
     "launch_failure",
     "plan_sweep",
     "recorded_setup",
     "verify_spot_launch",
+    "wait_until_running",
 ]

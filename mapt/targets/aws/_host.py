@@ -74,8 +74,9 @@ Program = Callable[[], None]
 # Runs `up` on a program and returns the stack's outputs as plain values.
 UpFunction = Callable[[Program], Mapping[str, Any]]
 ReadinessFunction = Callable[[SshAccess], None]
-# Hands a ready host its secrets: (access, the stack's outputs) -> what was done.
-SetupFunction = Callable[[SshAccess, Mapping[str, Any]], HostSetup]
+# Hands a ready host its secrets: (access, the stack's outputs) -> what was done, or
+# None when nothing was (the sandbox logs in to no machine: nothing is recorded).
+SetupFunction = Callable[[SshAccess, Mapping[str, Any]], HostSetup | None]
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ def deploy_host(
             check(access)
             if done is None and request.awaited_secrets:
                 done = configure(access, outputs)
-                if phase == phases[-1]:
+                if done is not None and phase == phases[-1]:
                     log.info("host stack %s: recording %s", host_stack_name(ctx), done.instance_id)
                     program = host_program(ctx, allocation, request, phase=phase, setup=done)
                     outputs = dict(up(program))

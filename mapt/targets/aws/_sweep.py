@@ -514,21 +514,10 @@ class _RegionSweep:
         return self.outcome
 
     def _delete_kind(self, kind: ResourceKind, batch: list[tuple[int, SweepItem]]) -> None:
-        ec2, elbv2 = self.clients.ec2, self.clients.elbv2
         deleted = [(index, item) for index, item in batch if self._delete(index, item)]
         ids = [item.resource.id for _, item in deleted]
-        if not ids:
-            return
-        if kind == "instance":
-            # Their network interfaces leave subnets and security groups only once
-            # they are terminated; the group's instances are among them (its tags
-            # propagate), so this also waits out the groups' force deletion.
-            self._wait(deleted, ec2.get_waiter("instance_terminated"), InstanceIds=ids)
-        elif kind == "load-balancer":
-            self._wait(deleted, elbv2.get_waiter("load_balancers_deleted"), LoadBalancerArns=ids)
-        elif kind == "nat-gateway":
-            # A NAT gateway holds its Elastic IP until it is deleted.
-            self._wait(deleted, ec2.get_waiter("nat_gateway_deleted"), NatGatewayIds=ids)
+        if ids and kind in _GONE_WAITERS:
+            self._wait(deleted, kind, ids)
 
     def _delete(self, index: int, item: SweepItem) -> bool:
         """Delete one resource; record and return whether a deletion was started."""
@@ -536,7 +525,7 @@ class _RegionSweep:
 
         resource = item.resource
         try:
-            self._retrying_in_use(lambda: _DELETERS[resource.kind](self.clients, resource))
+            _retrying_in_use(lambda: _DELETERS[resource.kind](self.clients, resource), self.timing)
         except ClientError as error:
             code = _code(error)
             if _not_found(code, error):
@@ -551,37 +540,99 @@ class _RegionSweep:
         self._record(index, item, "deleted")
         return True
 
-    def _retrying_in_use(self, call: Callable[[], object]) -> None:
-        from botocore.exceptions import ClientError
-
-        for attempt in range(1, self.timing.retry_attempts + 1):
-            try:
-                call()
-                return
-            except ClientError as error:
-                if _code(error) not in _IN_USE or attempt == self.timing.retry_attempts:
-                    raise
-                log.debug("still in use (%s), trying again: %s", _code(error), _message(error))
-                self.timing.sleep(self.timing.retry_delay)
-
-    def _wait(self, items: list[tuple[int, SweepItem]], waiter: Any, **kwargs: Any) -> None:
+    def _wait(self, items: list[tuple[int, SweepItem]], kind: ResourceKind, ids: list[str]) -> None:
         from botocore.exceptions import WaiterError
 
-        config = {"Delay": self.timing.waiter_delay, "MaxAttempts": self.timing.waiter_attempts}
         try:
-            waiter.wait(WaiterConfig=config, **kwargs)
+            _wait_gone(self.clients, kind, ids, self.timing)
         except WaiterError as error:
-            waited = format_duration(
-                timedelta(seconds=self.timing.waiter_delay * self.timing.waiter_attempts)
-            )
             for index, item in items:
-                message = f"deletion started, not finished after {waited}: {error}"
-                self._record(index, item, "failed", message)
+                self._record(index, item, "failed", _unfinished(error, self.timing))
 
     def _record(
         self, index: int, item: SweepItem, status: SweepStatus, error: str | None = None
     ) -> None:
         self.outcome[index] = SweepAction(item, status, error)
+
+
+def delete_resource(
+    client: Callable[[str], Any], resource: TaggedResource, *, timing: SweepTiming
+) -> bool:
+    """Delete one resource as the sweep does, and wait until AWS has it gone.
+
+    The one deletion of each kind, shared by the sweep and by whatever else removes
+    a resource mapt made (the sandbox engine's destroy, ``_sandbox``). ``client``
+    makes the boto3 client of a service in ``resource.region``. Returns False when
+    the resource was already gone; AWS's refusal is raised as its ``ClientError``,
+    and a deletion AWS did not finish in time as an ``OperationError``.
+    """
+    from botocore.exceptions import ClientError, WaiterError
+
+    clients = _Clients(
+        region=resource.region,
+        ec2=client("ec2"),
+        autoscaling=client("autoscaling"),
+        elbv2=client("elbv2"),
+    )
+    try:
+        _retrying_in_use(lambda: _DELETERS[resource.kind](clients, resource), timing)
+    except ClientError as error:
+        if _not_found(_code(error), error):
+            return False
+        raise
+    if resource.kind in _GONE_WAITERS:
+        try:
+            _wait_gone(clients, resource.kind, [resource.id], timing)
+        except WaiterError as error:
+            raise OperationError(
+                f"{resource.kind} {resource.id} in {resource.region}: {_unfinished(error, timing)}"
+            ) from error
+    return True
+
+
+def is_not_found(error: Exception) -> bool:
+    """Whether a ``ClientError`` says the resource does not exist (deleted meanwhile)."""
+    return _not_found(_code(error), error)
+
+
+def _retrying_in_use(call: Callable[[], object], timing: SweepTiming) -> None:
+    """Run ``call``, again while AWS says what it deletes is still in use (for a while)."""
+    from botocore.exceptions import ClientError
+
+    for attempt in range(1, timing.retry_attempts + 1):
+        try:
+            call()
+            return
+        except ClientError as error:
+            if _code(error) not in _IN_USE or attempt == timing.retry_attempts:
+                raise
+            log.debug("still in use (%s), trying again: %s", _code(error), _message(error))
+            timing.sleep(timing.retry_delay)
+
+
+# Kinds whose deletion AWS finishes in the background, and what must wait for it:
+# an instance's network interfaces leave subnets and security groups only once it is
+# terminated (a group's instances are among them: its tags propagate, so this also
+# waits out the groups' force deletion); a load balancer's interfaces and Elastic IP
+# outlive it a while; a NAT gateway holds its Elastic IP until it is deleted.
+# (client, waiter, parameter taking the ids)
+_GONE_WAITERS: dict[ResourceKind, tuple[str, str, str]] = {
+    "instance": ("ec2", "instance_terminated", "InstanceIds"),
+    "load-balancer": ("elbv2", "load_balancers_deleted", "LoadBalancerArns"),
+    "nat-gateway": ("ec2", "nat_gateway_deleted", "NatGatewayIds"),
+}
+
+
+def _wait_gone(clients: _Clients, kind: ResourceKind, ids: list[str], timing: SweepTiming) -> None:
+    service, name, parameter = _GONE_WAITERS[kind]
+    waiter = getattr(clients, service).get_waiter(name)
+    config = {"Delay": timing.waiter_delay, "MaxAttempts": timing.waiter_attempts}
+    waiter.wait(WaiterConfig=config, **{parameter: ids})
+
+
+def _unfinished(error: Exception, timing: SweepTiming) -> str:
+    waited = format_duration(timedelta(seconds=timing.waiter_delay * timing.waiter_attempts))
+    return f"deletion started, not finished after {waited}: {error}"
 
 
 def _delete_group(clients: _Clients, resource: TaggedResource) -> None:
@@ -767,7 +818,8 @@ def _message(error: Exception) -> str:
 
 def _not_found(code: str, error: Exception) -> bool:
     """Whether AWS says the resource does not exist (deleted meanwhile)."""
-    if code.endswith("NotFound") or code == "InvalidAssociationID.NotFound":
+    # moto says NotFoundException where AWS says NotFound (a launch template's).
+    if code.endswith(("NotFound", "NotFoundException")):
         return True
     # Auto Scaling reports a missing group as a ValidationError.
     return code == "ValidationError" and "not found" in _message(error).lower()
