@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -116,10 +116,8 @@ class ServerProcess:
 
     def kill_everything(self) -> None:
         """SIGKILL the server and its worker processes at once."""
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.wait()
 
     def wait(self, timeout: float = 60.0) -> int:
@@ -144,10 +142,7 @@ def running(server: ServerProcess) -> Iterator[ServerProcess]:
     finally:
         server.stop()
         if server.process is not None:
-            try:
-                os.killpg(server.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            server.kill_everything()  # worker processes a crash test left behind
 
 
 def make_token(database_url: str, name: str, *, read_only: bool = False) -> str:
