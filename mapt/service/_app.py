@@ -285,13 +285,14 @@ TimeoutQuery = Annotated[
 async def execution_answer(
     service: Service, execution: Execution, *, wait: bool, timeout: float
 ) -> JSONResponse:
-    """The answer to a mutating call: 202 and the execution, or 200 once it ended."""
+    """The answer to a mutating call: 202 and the execution; with ``wait``, 200 once it
+    ended (202 still, when ``timeout`` seconds pass first)."""
     if wait:
         deadline = time.monotonic() + timeout
         while not execution.status.finished and time.monotonic() < deadline:
             await asyncio.sleep(min(_WAIT_POLL_SECONDS, max(deadline - time.monotonic(), 0)))
             execution = await anyio.to_thread.run_sync(service.executions.get, execution.id)
-    status = 200 if execution.status.finished else 202
+    status = 200 if wait and execution.status.finished else 202
     return JSONResponse(
         {"execution": execution.as_json()},
         status_code=status,

@@ -322,6 +322,22 @@ class Executions:
             return False, False
         return True, bool(updated.cancel_requested)
 
+    def keep_alive(self, server_id: str, execution_ids: Iterable[str]) -> None:
+        """Beat for this server's live worker processes (also while they start up)."""
+        identifiers = list(execution_ids)
+        if not identifiers:
+            return
+        with self.database.transaction() as connection:
+            connection.execute(
+                executions.update()
+                .where(
+                    executions.c.id.in_(identifiers),
+                    executions.c.server_id == server_id,
+                    executions.c.status == "running",
+                )
+                .values(heartbeat_at=_now())
+            )
+
     def succeed(self, execution_id: str, claim: str, result: Any) -> bool:
         return self._finish(
             execution_id, claim, ExecutionStatus.SUCCEEDED, result=result, message="succeeded"

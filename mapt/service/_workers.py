@@ -11,6 +11,8 @@ other's process-wide state.
 
 The worker process, while its operation runs:
 - sends a heartbeat every ``Timing.heartbeat`` seconds, and reads the cancel flag;
+- is kept alive by the dispatcher too, which beats for every live worker of its server
+  (a worker's claim cannot expire while it imports its modules);
 - on cancel, signals itself SIGINT: the operation stops at its next safe point (a
   Pulumi command is cancelled and saves its state) and the execution ends cancelled;
 - when its server dies (its parent changes) or stops, it stops the same way and hands
@@ -295,6 +297,8 @@ class Dispatcher:
         while not self._stopping.is_set():
             try:
                 self._reap(reason="its worker process ended before recording the end")
+                # A worker that is alive keeps its claim, even while it is still starting.
+                self.store.keep_alive(self.server_id, self._running)
                 for recovered in self.store.recover(lease=lease, resumable=resumable):
                     _log.warning(
                         "execution %s lost its worker: now %s", recovered.id, recovered.status.value
@@ -303,6 +307,8 @@ class Dispatcher:
                     execution = self.store.claim(self.server_id, self.operations)
                     if execution is None:
                         break
+                    if execution.id in self._running:  # a claim must never get two workers
+                        raise RuntimeError(f"{execution.id} was claimed again while it runs here")
                     self._spawn(execution)
             except Exception as error:  # the database may be away for a while
                 _log.error("the dispatcher failed to look for work: %s", redact(str(error)))
