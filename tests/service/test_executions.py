@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +97,7 @@ def test_wait_with_a_timeout_answers_202_while_it_still_runs(
 def test_a_failure_keeps_its_type_message_and_exit_code(
     client: httpx.Client, tmp_path: Path
 ) -> None:
-    answer = _submit(client, "test.no-capacity", "host-a", "?wait=true", journal=str(tmp_path / "j"))
+    answer = _submit(client, "test.no-capacity", "a", "?wait=true", journal=str(tmp_path / "j"))
     execution = answer.json()["execution"]
     assert execution["status"] == "failed"
     assert execution["error"] == {
@@ -202,9 +204,7 @@ def test_executions_run_in_worker_processes_that_share_no_process_state(
     client: httpx.Client, server: ServerProcess, tmp_path: Path
 ) -> None:
     path = str(tmp_path / "j")
-    together = [
-        _submit(client, "test.globals", target, journal=path, seconds=1) for target in "ab"
-    ]
+    together = [_submit(client, "test.globals", target, journal=path, seconds=1) for target in "ab"]
     later = _submit(client, "test.globals", "c", "?wait=true", journal=path, seconds=0)
     results = [_finished(client, a.json()["execution"]["id"])["result"] for a in together]
     results.append(later.json()["execution"]["result"])
@@ -233,8 +233,14 @@ def test_threads_would_share_pulumi_configuration() -> None:
     assert service_operations.OPERATIONS["test.globals"].run is service_operations.process_globals
 
 
-def _restarted(server: ServerProcess, tmp_path: Path, name: str) -> ServerProcess:
-    return ServerProcess(server.database_url, tmp_path / name, timing=server.timing)
+@contextmanager
+def _restarted(server: ServerProcess, token: str) -> Iterator[httpx.Client]:
+    """A client of a new server on the same database (the first one is gone)."""
+    again = ServerProcess(
+        server.database_url, server.log_path.with_name("restarted.log"), timing=server.timing
+    )
+    with running(again), again.client(token) as client:
+        yield client
 
 
 @pytest.mark.parametrize("kill", ["server", "server and workers"])
@@ -253,7 +259,7 @@ def test_sigkill_during_an_execution_then_restart_finishes_it_once(
         server.wait()
     else:
         server.kill_everything()
-    with running(_restarted(server, tmp_path, "second.log")) as second, second.client(token) as client:
+    with _restarted(server, token) as client:
         done = _finished(client, identifier)
         log = client.get(f"/v1/executions/{identifier}/log").text
     assert done["status"] == "succeeded", log
@@ -276,7 +282,7 @@ def test_an_execution_that_cannot_resume_fails_with_the_reason(
         _running(client, identifier)
         wait_for(lambda: journal(path))
     server.kill_everything()
-    with running(_restarted(server, tmp_path, "second.log")) as second, second.client(token) as client:
+    with _restarted(server, token) as client:
         done = _finished(client, identifier)
     assert done["status"] == "failed"
     assert done["error"]["type"] == "OperationError"
@@ -299,7 +305,7 @@ def test_sigterm_stops_gracefully_and_hands_the_execution_back(
     assert [e["event"] for e in journal(path)] == ["start", "stop"]
     messages = [entry["message"] for entry in server.log()]
     assert "stopping: workers hand their executions back" in messages
-    with running(_restarted(server, tmp_path, "second.log")) as second, second.client(token) as client:
+    with _restarted(server, token) as client:
         assert _execution(client, identifier)["status"] in ("pending", "running")
         done = _finished(client, identifier)
     assert done["status"] == "succeeded"
