@@ -55,6 +55,7 @@ def allocation(
     engine: Engine | None = None,
     seed: int | None = None,
     keep: bool = True,
+    reuse: bool = True,
 ) -> AllocationResult:
     """Answer "where, and on what, does this machine run?".
 
@@ -62,8 +63,10 @@ def allocation(
     stack: when that stack exists its outputs are returned and no EC2 call is made;
     otherwise the market is ranked and the choice saved there through ``engine``
     (default: the Pulumi engine for ``context.backend_url``). ``keep`` False (a dry
-    run) reads a kept choice the same way but keeps a new one nowhere. On demand, the
-    context's region is used and ``seed`` makes its random AZ order reproducible.
+    run) reads a kept choice the same way but keeps a new one nowhere. ``reuse`` False
+    (a resize, whose shape the kept choice may not fit) ranks the market afresh and
+    replaces the kept choice. On demand, the context's region is used and ``seed``
+    makes its random AZ order reproducible.
     """
     if args.spot is None:
         region = context.resolved_region()
@@ -75,7 +78,7 @@ def allocation(
 
     engine = engine if engine is not None else _default_engine(context)
     ref = StackRef.for_context(context, SPOT_STACK_NAME)
-    if engine.exists(ref):
+    if reuse and engine.exists(ref):
         log.info("reusing the spot choice kept in stack %s", ref.stack_name)
         return read_spot_choice(ref.stack_name, context.project_name, engine.outputs(ref))
     result = spot_allocation(args, home_region=context.resolved_region())

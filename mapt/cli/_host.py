@@ -1,17 +1,17 @@
 """``mapt aws host create|destroy|list``: a machine for a CI job, and its removal.
 
-Flags keep the Go mapt's names. Every value is checked before anything is created:
-the run context, the host request, the compute request, the backend URL, the
-secrets provider and the connection folder are all built first, so bad input exits
-with code 2 and one line naming it. The flow itself lives in ``_host_flow``.
+Flags keep the Go mapt's names. Each command parses its flags, hands them to
+``mapt.hosts`` (``create_request`` checks every value before anything is created, so
+bad input exits with code 2 and one line naming it; ``AwsHostTarget`` runs the
+lifecycle) and prints the record it answers. No domain decision is taken here.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -28,11 +28,7 @@ from mapt.cli._github import (
     RunnerRepo,
     RunnerToken,
     RunnerTokenFile,
-    deregister_runner,
-    runner_scope,
-    runner_spec,
 )
-from mapt.cli._host_flow import DEFAULT_SPOT_ATTEMPTS
 from mapt.cli._options import (
     Arch,
     BackedUrl,
@@ -54,53 +50,33 @@ from mapt.cli._options import (
     SecretsProvider,
     Tags,
     Tolerance,
-    comma_list,
-    compute_request,
     flag_name,
     given,
+    given_fields,
     option,
-    requested_region,
     secret_file_option,
     secret_option,
     secret_value,
-    spot_args,
     whole_number,
 )
-from mapt.core import InputError, RunContext, shown
+from mapt.core import InputError
+from mapt.hosts import DEFAULT_LOCK_TIMEOUT, DEFAULT_SPOT_ATTEMPTS
 
 if TYPE_CHECKING:
-    from mapt.cli._host_flow import CreateOutcome, DestroyOutcome, HostSummary
-    from mapt.integrations.github import RegisteredRunner
-    from mapt.stacks import Engine
+    from mapt.hosts import DestroyRecord, HostRecord, HostStatus
 
 host_app = typer.Typer(
     help="A host (RHEL, Fedora or Windows) for a CI job: create, destroy, list.",
     no_args_is_help=True,
 )
 
-# The spot product priced for each operating system (its licence is in the price).
-_PRODUCT_DESCRIPTIONS = {
-    "rhel": "Red Hat Enterprise Linux",
-    "fedora": "Linux/UNIX",
-    "windows": "Windows",
+# Parameters of the command that are not fields of the request: how to run and print.
+_NOT_FIELDS = ("dry_run", "output")
+# Secret flags: read by secret_value from the flag, its -file form or their variables.
+_SECRET_FLAGS = {
+    "rh_subscription_password": "--rh-subscription-password",
+    "ghactions_runner_token": "--ghactions-runner-token",
 }
-# Flags that tune spot choices, and flags that describe the runner: each group is
-# refused without the flag it depends on.
-_SPOT_TUNING = (
-    "spot_eviction_tolerance",
-    "spot_increase_rate",
-    "spot_excluded_regions",
-    "spot_max_attempts",
-    "spot_fallback_on_demand",
-)
-_RUNNER_SETTINGS = (
-    "ghactions_runner_token",
-    "ghactions_runner_token_file",
-    "ghactions_runner_labels",
-    "ghactions_runner_ephemeral",
-)
-# Longer than a week is surely a typo for a CI machine.
-MAX_LIFETIME = timedelta(days=7)
 
 
 @host_app.command("create")
@@ -185,7 +161,7 @@ def create(
         bool,
         option("--spot-fallback-on-demand", "When spot cannot launch, use on-demand capacity."),
     ] = False,
-    lock_timeout: LockTimeout = "5m",
+    lock_timeout: LockTimeout = DEFAULT_LOCK_TIMEOUT,
     ghactions_runner_token: RunnerToken = None,
     ghactions_runner_token_file: RunnerTokenFile = None,
     ghactions_runner_repo: RunnerRepo = None,
@@ -213,128 +189,20 @@ def create(
     Every input and prerequisite (Pulumi CLI, connection folder, AWS credentials) is
     checked before any AWS call or lock. --dry-run needs no Pulumi CLI and writes nothing.
     """
-    import boto3
-
-    from mapt.allocation import AllocationArgs, check_credentials, resolve_architecture
     from mapt.cli._app import set_debug
-    from mapt.cli._host_flow import HostChecks, create_host, dry_run_host
     from mapt.cli._services import services
-    from mapt.core import parse_duration, parse_tags
-    from mapt.stacks import DryRunEngine, resolve_backend, secrets_setup, validate_secrets_provider
-    from mapt.targets import check_connection_folder
-    from mapt.targets.aws import HostRequest
+    from mapt.hosts import AwsHostTarget, create_request
 
     set_debug(ctx, debug)
-    compute = compute_request(ctx)
-    context = _context(
-        project_name, backed_url, requested_region(region), tags=parse_tags(tags or ""), debug=debug
-    )
-    expires_at = None
-    if timeout is not None:
-        lifetime = parse_duration(timeout, flag="--timeout", maximum=MAX_LIFETIME)
-        expires_at = datetime.now(timezone.utc).replace(microsecond=0) + lifetime
-    wait_for_lock = parse_duration(lock_timeout, flag="--lock-timeout").total_seconds()
-    if spot_max_attempts < 1:
-        raise InputError(f"--spot-max-attempts {spot_max_attempts} must be at least 1")
-    if not airgap:
-        _refuse_without(ctx, ("service_endpoints",), "--airgap")
-    request = HostRequest(
-        os=os_name,  # type: ignore[arg-type]  # validated by HostRequest
-        version=version,
-        arch=compute.arch or "x86_64",  # the named types' may replace it below
-        disk_size=disk_size,
-        airgap=airgap,
-        service_endpoints=comma_list("--service-endpoints", service_endpoints),
-        ami_name=ami_name,
-        ami_owner=ami_owner,
-        ami_username=ami_username,
-        rh_subscription_username=rh_subscription_username,
-        rh_subscription_password=secret_value(ctx, "--rh-subscription-password"),
-        expires_at=expires_at,
-    )
-    spot_choice = (
-        spot_args(
-            tolerance=spot_eviction_tolerance,
-            increase_rate=spot_increase_rate,
-            excluded_regions=spot_excluded_regions,
-        )
-        if spot
-        else None
-    )
-    if not spot:
-        _refuse_without(ctx, _SPOT_TUNING, "--spot")
-    # Checked on a dry run too: it fails where the real run would.
-    conn_dir = None if conn_details_output is None else check_connection_folder(conn_details_output)
-    scope = runner_scope(ghactions_runner_repo, ghactions_runner_org)
-    if scope is None:
-        _refuse_without(
-            ctx,
-            _RUNNER_SETTINGS,
-            "--ghactions-runner-repo OWNER/REPO or --ghactions-runner-org ORG",
-            secret="ghactions_runner_token",
-        )
-    provider = validate_secrets_provider(secrets_provider)
-    backend = resolve_backend(context.backend_url)
-
-    # Prerequisites, before any AWS call or lock: what a real run changes state with,
-    # then the AWS credentials every run reads the market with.
-    service = services(ctx)
-    if not dry_run:
-        service.check_engine()
-        if backend.kind == "s3":
-            secrets_setup(backend, provider)  # no passphrase and no KMS key: fail now
-    session = boto3.Session()
-    check_credentials(session)
-    engine = service.engine(provider, debug)
-    if scope is not None:
-        # Last of the checks: it asks GitHub for a token, once everything else is valid.
-        request = replace(
-            request,
-            runner=runner_spec(
-                project=context.project_name,
-                scope=scope,
-                token=secret_value(ctx, "--ghactions-runner-token"),
-                labels=ghactions_runner_labels,
-                ephemeral=ghactions_runner_ephemeral,
-                app_id=ghactions_app_id,
-                app_installation_id=ghactions_app_installation_id,
-                app_private_key=ghactions_app_private_key,
-            ),
-        )
-    # Types named without --arch run on their own architecture; the image follows it.
-    compute = resolve_architecture(compute, region=context.resolved_region(), session=session)
-    if compute.arch is not None and compute.arch != request.arch:
-        request = replace(request, arch=compute.arch)
-    image = request.image
-    args = AllocationArgs(
-        compute_request=compute,
-        ami_product_description=_PRODUCT_DESCRIPTIONS[request.os],
-        ami_name=image.name,
-        ami_owner=image.owner,
-        ami_arch=image.architecture,
-        spot=spot_choice,
-        session=session,
-    )
+    fields, name = _request_fields(ctx)
+    request = create_request(fields, name=name)
+    target = AwsHostTarget(services(ctx))
     if dry_run:
-        outcome = dry_run_host(
-            context, args, request, engine=DryRunEngine(reader=engine), session=session
-        )
+        record = target.dry_run(request)
     else:
-        outcome = create_host(
-            context,
-            args,
-            request,
-            engine=engine,
-            conn_dir=conn_dir,
-            checks=HostChecks(
-                launch=service.launch, readiness=service.readiness, setup=service.setup
-            ),
-            lock_timeout=wait_for_lock,
-            max_attempts=spot_max_attempts,
-            fallback_on_demand=spot_fallback_on_demand,
-        )
-        _write_github_output(outcome, conn_dir)
-    _print_create(outcome, output)
+        record = target.create(request)
+        _write_github_output(record, request.conn_dir)
+    _print_create(record, output)
 
 
 @host_app.command("destroy")
@@ -353,7 +221,7 @@ def destroy(
     keep_state: Annotated[
         bool, option("--keep-state", "Keep the project's state history in the backend.")
     ] = False,
-    lock_timeout: LockTimeout = "5m",
+    lock_timeout: LockTimeout = DEFAULT_LOCK_TIMEOUT,
     ghactions_runner_repo: RunnerRepo = None,
     ghactions_runner_org: RunnerOrg = None,
     ghactions_app_id: AppId = None,
@@ -369,38 +237,13 @@ def destroy(
     and writes nothing.
     """
     from mapt.cli._app import set_debug
-    from mapt.cli._host_flow import destroy_host
     from mapt.cli._services import services
-    from mapt.core import parse_duration
-    from mapt.stacks import validate_secrets_provider
+    from mapt.hosts import AwsHostTarget, destroy_request
 
     set_debug(ctx, debug)
-    context = _context(project_name, backed_url, None, tags={}, debug=debug)
-    provider = validate_secrets_provider(secrets_provider)
-    wait = parse_duration(lock_timeout, flag="--lock-timeout").total_seconds()
-    scope = runner_scope(ghactions_runner_repo, ghactions_runner_org)
-    service = services(ctx)
-
-    def deregister(registered: RegisteredRunner | None) -> str | None:
-        return deregister_runner(
-            project=context.project_name,
-            registered=registered,
-            requested=scope,
-            app_id=ghactions_app_id,
-            app_installation_id=ghactions_app_installation_id,
-            app_private_key=ghactions_app_private_key,
-        )
-
-    outcome = destroy_host(
-        context,
-        engine=service.engine(provider, debug),
-        force=force_destroy,
-        keep_state=keep_state,
-        lock_timeout=wait,
-        prerequisites=service.check_engine,
-        deregister=deregister,
-    )
-    _print_destroy(context, outcome, output)
+    request = destroy_request(_request_fields(ctx)[0])
+    record = AwsHostTarget(services(ctx)).destroy(request)
+    _print_destroy(request.context.backend_url, record, output)
 
 
 @host_app.command("list")
@@ -416,14 +259,11 @@ def list_command(
     whose state cannot be read is listed as unreadable, with the file and why.
     """
     from mapt.cli._app import set_debug
-    from mapt.cli._host_flow import list_hosts
     from mapt.cli._services import services
-    from mapt.stacks import resolve_backend
+    from mapt.hosts import AwsHostTarget
 
     set_debug(ctx, debug)
-    resolve_backend(backed_url)  # a bad URL is refused before anything is read
-    engine: Engine = services(ctx).engine(None, debug)
-    hosts = list_hosts(engine, backed_url)
+    hosts = AwsHostTarget(services(ctx)).list(backed_url, debug=debug)
     if output is OutputFormat.json:
         typer.echo(json.dumps({"hosts": [h.to_dict() for h in hosts]}, indent=2))
     else:
@@ -433,60 +273,42 @@ def list_command(
 # -- input ------------------------------------------------------------------------------
 
 
-def _context(
-    project: str, backed_url: str | None, region: str | None, *, tags: dict[str, str], debug: bool
-) -> RunContext:
-    from mapt.stacks import resolve_backend
+def _request_fields(ctx: typer.Context) -> tuple[dict[str, Any], Callable[[str], str]]:
+    """The command's flags as ``mapt.hosts`` request fields, and how messages name them.
 
-    resolve_backend(backed_url)  # a bad URL is refused before anything is created
-    return RunContext(
-        project_name=project, backend_url=backed_url, region=region, tags=tags, debug=debug
-    )
-
-
-def _refuse_without(
-    ctx: typer.Context, names: tuple[str, ...], needed: str, *, secret: str | None = None
-) -> None:
-    """Flags that mean something only with ``needed`` are refused without it, not ignored.
-
-    The value of the ``secret`` parameter is never echoed.
+    Only flags given (on the command line or by their variables) are fields, so the
+    library tells given from default. A secret is a function reading it (from the
+    flag, its -file form or their variables) when the checks reach it, and is named
+    by the form it came in.
     """
-    for name in names:
-        if given(ctx, name):
-            flag = flag_name(name)
-            named = flag if name == secret else f"{flag} {shown(ctx.params[name])}"
-            raise InputError(f"{named} applies only with {needed}")
+    fields = given_fields(ctx)
+    if "os_name" in fields:
+        fields["os"] = fields.pop("os_name")
+    for name in _NOT_FIELDS:
+        fields.pop(name, None)
+    file_forms: set[str] = set()
+    for name, flag in _SECRET_FLAGS.items():
+        if name not in ctx.params:
+            continue
+        file_name = f"{name}_file"
+        fields.pop(name, None)
+        if fields.pop(file_name, None) is not None:
+            file_forms.add(name)
+        if given(ctx, name) or given(ctx, file_name):
+            fields[name] = lambda flag=flag: secret_value(ctx, flag)
+
+    def flag_of(name: str) -> str:
+        return f"{flag_name(name)}-file" if name in file_forms else flag_name(name)
+
+    return fields, flag_of
 
 
 # -- output -----------------------------------------------------------------------------
 
 
-def _create_document(outcome: CreateOutcome) -> dict[str, Any]:
-    from mapt.targets.aws import SECRET_OUTPUTS
-
-    chosen = outcome.allocation
-    document: dict[str, Any] = {
-        "dry_run": outcome.dry_run,
-        "allocation": chosen.to_dict(),
-        "hourly_price": outcome.hourly_price,
-        "outputs": outcome.public_outputs(SECRET_OUTPUTS),
-        "files": [str(path) for path in outcome.files],
-    }
-    if outcome.runner_name is not None:
-        document["runner_name"] = outcome.runner_name
-    if outcome.price_unknown is not None:
-        document["hourly_price_unknown"] = outcome.price_unknown
-    if outcome.dry_run:
-        document["images"] = [dict(image) for image in outcome.images]
-        document["resources"] = [
-            {"op": step.op, "type": step.type, "name": step.name} for step in outcome.planned
-        ]
-    return document
-
-
-def _print_create(outcome: CreateOutcome, output: OutputFormat) -> None:
+def _print_create(outcome: HostRecord, output: OutputFormat) -> None:
     if output is OutputFormat.json:
-        typer.echo(json.dumps(_create_document(outcome), indent=2))
+        typer.echo(json.dumps(outcome.to_dict(), indent=2))
         return
     chosen = outcome.allocation
     lines = [
@@ -521,7 +343,7 @@ def _print_create(outcome: CreateOutcome, output: OutputFormat) -> None:
     typer.echo("\n".join(["Host ready.", *lines]))
 
 
-def _print_resources(outcome: CreateOutcome) -> None:
+def _print_resources(outcome: HostRecord) -> None:
     from rich.table import Table
 
     table = Table(title=f"{len(outcome.planned)} resources would be created")
@@ -532,7 +354,7 @@ def _print_resources(outcome: CreateOutcome) -> None:
     console().print(table)
 
 
-def _write_github_output(outcome: CreateOutcome, conn_dir: Path | None) -> None:
+def _write_github_output(outcome: HostRecord, conn_dir: Path | None) -> None:
     """Append the host's public facts to ``$GITHUB_OUTPUT`` for later workflow steps."""
     path = os.environ.get("GITHUB_OUTPUT")
     if not path:
@@ -560,30 +382,21 @@ def _write_github_output(outcome: CreateOutcome, conn_dir: Path | None) -> None:
         handle.writelines(lines)
 
 
-def _print_destroy(context: RunContext, outcome: DestroyOutcome, output: OutputFormat) -> None:
+def _print_destroy(backend_url: str | None, outcome: DestroyRecord, output: OutputFormat) -> None:
     if output is OutputFormat.json:
-        document = {
-            "project": context.project_name,
-            "destroyed": list(outcome.destroyed),
-            "nothing_to_destroy": outcome.nothing_to_destroy,
-            "unlocked": list(outcome.unlocked),
-            "purged_state_files": len(outcome.purged),
-        }
-        if outcome.runner is not None:
-            document["runner"] = outcome.runner
-        typer.echo(json.dumps(document, indent=2))
+        typer.echo(json.dumps(outcome.to_dict(), indent=2))
         return
-    where = context.backend_url or "the local state"
+    where = backend_url or "the local state"
     if outcome.runner is not None:
         typer.echo(outcome.runner[:1].upper() + outcome.runner[1:] + ".")
     if outcome.nothing_to_destroy:
-        project = context.project_name
+        project = outcome.project
         typer.echo(f"Nothing to destroy: project {project!r} has no stacks in {where}.")
         return
-    typer.echo(f"Destroyed {', '.join(outcome.destroyed)} (project {context.project_name!r}).")
+    typer.echo(f"Destroyed {', '.join(outcome.destroyed)} (project {outcome.project!r}).")
 
 
-def _print_hosts(hosts: list[HostSummary], backed_url: str | None) -> None:
+def _print_hosts(hosts: list[HostStatus], backed_url: str | None) -> None:
     from rich.table import Table
 
     if not hosts:

@@ -17,9 +17,7 @@ import typer
 
 from mapt.core import (
     InputError,
-    check_region_name,
     get_logger,
-    region_from_environment,
     register_secret,
     shown,
 )
@@ -202,16 +200,6 @@ def _origin(ctx: typer.Context, name: str, flag: str) -> str:
     return env(flag) if _source(ctx, name) == "ENVIRONMENT" else flag
 
 
-def comma_list(flag: str, value: str | None) -> tuple[str, ...]:
-    """Split ``a,b,c``; None (flag not given) is empty, an explicitly empty list is an error."""
-    if value is None:
-        return ()
-    items = tuple(item.strip() for item in value.split(","))
-    if not value.strip() or any(not item for item in items):
-        raise InputError(f"{flag} {shown(value)} has an empty item: give a comma-separated list")
-    return items
-
-
 Cpus = Annotated[int, option("--cpus", "vCPUs of the machine.", parser=whole_number)]
 Memory = Annotated[float, option("--memory", "Memory of the machine in GiB.", parser=number)]
 Arch = Annotated[
@@ -299,51 +287,45 @@ Output = Annotated[OutputFormat, option("--output", "Output format: text or json
 Debug = Annotated[bool, option("--debug", "Verbose logs, and tracebacks with errors.")]
 
 
-# Flags that describe the machine's shape; --compute-sizes names the types instead.
-SHAPE_FLAGS = ("cpus", "memory", "gpus", "gpu_manufacturer", "nested_virt", "compute_families")
-
-
 def flag_name(name: str) -> str:
     """The flag of parameter ``name``: ``compute_sizes`` -> ``--compute-sizes``."""
-    return "--" + name.replace("_", "-")
+    from mapt.hosts import flag_name as field_flag
+
+    return field_flag(name)
+
+
+def given_fields(ctx: typer.Context, names: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The parameters (of ``names``, default all) set on the command line or environment.
+
+    What ``mapt.hosts``' field validation takes: a field left out takes its default,
+    one given counts as given even with the default's value.
+    """
+    chosen = ctx.params if names is None else names
+    return {name: ctx.params[name] for name in chosen if given(ctx, name)}
 
 
 def compute_request(ctx: typer.Context) -> Any:
-    """A validated ``ComputeRequest`` from a command's compute flags.
+    """A validated ``ComputeRequest`` from a command's compute flags (``mapt.hosts``'s check).
 
     ``--compute-sizes`` names the types and excludes the shape flags; ``--arch`` not
     given leaves the architecture to the named types (x86_64 for a shape).
     """
-    from mapt.allocation import ComputeRequest
+    from mapt.hosts import COMPUTE_FIELDS, compute_from_fields
 
-    params = ctx.params
-    explicit = [name for name in SHAPE_FLAGS if given(ctx, name)]
-    if params["compute_sizes"] is not None and explicit:
-        flags = ", ".join(flag_name(name) for name in explicit)
-        raise InputError(
-            f"--compute-sizes {shown(params['compute_sizes'])} and {flags} are mutually "
-            "exclusive: name the instance types, or describe the machine"
-        )
-    return ComputeRequest(
-        cpus=params["cpus"],
-        memory_gib=params["memory"],
-        arch=params["arch"],
-        gpus=params["gpus"],
-        gpu_manufacturer=params["gpu_manufacturer"],
-        nested_virt=params["nested_virt"],
-        compute_sizes=comma_list("--compute-sizes", params["compute_sizes"]),
-        compute_families=comma_list("--compute-families", params["compute_families"]),
-    )
+    return compute_from_fields(given_fields(ctx, COMPUTE_FIELDS))
 
 
 def spot_args(*, tolerance: str, increase_rate: float, excluded_regions: str | None) -> Any:
-    """Build validated ``SpotArgs`` from the spot flags."""
-    from mapt.allocation import SpotArgs
+    """Build validated ``SpotArgs`` from the spot flags (``mapt.hosts``'s check)."""
+    from mapt.hosts import spot_from_fields
 
-    names = comma_list("--spot-excluded-regions", excluded_regions)
-    for name in names:
-        check_region_name(name, "--spot-excluded-regions item")
-    return SpotArgs(tolerance=tolerance, increase_rate=increase_rate, excluded_regions=names)
+    return spot_from_fields(
+        {
+            "spot_eviction_tolerance": tolerance,
+            "spot_increase_rate": increase_rate,
+            "spot_excluded_regions": excluded_regions,
+        }
+    )
 
 
 def requested_region(value: str | None) -> str | None:
@@ -351,6 +333,6 @@ def requested_region(value: str | None) -> str | None:
 
     The message names the flag or the variable the bad name came from.
     """
-    if value is not None:
-        return check_region_name(value, "--region")
-    return region_from_environment()
+    from mapt.hosts import requested_region as checked_region
+
+    return checked_region(value, "--region")

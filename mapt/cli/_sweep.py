@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mapt.cli._options import BackedUrl, Debug, Output, OutputFormat, comma_list, option
-from mapt.core import InputError
+from mapt.cli._options import BackedUrl, Debug, Output, OutputFormat, option
+from mapt.core import InputError, comma_list
 
 if TYPE_CHECKING:
     from datetime import timedelta

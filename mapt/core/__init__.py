@@ -49,7 +49,14 @@ from mapt.core._interrupt import (
     stopping_on_signals,
 )
 from mapt.core._logging import configure_logging, get_logger, redact, register_secret
-from mapt.core._text import VALUE_LIMIT, clip, clip_values, from_environment, shown
+from mapt.core._text import (
+    VALUE_LIMIT,
+    clip,
+    clip_values,
+    comma_list,
+    from_environment,
+    shown,
+)
 
 __all__ = [
     "CREDENTIALS_HINT",
@@ -74,6 +81,7 @@ __all__ = [
     "check_region_name",
     "clip",
     "clip_values",
+    "comma_list",
     "configure_logging",
     "filesystem_error",
     "format_duration",

@@ -47,3 +47,18 @@ def from_environment(variable: str, value: str) -> str:
     """How a message names a value read from the environment: ``VAR=value (from the
     environment)``, the value cut like any other."""
     return f"{variable}={clip(value)} (from the environment)"
+
+
+def comma_list(name: str, value: str | None) -> tuple[str, ...]:
+    """Split ``a,b,c``; None (not given) is empty, an explicitly empty list is an error.
+
+    ``name`` is how the message names the value (a flag, ``--compute-sizes``).
+    """
+    from mapt.core._errors import InputError
+
+    if value is None:
+        return ()
+    items = tuple(item.strip() for item in value.split(","))
+    if not value.strip() or any(not item for item in items):
+        raise InputError(f"{name} {shown(value)} has an empty item: give a comma-separated list")
+    return items

@@ -463,8 +463,8 @@ def test_two_creates_of_one_project_at_once_make_one_spot_choice(
     import threading
 
     from mapt.allocation import AllocationArgs, ComputeRequest, SpotArgs
-    from mapt.cli._host_flow import HostChecks, create_host
     from mapt.core import RunContext, StateLockedError
+    from mapt.hosts import HostChecks, create_host
     from mapt.targets.aws import HostRequest
 
     context = RunContext(project_name="demo", backend_url=cli.backend)

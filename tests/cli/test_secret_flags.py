@@ -37,7 +37,7 @@ SECRET_VARIABLES = (
 @pytest.fixture
 def handed(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """The host requests ``create`` hands to the flow (which then stops)."""
-    import mapt.cli._host_flow as flow
+    import mapt.hosts._target as flow
 
     requests: list[Any] = []
 

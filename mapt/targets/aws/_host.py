@@ -1,6 +1,6 @@
 """The AWS host target: its stack name, program(s), outputs, connection files, readiness.
 
-This is the whole interface the CLI uses for ``mapt aws host create``:
+This is the whole interface ``mapt.hosts`` uses to create a host:
 
 1. ``host_stack_name(ctx)`` names the stack (``host-<project>``);
 2. ``deploy_host(ctx, allocation, request, up=...)`` runs the program of every phase

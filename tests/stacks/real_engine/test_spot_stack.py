@@ -15,8 +15,8 @@ import boto3
 import pytest
 
 from mapt.allocation import AllocationArgs, ComputeRequest, SpotArgs, allocation
-from mapt.cli._host_flow import destroy_host, list_hosts
 from mapt.core import RunContext
+from mapt.hosts import destroy_host, list_hosts
 from mapt.stacks import PulumiEngine, StackRef, list_stacks
 from tests.harness.spot_market import ApiCallLog, SpotMarket
 from tests.stacks.real_engine.conftest import RealCli, leftovers

@@ -1,0 +1,307 @@
+"""Create a host: allocate, deploy with failover, confirm the launch, wait, set it up.
+
+Each function takes validated requests and an explicit ``Engine`` and returns what
+happened as a ``HostRecord``; nothing here prints. ``create_host`` is the whole create
+(and, with ``reuse_choice`` False, a resize); ``dry_run_host`` the same choice and
+programs under mocks, creating nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mapt.core import (
+    Interrupted,
+    MaptError,
+    NoCapacityError,
+    OperationError,
+    RunContext,
+    get_logger,
+    translating_aws_errors,
+)
+from mapt.hosts._destroy import destroy_hint
+from mapt.hosts._records import HostRecord
+from mapt.hosts._requests import DEFAULT_SPOT_ATTEMPTS
+
+if TYPE_CHECKING:
+    import boto3
+
+    from mapt.allocation import AllocationArgs, AllocationResult, FailedOffer
+    from mapt.hosts._services import HostSetupStep, LaunchCheck, ReadinessCheck
+    from mapt.stacks import DryRunEngine, Engine, PlannedStep
+    from mapt.targets import SshAccess
+    from mapt.targets.aws import HostRequest, HostSetup
+
+log = get_logger(__name__)
+
+GET_AMI = "aws:ec2/getAmi:getAmi"
+InvokeAnswer = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+def create_host(
+    context: RunContext,
+    args: AllocationArgs,
+    request: HostRequest,
+    *,
+    engine: Engine,
+    conn_dir: Path | None,
+    checks: HostChecks,
+    lock_timeout: float,
+    max_attempts: int = DEFAULT_SPOT_ATTEMPTS,
+    fallback_on_demand: bool = False,
+    reuse_choice: bool = True,
+) -> HostRecord:
+    """Allocate, deploy the host stack, confirm the launch, wait for SSH, write files.
+
+    The whole create holds the project lock, so two runs of one project never make
+    two spot choices. A spot host whose group cannot launch (capacity, price) is
+    destroyed and deployed again on the next kept candidate, up to ``max_attempts``
+    deployments; then it falls back to on-demand when asked, or fails with every
+    attempt listed. Any other failure, and an interruption (SIGINT, SIGTERM), keeps
+    what was created in state and says how to remove it.
+
+    ``reuse_choice`` False (a resize) makes a new spot choice for ``args`` even when
+    one is kept, replaces the kept one with it, and moves the host there.
+    """
+    from mapt.allocation import allocation
+    from mapt.stacks import project_lock
+
+    operation = "create" if reuse_choice else "resize"
+    with project_lock(
+        context.backend_url, context.project_name, operation=operation, timeout=lock_timeout
+    ):
+        allocated = False
+        try:
+            chosen = allocation(context, args, engine=engine, reuse=reuse_choice)
+            allocated = True
+            chosen, outputs = _deploy_with_failover(
+                context, args, request, chosen, engine, checks, max_attempts, fallback_on_demand
+            )
+            files: list[Path] = []
+            if conn_dir is not None:
+                from mapt.targets import write_connection_files
+                from mapt.targets.aws import host_connection_values
+
+                files = write_connection_files(conn_dir, host_connection_values(outputs))
+        except SpotAttemptsExhaustedError:
+            raise
+        except MaptError as error:
+            # A failed allocation created nothing; an interrupted one may have saved
+            # the spot choice already.
+            if allocated or isinstance(error, Interrupted):
+                error.hint = destroy_hint(context, error.hint)
+            raise
+    return HostRecord(
+        project=context.project_name,
+        allocation=chosen,
+        outputs=outputs,
+        files=tuple(files),
+        runner_name=request.runner.name if request.runner is not None else None,
+        expires_at=request.expires_at,
+    )
+
+
+@dataclass(frozen=True)
+class HostChecks:
+    """The checks after each ``up``: the spot launch, then SSH readiness; then the setup.
+
+    ``setup`` hands a ready host its secrets (``None``: the real delivery over SSH,
+    ``mapt.targets.aws.configure_host``); it gets the request and the stack's outputs.
+    """
+
+    launch: LaunchCheck
+    readiness: ReadinessCheck
+    setup: HostSetupStep | None = None
+
+    def setup_for(
+        self, request: HostRequest
+    ) -> Callable[[SshAccess, Mapping[str, Any]], HostSetup] | None:
+        setup = self.setup
+        if setup is None:
+            return None
+        return lambda access, outputs: setup(access, request, outputs)
+
+    def after_up(self, offer: AllocationResult, group_name: str) -> Callable[[SshAccess], None]:
+        """The wait for one deployment: a spot group must launch before SSH can answer."""
+
+        def wait(access: SshAccess) -> None:
+            if offer.is_spot:
+                self.launch(offer.region, group_name)
+            self.readiness(access)
+
+        return wait
+
+
+class SpotAttemptsExhaustedError(NoCapacityError):
+    """Every spot offer tried could not launch, and on-demand was not allowed."""
+
+    def __init__(self, failed: Sequence[FailedOffer]) -> None:
+        self.failed = tuple(failed)
+        tried = "; ".join(
+            f"{f.offer.availability_zone} ({', '.join(f.offer.instance_types[:3])}): {f.reason}"
+            for f in failed
+        )
+        super().__init__(
+            f"spot capacity could not launch after {len(failed)} attempt(s): {tried}",
+            hint="Retry later, widen the request (--spot-eviction-tolerance, "
+            "--compute-families), or pass --spot-fallback-on-demand.",
+        )
+
+
+def _deploy_with_failover(
+    context: RunContext,
+    args: AllocationArgs,
+    request: HostRequest,
+    chosen: AllocationResult,
+    engine: Engine,
+    checks: HostChecks,
+    max_attempts: int,
+    fallback_on_demand: bool,
+) -> tuple[AllocationResult, dict[str, Any]]:
+    from mapt.allocation import (
+        FailedOffer,
+        fail_over,
+        keep_on_demand_fallback,
+        on_demand_allocation,
+    )
+    from mapt.stacks import StackRef
+    from mapt.targets.aws import (
+        HOST_STACK,
+        SpotLaunchError,
+        deploy_host,
+        host_group_name,
+        recorded_setup,
+    )
+
+    ref = StackRef.for_context(context, HOST_STACK)
+    # A re-run keeps what an earlier delivery recorded until it has delivered again.
+    recorded = recorded_setup(engine.outputs(ref)) if engine.exists(ref) else None
+    deployments = 0
+    while True:
+        current = chosen
+        deployments += 1
+        try:
+            outputs = deploy_host(
+                context,
+                current,
+                request,
+                up=lambda program: engine.up(ref, program, refresh=engine.exists(ref)),
+                wait=checks.after_up(current, host_group_name(context)),
+                setup=checks.setup_for(request),
+                recorded=recorded,
+            )
+            return current, outputs
+        except SpotLaunchError as error:
+            if not error.capacity_failure:
+                # The request itself is wrong (an image, a quota, a parameter): no other
+                # offer would launch either, and it is not a capacity problem (exit 1).
+                raise OperationError(error.message, hint=error.hint) from error
+            log.warning("%s; destroying the host stack to try elsewhere", error.message)
+            engine.destroy(ref)
+            failed = (*current.failed, FailedOffer(current.offer, error.reason_code))
+            following = fail_over(context, current, error.reason_code, engine=engine)
+            if following is not None and deployments < max_attempts:
+                chosen = following
+                continue
+            if not fallback_on_demand:
+                raise SpotAttemptsExhaustedError(failed) from error
+            region = failed[0].offer.region
+            log.warning("falling back to on-demand capacity in %s", region)
+            on_demand = on_demand_allocation(args, region)
+            chosen = keep_on_demand_fallback(
+                context, replace(on_demand, failed=failed), engine=engine
+            )
+
+
+def dry_run_host(
+    context: RunContext,
+    args: AllocationArgs,
+    request: HostRequest,
+    *,
+    engine: DryRunEngine,
+    session: boto3.Session,
+) -> HostRecord:
+    """The real allocation (read-only EC2 calls) and the host program under mocks.
+
+    A spot choice already saved is read, not re-made; a new one is shown but kept
+    nowhere. State is read through ``engine``'s reader as ``host list`` reads it, so
+    no Pulumi CLI, passphrase, lock or workspace is needed and nothing is written.
+    Image lookups are answered from the real ``DescribeImages`` of the chosen region,
+    so a dry run fails where a real run would on a missing image. On demand, the
+    hourly price comes from the Pricing API (or is unknown, with the reason).
+    """
+    from mapt.allocation import allocation, on_demand_hourly_price
+    from mapt.stacks import StackRef
+    from mapt.targets.aws import HOST_STACK, host_phases, host_program
+
+    chosen = allocation(context, args, engine=engine, keep=False)
+    on_demand_price, price_unknown = None, None
+    if not chosen.is_spot:
+        on_demand_price, price_unknown = on_demand_hourly_price(
+            chosen, args.ami_product_description, session=session
+        )
+    images: list[dict[str, str]] = []
+    engine.answer(GET_AMI, image_answer(session, chosen.region, found=images))
+    ref = StackRef.for_context(context, HOST_STACK)
+    planned: list[PlannedStep] = []
+    outputs: dict[str, Any] = {}
+    for phase in host_phases(request):
+        preview = engine.preview(ref, host_program(context, chosen, request, phase=phase))
+        known = {(step.type, step.name) for step in planned}
+        planned += [step for step in preview.steps if (step.type, step.name) not in known]
+        outputs = engine.last_run.plain_outputs()
+    unique = {image["id"]: image for image in images}
+    return HostRecord(
+        project=context.project_name,
+        allocation=chosen,
+        outputs=outputs,
+        dry_run=True,
+        planned=tuple(planned),
+        images=tuple(unique.values()),
+        runner_name=request.runner.name if request.runner is not None else None,
+        expires_at=request.expires_at,
+        on_demand_price=on_demand_price,
+        price_unknown=price_unknown,
+    )
+
+
+def image_answer(
+    session: boto3.Session, region: str, *, found: list[dict[str, str]] | None = None
+) -> InvokeAnswer:
+    """Answer ``aws.ec2.getAmi`` as the provider would: the newest matching image.
+
+    Each image found is appended to ``found`` (id, name, region), for the dry run's report.
+    """
+
+    def answer(invoke_args: Mapping[str, Any]) -> dict[str, Any]:
+        filters = [
+            {"Name": f["name"], "Values": list(f["values"])} for f in invoke_args.get("filters", [])
+        ]
+        owners = list(invoke_args.get("owners", []))
+        described = ", ".join(f"{f['Name']}={','.join(f['Values'])}" for f in filters)
+        with translating_aws_errors("DescribeImages", region=region):
+            images = session.client("ec2", region_name=region).describe_images(
+                Owners=owners,
+                Filters=filters,  # type: ignore[arg-type]
+            )["Images"]
+        if not images:
+            raise OperationError(
+                f"no image in {region} owned by {', '.join(owners)} matches {described}"
+            )
+        newest = max(images, key=lambda image: image.get("CreationDate", ""))
+        if found is not None:
+            name = newest.get("Name", "")
+            found.append({"id": newest["ImageId"], "name": name, "region": region})
+        return {
+            "id": newest["ImageId"],
+            "imageId": newest["ImageId"],
+            "name": newest.get("Name", ""),
+            "architecture": newest.get("Architecture", ""),
+            "rootDeviceName": newest.get("RootDeviceName", "/dev/sda1"),
+            "owners": owners,
+        }
+
+    return answer

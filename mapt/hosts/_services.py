@@ -1,0 +1,116 @@
+"""What the host lifecycle acts through: the stacks engine, the launch, readiness and setup.
+
+One typed object holds them, so each caller picks its implementations explicitly: the
+CLI the real ones (or what a test hands in as the root context object), the service
+its own per execution, tests in-memory ones. The choice is an argument, never an
+environment switch.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, TextIO, cast
+
+if TYPE_CHECKING:
+    from mapt.hosts._create import HostChecks
+    from mapt.hosts._progress import Progress
+    from mapt.stacks import Engine
+    from mapt.targets import SshAccess
+    from mapt.targets.aws import HostRequest, HostSetup
+
+# Builds the engine for a run from the secrets provider and the debug switch.
+EngineFactory = Callable[[str | None, bool], "Engine"]
+# Waits until the host answers over SSH; raises a MaptError when it does not.
+ReadinessCheck = Callable[["SshAccess"], None]
+# Confirms a spot group has a running instance: (region, group name) -> instance id.
+LaunchCheck = Callable[[str, str], str]
+# Hands a ready host its secrets: (access, request, the stack's outputs) -> what was done.
+HostSetupStep = Callable[["SshAccess", "HostRequest", "Mapping[str, Any]"], "HostSetup"]
+
+
+def pulumi_engine(
+    secrets_provider: str | None, debug: bool, *, progress_stream: TextIO | None = None
+) -> Engine:
+    """The real engine: the Pulumi CLI through the Automation API.
+
+    ``progress_stream`` gets its per-resource progress lines (default: stderr).
+    """
+    from mapt.stacks import PulumiEngine
+
+    return PulumiEngine(
+        secrets_provider=secrets_provider, debug=debug, progress_stream=progress_stream
+    )
+
+
+def pulumi_cli_present() -> None:
+    """What the Pulumi engine needs to change state: its CLI, found and version-checked.
+
+    Raises ``PrerequisiteError`` (exit 5). Reading state needs no CLI, so only
+    operations about to change state check it, before any AWS call or lock.
+    """
+    from mapt.stacks import pulumi_command
+
+    pulumi_command()
+
+
+def ssh_readiness(access: SshAccess) -> None:
+    """The real readiness check: SSH in and wait for cloud-init (40 min at most)."""
+    from mapt.targets import DEFAULT_READY_TIMEOUT, wait_until_ready
+
+    wait_until_ready(access, timeout=DEFAULT_READY_TIMEOUT)
+
+
+def auto_scaling_launch(region: str, group_name: str) -> str:
+    """The real launch check: the group's scaling activities, through boto3."""
+    import boto3
+
+    from mapt.targets.aws import verify_spot_launch
+
+    return verify_spot_launch(boto3.Session(), region, group_name)
+
+
+@dataclass(frozen=True)
+class HostServices:
+    """The engine factory and the checks a create runs after each ``up``.
+
+    ``setup`` None is the real delivery of secrets over SSH (``configure_host``).
+    """
+
+    engine: EngineFactory = pulumi_engine
+    readiness: ReadinessCheck = ssh_readiness
+    launch: LaunchCheck = auto_scaling_launch
+    setup: HostSetupStep | None = None
+
+    def check_engine(self) -> None:
+        """Check what the engine needs to change state (the Pulumi engine: its CLI).
+
+        An engine handed in brings what it needs, so there is nothing to check for it.
+        """
+        if _is_pulumi_engine(self.engine):
+            pulumi_cli_present()
+
+    def reporting_to(self, progress: Progress) -> HostServices:
+        """These services with the Pulumi engine's progress lines handed to ``progress``.
+
+        Other engines report through the logs only, which ``reporting_progress`` covers.
+        """
+        if not _is_pulumi_engine(self.engine):
+            return self
+        from mapt.hosts._progress import ProgressStream
+
+        # A TextIOBase is what TextIO names at run time; typeshed keeps the two apart.
+        stream = cast(TextIO, ProgressStream(progress))
+        return replace(self, engine=functools.partial(pulumi_engine, progress_stream=stream))
+
+    def checks(self) -> HostChecks:
+        """The checks a create runs after each ``up``, from these services."""
+        from mapt.hosts._create import HostChecks
+
+        return HostChecks(launch=self.launch, readiness=self.readiness, setup=self.setup)
+
+
+def _is_pulumi_engine(factory: EngineFactory) -> bool:
+    """Whether ``factory`` makes the real Pulumi engine (itself, or with a progress stream)."""
+    return factory is pulumi_engine or getattr(factory, "func", None) is pulumi_engine

@@ -1,0 +1,177 @@
+"""The AWS host target: create, update, destroy, status and list, answering typed records.
+
+As SkyPilot's provisioner has one fixed set of verbs per cloud, a caller (the CLI, the
+service, a test) drives a host through ``AwsHostTarget`` alone: it hands in the
+``HostServices`` to act through and a validated request (``create_request``), and
+gets a ``HostRecord``, ``DestroyRecord`` or ``HostStatus`` back. Each verb checks
+its prerequisites (the engine's CLI, the state's secrets, AWS credentials) before any
+AWS call or lock, and reports progress through the logs and, when given, a
+``Progress`` callback for this call alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from mapt.hosts._create import create_host, dry_run_host
+from mapt.hosts._destroy import destroy_host
+from mapt.hosts._progress import Progress, reporting_progress
+from mapt.hosts._requests import PRODUCT_DESCRIPTIONS, CreateHostRequest, DestroyHostRequest
+from mapt.hosts._runner import deregister_runner, register_runner
+from mapt.hosts._services import HostServices
+from mapt.hosts._status import host_status, list_hosts
+
+if TYPE_CHECKING:
+    import boto3
+
+    from mapt.allocation import AllocationArgs
+    from mapt.hosts._records import DestroyRecord, HostRecord, HostStatus
+    from mapt.integrations.github import RegisteredRunner
+    from mapt.stacks import Engine
+    from mapt.targets.aws import HostRequest
+
+
+class AwsHostTarget:
+    """Hosts on AWS through ``services``; ``progress`` gets each verb's progress lines
+    (those logged, and the Pulumi engine's per-resource lines)."""
+
+    def __init__(self, services: HostServices | None = None, *, progress: Progress | None = None):
+        chosen = services if services is not None else HostServices()
+        self.services = chosen if progress is None else chosen.reporting_to(progress)
+        self.progress = progress
+
+    def create(self, request: CreateHostRequest) -> HostRecord:
+        """Create the host, or bring an existing one of the project to ``request`` in place.
+
+        The spot choice kept for the project is reused (same place, same machine);
+        connection files are written to ``request.conn_dir``. See ``create_host``.
+        """
+        return self._deploy(request, reuse_choice=True)
+
+    def update(self, request: CreateHostRequest) -> HostRecord:
+        """Resize an existing host: a new allocation for ``request``'s shape, the machine
+        replaced there, the new spot choice kept. ``HostNotFoundError`` without a host.
+
+        ``request`` is the whole host as it should now be (the create's fields with the
+        changes applied, through ``create_request``), not only the changes.
+        """
+        with reporting_progress(self.progress):
+            engine = self.services.engine(request.secrets_provider, request.context.debug)
+            host_status(engine, request.context.backend_url, request.project)
+        return self._deploy(request, reuse_choice=False)
+
+    def dry_run(self, request: CreateHostRequest) -> HostRecord:
+        """What ``create`` would do: the real choice and its price, the resources; nothing
+        is created or written, and no engine CLI or passphrase is needed."""
+        from mapt.stacks import DryRunEngine
+
+        with reporting_progress(self.progress):
+            session, engine, host, args = self._prepare(request, changes_state=False)
+            return dry_run_host(
+                request.context, args, host, engine=DryRunEngine(reader=engine), session=session
+            )
+
+    def destroy(self, request: DestroyHostRequest) -> DestroyRecord:
+        """Destroy the host, its spot choice and runner, then the project's state.
+
+        A project without stacks is nothing to destroy (found from state alone, with no
+        prerequisite). See ``destroy_host``.
+        """
+
+        def deregister(registered: RegisteredRunner | None) -> str | None:
+            return deregister_runner(
+                project=request.project,
+                registered=registered,
+                requested=request.runner_scope,
+                app=request.app,
+            )
+
+        with reporting_progress(self.progress):
+            return destroy_host(
+                request.context,
+                engine=self.services.engine(request.secrets_provider, request.context.debug),
+                force=request.force,
+                keep_state=request.keep_state,
+                lock_timeout=request.lock_timeout,
+                prerequisites=self.services.check_engine,
+                deregister=deregister,
+            )
+
+    def status(self, project: str, backend_url: str | None, *, debug: bool = False) -> HostStatus:
+        """The project's host from state alone; ``HostNotFoundError`` when it has none."""
+        with reporting_progress(self.progress):
+            return host_status(self._reader(backend_url, debug), backend_url, project)
+
+    def list(self, backend_url: str | None, *, debug: bool = False) -> list[HostStatus]:
+        """Every project of the backend, from state alone (no AWS call, no passphrase)."""
+        with reporting_progress(self.progress):
+            return list_hosts(self._reader(backend_url, debug), backend_url)
+
+    def _reader(self, backend_url: str | None, debug: bool) -> Engine:
+        from mapt.stacks import resolve_backend
+
+        resolve_backend(backend_url)  # a bad URL is refused before anything is read
+        return self.services.engine(None, debug)
+
+    def _deploy(self, request: CreateHostRequest, *, reuse_choice: bool) -> HostRecord:
+        with reporting_progress(self.progress):
+            _, engine, host, args = self._prepare(request, changes_state=True)
+            return create_host(
+                request.context,
+                args,
+                host,
+                engine=engine,
+                conn_dir=request.conn_dir,
+                checks=self.services.checks(),
+                lock_timeout=request.lock_timeout,
+                max_attempts=request.max_attempts,
+                fallback_on_demand=request.fallback_on_demand,
+                reuse_choice=reuse_choice,
+            )
+
+    def _prepare(
+        self, request: CreateHostRequest, *, changes_state: bool
+    ) -> tuple[boto3.Session, Engine, HostRequest, AllocationArgs]:
+        """Prerequisites, then what AWS and GitHub answer before anything is created.
+
+        First what a run that changes state needs (the engine's CLI, a passphrase or
+        KMS key for s3 state), then the AWS credentials every run reads the market
+        with; then the runner's registration token, and the architecture of named
+        types, which picks the image.
+        """
+        import boto3
+
+        from mapt.allocation import AllocationArgs, check_credentials, resolve_architecture
+        from mapt.stacks import resolve_backend, secrets_setup
+
+        context = request.context
+        if changes_state:
+            self.services.check_engine()
+            backend = resolve_backend(context.backend_url)
+            if backend.kind == "s3":
+                secrets_setup(backend, request.secrets_provider)  # no passphrase or KMS key
+        session = boto3.Session()
+        check_credentials(session)
+        engine = self.services.engine(request.secrets_provider, context.debug)
+        host = request.host
+        if request.runner is not None:
+            # Last of the checks: it asks GitHub for a token, once everything else is valid.
+            host = replace(host, runner=register_runner(context.project_name, request.runner))
+        # Types named without an arch run on their own architecture; the image follows it.
+        compute = resolve_architecture(
+            request.compute, region=context.resolved_region(), session=session
+        )
+        if compute.arch is not None and compute.arch != host.arch:
+            host = replace(host, arch=compute.arch)
+        image = host.image
+        args = AllocationArgs(
+            compute_request=compute,
+            ami_product_description=PRODUCT_DESCRIPTIONS[host.os],
+            ami_name=image.name,
+            ami_owner=image.owner,
+            ami_arch=image.architecture,
+            spot=request.spot,
+            session=session,
+        )
+        return session, engine, host, args
