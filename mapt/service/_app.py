@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
@@ -38,6 +38,8 @@ from mapt.service._errors import (
     http_status,
 )
 from mapt.service._executions import Execution, Executions
+from mapt.service._hosts import Hosts, ManagedHost, check_create_fields
+from mapt.service._states import HostRequest
 from mapt.service._tokens import TokenRecord, authenticate
 from mapt.service._workers import Dispatcher
 
@@ -63,10 +65,12 @@ class Service:
     database: Database
     dispatcher: Dispatcher | None = None
     executions: Executions = field(init=False)
+    hosts: Hosts = field(init=False)
     routers: tuple[APIRouter, ...] = ()
 
     def __post_init__(self) -> None:
         self.executions = Executions(self.database)
+        self.hosts = Hosts(self.database, self.executions)
 
     def submitted(self, execution: Execution) -> None:
         if self.dispatcher is not None:
@@ -377,6 +381,121 @@ def _executions_router() -> APIRouter:
     return router
 
 
+# -- hosts -------------------------------------------------------------------------
+
+
+class HostModel(BaseModel):
+    name: str
+    state: str
+    address: str | None
+    username: str | None
+    allocation: dict[str, Any] | None
+    hourly_price: float | None
+    fields: dict[str, Any]
+    execution_id: str | None
+    created_at: str
+    updated_at: str
+    expires_at: str | None
+    deleted_at: str | None
+    last_error: ExecutionErrorModel | None
+
+
+class HostAnswer(BaseModel):
+    host: HostModel
+
+
+class HostList(BaseModel):
+    hosts: list[HostModel]
+
+
+HostFields = Annotated[
+    dict[str, Any],
+    Body(
+        description="The fields of `mapt aws host create`, named after its flags with "
+        "underscores (`os`, `spot`, `cpus`, `memory`, `compute_sizes`, `timeout`, `tags`, "
+        "...); the project is `name`.",
+        examples=[{"name": "pr-123", "os": "fedora", "spot": True, "cpus": 4, "memory": 16}],
+    ),
+]
+
+
+def _host_json(host: ManagedHost) -> dict[str, Any]:
+    return host.as_json()
+
+
+def _hosts_router() -> APIRouter:
+    router = APIRouter(prefix="/v1/hosts", tags=["hosts"])
+
+    async def _requested(
+        request: Request,
+        kind: HostRequest,
+        name: str | None,
+        fields: dict[str, Any] | None,
+        wait: bool,
+        timeout: float,
+    ) -> JSONResponse:
+        service = _service(request)
+
+        def admit() -> Execution:
+            host = name if name is not None else check_create_fields(fields or {})
+            execution_id = service.hosts.request(kind, host, fields)
+            return service.executions.get(execution_id)
+
+        execution = await anyio.to_thread.run_sync(admit)
+        service.submitted(execution)
+        return await execution_answer(service, execution, wait=wait, timeout=timeout)
+
+    @router.post("", status_code=202, response_model=ExecutionAnswer)
+    async def create_host(
+        request: Request,
+        fields: HostFields,
+        _token: Writer,
+        wait: WaitQuery = False,
+        timeout: TimeoutQuery = DEFAULT_WAIT_SECONDS,
+    ) -> JSONResponse:
+        """Create a host (PENDING, then RUNNING once deployed and ready)."""
+        return await _requested(request, HostRequest.CREATE, None, fields, wait, timeout)
+
+    @router.get("", response_model=HostList)
+    async def list_hosts(
+        request: Request, _token: Reader, include_deleted: bool = False
+    ) -> dict[str, Any]:
+        found = await anyio.to_thread.run_sync(
+            functools.partial(_service(request).hosts.find, include_deleted=include_deleted)
+        )
+        return {"hosts": [_host_json(host) for host in found]}
+
+    @router.get("/{name}", response_model=HostAnswer)
+    async def get_host(request: Request, name: str, _token: Reader) -> dict[str, Any]:
+        host = await anyio.to_thread.run_sync(_service(request).hosts.get, name)
+        return {"host": _host_json(host)}
+
+    @router.patch("/{name}", status_code=202, response_model=ExecutionAnswer)
+    async def update_host(
+        request: Request,
+        name: str,
+        fields: HostFields,
+        _token: Writer,
+        wait: WaitQuery = False,
+        timeout: TimeoutQuery = DEFAULT_WAIT_SECONDS,
+    ) -> JSONResponse:
+        """Resize (cpus, memory, compute sizes, disk), retag or change the timeout."""
+        return await _requested(request, HostRequest.UPDATE, name, fields, wait, timeout)
+
+    @router.delete("/{name}", status_code=202, response_model=ExecutionAnswer)
+    async def delete_host(
+        request: Request,
+        name: str,
+        _token: Writer,
+        wait: WaitQuery = False,
+        timeout: TimeoutQuery = DEFAULT_WAIT_SECONDS,
+    ) -> JSONResponse:
+        """Destroy the host (DELETING, then DELETED)."""
+        return await _requested(request, HostRequest.DELETE, name, None, wait, timeout)
+
+    return router
+
+
 # -- the app -----------------------------------------------------------------------
 
 
@@ -439,6 +558,7 @@ def create_app(service: Service) -> FastAPI:
         return {"version": __version__}
 
     app.include_router(_executions_router())
+    app.include_router(_hosts_router())
     for router in service.routers:
         app.include_router(router)
     return app

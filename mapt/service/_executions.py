@@ -147,21 +147,29 @@ class Executions:
 
     def submit(self, name: str, target: str, arguments: Mapping[str, Any]) -> Execution:
         """A new pending execution of operation ``name`` on ``target``."""
-        execution_id = f"ex-{secrets.token_hex(8)}"
-        values = {
-            "id": execution_id,
-            "name": name,
-            "target": target,
-            "status": ExecutionStatus.PENDING.value,
-            "arguments": dict(arguments),
-            "created_at": _now(),
-            "attempts": 0,
-            "cancel_requested": False,
-        }
         with self.database.transaction() as connection:
-            connection.execute(executions.insert().values(**values))
-            self._append_log(connection, execution_id, "INFO", f"{name} on {target} submitted")
+            execution_id = self.submit_in(connection, name, target, arguments)
         return self.get(execution_id)
+
+    def submit_in(
+        self, connection: sa.Connection, name: str, target: str, arguments: Mapping[str, Any]
+    ) -> str:
+        """``submit`` inside the caller's transaction (with the record it changes); the id."""
+        execution_id = f"ex-{secrets.token_hex(8)}"
+        connection.execute(
+            executions.insert().values(
+                id=execution_id,
+                name=name,
+                target=target,
+                status=ExecutionStatus.PENDING.value,
+                arguments=dict(arguments),
+                created_at=_now(),
+                attempts=0,
+                cancel_requested=False,
+            )
+        )
+        self._append_log(connection, execution_id, "INFO", f"{name} on {target} submitted")
+        return execution_id
 
     def get(self, execution_id: str) -> Execution:
         with self.database.transaction() as connection:

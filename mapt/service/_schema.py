@@ -114,3 +114,23 @@ execution_logs = sa.Table(
     sa.Column("message", sa.Text, nullable=False),
     sa.Index("execution_logs_by_execution", "execution_id", "line"),
 )
+
+hosts = sa.Table(
+    "hosts",
+    metadata,
+    # The project name: one managed host per project (its stacks are named after it).
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    # The create fields as asked (secrets are never accepted over the API).
+    sa.Column("fields", sa.JSON, nullable=False),
+    # What the last create or update answered (``HostRecord.to_dict``: no secret).
+    sa.Column("record", sa.JSON, nullable=True),
+    sa.Column("error_type", sa.String(64), nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("error_exit_code", sa.Integer, nullable=True),
+    sa.Column("execution_id", sa.String(40), nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=True),
+    sa.Column("deleted_at", UtcDateTime, nullable=True),
+)

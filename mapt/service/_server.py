@@ -26,6 +26,7 @@ from typing import Any
 from mapt.core import InputError, OperationError, redact
 from mapt.service._database import migrate, open_database, server_lock
 from mapt.service._executions import Executions
+from mapt.service._hosts import host_operations
 from mapt.service._workers import Dispatcher, Operation, Timing
 
 _STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({})))
@@ -111,7 +112,8 @@ def run_server(
     services: Any = None,
     routers: tuple[Any, ...] = (),
 ) -> None:
-    """Serve until SIGTERM or SIGINT. ``operations`` default to mapt's own.
+    """Serve until SIGTERM or SIGINT. ``operations`` default to mapt's own (the hosts'),
+    run on ``services`` (default: the real ``HostServices``: Pulumi, AWS, SSH).
 
     Raises ``MaptError`` for what stops it from starting (bad address, port in use,
     database unreachable, another server on the SQLite file).
@@ -128,7 +130,7 @@ def run_server(
         server_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         dispatcher = Dispatcher(
             store=Executions(database),
-            operations=dict(operations or {}),
+            operations=dict(host_operations() if operations is None else operations),
             server_id=server_id,
             workers=settings.workers,
             timing=settings.timing,

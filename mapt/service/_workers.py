@@ -37,7 +37,7 @@ from datetime import timedelta
 from typing import Any, TextIO
 
 from mapt.core import ExitCode, Interrupted, MaptError, configure_logging, get_logger, redact
-from mapt.service._database import open_database
+from mapt.service._database import Database, open_database
 from mapt.service._executions import Execution, ExecutionError, Executions
 
 _log = get_logger(__name__)
@@ -45,7 +45,8 @@ _log = get_logger(__name__)
 
 @dataclass(frozen=True)
 class ExecutionContext:
-    """What an operation gets: its execution, arguments, and the services to act through."""
+    """What an operation gets: its execution, arguments, the services to act through,
+    and the worker's connection to the service's database."""
 
     execution_id: str
     name: str
@@ -53,6 +54,7 @@ class ExecutionContext:
     arguments: Mapping[str, Any]
     attempt: int
     services: Any
+    database: Database = field(repr=False)
 
 
 # An operation runs in a worker process: a module-level function, found by reference.
@@ -192,6 +194,7 @@ def _work(job: _Job) -> None:
         arguments=execution.arguments,
         attempt=execution.attempts,
         services=job.services,
+        database=database,
     )
     heartbeat = _Heartbeat(store, job)
     heartbeat.start()

@@ -44,6 +44,8 @@ class ServerProcess:
         self.workers = workers
         self.timing = FAST_TIMING if timing is None else timing
         self.command = command
+        # The simulated engine's stacks, shared by this server's workers and its successor.
+        self.engine_file = log_path.parent / "engine-stacks.pickle"
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -66,7 +68,12 @@ class ServerProcess:
         )
         log.close()
         assert self.process.stdin is not None
-        config = {"database_url": self.database_url, "workers": self.workers, "timing": self.timing}
+        config = {
+            "database_url": self.database_url,
+            "workers": self.workers,
+            "timing": self.timing,
+            "engine_file": str(self.engine_file),
+        }
         self.process.stdin.write(json.dumps(config).encode())
         self.process.stdin.close()
         self.url = self._wait_for_address()

@@ -1,7 +1,8 @@
 """A real ``mapt serve`` server with the test operations, started by ``ServerProcess``.
 
-It runs ``mapt.service.run_server`` (what ``mapt serve`` runs) with the operations of
-``tests.harness.service_operations`` and one more route, ``POST /v1/test/executions``,
+It runs ``mapt.service.run_server`` (what ``mapt serve`` runs) with mapt's host
+operations on simulated AWS (``tests.harness.service_hosts``), the operations of
+``tests.harness.service_operations``, and one more route, ``POST /v1/test/executions``,
 which submits any of them the way the host routes submit theirs (202, ``Location``,
 ``?wait``). Its settings come as JSON on stdin, never in its arguments.
 """
@@ -25,6 +26,7 @@ from mapt.service._app import (
     execution_answer,
     submit,
 )
+from tests.harness.service_hosts import SimulatedServices, simulated_operations
 from tests.harness.service_operations import OPERATIONS
 
 
@@ -63,7 +65,9 @@ def main() -> None:
         workers=config.get("workers", 2),
         timing=Timing(**config.get("timing", {})),
     )
-    run_server(settings, operations=OPERATIONS, routers=(test_router(),))
+    operations = {**OPERATIONS, **simulated_operations()}
+    services = SimulatedServices(engine_file=config["engine_file"])
+    run_server(settings, operations=operations, services=services, routers=(test_router(),))
 
 
 if __name__ == "__main__":

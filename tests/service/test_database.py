@@ -27,7 +27,7 @@ def test_migrations_build_exactly_the_schema_the_code_describes(database_url: st
     finally:
         database.dispose()
     assert differences == []
-    assert revision == "0001"
+    assert revision == "0002"
 
 
 def test_opening_twice_migrates_once(database_url: str) -> None:
@@ -115,4 +115,4 @@ def test_schema_objects_exist(database_url: str) -> None:
         names = set(sa.inspect(database.engine).get_table_names())
     finally:
         database.dispose()
-    assert {"api_tokens", "executions", "execution_logs", "alembic_version"} <= names
+    assert {"api_tokens", "executions", "execution_logs", "hosts", "alembic_version"} <= names

@@ -45,9 +45,11 @@ def test_mapt_serve_serves_openapi_docs_and_logs_json(tmp_path: Path) -> None:
         assert client.get("/v1/nowhere").json()["error"]["type"] == "NotFoundError"
         entries = server.log()
     requests = [e for e in entries if "http" in e]
-    assert {
-        k: v for k, v in requests[0]["http"].items() if k in ("method", "path", "status")
-    } == {"method": "GET", "path": "/openapi.json", "status": 200}
+    assert {k: v for k, v in requests[0]["http"].items() if k in ("method", "path", "status")} == {
+        "method": "GET",
+        "path": "/openapi.json",
+        "status": 200,
+    }
 
 
 def test_a_second_mapt_serve_on_the_same_sqlite_file_is_refused(tmp_path: Path) -> None:
