@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 
 from mapt import __version__
 from mapt.cli._aws import aws_app
+from mapt.cli._execution import execution_app
 from mapt.cli._serve import serve_app
 from mapt.cli._setup import setup_app
 from mapt.core import (
@@ -197,6 +198,7 @@ app = typer.Typer(
 app.add_typer(aws_app, name="aws")
 app.add_typer(setup_app, name="setup")
 app.add_typer(serve_app, name="serve")
+app.add_typer(execution_app, name="execution")
 
 
 @app.callback()

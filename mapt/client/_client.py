@@ -242,22 +242,26 @@ class Hosts:
         self._client = client
 
     def create(
-        self, *, wait: bool = True, timeout: float | None = None, **fields: Any
+        self, *, wait: bool = True, wait_timeout: float | None = None, **fields: Any
     ) -> Execution:
         """Create a host from the fields of ``mapt aws host create`` (``name``, ``os``,
-        ``spot``, ``cpus``...). With ``wait``, the succeeded execution (its ``result``
-        is the host's record, see ``host_record``), or its error raised."""
-        return self._execution("POST", "/v1/hosts", fields, wait=wait, timeout=timeout)
+        ``spot``, ``cpus``, ``timeout``...). With ``wait`` (at most ``wait_timeout``
+        seconds), the succeeded execution (its ``result`` is the host's record, see
+        ``host_record``), or its error raised; without, the pending execution."""
+        return self._execution("POST", "/v1/hosts", fields, wait=wait, timeout=wait_timeout)
 
     def update(
-        self, name: str, *, wait: bool = True, timeout: float | None = None, **fields: Any
+        self, name: str, *, wait: bool = True, wait_timeout: float | None = None, **fields: Any
     ) -> Execution:
-        """Resize (cpus, memory, compute sizes, disk), retag or change the timeout."""
-        return self._execution("PATCH", _host_path(name), fields, wait=wait, timeout=timeout)
+        """Resize (cpus, memory, compute sizes, disk), retag or change the ``timeout``
+        (the host's lifetime; ``wait_timeout`` bounds the wait)."""
+        return self._execution("PATCH", _host_path(name), fields, wait=wait, timeout=wait_timeout)
 
-    def delete(self, name: str, *, wait: bool = True, timeout: float | None = None) -> Execution:
+    def delete(
+        self, name: str, *, wait: bool = True, wait_timeout: float | None = None
+    ) -> Execution:
         """Destroy the host (DELETING, then DELETED)."""
-        return self._execution("DELETE", _host_path(name), None, wait=wait, timeout=timeout)
+        return self._execution("DELETE", _host_path(name), None, wait=wait, timeout=wait_timeout)
 
     def list(self, *, include_deleted: bool = False) -> list[Host]:
         document = self._client._json(

@@ -10,7 +10,7 @@ private key) is a ``mapt.hosts.HostConnection`` whose values are the connection 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -110,6 +110,10 @@ class Execution:
             hint=f"mapt execution get {self.id} shows it later.",
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        """The execution as the server shows it (``mapt execution get --output json``)."""
+        return dict(_jsonable(asdict(self)))
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Execution:
         error = data.get("error")
@@ -164,6 +168,10 @@ class Host:
             updated_at=self.updated_at,
             locked=self.state.busy,
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The host as the server shows it (``mapt aws host list --server --output json``)."""
+        return dict(_jsonable(asdict(self)))
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Host:
@@ -228,8 +236,8 @@ def host_record(result: Mapping[str, Any], *, project: str) -> HostRecord:
 def destroy_record(result: Mapping[str, Any]) -> DestroyRecord:
     """A ``hosts.delete`` result (``DestroyRecord.to_dict``) as the record, for printing.
 
-    The purged state files are known by their count alone; ``destroy_document`` keeps
-    the result itself for JSON output.
+    The purged state files are known by their count alone: for JSON, print the result
+    itself (it is ``DestroyRecord.to_dict``).
     """
     return DestroyRecord(
         project=str(result["project"]),
@@ -258,6 +266,19 @@ def host_status(data: Mapping[str, Any]) -> HostStatus:
             (str(entry["location"]), str(entry["reason"])) for entry in data.get("unreadable") or ()
         ),
     )
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with times as the server writes them (ISO 8601, ``Z``) and enums as text."""
+    if isinstance(value, Mapping):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return value
 
 
 def _optional_text(value: Any) -> str | None:
