@@ -85,7 +85,7 @@ def followed(client: Client, execution: Execution) -> Execution:
     try:
         try:
             for line in client.executions.logs(execution.id, follow=True):
-                _log.info("%s", line)
+                typer.echo(line, err=True)  # the server's lines, as its log has them
         except OperationError as broke:  # the stream broke off: the execution goes on
             _log.warning("the log of execution %s broke off (%s)", execution.id, broke)
         return client.executions.wait(execution.id)
