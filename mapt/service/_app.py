@@ -27,7 +27,8 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mapt import __version__
-from mapt.core import MaptError, get_logger, redact
+from mapt.core import MaptError, get_logger, redact, register_secret
+from mapt.hosts import HostServices
 from mapt.service._database import Database
 from mapt.service._errors import (
     AuthenticationError,
@@ -38,7 +39,13 @@ from mapt.service._errors import (
     http_status,
 )
 from mapt.service._executions import Execution, Executions
-from mapt.service._hosts import Hosts, ManagedHost, check_create_fields
+from mapt.service._hosts import (
+    Hosts,
+    ManagedHost,
+    check_create_fields,
+    host_connection,
+    host_state,
+)
 from mapt.service._states import HostRequest
 from mapt.service._tokens import TokenRecord, authenticate
 from mapt.service._workers import Dispatcher
@@ -64,6 +71,8 @@ class Service:
 
     database: Database
     dispatcher: Dispatcher | None = None
+    # What host reads act through (the workers get the same): default the real ones.
+    host_services: HostServices = field(default_factory=HostServices)
     executions: Executions = field(init=False)
     hosts: Hosts = field(init=False)
     routers: tuple[APIRouter, ...] = ()
@@ -469,6 +478,37 @@ def _hosts_router() -> APIRouter:
     async def get_host(request: Request, name: str, _token: Reader) -> dict[str, Any]:
         host = await anyio.to_thread.run_sync(_service(request).hosts.get, name)
         return {"host": _host_json(host)}
+
+    @router.get("/{name}/status")
+    async def host_status(request: Request, name: str, _token: Reader) -> dict[str, Any]:
+        """The host's stacks as the state describes them now (``mapt aws host list``)."""
+        service = _service(request)
+
+        def read() -> dict[str, Any]:
+            host = service.hosts.get(name)
+            return {"host": _host_json(host), "status": host_state(service.host_services, host)}
+
+        return await anyio.to_thread.run_sync(read)
+
+    @router.get("/{name}/connection")
+    async def connection(request: Request, name: str, token: Writer) -> dict[str, Any]:
+        """Address, user and private key: needs a write token, and every read is logged."""
+        service = _service(request)
+
+        def read() -> dict[str, Any]:
+            return host_connection(service.host_services, service.hosts.get(name))
+
+        answer = await anyio.to_thread.run_sync(read)
+        for value in (answer["private_key"], answer["password"]):
+            if value:
+                register_secret(value)
+        _log.warning(
+            "connection of host %s read by token %s",
+            name,
+            token.name,
+            extra={"audit": {"host": name, "token": token.name, "read": "connection"}},
+        )
+        return {"connection": answer}
 
     @router.patch("/{name}", status_code=202, response_model=ExecutionAnswer)
     async def update_host(

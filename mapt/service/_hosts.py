@@ -28,14 +28,14 @@ import sqlalchemy as sa
 
 from mapt.core import InputError, MaptError
 from mapt.service._database import Database
-from mapt.service._errors import NotFoundError
+from mapt.service._errors import ConflictError, NotFoundError
 from mapt.service._executions import ExecutionError, Executions
 from mapt.service._schema import hosts
 from mapt.service._states import HostRequest, HostState, admit, transition
 from mapt.service._workers import ExecutionContext, Operation
 
 if TYPE_CHECKING:
-    from mapt.hosts import AwsHostTarget
+    from mapt.hosts import AwsHostTarget, HostServices
 
 # Fields the API refuses: secrets (kept out of the records) and paths on the server.
 REFUSED_FIELDS = {
@@ -252,15 +252,50 @@ class Hosts:
         return self.get(name)
 
 
+# -- reads of the host's state (in the server) ----------------------------------------
+
+
+def host_state(services: HostServices, host: ManagedHost) -> dict[str, Any]:
+    """The host's stacks as its state describes them now (``mapt aws host list``)."""
+    from mapt.hosts import AwsHostTarget
+
+    backend = host.fields.get("backed_url")
+    status = AwsHostTarget(services).status(host.name, None if backend is None else str(backend))
+    return status.to_dict()
+
+
+def host_connection(services: HostServices, host: ManagedHost) -> dict[str, Any]:
+    """How to log in: address, user, private key (and a Windows password), from state.
+
+    Refused (409) unless the host is RUNNING: only a deployed host has a connection.
+    """
+    from mapt.hosts import HostConnection
+    from mapt.stacks import StackRef
+    from mapt.targets.aws import HOST_STACK, host_connection_values
+
+    if host.state is not HostState.RUNNING:
+        raise ConflictError(f"host {host.name!r} is {host.state.value}: it has no connection")
+    backend = host.fields.get("backed_url")
+    secrets_provider = host.fields.get("secrets_provider")
+    engine = services.engine(None if secrets_provider is None else str(secrets_provider), False)
+    ref = StackRef(host.name, HOST_STACK, None if backend is None else str(backend))
+    connection = HostConnection(host_connection_values(engine.outputs(ref)))
+    return {
+        "address": connection.host,
+        "username": connection.username,
+        "private_key": connection.private_key,
+        "password": connection.password,
+        "bastion_host": connection.bastion_host,
+    }
+
+
 # -- the operations (run in worker processes) ----------------------------------------
 
 
 def _hosts_of(context: ExecutionContext) -> tuple[Hosts, AwsHostTarget]:
-    from mapt.hosts import AwsHostTarget, HostServices
+    from mapt.hosts import AwsHostTarget
 
-    database = context.database
-    services = context.services if isinstance(context.services, HostServices) else None
-    return Hosts(database, Executions(database)), AwsHostTarget(services)
+    return Hosts(context.database, Executions(context.database)), AwsHostTarget(context.services)
 
 
 def _destroy_fields(fields: Mapping[str, Any]) -> dict[str, Any]:

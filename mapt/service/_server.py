@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from mapt.core import InputError, OperationError, redact
+from mapt.hosts import HostServices
 from mapt.service._database import migrate, open_database, server_lock
 from mapt.service._executions import Executions
 from mapt.service._hosts import host_operations
@@ -109,7 +110,7 @@ def run_server(
     settings: ServerSettings,
     *,
     operations: Mapping[str, Operation] | None = None,
-    services: Any = None,
+    services: HostServices | None = None,
     routers: tuple[Any, ...] = (),
 ) -> None:
     """Serve until SIGTERM or SIGINT. ``operations`` default to mapt's own (the hosts'),
@@ -127,6 +128,7 @@ def run_server(
     database = open_database(settings.database_url, migrate=False)
     with server_lock(database):
         migrate(database)
+        host_services = HostServices() if services is None else services
         server_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         dispatcher = Dispatcher(
             store=Executions(database),
@@ -134,9 +136,14 @@ def run_server(
             server_id=server_id,
             workers=settings.workers,
             timing=settings.timing,
-            services=services,
+            services=host_services,
         )
-        service = Service(database=database, dispatcher=dispatcher, routers=routers)
+        service = Service(
+            database=database,
+            dispatcher=dispatcher,
+            host_services=host_services,
+            routers=routers,
+        )
         app = create_app(service)
         host, port = sock.getsockname()[:2]
         logging.getLogger("mapt.service").info(

@@ -23,9 +23,20 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
+from tests.harness.skips import needs_program
+
 INITDB_GLOB = "/usr/lib/postgresql/*/bin/initdb"
 URL_VARIABLE = "MAPT_TEST_POSTGRES_URL"
 _USER = "postgres"
+
+
+def needs_postgres() -> pytest.MarkDecorator:
+    """The skip guard's mark for a test that needs PostgreSQL: none when .ci/run gave one."""
+    if os.environ.get(URL_VARIABLE):
+        return pytest.mark.skipif(False, reason="PostgreSQL is given")
+    return needs_program(INITDB_GLOB)
 
 
 def bin_dir() -> Path | None:

@@ -14,12 +14,13 @@ import pickle
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
+from mapt.hosts import HostServices
 from mapt.service import ExecutionContext, Operation
 from mapt.service._hosts import host_operations, run_create, run_delete, run_update
 from mapt.stacks import InMemoryEngine
@@ -65,10 +66,37 @@ for _name in _PERSISTED:
 
 
 @dataclass(frozen=True)
-class SimulatedServices:
-    """What the test server hands its workers: where the engine's stacks are kept."""
+class EngineFile:
+    """An engine factory that workers unpickle: the file-backed engine on ``path``."""
 
-    engine_file: str
+    path: str
+
+    def __call__(self, secrets_provider: str | None, debug: bool) -> FileBackedEngine:
+        return FileBackedEngine(Path(self.path))
+
+
+def _ready(access: Any) -> None:
+    """The host answers at once (no SSH server behind the simulated address)."""
+
+
+def _launched(region: str, group_name: str) -> str:
+    return INSTANCE_ID
+
+
+def _configured(access: Any, request: Any, outputs: Any) -> Any:
+    from mapt.targets.aws import HostSetup
+
+    return HostSetup(INSTANCE_ID)
+
+
+def simulated_services(engine_file: Path) -> HostServices:
+    """The host services of the test server and its workers (picklable)."""
+    return HostServices(
+        engine=EngineFile(str(engine_file)),
+        readiness=_ready,
+        launch=_launched,
+        setup=_configured,
+    )
 
 
 @contextmanager
@@ -108,18 +136,8 @@ def simulated_aws() -> Iterator[None]:
 
 
 def _simulated(context: ExecutionContext, operation: Callable[[ExecutionContext], Any]) -> Any:
-    from mapt.hosts import HostServices
-    from mapt.targets.aws import HostSetup
-
-    engine = FileBackedEngine(Path(context.services.engine_file))
-    services = HostServices(
-        engine=lambda secrets_provider, debug: engine,
-        readiness=lambda access: None,
-        launch=lambda region, group: INSTANCE_ID,
-        setup=lambda access, request, outputs: HostSetup(INSTANCE_ID),
-    )
     with simulated_aws():
-        return operation(replace(context, services=services))
+        return operation(context)
 
 
 def simulated_create(context: ExecutionContext) -> Any:

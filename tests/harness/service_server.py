@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -26,7 +27,7 @@ from mapt.service._app import (
     execution_answer,
     submit,
 )
-from tests.harness.service_hosts import SimulatedServices, simulated_operations
+from tests.harness.service_hosts import simulated_operations, simulated_services
 from tests.harness.service_operations import OPERATIONS
 
 
@@ -66,7 +67,7 @@ def main() -> None:
         timing=Timing(**config.get("timing", {})),
     )
     operations = {**OPERATIONS, **simulated_operations()}
-    services = SimulatedServices(engine_file=config["engine_file"])
+    services = simulated_services(Path(config["engine_file"]))
     run_server(settings, operations=operations, services=services, routers=(test_router(),))
 
 

@@ -17,11 +17,6 @@ import pytest
 
 from tests.harness import postgres
 from tests.harness.service import ServerProcess, running
-from tests.harness.skips import needs_program
-
-_postgres_mark = (
-    [] if os.environ.get(postgres.URL_VARIABLE) else [needs_program(postgres.INITDB_GLOB)]
-)
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +51,7 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
 
 
 @pytest.fixture(
-    params=["sqlite", pytest.param("postgresql", marks=_postgres_mark)],
+    params=["sqlite", pytest.param("postgresql", marks=postgres.needs_postgres())],
 )
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty database, on SQLite and on PostgreSQL."""

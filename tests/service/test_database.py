@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from mapt.core import InputError, OperationError, StateLockedError
 from mapt.service import default_database_url, open_database, parse_database_url, server_lock
 from mapt.service._schema import metadata
+from tests.harness.postgres import needs_postgres
 
 
 def test_migrations_build_exactly_the_schema_the_code_describes(database_url: str) -> None:
@@ -75,6 +76,7 @@ def test_a_second_server_on_one_sqlite_file_is_refused(tmp_path: Path) -> None:
         other.dispose()
 
 
+@needs_postgres()
 def test_postgresql_servers_share_a_database(postgres_url: str) -> None:
     first, second = open_database(postgres_url), open_database(postgres_url)
     try:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.harness import service_operations
+from tests.harness.postgres import needs_postgres
 from tests.harness.service import ServerProcess, make_token, running, wait_for
 from tests.harness.service_operations import journal
 
@@ -342,3 +343,30 @@ def test_bad_bodies_are_refused_naming_the_field(client: httpx.Client) -> None:
     assert huge.json()["error"]["type"] == "PayloadTooLargeError"
     timeout = client.post("/v1/executions/ex-x/cancel?wait=true&timeout=-1")
     assert timeout.status_code == 422 and timeout.json()["error"]["field"] == "timeout"
+
+
+@needs_postgres()
+def test_two_servers_on_one_postgresql_share_the_work_and_run_nothing_twice(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    first = ServerProcess(postgres_url, tmp_path / "one" / "server.log", workers=1)
+    second = ServerProcess(postgres_url, tmp_path / "two" / "server.log", workers=1)
+    token = make_token(postgres_url, "ci")
+    path = tmp_path / "j"
+    with running(first), running(second), first.client(token) as client:
+        submitted = [
+            _submit(client, "test.sleep", f"host-{n}", journal=str(path), seconds=1).json()
+            for n in range(4)
+        ]
+        identifiers = [answer["execution"]["id"] for answer in submitted]
+        for identifier in identifiers:
+            assert _finished(client, identifier)["status"] == "succeeded"
+        claimed_by = {
+            line.split("claimed by server ", 1)[1]
+            for identifier in identifiers
+            for line in client.get(f"/v1/executions/{identifier}/log").text.splitlines()
+            if "claimed by server" in line
+        }
+    assert len(claimed_by) == 2  # both servers ran some
+    starts = [entry["execution"] for entry in journal(path) if entry["event"] == "start"]
+    assert sorted(starts) == sorted(identifiers)  # each ran exactly once

@@ -12,6 +12,7 @@ import pytest
 
 from mapt.service._states import TRANSITIONS, HostState
 from tests.cli.host_harness import FAMILIES
+from tests.harness.pulumi_mocks import FAKE_PRIVATE_KEY_PEM
 from tests.harness.service import ServerProcess, make_token, wait_for
 from tests.harness.service_hosts import FileBackedEngine
 
@@ -89,7 +90,9 @@ def test_create_then_delete_walks_the_state_machine(
 
     deleted = client.delete("/v1/hosts/pr-123?wait=true&timeout=180")
     assert deleted.status_code == 200, deleted.text
-    assert deleted.json()["execution"]["status"] == "succeeded"
+    assert deleted.json()["execution"]["status"] == "succeeded", deleted.json()["execution"][
+        "error"
+    ]
     assert _host(client)["state"] == "DELETED"
     assert FileBackedEngine(server.engine_file).stored_stacks() == []
     assert client.get("/v1/hosts").json()["hosts"] == []
@@ -169,3 +172,30 @@ def test_patch_takes_only_what_a_resize_changes(client: httpx.Client, tmp_path: 
     assert refused.status_code == 422
     assert refused.json()["error"]["message"].startswith("os cannot be changed on a host")
     assert _host(client)["state"] == "RUNNING"
+
+
+def test_status_and_connection_of_a_running_host(
+    client: httpx.Client, server: ServerProcess, tmp_path: Path
+) -> None:
+    early = client.get("/v1/hosts/pr-123/connection")
+    assert early.status_code == 404
+    created = client.post("/v1/hosts?wait=true&timeout=180", json=_fields(tmp_path))
+    assert created.json()["execution"]["status"] == "succeeded", created.text
+    status = client.get("/v1/hosts/pr-123/status").json()
+    assert status["host"]["state"] == "RUNNING"
+    assert set(status["status"]["stacks"]) >= {"host-pr-123", "spotOption-pr-123"}
+    assert status["status"]["host"] == status["host"]["address"]
+
+    reader = make_token(server.database_url, "dashboard", read_only=True)
+    with server.client(reader) as read_only:
+        assert read_only.get("/v1/hosts/pr-123").status_code == 200
+        assert read_only.get("/v1/hosts/pr-123/connection").status_code == 403
+    answer = client.get("/v1/hosts/pr-123/connection")
+    assert answer.status_code == 200, answer.text
+    connection = answer.json()["connection"]
+    assert connection["address"] == status["host"]["address"]
+    assert connection["username"] == "fedora"
+    assert connection["private_key"] == FAKE_PRIVATE_KEY_PEM
+    audit = [entry["audit"] for entry in server.log() if "audit" in entry]
+    assert audit == [{"host": "pr-123", "token": "ci", "read": "connection"}]
+    assert "PRIVATE KEY" not in server.text()
