@@ -96,9 +96,6 @@ def test_create_with_server_prints_and_outputs_what_the_local_command_does(
 def test_create_with_server_writes_the_connection_files_here(
     cli: Harness, market: SpotMarket, server: ServerProcess, token: str, tmp_path: Path
 ) -> None:
-    from tests.client.test_client import needs_route
-
-    needs_route(server, "/v1/hosts/{name}/connection")
     local, remote = _create_both(cli, server, token, tmp_path, conn=True)
     assert remote.stdout == _here(local.stdout, tmp_path)
     assert "connection files:" in remote.stdout
