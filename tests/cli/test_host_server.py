@@ -13,7 +13,8 @@ import pytest
 
 from tests.cli.host_harness import FAMILIES, Harness
 from tests.harness.pulumi_mocks import FAKE_PRIVATE_KEY_PEM
-from tests.harness.service import ServerProcess, make_token, running
+from tests.harness.service import ServerProcess, make_token, running, wait_for
+from tests.harness.service_operations import journal
 from tests.harness.spot_market import SpotMarket
 
 
@@ -142,13 +143,33 @@ def test_no_wait_prints_the_execution_whose_logs_and_record_the_execution_comman
     )  # fmt: skip
     assert [e["id"] for e in json.loads(every.stdout)["executions"]] == [execution_id]
 
-    deleting = _remote(cli, server, token, "aws", "host", "destroy", "--project-name", "pr-8",
-                       "--no-wait")  # fmt: skip
-    assert deleting.exit_code == 0, deleting.output
-    delete_id = deleting.stdout.strip()
-    cancelled = _remote(cli, server, token, "execution", "cancel", delete_id, "--output", "json")
-    assert cancelled.exit_code == 0, cancelled.output
-    assert json.loads(cancelled.stdout)["execution"]["status"] in ("cancelled", "succeeded")
+
+def test_cancel_waits_until_the_execution_stopped(
+    cli: Harness, server: ServerProcess, token: str, tmp_path: Path
+) -> None:
+    body = {"name": "test.sleep", "target": "t", "arguments": {
+        "seconds": 120, "journal": str(tmp_path / "journal")}}  # fmt: skip
+    with server.client(token) as client:
+        execution_id = client.post("/v1/test/executions", json=body).json()["execution"]["id"]
+    wait_for(lambda: journal(tmp_path / "journal"))  # running, its signal handlers set
+    cancelled = _remote(cli, server, token, "execution", "cancel", execution_id)
+    assert cancelled.exit_code == 0, (cancelled.output, server.text()[-2000:])
+    assert "status:    cancelled" in cancelled.stdout
+    again = _remote(cli, server, token, "execution", "cancel", execution_id)
+    assert again.exit_code == 2 and again.stderr.startswith("Error: "), again.output
+    unknown = _remote(cli, server, token, "execution", "get", "nosuch")
+    assert unknown.exit_code == 2 and unknown.stderr.startswith("Error: "), unknown.output
+
+
+def test_the_token_can_come_from_a_file(
+    cli: Harness, server: ServerProcess, token: str, tmp_path: Path
+) -> None:
+    (tmp_path / "token").write_text(token + "\n")
+    listed = cli.invoke(
+        "aws", "host", "list", "--server", server.url, "--token-file", str(tmp_path / "token")
+    )
+    assert listed.exit_code == 0, listed.output
+    assert listed.stdout.strip() == f"No projects in the server {server.url}."
 
 
 def test_a_failed_create_exits_as_the_local_command_with_one_error_line(
