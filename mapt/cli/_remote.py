@@ -105,9 +105,10 @@ _CREATE_LOCAL_ONLY = {
     "ghactions_runner_token": "the server would have to store this secret",
     "ghactions_app_private_key": "the key is a file on this machine, not on the server",
 }
+# Destroy's backend and secrets provider may be given (a CI job sets MAPT_BACKED_URL for
+# its create and its destroy alike) when they are those the server created the host with.
+_DESTROY_SAME_AS_CREATE = ("backed_url", "secrets_provider")
 _DESTROY_LOCAL_ONLY = {
-    "backed_url": "the server destroys the host where it created it",
-    "secrets_provider": "the server destroys the host where it created it",
     "force_destroy": "the server serializes the operations on a host itself",
     "keep_state": "the server keeps or purges state itself",
     "lock_timeout": "the server serializes the operations on a host itself",
@@ -156,10 +157,17 @@ def remote_destroy(ctx: typer.Context, client: Client, output: OutputFormat) -> 
     refuse_local_only(ctx, _DESTROY_LOCAL_ONLY)
     project = str(ctx.params["project_name"])
     try:
-        known = client.hosts.get(project).state is not HostState.DELETED
+        host = client.hosts.get(project)
     except NotFoundError:
-        known = False
-    if not known:
+        host = None
+    for name in _DESTROY_SAME_AS_CREATE:
+        wanted = ctx.params.get(name)
+        if host is not None and given(ctx, name) and wanted != host.fields.get(name):
+            raise InputError(
+                f"{flag_name(name)} {wanted!r} is not what the server created host "
+                f"{project!r} with ({host.fields.get(name)!r}): leave it out with --server"
+            )
+    if host is None or host.state is HostState.DELETED:
         _print_destroy(f"the server {client.url}", DestroyRecord(project, ()), output)
         return
     execution = client.hosts.delete(project, wait=False)
@@ -178,7 +186,10 @@ def remote_list(ctx: typer.Context, client: Client, output: OutputFormat) -> Non
     (a host an execution works on shows as locked); JSON: the server's records."""
     from mapt.cli._host import _print_hosts
 
-    refuse_local_only(ctx, {"backed_url": "the server lists the hosts it manages"})
+    # MAPT_BACKED_URL may be set for the job's other commands; the flag is a mistake.
+    source = ctx.get_parameter_source("backed_url")
+    if source is not None and source.name == "COMMANDLINE":
+        raise InputError("--backed-url does not work with --server: it lists its own hosts")
     hosts = client.hosts.list()
     if output is OutputFormat.json:
         typer.echo(json.dumps({"hosts": [host.to_dict() for host in hosts]}, indent=2))

@@ -86,7 +86,13 @@ def test_create_with_server_prints_and_outputs_what_the_local_command_does(
     hosts = json.loads(as_json.stdout)["hosts"]
     assert [(h["name"], h["state"]) for h in hosts] == [("pr-7", "RUNNING")]
 
-    destroyed = _remote(cli, server, token, "aws", "host", "destroy", "--project-name", "pr-7")
+    destroy = ("aws", "host", "destroy", "--project-name", "pr-7")
+    elsewhere = _remote(cli, server, token, *destroy, "--backed-url", "file:///elsewhere")
+    assert elsewhere.exit_code == 2, elsewhere.output
+    assert elsewhere.stderr.startswith("Error: --backed-url 'file:///elsewhere' is not what")
+    # The job's MAPT_BACKED_URL of the create is the server's: the destroy takes it.
+    same = f"file://{tmp_path / 'remote' / 'state'}"
+    destroyed = _remote(cli, server, token, *destroy, MAPT_BACKED_URL=same)
     assert destroyed.exit_code == 0, (destroyed.output, server.text()[-3000:])
     assert destroyed.stdout.startswith("Destroyed ") and "(project 'pr-7')" in destroyed.stdout
     again = _remote(cli, server, token, "aws", "host", "destroy", "--project-name", "pr-7")
@@ -192,6 +198,7 @@ def test_a_failed_create_exits_as_the_local_command_with_one_error_line(
         ((), {}, 5, "no API token"),
         (("--ghactions-runner-token", "t0ken-value"), {"MAPT_TOKEN": "x"}, 2, "--server"),
         (("--dry-run",), {"MAPT_TOKEN": "x"}, 2, "--dry-run does not work with --server"),
+        (("--conn-details-output", "/dev/null"), {"MAPT_TOKEN": "x"}, 2, "is a file, not a"),
     ],
 )
 def test_refusals_are_one_error_line_with_the_exit_code_and_send_nothing(
