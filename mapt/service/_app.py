@@ -42,7 +42,6 @@ from mapt.service._executions import Execution, Executions
 from mapt.service._hosts import (
     Hosts,
     ManagedHost,
-    check_create_fields,
     host_connection,
     host_state,
 )
@@ -446,9 +445,7 @@ def _hosts_router() -> APIRouter:
         service = _service(request)
 
         def admit() -> Execution:
-            host = name if name is not None else check_create_fields(fields or {})
-            execution_id = service.hosts.request(kind, host, fields)
-            return service.executions.get(execution_id)
+            return service.executions.get(service.hosts.request(kind, name, fields))
 
         execution = await anyio.to_thread.run_sync(admit)
         service.submitted(execution)

@@ -196,10 +196,6 @@ class Executions:
         with self.database.transaction() as connection:
             return [_execution(row) for row in connection.execute(query)]
 
-    def active_on(self, target: str) -> list[Execution]:
-        """The pending and running executions on ``target``, oldest first."""
-        return self.find(target=target)
-
     def cancel(self, execution_id: str) -> Execution:
         """Cancel a pending execution now; ask a running one's worker to stop.
 

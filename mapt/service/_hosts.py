@@ -166,14 +166,19 @@ class Hosts:
             return [_host(row) for row in connection.execute(query)]
 
     def request(
-        self, request: HostRequest, name: str, fields: Mapping[str, Any] | None = None
+        self, request: HostRequest, name: str | None, fields: Mapping[str, Any] | None = None
     ) -> str:
         """Admit ``request`` on host ``name`` and submit its execution; the execution id.
 
-        Create takes the whole create ``fields``; update the fields to change (merged
-        into the host's, validated as a whole); delete none.
+        Create takes the whole create ``fields`` (validated; the name is among them);
+        update the fields to change (merged into the host's, validated as a whole);
+        delete none.
         """
         _refuse(fields or {})
+        if request is HostRequest.CREATE:
+            name = check_create_fields(fields or {})
+        if name is None:
+            raise InputError(f"a host {request.value} needs the host's name")
         with self.database.transaction() as connection:
             query = sa.select(hosts).where(hosts.c.name == name)
             if not self.database.is_sqlite:

@@ -290,10 +290,6 @@ class Dispatcher:
                 worker.process.join()
         self._reap(reason="the server stopped while it ran")
 
-    @property
-    def running(self) -> list[str]:
-        return list(self._running)
-
     def _loop(self) -> None:
         lease = timedelta(seconds=self.timing.lease)
         resumable = [name for name, operation in self.operations.items() if operation.resumable]

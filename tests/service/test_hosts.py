@@ -4,6 +4,7 @@ server whose workers run it on simulated AWS and the in-memory engine."""
 from __future__ import annotations
 
 import itertools
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from mapt.service._states import TRANSITIONS, HostState
 from tests.cli.host_harness import FAMILIES
 from tests.harness.pulumi_mocks import FAKE_PRIVATE_KEY_PEM
-from tests.harness.service import ServerProcess, make_token, wait_for
+from tests.harness.service import ServerProcess, make_token, running, wait_for
 from tests.harness.service_hosts import FileBackedEngine
 
 
@@ -199,3 +200,32 @@ def test_status_and_connection_of_a_running_host(
     audit = [entry["audit"] for entry in server.log() if "audit" in entry]
     assert audit == [{"host": "pr-123", "token": "ci", "read": "connection"}]
     assert "PRIVATE KEY" not in server.text()
+
+
+def test_sigkill_during_a_create_then_restart_ends_running_once(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    token = make_token(server.database_url, "ci")
+    with server.client(token) as client:
+        created = client.post("/v1/hosts", json=_fields(tmp_path))
+        identifier = created.json()["execution"]["id"]
+        wait_for(lambda: client.get(f"/v1/executions/{identifier}").json()["execution"]["status"]
+                 == "running")  # fmt: skip
+    server.signal(signal.SIGKILL)
+    server.wait()
+    again = ServerProcess(
+        server.database_url, server.log_path.with_name("restarted.log"), timing=server.timing
+    )
+    with running(again), again.client(token) as client:
+        execution = wait_for(
+            lambda: (
+                (e := client.get(f"/v1/executions/{identifier}").json()["execution"])["finished_at"]
+                and e
+            ),
+            timeout=180,
+        )
+        host = _host(client)
+    assert host["state"] == "RUNNING", host
+    assert execution["status"] == "succeeded" and execution["attempts"] == 2
+    stacks = FileBackedEngine(server.engine_file).stored_stacks()
+    assert sorted(stacks) == ["host-pr-123", "spotOption-pr-123"]
