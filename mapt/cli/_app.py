@@ -69,7 +69,8 @@ def error_line(
             if origin is not None:
                 break
     line = clip_values(message)
-    return f"Error: {origin}: {line}" if origin else f"Error: {line}"
+    # The origin shows a variable's value: a secret one (MAPT_TOKEN) is masked there too.
+    return f"Error: {redact(origin)}: {line}" if origin else f"Error: {line}"
 
 
 def _environment_origin(

@@ -43,8 +43,7 @@ def check_server_url(url: str) -> str:
         raise InputError(f"server URL {shown(text)} is not an http:// or https:// URL with a host")
     if parts.username is not None or parts.password is not None:
         raise InputError(
-            "the server URL holds credentials: pass the token with MAPT_TOKEN or "
-            "--token-file, never in a URL"
+            "the server URL holds credentials (user:password@): give the URL without them"
         )
     if parts.query or parts.fragment:
         raise InputError(f"server URL {shown(text)} has a query or fragment: give the base URL")

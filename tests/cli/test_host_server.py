@@ -235,3 +235,14 @@ def test_execution_commands_need_a_server(cli: Harness) -> None:
     result = cli.invoke("execution", "list", env={"MAPT_TOKEN": "x"})
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: executions live on a server")
+
+
+def test_a_bad_token_value_is_refused_without_showing_it(cli: Harness) -> None:
+    secret = "mapt_abcdef_0123456789abcdef"
+    result = cli.invoke(
+        "execution", "list", "--server", "http://127.0.0.1:9",
+        env={"MAPT_TOKEN": f"{secret}\nsecond-line"},
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: MAPT_TOKEN=*** (from the environment): the API token")
+    assert "0123456789" not in result.output and "second-line" not in result.output
