@@ -15,6 +15,8 @@ from typer.core import TyperGroup
 from mapt import __version__
 from mapt.cli._aws import aws_app
 from mapt.cli._coercion import defer_coercion
+from mapt.cli._execution import execution_app
+from mapt.cli._serve import serve_app
 from mapt.cli._setup import setup_app
 from mapt.core import (
     ExitCode,
@@ -71,7 +73,8 @@ def error_line(
             if origin is not None:
                 break
     line = clip_values(message)
-    return f"Error: {origin}: {line}" if origin else f"Error: {line}"
+    # The origin shows a variable's value: a secret one (MAPT_TOKEN) is masked there too.
+    return f"Error: {redact(origin)}: {line}" if origin else f"Error: {line}"
 
 
 def _environment_origin(ctx: Context, param: Parameter, message: str, *, named: bool) -> str | None:
@@ -198,6 +201,8 @@ app = typer.Typer(
 )
 app.add_typer(aws_app, name="aws")
 app.add_typer(setup_app, name="setup")
+app.add_typer(serve_app, name="serve")
+app.add_typer(execution_app, name="execution")
 
 
 @app.callback()

@@ -50,8 +50,12 @@ from mapt.cli._options import (
     Region,
     Sandbox,
     SecretsProvider,
+    ServerUrl,
     Tags,
+    Token,
+    TokenFile,
     Tolerance,
+    Wait,
     flag_name,
     given,
     given_fields,
@@ -61,6 +65,7 @@ from mapt.cli._options import (
     secret_value,
     whole_number,
 )
+from mapt.cli._remote import REMOTE_PARAMETERS, server_client
 from mapt.core import InputError
 from mapt.hosts import DEFAULT_LOCK_TIMEOUT, DEFAULT_SPOT_ATTEMPTS
 
@@ -73,7 +78,7 @@ host_app = typer.Typer(
 )
 
 # Parameters of the command that are not fields of the request: how to run and print.
-_NOT_FIELDS = ("dry_run", "output", "sandbox")
+_NOT_FIELDS = ("dry_run", "output", "sandbox", *REMOTE_PARAMETERS)
 # Secret flags: read by secret_value from the flag, its -file form or their variables.
 _SECRET_FLAGS = {
     "rh_subscription_password": "--rh-subscription-password",
@@ -182,6 +187,10 @@ def create(
     ] = False,
     output: Output = OutputFormat.text,
     sandbox: Sandbox = False,
+    server: ServerUrl = None,
+    token: Token = None,
+    token_file: TokenFile = None,
+    wait: Wait = True,
     debug: Debug = False,
 ) -> None:
     """Create a host and wait until it answers over SSH; write its connection files.
@@ -192,6 +201,7 @@ def create(
     Every input and prerequisite (Pulumi CLI, connection folder, AWS credentials) is
     checked before any AWS call or lock. --dry-run needs no Pulumi CLI and writes nothing.
     --sandbox makes it on a local AWS-compatible endpoint instead (docs/sandbox.md).
+    With --server, the server creates it and the connection files are written here.
     """
     from mapt.cli._app import set_debug
     from mapt.cli._services import services
@@ -199,6 +209,13 @@ def create(
 
     set_debug(ctx, debug)
     fields, name = _request_fields(ctx)
+    client = server_client(ctx)
+    if client is not None:
+        from mapt.cli._remote import remote_create
+
+        with client:
+            remote_create(ctx, client, fields, output)
+        return
     request = create_request(fields, name=name)
     if sandbox:
         _refuse_in_sandbox(ctx)
@@ -240,19 +257,30 @@ def destroy(
     ghactions_app_private_key: AppPrivateKey = None,
     output: Output = OutputFormat.text,
     sandbox: Sandbox = False,
+    server: ServerUrl = None,
+    token: Token = None,
+    token_file: TokenFile = None,
+    wait: Wait = True,
     debug: Debug = False,
 ) -> None:
     """Destroy the host, then its spot choice, then the project's state.
 
     Destroying twice, or a project that never existed, succeeds and says there was
     nothing to destroy; that is found by reading the state, so it needs no Pulumi CLI
-    and writes nothing.
+    and writes nothing. With --server, the server destroys the host it manages.
     """
     from mapt.cli._app import set_debug
     from mapt.cli._services import services
     from mapt.hosts import AwsHostTarget, destroy_request
 
     set_debug(ctx, debug)
+    client = server_client(ctx)
+    if client is not None:
+        from mapt.cli._remote import remote_destroy
+
+        with client:
+            remote_destroy(ctx, client, output)
+        return
     request = destroy_request(_request_fields(ctx)[0])
     service = services(ctx, sandbox=sandbox, backend_url=request.context.backend_url)
     record = AwsHostTarget(service).destroy(request)
@@ -264,18 +292,29 @@ def list_command(
     ctx: typer.Context,
     backed_url: BackedUrl = None,
     output: Output = OutputFormat.text,
+    server: ServerUrl = None,
+    token: Token = None,
+    token_file: TokenFile = None,
     debug: Debug = False,
 ) -> None:
     """List the projects in a state backend: where each host runs, on what, since when.
 
     Reads state only: no AWS call, no change, no passphrase needed. A project
     whose state cannot be read is listed as unreadable, with the file and why.
+    With --server, the hosts that server manages.
     """
     from mapt.cli._app import set_debug
     from mapt.cli._services import services
     from mapt.hosts import AwsHostTarget
 
     set_debug(ctx, debug)
+    client = server_client(ctx)
+    if client is not None:
+        from mapt.cli._remote import remote_list
+
+        with client:
+            remote_list(ctx, client, output)
+        return
     hosts = AwsHostTarget(services(ctx)).list(backed_url, debug=debug)
     if output is OutputFormat.json:
         typer.echo(json.dumps({"hosts": [h.to_dict() for h in hosts]}, indent=2))

@@ -344,3 +344,25 @@ def requested_region(value: str | None) -> str | None:
     from mapt.hosts import requested_region as checked_region
 
     return checked_region(value, "--region")
+
+
+# -- a server (``mapt serve``) instead of running here ------------------------------------
+
+ServerUrl = Annotated[
+    str | None,
+    option(
+        "--server",
+        "URL of a `mapt serve` to send the request to, instead of running it here.",
+    ),
+]
+# The token is a secret: MAPT_TOKEN or --token-file keep it out of the process list.
+Token = Annotated[str | None, secret_option("--token", "API token of the --server.")]
+TokenFile = Annotated[str | None, secret_file_option("--token")]
+Wait = Annotated[
+    bool,
+    typer.Option(
+        "--wait/--no-wait",
+        envvar=env("--wait"),
+        help="With --server: wait for the execution to end (--no-wait: print its id).",
+    ),
+]

@@ -14,6 +14,7 @@ fails the session (exit 1) and lists the skipped tests with their reasons.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import sys
@@ -27,15 +28,17 @@ import pytest
 SYSTEM_PROGRAMS = {
     "/usr/sbin/sshd": "openssh-server",
     "systemd-analyze": "systemd",
+    # The service's PostgreSQL tests (tests/harness/postgres.py starts a throwaway server).
+    "/usr/lib/postgresql/*/bin/initdb": "postgresql",
 }
 _PROGRAM_REASON = "needs {program} (Debian package {package}; .ci/run installs it)"
 _DATA_REASON = "optional data is absent: {path}"
 
 
 def needs_program(program: str) -> pytest.MarkDecorator:
-    """Skip unless ``program`` (a path, or a name on PATH) is installed."""
+    """Skip unless ``program`` (a path, possibly a glob, or a name on PATH) is installed."""
     package = SYSTEM_PROGRAMS[program]
-    absent = (not Path(program).is_file()) if "/" in program else shutil.which(program) is None
+    absent = (not glob.glob(program)) if "/" in program else shutil.which(program) is None
     return pytest.mark.skipif(
         absent, reason=_PROGRAM_REASON.format(program=program, package=package)
     )

@@ -1,0 +1,196 @@
+"""``mapt serve``: run the control plane over HTTP, and manage its API tokens.
+
+``mapt serve`` runs the server; ``mapt serve token create|list|revoke`` work on the same
+database (``--database-url``, or ``MAPT_DATABASE_URL``). FastAPI, uvicorn and
+SQLAlchemy are imported inside the command bodies, so ``mapt --help`` loads none.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from mapt.cli._options import OutputFormat, given, option, whole_number
+
+if TYPE_CHECKING:
+    from mapt.service import Database
+
+_DATABASE_KEY = "mapt.serve.database_url"
+
+serve_app = typer.Typer(
+    help="The control plane over HTTP: hosts and executions for CI jobs holding a token.",
+    invoke_without_command=True,
+)
+token_app = typer.Typer(
+    help="API tokens of the server: create, list, revoke.", no_args_is_help=True
+)
+serve_app.add_typer(token_app, name="token")
+
+DatabaseUrl = Annotated[
+    str | None,
+    option(
+        "--database-url",
+        "Where the records are: sqlite:///PATH (default: service.sqlite3 in mapt's data "
+        "directory) or postgresql+psycopg://USER@HOST/DB. A password goes in "
+        "MAPT_DATABASE_URL, PGPASSWORD or ~/.pgpass, never on the command line.",
+        show_default=False,
+    ),
+]
+
+
+def _checked_url(ctx: typer.Context, database_url: str | None) -> str:
+    """The database URL of ``--database-url`` (given to this command or to ``mapt
+    serve``) or the default; a password typed on the command line is refused."""
+    from mapt.service import default_database_url, parse_database_url, refuse_password_in_arguments
+
+    if database_url is None:
+        database_url = ctx.meta.get(_DATABASE_KEY)
+    if database_url is None:
+        return default_database_url()
+    url = parse_database_url(database_url)
+    contexts = [ctx] + ([ctx.parent.parent] if ctx.parent and ctx.parent.parent else [])
+    sources = [context.get_parameter_source("database_url") for context in contexts]
+    if any(source is not None and source.name == "COMMANDLINE" for source in sources):
+        refuse_password_in_arguments(url)
+    return url.render_as_string(hide_password=False)
+
+
+def _open(ctx: typer.Context, database_url: str | None) -> Database:
+    """The database of ``--database-url``, migrated."""
+    from mapt.service import open_database
+
+    return open_database(_checked_url(ctx, database_url))
+
+
+@serve_app.callback()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str, option("--host", "The address to listen on (127.0.0.1: this machine only).")
+    ] = "127.0.0.1",
+    port: Annotated[
+        str, option("--port", "The TCP port to listen on (0: any free port).")
+    ] = "8080",
+    database_url: DatabaseUrl = None,
+    workers: Annotated[
+        str, option("--workers", "How many executions run at once (one process each).")
+    ] = "2",
+) -> None:
+    """Run the HTTP API (OpenAPI at /openapi.json, docs at /docs) until SIGTERM."""
+    if ctx.invoked_subcommand is not None:
+        if any(given(ctx, name) for name in ("host", "port", "workers")):
+            from mapt.core import InputError
+
+            raise InputError(
+                "--host, --port and --workers belong to mapt serve itself, "
+                f"not to mapt serve {ctx.invoked_subcommand}"
+            )
+        ctx.meta[_DATABASE_KEY] = database_url
+        return
+    from mapt.service import ServerSettings, run_server
+
+    settings = ServerSettings(
+        host=host,
+        port=whole_number(port),
+        database_url=_checked_url(ctx, database_url),
+        workers=whole_number(workers),
+    )
+    run_server(settings)
+
+
+def _when(value: datetime | None) -> str:
+    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+@token_app.command("create")
+def token_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A name for the token (who or what uses it).")],
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="The token may read, never change.")
+    ] = False,
+    expires: Annotated[
+        str | None,
+        typer.Option("--expires", help="Lifetime: 30d, 12h, 1h30m (default: no expiry)."),
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a token; it is printed once, alone on the last line of stdout."""
+    from mapt.service import create_token, parse_expiry
+
+    lifetime = parse_expiry(expires) if expires is not None else None
+    database = _open(ctx, database_url)
+    try:
+        record, token = create_token(database, name, read_only=read_only, lifetime=lifetime)
+    finally:
+        database.dispose()
+    scope = "read-only" if record.read_only else "read-write"
+    typer.echo(
+        f"Created {scope} token {record.name!r} (key {record.key_id}, expires "
+        f"{_when(record.expires_at)}). It is shown once; keep it in a secret store:"
+    )
+    typer.echo(token)
+
+
+@token_app.command("list")
+def token_list(
+    ctx: typer.Context,
+    database_url: DatabaseUrl = None,
+    output: Annotated[
+        OutputFormat, typer.Option("--output", "-o", help="text (a table) or json.")
+    ] = OutputFormat.text,
+) -> None:
+    """List every token (never their secrets): scope, state, expiry, last use."""
+    from mapt.service import list_tokens
+
+    database = _open(ctx, database_url)
+    try:
+        records = list_tokens(database)
+    finally:
+        database.dispose()
+    now = datetime.now(timezone.utc)
+    rows = [
+        {
+            "name": record.name,
+            "key_id": record.key_id,
+            "scope": "read-only" if record.read_only else "read-write",
+            "state": record.state(now),
+            "created_at": _when(record.created_at),
+            "expires_at": _when(record.expires_at),
+            "last_used_at": _when(record.last_used_at),
+        }
+        for record in records
+    ]
+    if output is OutputFormat.json:
+        typer.echo(json.dumps({"tokens": rows}, indent=2))
+        return
+    if not rows:
+        typer.echo("No tokens. Create one with: mapt serve token create NAME")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("NAME", "KEY", "SCOPE", "STATE", "CREATED", "EXPIRES", "LAST USED", box=None)
+    for row in rows:
+        table.add_row(*row.values())
+    Console(soft_wrap=True).print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The token's name (or its key id).")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revoke a token: requests bearing it are refused (401) from now on."""
+    from mapt.service import revoke_token
+
+    database = _open(ctx, database_url)
+    try:
+        record = revoke_token(database, name)
+    finally:
+        database.dispose()
+    typer.echo(f"Revoked token {record.name!r} (key {record.key_id}).")

@@ -1,0 +1,328 @@
+"""``Client(url, token)``: the HTTP API of ``mapt serve`` as typed calls (httpx).
+
+The token travels in the ``Authorization: Token`` header only: never in a URL, a log
+line or a message (it is registered for redaction too). Every error the server
+answers becomes the ``mapt.core`` error the local command raises (``server_error``);
+a server that cannot be reached, or answers what is not mapt's JSON, is an
+``OperationError`` naming the URL. Mutating calls are executions: with ``wait`` they
+return once the execution ended and raise its error when it failed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from mapt import __version__
+from mapt.client._errors import server_error
+from mapt.client._records import Execution, Host, host_connection, host_status
+from mapt.core import InputError, OperationError, register_secret, shown
+from mapt.hosts import HostConnection, HostStatus
+
+DEFAULT_TIMEOUT = 60.0
+# Longest the server holds one ``?wait=true`` answer (``MAX_WAIT_SECONDS`` of the service).
+_SERVER_WAIT_LIMIT = 3600.0
+_POLL_START, _POLL_MAX = 0.2, 2.0
+
+
+def check_server_url(url: str) -> str:
+    """``url`` without a trailing slash, when it is an http(s) URL without credentials."""
+    text = url.strip()
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as error:
+        raise InputError(f"server URL {shown(text)} is not a URL: {error}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(f"server URL {shown(text)} is not an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise InputError(
+            "the server URL holds credentials (user:password@): give the URL without them"
+        )
+    if parts.query or parts.fragment:
+        raise InputError(f"server URL {shown(text)} has a query or fragment: give the base URL")
+    return text.rstrip("/")
+
+
+class Client:
+    """The API of the ``mapt serve`` at ``url``, with an API ``token``.
+
+    ``client.hosts`` and ``client.executions`` hold the calls; ``ping`` and ``version``
+    need no token. Use it as a context manager (or call ``close``) to free its
+    connections. ``transport`` is httpx's, for callers that route the calls themselves.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = check_server_url(url)
+        headers = {"User-Agent": f"mapt/{__version__}", "Accept": "application/json"}
+        if token is not None:
+            if not token.strip() or any(c in token for c in "\r\n"):
+                raise InputError("the API token is empty or holds a line break")
+            register_secret(token)
+            headers["Authorization"] = f"Token {token}"
+        self._http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=timeout, transport=transport
+        )
+        self.hosts = Hosts(self)
+        self.executions = Executions(self)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def ping(self) -> bool:
+        """Whether the server answers (``GET /v1/ping``, no token needed)."""
+        return bool(self._json("GET", "/v1/ping").get("ping") == "pong")
+
+    def version(self) -> str:
+        """The server's mapt version (``GET /v1/version``, no token needed)."""
+        return str(self._json("GET", "/v1/version")["version"])
+
+    # -- the wire ---------------------------------------------------------------------
+
+    def _json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """The JSON answer of ``method path``; the server's error, raised, otherwise."""
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        with self._answer(method, path, params=params, body=body, **extra) as answer:
+            answer.read()
+            return self._document(answer)
+
+    @contextmanager
+    def _answer(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
+        timeout: float | httpx.Timeout | None = None,
+    ) -> Iterator[httpx.Response]:
+        """The streamed answer of ``method path`` when it succeeded (2xx)."""
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        request = self._http.build_request(method, path, params=_query(params), json=body, **extra)
+        where = f"{method} {self.url}{path}"
+        try:
+            answer = self._http.send(request, stream=True)
+        except httpx.TimeoutException:
+            raise OperationError(f"{where}: the server did not answer in time") from None
+        except httpx.HTTPError as error:
+            raise OperationError(
+                f"cannot reach the mapt server: {where}: {error}",
+                hint="Is `mapt serve` running there? Check --server (MAPT_SERVER).",
+            ) from None
+        try:
+            if answer.is_error:
+                answer.read()
+                raise self._error(answer, where)
+            yield answer
+        except httpx.HTTPError as error:
+            raise OperationError(f"{where}: the answer broke off: {error}") from None
+        finally:
+            answer.close()
+
+    def _document(self, answer: httpx.Response) -> dict[str, Any]:
+        try:
+            document = answer.json()
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            raise OperationError(
+                f"{answer.request.method} {answer.request.url}: the answer is not mapt's "
+                f"JSON (HTTP {answer.status_code}); is this a mapt server?"
+            )
+        return document
+
+    def _error(self, answer: httpx.Response, where: str) -> Exception:
+        try:
+            body = answer.json()
+        except ValueError:
+            body = None
+        reason = answer.reason_phrase or "error"
+        return server_error(
+            answer.status_code,
+            body if isinstance(body, dict) else None,
+            fallback=f"{where}: HTTP {answer.status_code} {reason}",
+        )
+
+
+class Executions:
+    """``/v1/executions``: the server's durable requests, their logs, cancelling."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def get(self, execution_id: str) -> Execution:
+        document = self._client._json("GET", f"/v1/executions/{_segment(execution_id)}")
+        return Execution.from_json(document["execution"])
+
+    def list(
+        self, *, include_completed: bool = False, target: str | None = None
+    ) -> list[Execution]:
+        """Executions not finished yet (with ``include_completed``, all), oldest first;
+        ``target`` keeps those of one host."""
+        params: dict[str, Any] = {"include_completed": include_completed, "target": target}
+        document = self._client._json("GET", "/v1/executions", params=params)
+        return [Execution.from_json(entry) for entry in document["executions"]]
+
+    def logs(self, execution_id: str, *, follow: bool = False) -> Iterator[str]:
+        """The execution's progress lines (the lines the local command prints); with
+        ``follow``, new ones as they come, until the execution ends."""
+        path = f"/v1/executions/{_segment(execution_id)}/log"
+        # Following waits as long as the execution runs: no read timeout.
+        timeout = httpx.Timeout(DEFAULT_TIMEOUT, read=None) if follow else None
+        with self._client._answer(
+            "GET", path, params={"follow": follow}, timeout=timeout
+        ) as answer:
+            yield from answer.iter_lines()
+
+    def cancel(
+        self, execution_id: str, *, wait: bool = False, timeout: float | None = None
+    ) -> Execution:
+        """Ask the execution to stop; with ``wait``, the execution once it ended."""
+        document = self._client._json("POST", f"/v1/executions/{_segment(execution_id)}/cancel")
+        execution = Execution.from_json(document["execution"])
+        return self.wait(execution.id, timeout=timeout) if wait else execution
+
+    def wait(self, execution_id: str, *, timeout: float | None = None) -> Execution:
+        """The execution once it ended (succeeded, failed or cancelled), polled; after
+        ``timeout`` seconds (None: no limit), an ``OperationError``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = _POLL_START
+        while True:
+            execution = self.get(execution_id)
+            if execution.finished:
+                return execution
+            if deadline is not None and time.monotonic() >= deadline:
+                raise OperationError(
+                    f"execution {execution.id} ({execution.name} {execution.target}) is still "
+                    f"{execution.status.value} after {timeout:g}s",
+                    hint=f"mapt execution get {execution.id} shows it later.",
+                )
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            time.sleep(pause if left is None else min(pause, left))
+            pause = min(pause * 1.5, _POLL_MAX)
+
+
+class Hosts:
+    """``/v1/hosts``: managed hosts, created, resized and deleted as executions."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def create(
+        self, *, wait: bool = True, wait_timeout: float | None = None, **fields: Any
+    ) -> Execution:
+        """Create a host from the fields of ``mapt aws host create`` (``name``, ``os``,
+        ``spot``, ``cpus``, ``timeout``...). With ``wait`` (at most ``wait_timeout``
+        seconds), the succeeded execution (its ``result`` is the host's record, see
+        ``host_record``), or its error raised; without, the pending execution."""
+        return self._execution("POST", "/v1/hosts", fields, wait=wait, timeout=wait_timeout)
+
+    def update(
+        self, name: str, *, wait: bool = True, wait_timeout: float | None = None, **fields: Any
+    ) -> Execution:
+        """Resize (cpus, memory, compute sizes, disk), retag or change the ``timeout``
+        (the host's lifetime; ``wait_timeout`` bounds the wait)."""
+        return self._execution("PATCH", _host_path(name), fields, wait=wait, timeout=wait_timeout)
+
+    def delete(
+        self, name: str, *, wait: bool = True, wait_timeout: float | None = None
+    ) -> Execution:
+        """Destroy the host (DELETING, then DELETED)."""
+        return self._execution("DELETE", _host_path(name), None, wait=wait, timeout=wait_timeout)
+
+    def list(self, *, include_deleted: bool = False) -> list[Host]:
+        document = self._client._json(
+            "GET", "/v1/hosts", params={"include_deleted": include_deleted}
+        )
+        return [Host.from_json(entry) for entry in document["hosts"]]
+
+    def get(self, name: str) -> Host:
+        return Host.from_json(self._client._json("GET", _host_path(name))["host"])
+
+    def status(self, name: str) -> tuple[Host, HostStatus]:
+        """The host's record, and its stacks as the state describes them now."""
+        document = self._client._json("GET", f"{_host_path(name)}/status")
+        return Host.from_json(document["host"]), host_status(document["status"])
+
+    def connection(self, name: str) -> HostConnection:
+        """Address, user and private key of a RUNNING host (a write token; logged)."""
+        document = self._client._json("GET", f"{_host_path(name)}/connection")
+        return host_connection(document["connection"])
+
+    def _execution(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None,
+        *,
+        wait: bool,
+        timeout: float | None,
+    ) -> Execution:
+        params: dict[str, Any] | None = None
+        read_timeout = None
+        if wait:
+            # The server holds the answer up to its limit; past it, we poll.
+            held = _SERVER_WAIT_LIMIT if timeout is None else min(timeout, _SERVER_WAIT_LIMIT)
+            params = {"wait": True, "timeout": held}
+            read_timeout = held + DEFAULT_TIMEOUT
+        document = self._client._json(method, path, params=params, body=body, timeout=read_timeout)
+        execution = Execution.from_json(document["execution"])
+        if not wait:
+            return execution
+        if not execution.finished:
+            execution = self._client.executions.wait(execution.id, timeout=timeout)
+        return execution.raise_for_error()
+
+
+def _segment(value: str) -> str:
+    """``value`` as one path segment (a name cannot reach another route)."""
+    if not value:
+        raise InputError("an empty name or id cannot be asked for")
+    return quote(value, safe="")
+
+
+def _host_path(name: str) -> str:
+    return f"/v1/hosts/{_segment(name)}"
+
+
+def _query(params: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """Query parameters as the server reads them: booleans ``true``/``false``, Nones out."""
+    if params is None:
+        return None
+    return {
+        key: ("true" if value else "false") if isinstance(value, bool) else str(value)
+        for key, value in params.items()
+        if value is not None
+    }

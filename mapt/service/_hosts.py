@@ -1,0 +1,383 @@
+"""Managed hosts: records that move through the state machine, changed by executions.
+
+A request (create, update, delete) is admitted by the state machine
+(``mapt.service._states.admit``) and recorded with its execution in one transaction, so
+a host in PENDING, UPDATING or DELETING always has the execution that will move it on.
+The execution runs the host lifecycle of ``mapt.hosts`` (the same code as ``mapt aws
+host``) in a worker process and settles the host through ``transition``:
+
+- create: PENDING -> RUNNING; on failure the half-made host is destroyed
+  (PENDING -> DELETING -> DELETED, the record keeping the create's error), or, when
+  that destroy fails too, DELETING -> ERROR.
+- update (resize, tags, timeout): RUNNING -> UPDATING -> RUNNING, or -> ERROR.
+- delete: -> DELETING -> DELETED, or -> ERROR when the destroy fails (delete again).
+
+Fields are those of ``mapt aws host create`` with underscores, the project as ``name``.
+Secrets and server-side paths are not accepted over the API: a secret would sit in the
+executions table, and a connection folder would be written on the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from mapt.core import InputError, MaptError
+from mapt.service._database import Database
+from mapt.service._errors import ConflictError, NotFoundError
+from mapt.service._executions import ExecutionError, Executions
+from mapt.service._schema import hosts
+from mapt.service._states import HostRequest, HostState, admit, transition
+from mapt.service._workers import ExecutionContext, Operation
+
+if TYPE_CHECKING:
+    from mapt.hosts import AwsHostTarget, HostServices
+
+# Fields the API refuses: secrets (kept out of the records) and paths on the server.
+REFUSED_FIELDS = {
+    "rh_subscription_password": "a secret, which the service would have to store",
+    "ghactions_runner_token": "a secret, which the service would have to store",
+    "ghactions_app_private_key": "a secret, which the service would have to store",
+    "conn_details_output": "a folder on the server; the connection is not written to files",
+    "project_name": "the project is 'name' in the API",
+    "debug": "a switch of the server's own logs",
+}
+# What PATCH may change: the machine's shape, its disk, tags and lifetime.
+UPDATE_FIELDS = frozenset(
+    {
+        "cpus",
+        "memory",
+        "gpus",
+        "gpu_manufacturer",
+        "nested_virt",
+        "compute_families",
+        "compute_sizes",
+        "arch",
+        "disk_size",
+        "tags",
+        "timeout",
+    }
+)
+
+
+def _field_name(field: str) -> str:
+    """Fields are named as the API spells them (``cpus``), not as flags (``--cpus``)."""
+    return field
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class ManagedHost:
+    name: str
+    state: HostState
+    fields: Mapping[str, Any]
+    record: Mapping[str, Any] | None
+    error: ExecutionError | None
+    execution_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    deleted_at: datetime | None
+
+    def as_json(self) -> dict[str, Any]:
+        record = self.record or {}
+        outputs = record.get("outputs", {}) if isinstance(record, Mapping) else {}
+        return {
+            "name": self.name,
+            "state": self.state.value,
+            "address": outputs.get("host"),
+            "username": outputs.get("username"),
+            "allocation": record.get("allocation"),
+            "hourly_price": record.get("hourly_price"),
+            "fields": dict(self.fields),
+            "execution_id": self.execution_id,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+            "expires_at": _iso(self.expires_at),
+            "deleted_at": _iso(self.deleted_at),
+            "last_error": None if self.error is None else self.error.__dict__.copy(),
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def _host(row: sa.Row[Any]) -> ManagedHost:
+    m = row._mapping
+    error = None
+    if m["error_type"] is not None:
+        error = ExecutionError(m["error_type"], m["error_message"], m["error_exit_code"])
+    return ManagedHost(
+        name=m["name"],
+        state=HostState(m["state"]),
+        fields=m["fields"],
+        record=m["record"],
+        error=error,
+        execution_id=m["execution_id"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        expires_at=m["expires_at"],
+        deleted_at=m["deleted_at"],
+    )
+
+
+def check_create_fields(fields: Mapping[str, Any]) -> str:
+    """Validate create ``fields`` as ``mapt aws host create`` would; the host's name."""
+    _refuse(fields)
+    from mapt.hosts import create_request
+
+    request = create_request(dict(fields), name=_field_name)
+    return request.project
+
+
+def _refuse(fields: Mapping[str, Any]) -> None:
+    for field, why in REFUSED_FIELDS.items():
+        if field in fields:
+            raise InputError(f"{field} is not accepted over the API: {why}")
+
+
+class Hosts:
+    """The hosts table, and the one door through which requests change it."""
+
+    def __init__(self, database: Database, executions: Executions) -> None:
+        self.database = database
+        self.executions = executions
+
+    def get(self, name: str) -> ManagedHost:
+        with self.database.transaction() as connection:
+            row = connection.execute(sa.select(hosts).where(hosts.c.name == name)).first()
+        if row is None:
+            raise NotFoundError(f"no host is named {name!r}")
+        return _host(row)
+
+    def find(self, *, include_deleted: bool = False) -> list[ManagedHost]:
+        query = sa.select(hosts).order_by(hosts.c.created_at)
+        if not include_deleted:
+            query = query.where(hosts.c.state != HostState.DELETED.value)
+        with self.database.transaction() as connection:
+            return [_host(row) for row in connection.execute(query)]
+
+    def request(
+        self, request: HostRequest, name: str | None, fields: Mapping[str, Any] | None = None
+    ) -> str:
+        """Admit ``request`` on host ``name`` and submit its execution; the execution id.
+
+        Create takes the whole create ``fields`` (validated; the name is among them);
+        update the fields to change (merged into the host's, validated as a whole);
+        delete none.
+        """
+        _refuse(fields or {})
+        if request is HostRequest.CREATE:
+            name = check_create_fields(fields or {})
+        if name is None:
+            raise InputError(f"a host {request.value} needs the host's name")
+        with self.database.transaction() as connection:
+            query = sa.select(hosts).where(hosts.c.name == name)
+            if not self.database.is_sqlite:
+                query = query.with_for_update()
+            row = connection.execute(query).first()
+            current = None if row is None else _host(row)
+            wanted = admit(name, None if current is None else current.state, request)
+            merged = dict(fields or {})
+            if request is HostRequest.UPDATE and current is not None:
+                unknown = sorted(set(merged) - UPDATE_FIELDS)
+                if unknown:
+                    raise InputError(
+                        f"{unknown[0]} cannot be changed on a host: PATCH takes "
+                        + ", ".join(sorted(UPDATE_FIELDS))
+                    )
+                merged = {**current.fields, **merged}
+                check_create_fields(merged)
+            elif request is not HostRequest.CREATE and current is not None:
+                merged = dict(current.fields)
+            execution_id = self.executions.submit_in(
+                connection, f"hosts.{request.value}", name, {"fields": merged}
+            )
+            now = _now()
+            values: dict[str, Any] = {
+                "state": wanted.value,
+                "execution_id": execution_id,
+                "updated_at": now,
+            }
+            if request is HostRequest.CREATE:
+                values.update(
+                    fields=merged, record=None, created_at=now, expires_at=None, deleted_at=None,
+                    error_type=None, error_message=None, error_exit_code=None,
+                )  # fmt: skip
+            if row is None:
+                connection.execute(hosts.insert().values(name=name, **values))
+            else:
+                connection.execute(hosts.update().where(hosts.c.name == name).values(**values))
+        return execution_id
+
+    def settle(
+        self,
+        name: str,
+        wanted: HostState,
+        *,
+        record: Mapping[str, Any] | None = None,
+        fields: Mapping[str, Any] | None = None,
+        error: ExecutionError | None = None,
+        expires_at: datetime | None = None,
+    ) -> ManagedHost:
+        """Move host ``name`` to ``wanted`` through the table, keeping what it got."""
+        with self.database.transaction() as connection:
+            row = connection.execute(sa.select(hosts).where(hosts.c.name == name)).first()
+            if row is None:
+                raise NotFoundError(f"no host is named {name!r}")
+            current = _host(row)
+            if current.state is not wanted:
+                transition(name, current.state, wanted)
+            values: dict[str, Any] = {"state": wanted.value, "updated_at": _now()}
+            if record is not None:
+                values.update(record=dict(record), expires_at=expires_at)
+            if fields is not None:
+                values["fields"] = dict(fields)
+            if error is not None:
+                values.update(
+                    error_type=error.type,
+                    error_message=error.message,
+                    error_exit_code=error.exit_code,
+                )
+            if wanted is HostState.DELETED:
+                values["deleted_at"] = _now()
+            connection.execute(
+                hosts.update()
+                .where(hosts.c.name == name, hosts.c.state == current.state.value)
+                .values(**values)
+            )
+        return self.get(name)
+
+
+# -- reads of the host's state (in the server) ----------------------------------------
+
+
+def host_state(services: HostServices, host: ManagedHost) -> dict[str, Any]:
+    """The host's stacks as its state describes them now (``mapt aws host list``)."""
+    from mapt.hosts import AwsHostTarget
+
+    backend = host.fields.get("backed_url")
+    status = AwsHostTarget(services).status(host.name, None if backend is None else str(backend))
+    return status.to_dict()
+
+
+def host_connection(services: HostServices, host: ManagedHost) -> dict[str, Any]:
+    """How to log in: address, user, private key (and a Windows password), from state.
+
+    Refused (409) unless the host is RUNNING: only a deployed host has a connection.
+    """
+    from mapt.hosts import HostConnection
+    from mapt.stacks import StackRef
+    from mapt.targets.aws import HOST_STACK, host_connection_values
+
+    if host.state is not HostState.RUNNING:
+        raise ConflictError(f"host {host.name!r} is {host.state.value}: it has no connection")
+    backend = host.fields.get("backed_url")
+    secrets_provider = host.fields.get("secrets_provider")
+    engine = services.engine(None if secrets_provider is None else str(secrets_provider), False)
+    ref = StackRef(host.name, HOST_STACK, None if backend is None else str(backend))
+    connection = HostConnection(host_connection_values(engine.outputs(ref)))
+    return {
+        "address": connection.host,
+        "username": connection.username,
+        "private_key": connection.private_key,
+        "password": connection.password,
+        "bastion_host": connection.bastion_host,
+    }
+
+
+# -- the operations (run in worker processes) ----------------------------------------
+
+
+def _hosts_of(context: ExecutionContext) -> tuple[Hosts, AwsHostTarget]:
+    from mapt.hosts import AwsHostTarget
+
+    return Hosts(context.database, Executions(context.database)), AwsHostTarget(context.services)
+
+
+def _destroy_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    from mapt.hosts import DESTROY_FIELDS
+
+    return {key: value for key, value in fields.items() if key in DESTROY_FIELDS}
+
+
+def run_create(context: ExecutionContext) -> dict[str, Any]:
+    from mapt.hosts import create_request
+
+    store, target = _hosts_of(context)
+    fields = dict(context.arguments["fields"])
+    try:
+        record = target.create(create_request(fields, name=_field_name))
+    except MaptError as failure:
+        error = ExecutionError.of(failure)
+        store.settle(context.target, HostState.DELETING, error=error)
+        _destroy(store, target, context.target, fields, keep=error)
+        raise
+    document = record.to_dict()
+    store.settle(context.target, HostState.RUNNING, record=document, expires_at=record.expires_at)
+    return document
+
+
+def run_update(context: ExecutionContext) -> dict[str, Any]:
+    from mapt.hosts import create_request
+
+    store, target = _hosts_of(context)
+    fields = dict(context.arguments["fields"])
+    try:
+        record = target.update(create_request(fields, name=_field_name))
+    except MaptError as failure:
+        store.settle(context.target, HostState.ERROR, error=ExecutionError.of(failure))
+        raise
+    document = record.to_dict()
+    store.settle(
+        context.target,
+        HostState.RUNNING,
+        record=document,
+        fields=fields,
+        expires_at=record.expires_at,
+    )
+    return document
+
+
+def run_delete(context: ExecutionContext) -> dict[str, Any]:
+    store, target = _hosts_of(context)
+    return _destroy(store, target, context.target, dict(context.arguments["fields"]))
+
+
+def _destroy(
+    store: Hosts,
+    target: AwsHostTarget,
+    name: str,
+    fields: Mapping[str, Any],
+    *,
+    keep: ExecutionError | None = None,
+) -> dict[str, Any]:
+    """DELETING -> DELETED (``keep``: the error that led here), or -> ERROR on failure."""
+    from mapt.hosts import destroy_request
+
+    try:
+        record = target.destroy(destroy_request(_destroy_fields(fields), name=_field_name))
+    except MaptError as failure:
+        store.settle(name, HostState.ERROR, error=ExecutionError.of(failure))
+        raise
+    store.settle(name, HostState.DELETED, error=keep)
+    return dict(record.to_dict())
+
+
+def host_operations(
+    create: Any = run_create, update: Any = run_update, delete: Any = run_delete
+) -> dict[str, Operation]:
+    """The operations of the host routes (Pulumi ``up``/``destroy`` resume safely)."""
+    return {
+        "hosts.create": Operation("hosts.create", create),
+        "hosts.update": Operation("hosts.update", update),
+        "hosts.delete": Operation("hosts.delete", delete),
+    }

@@ -1,0 +1,136 @@
+"""The service's tables: API tokens, executions and their log lines.
+
+SQLAlchemy Core tables, the one description of the schema the code reads and writes;
+the Alembic migrations in ``mapt/service/migrations`` build the same tables, and a test
+checks that the migrated database matches this metadata.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp stored in UTC and read back as an aware ``datetime``.
+
+    SQLite keeps no time zone; PostgreSQL's ``timestamptz`` does. Both come back aware.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive timestamp {value!r}: the service stores UTC times only")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)  # type: ignore[no-any-return]
+        return value.astimezone(timezone.utc)  # type: ignore[no-any-return]
+
+
+metadata = sa.MetaData()
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    # The public part of a token (``mapt_<key_id>_<secret>``): finds the row to compare.
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("salt", sa.LargeBinary(32), nullable=False),
+    sa.Column("secret_hash", sa.LargeBinary(64), nullable=False),
+    sa.Column("read_only", sa.Boolean, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=True),
+    sa.Column("revoked_at", UtcDateTime, nullable=True),
+    sa.Column("last_used_at", UtcDateTime, nullable=True),
+    # A name is reused only once the token that had it is revoked.
+    sa.Index(
+        "api_tokens_active_name",
+        "name",
+        unique=True,
+        sqlite_where=sa.text("revoked_at IS NULL"),
+        postgresql_where=sa.text("revoked_at IS NULL"),
+    ),
+)
+
+executions = sa.Table(
+    "executions",
+    metadata,
+    # Claim order: the oldest pending execution first (a resumed one keeps its place).
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("arguments", sa.JSON, nullable=False),
+    sa.Column("result", sa.JSON, nullable=True),
+    sa.Column("error_type", sa.String(64), nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("error_exit_code", sa.Integer, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("started_at", UtcDateTime, nullable=True),
+    sa.Column("finished_at", UtcDateTime, nullable=True),
+    # Ownership of a running execution: the claim (one per attempt), its server and
+    # worker process, and the heartbeat that says the worker is alive.
+    sa.Column("claim", sa.String(40), nullable=True),
+    sa.Column("server_id", sa.String(64), nullable=True),
+    sa.Column("worker_pid", sa.Integer, nullable=True),
+    sa.Column("heartbeat_at", UtcDateTime, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
+    sa.Index("executions_status_seq", "status", "seq"),
+    sa.Index("executions_target", "target"),
+    # The database itself keeps two operations on one target from running at once.
+    sa.Index(
+        "executions_one_running_per_target",
+        "target",
+        unique=True,
+        sqlite_where=sa.text("status = 'running'"),
+        postgresql_where=sa.text("status = 'running'"),
+    ),
+)
+
+execution_logs = sa.Table(
+    "execution_logs",
+    metadata,
+    sa.Column("line", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "execution_id",
+        sa.String(40),
+        sa.ForeignKey("executions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Index("execution_logs_by_execution", "execution_id", "line"),
+)
+
+hosts = sa.Table(
+    "hosts",
+    metadata,
+    # The project name: one managed host per project (its stacks are named after it).
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    # The create fields as asked (secrets are never accepted over the API).
+    sa.Column("fields", sa.JSON, nullable=False),
+    # What the last create or update answered (``HostRecord.to_dict``: no secret).
+    sa.Column("record", sa.JSON, nullable=True),
+    sa.Column("error_type", sa.String(64), nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("error_exit_code", sa.Integer, nullable=True),
+    sa.Column("execution_id", sa.String(40), nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=True),
+    sa.Column("deleted_at", UtcDateTime, nullable=True),
+)

@@ -1,0 +1,167 @@
+"""``mapt serve``: the app on uvicorn, with structured logs and a graceful stop.
+
+The server binds its socket first (a port in use is one ``Error:`` line, not a
+traceback), opens and migrates the database, takes the single-server lock on SQLite,
+and runs uvicorn. SIGTERM or SIGINT stops it gracefully: no new requests, the
+dispatcher stops claiming, each worker stops its operation at a safe point and hands
+its execution back to pending, and the process ends (exit 143 on SIGTERM, 130 on
+SIGINT, as the CLI does). Logs are JSON lines on stderr: one object per record with its
+time, level, logger and message, plus the request's method, path, status and the token's
+name (never the token) for each request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import socket
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from mapt.core import InputError, OperationError, redact
+from mapt.hosts import HostServices
+from mapt.service._database import migrate, open_database, server_lock
+from mapt.service._executions import Executions
+from mapt.service._hosts import host_operations
+from mapt.service._workers import Dispatcher, Operation, Timing
+
+_STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({})))
+_LOGGERS = {"mapt": logging.INFO, "uvicorn": logging.INFO, "alembic": logging.WARNING}
+# uvicorn's terminal colours; our own bookkeeping.
+_DROPPED = {"color_message", "taskName"}
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per record, secrets masked; extra fields kept as keys."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRIBUTES and key not in entry and key not in _DROPPED:
+                entry[key] = value
+        if record.exc_info:
+            entry["traceback"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry, default=str)
+
+
+def configure_service_logging() -> None:
+    """Send mapt's, uvicorn's and Alembic's logs to stderr as JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter())
+    handler.set_name("mapt-service")
+    for name, level in _LOGGERS.items():
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if h.get_name() in ("mapt", "mapt-service")]:
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = False
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Where to listen, where the records are, how many executions run at once."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str | None = None
+    workers: int = 2
+    timing: Timing = field(default_factory=Timing)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise InputError(f"--port {self.port} must be between 0 and 65535")
+        if self.workers < 1:
+            raise InputError(f"--workers {self.workers} must be at least 1")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise InputError(f"--host {host!r} is not an address of this machine: {error}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as error:
+        sock.close()
+        raise OperationError(
+            f"cannot listen on {host}:{port}: {error.strerror}",
+            hint="Pick another --port, or stop what listens there.",
+        ) from None
+    sock.listen(128)
+    sock.set_inheritable(False)
+    return sock
+
+
+def run_server(
+    settings: ServerSettings,
+    *,
+    operations: Mapping[str, Operation] | None = None,
+    services: HostServices | None = None,
+    routers: tuple[Any, ...] = (),
+) -> None:
+    """Serve until SIGTERM or SIGINT. ``operations`` default to mapt's own (the hosts'),
+    run on ``services`` (default: the real ``HostServices``: Pulumi, AWS, SSH).
+
+    Raises ``MaptError`` for what stops it from starting (bad address, port in use,
+    database unreachable, another server on the SQLite file).
+    """
+    import uvicorn
+
+    from mapt.service._app import Service, create_app
+
+    configure_service_logging()
+    sock = _listen(settings.host, settings.port)
+    database = open_database(settings.database_url, migrate=False)
+    with server_lock(database):
+        migrate(database)
+        host_services = HostServices() if services is None else services
+        server_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        dispatcher = Dispatcher(
+            store=Executions(database),
+            operations=dict(host_operations() if operations is None else operations),
+            server_id=server_id,
+            workers=settings.workers,
+            timing=settings.timing,
+            services=host_services,
+        )
+        service = Service(
+            database=database,
+            dispatcher=dispatcher,
+            host_services=host_services,
+            routers=routers,
+        )
+        app = create_app(service)
+        host, port = sock.getsockname()[:2]
+        logging.getLogger("mapt.service").info(
+            "listening on http://%s:%s (server %s)",
+            host,
+            port,
+            server_id,
+            extra={"address": f"http://{host}:{port}", "server_id": server_id},
+        )
+        config = uvicorn.Config(
+            app,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=int(settings.timing.shutdown_grace),
+        )
+        try:
+            uvicorn.Server(config).run(sockets=[sock])
+        finally:
+            sock.close()
+            database.dispose()

@@ -1,0 +1,353 @@
+"""Running executions: one worker process per execution, fed by a dispatcher thread.
+
+Why processes, not threads: Pulumi's Python runtime keeps process-wide state (the
+mocks and monitor of ``pulumi.runtime``, the stack's configuration dictionary, the
+environment the Automation API hands the CLI), and mapt stops a running Pulumi command
+through the main thread's signal handlers (``mapt.core.cancellable``). A process per
+execution gives each operation its own runtime, its own main thread for a clean
+cancel, and a crash that takes down one execution instead of the server.
+``tests/service/test_workers.py`` shows two concurrent executions do not see each
+other's process-wide state.
+
+The worker process, while its operation runs:
+- sends a heartbeat every ``Timing.heartbeat`` seconds, and reads the cancel flag;
+- is kept alive by the dispatcher too, which beats for every live worker of its server
+  (a worker's claim cannot expire while it imports its modules);
+- on cancel, signals itself SIGINT: the operation stops at its next safe point (a
+  Pulumi command is cancelled and saves its state) and the execution ends cancelled;
+- when its server dies (its parent changes) or stops, it stops the same way and hands
+  the execution back to pending for the next server;
+- stores every line it prints (mapt's log lines and Pulumi's progress, exactly what
+  the CLI prints on stderr) as the execution's log.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TextIO
+
+from mapt.core import ExitCode, Interrupted, MaptError, configure_logging, get_logger, redact
+from mapt.service._database import Database, open_database
+from mapt.service._executions import Execution, ExecutionError, Executions
+
+_log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ExecutionContext:
+    """What an operation gets: its execution, arguments, the services to act through,
+    and the worker's connection to the service's database."""
+
+    execution_id: str
+    name: str
+    target: str
+    arguments: Mapping[str, Any]
+    attempt: int
+    services: Any
+    database: Database = field(repr=False)
+
+
+# An operation runs in a worker process: a module-level function, found by reference.
+OperationFunction = Callable[[ExecutionContext], Any]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """A kind of execution: its name (``hosts.create``), its function, and whether a
+    run cut short may be started again (true for Pulumi ``up``/``destroy``)."""
+
+    name: str
+    run: OperationFunction
+    resumable: bool = True
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How often workers beat, how long a silent one keeps its claim, how often the
+    dispatcher looks for work, and how long a stopping server waits for its workers."""
+
+    heartbeat: float = 5.0
+    lease: float = 30.0
+    poll: float = 1.0
+    shutdown_grace: float = 120.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.heartbeat < self.lease:
+            raise ValueError("the heartbeat must be shorter than the lease")
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What a worker process is handed, through multiprocessing's pipe (never argv)."""
+
+    database_url: str
+    execution: Execution
+    operation: Operation
+    services: Any
+    server_pid: int
+    timing: Timing
+
+
+class _ExecutionLog(io.TextIOBase):
+    """The worker's stderr: each line goes to the execution's log and the server's."""
+
+    def __init__(self, store: Executions, execution_id: str, echo: TextIO) -> None:
+        self._store = store
+        self._id = execution_id
+        self._echo = echo
+        self._buffer = ""
+        self._lock = threading.Lock()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._buffer += text
+            *lines, self._buffer = self._buffer.split("\n")
+        for line in lines:
+            self._record(line)
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            rest, self._buffer = self._buffer, ""
+        if rest:
+            self._record(rest)
+
+    def _record(self, line: str) -> None:
+        line = redact(line)
+        level = "INFO"
+        if line.startswith("mapt: "):
+            level = line.split(":", 2)[1].strip() or level
+        try:
+            self._store.append_log(self._id, level, line)
+        except Exception as error:  # the log must never stop the operation
+            line = f"{line} (not stored in the execution's log: {error})"
+        self._echo.write(json.dumps({"execution_id": self._id, "message": line}) + "\n")
+        self._echo.flush()
+
+
+class _Heartbeat(threading.Thread):
+    """Beats for the claim; turns a cancel, a lost claim or a dead server into a signal."""
+
+    def __init__(self, store: Executions, job: _Job) -> None:
+        super().__init__(name="mapt-heartbeat", daemon=True)
+        self._store = store
+        self._job = job
+        self._done = threading.Event()
+        self.cancel_sent = False
+        self.stop_reason: str | None = None
+
+    def run(self) -> None:
+        execution = self._job.execution
+        while not self._done.wait(self._job.timing.heartbeat):
+            if os.getppid() != self._job.server_pid:
+                self._stop_self(signal.SIGTERM, "its server stopped")
+                continue
+            try:
+                held, cancel = self._store.heartbeat(execution.id, execution.claim or "")
+            except Exception as error:
+                _log.warning("heartbeat of %s failed: %s", execution.id, error)
+                continue
+            if not held:
+                self._stop_self(signal.SIGTERM, "another worker holds it now")
+            elif cancel and not self.cancel_sent:
+                self.cancel_sent = True
+                os.kill(os.getpid(), signal.SIGINT)
+
+    def _stop_self(self, number: int, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            os.kill(os.getpid(), number)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
+def _work(job: _Job) -> None:
+    """A worker process's body: run one execution and record how it ended."""
+    execution = job.execution
+    claim = execution.claim or ""
+    database = open_database(job.database_url, migrate=False)
+    store = Executions(database)
+    sys.stderr = _ExecutionLog(store, execution.id, sys.__stderr__ or sys.stderr)
+    configure_logging()
+    context = ExecutionContext(
+        execution_id=execution.id,
+        name=execution.name,
+        target=execution.target,
+        arguments=execution.arguments,
+        attempt=execution.attempts,
+        services=job.services,
+        database=database,
+    )
+    heartbeat = _Heartbeat(store, job)
+    heartbeat.start()
+    from mapt.core import stopping_on_signals
+
+    outcome: Callable[[], bool]
+    try:
+        with stopping_on_signals():
+            _log.info("%s on %s: attempt %d", execution.name, execution.target, execution.attempts)
+            result = job.operation.run(context)
+        json.dumps(result)  # a result the API cannot show is a bug of the operation
+        outcome = lambda: store.succeed(execution.id, claim, result)  # noqa: E731
+    except Interrupted as stopped:
+        if heartbeat.cancel_sent:
+            error = ExecutionError("Cancelled", "cancelled on request", int(stopped.exit_code))
+            outcome = lambda: store.cancelled(execution.id, claim, error)  # noqa: E731
+        else:
+            reason = heartbeat.stop_reason or "its server is stopping"
+            why = f"stopped by {signal.Signals(stopped.signal_number).name}: {reason}"
+            outcome = lambda: store.release(execution.id, claim, why)  # noqa: E731
+    except MaptError as failure:
+        failed = ExecutionError.of(failure)
+        outcome = lambda: store.fail(execution.id, claim, failed)  # noqa: E731
+    except Exception as bug:
+        sys.stderr.write(redact("".join(traceback.format_exception(bug))))
+        internal = ExecutionError(
+            "InternalError", redact(f"{type(bug).__name__}: {bug}"), int(ExitCode.FAILED)
+        )
+        outcome = lambda: store.fail(execution.id, claim, internal)  # noqa: E731
+    # Recording the end is short and must not be cut: signals wait until it is done.
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in _STOP_SIGNALS}
+    try:
+        heartbeat.stop()
+        sys.stderr.flush()
+        if not outcome():
+            _log.warning("%s was no longer this worker's: its end is not recorded", execution.id)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        database.dispose()
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@dataclass
+class _Worker:
+    execution: Execution
+    process: Any  # multiprocessing.context.SpawnProcess
+
+
+@dataclass
+class Dispatcher:
+    """Claims executions and runs each in a worker process, ``workers`` at a time."""
+
+    store: Executions
+    operations: Mapping[str, Operation]
+    server_id: str
+    workers: int = 2
+    timing: Timing = field(default_factory=Timing)
+    services: Any = None
+    _running: dict[str, _Worker] = field(default_factory=dict)
+    _wake: threading.Event = field(default_factory=threading.Event)
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="mapt-dispatcher", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Look for work now (a new execution was submitted)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop claiming; stop the workers (they hand their executions back); wait."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+        for worker in self._running.values():
+            if worker.process.is_alive():
+                os.kill(worker.process.pid, signal.SIGTERM)
+        for worker in list(self._running.values()):
+            worker.process.join(self.timing.shutdown_grace)
+            if worker.process.is_alive():
+                _log.warning(
+                    "worker of %s did not stop in %ss: killed",
+                    worker.execution.id,
+                    self.timing.shutdown_grace,
+                )
+                worker.process.kill()
+                worker.process.join()
+        self._reap(reason="the server stopped while it ran")
+
+    def _loop(self) -> None:
+        lease = timedelta(seconds=self.timing.lease)
+        resumable = [name for name, operation in self.operations.items() if operation.resumable]
+        while not self._stopping.is_set():
+            try:
+                self._reap(reason="its worker process ended before recording the end")
+                # A worker that is alive keeps its claim, even while it is still starting.
+                self.store.keep_alive(self.server_id, self._running)
+                for recovered in self.store.recover(lease=lease, resumable=resumable):
+                    _log.warning(
+                        "execution %s lost its worker: now %s", recovered.id, recovered.status.value
+                    )
+                while len(self._running) < self.workers and not self._stopping.is_set():
+                    execution = self.store.claim(self.server_id, self.operations)
+                    if execution is None:
+                        break
+                    if execution.id in self._running:  # a claim must never get two workers
+                        raise RuntimeError(f"{execution.id} was claimed again while it runs here")
+                    self._spawn(execution)
+            except Exception as error:  # the database may be away for a while
+                _log.error("the dispatcher failed to look for work: %s", redact(str(error)))
+            self._wake.wait(self.timing.poll)
+            self._wake.clear()
+
+    def _spawn(self, execution: Execution) -> None:
+        job = _Job(
+            database_url=self.store.database.url.render_as_string(hide_password=False),
+            execution=execution,
+            operation=self.operations[execution.name],
+            services=self.services,
+            server_pid=os.getpid(),
+            timing=self.timing,
+        )
+        context = multiprocessing.get_context("spawn")
+        process = context.Process(target=_work, args=(job,), name=f"mapt-{execution.id}")
+        process.start()
+        self._running[execution.id] = _Worker(execution, process)
+        self.store.started(execution.id, execution.claim or "", process.pid or 0)
+        _log.info(
+            "execution %s (%s on %s) runs in worker process %s",
+            execution.id,
+            execution.name,
+            execution.target,
+            process.pid,
+        )
+
+    def _reap(self, *, reason: str) -> None:
+        resumable = [name for name, operation in self.operations.items() if operation.resumable]
+        for execution_id, worker in list(self._running.items()):
+            if worker.process.is_alive():
+                continue
+            worker.process.join()
+            del self._running[execution_id]
+            code = worker.process.exitcode
+            self.store.recover(
+                lease=timedelta(0),
+                resumable=resumable,
+                reason=f"{reason} (exit code {code})",
+                execution_id=execution_id,
+                claim=worker.execution.claim,
+            )

@@ -1,0 +1,248 @@
+"""``mapt aws host create|destroy|list --server`` and ``mapt execution``, against a real
+``mapt serve`` (uvicorn on a free 127.0.0.1 port) whose workers run the host lifecycle
+on simulated AWS: what the user sees and gets is what the local command gives."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli.host_harness import FAMILIES, Harness
+from tests.harness.pulumi_mocks import FAKE_PRIVATE_KEY_PEM
+from tests.harness.service import ServerProcess, make_token, running, wait_for
+from tests.harness.service_operations import journal
+from tests.harness.spot_market import SpotMarket
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    url = f"sqlite:///{tmp_path / 'records' / 'service.sqlite3'}"
+    with running(ServerProcess(url, tmp_path / "server" / "server.log")) as started:
+        yield started
+
+
+@pytest.fixture
+def token(server: ServerProcess) -> str:
+    return make_token(server.database_url, "ci")
+
+
+def _remote(cli: Harness, server: ServerProcess, token: str, *args: str, **env: str) -> Any:
+    return cli.invoke(*args, "--server", server.url, env={"MAPT_TOKEN": token, **env})
+
+
+def _create_args(project: str, backend: str, conn: Path) -> list[str]:
+    return [
+        "aws", "host", "create", "--os", "fedora", "--project-name", project, "--spot",
+        "--backed-url", backend, "--cpus", "2", "--memory", "8",
+        "--compute-families", FAMILIES, "--conn-details-output", str(conn),
+    ]  # fmt: skip
+
+
+def _files(folder: Path) -> dict[str, tuple[str, int]]:
+    return {p.name: (p.read_text(), p.stat().st_mode & 0o777) for p in sorted(folder.iterdir())}
+
+
+def _create_both(
+    cli: Harness, server: ServerProcess, token: str, tmp_path: Path, *, conn: bool
+) -> tuple[Any, Any]:
+    """The same create run here and with --server (each its own state), as the results."""
+    runs = []
+    for where, extra in (("local", ()), ("remote", ("--server", server.url))):
+        args = _create_args(
+            "pr-7", f"file://{tmp_path / where / 'state'}", tmp_path / where / "conn"
+        )
+        if not conn:
+            args = args[:-2]
+        env = {"GITHUB_OUTPUT": str(tmp_path / f"{where}-gh"), "MAPT_TOKEN": token}
+        result = cli.invoke(*args, *extra, env=env)
+        assert result.exit_code == 0, (where, result.output, server.text()[-3000:])
+        runs.append(result)
+    return runs[0], runs[1]
+
+
+def _here(text: str, tmp_path: Path) -> str:
+    return text.replace(str(tmp_path / "local"), str(tmp_path / "remote"))
+
+
+def test_create_with_server_prints_and_outputs_what_the_local_command_does(
+    cli: Harness, market: SpotMarket, server: ServerProcess, token: str, tmp_path: Path
+) -> None:
+    local, remote = _create_both(cli, server, token, tmp_path, conn=False)
+    assert remote.stdout.startswith("Host ready.\n")
+    assert remote.stdout == local.stdout
+    assert (tmp_path / "remote-gh").read_text() == (tmp_path / "local-gh").read_text()
+    # The progress lines of the server's execution were shown on stderr.
+    assert "pr-7" in remote.stderr and remote.stderr.count("\n") >= 3
+    assert token not in remote.output and token not in server.text()
+
+    listed = _remote(cli, server, token, "aws", "host", "list")
+    assert listed.exit_code == 0, listed.output
+    assert "pr-7" in listed.stdout and "spot" in listed.stdout
+    as_json = _remote(cli, server, token, "aws", "host", "list", "--output", "json")
+    hosts = json.loads(as_json.stdout)["hosts"]
+    assert [(h["name"], h["state"]) for h in hosts] == [("pr-7", "RUNNING")]
+
+    destroy = ("aws", "host", "destroy", "--project-name", "pr-7")
+    elsewhere = _remote(cli, server, token, *destroy, "--backed-url", "file:///elsewhere")
+    assert elsewhere.exit_code == 2, elsewhere.output
+    assert elsewhere.stderr.startswith("Error: --backed-url 'file:///elsewhere' is not what")
+    # The job's MAPT_BACKED_URL of the create is the server's: the destroy takes it.
+    same = f"file://{tmp_path / 'remote' / 'state'}"
+    destroyed = _remote(cli, server, token, *destroy, MAPT_BACKED_URL=same)
+    assert destroyed.exit_code == 0, (destroyed.output, server.text()[-3000:])
+    assert destroyed.stdout.startswith("Destroyed ") and "(project 'pr-7')" in destroyed.stdout
+    again = _remote(cli, server, token, "aws", "host", "destroy", "--project-name", "pr-7")
+    assert again.exit_code == 0, again.output
+    assert again.stdout.startswith("Nothing to destroy: project 'pr-7'")
+
+
+def test_create_with_server_writes_the_connection_files_here(
+    cli: Harness, market: SpotMarket, server: ServerProcess, token: str, tmp_path: Path
+) -> None:
+    local, remote = _create_both(cli, server, token, tmp_path, conn=True)
+    assert remote.stdout == _here(local.stdout, tmp_path)
+    assert "connection files:" in remote.stdout
+    local_files, remote_files = (
+        _files(tmp_path / "local" / "conn"),
+        _files(tmp_path / "remote" / "conn"),
+    )
+    assert remote_files == local_files
+    assert remote_files["id_rsa"] == (FAKE_PRIVATE_KEY_PEM.rstrip("\n") + "\n", 0o600)
+    assert (tmp_path / "remote-gh").read_text() == _here(
+        (tmp_path / "local-gh").read_text(), tmp_path
+    )
+
+
+def test_no_wait_prints_the_execution_whose_logs_and_record_the_execution_commands_show(
+    cli: Harness, server: ServerProcess, token: str, tmp_path: Path
+) -> None:
+    args = _create_args("pr-8", f"file://{tmp_path / 'server-state'}", tmp_path / "conn")
+    submitted = _remote(cli, server, token, *args[:-2], "--no-wait")
+    assert submitted.exit_code == 0, submitted.output
+    execution_id = submitted.stdout.strip()
+    assert execution_id and "\n" not in execution_id
+    assert not (tmp_path / "conn").exists()
+
+    followed = _remote(cli, server, token, "execution", "logs", execution_id, "--follow")
+    assert followed.exit_code == 0, followed.output
+    lines = followed.stdout.splitlines()
+    assert len(lines) >= 2 and any("pr-8" in line for line in lines), lines
+    shown = _remote(cli, server, token, "execution", "get", execution_id, "--output", "json")
+    execution = json.loads(shown.stdout)["execution"]
+    assert (execution["id"], execution["name"], execution["target"], execution["status"]) == (
+        execution_id, "hosts.create", "pr-8", "succeeded",
+    )  # fmt: skip
+    assert execution["result"]["allocation"]["region"]
+    text = _remote(cli, server, token, "execution", "get", execution_id)
+    assert "status:    succeeded" in text.stdout
+    assert _remote(cli, server, token, "execution", "logs", execution_id).stdout == followed.stdout
+
+    pending = _remote(cli, server, token, "execution", "list")
+    assert pending.stdout.strip() == "No executions running or pending."
+    every = _remote(
+        cli, server, token, "execution", "list", "--include-completed", "--target", "pr-8",
+        "--output", "json",
+    )  # fmt: skip
+    assert [e["id"] for e in json.loads(every.stdout)["executions"]] == [execution_id]
+
+
+def test_cancel_waits_until_the_execution_stopped(
+    cli: Harness, server: ServerProcess, token: str, tmp_path: Path
+) -> None:
+    body = {"name": "test.sleep", "target": "t", "arguments": {
+        "seconds": 120, "journal": str(tmp_path / "journal")}}  # fmt: skip
+    with server.client(token) as client:
+        execution_id = client.post("/v1/test/executions", json=body).json()["execution"]["id"]
+    wait_for(lambda: journal(tmp_path / "journal"))  # running, its signal handlers set
+    cancelled = _remote(cli, server, token, "execution", "cancel", execution_id)
+    assert cancelled.exit_code == 0, (cancelled.output, server.text()[-2000:])
+    assert "status:    cancelled" in cancelled.stdout
+    again = _remote(cli, server, token, "execution", "cancel", execution_id)
+    assert again.exit_code == 2 and again.stderr.startswith("Error: "), again.output
+    unknown = _remote(cli, server, token, "execution", "get", "nosuch")
+    assert unknown.exit_code == 2 and unknown.stderr.startswith("Error: "), unknown.output
+
+
+def test_the_token_can_come_from_a_file(
+    cli: Harness, server: ServerProcess, token: str, tmp_path: Path
+) -> None:
+    (tmp_path / "token").write_text(token + "\n")
+    listed = cli.invoke(
+        "aws", "host", "list", "--server", server.url, "--token-file", str(tmp_path / "token")
+    )
+    assert listed.exit_code == 0, listed.output
+    assert listed.stdout.strip() == f"No projects in the server {server.url}."
+
+
+def test_a_failed_create_exits_as_the_local_command_with_one_error_line(
+    cli: Harness, server: ServerProcess, token: str, tmp_path: Path
+) -> None:
+    conn = tmp_path / "conn"
+    args = _create_args("pr-9", f"file://{tmp_path / 'server-state'}", conn)
+    args[args.index("--cpus") + 1] = "448"  # no machine of the market has that many
+    result = _remote(cli, server, token, *args)
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "448" in errors[0], result.stderr
+    assert result.stdout == "" and not conn.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "environment", "code", "says"),
+    [
+        ((), {"MAPT_TOKEN": "mapt_nosuch_secret0000"}, 5, "token"),
+        ((), {}, 5, "no API token"),
+        (("--ghactions-runner-token", "t0ken-value"), {"MAPT_TOKEN": "x"}, 2, "--server"),
+        (("--dry-run",), {"MAPT_TOKEN": "x"}, 2, "--dry-run does not work with --server"),
+        (("--conn-details-output", "/dev/null"), {"MAPT_TOKEN": "x"}, 2, "is a file, not a"),
+    ],
+)
+def test_refusals_are_one_error_line_with_the_exit_code_and_send_nothing(
+    cli: Harness,
+    server: ServerProcess,
+    tmp_path: Path,
+    extra: tuple[str, ...],
+    environment: dict[str, str],
+    code: int,
+    says: str,
+) -> None:
+    args = _create_args("pr-10", f"file://{tmp_path / 'server-state'}", tmp_path / "conn")
+    result = cli.invoke(*args, *extra, "--server", server.url, env=environment)
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and says in lines[0], lines
+    assert "t0ken-value" not in result.output
+    with server.client(make_token(server.database_url, "check")) as client:
+        assert client.get("/v1/executions", params={"include_completed": "true"}).json() == {
+            "executions": []
+        }
+
+
+def test_no_wait_without_a_server_is_bad_input(cli: Harness) -> None:
+    result = cli.create("--no-wait")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "Error: --no-wait applies only with --server: a local command waits"
+    )
+    assert cli.engine.stack_names() == []
+
+
+def test_execution_commands_need_a_server(cli: Harness) -> None:
+    result = cli.invoke("execution", "list", env={"MAPT_TOKEN": "x"})
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: executions live on a server")
+
+
+def test_a_bad_token_value_is_refused_without_showing_it(cli: Harness) -> None:
+    secret = "mapt_abcdef_0123456789abcdef"
+    result = cli.invoke(
+        "execution", "list", "--server", "http://127.0.0.1:9",
+        env={"MAPT_TOKEN": f"{secret}\nsecond-line"},
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: MAPT_TOKEN=*** (from the environment): the API token")
+    assert "0123456789" not in result.output and "second-line" not in result.output

@@ -1,0 +1,239 @@
+"""``mapt.client.Client`` against a real ``mapt serve`` on 127.0.0.1, and its reading of
+the server's error answers back into the ``mapt.core`` errors."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mapt.client import (
+    AuthenticationError,
+    Client,
+    ConflictError,
+    ExecutionStatus,
+    ForbiddenError,
+    HostState,
+    NotFoundError,
+    host_record,
+    server_error,
+)
+from mapt.core import (
+    ExitCode,
+    InputError,
+    Interrupted,
+    MaptError,
+    NoCapacityError,
+    OperationError,
+    PrerequisiteError,
+    StateLockedError,
+)
+from mapt.service import HTTP_STATUS, error_body
+from tests.cli.host_harness import FAMILIES
+from tests.harness.service import ServerProcess, make_token, running
+
+
+def _instance(kind: type[MaptError]) -> MaptError:
+    if issubclass(kind, Interrupted):
+        return kind(signal.SIGTERM)
+    return kind(f"what {kind.__name__} says")
+
+
+@pytest.mark.parametrize(("kind", "status"), HTTP_STATUS, ids=[k.__name__ for k, _ in HTTP_STATUS])
+def test_every_row_of_the_service_table_comes_back_with_its_exit_code_and_message(
+    kind: type[MaptError], status: int
+) -> None:
+    sent = _instance(kind)
+    got = server_error(status, error_body(sent), fallback="unused")
+    assert str(got) == str(sent)
+    assert got.status == status  # type: ignore[attr-defined]
+    assert got.server_type == kind.__name__  # type: ignore[attr-defined]
+    if issubclass(kind, Interrupted) or kind is MaptError:
+        # The server stopped or failed, not the caller: a failed operation here.
+        assert got.exit_code == ExitCode.FAILED
+    else:
+        assert got.exit_code == kind.exit_code
+        core = next(k for k in kind.__mro__ if k.__module__.startswith("mapt.core"))
+        assert isinstance(got, core)
+
+
+def test_specific_statuses_have_their_classes_and_shared_ones_follow_the_exit_code() -> None:
+    assert isinstance(
+        server_error(404, error_body(InputError("no host")), fallback=""), NotFoundError
+    )
+    assert isinstance(server_error(409, error_body(InputError("x")), fallback=""), ConflictError)
+    assert isinstance(
+        server_error(403, error_body(PrerequisiteError("x")), fallback=""), ForbiddenError
+    )
+    capacity = server_error(503, error_body(NoCapacityError("no spot")), fallback="")
+    assert isinstance(capacity, NoCapacityError) and capacity.exit_code == 4
+    missing = server_error(503, error_body(PrerequisiteError("no pulumi")), fallback="")
+    assert type(missing).__mro__[1] is PrerequisiteError and missing.exit_code == 5
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "code"),
+    [
+        (401, AuthenticationError, 5),
+        (404, NotFoundError, 2),
+        (423, StateLockedError, 3),
+        (502, OperationError, 1),
+        (503, OperationError, 1),
+        (400, InputError, 2),
+    ],
+)
+def test_an_answer_that_is_not_mapts_is_known_by_its_status(
+    status: int, kind: type[MaptError], code: int
+) -> None:
+    got = server_error(status, None, fallback=f"GET http://x/v1/hosts: HTTP {status}")
+    assert isinstance(got, kind) and got.exit_code == code
+    assert str(got) == f"GET http://x/v1/hosts: HTTP {status}"
+
+
+def test_the_token_goes_in_a_header_never_in_the_url() -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"executions": []})
+
+    with Client(
+        "http://127.0.0.1:9/", "mapt_abc_s3cret", transport=httpx.MockTransport(answer)
+    ) as c:
+        assert c.executions.list(target="pr 1/x") == []
+    assert seen[0].headers["authorization"] == "Token mapt_abc_s3cret"
+    assert "s3cret" not in str(seen[0].url)
+    assert seen[0].url.params["target"] == "pr 1/x"
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://user:pw@127.0.0.1:8080", "holds credentials"),
+        ("ftp://127.0.0.1", "not an http:// or https:// URL"),
+        ("127.0.0.1:8080", "not an http:// or https:// URL"),
+        ("http://127.0.0.1:80x", "is not a URL"),
+    ],
+)
+def test_a_bad_server_url_is_bad_input(url: str, says: str) -> None:
+    with pytest.raises(InputError, match=says):
+        Client(url, "t")
+
+
+def test_an_unreachable_server_is_a_failed_operation_naming_it() -> None:
+    with Client("http://127.0.0.1:9", "t") as client, pytest.raises(OperationError) as raised:
+        client.ping()
+    assert "cannot reach the mapt server" in str(raised.value)
+    assert "127.0.0.1:9" in str(raised.value)
+
+
+# -- on a real server ----------------------------------------------------------------
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    url = f"sqlite:///{tmp_path / 'records' / 'service.sqlite3'}"
+    with running(ServerProcess(url, tmp_path / "server" / "server.log")) as started:
+        yield started
+
+
+def _fields(tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": "pr-1", "os": "fedora", "spot": True, "cpus": 2, "memory": 8,
+        "compute_families": FAMILIES, "backed_url": f"file://{tmp_path / 'state'}", **extra,
+    }  # fmt: skip
+
+
+def test_ping_and_version_need_no_token_and_the_rest_refuses_a_bad_one(
+    server: ServerProcess,
+) -> None:
+    from mapt import __version__
+
+    with Client(server.url) as anonymous:
+        assert anonymous.ping() is True
+        assert anonymous.version() == __version__
+        with pytest.raises(AuthenticationError) as raised:
+            anonymous.hosts.list()
+    assert raised.value.exit_code == 5 and "no token" in str(raised.value)
+    with Client(server.url, "mapt_nosuch_secret") as wrong, pytest.raises(AuthenticationError):
+        wrong.executions.list()
+
+
+def test_a_host_through_its_lifecycle_with_typed_records(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    token = make_token(server.database_url, "ci")
+    with Client(server.url, token) as client:
+        with pytest.raises(NotFoundError, match="no host is named 'pr-1'"):
+            client.hosts.get("pr-1")
+        with pytest.raises(InputError, match="cpus") as bad:
+            client.hosts.create(**_fields(tmp_path, cpus="many"))
+        assert bad.value.status == 422  # type: ignore[attr-defined]
+        assert client.executions.list(include_completed=True) == []
+
+        created = client.hosts.create(**_fields(tmp_path, timeout="2h"), wait_timeout=300)
+        assert created.status is ExecutionStatus.SUCCEEDED and created.name == "hosts.create"
+        record = host_record(created.result, project="pr-1")
+        host = client.hosts.get("pr-1")
+        assert host.state is HostState.RUNNING and host.address == record.address
+        assert host.region == record.region and host.expires_at is not None
+        assert [h.name for h in client.hosts.list()] == ["pr-1"]
+        with pytest.raises(ConflictError):
+            client.hosts.create(**_fields(tmp_path), wait=False)
+
+        resized = client.hosts.update("pr-1", cpus=8, memory=32, wait=False)
+        assert resized.status in (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
+        with pytest.raises(StateLockedError) as locked:
+            client.hosts.delete("pr-1", wait=False)
+        assert locked.value.exit_code == 3 and locked.value.status == 423  # type: ignore[attr-defined]
+        assert client.executions.wait(resized.id, timeout=300).status is ExecutionStatus.SUCCEEDED
+        assert client.hosts.get("pr-1").fields["cpus"] == 8
+
+        deleted = client.hosts.delete("pr-1", wait_timeout=300)
+        assert deleted.result["project"] == "pr-1" and deleted.result["destroyed"]
+        assert client.hosts.get("pr-1").state is HostState.DELETED
+        names = [e.name for e in client.executions.list(include_completed=True, target="pr-1")]
+        assert names == ["hosts.create", "hosts.update", "hosts.delete"]
+        lines = list(client.executions.logs(created.id))
+        assert any("pr-1" in line for line in lines)
+
+    reader = make_token(server.database_url, "dashboard", read_only=True)
+    with Client(server.url, reader) as read_only, pytest.raises(ForbiddenError) as refused:
+        read_only.hosts.create(**_fields(tmp_path, name="pr-2"))
+    assert refused.value.exit_code == 5 and "read-only" in str(refused.value)
+    assert token not in server.text() and reader not in server.text()
+
+
+def test_status_and_connection_of_a_running_host(server: ServerProcess, tmp_path: Path) -> None:
+    from tests.harness.pulumi_mocks import FAKE_PRIVATE_KEY_PEM
+
+    with Client(server.url, make_token(server.database_url, "ci")) as client:
+        client.hosts.create(**_fields(tmp_path), wait_timeout=300)
+        described, status = client.hosts.status("pr-1")
+        assert described.state is HostState.RUNNING and status.host == described.address
+        assert set(status.stacks) >= {"host-pr-1", "spotOption-pr-1"}
+        connection = client.hosts.connection("pr-1")
+        assert connection.host == described.address and connection.username == "fedora"
+        assert connection.private_key == FAKE_PRIVATE_KEY_PEM
+        assert "PRIVATE KEY" not in repr(connection)
+    reader = make_token(server.database_url, "dashboard", read_only=True)
+    with Client(server.url, reader) as read_only, pytest.raises(ForbiddenError):
+        read_only.hosts.connection("pr-1")
+
+
+def test_a_failed_execution_raises_the_error_the_local_command_would(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    with Client(server.url, make_token(server.database_url, "ci")) as client:
+        with pytest.raises(InputError) as raised:
+            client.hosts.create(**_fields(tmp_path, cpus=448), wait_timeout=300)
+        assert raised.value.server_type == "NoMatchingInstanceTypesError"  # type: ignore[attr-defined]
+        failed = client.executions.list(include_completed=True)[0]
+        assert failed.status is ExecutionStatus.FAILED and failed.error is not None
+        assert failed.error.exit_code == 2 and str(raised.value) == failed.error.message
+        with pytest.raises(InputError):
+            failed.raise_for_error()

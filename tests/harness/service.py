@@ -1,0 +1,173 @@
+"""Real servers for the service's tests: processes on a free 127.0.0.1 port, over HTTP.
+
+``ServerProcess`` starts ``tests.harness.service_server`` (``run_server`` with the test
+operations) or the ``mapt serve`` command itself, waits for its "listening on" log
+line, and hands out httpx clients. Each server runs in its own session, so a test can
+SIGKILL it alone or with its worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from mapt.service import create_token, open_database
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+# Short beats and leases, so crash recovery takes seconds in tests.
+FAST_TIMING = {"heartbeat": 0.3, "lease": 2.0, "poll": 0.1, "shutdown_grace": 20.0}
+_START_TIMEOUT = 60.0
+
+
+class ServerProcess:
+    def __init__(
+        self,
+        database_url: str,
+        log_path: Path,
+        *,
+        workers: int = 2,
+        timing: dict[str, float] | None = None,
+        command: list[str] | None = None,
+    ) -> None:
+        self.database_url = database_url
+        self.log_path = log_path
+        self.workers = workers
+        self.timing = FAST_TIMING if timing is None else timing
+        self.command = command
+        # The simulated engine's stacks, shared by this server's workers and its successor.
+        self.engine_file = log_path.parent / "engine-stacks.pickle"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self) -> ServerProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        environment = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
+        if self.command is None:
+            args = [sys.executable, "-m", "tests.harness.service_server"]
+        else:
+            args = self.command
+        self.process = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=log,
+            cwd=REPOSITORY,
+            env=environment,
+            start_new_session=True,
+        )
+        log.close()
+        assert self.process.stdin is not None
+        config = {
+            "database_url": self.database_url,
+            "workers": self.workers,
+            "timing": self.timing,
+            "engine_file": str(self.engine_file),
+        }
+        self.process.stdin.write(json.dumps(config).encode())
+        self.process.stdin.close()
+        self.url = self._wait_for_address()
+        return self
+
+    def _wait_for_address(self) -> str:
+        assert self.process is not None
+        deadline = time.monotonic() + _START_TIMEOUT
+        seen = 0
+        while time.monotonic() < deadline:
+            entries = self.log()
+            for entry in entries[seen:]:
+                if "address" in entry and str(entry.get("message", "")).startswith("listening"):
+                    return str(entry["address"])
+            seen = len(entries)
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited ({self.process.returncode}): {self.text()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"the server did not listen within {_START_TIMEOUT}s: {self.text()}")
+
+    def text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log(self) -> list[dict[str, Any]]:
+        """The server's JSON log entries so far (other lines, e.g. ``Error:``, skipped)."""
+        entries = []
+        for line in self.text().splitlines():
+            if line.startswith("{"):
+                try:
+                    entries.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue  # a line being written
+        return entries
+
+    def client(self, token: str | None = None, **headers: str) -> httpx.Client:
+        if token is not None:
+            headers = {"Authorization": f"Token {token}", **headers}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60.0)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def signal(self, number: int) -> None:
+        os.kill(self.pid, number)
+
+    def kill_everything(self) -> None:
+        """SIGKILL the server and its worker processes at once."""
+        with suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self.wait()
+
+    def wait(self, timeout: float = 60.0) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.signal(signal.SIGTERM)
+        try:
+            self.wait(30)
+        except subprocess.TimeoutExpired:
+            self.kill_everything()
+
+
+@contextmanager
+def running(server: ServerProcess) -> Iterator[ServerProcess]:
+    """The server started for the block; stopped (its whole group killed) after it."""
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        if server.process is not None:
+            server.kill_everything()  # worker processes a crash test left behind
+
+
+def make_token(database_url: str, name: str, *, read_only: bool = False) -> str:
+    """A token made through the library, as ``mapt serve token create`` makes one."""
+    database = open_database(database_url)
+    try:
+        return create_token(database, name, read_only=read_only)[1]
+    finally:
+        database.dispose()
+
+
+def wait_for(condition: Any, *, timeout: float = 60.0, interval: float = 0.1) -> Any:
+    """Poll ``condition()`` until it returns something truthy; that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)

@@ -1,0 +1,157 @@
+"""The host operations of ``mapt serve`` on simulated AWS and a shared in-memory engine.
+
+Executions run in worker processes, one per execution, so the tests' stand-ins must
+live there too: each host operation is wrapped to start moto's AWS with the replayed
+spot market and the Fedora images (as the CLI tests' fixtures do), and to act through
+an in-memory engine whose stacks persist in a file, so that the create, the resize and
+the delete of one host (three processes) see the same stacks, as Pulumi's state would.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from mapt.hosts import HostServices
+from mapt.service import ExecutionContext, Operation
+from mapt.service._hosts import host_operations, run_create, run_delete, run_update
+from mapt.stacks import InMemoryEngine
+from tests.harness.pulumi_mocks import default_answers, default_computed
+
+INSTANCE_ID = "i-0123456789abcdef0"
+_PERSISTED = ("exists", "outputs", "up", "preview", "destroy", "force_unlock", "list_stacks",
+              "purge_project_state")  # fmt: skip
+
+
+class FileBackedEngine(InMemoryEngine):
+    """The in-memory engine, its stacks loaded from and saved to ``path`` around each call."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(answers=default_answers(), computed=default_computed)
+        self._path = path
+        self._file_lock = FileLock(f"{path}.lock")
+
+    def _around(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        with self._file_lock:
+            if self._path.exists():
+                self._stacks, self._locks = pickle.loads(self._path.read_bytes())
+            try:
+                return call(*args, **kwargs)
+            finally:
+                self._path.write_bytes(pickle.dumps((self._stacks, self._locks)))
+
+    def stored_stacks(self) -> list[str]:
+        """The stacks that exist now, as the file holds them."""
+        return list(self._around(self.stack_names))
+
+
+def _persisted(name: str) -> Callable[..., Any]:
+    def method(self: FileBackedEngine, *args: Any, **kwargs: Any) -> Any:
+        return self._around(getattr(InMemoryEngine, name).__get__(self), *args, **kwargs)
+
+    method.__name__ = name
+    return method
+
+
+for _name in _PERSISTED:
+    setattr(FileBackedEngine, _name, _persisted(_name))
+
+
+@dataclass(frozen=True)
+class EngineFile:
+    """An engine factory that workers unpickle: the file-backed engine on ``path``."""
+
+    path: str
+
+    def __call__(self, secrets_provider: str | None, debug: bool) -> FileBackedEngine:
+        return FileBackedEngine(Path(self.path))
+
+
+def _ready(access: Any) -> None:
+    """The host answers at once (no SSH server behind the simulated address)."""
+
+
+def _launched(region: str, group_name: str) -> str:
+    return INSTANCE_ID
+
+
+def _configured(access: Any, request: Any, outputs: Any) -> Any:
+    from mapt.targets.aws import HostSetup
+
+    return HostSetup(INSTANCE_ID)
+
+
+def simulated_services(engine_file: Path) -> HostServices:
+    """The host services of the test server and its workers (picklable)."""
+    return HostServices(
+        engine=EngineFile(str(engine_file)),
+        readiness=_ready,
+        launch=_launched,
+        setup=_configured,
+    )
+
+
+@contextmanager
+def simulated_aws() -> Iterator[None]:
+    """moto's AWS with the replayed market and the Fedora images, in this process."""
+    import boto3
+    from moto import mock_aws
+    from moto.ec2.models.availability_zones_and_regions import RegionsAndZonesBackend
+
+    from tests.cli.host_harness import FEDORA_41, FEDORA_OWNER, SCORED
+    from tests.conftest import FAKE_CREDENTIALS
+    from tests.harness.images import publish_image
+    from tests.harness.spot_market import SpotMarket, installed, load_rows
+
+    nowhere = str(Path(tempfile.gettempdir()) / "mapt-test-no-aws-config")
+    os.environ.update(
+        FAKE_CREDENTIALS,
+        AWS_CONFIG_FILE=nowhere,
+        AWS_SHARED_CREDENTIALS_FILE=nowhere,
+        MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION="true",
+        MOTO_ENABLE_AMI_VALIDATION="true",
+        MOTO_EC2_LOAD_DEFAULT_AMIS="false",
+    )
+    boto3.DEFAULT_SESSION = None
+    RegionsAndZonesBackend.regions = [
+        region
+        for region in RegionsAndZonesBackend.regions
+        if not region.name.startswith(("cn-", "us-gov-", "us-iso"))
+    ]
+    with mock_aws():
+        market = SpotMarket(rows=load_rows())
+        market.scores = dict(SCORED)
+        with installed(market.handlers()):
+            for region in ("us-east-1", "eu-north-1", "ap-south-1", "us-west-2"):
+                publish_image(region, FEDORA_41, FEDORA_OWNER)
+            yield
+
+
+def _simulated(context: ExecutionContext, operation: Callable[[ExecutionContext], Any]) -> Any:
+    with simulated_aws():
+        return operation(context)
+
+
+def simulated_create(context: ExecutionContext) -> Any:
+    return _simulated(context, run_create)
+
+
+def simulated_update(context: ExecutionContext) -> Any:
+    return _simulated(context, run_update)
+
+
+def simulated_delete(context: ExecutionContext) -> Any:
+    return _simulated(context, run_delete)
+
+
+def simulated_operations() -> dict[str, Operation]:
+    """mapt's host operations, each run on simulated AWS and the file-backed engine."""
+    return host_operations(simulated_create, simulated_update, simulated_delete)

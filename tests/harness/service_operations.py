@@ -1,0 +1,113 @@
+"""Operations the service's tests run as executions (in worker processes, by reference).
+
+Each writes what happened to a journal file named in its arguments, one JSON line per
+event, so a test can see every attempt, from any process, after any crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from mapt.core import NoCapacityError, get_logger
+from mapt.service import ExecutionContext, Operation
+
+_log = get_logger(__name__)
+
+
+def _journal(context: ExecutionContext, event: str, **fields: Any) -> None:
+    path = Path(str(context.arguments["journal"]))
+    entry = {
+        "event": event,
+        "execution": context.execution_id,
+        "attempt": context.attempt,
+        "pid": os.getpid(),
+        "at": time.time(),
+        **fields,
+    }
+    with path.open("a") as stream:
+        stream.write(json.dumps(entry) + "\n")
+
+
+def journal(path: Path) -> list[dict[str, Any]]:
+    """The events written so far (none when the file does not exist yet)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def sleep(context: ExecutionContext) -> dict[str, Any]:
+    """Sleep ``seconds`` in short steps, logging each step; say whether an earlier
+    attempt's process was still alive when this one started (it must never be)."""
+    earlier = [
+        entry["pid"]
+        for entry in journal(Path(str(context.arguments["journal"])))
+        if entry["event"] == "start" and entry["execution"] == context.execution_id
+    ]
+    _journal(context, "start", overlapping=[pid for pid in earlier if alive(pid)])
+    seconds = float(context.arguments.get("seconds", 1))
+    deadline = time.monotonic() + seconds
+    step = 0
+    try:
+        while time.monotonic() < deadline:
+            step += 1
+            _log.info("step %d of %s", step, context.target)
+            time.sleep(0.1)
+    except BaseException as stopped:
+        _journal(context, "stop", reason=type(stopped).__name__)
+        raise
+    _journal(context, "finish")
+    return {"slept": seconds, "pid": os.getpid()}
+
+
+def no_capacity(context: ExecutionContext) -> None:
+    _journal(context, "start")
+    raise NoCapacityError("no availability zone can run m5.large on spot right now")
+
+
+def broken(context: ExecutionContext) -> None:
+    raise ZeroDivisionError("a bug in the operation")
+
+
+def process_globals(context: ExecutionContext) -> dict[str, Any]:
+    """What this execution saw of process-wide state before changing it.
+
+    Pulumi's stack configuration (``pulumi.runtime.set_config`` writes into one dict
+    shared by every thread that has not set its own) and the environment are
+    process-wide: in one process shared by two executions, the later sees the earlier's.
+    """
+    from pulumi.runtime.config import CONFIG, set_config
+
+    seen = {
+        "config": CONFIG.get().get("mapt:probe"),
+        "environment": os.environ.get("MAPT_TEST_PROBE"),
+        "pid": os.getpid(),
+    }
+    set_config("mapt:probe", context.execution_id)
+    os.environ["MAPT_TEST_PROBE"] = context.execution_id
+    time.sleep(float(context.arguments.get("seconds", 1)))
+    _journal(context, "finish")
+    return seen
+
+
+OPERATIONS = {
+    operation.name: operation
+    for operation in (
+        Operation("test.sleep", sleep),
+        Operation("test.sleep-once", sleep, resumable=False),
+        Operation("test.no-capacity", no_capacity),
+        Operation("test.broken", broken),
+        Operation("test.globals", process_globals),
+    )
+}

@@ -1,0 +1,372 @@
+"""Executions over HTTP on a real server: 202 and wait, outcomes, cancel, logs, order,
+worker processes, and crashes that lose nothing and run nothing twice."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.harness import service_operations
+from tests.harness.postgres import needs_postgres
+from tests.harness.service import ServerProcess, make_token, running, wait_for
+from tests.harness.service_operations import journal
+
+
+def _submit(
+    client: httpx.Client, name: str, target: str, query: str = "", **arguments: Any
+) -> httpx.Response:
+    body = {"name": name, "target": target, "arguments": arguments}
+    return client.post(f"/v1/test/executions{query}", json=body)
+
+
+def _execution(client: httpx.Client, execution_id: str) -> dict[str, Any]:
+    answer = client.get(f"/v1/executions/{execution_id}")
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json()["execution"])
+
+
+def _finished(client: httpx.Client, execution_id: str, timeout: float = 90) -> dict[str, Any]:
+    return dict(
+        wait_for(
+            lambda: (e := _execution(client, execution_id))["finished_at"] and e,
+            timeout=timeout,
+        )
+    )
+
+
+def _running(client: httpx.Client, execution_id: str) -> dict[str, Any]:
+    return dict(
+        wait_for(lambda: (e := _execution(client, execution_id))["status"] == "running" and e)
+    )
+
+
+@pytest.fixture
+def client(server: ServerProcess) -> httpx.Client:
+    with server.client(make_token(server.database_url, "ci")) as opened:
+        yield opened
+
+
+def test_a_mutating_call_answers_202_with_the_execution_and_its_location(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    answer = _submit(client, "test.sleep", "host-a", journal=str(tmp_path / "j"), seconds=0.2)
+    assert answer.status_code == 202
+    execution = answer.json()["execution"]
+    assert answer.headers["location"] == f"/v1/executions/{execution['id']}"
+    assert execution["status"] in ("pending", "running")
+    assert execution["name"] == "test.sleep" and execution["target"] == "host-a"
+    assert execution["finished_at"] is None and execution["error"] is None
+    done = _finished(client, execution["id"])
+    assert done["status"] == "succeeded"
+    assert done["result"]["slept"] == 0.2
+    assert done["created_at"] <= done["started_at"] <= done["finished_at"]
+
+
+def test_wait_answers_when_the_execution_ends(client: httpx.Client, tmp_path: Path) -> None:
+    answer = _submit(
+        client, "test.sleep", "host-a", "?wait=true", journal=str(tmp_path / "j"), seconds=0.3
+    )
+    assert answer.status_code == 200
+    assert answer.json()["execution"]["status"] == "succeeded"
+    assert answer.headers["location"].startswith("/v1/executions/ex-")
+
+
+def test_wait_with_a_timeout_answers_202_while_it_still_runs(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    answer = _submit(
+        client,
+        "test.sleep",
+        "host-a",
+        "?wait=true&timeout=0.5",
+        journal=str(tmp_path / "j"),
+        seconds=20,
+    )
+    assert answer.status_code == 202
+    assert answer.json()["execution"]["status"] in ("pending", "running")
+    client.post(f"/v1/executions/{answer.json()['execution']['id']}/cancel")
+
+
+def test_a_failure_keeps_its_type_message_and_exit_code(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    answer = _submit(client, "test.no-capacity", "a", "?wait=true", journal=str(tmp_path / "j"))
+    execution = answer.json()["execution"]
+    assert execution["status"] == "failed"
+    assert execution["error"] == {
+        "type": "NoCapacityError",
+        "message": "no availability zone can run m5.large on spot right now",
+        "exit_code": 4,
+    }
+    assert execution["result"] is None
+
+
+def test_a_bug_in_an_operation_fails_it_with_its_traceback_in_the_log(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    execution = _submit(client, "test.broken", "host-a", "?wait=true").json()["execution"]
+    assert execution["status"] == "failed"
+    assert execution["error"]["type"] == "InternalError"
+    assert execution["error"]["exit_code"] == 1
+    assert "ZeroDivisionError" in execution["error"]["message"]
+    log = client.get(f"/v1/executions/{execution['id']}/log").text
+    assert "Traceback" in log and "a bug in the operation" in log
+
+
+def test_cancel_a_running_execution_stops_it(client: httpx.Client, tmp_path: Path) -> None:
+    path = tmp_path / "j"
+    execution = _submit(client, "test.sleep", "host-a", journal=str(path), seconds=60).json()
+    identifier = execution["execution"]["id"]
+    _running(client, identifier)
+    wait_for(lambda: journal(path))
+    answer = client.post(f"/v1/executions/{identifier}/cancel?wait=true&timeout=60")
+    assert answer.status_code == 200
+    cancelled = answer.json()["execution"]
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["error"]["exit_code"] == 130
+    assert [entry["event"] for entry in journal(path)] == ["start", "stop"]
+    again = client.post(f"/v1/executions/{identifier}/cancel")
+    assert again.status_code == 409
+    assert again.json()["error"]["message"].startswith(f"execution {identifier} already cancelled")
+
+
+def test_cancel_a_pending_execution_means_it_never_starts(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    first = _submit(client, "test.sleep", "host-a", journal=str(tmp_path / "a"), seconds=3)
+    second = _submit(client, "test.sleep", "host-a", journal=str(tmp_path / "b"), seconds=0.1)
+    identifier = second.json()["execution"]["id"]
+    answer = client.post(f"/v1/executions/{identifier}/cancel")
+    assert answer.status_code == 202
+    assert answer.json()["execution"]["status"] == "cancelled"
+    _finished(client, first.json()["execution"]["id"])
+    assert journal(tmp_path / "b") == []
+    assert _execution(client, identifier)["started_at"] is None
+
+
+def test_list_shows_active_executions_and_completed_ones_on_request(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    done = _submit(client, "test.no-capacity", "host-a", "?wait=true", journal=str(tmp_path / "j"))
+    busy = _submit(client, "test.sleep", "host-b", journal=str(tmp_path / "k"), seconds=30)
+    active = [e["id"] for e in client.get("/v1/executions").json()["executions"]]
+    assert active == [busy.json()["execution"]["id"]]
+    every = client.get("/v1/executions", params={"include_completed": "true"}).json()
+    assert [e["id"] for e in every["executions"]] == [
+        done.json()["execution"]["id"],
+        busy.json()["execution"]["id"],
+    ]
+    only_a = client.get("/v1/executions", params={"include_completed": "true", "target": "host-a"})
+    assert [e["target"] for e in only_a.json()["executions"]] == ["host-a"]
+    client.post(f"/v1/executions/{busy.json()['execution']['id']}/cancel")
+
+
+def test_the_log_holds_the_lines_the_operation_printed_and_follow_streams_them(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    execution = _submit(client, "test.sleep", "host-a", journal=str(tmp_path / "j"), seconds=1)
+    identifier = execution.json()["execution"]["id"]
+    with client.stream("GET", f"/v1/executions/{identifier}/log?follow=true") as streamed:
+        assert streamed.status_code == 200
+        lines = list(streamed.iter_lines())
+    # The stream ended because the execution did: its last line says how.
+    assert lines[-1] == "succeeded"
+    assert "mapt: INFO: step 1 of host-a" in lines
+    assert _execution(client, identifier)["status"] == "succeeded"
+    plain = client.get(f"/v1/executions/{identifier}/log").text.splitlines()
+    assert plain == lines
+
+
+def test_operations_on_one_target_run_one_after_the_other(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    path = tmp_path / "j"
+    first = _submit(client, "test.sleep", "host-a", journal=str(path), seconds=1)
+    second = _submit(client, "test.sleep", "host-a", journal=str(path), seconds=0.2)
+    other = _submit(client, "test.sleep", "host-b", journal=str(path), seconds=0.2)
+    for answer in (first, second, other):
+        _finished(client, answer.json()["execution"]["id"])
+    events = {(e["execution"], e["event"]): e["at"] for e in journal(path)}
+    one, two, three = (a.json()["execution"]["id"] for a in (first, second, other))
+    assert events[(two, "start")] >= events[(one, "finish")]
+    # Another target does not wait: it ran while the first was still running.
+    assert events[(three, "start")] < events[(one, "finish")]
+
+
+def test_executions_run_in_worker_processes_that_share_no_process_state(
+    client: httpx.Client, server: ServerProcess, tmp_path: Path
+) -> None:
+    path = str(tmp_path / "j")
+    together = [_submit(client, "test.globals", target, journal=path, seconds=1) for target in "ab"]
+    later = _submit(client, "test.globals", "c", "?wait=true", journal=path, seconds=0)
+    results = [_finished(client, a.json()["execution"]["id"])["result"] for a in together]
+    results.append(later.json()["execution"]["result"])
+    assert [(r["config"], r["environment"]) for r in results] == [(None, None)] * 3
+    pids = {r["pid"] for r in results}
+    assert len(pids) == 3 and server.pid not in pids
+
+
+def test_threads_would_share_pulumi_configuration() -> None:
+    """Why executions get processes: on this Pulumi SDK, a thread sees the stack
+    configuration another thread set (one shared dict), as the probe reports."""
+    from pulumi.runtime.config import CONFIG, set_config
+
+    def set_in_thread() -> None:
+        set_config("mapt:probe", "from another thread")
+
+    thread = threading.Thread(target=set_in_thread)
+    thread.start()
+    thread.join()
+    seen: list[Any] = []
+    reader = threading.Thread(target=lambda: seen.append(CONFIG.get().get("mapt:probe")))
+    reader.start()
+    reader.join()
+    CONFIG.get().pop("mapt:probe", None)
+    assert seen == ["from another thread"]
+    assert service_operations.OPERATIONS["test.globals"].run is service_operations.process_globals
+
+
+@contextmanager
+def _restarted(server: ServerProcess, token: str) -> Iterator[httpx.Client]:
+    """A client of a new server on the same database (the first one is gone)."""
+    again = ServerProcess(
+        server.database_url, server.log_path.with_name("restarted.log"), timing=server.timing
+    )
+    with running(again), again.client(token) as client:
+        yield client
+
+
+@pytest.mark.parametrize("kill", ["server", "server and workers"])
+def test_sigkill_during_an_execution_then_restart_finishes_it_once(
+    server: ServerProcess, tmp_path: Path, kill: str
+) -> None:
+    token = make_token(server.database_url, "ci")
+    path = tmp_path / "j"
+    with server.client(token) as client:
+        answer = _submit(client, "test.sleep", "host-a", journal=str(path), seconds=3)
+        identifier = answer.json()["execution"]["id"]
+        _running(client, identifier)
+        wait_for(lambda: journal(path))
+    if kill == "server":
+        server.signal(signal.SIGKILL)
+        server.wait()
+    else:
+        server.kill_everything()
+    with _restarted(server, token) as client:
+        done = _finished(client, identifier)
+        log = client.get(f"/v1/executions/{identifier}/log").text
+    assert done["status"] == "succeeded", log
+    assert done["attempts"] == 2
+    events = journal(path)
+    assert [e["event"] for e in events].count("finish") == 1
+    starts = [e for e in events if e["event"] == "start"]
+    assert len(starts) == 2 and starts[1]["overlapping"] == []
+    assert "it will resume" in log
+
+
+def test_an_execution_that_cannot_resume_fails_with_the_reason(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    token = make_token(server.database_url, "ci")
+    path = tmp_path / "j"
+    with server.client(token) as client:
+        answer = _submit(client, "test.sleep-once", "host-a", journal=str(path), seconds=30)
+        identifier = answer.json()["execution"]["id"]
+        _running(client, identifier)
+        wait_for(lambda: journal(path))
+    server.kill_everything()
+    with _restarted(server, token) as client:
+        done = _finished(client, identifier)
+    assert done["status"] == "failed"
+    assert done["error"]["type"] == "OperationError"
+    assert "cannot be resumed" in done["error"]["message"]
+    assert [e["event"] for e in journal(path)] == ["start"]
+
+
+def test_sigterm_stops_gracefully_and_hands_the_execution_back(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    token = make_token(server.database_url, "ci")
+    path = tmp_path / "j"
+    with server.client(token) as client:
+        answer = _submit(client, "test.sleep", "host-a", journal=str(path), seconds=3)
+        identifier = answer.json()["execution"]["id"]
+        _running(client, identifier)
+        wait_for(lambda: journal(path))
+    server.signal(signal.SIGTERM)
+    server.wait()
+    assert [e["event"] for e in journal(path)] == ["start", "stop"]
+    messages = [entry["message"] for entry in server.log()]
+    assert "stopping: workers hand their executions back" in messages
+    with _restarted(server, token) as client:
+        assert _execution(client, identifier)["status"] in ("pending", "running")
+        done = _finished(client, identifier)
+    assert done["status"] == "succeeded"
+    assert [e["event"] for e in journal(path)] == ["start", "stop", "start", "finish"]
+
+
+def test_unknown_execution_is_a_json_404(client: httpx.Client) -> None:
+    answer = client.get("/v1/executions/ex-nothing")
+    assert answer.status_code == 404
+    assert answer.json()["error"] == {
+        "type": "NotFoundError",
+        "message": "no execution has the id 'ex-nothing'",
+        "exit_code": 2,
+    }
+
+
+def test_bad_bodies_are_refused_naming_the_field(client: httpx.Client) -> None:
+    unknown = client.post(
+        "/v1/test/executions", json={"name": "test.sleep", "target": "a", "colour": "red"}
+    )
+    assert unknown.status_code == 422
+    assert unknown.json()["error"]["field"] == "colour"
+    assert unknown.json()["error"]["message"] == "colour is not a field of this request"
+    wrong = client.post("/v1/test/executions", json={"name": "test.sleep", "target": 5})
+    assert wrong.status_code == 422
+    assert wrong.json()["error"]["field"] == "target"
+    assert wrong.json()["error"]["message"].startswith("target 5: ")
+    huge = client.post(
+        "/v1/test/executions",
+        content=json.dumps({"name": "x", "target": "a", "arguments": {"pad": "x" * 70_000}}),
+        headers={"Content-Type": "application/json"},
+    )
+    assert huge.status_code == 413
+    assert huge.json()["error"]["type"] == "PayloadTooLargeError"
+    timeout = client.post("/v1/executions/ex-x/cancel?wait=true&timeout=-1")
+    assert timeout.status_code == 422 and timeout.json()["error"]["field"] == "timeout"
+
+
+@needs_postgres()
+def test_two_servers_on_one_postgresql_share_the_work_and_run_nothing_twice(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    first = ServerProcess(postgres_url, tmp_path / "one" / "server.log", workers=1)
+    second = ServerProcess(postgres_url, tmp_path / "two" / "server.log", workers=1)
+    token = make_token(postgres_url, "ci")
+    path = tmp_path / "j"
+    with running(first), running(second), first.client(token) as client:
+        submitted = [
+            _submit(client, "test.sleep", f"host-{n}", journal=str(path), seconds=1).json()
+            for n in range(4)
+        ]
+        identifiers = [answer["execution"]["id"] for answer in submitted]
+        for identifier in identifiers:
+            assert _finished(client, identifier)["status"] == "succeeded"
+        claimed_by = {
+            line.split("claimed by server ", 1)[1]
+            for identifier in identifiers
+            for line in client.get(f"/v1/executions/{identifier}/log").text.splitlines()
+            if "claimed by server" in line
+        }
+    assert len(claimed_by) == 2  # both servers ran some
+    starts = [entry["execution"] for entry in journal(path) if entry["event"] == "start"]
+    assert sorted(starts) == sorted(identifiers)  # each ran exactly once

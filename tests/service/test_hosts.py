@@ -1,0 +1,231 @@
+"""Hosts over HTTP: the lifecycle of ``mapt aws host`` as records with states, on a real
+server whose workers run it on simulated AWS and the in-memory engine."""
+
+from __future__ import annotations
+
+import itertools
+import signal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mapt.service._states import TRANSITIONS, HostState
+from tests.cli.host_harness import FAMILIES
+from tests.harness.pulumi_mocks import FAKE_PRIVATE_KEY_PEM
+from tests.harness.service import ServerProcess, make_token, running, wait_for
+from tests.harness.service_hosts import FileBackedEngine
+
+
+@pytest.fixture
+def client(server: ServerProcess) -> httpx.Client:
+    with server.client(make_token(server.database_url, "ci")) as opened:
+        yield opened
+
+
+def _fields(tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": "pr-123",
+        "os": "fedora",
+        "spot": True,
+        "cpus": 2,
+        "memory": 8,
+        "compute_families": FAMILIES,
+        "backed_url": f"file://{tmp_path / 'state'}",
+        **extra,
+    }
+
+
+def _host(client: httpx.Client, name: str = "pr-123") -> dict[str, Any]:
+    answer = client.get(f"/v1/hosts/{name}")
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json()["host"])
+
+
+def _states_seen(client: httpx.Client, name: str, until: set[str]) -> list[str]:
+    """The states the host shows while polled, until one of ``until``."""
+    seen: list[str] = []
+
+    def settled() -> bool:
+        state = _host(client, name)["state"]
+        if not seen or seen[-1] != state:
+            seen.append(state)
+        return state in until
+
+    wait_for(settled, timeout=180, interval=0.05)
+    return seen
+
+
+def _moves(states: list[str]) -> set[tuple[HostState, HostState]]:
+    return {(HostState(a), HostState(b)) for a, b in itertools.pairwise(states)}
+
+
+def test_create_then_delete_walks_the_state_machine(
+    client: httpx.Client, server: ServerProcess, tmp_path: Path
+) -> None:
+    created = client.post("/v1/hosts", json=_fields(tmp_path, timeout="2h"))
+    assert created.status_code == 202, created.text
+    execution = created.json()["execution"]
+    assert execution["name"] == "hosts.create" and execution["target"] == "pr-123"
+    assert created.headers["location"] == f"/v1/executions/{execution['id']}"
+    # While the create runs, the host is PENDING and refuses changes (423).
+    locked = client.delete("/v1/hosts/pr-123")
+    assert locked.status_code == 423, locked.text
+    assert locked.json()["error"]["exit_code"] == 3
+    duplicate = client.post("/v1/hosts", json=_fields(tmp_path))
+    assert duplicate.status_code == 423
+    states = ["PENDING", *_states_seen(client, "pr-123", {"RUNNING", "DELETED"})][1:]
+    host = _host(client)
+    assert host["state"] == "RUNNING", (states, host, server.text()[-3000:])
+    assert host["address"] and host["username"] == "fedora"
+    assert host["allocation"]["region"] and host["expires_at"] is not None
+    assert host["execution_id"] == execution["id"]
+    stacks = FileBackedEngine(server.engine_file).stored_stacks()
+    assert {"host-pr-123", "spotOption-pr-123"} <= set(stacks)
+    # A create of a host that runs is impossible (409), not locked.
+    again = client.post("/v1/hosts", json=_fields(tmp_path))
+    assert again.status_code == 409
+    listed = client.get("/v1/hosts").json()["hosts"]
+    assert [h["name"] for h in listed] == ["pr-123"]
+
+    deleted = client.delete("/v1/hosts/pr-123?wait=true&timeout=180")
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["execution"]["status"] == "succeeded", deleted.json()["execution"][
+        "error"
+    ]
+    assert _host(client)["state"] == "DELETED"
+    assert FileBackedEngine(server.engine_file).stored_stacks() == []
+    assert client.get("/v1/hosts").json()["hosts"] == []
+    every = client.get("/v1/hosts", params={"include_deleted": "true"}).json()["hosts"]
+    assert [h["state"] for h in every] == ["DELETED"]
+    gone = client.delete("/v1/hosts/pr-123")
+    assert gone.status_code == 409
+    assert _moves(["PENDING", "RUNNING", "DELETING", "DELETED"]) <= TRANSITIONS
+
+
+def test_a_create_that_fails_ends_deleted_and_keeps_its_error(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    answer = client.post("/v1/hosts?wait=true&timeout=180", json=_fields(tmp_path, cpus=448))
+    execution = answer.json()["execution"]
+    assert execution["status"] == "failed"
+    # The market has no such machine: the CLI's error and exit code, kept by the host.
+    assert execution["error"]["type"] == "NoMatchingInstanceTypesError", execution["error"]
+    assert execution["error"]["exit_code"] == 2
+    host = _host(client)
+    assert host["state"] == "DELETED"
+    assert host["last_error"] == execution["error"]
+    # A deleted host's name can be created again.
+    again = client.post("/v1/hosts", json=_fields(tmp_path))
+    assert again.status_code == 202
+
+
+def test_resize_replaces_the_machine_and_returns_to_running(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    created = client.post("/v1/hosts?wait=true&timeout=180", json=_fields(tmp_path))
+    assert created.json()["execution"]["status"] == "succeeded", created.text
+    small = _host(client)["allocation"]["instance_types"]
+    resized = client.patch("/v1/hosts/pr-123", json={"cpus": 8, "memory": 32})
+    assert resized.status_code == 202
+    assert resized.json()["execution"]["name"] == "hosts.update"
+    assert _host(client)["state"] == "UPDATING"
+    locked = client.patch("/v1/hosts/pr-123", json={"cpus": 4})
+    assert locked.status_code == 423
+    wait_for(lambda: _host(client)["state"] != "UPDATING", timeout=180)
+    host = _host(client)
+    assert host["state"] == "RUNNING", host
+    assert set(host["allocation"]["instance_types"]).isdisjoint(small)
+    assert host["fields"]["cpus"] == 8
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"os": "fedora", "name": "x", "cpus": "many"}, "cpus"),
+        ({"os": "beos", "name": "x"}, "os"),
+        ({"os": "fedora", "name": "x", "colour": "red"}, "colour"),
+        (
+            {"os": "fedora", "name": "x", "ghactions_runner_token": "t0ken"},
+            "ghactions_runner_token",
+        ),
+    ],
+)
+def test_bad_fields_are_422_naming_the_field_and_create_nothing(
+    client: httpx.Client, body: dict[str, Any], field: str
+) -> None:
+    answer = client.post("/v1/hosts", json=body)
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["exit_code"] == 2 and field in error["message"]
+    assert "t0ken" not in answer.text
+    assert client.get("/v1/hosts", params={"include_deleted": "true"}).json()["hosts"] == []
+    assert client.get("/v1/executions").json()["executions"] == []
+
+
+def test_patch_takes_only_what_a_resize_changes(client: httpx.Client, tmp_path: Path) -> None:
+    unknown = client.patch("/v1/hosts/nobody", json={"cpus": 4})
+    assert unknown.status_code == 404
+    created = client.post("/v1/hosts?wait=true&timeout=180", json=_fields(tmp_path))
+    assert created.json()["execution"]["status"] == "succeeded", created.text
+    refused = client.patch("/v1/hosts/pr-123", json={"os": "rhel"})
+    assert refused.status_code == 422
+    assert refused.json()["error"]["message"].startswith("os cannot be changed on a host")
+    assert _host(client)["state"] == "RUNNING"
+
+
+def test_status_and_connection_of_a_running_host(
+    client: httpx.Client, server: ServerProcess, tmp_path: Path
+) -> None:
+    early = client.get("/v1/hosts/pr-123/connection")
+    assert early.status_code == 404
+    created = client.post("/v1/hosts?wait=true&timeout=180", json=_fields(tmp_path))
+    assert created.json()["execution"]["status"] == "succeeded", created.text
+    status = client.get("/v1/hosts/pr-123/status").json()
+    assert status["host"]["state"] == "RUNNING"
+    assert set(status["status"]["stacks"]) >= {"host-pr-123", "spotOption-pr-123"}
+    assert status["status"]["host"] == status["host"]["address"]
+
+    reader = make_token(server.database_url, "dashboard", read_only=True)
+    with server.client(reader) as read_only:
+        assert read_only.get("/v1/hosts/pr-123").status_code == 200
+        assert read_only.get("/v1/hosts/pr-123/connection").status_code == 403
+    answer = client.get("/v1/hosts/pr-123/connection")
+    assert answer.status_code == 200, answer.text
+    connection = answer.json()["connection"]
+    assert connection["address"] == status["host"]["address"]
+    assert connection["username"] == "fedora"
+    assert connection["private_key"] == FAKE_PRIVATE_KEY_PEM
+    audit = [entry["audit"] for entry in server.log() if "audit" in entry]
+    assert audit == [{"host": "pr-123", "token": "ci", "read": "connection"}]
+    assert "PRIVATE KEY" not in server.text()
+
+
+def test_sigkill_during_a_create_then_restart_ends_running_once(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    token = make_token(server.database_url, "ci")
+    with server.client(token) as client:
+        created = client.post("/v1/hosts", json=_fields(tmp_path))
+        identifier = created.json()["execution"]["id"]
+        wait_for(lambda: client.get(f"/v1/executions/{identifier}").json()["execution"]["status"]
+                 == "running")  # fmt: skip
+    server.signal(signal.SIGKILL)
+    server.wait()
+    again = ServerProcess(
+        server.database_url, server.log_path.with_name("restarted.log"), timing=server.timing
+    )
+    with running(again), again.client(token) as client:
+        execution = wait_for(
+            lambda: (
+                (e := client.get(f"/v1/executions/{identifier}").json()["execution"])["finished_at"]
+                and e
+            ),
+            timeout=180,
+        )
+        host = _host(client)
+    assert host["state"] == "RUNNING", host
+    assert execution["status"] == "succeeded" and execution["attempts"] == 2
+    stacks = FileBackedEngine(server.engine_file).stored_stacks()
+    assert sorted(stacks) == ["host-pr-123", "spotOption-pr-123"]
