@@ -68,16 +68,21 @@ def _open(ctx: typer.Context, database_url: str | None) -> Database:
 @serve_app.callback()
 def serve(
     ctx: typer.Context,
+    # Defaults are applied in the body, not by Typer: `mapt serve token --help` runs this
+    # callback first, and a default value would make Typer build its coercion (pydantic).
     host: Annotated[
-        str, option("--host", "The address to listen on (127.0.0.1: this machine only).")
-    ] = "127.0.0.1",
+        str | None,
+        option("--host", "The address to listen on (default 127.0.0.1: this machine only)."),
+    ] = None,
     port: Annotated[
-        str, option("--port", "The TCP port to listen on (0: any free port).")
-    ] = "8080",
+        str | None,
+        option("--port", "The TCP port to listen on (default 8080; 0: any free port)."),
+    ] = None,
     database_url: DatabaseUrl = None,
     workers: Annotated[
-        str, option("--workers", "How many executions run at once (one process each).")
-    ] = "2",
+        str | None,
+        option("--workers", "How many executions run at once, one process each (default 2)."),
+    ] = None,
 ) -> None:
     """Run the HTTP API (OpenAPI at /openapi.json, docs at /docs) until SIGTERM."""
     if ctx.invoked_subcommand is not None:
@@ -93,10 +98,10 @@ def serve(
     from mapt.service import ServerSettings, run_server
 
     settings = ServerSettings(
-        host=host,
-        port=whole_number(port),
+        host=host or "127.0.0.1",
+        port=whole_number(port or "8080"),
         database_url=_checked_url(ctx, database_url),
-        workers=whole_number(workers),
+        workers=whole_number(workers or "2"),
     )
     run_server(settings)
 
