@@ -13,7 +13,7 @@ import gc
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -115,7 +115,7 @@ class Ec2Queries:
         )
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
-        self._max_workers = max_workers
+        self.max_workers = max_workers
 
     def client(self, region: str, service: str = "ec2") -> Any:
         key = (service, region)
@@ -133,19 +133,6 @@ class Ec2Queries:
     def has_client(self, region: str, service: str = "ec2") -> bool:
         return (service, region) in self._clients
 
-    def build_clients_while(
-        self, wanted: Iterable[tuple[str, str]], waiting: Sequence[Future[Any]]
-    ) -> None:
-        """Build the (region, service) clients of ``wanted`` until ``waiting`` are done.
-
-        Client creation is CPU work; done while the first queries wait on AWS, it is off
-        the critical path. What is left is built later by the workers that need it.
-        """
-        for region, service in wanted:
-            if all(job.done() for job in waiting):
-                return
-            self.client(region, service)
-
     def always_enabled_regions(self, home: str) -> list[str]:
         """``ALWAYS_ENABLED_REGIONS`` when ``home`` is in their (the aws) partition."""
         if self._session.get_partition_for_region(home) != "aws":
@@ -154,7 +141,7 @@ class Ec2Queries:
 
     def executor(self, jobs: int) -> ThreadPoolExecutor:
         """A thread pool for ``jobs`` concurrent queries (capped at ``max_workers``)."""
-        return ThreadPoolExecutor(max_workers=max(1, min(self._max_workers, jobs)))
+        return ThreadPoolExecutor(max_workers=max(1, min(self.max_workers, jobs)))
 
     def in_parallel(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         """``[fn(item) for item in items]``, run concurrently, results in order."""
