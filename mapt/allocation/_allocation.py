@@ -233,6 +233,11 @@ def _spot_market(
         early = market.price(pool, certain, named) if named else None
         if on_demand and early is None:
             pool.submit(queries.client, PRICING_REGION, "pricing")  # built while waiting
+        # While round 1 waits, also build the clients of the regions that may be
+        # enabled, the likeliest to be asked first (the 17 regions' before the rest).
+        maybe = [r for r in queries.partition_regions(home) if r not in excluded]
+        maybe.sort(key=lambda r: r not in certain)
+        queries.build_clients_until(maybe, regions_job)
 
         usable, known = regions_job.result()
         unknown = [r for r in spot.excluded_regions if r not in known]

@@ -13,7 +13,7 @@ import gc
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -132,6 +132,22 @@ class Ec2Queries:
 
     def has_client(self, region: str, service: str = "ec2") -> bool:
         return (service, region) in self._clients
+
+    def build_clients_until(self, regions: Iterable[str], done: Future[Any]) -> None:
+        """Build the EC2 clients of ``regions``, in order, until ``done`` is done.
+
+        Called while round 1 waits on AWS, so that CPU is spent when it is idle; a
+        region round 2 does not ask only costs a client (botocore has no cheaper way).
+        """
+        for region in regions:
+            if done.done():
+                return
+            self.client(region)
+
+    def partition_regions(self, home: str) -> list[str]:
+        """The EC2 regions of ``home``'s partition, from botocore's endpoint data."""
+        partition = self._session.get_partition_for_region(home)
+        return list(self._session.get_available_regions("ec2", partition_name=partition))
 
     def always_enabled_regions(self, home: str) -> list[str]:
         """``ALWAYS_ENABLED_REGIONS`` when ``home`` is in their (the aws) partition."""
