@@ -212,9 +212,10 @@ def _spot_market(
     (``always_enabled_regions``), what needs neither answer: AZ names and image
     checks, and for named types also placement scores and spot (and on-demand)
     prices. Round 2 asks the rest, for every usable region at once. A region's client
-    is created by the first worker that needs it, which then sends its request while
-    the next clients are built. Only the regions that the scores leave in (section 3
-    of the spec) are ranked.
+    is created by the first thread that needs it: a worker, which then sends its
+    request while the next clients are built, or this thread, which builds the
+    partition's clients while round 1 waits. Only the regions that the scores leave in
+    (section 3 of the spec) are ranked.
     """
     spot = args.spot or SpotArgs()
     queries = queries or Ec2Queries(args.session)
