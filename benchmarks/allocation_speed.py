@@ -26,7 +26,7 @@ service models again. ``--no-gc-tuning`` builds clients with the collector runni
 (the GC pause of ``mapt.allocation._ec2.collection_paused`` off), to measure it.
 
 Run: ``python benchmarks/allocation_speed.py [--no-gc-tuning] [--latency L]...
-[--all-regions-only]``.
+[--all-regions-only] [--named]``.
 """
 
 from __future__ import annotations
@@ -63,6 +63,8 @@ SCORES = {
 }
 # 35 types match --cpus 96 --memory 768 (more than the old cap of 20).
 CPUS, MEMORY_GIB = 96, 768
+# ``--named``: types named instead, one round where every region is always enabled.
+NAMED = ("m5.large", "m6i.large", "t3.large")
 
 
 @contextlib.contextmanager
@@ -128,6 +130,7 @@ def main() -> None:
     parser.add_argument("--no-gc-tuning", action="store_true", help="collect while building")
     parser.add_argument("--latency", type=float, action="append", help="only this L (repeatable)")
     parser.add_argument("--all-regions-only", action="store_true", help="only N = every region")
+    parser.add_argument("--named", action="store_true", help=f"name the types {', '.join(NAMED)}")
     options = parser.parse_args()
     latencies = tuple(options.latency or LATENCIES)
     os.environ.update(
@@ -156,8 +159,18 @@ def main() -> None:
     if options.no_gc_tuning:
         _ec2.collection_paused = contextlib.nullcontext  # type: ignore[assignment]
     rows = load_rows()
+    request = (
+        ComputeRequest(compute_sizes=NAMED)
+        if options.named
+        else ComputeRequest(cpus=CPUS, memory_gib=MEMORY_GIB)
+    )
+    asked = (
+        f"--compute-sizes {','.join(NAMED)}"
+        if options.named
+        else f"--cpus {CPUS} --memory {MEMORY_GIB}"
+    )
     print(
-        f"fresh spot ranking of --cpus {CPUS} --memory {MEMORY_GIB}; "
+        f"fresh spot ranking of {asked}; "
         f"GC paused while building clients: {not options.no_gc_tuning}"
     )
     header = (
@@ -189,7 +202,7 @@ def main() -> None:
         ):
             for count, kept in kept_by_count.items():
                 args = AllocationArgs(
-                    compute_request=ComputeRequest(cpus=CPUS, memory_gib=MEMORY_GIB),
+                    compute_request=request,
                     spot=SpotArgs(
                         tolerance="low",
                         excluded_regions=tuple(r for r in usable if r not in kept),

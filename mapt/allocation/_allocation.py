@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mapt.allocation._ec2 import PRICING_REGION, Ec2Queries
 from mapt.allocation._errors import (
@@ -210,84 +210,80 @@ def _spot_market(
     *,
     on_demand: bool,
 ) -> _SpotMarket:
-    """Rank the spot market in two rounds of parallel queries.
+    """Rank the spot market in two rounds of parallel queries, one for named types.
 
-    Round 1 asks for the types and the regions. Round 2 asks, for every usable region
-    at once, what round 1 made askable: placement scores (in batches of regions),
-    image checks, AZ names and spot prices, and on-demand prices when ``on_demand``.
-    Each region's client is created by the first worker that needs it. Only the
-    regions that the scores leave in (section 3 of the spec) are ranked.
+    Round 1 asks for the types and the regions and, in the regions every account has
+    (``always_enabled_regions``), what needs neither answer: AZ names and image
+    checks, and for named types also placement scores and spot (and on-demand)
+    prices. Round 2 asks the rest, for every usable region at once. A region's client
+    is created by the first thread that needs it: a worker, which then sends its
+    request while the next clients are built, or this thread, which builds the
+    partition's clients while round 1 waits. Only the regions that the scores leave in
+    (section 3 of the spec) are ranked.
     """
     spot = args.spot or SpotArgs()
     queries = queries or Ec2Queries(args.session)
     home = home_region or DEFAULT_HOME_REGION
-    now = now or datetime.now(timezone.utc)
-    product = args.ami_product_description
+    market = _MarketQueries(queries, args, now or datetime.now(timezone.utc), home, on_demand)
+    named = sorted(set(args.compute_request.compute_sizes))
 
     queries.client(home)  # both first queries use it: create it once, up front
-    with queries.executor(2) as pool:
+    with queries.executor(queries.max_workers) as pool:
         types_job = pool.submit(instance_types_for, queries, home, args.compute_request, True)
         regions_job = pool.submit(queries.regions, home)
-        # While round 1 is in flight, build the clients round 2 is sure to use.
-        enabled = queries.always_enabled_regions(home)
-        certain = [(r, "ec2") for r in enabled if r not in spot.excluded_regions]
-        if on_demand:
-            certain.insert(0, (PRICING_REGION, "pricing"))
-        queries.build_clients_while(certain, [types_job, regions_job])
+        excluded = spot.excluded_regions
+        certain = [r for r in queries.always_enabled_regions(home) if r not in excluded]
+        certain.sort(key=lambda r: r != home)
+        market.describe(pool, certain)
+        early = market.price(pool, certain, named) if named else None
+        if on_demand and early is None:
+            pool.submit(queries.client, PRICING_REGION, "pricing")  # built while waiting
+        # While round 1 waits, also build the clients of the regions that may be
+        # enabled, the likeliest to be asked first (the 17 regions' before the rest).
+        maybe = [r for r in queries.partition_regions(home) if r not in excluded]
+        maybe.sort(key=lambda r: r not in certain)
+        queries.build_clients_until(maybe, regions_job)
+
         usable, known = regions_job.result()
+        unknown = [r for r in spot.excluded_regions if r not in known]
+        if unknown:
+            raise InputError(f"excluded region {unknown[0]!r} is not an AWS region")
+        regions = [r for r in usable if r not in spot.excluded_regions]
+        if not regions:
+            raise InputError("every usable region is excluded by --spot-excluded-regions")
         instance_types = types_job.result()
 
-    unknown = [r for r in spot.excluded_regions if r not in known]
-    if unknown:
-        raise InputError(f"excluded region {unknown[0]!r} is not an AWS region")
-    regions = [r for r in usable if r not in spot.excluded_regions]
-    if not regions:
-        raise InputError("every usable region is excluded by --spot-excluded-regions")
-
-    # The regions whose clients exist go first; the others' clients are created one
-    # after another by the workers, while the earlier requests wait on AWS.
-    regions.sort(key=lambda r: (r != home, not queries.has_client(r)))
-    ask_scores_in = [home, *regions]
-    image_name = args.ami_name
-    with queries.executor(4 * len(regions) + 2) as pool:
-        scores_job = pool.submit(queries.placement_scores, instance_types, regions, ask_scores_in)
-        on_demand_job = (
-            pool.submit(queries.on_demand_price_list, instance_types, product, regions)
-            if on_demand
-            else None
-        )
-        zone_jobs: dict[str, Future[list[Zone]]] = {}
-        price_jobs: dict[str, Future[list[PricePoint]]] = {}
-        image_jobs: dict[str, Future[bool]] = {}
-        for region in regions:
-            zone_jobs[region] = pool.submit(queries.zones, region)
-            price_jobs[region] = pool.submit(
-                queries.spot_prices, region, instance_types, product, now
-            )
-            if image_name:
-                image_jobs[region] = pool.submit(
-                    queries.has_image, region, image_name, args.ami_owner, args.ami_arch
-                )
-        if image_name:
-            regions = [r for r in regions if image_jobs[r].result()]
-            if not regions:
-                raise InputError(f"image {image_name!r} is not found in any candidate region")
-        scored = scores_job.result()
-        if scored is None:
+        # Round 2. The regions whose clients exist go first; the others' clients are
+        # created one after another by the workers, while earlier requests wait on AWS.
+        regions.sort(key=lambda r: (r != home, not queries.has_client(r)))
+        market.describe(pool, regions)
+        if early is not None and early.instance_types == instance_types:
+            rest = [r for r in regions if r not in early.regions]
+            priced = [early, *([market.price(pool, rest, instance_types)] if rest else [])]
+        else:
+            priced = [market.price(pool, regions, instance_types)]
+        regions = market.with_image(regions)
+        scores_by_zone = _merged([p.scores.result() for p in priced])
+        if scores_by_zone is None:
             scores = None
             candidate_regions = regions
         else:
-            scores = {zone_id: score for zone_id, (_, score) in scored.items()}
-            scored_regions = {region for region, _ in scored.values()}
-            passing = {r for r, score in scored.values() if score >= spot.min_score}
+            scores = {zone_id: score for zone_id, (_, score) in scores_by_zone.items()}
+            scored_regions = {region for region, _ in scores_by_zone.values()}
+            passing = {r for r, score in scores_by_zone.values() if score >= spot.min_score}
             candidate_regions = [r for r in regions if r in passing] or [
                 r for r in regions if r in scored_regions
             ]
         # Only the candidates' answers are read: a failure elsewhere changes nothing.
         candidate_regions.sort()
-        zones = [zone for r in candidate_regions for zone in zone_jobs[r].result()]
-        points = [point for r in candidate_regions for point in price_jobs[r].result()]
-        on_demand_prices = on_demand_job.result()[0] if on_demand_job is not None else None
+        prices_of = {r: p.prices[r] for p in priced for r in p.regions}
+        zones = [zone for r in candidate_regions for zone in market.zones[r].result()]
+        points = [point for r in candidate_regions for point in prices_of[r].result()]
+        on_demand_prices = (
+            _merged([p.on_demand.result()[0] for p in priced if p.on_demand is not None])
+            if on_demand
+            else None
+        )
     offers = rank_offers(
         zones,
         newest_prices(points),
@@ -297,6 +293,84 @@ def _spot_market(
         spot.increase_rate,
     )
     return _SpotMarket(offers, on_demand_prices)
+
+
+@dataclass(frozen=True)
+class _PricedRegions:
+    """The price queries of some regions for some types, in flight."""
+
+    instance_types: list[str]
+    regions: list[str]
+    prices: dict[str, Future[list[PricePoint]]]
+    scores: Future[dict[str, tuple[str, int]] | None]
+    on_demand: Future[tuple[dict[tuple[str, str], float] | None, str | None]] | None
+
+
+class _MarketQueries:
+    """The per-region queries of one ranking, each region asked once, on a shared pool."""
+
+    def __init__(
+        self, queries: Ec2Queries, args: AllocationArgs, now: datetime, home: str, on_demand: bool
+    ) -> None:
+        self._queries, self._args, self._now = queries, args, now
+        self._home, self._on_demand = home, on_demand
+        self.zones: dict[str, Future[list[Zone]]] = {}
+        self._images: dict[str, Future[bool]] = {}
+
+    def describe(self, pool: ThreadPoolExecutor, regions: Sequence[str]) -> None:
+        """Ask the AZ names (and whether the image exists) of regions not asked yet."""
+        args = self._args
+        for region in regions:
+            if region in self.zones:
+                continue
+            self.zones[region] = pool.submit(self._queries.zones, region)
+            if args.ami_name:
+                self._images[region] = pool.submit(
+                    self._queries.has_image, region, args.ami_name, args.ami_owner, args.ami_arch
+                )
+
+    def price(
+        self, pool: ThreadPoolExecutor, regions: Sequence[str], instance_types: Sequence[str]
+    ) -> _PricedRegions:
+        """Ask the scores, spot prices (and on-demand prices) of the types in ``regions``."""
+        queries, product = self._queries, self._args.ami_product_description
+        types, regions = list(instance_types), list(regions)
+        # First, as its worker builds the Pricing client (another service model).
+        on_demand = (
+            pool.submit(queries.on_demand_price_list, types, product, regions)
+            if self._on_demand
+            else None
+        )
+        scores = pool.submit(queries.placement_scores, types, regions, [self._home, *regions])
+        prices = {
+            region: pool.submit(queries.spot_prices, region, types, product, self._now)
+            for region in regions
+        }
+        return _PricedRegions(types, regions, prices, scores, on_demand)
+
+    def with_image(self, regions: list[str]) -> list[str]:
+        """``regions`` where the image is found (all of them when none is named)."""
+        image_name = self._args.ami_name
+        if not image_name:
+            return regions
+        found = [r for r in regions if self._images[r].result()]
+        if not found:
+            raise InputError(f"image {image_name!r} is not found in any candidate region")
+        return found
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _merged(parts: Sequence[dict[K, V] | None]) -> dict[K, V] | None:
+    """The union of dicts answered per group of regions; None when any group got none."""
+    merged: dict[K, V] = {}
+    for part in parts:
+        if part is None:
+            return None
+        merged.update(part)
+    return merged
 
 
 def instance_types_for(

@@ -115,7 +115,7 @@ class Ec2Queries:
         )
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
-        self._max_workers = max_workers
+        self.max_workers = max_workers
 
     def client(self, region: str, service: str = "ec2") -> Any:
         key = (service, region)
@@ -133,18 +133,21 @@ class Ec2Queries:
     def has_client(self, region: str, service: str = "ec2") -> bool:
         return (service, region) in self._clients
 
-    def build_clients_while(
-        self, wanted: Iterable[tuple[str, str]], waiting: Sequence[Future[Any]]
-    ) -> None:
-        """Build the (region, service) clients of ``wanted`` until ``waiting`` are done.
+    def build_clients_until(self, regions: Iterable[str], done: Future[Any]) -> None:
+        """Build the EC2 clients of ``regions``, in order, until ``done`` is done.
 
-        Client creation is CPU work; done while the first queries wait on AWS, it is off
-        the critical path. What is left is built later by the workers that need it.
+        Called while round 1 waits on AWS, so that CPU is spent when it is idle; a
+        region round 2 does not ask only costs a client (botocore has no cheaper way).
         """
-        for region, service in wanted:
-            if all(job.done() for job in waiting):
+        for region in regions:
+            if done.done():
                 return
-            self.client(region, service)
+            self.client(region)
+
+    def partition_regions(self, home: str) -> list[str]:
+        """The EC2 regions of ``home``'s partition, from botocore's endpoint data."""
+        partition = self._session.get_partition_for_region(home)
+        return list(self._session.get_available_regions("ec2", partition_name=partition))
 
     def always_enabled_regions(self, home: str) -> list[str]:
         """``ALWAYS_ENABLED_REGIONS`` when ``home`` is in their (the aws) partition."""
@@ -154,7 +157,7 @@ class Ec2Queries:
 
     def executor(self, jobs: int) -> ThreadPoolExecutor:
         """A thread pool for ``jobs`` concurrent queries (capped at ``max_workers``)."""
-        return ThreadPoolExecutor(max_workers=max(1, min(self._max_workers, jobs)))
+        return ThreadPoolExecutor(max_workers=max(1, min(self.max_workers, jobs)))
 
     def in_parallel(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         """``[fn(item) for item in items]``, run concurrently, results in order."""

@@ -27,6 +27,7 @@ from tests.harness.rounds import CallTimeline
 from tests.harness.spot_market import SpotMarket, installed
 
 LATENCY = 0.1
+ONE_ROUND_LATENCY = 0.4
 # Five regions keep the test quick; the benchmark measures every region.
 KEPT = ("ap-south-1", "eu-north-1", "eu-west-1", "us-east-1", "us-west-2")
 REQUESTS = {
@@ -56,8 +57,8 @@ def all_regions(aws: Any) -> list[str]:
     return [region.name for region in RegionsAndZonesBackend.regions]
 
 
-def timed(run: Callable[[], object]) -> CallTimeline:
-    timeline = CallTimeline(latency=LATENCY, services=("ec2", "pricing"))
+def timed(run: Callable[[], object], latency: float = LATENCY) -> CallTimeline:
+    timeline = CallTimeline(latency=latency, services=("ec2", "pricing"))
     with installed(timeline.handlers()):
         run()
     return timeline
@@ -98,3 +99,22 @@ def test_allocation_takes_two_rounds_and_a_rerun_none(
     assert fresh.rounds() <= 2
     rerun = timed(lambda: allocation(context, args, engine=engine))
     assert rerun.count() == 0
+
+
+@pytest.mark.parametrize("scores", ["scores", "no scores"])
+@pytest.mark.parametrize("ranking", ["spot_offers", "spot_offer_rows"])
+def test_named_types_in_always_enabled_regions_take_one_round(
+    market: SpotMarket, all_regions: list[str], ranking: str, scores: str
+) -> None:
+    # Every kept region is enabled in every account: nothing waits for DescribeRegions.
+    # Round 1 builds every client while it waits; a longer latency keeps that wait
+    # longer than the CPU it takes on a loaded machine, so this stays a count.
+    if scores == "no scores":
+        market.score_errors = {"*": "UnauthorizedOperation"}
+    args = spot_args(REQUESTS["named types"], all_regions)
+    rank = spot_offers if ranking == "spot_offers" else spot_offer_rows
+    answers: list[Any] = []
+    timeline = timed(lambda: answers.extend(rank(args)), latency=ONE_ROUND_LATENCY)
+    assert answers
+    assert timeline.count("ec2") >= 2 * len(KEPT) + 3
+    assert timeline.rounds() == 1
