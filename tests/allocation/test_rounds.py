@@ -1,6 +1,6 @@
 """A fresh spot ranking takes at most two sequential rounds of AWS calls.
 
-Every EC2 and Pricing call is held for ``LATENCY`` and timed (``CallTimeline``); a
+Every EC2 and Pricing call is held for ``ROUND_LATENCY`` and timed (``CallTimeline``); a
 call's round is one more than the highest round of the calls that had ended before
 it started: a count of round trips on the critical path, not a timing. Round 1 asks
 for the types and the regions; round 2 for everything else at once.
@@ -23,11 +23,9 @@ from mapt.allocation import (
 )
 from mapt.core import RunContext
 from mapt.stacks import InMemoryEngine
-from tests.harness.rounds import CallTimeline
+from tests.harness.rounds import ROUND_LATENCY, CallTimeline
 from tests.harness.spot_market import SpotMarket, installed
 
-LATENCY = 0.1
-ONE_ROUND_LATENCY = 0.4
 # Five regions keep the test quick; the benchmark measures every region.
 KEPT = ("ap-south-1", "eu-north-1", "eu-west-1", "us-east-1", "us-west-2")
 REQUESTS = {
@@ -57,8 +55,8 @@ def all_regions(aws: Any) -> list[str]:
     return [region.name for region in RegionsAndZonesBackend.regions]
 
 
-def timed(run: Callable[[], object], latency: float = LATENCY) -> CallTimeline:
-    timeline = CallTimeline(latency=latency, services=("ec2", "pricing"))
+def timed(run: Callable[[], object]) -> CallTimeline:
+    timeline = CallTimeline(latency=ROUND_LATENCY, services=("ec2", "pricing"))
     with installed(timeline.handlers()):
         run()
     return timeline
@@ -107,14 +105,14 @@ def test_named_types_in_always_enabled_regions_take_one_round(
     market: SpotMarket, all_regions: list[str], ranking: str, scores: str
 ) -> None:
     # Every kept region is enabled in every account: nothing waits for DescribeRegions.
-    # Round 1 builds every client while it waits; a longer latency keeps that wait
-    # longer than the CPU it takes on a loaded machine, so this stays a count.
+    # Round 1 builds every client while it waits; ROUND_LATENCY keeps that wait longer
+    # than the CPU it takes on a loaded machine, so this stays a count.
     if scores == "no scores":
         market.score_errors = {"*": "UnauthorizedOperation"}
     args = spot_args(REQUESTS["named types"], all_regions)
     rank = spot_offers if ranking == "spot_offers" else spot_offer_rows
     answers: list[Any] = []
-    timeline = timed(lambda: answers.extend(rank(args)), latency=ONE_ROUND_LATENCY)
+    timeline = timed(lambda: answers.extend(rank(args)))
     assert answers
     assert timeline.count("ec2") >= 2 * len(KEPT) + 3
     assert timeline.rounds() == 1

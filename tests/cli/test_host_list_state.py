@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from mapt.cli import app
 from tests.cli.test_sweep import troubled_files
 from tests.harness.privileges import without_dac_override
-from tests.harness.rounds import CallTimeline, counting_clients
+from tests.harness.rounds import ROUND_LATENCY, CallTimeline, counting_clients
 from tests.harness.spot_market import ApiCallLog, installed
 from tests.stacks.test_inventory import checkpoint, write_files
 from tests.targets.test_aws_sweep import EAST, WEST
@@ -110,7 +110,7 @@ def test_200_s3_stacks_are_listed_with_one_client_in_at_most_three_rounds(
     lock = ".pulumi/locks/organization/p007/host-p007/9a1c.json"
     s3.put_object(Bucket="ci-state", Key=f"ci/{lock}", Body=b"{}")
     # Each call held for 0.5 s: calls issued together overlap, calls in sequence do not.
-    timeline = CallTimeline(latency=0.5)
+    timeline = CallTimeline(latency=ROUND_LATENCY)
     boto3.DEFAULT_SESSION = None  # no S3 client yet, as in a fresh process
 
     with counting_clients() as created, installed(timeline.handlers()):

@@ -133,12 +133,12 @@ def test_no_capacity_is_exit_4(market: SpotMarket) -> None:
 def test_spot_price_takes_two_rounds_with_on_demand_prices(market: SpotMarket) -> None:
     from moto.ec2.models.availability_zones_and_regions import RegionsAndZonesBackend
 
-    from tests.harness.rounds import CallTimeline
+    from tests.harness.rounds import ROUND_LATENCY, CallTimeline
     from tests.harness.spot_market import installed
 
     kept = {"us-east-1", "eu-north-1", "ap-south-1", "us-west-2"}
     excluded = ",".join(r.name for r in RegionsAndZonesBackend.regions if r.name not in kept)
-    timeline = CallTimeline(latency=0.1, services=("ec2", "pricing"))
+    timeline = CallTimeline(latency=ROUND_LATENCY, services=("ec2", "pricing"))
     with installed(timeline.handlers()):
         result = runner.invoke(
             app, [*BASE, "--spot-excluded-regions", excluded, "--output", "json"]

@@ -18,6 +18,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+# The latency tests hold each call for: long enough that CPU delays on a loaded machine
+# (two xdist workers on two cores, botocore parsing answers) cannot push a call's start
+# past the end of another call of its own round, which would count it a round later.
+ROUND_LATENCY = 0.5
+
 
 @dataclass(frozen=True)
 class TimedCall:

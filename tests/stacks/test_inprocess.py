@@ -15,7 +15,7 @@ from mapt.stacks import (
     StackSummary,
 )
 from tests.harness.pulumi_mocks import FAKE_AMI_ID, default_answers
-from tests.harness.rounds import CallTimeline, counting_clients
+from tests.harness.rounds import ROUND_LATENCY, CallTimeline, counting_clients
 from tests.harness.spot_market import ApiCallLog, installed
 from tests.stacks.test_inventory import checkpoint
 
@@ -231,7 +231,7 @@ def test_a_dry_run_reads_a_200_stack_s3_backend_once_whatever_it_asks(aws: ApiCa
                       Body=body)  # fmt: skip
     url = "s3://ci-state?region=us-east-1"
     spot, host = StackRef("demo", "spotOption", url), StackRef("demo", "host", url)
-    timeline = CallTimeline(latency=0.2)
+    timeline = CallTimeline(latency=ROUND_LATENCY)
     boto3.DEFAULT_SESSION = None  # no S3 client yet, as in a fresh process
     dry = DryRunEngine(reader=PulumiEngine(), answers=default_answers())
 

@@ -27,7 +27,7 @@ from mapt.stacks import (
     purge_project_state,
 )
 from tests.harness.privileges import without_dac_override
-from tests.harness.rounds import CallTimeline
+from tests.harness.rounds import ROUND_LATENCY, CallTimeline
 from tests.harness.spot_market import ApiCallLog, installed
 
 SECRET = {
@@ -132,7 +132,7 @@ def test_s3_backend_listing_and_purge(aws: ApiCallLog) -> None:
     url = "s3://ci-state/team?region=us-east-1"
 
     check_listing(url)
-    timeline = CallTimeline(latency=0.2)
+    timeline = CallTimeline(latency=ROUND_LATENCY)
     with installed(timeline.handlers()):
         removed = purge_project_state(url, "demo")
 
