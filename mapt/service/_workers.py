@@ -23,7 +23,6 @@ The worker process, while its operation runs:
 
 from __future__ import annotations
 
-import io
 import json
 import multiprocessing
 import os
@@ -34,7 +33,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from mapt.core import ExitCode, Interrupted, MaptError, configure_logging, get_logger, redact
 from mapt.service._database import Database, open_database
@@ -98,47 +97,26 @@ class _Job:
     timing: Timing
 
 
-class _ExecutionLog(io.TextIOBase):
-    """The worker's stderr: each line goes to the execution's log and the server's."""
+def _execution_log(store: Executions, execution_id: str, echo: TextIO) -> TextIO:
+    """The worker's stderr: each line goes to the execution's log and the server's.
 
-    def __init__(self, store: Executions, execution_id: str, echo: TextIO) -> None:
-        self._store = store
-        self._id = execution_id
-        self._echo = echo
-        self._buffer = ""
-        self._lock = threading.Lock()
+    ``ProgressStream`` splits and redacts the lines, as it does for a library caller's
+    progress; a line's level is the one mapt's log format names (``mapt: WARNING: ...``).
+    """
+    from mapt.hosts import ProgressStream
 
-    def writable(self) -> bool:
-        return True
-
-    def isatty(self) -> bool:
-        return False
-
-    def write(self, text: str) -> int:
-        with self._lock:
-            self._buffer += text
-            *lines, self._buffer = self._buffer.split("\n")
-        for line in lines:
-            self._record(line)
-        return len(text)
-
-    def flush(self) -> None:
-        with self._lock:
-            rest, self._buffer = self._buffer, ""
-        if rest:
-            self._record(rest)
-
-    def _record(self, line: str) -> None:
-        line = redact(line)
+    def record(_level: str, line: str) -> None:
         level = "INFO"
         if line.startswith("mapt: "):
             level = line.split(":", 2)[1].strip() or level
         try:
-            self._store.append_log(self._id, level, line)
+            store.append_log(execution_id, level, line)
         except Exception as error:  # the log must never stop the operation
             line = f"{line} (not stored in the execution's log: {error})"
-        self._echo.write(json.dumps({"execution_id": self._id, "message": line}) + "\n")
-        self._echo.flush()
+        echo.write(json.dumps({"execution_id": execution_id, "message": line}) + "\n")
+        echo.flush()
+
+    return cast(TextIO, ProgressStream(record))
 
 
 class _Heartbeat(threading.Thread):
@@ -185,7 +163,7 @@ def _work(job: _Job) -> None:
     claim = execution.claim or ""
     database = open_database(job.database_url, migrate=False)
     store = Executions(database)
-    sys.stderr = _ExecutionLog(store, execution.id, sys.__stderr__ or sys.stderr)
+    sys.stderr = _execution_log(store, execution.id, sys.__stderr__ or sys.stderr)
     configure_logging()
     context = ExecutionContext(
         execution_id=execution.id,
