@@ -26,14 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +99,10 @@ def main() -> None:
     print(f"host list, S3 calls held for L = {options.latency:.3f} s")
     print(f"{'stacks':>6} {'backend':<18} {'wall s':>7} {'cpu s':>6} {'wall/L':>6} "
           f"{'calls':>6} {'rounds':>6} {'clients':>7}")  # fmt: skip
-    with moto_server() as endpoint:
+    from tests.harness.moto_server import moto_server
+
+    with moto_server() as url:
+        endpoint = url.removeprefix("http://")  # host:port, as the backend URL names it
         for count in sizes:
             with tempfile.TemporaryDirectory() as root:
                 for key, data in files(count).items():
@@ -124,33 +124,6 @@ def main() -> None:
             row = on_s3(url, lambda: boto3.client("s3", endpoint_url=f"http://{endpoint}"), count)
             print(f"{count:>6} {'s3 moto_server':<18} {row}")
     print("targets: clients 1; rounds <= 3 at 200 stacks; calls = stacks + 2 (+1 per 1000 keys)")
-
-
-@contextmanager
-def moto_server() -> Iterator[str]:
-    """A ``moto_server`` process on a free port of 127.0.0.1; yields ``host:port``."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("moto_server did not start") from None
-                time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,9 @@ folders, so the machine's own AWS setup is never read and anything written shows
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,42 +19,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness.moto_server import free_port, moto_server
+
 REPO = Path(__file__).resolve().parents[2]
 README_COMMAND = ["aws", "spot-price", "--cpus", "4", "--memory", "16", "--arch", "x86_64"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``moto_server`` on a free loopback port, as a separate process."""
-    port = free_port()
     env = {**os.environ, "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
-    log = (tmp_path_factory.mktemp("moto") / "server.log").open("w")
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("moto_server did not start")
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    with (tmp_path_factory.mktemp("moto") / "server.log").open("w") as log:
+        with moto_server(env, log=log) as url:
+            yield url
         log.close()
 
 

@@ -13,10 +13,6 @@ test process by the replayed market (``SpotMarket``).
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import FAKE_CREDENTIALS
+from tests.harness.moto_server import moto_server
 from tests.harness.spot_market import ApiCallLog, SpotMarket, _response, installed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -37,16 +34,9 @@ SCORED = {"use1-az4": 9, "eun1-az1": 9, "aps1-az1": 8, "usw2-az1": 7}
 REGIONS = ("us-east-1", "eu-north-1", "ap-south-1", "us-west-2")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """A moto server on a free loopback port, strict as AWS about inputs."""
-    port = _free_port()
     env = {
         **os.environ,
         **FAKE_CREDENTIALS,
@@ -54,28 +44,8 @@ def moto_endpoint() -> Iterator[str]:
         "MOTO_ENABLE_AMI_VALIDATION": "true",
         "MOTO_AMIS_PATH": str(SANDBOX_AMIS),
     }
-    server = Path(sys.executable).with_name("moto_server")
-    process = subprocess.Popen(
-        [str(server), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto_server did not start on {endpoint}") from None
-                time.sleep(0.1)
+    with moto_server(env) as endpoint:
         yield endpoint
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture

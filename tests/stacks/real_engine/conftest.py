@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +23,7 @@ from pathlib import Path
 import pytest
 from semver import Version
 
+from tests.harness.moto_server import moto_server as start_moto_server
 from tests.harness.spot_market import ApiCallLog
 
 CACHE = Path(os.environ.get("MAPT_TEST_CACHE", Path.home() / ".cache" / "mapt-test"))
@@ -133,34 +131,8 @@ def aws(aws_env: None, api_calls: ApiCallLog) -> Iterator[ApiCallLog]:
         yield api_calls
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """A moto server on 127.0.0.1 (its own process, as an S3-compatible store would be)."""
-    port = _free_port()
-    server = Path(sys.executable).with_name("moto_server")
-    process = subprocess.Popen(
-        [str(server), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto_server did not start on {endpoint}") from None
-                time.sleep(0.1)
+    with start_moto_server() as endpoint:
         yield endpoint
-    finally:
-        process.terminate()
-        process.wait(timeout=10)

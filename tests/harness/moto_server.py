@@ -1,0 +1,59 @@
+"""A ``moto_server`` process on a free loopback port: the AWS endpoint of a test or benchmark.
+
+One piece for every suite that needs moto in its own process (the sandbox's endpoint,
+the real engine's S3 store, the CLI's failure tests, ``benchmarks/host_list.py``): a
+separate process keeps moto's CPU and threads out of the process under test.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def moto_server(
+    env: Mapping[str, str] | None = None, *, log: IO[str] | None = None, timeout: float = 60
+) -> Iterator[str]:
+    """Run ``moto_server`` (with ``env`` as its whole environment, if given) until the block
+    ends; yields its endpoint URL, ``http://127.0.0.1:<port>``, once it accepts connections.
+
+    Its output goes to ``log`` (discarded without one). A server that exits or does not
+    listen within ``timeout`` seconds raises ``RuntimeError``.
+    """
+    port = free_port()
+    output = log if log is not None else subprocess.DEVNULL
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=output,
+        stderr=subprocess.STDOUT if log is not None else subprocess.DEVNULL,
+        env=dict(env) if env is not None else None,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto_server did not start on {endpoint}") from None
+                time.sleep(0.1)
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
