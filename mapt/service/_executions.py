@@ -214,12 +214,18 @@ class Executions:
                     f"execution {execution_id} already {execution.status.value}: "
                     "there is nothing to cancel"
                 )
-            if execution.status is ExecutionStatus.PENDING:
-                connection.execute(
+            # A worker may claim it between the read and this write: then it is running
+            # and its worker is asked to stop, as for one found running.
+            cancelled_pending = (
+                execution.status is ExecutionStatus.PENDING
+                and connection.execute(
                     executions.update()
                     .where(executions.c.id == execution_id, executions.c.status == "pending")
                     .values(status="cancelled", finished_at=now, cancel_requested=True)
-                )
+                ).rowcount
+                == 1
+            )
+            if cancelled_pending:
                 self._append_log(connection, execution_id, "INFO", "cancelled before it started")
             else:
                 connection.execute(

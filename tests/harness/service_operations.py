@@ -49,13 +49,18 @@ def alive(pid: int) -> bool:
 
 def sleep(context: ExecutionContext) -> dict[str, Any]:
     """Sleep ``seconds`` in short steps, logging each step; say whether an earlier
-    attempt's process was still alive when this one started (it must never be)."""
-    earlier = [
-        entry["pid"]
+    attempt was still running when this one started (it must never be): it started,
+    recorded no stop or finish, and its process is alive. (A process that stopped the
+    operation and handed the execution back may take a moment more to exit.)"""
+    entries = [
+        entry
         for entry in journal(Path(str(context.arguments["journal"])))
-        if entry["event"] == "start" and entry["execution"] == context.execution_id
+        if entry["execution"] == context.execution_id
     ]
-    _journal(context, "start", overlapping=[pid for pid in earlier if alive(pid)])
+    ended = {entry["pid"] for entry in entries if entry["event"] in ("stop", "finish")}
+    earlier = [entry["pid"] for entry in entries if entry["event"] == "start"]
+    running = [pid for pid in earlier if pid not in ended and alive(pid)]
+    _journal(context, "start", overlapping=running)
     seconds = float(context.arguments.get("seconds", 1))
     deadline = time.monotonic() + seconds
     step = 0

@@ -146,10 +146,12 @@ def test_every_flag_of_create_and_destroy_is_a_field() -> None:
     import typer
 
     from mapt.cli._host import host_app
+    from mapt.cli._remote import REMOTE_PARAMETERS
     from mapt.hosts import CREATE_FIELDS, DESTROY_FIELDS
 
     commands = typer.main.get_command(host_app).commands  # type: ignore[attr-defined]
-    how_to_run = {"dry_run", "output", "sandbox"}  # how to run: not the request
+    # How to run (here, in the sandbox or on a server) and print: not the request.
+    how_to_run = {"dry_run", "output", "sandbox", *REMOTE_PARAMETERS}
     for command, fields in (("create", CREATE_FIELDS), ("destroy", DESTROY_FIELDS)):
         flags = {"os" if p.name == "os_name" else p.name for p in commands[command].params}
         inputs = {f for f in flags - how_to_run if not f.endswith("_file")}
