@@ -77,7 +77,21 @@ class ServerProcess:
         self.process.stdin.write(json.dumps(config).encode())
         self.process.stdin.close()
         self.url = self._wait_for_address()
+        self._wait_until_serving()
         return self
+
+    def _wait_until_serving(self) -> None:
+        """Until ``/v1/ping`` answers: the socket listens before the app's startup (the
+        dispatcher) has run, and a signal sent in between would stop a half-started server."""
+        import httpx
+
+        def answers() -> bool:
+            try:
+                return httpx.get(f"{self.url}/v1/ping", timeout=5).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(answers, timeout=_START_TIMEOUT)
 
     def _wait_for_address(self) -> str:
         assert self.process is not None
