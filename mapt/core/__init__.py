@@ -45,6 +45,7 @@ from mapt.core._interrupt import (
     Interrupted,
     Terminated,
     cancellable,
+    raise_if_interrupted,
     stop,
     stopping_on_signals,
 )
@@ -92,6 +93,7 @@ __all__ = [
     "make_private_dir",
     "parse_duration",
     "parse_tags",
+    "raise_if_interrupted",
     "redact",
     "region_from_environment",
     "register_secret",

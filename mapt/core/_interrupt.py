@@ -9,6 +9,12 @@ signal instead calls ``cancel``, which asks the operation to stop by itself (Pul
 then finishes its in-flight resource operations and writes its state), and
 ``Interrupted`` is raised when the block ends. Further signals while stopping are
 logged and otherwise ignored, so a second Ctrl-C cannot cut the clean-up short.
+
+Because the handler raises wherever the main thread happens to be, the stop can land
+inside code that catches ``Exception`` so as never to fail its caller: a log handler
+(``logging`` swallows what its stream raises), or a sink storing a log line. Each such
+``except`` calls ``raise_if_interrupted`` first; the signal is otherwise lost, since
+the next one is ignored as "already stopping".
 """
 
 from __future__ import annotations
@@ -79,6 +85,19 @@ def stop(signal_number: int) -> None:
     )
     for cancel in list(_stopping.cancellers):
         cancel(signal_number)
+
+
+def raise_if_interrupted() -> None:
+    """Re-raise the exception being handled when it is a signal's ``Interrupted``.
+
+    For an ``except Exception`` that must not fail its caller (a log sink): the stop
+    a signal raised there must still reach the command.
+    """
+    import sys
+
+    raised = sys.exc_info()[1]
+    if isinstance(raised, Interrupted):
+        raise raised
 
 
 @contextmanager

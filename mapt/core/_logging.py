@@ -44,6 +44,24 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
+class InterruptsPass(logging.Handler):
+    """A handler whose failures are reported, except a signal's stop, which is raised.
+
+    ``logging`` catches whatever ``emit`` raises and hands it to ``handleError``; a
+    SIGINT that lands while a line is written would otherwise be lost.
+    """
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        from mapt.core._interrupt import raise_if_interrupted
+
+        raise_if_interrupted()
+        super().handleError(record)
+
+
+class _PlainHandler(InterruptsPass, logging.StreamHandler):  # type: ignore[type-arg]
+    """One plain line per record on stderr (CI logs)."""
+
+
 def get_logger(name: str) -> logging.Logger:
     """The logger for a mapt module (pass ``__name__``)."""
     if name != ROOT_LOGGER and not name.startswith(ROOT_LOGGER + "."):
@@ -66,9 +84,12 @@ def configure_logging(debug: bool = False) -> None:
         from rich.console import Console
         from rich.logging import RichHandler
 
-        handler = RichHandler(console=Console(stderr=True), show_path=False)
+        class _RichHandler(InterruptsPass, RichHandler):
+            """Rich's handler, letting a signal's stop through."""
+
+        handler = _RichHandler(console=Console(stderr=True), show_path=False)
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _PlainHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("mapt: %(levelname)s: %(message)s"))
     handler.set_name(_HANDLER_NAME)
     handler.addFilter(_RedactingFilter())

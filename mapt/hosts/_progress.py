@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from mapt.core import get_logger, redact
+from mapt.core._logging import InterruptsPass
 
 # Receives one progress line: its level name (INFO, WARNING, ...) and its text.
 Progress = Callable[[str, str], None]
@@ -31,7 +32,7 @@ _current: contextvars.ContextVar[Progress | None] = contextvars.ContextVar(
 )
 
 
-class _ProgressHandler(logging.Handler):
+class _ProgressHandler(InterruptsPass):
     """Hands each record to the progress callback of the context that logged it."""
 
     def emit(self, record: logging.LogRecord) -> None:

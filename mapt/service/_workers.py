@@ -35,7 +35,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TextIO, cast
 
-from mapt.core import ExitCode, Interrupted, MaptError, configure_logging, get_logger, redact
+from mapt.core import (
+    ExitCode,
+    Interrupted,
+    MaptError,
+    configure_logging,
+    get_logger,
+    raise_if_interrupted,
+    redact,
+)
 from mapt.service._database import Database, open_database
 from mapt.service._executions import Execution, ExecutionError, Executions
 
@@ -111,7 +119,8 @@ def _execution_log(store: Executions, execution_id: str, echo: TextIO) -> TextIO
             level = line.split(":", 2)[1].strip() or level
         try:
             store.append_log(execution_id, level, line)
-        except Exception as error:  # the log must never stop the operation
+        except Exception as error:  # the log must never stop the operation (a signal may)
+            raise_if_interrupted()
             line = f"{line} (not stored in the execution's log: {error})"
         echo.write(json.dumps({"execution_id": execution_id, "message": line}) + "\n")
         echo.flush()
