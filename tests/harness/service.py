@@ -125,7 +125,10 @@ class ServerProcess:
     def client(self, token: str | None = None, **headers: str) -> httpx.Client:
         if token is not None:
             headers = {"Authorization": f"Token {token}", **headers}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=60.0)
+        # Reads wait as long as the longest ``?wait=true&timeout=`` a test asks (180 s).
+        return httpx.Client(
+            base_url=self.url, headers=headers, timeout=httpx.Timeout(30.0, read=240.0)
+        )
 
     @property
     def pid(self) -> int:

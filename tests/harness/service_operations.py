@@ -62,6 +62,10 @@ def sleep(context: ExecutionContext) -> dict[str, Any]:
     running = [pid for pid in earlier if pid not in ended and alive(pid)]
     _journal(context, "start", overlapping=running)
     seconds = float(context.arguments.get("seconds", 1))
+    if context.attempt > 1 and "resumed_seconds" in context.arguments:
+        # A test that stops the first attempt makes it long (so it cannot end by
+        # itself first on a slow machine) and the resumed one short.
+        seconds = float(context.arguments["resumed_seconds"])
     deadline = time.monotonic() + seconds
     step = 0
     try:

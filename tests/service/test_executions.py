@@ -251,7 +251,9 @@ def test_sigkill_during_an_execution_then_restart_finishes_it_once(
     token = make_token(server.database_url, "ci")
     path = tmp_path / "j"
     with server.client(token) as client:
-        answer = _submit(client, "test.sleep", "host-a", journal=str(path), seconds=3)
+        answer = _submit(
+            client, "test.sleep", "host-a", journal=str(path), seconds=120, resumed_seconds=0.5
+        )
         identifier = answer.json()["execution"]["id"]
         _running(client, identifier)
         wait_for(lambda: journal(path))
@@ -297,7 +299,9 @@ def test_sigterm_stops_gracefully_and_hands_the_execution_back(
     token = make_token(server.database_url, "ci")
     path = tmp_path / "j"
     with server.client(token) as client:
-        answer = _submit(client, "test.sleep", "host-a", journal=str(path), seconds=3)
+        answer = _submit(
+            client, "test.sleep", "host-a", journal=str(path), seconds=120, resumed_seconds=0.5
+        )
         identifier = answer.json()["execution"]["id"]
         _running(client, identifier)
         wait_for(lambda: journal(path))
