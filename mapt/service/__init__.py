@@ -35,7 +35,8 @@ from mapt.service._executions import (
     ExecutionStatus,
     LogLine,
 )
-from mapt.service._server import JsonLogFormatter, ServerSettings, run_server
+from mapt.service._leader import LeaderContext, Leadership, LeaderTask
+from mapt.service._server import JsonLogFormatter, ServerSettings, leader_tasks, run_server
 from mapt.service._tokens import (
     TOKEN_PREFIX,
     TokenRecord,
@@ -63,6 +64,9 @@ __all__ = [
     "Executions",
     "ForbiddenError",
     "JsonLogFormatter",
+    "LeaderContext",
+    "LeaderTask",
+    "Leadership",
     "LogLine",
     "NotFoundError",
     "Operation",
@@ -75,6 +79,7 @@ __all__ = [
     "default_database_url",
     "error_body",
     "http_status",
+    "leader_tasks",
     "list_tokens",
     "migrate",
     "open_database",
