@@ -36,6 +36,7 @@ from mapt.service._executions import (
     LogLine,
 )
 from mapt.service._leader import LeaderContext, Leadership, LeaderTask
+from mapt.service._reconciler import RecoveryPolicy, reconcile, reconciler_task
 from mapt.service._server import JsonLogFormatter, ServerSettings, leader_tasks, run_server
 from mapt.service._tokens import (
     TOKEN_PREFIX,
@@ -71,6 +72,7 @@ __all__ = [
     "NotFoundError",
     "Operation",
     "PayloadTooLargeError",
+    "RecoveryPolicy",
     "ServerSettings",
     "Timing",
     "TokenRecord",
@@ -85,6 +87,8 @@ __all__ = [
     "open_database",
     "parse_database_url",
     "parse_expiry",
+    "reconcile",
+    "reconciler_task",
     "refuse_password_in_arguments",
     "revoke_token",
     "run_server",

@@ -29,6 +29,7 @@ from mapt.service._database import migrate, open_database, server_lock
 from mapt.service._executions import Executions
 from mapt.service._hosts import host_operations
 from mapt.service._leader import Leadership, LeaderTask
+from mapt.service._reconciler import RecoveryPolicy, reconciler_task
 from mapt.service._workers import Dispatcher, Operation, Timing
 
 _STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({})))
@@ -71,13 +72,15 @@ def configure_service_logging() -> None:
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """Where to listen, where the records are, how many executions run at once."""
+    """Where to listen, where the records are, how many executions run at once, and
+    how failed hosts are detected and recovered."""
 
     host: str = "127.0.0.1"
     port: int = 8080
     database_url: str | None = None
     workers: int = 2
     timing: Timing = field(default_factory=Timing)
+    recovery: RecoveryPolicy = field(default_factory=RecoveryPolicy)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -109,7 +112,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def leader_tasks(settings: ServerSettings) -> tuple[LeaderTask, ...]:
     """The loops every server runs while it leads (see ``mapt.service._leader``)."""
-    return ()
+    return (reconciler_task(settings.recovery),)
 
 
 def run_server(
