@@ -18,6 +18,7 @@ from typing import Any
 
 from mapt.core import RunContext, translating_aws_errors
 from mapt.targets.aws._host import host_group_name
+from mapt.targets.aws._tags import TAG_PROJECT
 
 _ALIVE = ("pending", "running")
 
@@ -42,27 +43,36 @@ def host_health(
         return _group_health(session, region, host_group_name(RunContext(project_name=project)))
     if not address:
         return HostHealth(False, f"the host of project {project!r} has no address in its state")
-    return _instance_health(session, region, address)
+    return _instance_health(session, region, address, project)
 
 
-def _instance_health(session: Any, region: str, address: str) -> HostHealth:
+def _instance_health(session: Any, region: str, address: str, project: str) -> HostHealth:
     ec2 = session.client("ec2", region_name=region)
-    seen: list[tuple[str, str]] = []
-    for field in ("ip-address", "private-ip-address"):
+
+    def described(name: str, value: str) -> list[tuple[str, str]]:
         with translating_aws_errors("DescribeInstances", region=region):
-            reservations = ec2.describe_instances(Filters=[{"Name": field, "Values": [address]}])[
-                "Reservations"
-            ]
-        seen += [
-            (i["InstanceId"], i["State"]["Name"]) for r in reservations for i in r["Instances"]
+            answer = ec2.describe_instances(Filters=[{"Name": name, "Values": [value]}])
+        return [
+            (i["InstanceId"], i["State"]["Name"])
+            for r in answer["Reservations"]
+            for i in r["Instances"]
         ]
+
+    seen = described("ip-address", address) + described("private-ip-address", address)
     alive = [instance for instance, state in seen if state in _ALIVE]
     if alive:
         return HostHealth(True, instance=alive[0])
     if seen:
         instance, state = seen[0]
-        reason = f"instance {instance} at {address} in {region} is {state}"
-        return HostHealth(False, reason, instance)
+        return HostHealth(
+            False, f"instance {instance} at {address} in {region} is {state}", instance
+        )
+    # A terminated instance lets its address go: the project's tag still names it.
+    tagged = described(f"tag:{TAG_PROJECT}", project)
+    if tagged:
+        instance, state = tagged[-1]
+        reason = f"instance {instance} of project {project} in {region} is {state}"
+        return HostHealth(False, f"{reason}; nothing has its address {address}", instance)
     return HostHealth(False, f"no instance in {region} has the host's address {address}")
 
 
