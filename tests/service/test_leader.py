@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 from mapt.service import Database, LeaderContext, Leadership, LeaderTask, open_database
 from mapt.service._leader import LEADER_APPLICATION
 from tests.harness.postgres import needs_postgres
-from tests.harness.service import wait_for
+from tests.harness.service import ServerProcess, running, wait_for
 
 
 class Passes:
@@ -119,3 +120,33 @@ def test_on_postgresql_one_server_leads_and_another_takes_over_when_it_loses_its
     finally:
         first.dispose()
         second.dispose()
+
+
+def _leads(server: ServerProcess) -> bool:
+    return any(entry.get("leader") for entry in server.log())
+
+
+@needs_postgres()
+def test_two_servers_on_one_postgresql_run_one_reconciler_and_the_other_takes_over_on_sigkill(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    first = ServerProcess(postgres_url, tmp_path / "a" / "server.log")
+    second = ServerProcess(postgres_url, tmp_path / "b" / "server.log")
+    with running(first), running(second):
+        wait_for(lambda: _leads(first) or _leads(second), timeout=60)
+        leader, follower = (first, second) if _leads(first) else (second, first)
+        [entry] = [e for e in leader.log() if e.get("leader")]
+        assert entry["leader_tasks"] == ["reconciler"]
+        # The follower keeps trying (every 0.3 s here) and never leads while the leader lives.
+        with follower.client() as client:
+            for _ in range(10):
+                assert client.get("/v1/ping").status_code == 200
+        assert not _leads(follower)
+
+        killed_at = datetime.now(timezone.utc)
+        leader.kill_everything()  # SIGKILL: no goodbye, the database drops its session
+        wait_for(lambda: _leads(follower), timeout=60)
+        [took_over] = [e for e in follower.log() if e.get("leader")]
+        assert datetime.fromisoformat(took_over["time"]) >= killed_at
+        [started] = [e for e in follower.log() if "address" in e]
+        assert took_over["leader"] == started["server_id"]
