@@ -11,6 +11,9 @@ host``) in a worker process and settles the host through ``transition``:
   that destroy fails too, DELETING -> ERROR.
 - update (resize, tags, timeout): RUNNING -> UPDATING -> RUNNING, or -> ERROR.
 - delete: -> DELETING -> DELETED, or -> ERROR when the destroy fails (delete again).
+- recover (submitted by the reconciler, ``mapt.service._reconciler``, when it finds a
+  RUNNING host's machine gone; the host is ERROR by then): the create path again,
+  ERROR -> RUNNING, or ERROR -> ERROR keeping the reason.
 
 Fields are those of ``mapt aws host create`` with underscores, the project as ``name``.
 Secrets and server-side paths are not accepted over the API: a secret would sit in the

@@ -21,7 +21,9 @@ How an ``up`` changes what exists, per URN, as Pulumi would:
 - declared with other inputs: replaced. The new one is created first and the old one
   deleted at the end, unless the resource says ``delete_before_replace`` (a fixed
   name): then the old one and what depends on it go first;
-- no longer declared: deleted at the end, dependents before their dependencies.
+- no longer declared: deleted at the end, dependents before their dependencies;
+- with ``refresh``: first forgotten when its kind can tell the endpoint no longer has
+  it (``RefreshableKind``), so the program makes it again.
 
 The checkpoint is rewritten after every step, so a failed or interrupted ``up`` leaves
 state that names everything that exists: the endpoint's refusal fails the ``up`` with
