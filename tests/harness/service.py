@@ -26,7 +26,7 @@ from mapt.service import create_token, open_database
 REPOSITORY = Path(__file__).resolve().parents[2]
 # Short beats and leases, so crash recovery takes seconds in tests.
 FAST_TIMING = {
-    "heartbeat": 0.3, "lease": 2.0, "poll": 0.1, "shutdown_grace": 20.0, "leader": 0.3,
+    "heartbeat": 0.3, "lease": 2.0, "poll": 0.1, "shutdown_grace": 20.0, "leader": 1.0,
 }  # fmt: skip
 _START_TIMEOUT = 60.0
 

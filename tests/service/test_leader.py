@@ -137,7 +137,7 @@ def test_two_servers_on_one_postgresql_run_one_reconciler_and_the_other_takes_ov
         leader, follower = (first, second) if _leads(first) else (second, first)
         [entry] = [e for e in leader.log() if e.get("leader")]
         assert entry["leader_tasks"] == ["reconciler"]
-        # The follower keeps trying (every 0.3 s here) and never leads while the leader lives.
+        # The follower keeps trying (every second here) and never leads while the leader lives.
         with follower.client() as client:
             for _ in range(10):
                 assert client.get("/v1/ping").status_code == 200
