@@ -27,7 +27,13 @@ from mapt.stacks._inventory import StackSummary, list_stacks, purge_project_stat
 from mapt.stacks._progress import Progress
 from mapt.stacks._project_lock import LockHolder, break_project_lock, project_lock
 from mapt.stacks._pulumi import PulumiEngine
-from mapt.stacks._sandbox_kinds import AppliedResource, SandboxAws, SandboxInvoke, SandboxKind
+from mapt.stacks._sandbox_kinds import (
+    AppliedResource,
+    RefreshableKind,
+    SandboxAws,
+    SandboxInvoke,
+    SandboxKind,
+)
 from mapt.stacks._secrets import (
     PASSPHRASE_FILE_NAME,
     SecretsSetup,
@@ -90,6 +96,7 @@ __all__ = [
     "PulumiEngine",
     "RecordedRun",
     "RecordingMocks",
+    "RefreshableKind",
     "RegisteredResource",
     "SandboxAws",
     "SandboxEngine",

@@ -21,7 +21,9 @@ How an ``up`` changes what exists, per URN, as Pulumi would:
 - declared with other inputs: replaced. The new one is created first and the old one
   deleted at the end, unless the resource says ``delete_before_replace`` (a fixed
   name): then the old one and what depends on it go first;
-- no longer declared: deleted at the end, dependents before their dependencies.
+- no longer declared: deleted at the end, dependents before their dependencies;
+- with ``refresh``: first forgotten when its kind can tell the endpoint no longer has
+  it (``RefreshableKind``), so the program makes it again.
 
 The checkpoint is rewritten after every step, so a failed or interrupted ``up`` leaves
 state that names everything that exists: the endpoint's refusal fails the ``up`` with
@@ -80,7 +82,7 @@ from mapt.stacks._inventory import (
     purge_project_state,
 )
 from mapt.stacks._passphrase import PROVIDER_TYPE, PassphraseCrypter, WrongPassphraseError
-from mapt.stacks._sandbox_kinds import SandboxInvoke, SandboxKind
+from mapt.stacks._sandbox_kinds import RefreshableKind, SandboxInvoke, SandboxKind
 from mapt.stacks._secrets import another_passphrase_error, passphrase_of, secrets_setup
 
 _log = get_logger(__name__)
@@ -805,6 +807,8 @@ class SandboxEngine(_InProcessEngine):
         with _stack_lock(backend, store, ref):
             secrets_for = self._secrets(backend)
             state = _read_state(store, ref, secrets_for)
+            if refresh and state is not None:
+                state = self._refreshed(state, settings)
             secrets = state.secrets if state and state.secrets else secrets_for(None)
             secrets.passphrase()
             _prepare_layout(store, backend)
@@ -880,6 +884,34 @@ class SandboxEngine(_InProcessEngine):
         return list_locks(resolve_backend(ref.backend_url), ref.project, ref.stack_name)
 
     # -- plumbing -------------------------------------------------------------------------
+    def _refreshed(self, state: _State, config: Mapping[str, str]) -> _State:
+        """``state`` without the resources the endpoint no longer has (``RefreshableKind``).
+
+        What depended on one keeps its entry: the program declares it with the new
+        resource's id, which replaces it, as after ``pulumi refresh``.
+        """
+        regions = {
+            r.provider_ref: str(r.inputs.get("region") or "") for r in state.resources
+            if r.is_provider
+        }  # fmt: skip
+        default = config.get("aws:region") or region_from_environment()
+        kept: list[_Resource] = []
+        for resource in state.resources:
+            kind = self._kinds.get(resource.type)
+            if (
+                not resource.is_provider
+                and not resource.delete
+                and isinstance(kind, RefreshableKind)
+            ):
+                aws = self._aws(regions.get(resource.provider) or default, resource.urn)
+                if not kind.exists(aws, resource.id, resource.outputs):
+                    _log.info(
+                        "sandbox: refresh: %s (%s) no longer exists", resource.urn, resource.id
+                    )
+                    continue
+            kept.append(resource)
+        return replace(state, resources=kept)
+
     def _run_applying(
         self, run: _Run, program: Program, config: Mapping[str, str] | None, *, operation: str
     ) -> ProgramRun:

@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from mapt.cli import app
 from tests.harness.service import ServerProcess, running
 
 
@@ -128,3 +132,44 @@ def test_bad_workers_value_is_exit_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["Error: --workers 0 must be at least 1"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--recovery-attempts", "0"], "Error: --recovery-attempts 0 must be at least 1"),
+        (
+            ["--reconcile-interval", "soon"],
+            "Error: --reconcile-interval 'soon' is not a duration",
+        ),
+        (["--recovery-backoff", "-1s"], "Error: --recovery-backoff '-1s' must be longer than zero"),
+    ],
+)
+def test_bad_reconciler_flags_are_exit_2_naming_the_flag(
+    flags: list[str], message: str, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(
+        app, ["serve", *flags, "--database-url", f"sqlite:///{tmp_path / 'db.sqlite3'}"]
+    )
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(message)
+    assert not (tmp_path / "db.sqlite3").exists()
+
+
+def test_mapt_serve_sandbox_refuses_an_endpoint_off_the_loopback_before_starting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://192.0.2.7:5000")
+    result = CliRunner().invoke(
+        app,
+        ["serve", "--database-url", f"sqlite:///{tmp_path / 'db.sqlite3'}"],
+        env={"MAPT_SANDBOX": "1"},
+    )
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(
+        "Error: MAPT_SANDBOX=1 (from the environment): --sandbox needs the AWS endpoint on "
+        "127.0.0.0/8 or ::1, but ec2 would call http://192.0.2.7:5000"
+    )
+    assert not (tmp_path / "db.sqlite3").exists()

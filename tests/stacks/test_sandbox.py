@@ -475,3 +475,30 @@ def test_state_in_an_s3_backend(ec2: Any, bucket: str) -> None:
     assert engine().outputs(ref)["password"] == SECRET_VALUE
     assert engine().destroy(ref) is True
     assert tagged_vpcs(ec2) == [] and list_stacks(ref.backend_url) == []
+
+
+class RefreshableSubnet(Subnet):
+    """A subnet kind that can say whether its subnet still exists (a refresh's read)."""
+
+    def exists(self, aws: SandboxAws, id: str, outputs: Mapping[str, Any]) -> bool:
+        found = aws.client("ec2").describe_subnets(Filters=[{"Name": "subnet-id", "Values": [id]}])
+        return bool(found["Subnets"])
+
+
+def test_up_with_refresh_makes_again_what_the_endpoint_no_longer_has(
+    ec2: Any, ref: StackRef
+) -> None:
+    refreshing = engine({**KINDS, Subnet.type_token: RefreshableSubnet()})
+    before = refreshing.up(ref, network())
+    ec2.delete_subnet(SubnetId=before["subnet_id"])  # behind the engine's back
+
+    # Without refresh the state is believed, as Pulumi believes it.
+    assert refreshing.up(ref, network()) == before
+    assert subnets(ec2) == []
+
+    after = refreshing.up(ref, network(), refresh=True)
+    [subnet] = subnets(ec2)
+    assert after["subnet_id"] == subnet["SubnetId"] != before["subnet_id"]
+    assert after["vpc_id"] == before["vpc_id"]  # what still exists is kept
+    ids = [r.get("id") for r in checkpoint(ref)["checkpoint"]["latest"]["resources"]]
+    assert before["subnet_id"] not in ids and after["subnet_id"] in ids
