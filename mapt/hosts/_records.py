@@ -52,6 +52,14 @@ class HostConnection:
     def bastion_host(self) -> str | None:
         return self.values.get("bastion_host")
 
+    @property
+    def bastion_username(self) -> str | None:
+        return self.values.get("bastion_username")
+
+    @property
+    def bastion_private_key(self) -> str | None:
+        return self.values.get("bastion_id_rsa")
+
 
 @dataclass(frozen=True)
 class HostRecord:

@@ -270,7 +270,8 @@ def host_state(services: HostServices, host: ManagedHost) -> dict[str, Any]:
 
 
 def host_connection(services: HostServices, host: ManagedHost) -> dict[str, Any]:
-    """How to log in: address, user, private key (and a Windows password), from state.
+    """How to log in: address, user, private key (and a Windows password), from state;
+    an air-gapped host's bastion too (address, user, key), as the connection files hold.
 
     Refused (409) unless the host is RUNNING: only a deployed host has a connection.
     """
@@ -291,6 +292,8 @@ def host_connection(services: HostServices, host: ManagedHost) -> dict[str, Any]
         "private_key": connection.private_key,
         "password": connection.password,
         "bastion_host": connection.bastion_host,
+        "bastion_username": connection.bastion_username,
+        "bastion_private_key": connection.bastion_private_key,
     }
 
 
