@@ -258,9 +258,7 @@ def test_a_bad_token_value_is_refused_without_showing_it(cli: Harness) -> None:
 def test_create_with_server_writes_an_air_gapped_hosts_bastion_files_here(
     cli: Harness, market: SpotMarket, server: ServerProcess, token: str, tmp_path: Path
 ) -> None:
-    local, remote = _create_both(
-        cli, server, token, tmp_path, conn=True, extra_flags=("--airgap",)
-    )
+    local, remote = _create_both(cli, server, token, tmp_path, conn=True, extra_flags=("--airgap",))
     assert remote.stdout == _here(local.stdout, tmp_path)
     local_files = _files(tmp_path / "local" / "conn")
     remote_files = _files(tmp_path / "remote" / "conn")

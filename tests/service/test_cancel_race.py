@@ -41,9 +41,7 @@ def test_a_claim_between_the_cancels_read_and_write_asks_the_worker_to_stop(
     submitted = cancelling.submit("test.sleep", "host-a", {"seconds": 1})
     claims: list[Execution | None] = []
 
-    def claim_before_the_first_write(
-        connection: Any, cursor: Any, statement: str, *_: Any
-    ) -> None:
+    def claim_before_the_first_write(connection: Any, cursor: Any, statement: str, *_: Any) -> None:
         if statement.lstrip().upper().startswith("UPDATE") and not claims:
             claims.append(claiming.claim("server-b", ["test.sleep"]))
 
