@@ -161,6 +161,28 @@ class HostRecord:
 
 
 @dataclass(frozen=True)
+class AddressChange:
+    """A host given a new public address: its Elastic IP replaced, the old one released.
+
+    ``host`` is the host as it is now (its outputs name the new address).
+    """
+
+    project: str
+    old_address: str
+    new_address: str
+    host: HostRecord
+
+    def to_dict(self) -> dict[str, Any]:
+        """The document ``mapt aws host refresh-ip --output json`` prints (no secret)."""
+        return {
+            "project": self.project,
+            "old_address": self.old_address,
+            "new_address": self.new_address,
+            "host": self.host.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
 class DestroyRecord:
     """Which stacks were destroyed, which locks removed, which state files purged.
 

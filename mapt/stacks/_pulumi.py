@@ -14,7 +14,7 @@ import hashlib
 import os
 import signal
 import tempfile
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,6 +184,7 @@ class PulumiEngine:
         *,
         config: Mapping[str, str] | None = None,
         refresh: bool = False,
+        replace: Sequence[str] = (),
     ) -> dict[str, Any]:
         from pulumi.automation import ConfigValue, Stack
         from pulumi.automation.errors import CommandError
@@ -205,6 +206,7 @@ class PulumiEngine:
                     result = stack.up(
                         program=guarded,
                         refresh=True if refresh else None,
+                        replace=list(replace) or None,
                         on_event=progress,
                         **self._run_options(),
                     )
@@ -415,6 +417,8 @@ def _cancel_cli(signal_number: int) -> None:
         except psutil.Error:
             continue  # it ended meanwhile
         _log.warning("asked the Pulumi CLI (pid %s) to cancel the operation", child.pid)
+
+
 @contextmanager
 def _forgetting_workspace_settings(home: Path, project: str, work_dir: str) -> Iterator[None]:
     """Remove, at the end, the settings file the CLI keeps for the workspace directory.
