@@ -532,6 +532,15 @@ def _hosts_router() -> APIRouter:
         """Resize (cpus, memory, compute sizes, disk), retag or change the timeout."""
         return await host_request(request, HostRequest.UPDATE, name, fields, waited)
 
+    @router.post("/{name}/refresh-ip", **_ACCEPTED)
+    async def refresh_host_ip(
+        request: Request, name: str, _token: Writer, waited: Waited
+    ) -> JSONResponse:
+        """A new public address: the host's Elastic IP replaced, the old one released;
+        the result has `old_address` and `new_address`. A host without an address of its
+        own (air-gapped, or spot behind its load balancer) is refused (409)."""
+        return await host_request(request, HostRequest.REFRESH_IP, name, None, waited)
+
     @router.delete("/{name}", **_ACCEPTED)
     async def delete_host(
         request: Request, name: str, _token: Writer, waited: Waited
