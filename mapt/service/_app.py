@@ -181,17 +181,22 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        from mapt.core import InputError
         from mapt.service._errors import NotFoundError
 
         mapped: MaptError
-        if error.status_code == 404:
+        status = error.status_code
+        field_name = None
+        if status == 404:
             mapped = NotFoundError(f"no such resource: {request.url.path}")
+        elif status == 400:
+            # A body FastAPI cannot decode is bad input like any other: 422, not 400.
+            mapped = InputError(f"body: the request body cannot be read as JSON ({error.detail})")
+            status, field_name = http_status(mapped), "body"
         else:
-            from mapt.core import InputError
-
             mapped = InputError(f"{request.method} {request.url.path}: {error.detail}")
-        body = error_body(mapped)
-        return JSONResponse(body, status_code=error.status_code, headers=error.headers)
+        body = error_body(mapped, field=field_name)
+        return JSONResponse(body, status_code=status, headers=error.headers)
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, error: Exception) -> JSONResponse:
