@@ -26,7 +26,7 @@ from mapt.service._app import Service, create_app
 from mapt.service._errors import HTTP_STATUS
 
 # Few requests per operation: the suite runs in CI on two cores.
-EXAMPLES_PER_OPERATION = 12
+EXAMPLES_PER_OPERATION = 10
 _ERROR_KEYS = {"type", "message", "exit_code"}
 # The statuses the errors table maps mapt's errors to, one way (500 is a bug).
 _ERROR_STATUSES = {status for _, status in HTTP_STATUS} - {500}
