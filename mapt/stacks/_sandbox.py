@@ -18,9 +18,10 @@ per-stack lock files under ``.pulumi/locks/``. So ``mapt aws host list``, ``swee
 How an ``up`` changes what exists, per URN, as Pulumi would:
 
 - declared with the recorded inputs (ignoring ``ignore_changes``): kept as it is, no call;
-- declared with other inputs: replaced. The new one is created first and the old one
-  deleted at the end, unless the resource says ``delete_before_replace`` (a fixed
-  name): then the old one and what depends on it go first;
+- declared with other inputs, or named in ``up``'s ``replace``: replaced. The new one
+  is created first and the old one deleted at the end, unless the resource says
+  ``delete_before_replace`` (a fixed name): then the old one and what depends on it
+  go first;
 - no longer declared: deleted at the end, dependents before their dependencies;
 - with ``refresh``: first forgotten when its kind can tell the endpoint no longer has
   it (``RefreshableKind``), so the program makes it again.
@@ -39,7 +40,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -447,8 +448,10 @@ class _Run:
         config: Mapping[str, str],
         *,
         apply: bool,
+        replace: Sequence[str] = (),
     ) -> None:
         self.engine = engine
+        self.replace = frozenset(replace)  # URNs replaced even when declared the same
         self.ref = ref
         self.store = store
         self.secrets = secrets
@@ -513,6 +516,7 @@ class _Run:
         )
         if (
             old is not None
+            and reg.urn not in self.replace
             and old.type == type_token
             and _same(old.inputs, inputs, reg.ignore_changes)
             and self._provider_region(old.provider) == self._provider_region(reg.provider)
@@ -799,6 +803,7 @@ class SandboxEngine(_InProcessEngine):
         *,
         config: Mapping[str, str] | None = None,
         refresh: bool = False,
+        replace: Sequence[str] = (),
     ) -> dict[str, Any]:
         settings = check_config(config)
         backend = resolve_backend(ref.backend_url)
@@ -812,7 +817,7 @@ class SandboxEngine(_InProcessEngine):
             secrets = state.secrets if state and state.secrets else secrets_for(None)
             secrets.passphrase()
             _prepare_layout(store, backend)
-            run = _Run(self, ref, store, state, secrets, settings, apply=True)
+            run = _Run(self, ref, store, state, secrets, settings, apply=True, replace=replace)
             if state is None:
                 run.save()  # the stack exists from here on, as after `pulumi stack init`
             with cancellable(run.cancel):
