@@ -31,6 +31,7 @@ from mapt.costs._pricing import (
     spot_cost,
     window,
 )
+from mapt.costs._report import CostReport, Interval, cost_report
 
 __all__ = [
     "LIST_PRICE_REGION",
@@ -39,12 +40,15 @@ __all__ = [
     "PUBLIC_IPV4",
     "AwsPrices",
     "Cost",
+    "CostReport",
+    "Interval",
     "ListPrice",
     "Placement",
     "PriceChange",
     "PriceSource",
     "PriceUnknownError",
     "clipped",
+    "cost_report",
     "held_resources",
     "interval_cost",
     "list_priced",

@@ -24,9 +24,11 @@ import sqlalchemy as sa
 
 from mapt.costs import (
     Cost,
+    CostReport,
+    Interval,
     Placement,
     PriceSource,
-    clipped,
+    cost_report,
     list_priced,
     microseconds,
     price_interval,
@@ -51,21 +53,6 @@ class HostPlacement:
     placement: Placement
     airgap: bool = False
     pool: str | None = None
-
-
-@dataclass(frozen=True)
-class Interval:
-    """One row of ``host_intervals``."""
-
-    id: int
-    host: str
-    pool: str | None
-    placement: Placement
-    airgap: bool
-    started_at: datetime
-    ended_at: datetime | None
-    start_reason: str
-    end_reason: str | None
 
 
 def host_placement(fields: Mapping[str, Any], record: Mapping[str, Any]) -> HostPlacement:
@@ -170,47 +157,6 @@ def _interval(row: sa.Row[Any]) -> Interval:
     )
 
 
-@dataclass(frozen=True)
-class CostReport:
-    """What some intervals cost within a window, and what they held at list prices."""
-
-    cost: Cost
-    # (spot, airgap) -> hours run in that shape: what the list-priced resources follow.
-    hours_by_shape: Mapping[tuple[bool, bool], Decimal]
-    intervals: tuple[tuple[Interval, datetime, datetime, Cost], ...] = ()
-
-    def as_spot_api(self) -> dict[str, Any]:
-        """Exactly the spot-api's document: ``costs``, ``running``, ``savings``."""
-        return self.cost.as_spot_api()
-
-    def as_detail(self) -> dict[str, Any]:
-        """The spot-api's document, plus each interval and the list-priced resources."""
-        return {
-            **self.as_spot_api(),
-            "intervals": [
-                {
-                    "host": interval.host,
-                    "pool": interval.pool,
-                    "region": interval.placement.region,
-                    "availability_zone": interval.placement.availability_zone,
-                    "instance_types": list(interval.placement.instance_types),
-                    "capacity": "spot" if interval.placement.spot else "on-demand",
-                    "start": _iso(start),
-                    "end": _iso(end),
-                    "start_reason": interval.start_reason,
-                    "end_reason": interval.end_reason,
-                    **cost.as_spot_api(),
-                }
-                for interval, start, end, cost in self.intervals
-            ],
-            "list_priced": list_priced(dict(self.hours_by_shape)),
-        }
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
-
-
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -251,19 +197,7 @@ class CostBook:
         self, intervals: Iterable[Interval], start: datetime | None, end: datetime
     ) -> CostReport:
         """What ``intervals`` cost within [start, end)."""
-        total = Cost()
-        shapes: dict[tuple[bool, bool], Decimal] = {}
-        priced = []
-        for interval in intervals:
-            part = clipped(interval.started_at, interval.ended_at, start, end)
-            if part is None:
-                continue
-            cost = self._price(interval, *part)
-            total += cost
-            shape = (interval.placement.spot, interval.airgap)
-            shapes[shape] = shapes.get(shape, Decimal(0)) + cost.hours
-            priced.append((interval, part[0], part[1], cost))
-        return CostReport(total, shapes, tuple(priced))
+        return cost_report(intervals, start, end, self._price)
 
     def _price(self, interval: Interval, start: datetime, end: datetime) -> Cost:
         key = (interval.id, start, end)
