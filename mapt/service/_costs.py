@@ -100,7 +100,7 @@ def record_placement(
             where.pool,
         ):
             return False
-        _close(connection, current.id, at=at, reason=reason)
+        _close(connection, current, at=at, reason=reason)
     placement = where.placement
     connection.execute(
         host_intervals.insert().values(
@@ -124,14 +124,14 @@ def record_end(connection: sa.Connection, host: str, *, at: datetime, reason: st
     current = _open_interval(connection, host)
     if current is None:
         return False
-    _close(connection, current.id, at=at, reason=reason)
+    _close(connection, current, at=at, reason=reason)
     return True
 
 
-def _close(connection: sa.Connection, interval_id: int, *, at: datetime, reason: str) -> None:
+def _close(connection: sa.Connection, interval: Interval, *, at: datetime, reason: str) -> None:
     connection.execute(
         host_intervals.update()
-        .where(host_intervals.c.id == interval_id)
+        .where(host_intervals.c.id == interval.id)
         .values(ended_at=at, end_reason=reason)
     )
 
@@ -175,7 +175,7 @@ class CostBook:
         self.prices = prices
         self.now = now
         # (interval id, start, end) -> its cost: a closed stretch's prices never change.
-        self._known: dict[tuple[int, datetime, datetime], Cost] = {}
+        self._known: dict[tuple[int | None, datetime, datetime], Cost] = {}
         self._lock = threading.Lock()
 
     def intervals(

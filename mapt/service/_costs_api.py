@@ -20,9 +20,9 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from mapt.costs import parse_day
+from mapt.costs import CostReport, parse_day
 from mapt.service._app import Reader, _service
-from mapt.service._costs import CostBook, CostReport, costs_document
+from mapt.service._costs import CostBook, costs_document
 
 _DAY = "A day, YYYY-MM-DD (UTC); both days count."
 
