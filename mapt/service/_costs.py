@@ -55,9 +55,12 @@ class HostPlacement:
     pool: str | None = None
 
 
-def host_placement(fields: Mapping[str, Any], record: Mapping[str, Any]) -> HostPlacement:
+def host_placement(
+    fields: Mapping[str, Any], record: Mapping[str, Any], *, pool: str | None = None
+) -> HostPlacement:
     """The placement of a host from its create ``fields`` and its record (``HostRecord``'s
-    document): the allocation chosen, the OS's spot product, the air gap."""
+    document): the allocation chosen, the OS's spot product, the air gap; ``pool``: the
+    pool it serves."""
     from mapt.allocation import AllocationResult
     from mapt.hosts import PRODUCT_DESCRIPTIONS, create_request
 
@@ -72,6 +75,7 @@ def host_placement(fields: Mapping[str, Any], record: Mapping[str, Any]) -> Host
             product=PRODUCT_DESCRIPTIONS[request.host.os],
         ),
         airgap=request.host.airgap,
+        pool=pool,
     )
 
 
