@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import date
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -284,6 +285,24 @@ class Hosts:
         """The host's record, and its stacks as the state describes them now."""
         document = self._client._json("GET", f"{_host_path(name)}/status")
         return Host.from_json(document["host"]), host_status(document["status"])
+
+    def costs(
+        self,
+        name: str,
+        *,
+        start: date | None = None,
+        end: date | None = None,
+        detail: bool = False,
+    ) -> dict[str, Any]:
+        """What the host cost over the days [start, end], in the spot-api's document
+        (``costs``, ``running``, ``savings``); ``detail`` adds its intervals and the
+        list-priced network resources."""
+        params = {
+            "start": None if start is None else start.isoformat(),
+            "end": None if end is None else end.isoformat(),
+            "detail": detail,
+        }
+        return self._client._json("GET", f"{_host_path(name)}/costs", params=params)
 
     def connection(self, name: str) -> HostConnection:
         """Address, user and private key of a RUNNING host (a write token; logged)."""

@@ -87,6 +87,24 @@ class Sandbox:
         )["Reservations"]
         return {i["InstanceId"]: i["State"]["Name"] for r in reservations for i in r["Instances"]}
 
+    def history(self, name: str) -> list[tuple[str, str | None]]:
+        """How each interval of the host's cost history started and ended, in order."""
+        import sqlalchemy as sa
+
+        from mapt.service._schema import host_intervals
+
+        engine = sa.create_engine(self.server.database_url)
+        try:
+            with engine.connect() as connection:
+                rows = connection.execute(
+                    sa.select(host_intervals.c.start_reason, host_intervals.c.end_reason)
+                    .where(host_intervals.c.host == name)
+                    .order_by(host_intervals.c.started_at)
+                ).all()
+        finally:
+            engine.dispose()
+        return [(row.start_reason, row.end_reason) for row in rows]
+
     def running_instance(self, name: str) -> str:
         [instance] = [i for i, state in self.instances(name).items() if state == "running"]
         return instance
@@ -165,6 +183,8 @@ def test_a_terminated_host_recovers_and_one_whose_place_is_gone_too_is_retried_t
     [recovery] = sandbox.recoveries("pr-1")
     assert (recovery["status"], recovery["result"]["recovered"]) == ("succeeded", True)
     assert recovered["execution_id"] == recovery["id"]
+    # What it cost: the dead machine's time ends at the failure, the new one's starts.
+    assert sandbox.history("pr-1") == [("created", "failed"), ("recovered", None)]
 
     # It dies again, and its place goes with it: every re-deployment is refused.
     [group] = ec2.describe_instances(InstanceIds=[second])["Reservations"][0]["Instances"][0][
