@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from mapt.service import create_token, open_database
 
@@ -27,6 +28,11 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 # Short beats and leases, so crash recovery takes seconds in tests.
 FAST_TIMING = {"heartbeat": 0.3, "lease": 2.0, "poll": 0.1, "shutdown_grace": 20.0}
 _START_TIMEOUT = 60.0
+# For a test on ``shared_server`` (tests/service/conftest.py) whose behaviour lies above
+# the database (what SQL both share): it runs on the SQLite server alone.
+ON_SQLITE_ONLY = pytest.mark.parametrize(
+    "shared_database_url", ["sqlite"], indirect=True, scope="module"
+)
 
 
 class ServerProcess:
@@ -125,7 +131,10 @@ class ServerProcess:
     def client(self, token: str | None = None, **headers: str) -> httpx.Client:
         if token is not None:
             headers = {"Authorization": f"Token {token}", **headers}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=60.0)
+        # Longer than any ``?wait=true&timeout=`` a test asks for (180 s at most): on a
+        # loaded machine a host's create takes minutes, and the server, not the client,
+        # must be the one that says how long it waited.
+        return httpx.Client(base_url=self.url, headers=headers, timeout=300.0)
 
     @property
     def pid(self) -> int:
@@ -173,6 +182,15 @@ def make_token(database_url: str, name: str, *, read_only: bool = False) -> str:
         return create_token(database, name, read_only=read_only)[1]
     finally:
         database.dispose()
+
+
+def settled(client: httpx.Client, *, timeout: float = 90.0) -> None:
+    """Cancel every execution still active on the client's server, and wait until none is:
+    the end of a test on a shared server, so that nothing it started runs into the next."""
+    active = client.get("/v1/executions").json()["executions"]
+    for execution in active:
+        client.post(f"/v1/executions/{execution['id']}/cancel")
+    wait_for(lambda: client.get("/v1/executions").json()["executions"] == [], timeout=timeout)
 
 
 def wait_for(condition: Any, *, timeout: float = 60.0, interval: float = 0.1) -> Any:
