@@ -184,7 +184,7 @@ def make_token(database_url: str, name: str, *, read_only: bool = False) -> str:
         database.dispose()
 
 
-def settled(client: httpx.Client, *, timeout: float = 90.0) -> None:
+def settled(client: httpx.Client, *, timeout: float = 180.0) -> None:
     """Cancel every execution still active on the client's server, and wait until none is:
     the end of a test on a shared server, so that nothing it started runs into the next."""
     active = client.get("/v1/executions").json()["executions"]
