@@ -221,6 +221,8 @@ def test_status_and_connection_of_a_running_host(
     assert "PRIVATE KEY" not in shared_server.text()
 
 
+# Recovery after a SIGKILL on PostgreSQL: test_executions.py's restart tests, on both.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_sigkill_during_a_create_then_restart_ends_running_once(
     server: ServerProcess, tmp_path: Path
 ) -> None:
