@@ -207,7 +207,7 @@ def test_status_and_connection_of_a_running_host(
     assert status["status"]["host"] == status["host"]["address"]
 
     reader = make_token(shared_server.database_url, f"dashboard-{unique}", read_only=True)
-    with shared_server.shared_client(reader) as read_only:
+    with shared_server.client(reader) as read_only:
         assert read_only.get(f"/v1/hosts/{unique}").status_code == 200
         assert read_only.get(f"/v1/hosts/{unique}/connection").status_code == 403
     answer = shared_client.get(f"/v1/hosts/{unique}/connection")
