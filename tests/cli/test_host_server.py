@@ -14,7 +14,7 @@ import pytest
 
 from tests.cli.host_harness import FAMILIES, Harness
 from tests.harness.pulumi_mocks import FAKE_PRIVATE_KEY_PEM
-from tests.harness.service import ServerProcess, make_token, running, wait_for
+from tests.harness.service import SHARED_TIMING, ServerProcess, make_token, running, wait_for
 from tests.harness.service_operations import journal
 from tests.harness.spot_market import SpotMarket
 
@@ -33,7 +33,8 @@ def empty_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
     share it instead of starting one each."""
     folder = tmp_path_factory.mktemp("empty-server")
     url = f"sqlite:///{folder / 'records' / 'service.sqlite3'}"
-    with running(ServerProcess(url, folder / "server" / "server.log")) as started:
+    server = ServerProcess(url, folder / "server" / "server.log", timing=SHARED_TIMING)
+    with running(server) as started:
         yield started
 
 

@@ -27,6 +27,10 @@ from mapt.service import create_token, open_database
 REPOSITORY = Path(__file__).resolve().parents[2]
 # Short beats and leases, so crash recovery takes seconds in tests.
 FAST_TIMING = {"heartbeat": 0.3, "lease": 2.0, "poll": 0.1, "shutdown_grace": 20.0}
+# A module's shared server idles between its tests for as long as the module runs: it
+# looks for work less often (a submit wakes it at once; only an execution waiting for a
+# free worker slot waits for the next look), and its polls cost a fifth of the CPU.
+SHARED_TIMING = {**FAST_TIMING, "poll": 0.5}
 _START_TIMEOUT = 60.0
 # For a test on ``shared_server`` (tests/service/conftest.py) whose behaviour lies above
 # the database (what SQL both share): it runs on the SQLite server alone.

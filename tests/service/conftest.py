@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from tests.harness import postgres
-from tests.harness.service import ServerProcess, make_token, running, settled
+from tests.harness.service import SHARED_TIMING, ServerProcess, make_token, running, settled
 
 _DATABASES = ["sqlite", pytest.param("postgresql", marks=postgres.needs_postgres())]
 
@@ -102,7 +102,8 @@ def shared_server(
     """One running server with the test operations for a module's tests that neither stop
     it nor count what the whole database holds."""
     folder = tmp_path_factory.mktemp("shared-server")
-    with running(ServerProcess(shared_database_url, folder / "server.log")) as started:
+    server = ServerProcess(shared_database_url, folder / "server.log", timing=SHARED_TIMING)
+    with running(server) as started:
         yield started
 
 
