@@ -114,9 +114,12 @@ def shared_token(shared_server: ServerProcess) -> str:
 
 
 @pytest.fixture
-def shared_client(shared_server: ServerProcess, shared_token: str) -> Iterator[httpx.Client]:
+def shared_client(
+    shared_server: ServerProcess, shared_token: str, tmp_path: Path
+) -> Iterator[httpx.Client]:
     """A writer's client of the shared server; after the test, whatever it left active is
-    cancelled and waited for, so the next test finds both worker slots free."""
+    cancelled and waited for, so the next test finds both worker slots free. (It holds
+    ``tmp_path``, so the test's folder, where its executions write, goes after them.)"""
     with shared_server.client(shared_token) as opened:
         yield opened
         settled(opened)
