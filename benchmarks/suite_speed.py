@@ -10,7 +10,13 @@ seconds (its process's threads, plus the child processes it waited for), and the
 tests and files that took most are printed. pytest's ``--durations`` (wall) is still
 passed, for the tests that mostly wait.
 
-Run: ``python benchmarks/suite_speed.py [pytest arguments, e.g. tests/cli or -n 2]``.
+The tests are also summed per tier (``TIERS``: what makes a test costly, e.g. a real
+server with worker processes, a moto_server, a Pulumi CLI, hypothesis' examples), with
+their count and CPU seconds, so that a regression shows as a figure of one tier. The
+CPU of a server shared by a module's tests is counted in the test that stops it.
+
+Run: ``python benchmarks/suite_speed.py [pytest arguments, e.g. tests/cli or -n 2]``;
+the README's command is ``python benchmarks/suite_speed.py -n logical --dist loadfile``.
 """
 
 from __future__ import annotations
@@ -31,6 +37,25 @@ TARGET_CPU_SECONDS = 90.0
 ROOT = Path(__file__).resolve().parents[1]
 _RECORD_VARIABLE = "MAPT_SUITE_SPEED_RECORD"
 SHOWN = 15
+# The first that matches names a test's tier: a path prefix of its node id, or a kind
+# the plugin records ("hypothesis": a property test, "real_engine": the marker).
+TIERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("real engine (Pulumi CLI)", ("kind:real_engine", "tests/stacks/real_engine/")),
+    ("service: real servers, worker processes", (
+        "tests/service/test_executions.py", "tests/service/test_hosts.py",
+        "tests/service/test_tokens.py", "tests/service/test_serve_command.py",
+        "tests/client/", "tests/cli/test_host_server.py",
+    )),
+    ("sandbox end to end (moto_server)", (
+        "tests/sandbox/", "tests/targets/test_aws_sandbox.py", "tests/cli/test_aws_failures.py",
+    )),
+    ("hypothesis properties", ("kind:hypothesis",)),
+    ("CLI (in-process and subprocesses)", ("tests/cli/",)),
+    ("service: library and database", ("tests/service/",)),
+    ("stacks (in-process engines, fake CLI)", ("tests/stacks/",)),
+    ("allocation, targets, hosts", ("tests/allocation/", "tests/targets/", "tests/hosts/")),
+    ("everything else", ("",)),
+)  # fmt: skip
 
 
 def _cpu_seconds() -> float:
@@ -54,12 +79,50 @@ if pytest is not None:
         started = _cpu_seconds()
         yield
         if record:
-            line = json.dumps({"test": item.nodeid, "cpu": _cpu_seconds() - started})
+            kinds = [
+                kind
+                for kind, found in (
+                    ("real_engine", item.get_closest_marker("real_engine") is not None),
+                    (
+                        "hypothesis",
+                        getattr(getattr(item, "obj", None), "is_hypothesis_test", False),
+                    ),
+                )
+                if found
+            ]
+            entry = {"test": item.nodeid, "cpu": _cpu_seconds() - started, "kinds": kinds}
+            line = json.dumps(entry)
             with open(record, "a") as out:  # one short append per line: workers share it
                 out.write(line + "\n")
 
 
 # -- the script ------------------------------------------------------------------------
+def tier_of(entry: dict[str, Any]) -> str:
+    """The name of the first of ``TIERS`` that a recorded test matches."""
+    marks = [f"kind:{kind}" for kind in entry.get("kinds", [])]
+    for name, prefixes in TIERS:
+        for prefix in prefixes:
+            if prefix in marks or (
+                not prefix.startswith("kind:") and entry["test"].startswith(prefix)
+            ):
+                return name
+    raise AssertionError("the last tier matches every test")
+
+
+def print_tiers(per_test: list[dict[str, Any]]) -> None:
+    """Count and CPU seconds of each tier, most CPU first."""
+    counts: Counter[str] = Counter()
+    seconds: Counter[str] = Counter()
+    for entry in per_test:
+        tier = tier_of(entry)
+        counts[tier] += 1
+        seconds[tier] += entry["cpu"]
+    total = sum(seconds.values()) or 1.0
+    print(f"\n== CPU per tier\n{'tier':<44} {'tests':>6} {'CPU s':>8} {'share':>6}")
+    for tier, cpu in seconds.most_common():
+        print(f"{tier:<44} {counts[tier]:>6} {cpu:>8.1f} {cpu / total:>6.0%}")
+
+
 def main(argv: list[str]) -> int:
     command = [
         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "suite_speed",
@@ -93,6 +156,7 @@ def main(argv: list[str]) -> int:
         print("\n== most CPU per file")
         for name, seconds in files.most_common(SHOWN):
             print(f"{seconds:7.2f} s  {name}")
+        print_tiers(per_test)
     print(f"\npytest exit code: {run.returncode}")
     print(f"CPU: {cpu:.1f} s (user {usage.ru_utime:.1f} s, system {usage.ru_stime:.1f} s)")
     print(f"wall: {wall:.1f} s")

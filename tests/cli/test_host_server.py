@@ -5,6 +5,7 @@ on simulated AWS: what the user sees and gets is what the local command gives.""
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 
 from tests.cli.host_harness import FAMILIES, Harness
 from tests.harness.pulumi_mocks import FAKE_PRIVATE_KEY_PEM
-from tests.harness.service import ServerProcess, make_token, running, wait_for
+from tests.harness.service import SHARED_TIMING, ServerProcess, make_token, running, wait_for
 from tests.harness.service_operations import journal
 from tests.harness.spot_market import SpotMarket
 
@@ -23,6 +24,23 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     url = f"sqlite:///{tmp_path / 'records' / 'service.sqlite3'}"
     with running(ServerProcess(url, tmp_path / "server" / "server.log")) as started:
         yield started
+
+
+@pytest.fixture(scope="module")
+def empty_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server for this module's tests that must leave it empty (a refusal sends
+    nothing): its database holds no execution or host while the code is right, so they
+    share it instead of starting one each."""
+    folder = tmp_path_factory.mktemp("empty-server")
+    url = f"sqlite:///{folder / 'records' / 'service.sqlite3'}"
+    server = ServerProcess(url, folder / "server" / "server.log", timing=SHARED_TIMING)
+    with running(server) as started:
+        yield started
+
+
+def _new_token(server: ServerProcess) -> str:
+    """A writer's token under a name of its own (names are unique on a server)."""
+    return make_token(server.database_url, f"check-{secrets.token_hex(3)}")
 
 
 @pytest.fixture
@@ -175,9 +193,10 @@ def test_cancel_waits_until_the_execution_stopped(
 
 
 def test_the_token_can_come_from_a_file(
-    cli: Harness, server: ServerProcess, token: str, tmp_path: Path
+    cli: Harness, empty_server: ServerProcess, tmp_path: Path
 ) -> None:
-    (tmp_path / "token").write_text(token + "\n")
+    server = empty_server
+    (tmp_path / "token").write_text(_new_token(server) + "\n")
     listed = cli.invoke(
         "aws", "host", "list", "--server", server.url, "--token-file", str(tmp_path / "token")
     )
@@ -210,20 +229,21 @@ def test_a_failed_create_exits_as_the_local_command_with_one_error_line(
 )
 def test_refusals_are_one_error_line_with_the_exit_code_and_send_nothing(
     cli: Harness,
-    server: ServerProcess,
+    empty_server: ServerProcess,
     tmp_path: Path,
     extra: tuple[str, ...],
     environment: dict[str, str],
     code: int,
     says: str,
 ) -> None:
+    server = empty_server
     args = _create_args("pr-10", f"file://{tmp_path / 'server-state'}", tmp_path / "conn")
     result = cli.invoke(*args, *extra, "--server", server.url, env=environment)
     assert result.exit_code == code, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error:") and says in lines[0], lines
     assert "t0ken-value" not in result.output
-    with server.client(make_token(server.database_url, "check")) as client:
+    with server.client(_new_token(server)) as client:
         assert client.get("/v1/executions", params={"include_completed": "true"}).json() == {
             "executions": []
         }

@@ -56,4 +56,8 @@ def moto_server(
         yield endpoint
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # its threads may take longer on a loaded machine
+            process.kill()
+            process.wait()

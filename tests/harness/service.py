@@ -20,15 +20,26 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from mapt.service import create_token, open_database
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-# Short beats and leases, so crash recovery takes seconds in tests.
+# Short beats and leases, so crash recovery takes seconds in tests (the lease outlasts
+# a heartbeat delayed by a loaded machine: a lost claim would re-run the execution).
 FAST_TIMING = {
-    "heartbeat": 0.3, "lease": 2.0, "poll": 0.1, "shutdown_grace": 20.0, "leader": 1.0,
+    "heartbeat": 0.3, "lease": 5.0, "poll": 0.1, "shutdown_grace": 20.0, "leader": 1.0,
 }  # fmt: skip
+# A module's shared server idles between its tests for as long as the module runs: it
+# looks for work less often (a submit wakes it at once; only an execution waiting for a
+# free worker slot waits for the next look), and its polls cost a fifth of the CPU.
+SHARED_TIMING = {**FAST_TIMING, "poll": 0.5}
 _START_TIMEOUT = 60.0
+# For a test on ``shared_server`` (tests/service/conftest.py) whose behaviour lies above
+# the database (what SQL both share): it runs on the SQLite server alone.
+ON_SQLITE_ONLY = pytest.mark.parametrize(
+    "shared_database_url", ["sqlite"], indirect=True, scope="module"
+)
 
 
 class ServerProcess:
@@ -132,10 +143,10 @@ class ServerProcess:
     def client(self, token: str | None = None, **headers: str) -> httpx.Client:
         if token is not None:
             headers = {"Authorization": f"Token {token}", **headers}
-        # Reads wait as long as the longest ``?wait=true&timeout=`` a test asks (180 s).
-        return httpx.Client(
-            base_url=self.url, headers=headers, timeout=httpx.Timeout(30.0, read=240.0)
-        )
+        # Longer than any ``?wait=true&timeout=`` a test asks for (180 s at most): on a
+        # loaded machine a host's create takes minutes, and the server, not the client,
+        # must be the one that says how long it waited.
+        return httpx.Client(base_url=self.url, headers=headers, timeout=300.0)
 
     @property
     def pid(self) -> int:
@@ -183,6 +194,15 @@ def make_token(database_url: str, name: str, *, read_only: bool = False) -> str:
         return create_token(database, name, read_only=read_only)[1]
     finally:
         database.dispose()
+
+
+def settled(client: httpx.Client, *, timeout: float = 180.0) -> None:
+    """Cancel every execution still active on the client's server, and wait until none is:
+    the end of a test on a shared server, so that nothing it started runs into the next."""
+    active = client.get("/v1/executions").json()["executions"]
+    for execution in active:
+        client.post(f"/v1/executions/{execution['id']}/cancel")
+    wait_for(lambda: client.get("/v1/executions").json()["executions"] == [], timeout=timeout)
 
 
 def wait_for(condition: Any, *, timeout: float = 60.0, interval: float = 0.1) -> Any:

@@ -14,13 +14,11 @@ import pickle
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
-from mapt.hosts import HostServices
 from mapt.service import ExecutionContext, Operation
 from mapt.service._hosts import (
     host_operations,
@@ -33,7 +31,6 @@ from mapt.stacks import InMemoryEngine, StackRef
 from mapt.targets.aws import HOST_ADDRESS_TYPE
 from tests.harness.pulumi_mocks import default_answers, default_computed
 
-INSTANCE_ID = "i-0123456789abcdef0"
 _PERSISTED = ("exists", "outputs", "preview", "destroy", "force_unlock", "list_stacks",
               "purge_project_state")  # fmt: skip
 
@@ -98,48 +95,6 @@ def _persisted(name: str) -> Callable[..., Any]:
 
 for _name in _PERSISTED:
     setattr(FileBackedEngine, _name, _persisted(_name))
-
-
-@dataclass(frozen=True)
-class EngineFile:
-    """An engine factory that workers unpickle: the file-backed engine on ``path``."""
-
-    path: str
-
-    def __call__(self, secrets_provider: str | None, debug: bool) -> FileBackedEngine:
-        return FileBackedEngine(Path(self.path))
-
-
-def _ready(access: Any) -> None:
-    """The host answers at once (no SSH server behind the simulated address)."""
-
-
-def _launched(region: str, group_name: str) -> str:
-    return INSTANCE_ID
-
-
-def _configured(access: Any, request: Any, outputs: Any) -> Any:
-    from mapt.targets.aws import HostSetup
-
-    return HostSetup(INSTANCE_ID)
-
-
-def _running(status: Any) -> Any:
-    """The simulated machine runs as long as its stacks do (AWS lives in the workers)."""
-    from mapt.targets.aws import HostHealth
-
-    return HostHealth(True, instance=INSTANCE_ID)
-
-
-def simulated_services(engine_file: Path) -> HostServices:
-    """The host services of the test server and its workers (picklable)."""
-    return HostServices(
-        engine=EngineFile(str(engine_file)),
-        readiness=_ready,
-        launch=_launched,
-        setup=_configured,
-        health=_running,
-    )
 
 
 @contextmanager

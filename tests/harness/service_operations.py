@@ -48,7 +48,9 @@ def alive(pid: int) -> bool:
 
 
 def sleep(context: ExecutionContext) -> dict[str, Any]:
-    """Sleep ``seconds`` in short steps, logging each step; say whether an earlier
+    """Sleep ``seconds`` in short steps, logging each step (or, given ``until``, a path,
+    until that file exists, ``seconds`` at most: a test decides when it ends, whatever
+    the machine's load); say whether an earlier
     attempt was still running when this one started (it must never be): it started,
     recorded no stop or finish, and its process is alive. (A process that stopped the
     operation and handed the execution back may take a moment more to exit.)"""
@@ -66,10 +68,11 @@ def sleep(context: ExecutionContext) -> dict[str, Any]:
         # A test that stops the first attempt makes it long (so it cannot end by
         # itself first on a slow machine) and the resumed one short.
         seconds = float(context.arguments["resumed_seconds"])
+    until = context.arguments.get("until")
     deadline = time.monotonic() + seconds
     step = 0
     try:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (until and Path(str(until)).exists()):
             step += 1
             _log.info("step %d of %s", step, context.target)
             time.sleep(0.1)

@@ -1,7 +1,8 @@
 """A real ``mapt serve`` server with the test operations, started by ``ServerProcess``.
 
 It runs ``mapt.service.run_server`` (what ``mapt serve`` runs) with mapt's host
-operations on simulated AWS (``tests.harness.service_hosts``), the operations of
+operations on simulated AWS (``tests.harness.service_hosts``, its services from
+``tests.harness.service_services``), the operations of
 ``tests.harness.service_operations``, and one more route, ``POST /v1/test/executions``,
 which submits any of them the way the host routes submit theirs (202, ``Location``,
 ``?wait``). Its settings come as JSON on stdin, never in its arguments.
@@ -20,8 +21,9 @@ from pydantic import BaseModel, ConfigDict
 
 from mapt.service import RecoveryPolicy, ServerSettings, Timing, run_server
 from mapt.service._app import Waited, Writer, submit
-from tests.harness.service_hosts import simulated_operations, simulated_services
+from tests.harness.service_hosts import simulated_operations
 from tests.harness.service_operations import OPERATIONS
+from tests.harness.service_services import simulated_services
 
 
 class TestExecution(BaseModel):

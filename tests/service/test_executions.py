@@ -50,29 +50,40 @@ def _running(client: httpx.Client, execution_id: str) -> dict[str, Any]:
 
 @pytest.fixture
 def client(server: ServerProcess) -> httpx.Client:
+    """A client of this test's own server (an empty database): ``shared_client`` serves
+    the tests that name their own targets."""
     with server.client(make_token(server.database_url, "ci")) as opened:
         yield opened
 
 
 def test_a_mutating_call_answers_202_with_the_execution_and_its_location(
-    client: httpx.Client, tmp_path: Path
+    shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
-    answer = _submit(client, "test.sleep", "host-a", journal=str(tmp_path / "j"), seconds=0.2)
+    answer = _submit(
+        shared_client, "test.sleep", f"{unique}-a", journal=str(tmp_path / "j"), seconds=0.2
+    )
     assert answer.status_code == 202
     execution = answer.json()["execution"]
     assert answer.headers["location"] == f"/v1/executions/{execution['id']}"
     assert execution["status"] in ("pending", "running")
-    assert execution["name"] == "test.sleep" and execution["target"] == "host-a"
+    assert execution["name"] == "test.sleep" and execution["target"] == f"{unique}-a"
     assert execution["finished_at"] is None and execution["error"] is None
-    done = _finished(client, execution["id"])
+    done = _finished(shared_client, execution["id"])
     assert done["status"] == "succeeded"
     assert done["result"]["slept"] == 0.2
     assert done["created_at"] <= done["started_at"] <= done["finished_at"]
 
 
-def test_wait_answers_when_the_execution_ends(client: httpx.Client, tmp_path: Path) -> None:
+def test_wait_answers_when_the_execution_ends(
+    shared_client: httpx.Client, unique: str, tmp_path: Path
+) -> None:
     answer = _submit(
-        client, "test.sleep", "host-a", "?wait=true", journal=str(tmp_path / "j"), seconds=0.3
+        shared_client,
+        "test.sleep",
+        f"{unique}-a",
+        "?wait=true",
+        journal=str(tmp_path / "j"),
+        seconds=0.3,
     )
     assert answer.status_code == 200
     assert answer.json()["execution"]["status"] == "succeeded"
@@ -80,25 +91,27 @@ def test_wait_answers_when_the_execution_ends(client: httpx.Client, tmp_path: Pa
 
 
 def test_wait_with_a_timeout_answers_202_while_it_still_runs(
-    client: httpx.Client, tmp_path: Path
+    shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
     answer = _submit(
-        client,
+        shared_client,
         "test.sleep",
-        "host-a",
+        f"{unique}-a",
         "?wait=true&timeout=0.5",
         journal=str(tmp_path / "j"),
         seconds=20,
     )
     assert answer.status_code == 202
     assert answer.json()["execution"]["status"] in ("pending", "running")
-    client.post(f"/v1/executions/{answer.json()['execution']['id']}/cancel")
+    shared_client.post(f"/v1/executions/{answer.json()['execution']['id']}/cancel")
 
 
 def test_a_failure_keeps_its_type_message_and_exit_code(
-    client: httpx.Client, tmp_path: Path
+    shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
-    answer = _submit(client, "test.no-capacity", "a", "?wait=true", journal=str(tmp_path / "j"))
+    answer = _submit(
+        shared_client, "test.no-capacity", f"{unique}-a", "?wait=true", journal=str(tmp_path / "j")
+    )
     execution = answer.json()["execution"]
     assert execution["status"] == "failed"
     assert execution["error"] == {
@@ -110,117 +123,141 @@ def test_a_failure_keeps_its_type_message_and_exit_code(
 
 
 def test_a_bug_in_an_operation_fails_it_with_its_traceback_in_the_log(
-    client: httpx.Client, tmp_path: Path
+    shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
-    execution = _submit(client, "test.broken", "host-a", "?wait=true").json()["execution"]
+    execution = _submit(shared_client, "test.broken", f"{unique}-a", "?wait=true").json()[
+        "execution"
+    ]
     assert execution["status"] == "failed"
     assert execution["error"]["type"] == "InternalError"
     assert execution["error"]["exit_code"] == 1
     assert "ZeroDivisionError" in execution["error"]["message"]
-    log = client.get(f"/v1/executions/{execution['id']}/log").text
+    log = shared_client.get(f"/v1/executions/{execution['id']}/log").text
     assert "Traceback" in log and "a bug in the operation" in log
 
 
-def test_cancel_a_running_execution_stops_it(client: httpx.Client, tmp_path: Path) -> None:
+def test_cancel_a_running_execution_stops_it(
+    shared_client: httpx.Client, unique: str, tmp_path: Path
+) -> None:
     path = tmp_path / "j"
-    execution = _submit(client, "test.sleep", "host-a", journal=str(path), seconds=60).json()
+    execution = _submit(
+        shared_client, "test.sleep", f"{unique}-a", journal=str(path), seconds=60
+    ).json()
     identifier = execution["execution"]["id"]
-    _running(client, identifier)
+    _running(shared_client, identifier)
     wait_for(lambda: journal(path))
-    answer = client.post(f"/v1/executions/{identifier}/cancel?wait=true&timeout=60")
+    answer = shared_client.post(f"/v1/executions/{identifier}/cancel?wait=true&timeout=60")
     assert answer.status_code == 200
     cancelled = answer.json()["execution"]
     assert cancelled["status"] == "cancelled"
     assert cancelled["error"]["exit_code"] == 130
     assert [entry["event"] for entry in journal(path)] == ["start", "stop"]
-    again = client.post(f"/v1/executions/{identifier}/cancel")
+    again = shared_client.post(f"/v1/executions/{identifier}/cancel")
     assert again.status_code == 409
     assert again.json()["error"]["message"].startswith(f"execution {identifier} already cancelled")
 
 
 def test_cancel_a_pending_execution_means_it_never_starts(
-    client: httpx.Client, tmp_path: Path
+    shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
-    first = _submit(client, "test.sleep", "host-a", journal=str(tmp_path / "a"), seconds=3)
-    second = _submit(client, "test.sleep", "host-a", journal=str(tmp_path / "b"), seconds=0.1)
+    first = _submit(
+        shared_client, "test.sleep", f"{unique}-a", journal=str(tmp_path / "a"), seconds=3
+    )
+    second = _submit(
+        shared_client, "test.sleep", f"{unique}-a", journal=str(tmp_path / "b"), seconds=0.1
+    )
     identifier = second.json()["execution"]["id"]
-    answer = client.post(f"/v1/executions/{identifier}/cancel")
+    answer = shared_client.post(f"/v1/executions/{identifier}/cancel")
     assert answer.status_code == 202
     assert answer.json()["execution"]["status"] == "cancelled"
-    _finished(client, first.json()["execution"]["id"])
+    _finished(shared_client, first.json()["execution"]["id"])
     assert journal(tmp_path / "b") == []
-    assert _execution(client, identifier)["started_at"] is None
+    assert _execution(shared_client, identifier)["started_at"] is None
 
 
 def test_list_shows_active_executions_and_completed_ones_on_request(
-    client: httpx.Client, tmp_path: Path
+    shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
-    done = _submit(client, "test.no-capacity", "host-a", "?wait=true", journal=str(tmp_path / "j"))
-    busy = _submit(client, "test.sleep", "host-b", journal=str(tmp_path / "k"), seconds=30)
+    client, a, b = shared_client, f"{unique}-a", f"{unique}-b"
+    done = _submit(client, "test.no-capacity", a, "?wait=true", journal=str(tmp_path / "j"))
+    busy = _submit(client, "test.sleep", b, journal=str(tmp_path / "k"), seconds=30)
+    # Earlier tests on this server left nothing active, and their completed ones are theirs.
     active = [e["id"] for e in client.get("/v1/executions").json()["executions"]]
     assert active == [busy.json()["execution"]["id"]]
     every = client.get("/v1/executions", params={"include_completed": "true"}).json()
-    assert [e["id"] for e in every["executions"]] == [
+    assert [e["id"] for e in every["executions"] if e["target"] in (a, b)] == [
         done.json()["execution"]["id"],
         busy.json()["execution"]["id"],
     ]
-    only_a = client.get("/v1/executions", params={"include_completed": "true", "target": "host-a"})
-    assert [e["target"] for e in only_a.json()["executions"]] == ["host-a"]
+    only_a = client.get("/v1/executions", params={"include_completed": "true", "target": a})
+    assert [e["target"] for e in only_a.json()["executions"]] == [a]
     client.post(f"/v1/executions/{busy.json()['execution']['id']}/cancel")
 
 
 def test_the_log_holds_the_lines_the_operation_printed_and_follow_streams_them(
-    client: httpx.Client, server: ServerProcess, tmp_path: Path
+    shared_client: httpx.Client, shared_server: ServerProcess, unique: str, tmp_path: Path
 ) -> None:
-    execution = _submit(client, "test.sleep", "host-a", journal=str(tmp_path / "j"), seconds=1)
+    execution = _submit(
+        shared_client, "test.sleep", f"{unique}-a", journal=str(tmp_path / "j"), seconds=1
+    )
     identifier = execution.json()["execution"]["id"]
-    with client.stream("GET", f"/v1/executions/{identifier}/log?follow=true") as streamed:
+    with shared_client.stream("GET", f"/v1/executions/{identifier}/log?follow=true") as streamed:
         assert streamed.status_code == 200
         lines = list(streamed.iter_lines())
     # The stream ended because the execution did: its last line says how.
     assert lines[-1] == "mapt: INFO: succeeded"
     # The worker's log lines and the service's own read as the CLI prints log lines.
-    assert "mapt: INFO: step 1 of host-a" in lines
-    assert lines[0] == "mapt: INFO: test.sleep on host-a submitted"
-    assert _execution(client, identifier)["status"] == "succeeded"
-    plain = client.get(f"/v1/executions/{identifier}/log").text.splitlines()
+    assert f"mapt: INFO: step 1 of {unique}-a" in lines
+    assert lines[0] == f"mapt: INFO: test.sleep on {unique}-a submitted"
+    assert _execution(shared_client, identifier)["status"] == "succeeded"
+    plain = shared_client.get(f"/v1/executions/{identifier}/log").text.splitlines()
     assert plain == lines
     # In the server's log, a worker's line has the shape of the server's own lines:
     # the level as a field, the message without mapt's prefix, and the execution.
-    echoed = [entry for entry in server.log() if entry.get("execution_id") == identifier]
-    step = next(entry for entry in echoed if entry["message"] == "step 1 of host-a")
+    echoed = [entry for entry in shared_server.log() if entry.get("execution_id") == identifier]
+    step = next(entry for entry in echoed if entry["message"] == f"step 1 of {unique}-a")
     assert step["level"] == "INFO" and step["logger"] == "mapt.service.worker"
     assert set(step) >= {"time", "level", "logger", "message", "execution_id"}
     assert not any(entry["message"].startswith("mapt: ") for entry in echoed)
 
 
 def test_operations_on_one_target_run_one_after_the_other(
-    client: httpx.Client, tmp_path: Path
+    shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
-    path = tmp_path / "j"
-    first = _submit(client, "test.sleep", "host-a", journal=str(path), seconds=1)
-    second = _submit(client, "test.sleep", "host-a", journal=str(path), seconds=0.2)
-    other = _submit(client, "test.sleep", "host-b", journal=str(path), seconds=0.2)
-    for answer in (first, second, other):
-        _finished(client, answer.json()["execution"]["id"])
+    client, path, release = shared_client, tmp_path / "j", tmp_path / "release"
+    a, b = f"{unique}-a", f"{unique}-b"
+    first = _submit(client, "test.sleep", a, journal=str(path), until=str(release), seconds=90)
+    second = _submit(client, "test.sleep", a, journal=str(path), seconds=0.2)
+    other = _submit(client, "test.sleep", b, journal=str(path), seconds=0.2)
+    one, two, three = (answer.json()["execution"]["id"] for answer in (first, second, other))
+    # Another target does not wait: it runs to its end while the first still runs.
+    assert _finished(client, three)["status"] == "succeeded"
+    assert _execution(client, one)["status"] == "running"
+    assert _execution(client, two)["started_at"] is None
+    release.touch()
+    for identifier in (one, two):
+        assert _finished(client, identifier)["status"] == "succeeded"
     events = {(e["execution"], e["event"]): e["at"] for e in journal(path)}
-    one, two, three = (a.json()["execution"]["id"] for a in (first, second, other))
     assert events[(two, "start")] >= events[(one, "finish")]
-    # Another target does not wait: it ran while the first was still running.
-    assert events[(three, "start")] < events[(one, "finish")]
+    assert events[(three, "finish")] < events[(one, "finish")]
 
 
 def test_executions_run_in_worker_processes_that_share_no_process_state(
-    client: httpx.Client, server: ServerProcess, tmp_path: Path
+    shared_client: httpx.Client, shared_server: ServerProcess, unique: str, tmp_path: Path
 ) -> None:
     path = str(tmp_path / "j")
-    together = [_submit(client, "test.globals", target, journal=path, seconds=1) for target in "ab"]
-    later = _submit(client, "test.globals", "c", "?wait=true", journal=path, seconds=0)
-    results = [_finished(client, a.json()["execution"]["id"])["result"] for a in together]
+    together = [
+        _submit(shared_client, "test.globals", target, journal=path, seconds=1)
+        for target in (f"{unique}-a", f"{unique}-b")
+    ]
+    later = _submit(
+        shared_client, "test.globals", f"{unique}-c", "?wait=true", journal=path, seconds=0
+    )
+    results = [_finished(shared_client, a.json()["execution"]["id"])["result"] for a in together]
     results.append(later.json()["execution"]["result"])
     assert [(r["config"], r["environment"]) for r in results] == [(None, None)] * 3
     pids = {r["pid"] for r in results}
-    assert len(pids) == 3 and server.pid not in pids
+    assert len(pids) == 3 and shared_server.pid not in pids
 
 
 def test_threads_would_share_pulumi_configuration() -> None:
@@ -326,8 +363,8 @@ def test_sigterm_stops_gracefully_and_hands_the_execution_back(
     assert [e["event"] for e in journal(path)] == ["start", "stop", "start", "finish"]
 
 
-def test_unknown_execution_is_a_json_404(client: httpx.Client) -> None:
-    answer = client.get("/v1/executions/ex-nothing")
+def test_unknown_execution_is_a_json_404(shared_client: httpx.Client) -> None:
+    answer = shared_client.get("/v1/executions/ex-nothing")
     assert answer.status_code == 404
     assert answer.json()["error"] == {
         "type": "NotFoundError",
@@ -336,25 +373,25 @@ def test_unknown_execution_is_a_json_404(client: httpx.Client) -> None:
     }
 
 
-def test_bad_bodies_are_refused_naming_the_field(client: httpx.Client) -> None:
-    unknown = client.post(
+def test_bad_bodies_are_refused_naming_the_field(shared_client: httpx.Client) -> None:
+    unknown = shared_client.post(
         "/v1/test/executions", json={"name": "test.sleep", "target": "a", "colour": "red"}
     )
     assert unknown.status_code == 422
     assert unknown.json()["error"]["field"] == "colour"
     assert unknown.json()["error"]["message"] == "colour is not a field of this request"
-    wrong = client.post("/v1/test/executions", json={"name": "test.sleep", "target": 5})
+    wrong = shared_client.post("/v1/test/executions", json={"name": "test.sleep", "target": 5})
     assert wrong.status_code == 422
     assert wrong.json()["error"]["field"] == "target"
     assert wrong.json()["error"]["message"].startswith("target 5: ")
-    huge = client.post(
+    huge = shared_client.post(
         "/v1/test/executions",
         content=json.dumps({"name": "x", "target": "a", "arguments": {"pad": "x" * 70_000}}),
         headers={"Content-Type": "application/json"},
     )
     assert huge.status_code == 413
     assert huge.json()["error"]["type"] == "PayloadTooLargeError"
-    timeout = client.post("/v1/executions/ex-x/cancel?wait=true&timeout=-1")
+    timeout = shared_client.post("/v1/executions/ex-x/cancel?wait=true&timeout=-1")
     assert timeout.status_code == 422 and timeout.json()["error"]["field"] == "timeout"
 
 

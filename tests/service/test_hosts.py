@@ -14,12 +14,14 @@ import pytest
 from mapt.service._states import TRANSITIONS, HostState
 from tests.cli.host_harness import FAMILIES
 from tests.harness.pulumi_mocks import FAKE_PRIVATE_KEY_PEM
-from tests.harness.service import ServerProcess, make_token, running, wait_for
+from tests.harness.service import ON_SQLITE_ONLY, ServerProcess, make_token, running, wait_for
 from tests.harness.service_hosts import FileBackedEngine
 
 
 @pytest.fixture
 def client(server: ServerProcess) -> httpx.Client:
+    """A client of this test's own server (an empty database): ``shared_client`` serves
+    the tests that name their own hosts."""
     with server.client(make_token(server.database_url, "ci")) as opened:
         yield opened
 
@@ -62,79 +64,87 @@ def _moves(states: list[str]) -> set[tuple[HostState, HostState]]:
 
 
 def test_create_then_delete_walks_the_state_machine(
-    client: httpx.Client, server: ServerProcess, tmp_path: Path
+    shared_client: httpx.Client, shared_server: ServerProcess, unique: str, tmp_path: Path
 ) -> None:
-    created = client.post("/v1/hosts", json=_fields(tmp_path, timeout="2h"))
+    created = shared_client.post("/v1/hosts", json=_fields(tmp_path, name=unique, timeout="2h"))
     assert created.status_code == 202, created.text
     execution = created.json()["execution"]
-    assert execution["name"] == "hosts.create" and execution["target"] == "pr-123"
+    assert execution["name"] == "hosts.create" and execution["target"] == unique
     assert created.headers["location"] == f"/v1/executions/{execution['id']}"
     # While the create runs, the host is PENDING and refuses changes (423).
-    locked = client.delete("/v1/hosts/pr-123")
+    locked = shared_client.delete(f"/v1/hosts/{unique}")
     assert locked.status_code == 423, locked.text
     assert locked.json()["error"]["exit_code"] == 3
-    duplicate = client.post("/v1/hosts", json=_fields(tmp_path))
+    duplicate = shared_client.post("/v1/hosts", json=_fields(tmp_path, name=unique))
     assert duplicate.status_code == 423
-    states = ["PENDING", *_states_seen(client, "pr-123", {"RUNNING", "DELETED"})][1:]
-    host = _host(client)
-    assert host["state"] == "RUNNING", (states, host, server.text()[-3000:])
+    states = ["PENDING", *_states_seen(shared_client, unique, {"RUNNING", "DELETED"})][1:]
+    host = _host(shared_client, unique)
+    assert host["state"] == "RUNNING", (states, host, shared_server.text()[-3000:])
     assert host["address"] and host["username"] == "fedora"
     assert host["allocation"]["region"] and host["expires_at"] is not None
     assert host["execution_id"] == execution["id"]
-    stacks = FileBackedEngine(server.engine_file).stored_stacks()
-    assert {"host-pr-123", "spotOption-pr-123"} <= set(stacks)
+    stacks = FileBackedEngine(shared_server.engine_file).stored_stacks()
+    assert {f"host-{unique}", f"spotOption-{unique}"} <= set(stacks)
     # A create of a host that runs is impossible (409), not locked.
-    again = client.post("/v1/hosts", json=_fields(tmp_path))
+    again = shared_client.post("/v1/hosts", json=_fields(tmp_path, name=unique))
     assert again.status_code == 409
-    listed = client.get("/v1/hosts").json()["hosts"]
-    assert [h["name"] for h in listed] == ["pr-123"]
+    # Other tests' hosts share this server: the list shows this one once.
+    listed = shared_client.get("/v1/hosts").json()["hosts"]
+    assert [h["name"] for h in listed if h["name"] == unique] == [unique]
 
-    deleted = client.delete("/v1/hosts/pr-123?wait=true&timeout=180")
+    deleted = shared_client.delete(f"/v1/hosts/{unique}?wait=true&timeout=180")
     assert deleted.status_code == 200, deleted.text
     assert deleted.json()["execution"]["status"] == "succeeded", deleted.json()["execution"][
         "error"
     ]
-    assert _host(client)["state"] == "DELETED"
-    assert FileBackedEngine(server.engine_file).stored_stacks() == []
-    assert client.get("/v1/hosts").json()["hosts"] == []
-    every = client.get("/v1/hosts", params={"include_deleted": "true"}).json()["hosts"]
-    assert [h["state"] for h in every] == ["DELETED"]
-    gone = client.delete("/v1/hosts/pr-123")
+    assert _host(shared_client, unique)["state"] == "DELETED"
+    remaining = FileBackedEngine(shared_server.engine_file).stored_stacks()
+    assert [stack for stack in remaining if stack.endswith(f"-{unique}")] == []
+    assert unique not in [h["name"] for h in shared_client.get("/v1/hosts").json()["hosts"]]
+    every = shared_client.get("/v1/hosts", params={"include_deleted": "true"}).json()["hosts"]
+    assert [h["state"] for h in every if h["name"] == unique] == ["DELETED"]
+    gone = shared_client.delete(f"/v1/hosts/{unique}")
     assert gone.status_code == 409
     assert _moves(["PENDING", "RUNNING", "DELETING", "DELETED"]) <= TRANSITIONS
 
 
+@ON_SQLITE_ONLY
 def test_a_create_that_fails_ends_deleted_and_keeps_its_error(
-    client: httpx.Client, tmp_path: Path
+    shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
-    answer = client.post("/v1/hosts?wait=true&timeout=180", json=_fields(tmp_path, cpus=448))
+    answer = shared_client.post(
+        "/v1/hosts?wait=true&timeout=180", json=_fields(tmp_path, name=unique, cpus=448)
+    )
     execution = answer.json()["execution"]
     assert execution["status"] == "failed"
     # The market has no such machine: the CLI's error and exit code, kept by the host.
     assert execution["error"]["type"] == "NoMatchingInstanceTypesError", execution["error"]
     assert execution["error"]["exit_code"] == 2
-    host = _host(client)
+    host = _host(shared_client, unique)
     assert host["state"] == "DELETED"
     assert host["last_error"] == execution["error"]
     # A deleted host's name can be created again.
-    again = client.post("/v1/hosts", json=_fields(tmp_path))
+    again = shared_client.post("/v1/hosts", json=_fields(tmp_path, name=unique))
     assert again.status_code == 202
 
 
+@ON_SQLITE_ONLY
 def test_resize_replaces_the_machine_and_returns_to_running(
-    client: httpx.Client, tmp_path: Path
+    shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
-    created = client.post("/v1/hosts?wait=true&timeout=180", json=_fields(tmp_path))
+    created = shared_client.post(
+        "/v1/hosts?wait=true&timeout=180", json=_fields(tmp_path, name=unique)
+    )
     assert created.json()["execution"]["status"] == "succeeded", created.text
-    small = _host(client)["allocation"]["instance_types"]
-    resized = client.patch("/v1/hosts/pr-123", json={"cpus": 8, "memory": 32})
+    small = _host(shared_client, unique)["allocation"]["instance_types"]
+    resized = shared_client.patch(f"/v1/hosts/{unique}", json={"cpus": 8, "memory": 32})
     assert resized.status_code == 202
     assert resized.json()["execution"]["name"] == "hosts.update"
-    assert _host(client)["state"] == "UPDATING"
-    locked = client.patch("/v1/hosts/pr-123", json={"cpus": 4})
+    assert _host(shared_client, unique)["state"] == "UPDATING"
+    locked = shared_client.patch(f"/v1/hosts/{unique}", json={"cpus": 4})
     assert locked.status_code == 423
-    wait_for(lambda: _host(client)["state"] != "UPDATING", timeout=180)
-    host = _host(client)
+    wait_for(lambda: _host(shared_client, unique)["state"] != "UPDATING", timeout=180)
+    host = _host(shared_client, unique)
     assert host["state"] == "RUNNING", host
     assert set(host["allocation"]["instance_types"]).isdisjoint(small)
     assert host["fields"]["cpus"] == 8
@@ -153,55 +163,66 @@ def test_resize_replaces_the_machine_and_returns_to_running(
     ],
 )
 def test_bad_fields_are_422_naming_the_field_and_create_nothing(
-    client: httpx.Client, body: dict[str, Any], field: str
+    shared_client: httpx.Client, body: dict[str, Any], field: str
 ) -> None:
-    answer = client.post("/v1/hosts", json=body)
+    answer = shared_client.post("/v1/hosts", json=body)
     assert answer.status_code == 422, answer.text
     error = answer.json()["error"]
     assert error["exit_code"] == 2 and field in error["message"]
     assert "t0ken" not in answer.text
-    assert client.get("/v1/hosts", params={"include_deleted": "true"}).json()["hosts"] == []
-    assert client.get("/v1/executions").json()["executions"] == []
+    # No record of the host, and nothing started (earlier tests left nothing active).
+    assert shared_client.get(f"/v1/hosts/{body['name']}").status_code == 404
+    assert shared_client.get("/v1/executions").json()["executions"] == []
 
 
-def test_patch_takes_only_what_a_resize_changes(client: httpx.Client, tmp_path: Path) -> None:
-    unknown = client.patch("/v1/hosts/nobody", json={"cpus": 4})
+@ON_SQLITE_ONLY
+def test_patch_takes_only_what_a_resize_changes(
+    shared_client: httpx.Client, unique: str, tmp_path: Path
+) -> None:
+    unknown = shared_client.patch(f"/v1/hosts/nobody-{unique}", json={"cpus": 4})
     assert unknown.status_code == 404
-    created = client.post("/v1/hosts?wait=true&timeout=180", json=_fields(tmp_path))
+    created = shared_client.post(
+        "/v1/hosts?wait=true&timeout=180", json=_fields(tmp_path, name=unique)
+    )
     assert created.json()["execution"]["status"] == "succeeded", created.text
-    refused = client.patch("/v1/hosts/pr-123", json={"os": "rhel"})
+    refused = shared_client.patch(f"/v1/hosts/{unique}", json={"os": "rhel"})
     assert refused.status_code == 422
     assert refused.json()["error"]["message"].startswith("os cannot be changed on a host")
-    assert _host(client)["state"] == "RUNNING"
+    assert _host(shared_client, unique)["state"] == "RUNNING"
 
 
+@ON_SQLITE_ONLY
 def test_status_and_connection_of_a_running_host(
-    client: httpx.Client, server: ServerProcess, tmp_path: Path
+    shared_client: httpx.Client, shared_server: ServerProcess, unique: str, tmp_path: Path
 ) -> None:
-    early = client.get("/v1/hosts/pr-123/connection")
+    early = shared_client.get(f"/v1/hosts/{unique}/connection")
     assert early.status_code == 404
-    created = client.post("/v1/hosts?wait=true&timeout=180", json=_fields(tmp_path))
+    created = shared_client.post(
+        "/v1/hosts?wait=true&timeout=180", json=_fields(tmp_path, name=unique)
+    )
     assert created.json()["execution"]["status"] == "succeeded", created.text
-    status = client.get("/v1/hosts/pr-123/status").json()
+    status = shared_client.get(f"/v1/hosts/{unique}/status").json()
     assert status["host"]["state"] == "RUNNING"
-    assert set(status["status"]["stacks"]) >= {"host-pr-123", "spotOption-pr-123"}
+    assert set(status["status"]["stacks"]) >= {f"host-{unique}", f"spotOption-{unique}"}
     assert status["status"]["host"] == status["host"]["address"]
 
-    reader = make_token(server.database_url, "dashboard", read_only=True)
-    with server.client(reader) as read_only:
-        assert read_only.get("/v1/hosts/pr-123").status_code == 200
-        assert read_only.get("/v1/hosts/pr-123/connection").status_code == 403
-    answer = client.get("/v1/hosts/pr-123/connection")
+    reader = make_token(shared_server.database_url, f"dashboard-{unique}", read_only=True)
+    with shared_server.client(reader) as read_only:
+        assert read_only.get(f"/v1/hosts/{unique}").status_code == 200
+        assert read_only.get(f"/v1/hosts/{unique}/connection").status_code == 403
+    answer = shared_client.get(f"/v1/hosts/{unique}/connection")
     assert answer.status_code == 200, answer.text
     connection = answer.json()["connection"]
     assert connection["address"] == status["host"]["address"]
     assert connection["username"] == "fedora"
     assert connection["private_key"] == FAKE_PRIVATE_KEY_PEM
-    audit = [entry["audit"] for entry in server.log() if "audit" in entry]
-    assert audit == [{"host": "pr-123", "token": "ci", "read": "connection"}]
-    assert "PRIVATE KEY" not in server.text()
+    audit = [e["audit"] for e in shared_server.log() if e.get("audit", {}).get("host") == unique]
+    assert audit == [{"host": unique, "token": "ci", "read": "connection"}]
+    assert "PRIVATE KEY" not in shared_server.text()
 
 
+# Recovery after a SIGKILL on PostgreSQL: test_executions.py's restart tests, on both.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_sigkill_during_a_create_then_restart_ends_running_once(
     server: ServerProcess, tmp_path: Path
 ) -> None:
