@@ -24,11 +24,11 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from enum import Enum
 from typing import Any
 
 import sqlalchemy as sa
 
+from mapt._api import ExecutionStatus as ExecutionStatus  # the API's, shared with the client
 from mapt.core import ExitCode, MaptError
 from mapt.service._database import Database
 from mapt.service._errors import ConflictError, NotFoundError
@@ -36,21 +36,6 @@ from mapt.service._schema import execution_logs, executions
 
 # How many times a resumable execution is started before a lost worker fails it.
 MAX_ATTEMPTS = 3
-
-
-class ExecutionStatus(str, Enum):
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in _FINISHED
-
-
-_FINISHED = {ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED}
 
 
 @dataclass(frozen=True)
