@@ -96,6 +96,16 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
+def _held(execution_id: str, claim: str) -> sa.ColumnElement[bool]:
+    """The row of a running execution whose worker still holds ``claim``: a worker's
+    writes name it, so one that lost its claim changes nothing."""
+    return sa.and_(
+        executions.c.id == execution_id,
+        executions.c.claim == claim,
+        executions.c.status == "running",
+    )
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -305,11 +315,7 @@ class Executions:
         with self.database.transaction() as connection:
             updated = connection.execute(
                 executions.update()
-                .where(
-                    executions.c.id == execution_id,
-                    executions.c.claim == claim,
-                    executions.c.status == "running",
-                )
+                .where(_held(execution_id, claim))
                 .values(heartbeat_at=_now())
                 .returning(executions.c.cancel_requested)
             ).first()
@@ -357,11 +363,7 @@ class Executions:
         with self.database.transaction() as connection:
             updated = connection.execute(
                 executions.update()
-                .where(
-                    executions.c.id == execution_id,
-                    executions.c.claim == claim,
-                    executions.c.status == "running",
-                )
+                .where(_held(execution_id, claim))
                 .values(status="pending", claim=None, worker_pid=None, heartbeat_at=None)
             )
             if updated.rowcount != 1:
@@ -398,13 +400,7 @@ class Executions:
             )
         with self.database.transaction() as connection:
             updated = connection.execute(
-                executions.update()
-                .where(
-                    executions.c.id == execution_id,
-                    executions.c.claim == claim,
-                    executions.c.status == "running",
-                )
-                .values(**values)
+                executions.update().where(_held(execution_id, claim)).values(**values)
             )
             if updated.rowcount != 1:
                 return False
