@@ -10,6 +10,7 @@ from hypothesis import settings
 
 from tests.harness import skips
 from tests.harness.boto import shared_botocore
+from tests.harness.moto_threads import serialize_in_process_moto
 from tests.harness.pulumi_mocks import PulumiHarness
 from tests.harness.spot_market import MARKET_CSV, ApiCallLog, SpotMarket, installed, load_rows
 
@@ -137,6 +138,7 @@ def aws(
         if not region.name.startswith(("cn-", "us-gov-", "us-iso"))
     ]
     monkeypatch.setattr(RegionsAndZonesBackend, "regions", own_partition)
+    serialize_in_process_moto()  # moto's models are not thread-safe; AWS's calls are atomic
     with mock_aws():
         yield api_calls
 

@@ -23,7 +23,6 @@ from mapt.cli._options import (
     Wait,
     option,
 )
-from mapt.core import InputError
 
 if TYPE_CHECKING:
     from mapt.client import Client, Execution
@@ -38,13 +37,10 @@ ExecutionId = Annotated[str, typer.Argument(help="The execution's id.", show_def
 
 def _client(ctx: typer.Context, debug: bool) -> Client:
     from mapt.cli._app import set_debug
-    from mapt.cli._remote import server_client
+    from mapt.cli._remote import required_server_client
 
     set_debug(ctx, debug)
-    client = server_client(ctx)
-    if client is None:
-        raise InputError("executions live on a server: pass --server URL or set MAPT_SERVER")
-    return client
+    return required_server_client(ctx, "executions live on a server")
 
 
 @execution_app.command("get")

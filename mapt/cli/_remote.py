@@ -43,6 +43,23 @@ def server_client(ctx: typer.Context) -> Client | None:
         if given(ctx, "wait") and not ctx.params.get("wait", True):
             raise InputError("--no-wait applies only with --server: a local command waits")
         return None
+    return _authenticated(ctx, str(url))
+
+
+def required_server_client(ctx: typer.Context, what: str) -> Client:
+    """The client of ``--server`` for a command only a server runs (``mapt execution``).
+
+    Without a server it is bad input (exit 2) saying ``what``, also with ``--no-wait``:
+    no local command waits or not here.
+    """
+    url = ctx.params.get("server")
+    if url is None:
+        raise InputError(f"{what}: pass --server URL or set MAPT_SERVER")
+    return _authenticated(ctx, str(url))
+
+
+def _authenticated(ctx: typer.Context, url: str) -> Client:
+    """The client of the server at ``url`` with the command's token (exit 5 without)."""
     from mapt.client import Client
 
     token = secret_value(ctx, "--token")
@@ -51,7 +68,7 @@ def server_client(ctx: typer.Context) -> Client | None:
             f"no API token for the server {url}",
             hint="Set MAPT_TOKEN or pass --token-file FILE ('mapt serve token create' makes one).",
         )
-    return Client(str(url), token)
+    return Client(url, token)
 
 
 def refuse_local_only(ctx: typer.Context, reasons: dict[str, str]) -> None:

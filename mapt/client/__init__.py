@@ -11,6 +11,7 @@ subclass of the ``mapt.core`` class its exit code belongs to.
 Importing this package loads httpx (not the server's FastAPI or SQLAlchemy).
 """
 
+from mapt._api import ExecutionStatus, HostState
 from mapt.client._client import DEFAULT_TIMEOUT, Client, Executions, Hosts, check_server_url
 from mapt.client._errors import (
     AuthenticationError,
@@ -25,9 +26,7 @@ from mapt.client._errors import (
 from mapt.client._records import (
     Execution,
     ExecutionFailure,
-    ExecutionStatus,
     Host,
-    HostState,
     address_change,
     destroy_record,
     host_connection,

@@ -15,42 +15,10 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from mapt._api import ExecutionStatus, HostState
 from mapt.client._errors import server_error
 from mapt.core import MaptError, OperationError
 from mapt.hosts import AddressChange, DestroyRecord, HostConnection, HostRecord, HostStatus
-
-
-class ExecutionStatus(str, Enum):
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in _FINISHED
-
-
-_FINISHED = frozenset(
-    {ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED}
-)
-
-
-class HostState(str, Enum):
-    """A managed host's state (the service's state machine, specs/features/service.md)."""
-
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    UPDATING = "UPDATING"
-    ERROR = "ERROR"
-    DELETING = "DELETING"
-    DELETED = "DELETED"
-
-    @property
-    def busy(self) -> bool:
-        """An execution is at work on the host: changes are refused (423) until it ends."""
-        return self in (HostState.PENDING, HostState.UPDATING, HostState.DELETING)
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,11 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from enum import Enum
 from typing import Any
 
 import sqlalchemy as sa
 
+from mapt._api import ExecutionStatus as ExecutionStatus  # the API's, shared with the client
 from mapt.core import ExitCode, MaptError
 from mapt.service._database import Database
 from mapt.service._errors import ConflictError, NotFoundError
@@ -37,21 +37,6 @@ from mapt.service._schema import execution_logs, executions
 
 # How many times a resumable execution is started before a lost worker fails it.
 MAX_ATTEMPTS = 3
-
-
-class ExecutionStatus(str, Enum):
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in _FINISHED
-
-
-_FINISHED = {ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED}
 
 
 @dataclass(frozen=True)
@@ -135,6 +120,16 @@ class LogLine:
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def _held(execution_id: str, claim: str) -> sa.ColumnElement[bool]:
+    """The row of a running execution whose worker still holds ``claim``: a worker's
+    writes name it, so one that lost its claim changes nothing."""
+    return sa.and_(
+        executions.c.id == execution_id,
+        executions.c.claim == claim,
+        executions.c.status == "running",
+    )
 
 
 def _now() -> datetime:
@@ -346,11 +341,7 @@ class Executions:
         with self.database.transaction() as connection:
             updated = connection.execute(
                 executions.update()
-                .where(
-                    executions.c.id == execution_id,
-                    executions.c.claim == claim,
-                    executions.c.status == "running",
-                )
+                .where(_held(execution_id, claim))
                 .values(heartbeat_at=_now())
                 .returning(executions.c.cancel_requested)
             ).first()
@@ -398,11 +389,7 @@ class Executions:
         with self.database.transaction() as connection:
             updated = connection.execute(
                 executions.update()
-                .where(
-                    executions.c.id == execution_id,
-                    executions.c.claim == claim,
-                    executions.c.status == "running",
-                )
+                .where(_held(execution_id, claim))
                 .values(status="pending", claim=None, worker_pid=None, heartbeat_at=None)
             )
             if updated.rowcount != 1:
@@ -439,13 +426,7 @@ class Executions:
             )
         with self.database.transaction() as connection:
             updated = connection.execute(
-                executions.update()
-                .where(
-                    executions.c.id == execution_id,
-                    executions.c.claim == claim,
-                    executions.c.status == "running",
-                )
-                .values(**values)
+                executions.update().where(_held(execution_id, claim)).values(**values)
             )
             if updated.rowcount != 1:
                 return False

@@ -26,18 +26,10 @@ from __future__ import annotations
 
 from enum import Enum
 
+from mapt._api import BUSY_STATES
+from mapt._api import HostState as HostState  # the API's, shared with the client
 from mapt.core import StateLockedError
 from mapt.service._errors import ConflictError, NotFoundError
-
-
-class HostState(str, Enum):
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    UPDATING = "UPDATING"
-    ERROR = "ERROR"
-    DELETING = "DELETING"
-    DELETED = "DELETED"
-
 
 P, R, U, E, D, X = (
     HostState.PENDING,
@@ -66,7 +58,7 @@ TRANSITIONS: frozenset[tuple[HostState, HostState]] = frozenset(
 )
 
 # States in which an execution is at work on the host: changes wait (423).
-BUSY: frozenset[HostState] = frozenset({P, U, D})
+BUSY = BUSY_STATES
 
 
 class HostRequest(str, Enum):

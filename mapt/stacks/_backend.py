@@ -229,24 +229,32 @@ def _s3_locks(backend: Backend, project: str, stack_name: str, *, remove: bool) 
                 # Direct children only: deeper keys belong to other stacks' trees.
                 if "/" not in obj["Key"][len(key_prefix) :] and obj["Key"].endswith(".json")
             ]
-            for start in range(0, len(keys), 1000):  # DeleteObjects takes 1000 keys
-                batch = keys[start : start + 1000]
-                if remove:
-                    answer = client.delete_objects(
-                        Bucket=backend.bucket,
-                        Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
-                    )
-                    errors = answer.get("Errors", [])
-                    if errors:
-                        first = errors[0]
-                        raise OperationError(
-                            f"cannot remove the lock s3://{backend.bucket}/{first.get('Key')}: "
-                            f"{first.get('Code')} {first.get('Message')}"
-                        )
-                    for key in batch:
-                        _log.info("removed lock s3://%s/%s", backend.bucket, key)
-                found.extend(f"s3://{backend.bucket}/{key}" for key in batch)
+            if remove:
+                delete_s3_objects(client, backend.bucket, keys, refused="cannot remove the lock")
+                for key in keys:
+                    _log.info("removed lock s3://%s/%s", backend.bucket, key)
+            found.extend(f"s3://{backend.bucket}/{key}" for key in keys)
     return found
+
+
+def delete_s3_objects(client: Any, bucket: str, keys: list[str], *, refused: str) -> None:
+    """Delete ``keys`` from ``bucket``, 1000 per ``DeleteObjects`` (its limit).
+
+    S3 answers a refused key inside a successful answer; the first one fails the
+    deletion as ``OperationError`` ``<refused> s3://<bucket>/<key>: <code> <message>``.
+    """
+    for start in range(0, len(keys), 1000):
+        batch = keys[start : start + 1000]
+        answer = client.delete_objects(
+            Bucket=bucket, Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True}
+        )
+        errors = answer.get("Errors", [])
+        if errors:
+            first = errors[0]
+            raise OperationError(
+                f"{refused} s3://{bucket}/{first.get('Key')}: "
+                f"{first.get('Code')} {first.get('Message')}"
+            )
 
 
 def list_backend_locks(backend: Backend) -> dict[str, tuple[str, ...]]:

@@ -11,6 +11,7 @@ import asyncio
 import contextvars
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,6 +193,38 @@ class ProgramRun:
         return {name: out.value for name, out in self.outputs.items()}
 
 
+class _WorkerLoops:
+    """The event loops of the threads that run a program's registrations and invokes.
+
+    The runtime sends each mock-monitor call to its loop's default executor, and the
+    mock monitor gives each of those threads an event loop it never closes
+    (``_ensure_event_loop``). Each was left for the garbage collector, whose
+    ``BaseEventLoop.__del__`` warns of an unclosed loop, even at interpreter exit,
+    after the command's last line. Here each executor thread gets its loop up front
+    (so the monitor finds it and makes none) and the run closes them all when it ends.
+    """
+
+    def __init__(self) -> None:
+        self._loops: list[asyncio.AbstractEventLoop] = []
+        self._lock = threading.Lock()
+
+    def executor(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(thread_name_prefix="pulumi-mocks", initializer=self._open)
+
+    def _open(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        with self._lock:
+            self._loops.append(loop)
+
+    def close(self) -> None:
+        """Close the loops, once their threads have ended (the executor is shut down)."""
+        with self._lock:
+            for loop in self._loops:
+                loop.close()
+            self._loops.clear()
+
+
 def _quiet(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     _log.debug("program run: %s", context.get("message"), exc_info=context.get("exception"))
 
@@ -229,6 +262,8 @@ def run_program(
         # "Future exception was never retrieved" for each on stderr. The failure itself
         # is raised to the caller.
         loop.set_exception_handler(_quiet)
+        workers = _WorkerLoops()
+        loop.set_default_executor(workers.executor())
         asyncio.set_event_loop(loop)
         # set_mocks creates the root stack resource; its futures bind to this loop.
         pulumi.runtime.set_mocks(
@@ -264,6 +299,8 @@ def run_program(
             for task in pending:
                 task.cancel()
             loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_default_executor())  # joins its threads
+            workers.close()
             asyncio.set_event_loop(None)
             loop.close()
 

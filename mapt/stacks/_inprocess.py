@@ -33,6 +33,7 @@ from mapt.stacks._dryrun import (
 from mapt.stacks._engine import Engine, PlannedStep, Program, StackPreview, StackRef, check_config
 from mapt.stacks._errors import StackNotFoundError, locked_message
 from mapt.stacks._inventory import StackSummary
+from mapt.stacks._state_files import _BackendStateFiles
 
 _log = get_logger(__name__)
 
@@ -229,10 +230,7 @@ class DryRunEngine(_InProcessEngine):
         Lock entries are read from the backend (or memory) directly: a lock can outlive
         a readable checkpoint, and reading them needs no CLI either.
         """
-        from mapt.stacks._pulumi import PulumiEngine
-        from mapt.stacks._sandbox import SandboxEngine
-
-        if isinstance(self._reader, (PulumiEngine, SandboxEngine)):
+        if isinstance(self._reader, _BackendStateFiles):
             return self._reader.list_locks(ref)
         if isinstance(self._reader, InMemoryEngine):
             return self._reader.locks(ref)

@@ -40,6 +40,7 @@ from mapt.core import (
 from mapt.stacks._backend import (
     S3_MAX_CONNECTIONS,
     Backend,
+    delete_s3_objects,
     list_backend_locks,
     resolve_backend,
     s3_client,
@@ -450,21 +451,11 @@ class _S3Store:
             self._client.put_object(Bucket=self._bucket, Key=self._root + key, Body=data)
 
     def delete(self, keys: list[str]) -> None:
-        for start in range(0, len(keys), 1000):  # DeleteObjects takes 1000 keys
-            batch = keys[start : start + 1000]
-            where = f"s3://{self._bucket}/{self._root}"
-            with translating_aws_errors(doing=f"cannot delete state in {where}"):
-                answer = self._client.delete_objects(
-                    Bucket=self._bucket,
-                    Delete={"Objects": [{"Key": self._root + k} for k in batch], "Quiet": True},
-                )
-            errors = answer.get("Errors", [])
-            if errors:
-                first = errors[0]
-                raise OperationError(
-                    f"cannot delete s3://{self._bucket}/{first.get('Key')}: "
-                    f"{first.get('Code')} {first.get('Message')}"
-                )
+        where = f"s3://{self._bucket}/{self._root}"
+        with translating_aws_errors(doing=f"cannot delete state in {where}"):
+            delete_s3_objects(
+                self._client, self._bucket, [self._root + k for k in keys], refused="cannot delete"
+            )
 
 
 def _checkpoint_entries(keys: list[str]) -> list[_Entry]:

@@ -28,19 +28,13 @@ from mapt.core import (
     redact,
     register_secret,
 )
-from mapt.stacks._backend import (
-    Backend,
-    list_locks,
-    prepare_backend,
-    remove_locks,
-    resolve_backend,
-)
+from mapt.stacks._backend import Backend, prepare_backend, resolve_backend
 from mapt.stacks._cli import pulumi_command, pulumi_home
 from mapt.stacks._engine import PlannedStep, Program, StackPreview, StackRef, check_config
 from mapt.stacks._errors import map_command_error
-from mapt.stacks._inventory import StackSummary, list_stacks, purge_project_state
 from mapt.stacks._progress import Progress, step_op, urn_name
 from mapt.stacks._secrets import secrets_setup, validate_secrets_provider
+from mapt.stacks._state_files import _BackendStateFiles
 
 if TYPE_CHECKING:
     from pulumi.automation import (
@@ -124,7 +118,7 @@ class _GuardedProgram:
         return OperationError(redact(f"the program of stack {stack_name} failed: {message}"))
 
 
-class PulumiEngine:
+class PulumiEngine(_BackendStateFiles):
     """The ``Engine`` that deploys with the Pulumi CLI (found and version-checked first).
 
     ``secrets_provider`` is passed to new stacks (``awskms://...``; see
@@ -297,21 +291,6 @@ class PulumiEngine:
             except CommandError as error:
                 raise self._mapped(error, ref, backend, "destroy", progress.diagnostics) from error
             return True
-
-    def force_unlock(self, ref: StackRef) -> list[str]:
-        """Delete this stack's lock files in its backend (no Pulumi CLI needed)."""
-        return remove_locks(resolve_backend(ref.backend_url), ref.project, ref.stack_name)
-
-    def list_stacks(self, backend_url: str | None) -> list[StackSummary]:
-        """Read from the backend's checkpoint files (no Pulumi CLI needed)."""
-        return list_stacks(backend_url)
-
-    def purge_project_state(self, backend_url: str | None, project: str) -> list[str]:
-        return purge_project_state(backend_url, project)
-
-    def list_locks(self, ref: StackRef) -> list[str]:
-        """This stack's lock entries, left as they are."""
-        return list_locks(resolve_backend(ref.backend_url), ref.project, ref.stack_name)
 
     # -- plumbing ---------------------------------------------------------------------------
     def _pulumi(self) -> PulumiCommand:

@@ -59,7 +59,7 @@ from mapt.core import (
     region_from_environment,
     register_secret,
 )
-from mapt.stacks._backend import Backend, list_locks, prepare_backend, remove_locks, resolve_backend
+from mapt.stacks._backend import Backend, list_locks, prepare_backend, resolve_backend
 from mapt.stacks._dryrun import (
     STACK_TYPE,
     ProgramOutput,
@@ -74,17 +74,15 @@ from mapt.stacks._inprocess import _InProcessEngine
 from mapt.stacks._inventory import (
     _CHECKPOINT_SUFFIXES,
     _SECRET_SIGNATURE,
-    StackSummary,
     _decompress,
     _Store,
     _store,
     _Unreadable,
-    list_stacks,
-    purge_project_state,
 )
 from mapt.stacks._passphrase import PROVIDER_TYPE, PassphraseCrypter, WrongPassphraseError
 from mapt.stacks._sandbox_kinds import RefreshableKind, SandboxInvoke, SandboxKind
 from mapt.stacks._secrets import another_passphrase_error, passphrase_of, secrets_setup
+from mapt.stacks._state_files import _BackendStateFiles
 
 _log = get_logger(__name__)
 
@@ -756,7 +754,7 @@ class _SandboxMocks(RecordingMocks):
 # -- the engine -----------------------------------------------------------------------------
 
 
-class SandboxEngine(_InProcessEngine):
+class SandboxEngine(_InProcessEngine, _BackendStateFiles):
     """The ``Engine`` that makes a program's resources on an AWS-compatible endpoint.
 
     ``kinds`` maps each Pulumi type token the programs declare to its ``SandboxKind``,
@@ -874,19 +872,6 @@ class SandboxEngine(_InProcessEngine):
                     run.delete(resource)
                 store.delete([state.key or _checkpoint_key(ref)])
         return True
-
-    def force_unlock(self, ref: StackRef) -> list[str]:
-        return remove_locks(resolve_backend(ref.backend_url), ref.project, ref.stack_name)
-
-    def list_stacks(self, backend_url: str | None) -> list[StackSummary]:
-        return list_stacks(backend_url)
-
-    def purge_project_state(self, backend_url: str | None, project: str) -> list[str]:
-        return purge_project_state(backend_url, project)
-
-    def list_locks(self, ref: StackRef) -> list[str]:
-        """This stack's lock entries, left as they are."""
-        return list_locks(resolve_backend(ref.backend_url), ref.project, ref.stack_name)
 
     # -- plumbing -------------------------------------------------------------------------
     def _refreshed(self, state: _State, config: Mapping[str, str]) -> _State:

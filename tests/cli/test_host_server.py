@@ -258,8 +258,11 @@ def test_no_wait_without_a_server_is_bad_input(cli: Harness) -> None:
     assert cli.engine.stack_names() == []
 
 
-def test_execution_commands_need_a_server(cli: Harness) -> None:
-    result = cli.invoke("execution", "list", env={"MAPT_TOKEN": "x"})
+@pytest.mark.parametrize(
+    "command", [("execution", "list"), ("execution", "cancel", "some-id", "--no-wait")]
+)
+def test_execution_commands_need_a_server(cli: Harness, command: tuple[str, ...]) -> None:
+    result = cli.invoke(*command, env={"MAPT_TOKEN": "x"})
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: executions live on a server")
 

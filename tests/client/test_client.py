@@ -4,6 +4,8 @@ the server's error answers back into the ``mapt.core`` errors."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,9 @@ from mapt.core import (
     StateLockedError,
 )
 from mapt.service import HTTP_STATUS, error_body
+from mapt.service import ExecutionStatus as ServiceExecutionStatus
+from mapt.service._states import BUSY
+from mapt.service._states import HostState as ServiceHostState
 from tests.cli.host_harness import FAMILIES
 from tests.harness.service import ServerProcess, make_token, running
 
@@ -92,6 +97,31 @@ def test_an_answer_that_is_not_mapts_is_known_by_its_status(
     got = server_error(status, None, fallback=f"GET http://x/v1/hosts: HTTP {status}")
     assert isinstance(got, kind) and got.exit_code == code
     assert str(got) == f"GET http://x/v1/hosts: HTTP {status}"
+
+
+def test_the_client_reads_statuses_and_states_in_the_services_own_terms() -> None:
+    # One definition for both sides: a status or state the service adds is one the
+    # client reads, and "busy" (423 until the execution ends) means the same on both.
+    assert ExecutionStatus is ServiceExecutionStatus
+    assert HostState is ServiceHostState
+    assert {state for state in HostState if state.busy} == BUSY
+    assert {s for s in ExecutionStatus if s.finished} == {
+        ExecutionStatus.SUCCEEDED,
+        ExecutionStatus.FAILED,
+        ExecutionStatus.CANCELLED,
+    }
+
+
+def test_importing_the_client_loads_neither_the_server_nor_its_database() -> None:
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, mapt.client; print(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    roots = {name.split(".")[0] for name in loaded}
+    assert not {"fastapi", "sqlalchemy", "uvicorn", "starlette"} & roots
+    assert not any(name.startswith("mapt.service") for name in loaded)
 
 
 def test_the_token_goes_in_a_header_never_in_the_url() -> None:

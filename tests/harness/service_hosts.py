@@ -107,6 +107,7 @@ def simulated_aws() -> Iterator[None]:
     from tests.cli.host_harness import FEDORA_41, FEDORA_OWNER, SCORED
     from tests.conftest import FAKE_CREDENTIALS
     from tests.harness.images import publish_image
+    from tests.harness.moto_threads import serialize_in_process_moto
     from tests.harness.spot_market import SpotMarket, installed, load_rows
 
     nowhere = str(Path(tempfile.gettempdir()) / "mapt-test-no-aws-config")
@@ -124,6 +125,7 @@ def simulated_aws() -> Iterator[None]:
         for region in RegionsAndZonesBackend.regions
         if not region.name.startswith(("cn-", "us-gov-", "us-iso"))
     ]
+    serialize_in_process_moto()
     with mock_aws():
         market = SpotMarket(rows=load_rows())
         market.scores = dict(SCORED)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pulumi
 import pytest
 
@@ -243,3 +247,46 @@ def test_a_dry_run_reads_a_200_stack_s3_backend_once_whatever_it_asks(aws: ApiCa
     assert created["s3"] == 1
     assert timeline.count("s3") == 202  # stacks and locks listed, 200 checkpoints read
     assert timeline.rounds("s3") <= 3, timeline.rounds("s3")
+
+
+_MANY_RUNS = """
+import gc
+import pulumi
+from mapt.stacks import InMemoryEngine, StackRef
+
+def program():
+    for index in range(12):
+        pulumi.CustomResource("test:index:Thing", f"thing-{index}", {"index": index})
+    pulumi.export("count", 12)
+
+def failing():
+    pulumi.CustomResource("test:index:Thing", "first", {})
+    raise RuntimeError("the program broke")
+
+engine = InMemoryEngine()
+for name in ("a", "b", "c"):
+    engine.up(StackRef(project="demo", name=name), program)
+try:
+    engine.up(StackRef(project="demo", name="d"), failing)
+except Exception:
+    pass
+gc.collect()
+print("done", flush=True)
+"""
+
+
+def test_program_runs_leave_no_event_loop_behind_to_warn_at_exit(tmp_path: Path) -> None:
+    # The mock monitor's threads each got an event loop nobody closed; the garbage
+    # collector warned of each, up to interpreter exit, after a command's last line.
+    script = tmp_path / "runs.py"
+    script.write_text(_MANY_RUNS)
+    ran = subprocess.run(
+        [sys.executable, "-W", "always::ResourceWarning", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == "done\n"
+    assert "unclosed event loop" not in ran.stderr and "Exception ignored" not in ran.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -89,3 +90,30 @@ def test_s3_backend_missing_bucket_is_an_operation_error(aws: ApiCallLog) -> Non
 
     with pytest.raises(OperationError, match="NoSuchBucket"):
         PulumiEngine().force_unlock(StackRef("demo", "host", "s3://no-such-bucket"))
+
+
+def test_s3_a_lock_s3_refuses_to_delete_fails_the_unlock_naming_it(aws: ApiCallLog) -> None:
+    # DeleteObjects answers 200 with the keys it refused: that is a failure, not success.
+    from mapt.core import OperationError
+    from tests.harness.spot_market import _response, installed
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="ci-state")
+    for key in lock_keys("demo", "host-demo"):
+        s3.put_object(Bucket="ci-state", Key=key, Body=LOCK.encode())
+    refused = lock_keys("demo", "host-demo")[0]
+
+    def refuse(model: Any, **_: Any) -> Any:
+        if model.name != "DeleteObjects":
+            return None
+        error = {"Key": refused, "Code": "AccessDenied", "Message": "Access Denied"}
+        return _response(200), {"Errors": [error]}
+
+    with (
+        installed([("before-call.s3", refuse)]),
+        pytest.raises(OperationError) as failed,
+    ):
+        PulumiEngine().force_unlock(StackRef("demo", "host", "s3://ci-state?region=us-east-1"))
+    assert failed.value.message == (
+        f"cannot remove the lock s3://ci-state/{refused}: AccessDenied Access Denied"
+    )

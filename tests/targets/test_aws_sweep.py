@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mapt.core import OperationError
+from mapt.core import OperationError, PrerequisiteError
 from mapt.targets.aws import (
     DELETION_ORDER,
     SweepItem,
@@ -625,5 +625,27 @@ def test_a_region_that_cannot_be_listed_fails_the_find_naming_it(session: boto3.
 
     with installed([("before-call.ec2", deny)]):
         denied = boto3.Session(region_name=EAST)
-        with pytest.raises(OperationError, match=r"listing VPCs failed in eu-west-1: Unauth"):
+        with pytest.raises(OperationError) as failed:
             find_mapt_resources(denied, [EAST, WEST])
+    assert failed.value.message == (
+        "listing VPCs: AWS DescribeVpcs in eu-west-1 failed: "
+        "UnauthorizedOperation: You are not authorized."
+    )
+    assert failed.value.hint == "Check the permissions of the AWS identity in use."
+
+
+def test_credentials_that_stopped_working_during_the_find_are_a_missing_prerequisite(
+    session: boto3.Session,
+) -> None:
+    # As everywhere else in mapt (exit 5, with how to renew them), not a failed sweep.
+    def expired(model: Any, context: dict[str, Any], **_: Any) -> Any:
+        if model.name == "DescribeSubnets":
+            error = {"Code": "ExpiredToken", "Message": "The security token has expired."}
+            return _response(400), {"Error": error}
+        return None
+
+    with installed([("before-call.ec2", expired)]), pytest.raises(
+        PrerequisiteError, match=r"listing subnets: AWS DescribeSubnets in"
+    ) as failed:
+        find_mapt_resources(boto3.Session(region_name=EAST), [EAST])
+    assert "AWS_ACCESS_KEY_ID" in (failed.value.hint or "")

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from mapt.core import OperationError, format_duration, get_logger
+from mapt.core import OperationError, aws_error, aws_error_code, format_duration, get_logger
 from mapt.targets.aws._tags import TAG_CREATED_AT, TAG_EXPIRES_AT, TAG_PROJECT, parse_timestamp
 
 if TYPE_CHECKING:
@@ -222,8 +222,9 @@ def find_mapt_resources(session: boto3.Session, regions: Sequence[str]) -> list[
     """Every resource tagged ``mapt:project`` in ``regions``, of every kind mapt creates.
 
     Deleted and terminating resources are left out, as are a VPC's main route table
-    and default security group (deleted with the VPC). Raises ``OperationError``
-    naming the region and call when one cannot be listed: a sweep that silently
+    and default security group (deleted with the VPC). A region that cannot be
+    listed raises AWS's error (``aws_error``: exit 5 for bad credentials, else an
+    ``OperationError``) naming what, the call and the region: a sweep that silently
     skipped a region would report it clean.
     """
     clients = {region: _Clients.create(session, region) for region in regions}
@@ -244,7 +245,7 @@ def enabled_regions(session: boto3.Session, home: str) -> list[str]:
     try:
         answer = session.client("ec2", region_name=home, config=_config()).describe_regions()
     except (ClientError, BotoCoreError) as error:
-        raise _failed("DescribeRegions", home, error) from error
+        raise aws_error(error, region=home) from error
     return sorted(region["RegionName"] for region in answer["Regions"])
 
 
@@ -257,7 +258,7 @@ def _find(clients: _Clients, what: str, finder: Finder) -> list[TaggedResource]:
     try:
         return finder(clients)
     except (ClientError, BotoCoreError) as error:
-        raise _failed(f"listing {what}", clients.region, error) from error
+        raise aws_error(error, region=clients.region, doing=f"listing {what}") from error
 
 
 _TAG_FILTER: list[Any] = [{"Name": "tag-key", "Values": [TAG_PROJECT]}]
@@ -809,7 +810,7 @@ def _tag_time(tags: Mapping[str, str], key: str) -> datetime | None:
 
 
 def _code(error: Exception) -> str:
-    return str(getattr(error, "response", {}).get("Error", {}).get("Code", "Unknown"))
+    return aws_error_code(error) or "Unknown"
 
 
 def _message(error: Exception) -> str:
@@ -823,7 +824,3 @@ def _not_found(code: str, error: Exception) -> bool:
         return True
     # Auto Scaling reports a missing group as a ValidationError.
     return code == "ValidationError" and "not found" in _message(error).lower()
-
-
-def _failed(operation: str, region: str, error: Exception) -> OperationError:
-    return OperationError(f"{operation} failed in {region}: {_code(error)}: {_message(error)}")

@@ -126,7 +126,10 @@ def aws(aws_env: None, api_calls: ApiCallLog) -> Iterator[ApiCallLog]:
     """moto's in-process AWS, letting calls to servers on 127.0.0.1 through (moto_server)."""
     from moto import mock_aws
 
+    from tests.harness.moto_threads import serialize_in_process_moto
+
     passthrough = {"urls": [r"http://127\.0\.0\.1:\d+.*"]}
+    serialize_in_process_moto()
     with mock_aws(config={"core": {"passthrough": passthrough}}):  # type: ignore[typeddict-item]
         yield api_calls
 
