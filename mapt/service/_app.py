@@ -596,6 +596,9 @@ def create_app(service: Service) -> FastAPI:
 
     app.include_router(_executions_router())
     app.include_router(_hosts_router())
+    from mapt.service._pool_routes import pools_router  # it builds on this module
+
+    app.include_router(pools_router())
     for router in service.routers:
         app.include_router(router)
     return app

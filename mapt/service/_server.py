@@ -28,6 +28,7 @@ from mapt.hosts import HostServices
 from mapt.service._database import migrate, open_database, server_lock
 from mapt.service._executions import Executions
 from mapt.service._hosts import host_operations
+from mapt.service._pools import pool_operations
 from mapt.service._workers import Dispatcher, Operation, Timing
 
 _STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({})))
@@ -132,7 +133,9 @@ def run_server(
         server_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         dispatcher = Dispatcher(
             store=Executions(database),
-            operations=dict(host_operations() if operations is None else operations),
+            operations=dict(
+                {**host_operations(), **pool_operations()} if operations is None else operations
+            ),
             server_id=server_id,
             workers=settings.workers,
             timing=settings.timing,
