@@ -1,8 +1,9 @@
 """``mapt.client``: the HTTP API of ``mapt serve`` for Python callers and the CLI.
 
 ``Client(url, token)`` holds ``hosts`` (create, list, get, status, update, delete,
-connection), ``pools`` (pools, their members and leases) and ``executions`` (get, list, logs, cancel, wait), plus ``ping`` and
-``version``. Answers are frozen records (``Execution``, ``Host``); a finished create's
+connection), ``pools`` (pools, their members and leases) and ``executions`` (get,
+list, logs, cancel, wait), plus ``ping`` and ``version``. Answers are frozen records
+(``Execution``, ``Host``); a finished create's
 result becomes the library's ``HostRecord`` through ``host_record``. Errors are the
 ``mapt.core`` errors the local command raises, with the server's message; the 404,
 409, 401 and 403 answers have classes of their own (``NotFoundError``, ...), each a
