@@ -1,4 +1,5 @@
-"""The service's tables: API tokens, executions and their log lines, hosts, pools, leases.
+"""The service's tables: API tokens, executions, their log lines, hosts, host intervals,
+pools and leases.
 
 SQLAlchemy Core tables, the one description of the schema the code reads and writes;
 the Alembic migrations in ``mapt/service/migrations`` build the same tables, and a test
@@ -179,5 +180,42 @@ leases = sa.Table(
         unique=True,
         sqlite_where=sa.text("state = 'active'"),
         postgresql_where=sa.text("state = 'active'"),
+    ),
+)
+
+host_intervals = sa.Table(
+    "host_intervals",
+    metadata,
+    # One row per stretch of time a host ran in one place on one capacity: created,
+    # replaced (resize, recovery, interruption: the old row ends, a new one starts) and
+    # deleted (the open row ends). Costs price these rows (``mapt.costs``).
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("host", sa.String(64), nullable=False),
+    # The pool the host served in this interval (None: a host of its own).
+    sa.Column("pool", sa.String(64), nullable=True),
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("availability_zone", sa.String(32), nullable=False),
+    # The types the placement could run (one when known): priced at the highest, the
+    # basis of a spot bid that covers every type.
+    sa.Column("instance_types", sa.JSON, nullable=False),
+    sa.Column("spot", sa.Boolean, nullable=False),
+    # The spot market's product (``Linux/UNIX``, ``Windows``, ...) and whether the host
+    # is air-gapped (what it holds at list price: a load balancer, addresses, a NAT).
+    sa.Column("product", sa.String(64), nullable=False),
+    sa.Column("airgap", sa.Boolean, nullable=False),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("ended_at", UtcDateTime, nullable=True),
+    # created, resized, recovered, interrupted / resized, recovered, interrupted, deleted.
+    sa.Column("start_reason", sa.String(16), nullable=False),
+    sa.Column("end_reason", sa.String(16), nullable=True),
+    sa.Index("host_intervals_by_host", "host", "started_at"),
+    sa.Index("host_intervals_by_pool", "pool", "started_at"),
+    # At most one open interval per host: a host runs in one place at a time.
+    sa.Index(
+        "host_intervals_one_open_per_host",
+        "host",
+        unique=True,
+        sqlite_where=sa.text("ended_at IS NULL"),
+        postgresql_where=sa.text("ended_at IS NULL"),
     ),
 )
