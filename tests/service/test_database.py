@@ -117,4 +117,12 @@ def test_schema_objects_exist(database_url: str) -> None:
         names = set(sa.inspect(database.engine).get_table_names())
     finally:
         database.dispose()
-    assert {"api_tokens", "executions", "execution_logs", "hosts", "pools", "leases", "alembic_version"} <= names
+    assert {
+        "api_tokens",
+        "executions",
+        "execution_logs",
+        "hosts",
+        "pools",
+        "leases",
+        "alembic_version",
+    } <= names
