@@ -10,6 +10,7 @@ return once the execution ended and raise its error when it failed.
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -374,7 +375,7 @@ class Pools:
         }
         return dict(self._client._json("POST", "/v1/pools", body=body)["pool"])
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> builtins.list[dict[str, Any]]:
         return [dict(pool) for pool in self._client._json("GET", "/v1/pools")["pools"]]
 
     def get(self, name: str) -> dict[str, Any]:
@@ -400,7 +401,7 @@ class Pools:
         """Drain the pool (leased members go once released or expired)."""
         return dict(self._client._json("DELETE", _pool_path(name))["pool"])
 
-    def hosts(self, name: str) -> list[Host]:
+    def hosts(self, name: str) -> builtins.list[Host]:
         document = self._client._json("GET", f"{_pool_path(name)}/hosts")
         return [Host.from_json(entry) for entry in document["hosts"]]
 

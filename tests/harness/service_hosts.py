@@ -23,6 +23,7 @@ from filelock import FileLock
 from mapt.hosts import HostServices
 from mapt.service import ExecutionContext, Operation
 from mapt.service._hosts import host_operations, run_create, run_delete, run_update
+from mapt.service._pools import pool_operations, run_add
 from mapt.stacks import InMemoryEngine
 from tests.harness.pulumi_mocks import default_answers, default_computed
 
@@ -152,6 +153,14 @@ def simulated_delete(context: ExecutionContext) -> Any:
     return _simulated(context, run_delete)
 
 
+def simulated_add(context: ExecutionContext) -> Any:
+    return _simulated(context, run_add)
+
+
 def simulated_operations() -> dict[str, Operation]:
-    """mapt's host operations, each run on simulated AWS and the file-backed engine."""
-    return host_operations(simulated_create, simulated_update, simulated_delete)
+    """mapt's host and pool operations, each run on simulated AWS and the file-backed
+    engine."""
+    return {
+        **host_operations(simulated_create, simulated_update, simulated_delete),
+        **pool_operations(simulated_add),
+    }

@@ -4,7 +4,8 @@ It runs ``mapt.service.run_server`` (what ``mapt serve`` runs) with mapt's host
 operations on simulated AWS (``tests.harness.service_hosts``), the operations of
 ``tests.harness.service_operations``, and one more route, ``POST /v1/test/executions``,
 which submits any of them the way the host routes submit theirs (202, ``Location``,
-``?wait``). Its settings come as JSON on stdin, never in its arguments.
+``?wait``), and ``POST /v1/test/pools/{name}/converge``, one convergence pass of a pool
+now (tests drive the passes instead of waiting for the leader's loop). Its settings come as JSON on stdin, never in its arguments.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
@@ -27,6 +29,7 @@ from mapt.service._app import (
     execution_answer,
     submit,
 )
+from mapt.service._pools import Pools
 from tests.harness.service_hosts import simulated_operations, simulated_services
 from tests.harness.service_operations import OPERATIONS
 
@@ -53,6 +56,15 @@ def test_router() -> APIRouter:
         service = request.app.state.service
         execution = submit(service, body.name, body.target, body.arguments)
         return await execution_answer(service, execution, wait=wait, timeout=timeout)
+
+    @router.post("/pools/{name}/converge")
+    async def converge_pool(request: Request, name: str, _token: Writer) -> dict[str, Any]:
+        """One convergence pass over pool ``name`` now (the leader's loop, on demand)."""
+        service = request.app.state.service
+        pools = Pools(service.database, service.executions, service.hosts)
+        decided = await anyio.to_thread.run_sync(pools.converge, name)
+        service.dispatcher.wake()
+        return {"launch": list(decided.launch), "remove": [name for name, _ in decided.remove]}
 
     return router
 

@@ -1,0 +1,330 @@
+"""Pools over HTTP: members converge to the target, scaling spares leased members, the
+FaaSpot verbs are executions, leases hand out warm members and get them back.
+
+One server for the module (its members are made on simulated AWS by worker
+processes, as ``test_hosts`` makes hosts); each test has a pool of its own. The tests
+drive the convergence passes themselves (``POST /v1/test/pools/NAME/converge``: the
+pass the leader's loop runs), so no test waits for a loop's interval.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mapt.pools import Capacity
+from mapt.service import open_database
+from mapt.service._executions import Executions
+from mapt.service._hosts import Hosts
+from mapt.service._pools import Pools, Strategy
+from mapt.service._schema import hosts as hosts_table
+from mapt.service._states import HostRequest
+from tests.cli.host_harness import FAMILIES
+from tests.harness.pulumi_mocks import FAKE_PRIVATE_KEY_PEM
+from tests.harness.service import ServerProcess, make_token, running, wait_for
+
+_SETTLE = 180.0
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    folder = tmp_path_factory.mktemp("pools-server")
+    database_url = f"sqlite:///{folder / 'records' / 'service.sqlite3'}"
+    with running(ServerProcess(database_url, folder / "server.log", workers=3)) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def client(shared_server: ServerProcess) -> Iterator[httpx.Client]:
+    with shared_server.client(make_token(shared_server.database_url, "ci")) as opened:
+        yield opened
+
+
+def _template(tmp_path: Path) -> dict[str, Any]:
+    return {
+        "os": "fedora",
+        "spot": True,
+        "cpus": 2,
+        "memory": 8,
+        "compute_families": FAMILIES,
+        "backed_url": f"file://{tmp_path / 'state'}",
+    }
+
+
+def _pool_name() -> str:
+    return f"ci-{secrets.token_hex(3)}"
+
+
+def _create(
+    client: httpx.Client, tmp_path: Path, *, target: int, maximum: int, **strategy: Any
+) -> str:
+    name = _pool_name()
+    answer = client.post(
+        "/v1/pools",
+        json={
+            "name": name,
+            "capacity": {"target": target, "minimum": 0, "maximum": maximum},
+            "host": _template(tmp_path),
+            "strategy": strategy,
+        },
+    )
+    assert answer.status_code == 201, answer.text
+    return name
+
+
+def _members(client: httpx.Client, name: str) -> list[dict[str, Any]]:
+    answer = client.get(f"/v1/pools/{name}/hosts")
+    assert answer.status_code == 200, answer.text
+    return list(answer.json()["hosts"])
+
+
+def _converged(client: httpx.Client, name: str, running_members: int) -> list[dict[str, Any]]:
+    """Pass after pass until exactly ``running_members`` members are RUNNING and none
+    is on its way (PENDING, DELETING); the members then."""
+
+    def settled() -> list[dict[str, Any]] | None:
+        converge = client.post(f"/v1/test/pools/{name}/converge")
+        assert converge.status_code == 200, converge.text
+        members = _members(client, name)
+        states = [member["state"] for member in members]
+        if states.count("RUNNING") == running_members and set(states) == {"RUNNING"}:
+            return members
+        assert "ERROR" not in states, members
+        return None
+
+    return list(wait_for(settled, timeout=_SETTLE, interval=0.3))
+
+
+def _lease(client: httpx.Client, name: str, **body: Any) -> httpx.Response:
+    return client.post(f"/v1/pools/{name}/leases", json={"ttl": "30m", "holder": "ci", **body})
+
+
+def test_a_pool_converges_and_scaling_never_removes_a_leased_member(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    name = _create(client, tmp_path, target=3, maximum=5, recycle="keep")
+    members = _converged(client, name, 3)
+    assert all(member["template"] == 1 for member in members)
+    shown = client.get(f"/v1/pools/{name}").json()["pool"]
+    assert shown["members"] == {"by_state": {"RUNNING": 3}, "leased": 0, "idle": 3}
+
+    leased = _lease(client, name)
+    assert leased.status_code == 201, leased.text
+    held = leased.json()["lease"]["host"]
+
+    scaled = client.patch(f"/v1/pools/{name}", json={"capacity": {"target": 5}})
+    assert scaled.status_code == 200, scaled.text
+    assert len(_converged(client, name, 5)) == 5
+
+    down = client.patch(f"/v1/pools/{name}", json={"capacity": {"target": 2}})
+    assert down.status_code == 200, down.text
+    remaining = _converged(client, name, 2)
+    assert held in {member["name"] for member in remaining}
+    assert [member["leased"] for member in remaining].count(True) == 1
+    shown = client.get(f"/v1/pools/{name}").json()["pool"]
+    assert shown["members"] == {"by_state": {"RUNNING": 2}, "leased": 1, "idle": 1}
+
+
+def test_add_and_remove_are_executions_bounded_by_the_capacity(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    name = _create(client, tmp_path, target=0, maximum=2)
+    added = client.put(f"/v1/pools/{name}/hosts?count=2&wait=true&timeout=180")
+    assert added.status_code == 200, added.text
+    execution = added.json()["execution"]
+    assert execution["name"] == "pools.add" and execution["status"] == "succeeded", execution
+    members = _members(client, name)
+    assert sorted(execution["result"]["hosts"]) == sorted(m["name"] for m in members)
+    assert [m["state"] for m in members] == ["RUNNING", "RUNNING"]
+    assert client.get(f"/v1/pools/{name}").json()["pool"]["capacity"]["target"] == 2
+
+    over = client.put(f"/v1/pools/{name}/hosts")
+    assert over.status_code == 409, over.text
+    assert "above its maximum 2" in over.json()["error"]["message"]
+
+    address = members[1]["address"]
+    removed = client.delete(f"/v1/pools/{name}/hosts", params={"ip": address, "wait": "true"})
+    assert removed.status_code == 200, removed.text
+    assert removed.json()["execution"]["name"] == "hosts.delete"
+    assert removed.json()["execution"]["target"] == members[1]["name"]
+    left = _members(client, name)
+    assert [m["name"] for m in left] == [members[0]["name"]]
+    assert client.get(f"/v1/pools/{name}").json()["pool"]["capacity"]["target"] == 1
+    # The loop keeps what the verbs made: the target moved with them.
+    assert client.post(f"/v1/test/pools/{name}/converge").json() == {"launch": [], "remove": []}
+
+    unknown = client.delete(f"/v1/pools/{name}/hosts", params={"host": "someone-else"})
+    assert unknown.status_code == 404
+
+
+def test_a_lease_hands_out_a_member_and_release_replaces_it(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    name = _create(client, tmp_path, target=1, maximum=1)
+    (member,) = _converged(client, name, 1)
+    answer = _lease(client, name, holder="job-7")
+    assert answer.status_code == 201, answer.text
+    document = answer.json()
+    assert document["lease"]["host"] == member["name"]
+    assert document["lease"]["holder"] == "job-7" and document["lease"]["state"] == "active"
+    assert document["connection"]["address"] == member["address"]
+    assert document["connection"]["private_key"] == FAKE_PRIVATE_KEY_PEM
+
+    # At maximum with nothing idle: 423 at once, and after waiting too (exit 3).
+    busy = _lease(client, name)
+    assert busy.status_code == 423, busy.text
+    assert busy.json()["error"]["exit_code"] == 3
+    assert f"pool {name!r} has no idle member" in busy.json()["error"]["message"]
+    waited = _lease(client, name, wait=0.6, allow_cold_start=True)
+    assert waited.status_code == 423 and "after 0.6s" in waited.json()["error"]["message"]
+    refused = client.delete(f"/v1/pools/{name}/hosts", params={"host": member["name"]})
+    assert refused.status_code == 409 and "never removed" in refused.json()["error"]["message"]
+
+    released = client.delete(f"/v1/pools/{name}/leases/{document['lease']['id']}")
+    assert released.status_code == 200, released.text
+    assert released.json()["lease"]["state"] == "released"
+    destroy = released.json()["execution"]
+    assert destroy["name"] == "hosts.delete" and destroy["target"] == member["name"]
+    again = client.delete(f"/v1/pools/{name}/leases/{document['lease']['id']}")
+    assert again.status_code == 409
+    # The recycled member is replaced by a fresh one.
+    (fresh,) = _converged(client, name, 1)
+    assert fresh["name"] != member["name"]
+    old = client.get(f"/v1/hosts/{member['name']}").json()["host"]
+    assert old["state"] == "DELETED"
+
+
+def test_an_expired_lease_is_reclaimed_and_a_cold_start_is_leased(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    name = _create(client, tmp_path, target=0, maximum=1, recycle="keep")
+    empty = _lease(client, name)
+    assert empty.status_code == 423, empty.text
+    cold = _lease(client, name, allow_cold_start=True)
+    assert cold.status_code == 202, cold.text
+    lease = cold.json()["lease"]
+    assert cold.json()["host"]["state"] == "PENDING" and "connection" not in cold.json()
+
+    def started() -> dict[str, Any] | None:
+        answer = client.get(f"/v1/pools/{name}/leases/{lease['id']}")
+        return answer.json() if answer.status_code == 201 else None
+
+    shown = wait_for(started, timeout=_SETTLE, interval=0.3)
+    assert shown["connection"]["private_key"] == FAKE_PRIVATE_KEY_PEM
+    kept = client.delete(f"/v1/pools/{name}/leases/{lease['id']}")
+    assert kept.json()["execution"] is None  # "keep": back to idle, not destroyed
+
+    short = _lease(client, name, ttl="1s")
+    assert short.status_code == 201, short.text
+    lease = short.json()["lease"]
+    assert lease["host"] == cold.json()["lease"]["host"]
+
+    # Past its ttl, the next pass reclaims the lease; "keep" leaves the member idle.
+    def reclaimed() -> bool:
+        client.post(f"/v1/test/pools/{name}/converge")
+        return bool(
+            client.get(f"/v1/pools/{name}/leases/{lease['id']}").json()["lease"]["state"]
+            == "expired"
+        )
+
+    wait_for(reclaimed, timeout=30, interval=0.3)
+    (member,) = _members(client, name)
+    assert member["name"] == lease["host"] and member["leased"] is False
+    assert member["state"] == "RUNNING"
+    again = _lease(client, name)
+    assert again.status_code == 201 and again.json()["lease"]["host"] == lease["host"]
+
+
+def test_deleting_a_pool_drains_it_and_leased_members_go_when_released(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    name = _create(client, tmp_path, target=2, maximum=2, recycle="keep")
+    _converged(client, name, 2)
+    lease = _lease(client, name).json()["lease"]
+    deleted = client.delete(f"/v1/pools/{name}")
+    assert deleted.status_code == 202 and deleted.json()["pool"]["state"] == "DRAINING"
+    assert client.put(f"/v1/pools/{name}/hosts").status_code == 409
+    assert _lease(client, name).status_code == 409
+    # The idle member goes; the leased one stays until it is returned.
+    (kept,) = _converged(client, name, 1)
+    assert kept["name"] == lease["host"]
+    released = client.delete(f"/v1/pools/{name}/leases/{lease['id']}")
+    assert released.json()["execution"]["target"] == lease["host"]
+
+    def gone() -> bool:
+        client.post(f"/v1/test/pools/{name}/converge")
+        return client.get(f"/v1/pools/{name}").status_code == 404
+
+    wait_for(gone, timeout=_SETTLE, interval=0.3)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"capacity": {"target": 4, "minimum": 0, "maximum": 3}}, "capacity.target"),
+        ({"capacity": {"target": 1, "minimum": 2, "maximum": 3}}, "capacity.target"),
+        ({"capacity": {"target": "many"}}, "capacity.target"),
+        ({"host": {"os": "beos"}}, "host.os"),
+        ({"host": {"os": "fedora", "name": "mine"}}, "host.name"),
+        ({"host": {"os": "fedora", "ghactions_runner_token": "t0ken"}}, "ghactions_runner_token"),
+        ({"strategy": {"recycle": "burn"}}, "strategy.recycle"),
+        ({"strategy": {"max_lifetime": "forever"}}, "strategy.max_lifetime"),
+        ({"name": "Bad_Name"}, "name"),
+    ],
+)
+def test_bad_pools_are_422_naming_the_field_and_create_nothing(
+    client: httpx.Client, tmp_path: Path, change: dict[str, Any], field: str
+) -> None:
+    body = {
+        "name": _pool_name(),
+        "capacity": {"target": 1, "maximum": 2},
+        "host": _template(tmp_path),
+        **change,
+    }
+    answer = client.post("/v1/pools", json=body)
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["exit_code"] == 2 and field in error["message"], error
+    assert "t0ken" not in answer.text
+    assert body["name"] not in {pool["name"] for pool in client.get("/v1/pools").json()["pools"]}
+
+
+def test_two_leases_never_get_the_same_member(database_url: str, tmp_path: Path) -> None:
+    """The unique index on active leases decides, on SQLite and PostgreSQL alike."""
+    database = open_database(database_url)
+    try:
+        executions = Executions(database)
+        pools = Pools(database, executions, Hosts(database, executions))
+        pool = pools.create("race", Capacity(3, 0, 3), _template(tmp_path), Strategy())
+        names = [f"race-{index}" for index in range(3)]
+        for member in names:
+            pools.hosts.request(
+                HostRequest.CREATE, None, pool.member_fields(member),
+                member={"pool": "race", "template": pool.template},
+            )  # fmt: skip
+        with database.transaction() as connection:
+            connection.execute(hosts_table.update().values(state="RUNNING"))
+        got: list[str | None] = []
+        barrier = threading.Barrier(6)
+
+        def take() -> None:
+            barrier.wait()
+            lease = pools.lease("race", ttl="5m", holder="job")
+            got.append(None if lease is None else lease.host)
+
+        threads = [threading.Thread(target=take) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        leased = [host for host in got if host is not None]
+        assert sorted(leased) == names  # each member once, the other three got none
+        assert got.count(None) == 3
+    finally:
+        database.dispose()
