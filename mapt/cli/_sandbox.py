@@ -32,17 +32,21 @@ if TYPE_CHECKING:
 _LAUNCH_POLL = 1.0
 
 
-def sandbox_services(*, region: str | None, backend_url: str | None) -> Services:
+def sandbox_services(
+    *, region: str | None, backend_url: str | None, any_backend: bool = False
+) -> Services:
     """The sandbox's services, once the endpoint is checked to be on the loopback.
 
-    ``region`` is where an on-demand host is looked for (the run's region);
-    ``backend_url`` adds S3 to the services checked when the state is in S3. Raises
-    ``InputError`` (exit 2) before anything is called when the endpoint is not local.
+    ``region`` is where an on-demand host is looked for (the run's region; None: the
+    session's); ``backend_url`` adds S3 to the services checked when the state is in
+    S3, and ``any_backend`` (``mapt serve``, whose hosts each name their own) always.
+    Raises ``InputError`` (exit 2) before anything is called when the endpoint is not
+    local. The services pickle (the server hands them to its worker processes).
     """
     import boto3
 
     session = boto3.Session()
-    enter_sandbox(session, backend_url)
+    enter_sandbox(session, "s3://" if any_backend else backend_url)
     checks = _EndpointChecks(session, region or session.region_name or "us-east-1")
     return Services(
         engine=_sandbox_engine,
@@ -86,6 +90,17 @@ class _EndpointChecks:
         self._session = session
         self._region = region
         self._launched_in: str | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A worker process gets the region, and makes its own session (they do not pickle)."""
+        return {"region": self._region}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import boto3
+
+        self._session = boto3.Session()
+        self._region = state["region"]
+        self._launched_in = None
 
     def launch(self, region: str, group_name: str) -> str:
         from mapt.targets.aws import verify_spot_launch

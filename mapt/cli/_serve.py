@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mapt.cli._options import OutputFormat, given, option, whole_number
+from mapt.cli._options import OutputFormat, Sandbox, given, option, whole_number
 
 if TYPE_CHECKING:
-    from mapt.service import Database
+    from mapt.service import Database, RecoveryPolicy
 
 _DATABASE_KEY = "mapt.serve.database_url"
 
@@ -83,27 +83,79 @@ def serve(
         str | None,
         option("--workers", "How many executions run at once, one process each (default 2)."),
     ] = None,
+    reconcile_interval: Annotated[
+        str | None,
+        option(
+            "--reconcile-interval",
+            "How often the leader compares RUNNING hosts with AWS (default 1m).",
+        ),
+    ] = None,
+    recovery_attempts: Annotated[
+        str | None,
+        option("--recovery-attempts", "Re-deployments of a failed host at most (default 3)."),
+    ] = None,
+    recovery_backoff: Annotated[
+        str | None,
+        option(
+            "--recovery-backoff",
+            "Wait after a failed recovery before the next; doubles each time, "
+            "at most 15m (default 30s).",
+        ),
+    ] = None,
+    sandbox: Sandbox = False,
 ) -> None:
     """Run the HTTP API (OpenAPI at /openapi.json, docs at /docs) until SIGTERM."""
     if ctx.invoked_subcommand is not None:
-        if any(given(ctx, name) for name in ("host", "port", "workers")):
+        server_only = ("host", "port", "workers", "reconcile_interval", "recovery_attempts",
+                       "recovery_backoff", "sandbox")  # fmt: skip
+        if any(given(ctx, name) for name in server_only):
             from mapt.core import InputError
 
             raise InputError(
-                "--host, --port and --workers belong to mapt serve itself, "
-                f"not to mapt serve {ctx.invoked_subcommand}"
+                "--host, --port, --workers, --reconcile-interval, --recovery-* and --sandbox "
+                f"belong to mapt serve itself, not to mapt serve {ctx.invoked_subcommand}"
             )
         ctx.meta[_DATABASE_KEY] = database_url
         return
     from mapt.service import ServerSettings, run_server
 
+    recovery = _recovery_policy(reconcile_interval, recovery_attempts, recovery_backoff)
     settings = ServerSettings(
         host=host or "127.0.0.1",
         port=whole_number(port or "8080"),
         database_url=_checked_url(ctx, database_url),
         workers=whole_number(workers or "2"),
+        recovery=recovery,
     )
-    run_server(settings)
+    services = None
+    if sandbox:
+        from mapt.cli._sandbox import sandbox_services
+
+        # Any host may keep its state in S3: the server checks that endpoint too.
+        services = sandbox_services(region=None, backend_url=None, any_backend=True)
+    run_server(settings, services=services)
+
+
+def _recovery_policy(
+    interval: str | None, attempts: str | None, backoff: str | None
+) -> RecoveryPolicy:
+    """The reconciler's flags as a policy; a bad value is an ``InputError`` naming it."""
+    from mapt.core import InputError, parse_duration
+    from mapt.service import RecoveryPolicy
+
+    default = RecoveryPolicy()
+    count = default.attempts if attempts is None else whole_number(attempts)
+    if count < 1:
+        raise InputError(f"--recovery-attempts {attempts} must be at least 1")
+    every = default.interval
+    if interval is not None:
+        every = parse_duration(interval, flag="--reconcile-interval").total_seconds()
+    wait = default.backoff
+    if backoff is not None:
+        wait = parse_duration(backoff, flag="--recovery-backoff").total_seconds()
+    return RecoveryPolicy(
+        interval=every, attempts=count, backoff=wait, backoff_max=max(wait, default.backoff_max)
+    )
 
 
 def _when(value: datetime | None) -> str:

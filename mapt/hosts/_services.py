@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 if TYPE_CHECKING:
     from mapt.hosts._create import HostChecks
     from mapt.hosts._progress import Progress
+    from mapt.hosts._records import HostStatus
     from mapt.stacks import Engine
     from mapt.targets import SshAccess
-    from mapt.targets.aws import HostRequest, HostSetup
+    from mapt.targets.aws import HostHealth, HostRequest, HostSetup
 
 # Builds the engine for a run from the secrets provider and the debug switch.
 EngineFactory = Callable[[str | None, bool], "Engine"]
@@ -29,6 +30,8 @@ LaunchCheck = Callable[[str, str], str]
 # Hands a ready host its secrets: (access, request, the stack's outputs) -> what was done;
 # None: nothing was delivered (the sandbox logs in to no machine).
 HostSetupStep = Callable[["SshAccess", "HostRequest", "Mapping[str, Any]"], "HostSetup | None"]
+# Asks AWS whether the machine of a deployed host (as its state describes it) still runs.
+HealthCheck = Callable[["HostStatus"], "HostHealth"]
 
 
 def pulumi_engine(
@@ -72,9 +75,33 @@ def auto_scaling_launch(region: str, group_name: str) -> str:
     return verify_spot_launch(boto3.Session(), region, group_name)
 
 
+def aws_host_health(status: HostStatus) -> HostHealth:
+    """The real health check: the instance, or the spot group, through boto3.
+
+    Works on whatever endpoint botocore is configured with (the sandbox's too).
+    """
+    import boto3
+
+    from mapt.core import OperationError
+    from mapt.targets.aws import host_health
+
+    if status.region is None or status.spot is None:
+        raise OperationError(
+            f"the state of project {status.project!r} does not say where its host runs"
+        )
+    return host_health(
+        boto3.Session(),
+        project=status.project,
+        region=status.region,
+        address=status.host,
+        spot=status.spot,
+    )
+
+
 @dataclass(frozen=True)
 class HostServices:
-    """The engine factory and the checks a create runs after each ``up``.
+    """The engine factory, the checks a create runs after each ``up``, and the health
+    check of a deployed host.
 
     ``setup`` None is the real delivery of secrets over SSH (``configure_host``).
     """
@@ -83,6 +110,7 @@ class HostServices:
     readiness: ReadinessCheck = ssh_readiness
     launch: LaunchCheck = auto_scaling_launch
     setup: HostSetupStep | None = None
+    health: HealthCheck = aws_host_health
 
     def check_engine(self) -> None:
         """Check what the engine needs to change state (the Pulumi engine: its CLI).

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from mapt.hosts._records import DestroyRecord, HostRecord, HostStatus
     from mapt.integrations.github import RegisteredRunner
     from mapt.stacks import Engine
-    from mapt.targets.aws import HostRequest
+    from mapt.targets.aws import HostHealth, HostRequest
 
 
 class AwsHostTarget:
@@ -102,6 +102,16 @@ class AwsHostTarget:
         """The project's host from state alone; ``HostNotFoundError`` when it has none."""
         with reporting_progress(self.progress):
             return host_status(self._reader(backend_url, debug), backend_url, project)
+
+    def health(self, project: str, backend_url: str | None) -> HostHealth:
+        """Whether the project's machine still runs, as AWS says (``HostServices.health``).
+
+        ``HostNotFoundError`` when state has no host; an AWS failure is raised, never
+        taken for a dead host.
+        """
+        status = self.status(project, backend_url)
+        with reporting_progress(self.progress):
+            return self.services.health(status)
 
     def list(self, backend_url: str | None, *, debug: bool = False) -> list[HostStatus]:
         """Every project of the backend, from state alone (no AWS call, no passphrase)."""

@@ -35,7 +35,9 @@ from mapt.service._executions import (
     ExecutionStatus,
     LogLine,
 )
-from mapt.service._server import JsonLogFormatter, ServerSettings, run_server
+from mapt.service._leader import LeaderContext, Leadership, LeaderTask
+from mapt.service._reconciler import RecoveryPolicy, reconcile, reconciler_task
+from mapt.service._server import JsonLogFormatter, ServerSettings, leader_tasks, run_server
 from mapt.service._tokens import (
     TOKEN_PREFIX,
     TokenRecord,
@@ -63,10 +65,14 @@ __all__ = [
     "Executions",
     "ForbiddenError",
     "JsonLogFormatter",
+    "LeaderContext",
+    "LeaderTask",
+    "Leadership",
     "LogLine",
     "NotFoundError",
     "Operation",
     "PayloadTooLargeError",
+    "RecoveryPolicy",
     "ServerSettings",
     "Timing",
     "TokenRecord",
@@ -75,11 +81,14 @@ __all__ = [
     "default_database_url",
     "error_body",
     "http_status",
+    "leader_tasks",
     "list_tokens",
     "migrate",
     "open_database",
     "parse_database_url",
     "parse_expiry",
+    "reconcile",
+    "reconciler_task",
     "refuse_password_in_arguments",
     "revoke_token",
     "run_server",

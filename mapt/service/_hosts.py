@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from mapt.core import InputError, MaptError
+from mapt.core import ExitCode, InputError, MaptError
 from mapt.service._database import Database
 from mapt.service._errors import ConflictError, NotFoundError
 from mapt.service._executions import ExecutionError, Executions
@@ -37,6 +37,8 @@ from mapt.service._workers import ExecutionContext, Operation
 if TYPE_CHECKING:
     from mapt.hosts import AwsHostTarget, HostServices
 
+# The operation the reconciler submits to re-deploy a host that failed.
+RECOVER = "hosts.recover"
 # Fields the API refuses: secrets (kept out of the records) and paths on the server.
 REFUSED_FIELDS = {
     "rh_subscription_password": "a secret, which the service would have to store",
@@ -277,6 +279,79 @@ class Hosts:
             )
         return self.get(name)
 
+    # -- the reconciler's doors (mapt.service._reconciler) ----------------------------
+
+    def detect_failure(self, name: str, reason: str, attempts: int) -> str | None:
+        """RUNNING -> ERROR with ``reason``, and the first recovery submitted; its id.
+
+        None when the host is no longer RUNNING (a request got there first).
+        """
+        error = ExecutionError("HostFailure", reason, int(ExitCode.FAILED))
+        return self._recover(name, HostState.RUNNING, None, reason, 1, attempts, error)
+
+    def retry_recovery(self, host: ManagedHost, attempts: int) -> str | None:
+        """ERROR -> ERROR: the next recovery attempt of ``host``, submitted; its id.
+
+        None unless the host is still ERROR with the failed recovery as its execution.
+        """
+        previous = self.executions.get(host.execution_id or "")
+        reason = str(previous.arguments.get("reason", ""))
+        attempt = int(previous.arguments.get("attempt", 0)) + 1
+        return self._recover(
+            host.name, HostState.ERROR, host.execution_id, reason, attempt, attempts, None
+        )
+
+    def _recover(
+        self,
+        name: str,
+        current: HostState,
+        execution_id: str | None,
+        reason: str,
+        attempt: int,
+        attempts: int,
+        error: ExecutionError | None,
+    ) -> str | None:
+        with self.database.transaction() as connection:
+            query = sa.select(hosts).where(hosts.c.name == name)
+            if not self.database.is_sqlite:
+                query = query.with_for_update()
+            row = connection.execute(query).first()
+            if row is None:
+                return None
+            found = _host(row)
+            moved_on = execution_id is not None and found.execution_id != execution_id
+            if found.state is not current or moved_on:
+                return None
+            transition(name, found.state, HostState.ERROR)
+            submitted = self.executions.submit_in(
+                connection,
+                RECOVER,
+                name,
+                {
+                    "fields": dict(found.fields),
+                    "reason": reason,
+                    "attempt": attempt,
+                    "attempts": attempts,
+                },
+            )
+            values: dict[str, Any] = {
+                "state": HostState.ERROR.value,
+                "execution_id": submitted,
+                "updated_at": _now(),
+            }
+            if error is not None:
+                values.update(
+                    error_type=error.type,
+                    error_message=error.message,
+                    error_exit_code=error.exit_code,
+                )
+            connection.execute(
+                hosts.update()
+                .where(hosts.c.name == name, hosts.c.state == found.state.value)
+                .values(**values)
+            )
+        return submitted
+
 
 # -- reads of the host's state (in the server) ----------------------------------------
 
@@ -393,12 +468,47 @@ def _destroy(
     return dict(record.to_dict())
 
 
+def run_recover(context: ExecutionContext) -> dict[str, Any]:
+    """Re-deploy a failed host through the create path: ERROR -> RUNNING, or -> ERROR.
+
+    A host that moved on meanwhile (a delete asked while it was ERROR) is left alone.
+    """
+    from mapt.hosts import create_request
+
+    store, target = _hosts_of(context)
+    host = store.get(context.target)
+    arguments = context.arguments
+    if host.state is not HostState.ERROR or host.execution_id != context.execution_id:
+        return {"recovered": False, "why": f"the host is {host.state.value} now"}
+    attempt, attempts = int(arguments["attempt"]), int(arguments["attempts"])
+    try:
+        record = target.create(create_request(dict(arguments["fields"]), name=_field_name))
+    except MaptError as failure:
+        message = (
+            f"{arguments['reason']}; recovery attempt {attempt} of {attempts} failed: {failure}"
+        )
+        store.settle(
+            context.target,
+            HostState.ERROR,
+            error=ExecutionError(type(failure).__name__, message, int(failure.exit_code)),
+        )
+        raise
+    document = record.to_dict()
+    store.settle(context.target, HostState.RUNNING, record=document, expires_at=record.expires_at)
+    return {"recovered": True, "attempt": attempt, **document}
+
+
 def host_operations(
-    create: Any = run_create, update: Any = run_update, delete: Any = run_delete
+    create: Any = run_create,
+    update: Any = run_update,
+    delete: Any = run_delete,
+    recover: Any = run_recover,
 ) -> dict[str, Operation]:
-    """The operations of the host routes (Pulumi ``up``/``destroy`` resume safely)."""
+    """The operations of the host routes and of the reconciler (Pulumi ``up``/``destroy``
+    resume safely)."""
     return {
         "hosts.create": Operation("hosts.create", create),
         "hosts.update": Operation("hosts.update", update),
         "hosts.delete": Operation("hosts.delete", delete),
+        RECOVER: Operation(RECOVER, recover),
     }

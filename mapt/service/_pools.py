@@ -22,7 +22,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -39,12 +39,10 @@ from mapt.service._database import Database
 from mapt.service._errors import ConflictError, NotFoundError
 from mapt.service._executions import Executions
 from mapt.service._hosts import Hosts, ManagedHost, _host, check_create_fields, run_create
+from mapt.service._leader import LeaderContext, LeaderTask
 from mapt.service._schema import hosts, leases, pools
 from mapt.service._states import HostRequest, HostState
 from mapt.service._workers import ExecutionContext, Operation, OperationFunction
-
-if TYPE_CHECKING:
-    from mapt.service._leader import LeaderContext, LeaderTask
 
 # Members are named ``<pool>-<6 hex>``: a pool's name leaves room for that in a host's.
 POOL_NAME = re.compile(r"[a-z][a-z0-9-]{0,39}")
@@ -745,8 +743,6 @@ def converge_pools(context: LeaderContext, *, launches_per_minute: int) -> None:
 
 def pool_task(settings: PoolSettings) -> LeaderTask:
     """The convergence loop as a leader-only task."""
-    from mapt.service._leader import LeaderTask
-
     return LeaderTask(
         "pools",
         interval=settings.interval,

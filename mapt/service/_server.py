@@ -18,7 +18,7 @@ import os
 import secrets
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -28,7 +28,9 @@ from mapt.hosts import HostServices
 from mapt.service._database import migrate, open_database, server_lock
 from mapt.service._executions import Executions
 from mapt.service._hosts import host_operations
-from mapt.service._pools import pool_operations
+from mapt.service._leader import Leadership, LeaderTask
+from mapt.service._pools import PoolSettings, pool_operations, pool_task
+from mapt.service._reconciler import RecoveryPolicy, reconciler_task
 from mapt.service._workers import Dispatcher, Operation, Timing
 
 _STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({})))
@@ -71,13 +73,16 @@ def configure_service_logging() -> None:
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """Where to listen, where the records are, how many executions run at once."""
+    """Where to listen, where the records are, how many executions run at once, and
+    how failed hosts are detected and recovered, how pools converge."""
 
     host: str = "127.0.0.1"
     port: int = 8080
     database_url: str | None = None
     workers: int = 2
     timing: Timing = field(default_factory=Timing)
+    recovery: RecoveryPolicy = field(default_factory=RecoveryPolicy)
+    pools: PoolSettings = field(default_factory=PoolSettings)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -107,15 +112,22 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def leader_tasks(settings: ServerSettings) -> tuple[LeaderTask, ...]:
+    """The loops every server runs while it leads (see ``mapt.service._leader``)."""
+    return (reconciler_task(settings.recovery), pool_task(settings.pools))
+
+
 def run_server(
     settings: ServerSettings,
     *,
     operations: Mapping[str, Operation] | None = None,
     services: HostServices | None = None,
     routers: tuple[Any, ...] = (),
+    leader_only: Sequence[LeaderTask] | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT. ``operations`` default to mapt's own (the hosts'),
-    run on ``services`` (default: the real ``HostServices``: Pulumi, AWS, SSH).
+    run on ``services`` (default: the real ``HostServices``: Pulumi, AWS, SSH);
+    ``leader_only`` (default ``leader_tasks(settings)``) run while this server leads.
 
     Raises ``MaptError`` for what stops it from starting (bad address, port in use,
     database unreachable, another server on the SQLite file).
@@ -163,8 +175,18 @@ def run_server(
             lifespan="on",
             timeout_graceful_shutdown=int(settings.timing.shutdown_grace),
         )
+        leadership = Leadership(
+            database=database,
+            tasks=tuple(leader_tasks(settings) if leader_only is None else leader_only),
+            server_id=server_id,
+            services=host_services,
+            submitted=dispatcher.wake,
+            retry=settings.timing.leader,
+        )
+        leadership.start()
         try:
             uvicorn.Server(config).run(sockets=[sock])
         finally:
+            leadership.stop()
             sock.close()
             database.dispose()

@@ -81,12 +81,14 @@ class Operation:
 @dataclass(frozen=True)
 class Timing:
     """How often workers beat, how long a silent one keeps its claim, how often the
-    dispatcher looks for work, and how long a stopping server waits for its workers."""
+    dispatcher looks for work, how long a stopping server waits for its workers, and
+    how often a server tries to lead (the leader checks its lock as often)."""
 
     heartbeat: float = 5.0
     lease: float = 30.0
     poll: float = 1.0
     shutdown_grace: float = 120.0
+    leader: float = 5.0
 
     def __post_init__(self) -> None:
         if not 0 < self.heartbeat < self.lease:

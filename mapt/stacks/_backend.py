@@ -51,6 +51,7 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 _SUPPORTED = "use file://PATH or s3://BUCKET[/PREFIX]"
 
+
 @dataclass(frozen=True)
 class Backend:
     """A parsed state backend URL.

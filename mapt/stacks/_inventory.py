@@ -467,7 +467,6 @@ class _S3Store:
                 )
 
 
-
 def _checkpoint_entries(keys: list[str]) -> list[_Entry]:
     """The checkpoint files among keys under ``stacks/``: ``<project>/<stack>.json*``
     or (legacy) ``<stack>.json*``; backups (``.json.bak``) and deeper keys are not."""

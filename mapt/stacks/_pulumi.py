@@ -415,6 +415,8 @@ def _cancel_cli(signal_number: int) -> None:
         except psutil.Error:
             continue  # it ended meanwhile
         _log.warning("asked the Pulumi CLI (pid %s) to cancel the operation", child.pid)
+
+
 @contextmanager
 def _forgetting_workspace_settings(home: Path, project: str, work_dir: str) -> Iterator[None]:
     """Remove, at the end, the settings file the CLI keeps for the workspace directory.

@@ -80,7 +80,7 @@ from mapt.stacks._inventory import (
     purge_project_state,
 )
 from mapt.stacks._passphrase import PROVIDER_TYPE, PassphraseCrypter, WrongPassphraseError
-from mapt.stacks._sandbox_kinds import SandboxInvoke, SandboxKind
+from mapt.stacks._sandbox_kinds import RefreshableKind, SandboxInvoke, SandboxKind
 from mapt.stacks._secrets import another_passphrase_error, passphrase_of, secrets_setup
 
 _log = get_logger(__name__)
@@ -805,6 +805,8 @@ class SandboxEngine(_InProcessEngine):
         with _stack_lock(backend, store, ref):
             secrets_for = self._secrets(backend)
             state = _read_state(store, ref, secrets_for)
+            if refresh and state is not None:
+                state = self._refreshed(state, settings)
             secrets = state.secrets if state and state.secrets else secrets_for(None)
             secrets.passphrase()
             _prepare_layout(store, backend)
@@ -880,6 +882,34 @@ class SandboxEngine(_InProcessEngine):
         return list_locks(resolve_backend(ref.backend_url), ref.project, ref.stack_name)
 
     # -- plumbing -------------------------------------------------------------------------
+    def _refreshed(self, state: _State, config: Mapping[str, str]) -> _State:
+        """``state`` without the resources the endpoint no longer has (``RefreshableKind``).
+
+        What depended on one keeps its entry: the program declares it with the new
+        resource's id, which replaces it, as after ``pulumi refresh``.
+        """
+        regions = {
+            r.provider_ref: str(r.inputs.get("region") or "") for r in state.resources
+            if r.is_provider
+        }  # fmt: skip
+        default = config.get("aws:region") or region_from_environment()
+        kept: list[_Resource] = []
+        for resource in state.resources:
+            kind = self._kinds.get(resource.type)
+            if (
+                not resource.is_provider
+                and not resource.delete
+                and isinstance(kind, RefreshableKind)
+            ):
+                aws = self._aws(regions.get(resource.provider) or default, resource.urn)
+                if not kind.exists(aws, resource.id, resource.outputs):
+                    _log.info(
+                        "sandbox: refresh: %s (%s) no longer exists", resource.urn, resource.id
+                    )
+                    continue
+            kept.append(resource)
+        return replace(state, resources=kept)
+
     def _run_applying(
         self, run: _Run, program: Program, config: Mapping[str, str] | None, *, operation: str
     ) -> ProgramRun:

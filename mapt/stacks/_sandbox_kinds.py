@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class SandboxAws(Protocol):
@@ -64,6 +64,19 @@ class SandboxKind(Protocol):
 
     def delete(self, aws: SandboxAws, id: str, outputs: Mapping[str, Any]) -> None:
         """Delete the resource ``id`` whose recorded state is ``outputs``."""
+        ...
+
+
+@runtime_checkable
+class RefreshableKind(SandboxKind, Protocol):
+    """A kind that can tell whether a resource it made still exists (a refresh's read).
+
+    An ``up`` with ``refresh`` forgets the resources the endpoint no longer has, as
+    ``pulumi up --refresh`` does, so the program makes them again.
+    """
+
+    def exists(self, aws: SandboxAws, id: str, outputs: Mapping[str, Any]) -> bool:
+        """Whether resource ``id`` (recorded as ``outputs``) still exists."""
         ...
 
 

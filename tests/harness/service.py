@@ -25,7 +25,9 @@ from mapt.service import create_token, open_database
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 # Short beats and leases, so crash recovery takes seconds in tests.
-FAST_TIMING = {"heartbeat": 0.3, "lease": 2.0, "poll": 0.1, "shutdown_grace": 20.0}
+FAST_TIMING = {
+    "heartbeat": 0.3, "lease": 2.0, "poll": 0.1, "shutdown_grace": 20.0, "leader": 0.3,
+}  # fmt: skip
 _START_TIMEOUT = 60.0
 
 
@@ -38,12 +40,16 @@ class ServerProcess:
         workers: int = 2,
         timing: dict[str, float] | None = None,
         command: list[str] | None = None,
+        recovery: dict[str, float] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.database_url = database_url
         self.log_path = log_path
         self.workers = workers
         self.timing = FAST_TIMING if timing is None else timing
         self.command = command
+        self.recovery = recovery or {}
+        self.env = env or {}
         # The simulated engine's stacks, shared by this server's workers and its successor.
         self.engine_file = log_path.parent / "engine-stacks.pickle"
         self.process: subprocess.Popen[bytes] | None = None
@@ -52,7 +58,7 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        environment = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
+        environment = {**os.environ, "PYTHONPATH": str(REPOSITORY), **self.env}
         if self.command is None:
             args = [sys.executable, "-m", "tests.harness.service_server"]
         else:
@@ -72,6 +78,7 @@ class ServerProcess:
             "database_url": self.database_url,
             "workers": self.workers,
             "timing": self.timing,
+            "recovery": self.recovery,
             "engine_file": str(self.engine_file),
         }
         self.process.stdin.write(json.dumps(config).encode())

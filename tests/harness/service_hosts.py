@@ -90,6 +90,13 @@ def _configured(access: Any, request: Any, outputs: Any) -> Any:
     return HostSetup(INSTANCE_ID)
 
 
+def _running(status: Any) -> Any:
+    """The simulated machine runs as long as its stacks do (AWS lives in the workers)."""
+    from mapt.targets.aws import HostHealth
+
+    return HostHealth(True, instance=INSTANCE_ID)
+
+
 def simulated_services(engine_file: Path) -> HostServices:
     """The host services of the test server and its workers (picklable)."""
     return HostServices(
@@ -97,6 +104,7 @@ def simulated_services(engine_file: Path) -> HostServices:
         readiness=_ready,
         launch=_launched,
         setup=_configured,
+        health=_running,
     )
 
 

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from mapt.service import ServerSettings, Timing, run_server
+from mapt.service import RecoveryPolicy, ServerSettings, Timing, run_server
 from mapt.service._app import (
     DEFAULT_WAIT_SECONDS,
     TimeoutQuery,
@@ -77,6 +77,7 @@ def main() -> None:
         database_url=config["database_url"],
         workers=config.get("workers", 2),
         timing=Timing(**config.get("timing", {})),
+        recovery=RecoveryPolicy(**config.get("recovery", {})),
     )
     operations = {**OPERATIONS, **simulated_operations()}
     services = simulated_services(Path(config["engine_file"]))

@@ -11,6 +11,7 @@ behind (see ``specs/features/reliability.md``). Importing this package loads nei
 Pulumi, ``pulumi_aws`` nor boto3; the programs and AWS calls do when they run.
 """
 
+from mapt.targets.aws._health import HostHealth, host_health
 from mapt.targets.aws._host import (
     CONNECTION_OUTPUTS,
     HOST_STACK,
@@ -110,6 +111,7 @@ __all__ = [
     "SECRET_OUTPUTS",
     "SERVICE_ENDPOINTS",
     "AwsKind",
+    "HostHealth",
     "HostPhase",
     "HostRequest",
     "HostSetup",
@@ -140,6 +142,7 @@ __all__ = [
     "host_access",
     "host_connection_values",
     "host_group_name",
+    "host_health",
     "host_output_names",
     "host_phases",
     "host_program",

@@ -57,6 +57,7 @@ SANDBOX_TIMING = SweepTiming(
 Inputs = Mapping[str, Any]
 Create = Callable[[SandboxAws, str, Inputs], AppliedResource]
 Delete = Callable[[SandboxAws, str, Mapping[str, Any]], None]
+Present = Callable[[SandboxAws, str, Mapping[str, Any]], bool]
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class AwsKind:
     inputs: frozenset[str]
     apply: Create
     remove: Delete
+    # Whether a resource still exists (a refresh's read); None: assumed to exist.
+    present: Present | None = None
 
     def create(self, aws: SandboxAws, name: str, inputs: Mapping[str, Any]) -> AppliedResource:
         unknown = sorted(set(inputs) - self.inputs)
@@ -84,6 +87,10 @@ class AwsKind:
 
     def delete(self, aws: SandboxAws, id: str, outputs: Mapping[str, Any]) -> None:
         self.remove(aws, id, outputs)
+
+    def exists(self, aws: SandboxAws, id: str, outputs: Mapping[str, Any]) -> bool:
+        """Whether the endpoint still has it; a kind without ``present`` cannot tell: yes."""
+        return True if self.present is None else self.present(aws, id, outputs)
 
 
 # -- shared pieces -------------------------------------------------------------------------
@@ -849,6 +856,16 @@ def _create_instance(aws: SandboxAws, name: str, inputs: Inputs) -> AppliedResou
 
 _delete_instance = _swept("instance")
 
+
+def _instance_present(aws: SandboxAws, id: str, _outputs: Mapping[str, Any]) -> bool:
+    """An instance exists until it is shutting down or terminated (or forgotten)."""
+    reservations = aws.client("ec2").describe_instances(
+        Filters=[{"Name": "instance-id", "Values": [id]}]
+    )["Reservations"]
+    states = [i["State"]["Name"] for r in reservations for i in r["Instances"]]
+    return any(state not in ("shutting-down", "terminated") for state in states)
+
+
 # Fields of the mixed instances policy, by Pulumi's name and Auto Scaling's.
 _DISTRIBUTION_FIELDS = {
     "onDemandBaseCapacity": "OnDemandBaseCapacity",
@@ -1133,8 +1150,10 @@ def _delete_listener(aws: SandboxAws, id: str, _outputs: Mapping[str, Any]) -> N
 
 
 # -- the table -----------------------------------------------------------------------------
-def _kind(token: str, inputs: str, create: Create, delete: Delete) -> AwsKind:
-    return AwsKind(token, frozenset(inputs.split()), create, delete)
+def _kind(
+    token: str, inputs: str, create: Create, delete: Delete, present: Present | None = None
+) -> AwsKind:
+    return AwsKind(token, frozenset(inputs.split()), create, delete, present)
 
 
 _KINDS = (
@@ -1209,6 +1228,7 @@ _KINDS = (
         "userData rootBlockDevice metadataOptions instanceInitiatedShutdownBehavior tags",
         _create_instance,
         _delete_instance,
+        _instance_present,
     ),
     _kind(
         "aws:autoscaling/group:Group",
