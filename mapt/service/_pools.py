@@ -246,7 +246,7 @@ def check_template(name: str, host: Mapping[str, Any]) -> dict[str, Any]:
     try:
         check_create_fields({**host, "name": f"{name}-000000"})
     except InputError as error:
-        raise InputError(f"host.{error}", hint=error.hint) from None
+        raise InputError(f"host: {error}", hint=error.hint) from None
     return dict(host)
 
 
@@ -720,10 +720,10 @@ class PoolSettings:
 
     def __post_init__(self) -> None:
         if not self.interval > 0:
-            raise InputError(f"pool interval {self.interval} must be above 0 seconds")
+            raise InputError(f"--pool-interval {self.interval:g}s must be above 0 seconds")
         if self.launches_per_minute < 1:
             raise InputError(
-                f"pool launches per minute {self.launches_per_minute} must be at least 1"
+                f"--pool-launches-per-minute {self.launches_per_minute} must be at least 1"
             )
 
 

@@ -5,7 +5,8 @@ operations on simulated AWS (``tests.harness.service_hosts``), the operations of
 ``tests.harness.service_operations``, and one more route, ``POST /v1/test/executions``,
 which submits any of them the way the host routes submit theirs (202, ``Location``,
 ``?wait``), and ``POST /v1/test/pools/{name}/converge``, one convergence pass of a pool
-now (tests drive the passes instead of waiting for the leader's loop). Its settings come as JSON on stdin, never in its arguments.
+now (tests drive the passes instead of waiting for the leader's loop). Its settings
+come as JSON on stdin, never in its arguments.
 """
 
 from __future__ import annotations
