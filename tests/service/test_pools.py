@@ -101,6 +101,18 @@ def _converged(client: httpx.Client, name: str, running_members: int) -> list[di
     return list(wait_for(settled, timeout=_SETTLE, interval=0.3))
 
 
+def _mapt(server: ServerProcess, *args: str) -> Any:
+    """``mapt ARGS --server URL`` in this process, with the module's token."""
+    from typer.testing import CliRunner
+
+    from mapt.cli import app
+
+    token = make_token(server.database_url, f"cli-{secrets.token_hex(3)}")
+    return CliRunner().invoke(
+        app, [*args, "--server", server.url], env={"MAPT_TOKEN": token, "GITHUB_OUTPUT": ""}
+    )
+
+
 def _lease(client: httpx.Client, name: str, **body: Any) -> httpx.Response:
     return client.post(f"/v1/pools/{name}/leases", json={"ttl": "30m", "holder": "ci", **body})
 
@@ -152,7 +164,7 @@ def test_a_pool_converges_and_scaling_never_removes_a_leased_member(
 
 
 def test_add_and_remove_are_executions_bounded_by_the_capacity(
-    client: httpx.Client, tmp_path: Path
+    client: httpx.Client, shared_server: ServerProcess, tmp_path: Path
 ) -> None:
     name = _create(client, tmp_path, target=0, maximum=1)
     added = client.put(f"/v1/pools/{name}/hosts?wait=true&timeout=600", timeout=None)
@@ -170,10 +182,23 @@ def test_add_and_remove_are_executions_bounded_by_the_capacity(
     unknown = client.delete(f"/v1/pools/{name}/hosts", params={"host": "someone-else"})
     assert unknown.status_code == 404
 
+    # Through the CLI: remove that member by its address, waiting for the destroy.
+    removed = _mapt(shared_server, "pool", "remove", name, "--ip", member["address"])
+    assert removed.exit_code == 0, removed.output
+    assert removed.stdout == f"hosts.delete {member['name']}: succeeded\n"
+    assert client.get(f"/v1/hosts/{member['name']}").json()["host"]["state"] == "DELETED"
+    assert _members(client, name) == []
+    # ... add one, and remove it over HTTP with ?wait=true.
+    readded = _mapt(shared_server, "pool", "add", name, "--count", "1")
+    assert readded.exit_code == 0, readded.output
+    assert readded.stdout == f"pools.add pools/{name}: succeeded\n"
+    (member,) = _members(client, name)
+    assert member["state"] == "RUNNING"
+    refused = _mapt(shared_server, "pool", "add", name)
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith("Error: ") and "above its maximum 1" in refused.stderr
     removed = client.delete(
-        f"/v1/pools/{name}/hosts",
-        params={"ip": member["address"], "wait": "true", "timeout": "600"},
-        timeout=None,
+        f"/v1/pools/{name}/hosts", params={"wait": "true", "timeout": "600"}, timeout=None
     )
     assert removed.status_code == 200, removed.text
     assert removed.json()["execution"]["name"] == "hosts.delete"
@@ -213,6 +238,34 @@ def test_a_lease_hands_out_an_idle_member_and_a_full_pool_answers_423(
         kept = client.delete(f"/v1/pools/{warm}/leases/{document['lease']['id']}")
     assert kept.status_code == 200 and kept.json()["execution"] is None  # "keep": idle again
     assert _members(client, warm)[0]["leased"] is False
+
+
+def test_mapt_pool_lease_writes_the_connection_files_of_a_host_create(
+    client: httpx.Client, shared_server: ServerProcess, warm: str, tmp_path: Path
+) -> None:
+    (member,) = _members(client, warm)
+    folder = tmp_path / "conn"
+    leased = _mapt(
+        shared_server, "pool", "lease", warm, "--conn-details-output", str(folder),
+        "--holder", "job-9", "--ttl", "10m",
+    )  # fmt: skip
+    assert leased.exit_code == 0, leased.output
+    lease_id = leased.stdout.strip()
+    try:
+        files = {p.name: (p.read_text(), p.stat().st_mode & 0o777) for p in folder.iterdir()}
+        assert files == {
+            "host": (member["address"], 0o600),
+            "username": ("fedora", 0o600),
+            "id_rsa": (FAKE_PRIVATE_KEY_PEM.rstrip("\n") + "\n", 0o600),
+        }
+        shown = _mapt(shared_server, "pool", "show", warm)
+        assert f"{member['name']}  RUNNING  {member['address']} leased by job-9" in shown.stdout
+    finally:
+        released = _mapt(shared_server, "pool", "release", warm, lease_id)
+    assert released.exit_code == 0, released.output
+    assert released.stdout == f"{lease_id} released ({member['name']}; kept idle)\n"
+    again = _mapt(shared_server, "pool", "release", warm, lease_id)
+    assert again.exit_code == 2 and "released already" in again.stderr
 
 
 def test_an_expired_lease_is_reclaimed(client: httpx.Client, warm: str) -> None:
