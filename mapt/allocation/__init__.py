@@ -21,7 +21,7 @@ from mapt.allocation._allocation import (
     spot_offer_rows,
     spot_offers,
 )
-from mapt.allocation._ec2 import check_credentials
+from mapt.allocation._ec2 import Ec2Queries, check_credentials
 from mapt.allocation._errors import (
     NoEligibleOfferError,
     NoMatchingInstanceTypesError,
@@ -46,6 +46,7 @@ __all__ = [
     "AllocationArgs",
     "AllocationResult",
     "ComputeRequest",
+    "Ec2Queries",
     "FailedOffer",
     "NoEligibleOfferError",
     "NoMatchingInstanceTypesError",

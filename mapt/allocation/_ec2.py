@@ -299,20 +299,41 @@ class Ec2Queries:
         self, region: str, instance_types: Sequence[str], product: str, now: datetime
     ) -> list[PricePoint]:
         """The last hour of spot price history in ``region``, every page."""
+        return [
+            PricePoint(
+                availability_zone=item["AvailabilityZone"],
+                instance_type=item["InstanceType"],
+                price=float(item["SpotPrice"]),
+                timestamp=item["Timestamp"],
+            )
+            for item in self.spot_price_history(
+                region, instance_types, product, now - timedelta(hours=1), now
+            )
+        ]
+
+    def spot_price_history(
+        self,
+        region: str,
+        instance_types: Sequence[str],
+        product: str,
+        start: datetime,
+        end: datetime,
+        availability_zone: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """DescribeSpotPriceHistory's entries from ``start`` to ``end``, every page, as AWS
+        answers them (newest first; the price in force at ``start`` included), with
+        aware timestamps; in one AZ when ``availability_zone`` is given."""
         paginator = self.client(region).get_paginator("describe_spot_price_history")
+        zone = {} if availability_zone is None else {"AvailabilityZone": availability_zone}
         with translating_aws_errors("DescribeSpotPriceHistory", region=region):
             return [
-                PricePoint(
-                    availability_zone=item["AvailabilityZone"],
-                    instance_type=item["InstanceType"],
-                    price=float(item["SpotPrice"]),
-                    timestamp=_aware(item["Timestamp"]),
-                )
+                {**item, "Timestamp": _aware(item["Timestamp"])}
                 for page in paginator.paginate(
                     InstanceTypes=list(instance_types),
                     ProductDescriptions=[product],
-                    StartTime=now - timedelta(hours=1),
-                    EndTime=now,
+                    StartTime=start,
+                    EndTime=end,
+                    **zone,
                 )
                 for item in page["SpotPriceHistory"]
             ]

@@ -1,4 +1,4 @@
-"""``mapt aws host create|destroy|list``: a machine for a CI job, and its removal.
+"""``mapt aws host create|destroy|list|costs``: a machine for a CI job, and its removal.
 
 Flags keep the Go mapt's names. Each command parses its flags, hands them to
 ``mapt.hosts`` (``create_request`` checks every value before anything is created, so
@@ -70,10 +70,13 @@ from mapt.core import InputError
 from mapt.hosts import DEFAULT_LOCK_TIMEOUT, DEFAULT_SPOT_ATTEMPTS
 
 if TYPE_CHECKING:
+    from datetime import date
+
+    from mapt.costs import CostReport
     from mapt.hosts import DestroyRecord, HostRecord, HostStatus
 
 host_app = typer.Typer(
-    help="A host (RHEL, Fedora or Windows) for a CI job: create, destroy, list.",
+    help="A host (RHEL, Fedora or Windows) for a CI job: create, destroy, list, costs.",
     no_args_is_help=True,
 )
 
@@ -320,6 +323,93 @@ def list_command(
         typer.echo(json.dumps({"hosts": [h.to_dict() for h in hosts]}, indent=2))
     else:
         _print_hosts(hosts, backed_url)
+
+
+@host_app.command("costs")
+def costs_command(
+    ctx: typer.Context,
+    project_name: ProjectName,
+    backed_url: BackedUrl = None,
+    start: Annotated[
+        str | None, option("--start", "From this day, YYYY-MM-DD (UTC; default: creation).")
+    ] = None,
+    end: Annotated[
+        str | None, option("--end", "Until this day, YYYY-MM-DD (UTC; both days count).")
+    ] = None,
+    output: Output = OutputFormat.text,
+    server: ServerUrl = None,
+    token: Token = None,
+    token_file: TokenFile = None,
+    debug: Debug = False,
+) -> None:
+    """What the host's instance cost on spot against on demand, and its network at list prices.
+
+    The spot figure is priced from the AZ's spot price history (every price change for
+    the time it was in force), the on-demand one from the Pricing API. Without
+    --server, a host made by the CLI is priced from its state (its placement and
+    creation time) with your AWS credentials; with --server, from the server's history
+    of the host (every replacement counted).
+    """
+    from mapt.cli._app import set_debug
+    from mapt.costs import parse_day
+
+    set_debug(ctx, debug)
+    days = (
+        None if start is None else parse_day(start, "--start"),
+        None if end is None else parse_day(end, "--end"),
+    )
+    client = server_client(ctx)
+    if client is not None:
+        with client:
+            document = client.hosts.costs(project_name, start=days[0], end=days[1], detail=True)
+    else:
+        document = _local_costs(ctx, project_name, backed_url, days, debug).as_detail()
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(document, indent=2))
+    else:
+        _print_costs(project_name, document)
+
+
+def _local_costs(
+    ctx: typer.Context,
+    project: str,
+    backed_url: str | None,
+    days: "tuple[date | None, date | None]",
+    debug: bool,
+) -> "CostReport":
+    import boto3
+
+    from mapt.allocation import check_credentials
+    from mapt.cli._services import services
+    from mapt.costs import AwsPrices, window
+    from mapt.hosts import host_costs
+    from mapt.stacks import resolve_backend
+
+    now = datetime.now(timezone.utc)
+    window(*days, now)  # end before start is refused before anything is read
+    resolve_backend(backed_url)
+    engine = services(ctx).engine(None, debug)
+    session = boto3.Session()
+    check_credentials(session)
+    prices = AwsPrices(session)
+    return host_costs(engine, backed_url, project, prices, start=days[0], end=days[1], now=now)
+
+
+def _print_costs(project: str, document: dict[str, Any]) -> None:
+    costs, hours = document["costs"], document["running"]["value"]
+    out = console()
+    out.print(
+        f"{project}: ${costs['actual']:.4f} on spot against ${costs['potential']:.4f} on "
+        f"demand over {hours:g} hours: {document['savings']['value']:g}% saved"
+    )
+    for item in document.get("list_priced", []):
+        price = item["list_price"]
+        cost = "unknown" if item["cost"] is None else f"${item['cost']:.4f}"
+        hours_held = "unknown hours" if item["hours"] is None else f"{item['hours']:g} hours"
+        out.print(
+            f"  {item['resource']}: {cost} at list price (${price['usd_per_hour']}/hour "
+            f"in {price['region']}, {hours_held}; {price['note']})"
+        )
 
 
 # -- input ------------------------------------------------------------------------------

@@ -261,6 +261,38 @@ def delete(
     _print_pool({"pool": pool}, output)
 
 
+@pool_app.command("costs")
+def costs(
+    ctx: typer.Context,
+    name: PoolName,
+    start: Annotated[
+        str | None, option("--start", "From this day, YYYY-MM-DD (UTC; default: creation).")
+    ] = None,
+    end: Annotated[
+        str | None, option("--end", "Until this day, YYYY-MM-DD (UTC; both days count).")
+    ] = None,
+    output: Output = OutputFormat.text,
+    server: ServerUrl = None,
+    token: Token = None,
+    token_file: TokenFile = None,
+    debug: Debug = False,
+) -> None:
+    """What the pool's members cost on spot against on demand (as `mapt aws host costs`)."""
+    from mapt.cli._host import _print_costs
+    from mapt.costs import parse_day
+
+    days = (
+        None if start is None else parse_day(start, "--start"),
+        None if end is None else parse_day(end, "--end"),
+    )
+    with _client(ctx, debug) as client:
+        document = client.pools.costs(name, start=days[0], end=days[1], detail=True)
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(document, indent=2))
+    else:
+        _print_costs(name, document)
+
+
 @pool_app.command("lease")
 def lease(
     ctx: typer.Context,

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -279,6 +280,21 @@ class Hosts:
         document = self._client._json("GET", f"{_host_path(name)}/status")
         return Host.from_json(document["host"]), host_status(document["status"])
 
+    def costs(
+        self,
+        name: str,
+        *,
+        start: date | None = None,
+        end: date | None = None,
+        detail: bool = False,
+    ) -> dict[str, Any]:
+        """What the host cost over the days [start, end], in the spot-api's document
+        (``costs``, ``running``, ``savings``); ``detail`` adds its intervals and the
+        list-priced network resources."""
+        return self._client._json(
+            "GET", f"{_host_path(name)}/costs", params=_cost_params(start, end, detail)
+        )
+
     def connection(self, name: str) -> HostConnection:
         """Address, user and private key of a RUNNING host (a write token; logged)."""
         document = self._client._json("GET", f"{_host_path(name)}/connection")
@@ -401,6 +417,20 @@ class Pools:
         """Drain the pool (leased members go once released or expired)."""
         return dict(self._client._json("DELETE", _pool_path(name))["pool"])
 
+    def costs(
+        self,
+        name: str,
+        *,
+        start: date | None = None,
+        end: date | None = None,
+        detail: bool = False,
+    ) -> dict[str, Any]:
+        """What the pool's members cost while they served it (the document of
+        ``Hosts.costs``)."""
+        return self._client._json(
+            "GET", f"{_pool_path(name)}/costs", params=_cost_params(start, end, detail)
+        )
+
     def hosts(self, name: str) -> builtins.list[Host]:
         document = self._client._json("GET", f"{_pool_path(name)}/hosts")
         return [Host.from_json(entry) for entry in document["hosts"]]
@@ -470,6 +500,14 @@ class Pools:
         """Return the member (recycled per the pool's strategy): the lease and the
         destroy's execution (None when the member is kept)."""
         return self._client._json("DELETE", f"{_pool_path(name)}/leases/{_segment(lease_id)}")
+
+
+def _cost_params(start: date | None, end: date | None, detail: bool) -> dict[str, Any]:
+    return {
+        "start": None if start is None else start.isoformat(),
+        "end": None if end is None else end.isoformat(),
+        "detail": detail,
+    }
 
 
 def _pool_path(name: str) -> str:

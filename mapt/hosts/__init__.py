@@ -26,6 +26,7 @@ and imports neither ``mapt.cli`` nor any heavy package at import time.
 ``host_status`` are the verbs on an explicit engine, for callers that hold one.
 """
 
+from mapt.hosts._costs import host_costs
 from mapt.hosts._create import (
     GET_AMI,
     HostChecks,
@@ -123,6 +124,7 @@ __all__ = [
     "destroy_request",
     "dry_run_host",
     "flag_name",
+    "host_costs",
     "host_status",
     "image_answer",
     "list_hosts",

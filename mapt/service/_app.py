@@ -17,7 +17,7 @@ import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mapt import __version__
 from mapt.core import MaptError, get_logger, redact, register_secret
 from mapt.hosts import HostServices
+from mapt.service._costs import CostBook
 from mapt.service._database import Database
 from mapt.service._errors import (
     AuthenticationError,
@@ -48,6 +49,11 @@ from mapt.service._hosts import (
 from mapt.service._states import HostRequest
 from mapt.service._tokens import TokenRecord, authenticate
 from mapt.service._workers import Dispatcher
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from mapt.costs import PriceSource
 
 _log = get_logger("mapt.service.http")
 
@@ -75,10 +81,20 @@ class Service:
     executions: Executions = field(init=False)
     hosts: Hosts = field(init=False)
     routers: tuple[APIRouter, ...] = ()
+    # Where costs get prices (default: AWS, through boto3), the book that prices hosts'
+    # intervals, and the metrics registry features add their collectors to.
+    prices: PriceSource | None = None
+    costs: CostBook = field(init=False)
+    metrics: CollectorRegistry = field(init=False)
 
     def __post_init__(self) -> None:
+        from mapt.costs import AwsPrices
+        from mapt.service._metrics import service_registry
+
         self.executions = Executions(self.database)
         self.hosts = Hosts(self.database, self.executions)
+        self.costs = CostBook(self.database, self.prices or AwsPrices())
+        self.metrics = service_registry(self.database, self.costs)
 
     def submitted(self, execution: Execution) -> None:
         if self.dispatcher is not None:
@@ -596,8 +612,10 @@ def create_app(service: Service) -> FastAPI:
 
     app.include_router(_executions_router())
     app.include_router(_hosts_router())
-    from mapt.service._pool_routes import pools_router  # it builds on this module
+    from mapt.service._costs_api import costs_router
+    from mapt.service._pool_routes import pools_router  # they build on this module
 
+    app.include_router(costs_router())
     app.include_router(pools_router())
     for router in service.routers:
         app.include_router(router)

@@ -20,13 +20,22 @@ executions table, and a connection folder would be written on the server.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from mapt.core import ExitCode, InputError, MaptError
+from mapt.service._costs import (
+    DELETED,
+    RECOVERED,
+    RESIZED,
+    HostPlacement,
+    host_placement,
+    record_end,
+    record_placement,
+)
 from mapt.service._database import Database
 from mapt.service._errors import ConflictError, NotFoundError
 from mapt.service._executions import ExecutionError, Executions
@@ -250,8 +259,13 @@ class Hosts:
         fields: Mapping[str, Any] | None = None,
         error: ExecutionError | None = None,
         expires_at: datetime | None = None,
+        placement: HostPlacement | None = None,
     ) -> ManagedHost:
-        """Move host ``name`` to ``wanted`` through the table, keeping what it got."""
+        """Move host ``name`` to ``wanted`` through the table, keeping what it got.
+
+        ``placement``: where it runs now, recorded in its history in the same transaction
+        (a new interval when it moved); DELETED ends its open interval.
+        """
         with self.database.transaction() as connection:
             row = connection.execute(sa.select(hosts).where(hosts.c.name == name)).first()
             if row is None:
@@ -271,7 +285,13 @@ class Hosts:
                     error_exit_code=error.exit_code,
                 )
             if wanted is HostState.DELETED:
-                values["deleted_at"] = _now()
+                values["deleted_at"] = values["updated_at"]
+                record_end(connection, name, at=values["updated_at"], reason=DELETED)
+            if placement is not None:
+                why = RECOVERED if current.state is HostState.ERROR else RESIZED
+                # A pool's member is priced as the pool's (GET /v1/pools/{name}/costs).
+                placement = replace(placement, pool=row._mapping["pool"])
+                record_placement(connection, name, placement, at=values["updated_at"], reason=why)
             connection.execute(
                 hosts.update()
                 .where(hosts.c.name == name, hosts.c.state == current.state.value)
@@ -418,7 +438,13 @@ def run_create(context: ExecutionContext) -> dict[str, Any]:
         _destroy(store, target, context.target, fields, keep=error)
         raise
     document = record.to_dict()
-    store.settle(context.target, HostState.RUNNING, record=document, expires_at=record.expires_at)
+    store.settle(
+        context.target,
+        HostState.RUNNING,
+        record=document,
+        expires_at=record.expires_at,
+        placement=host_placement(fields, document),
+    )
     return document
 
 
@@ -439,6 +465,7 @@ def run_update(context: ExecutionContext) -> dict[str, Any]:
         record=document,
         fields=fields,
         expires_at=record.expires_at,
+        placement=host_placement(fields, document),
     )
     return document
 

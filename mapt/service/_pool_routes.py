@@ -30,6 +30,7 @@ from mapt.service._app import (
     Writer,
     execution_answer,
 )
+from mapt.service._costs_api import CostDays, DetailQuery, cost_answer
 from mapt.service._hosts import host_connection
 from mapt.service._pools import Lease, Pools, Strategy
 from mapt.service._states import HostState
@@ -229,6 +230,15 @@ def pools_router() -> APIRouter:
         """Remove one idle member (``host`` or ``ip`` names it); the target drops by one."""
         execution_id = await _in_thread(_pools(request).remove, name, host=host, ip=ip)
         return await _submitted(request, execution_id, wait=wait, timeout=timeout)
+
+    @router.get("/{name}/costs")
+    async def pool_costs(
+        request: Request, name: str, _token: Reader, days: CostDays, detail: DetailQuery = False
+    ) -> dict[str, Any]:
+        """What the pool's members cost while they served it, on spot against on
+        demand, over the days asked (the spot-api's document, as for a host)."""
+        await _in_thread(_pools(request).get, name)
+        return await cost_answer(request, lambda book: book.pool(name, *days), detail)
 
     # -- leases ------------------------------------------------------------------------
 

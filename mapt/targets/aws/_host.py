@@ -60,6 +60,11 @@ OUTPUT_AVAILABILITY_ZONE = "availability_zone"
 OUTPUT_INSTANCE_TYPES = "instance_types"
 OUTPUT_SPOT = "spot"
 PLACEMENT_OUTPUTS = (OUTPUT_REGION, OUTPUT_AVAILABILITY_ZONE, OUTPUT_INSTANCE_TYPES, OUTPUT_SPOT)
+# What `mapt aws host costs` prices from state: the OS (its spot product) and when the
+# host was first created (the `time.Static` of every resource's created-at tag).
+OUTPUT_OS = "os"
+OUTPUT_CREATED_AT = "created_at"
+COST_OUTPUTS = (OUTPUT_OS, OUTPUT_CREATED_AT)
 # The spot host's Auto Scaling group, whose launch is verified after `up`.
 OUTPUT_GROUP_NAME = "asg_name"
 # What the host waits for over SSH (HostRequest.awaited_secrets), and once delivered, the
@@ -122,7 +127,7 @@ def host_output_names(
     ``configured``: after the secrets were delivered (``deploy_host``'s last ``up``),
     which adds the configured instance, the Windows password and the runner's id.
     """
-    names = [*PLACEMENT_OUTPUTS, OUTPUT_HOST, OUTPUT_USERNAME, OUTPUT_PRIVATE_KEY]
+    names = [*PLACEMENT_OUTPUTS, *COST_OUTPUTS, OUTPUT_HOST, OUTPUT_USERNAME, OUTPUT_PRIVATE_KEY]
     if request.awaited_secrets:
         names.append(OUTPUT_AWAITED_SECRETS)
         if configured:
@@ -303,6 +308,7 @@ def _declare_host(
     from mapt.targets.aws import _compute
     from mapt.targets.aws._base import new_deployment
     from mapt.targets.aws._network import build_network
+    from mapt.targets.aws._tags import TAG_CREATED_AT
     from mapt.targets.aws._userdata import cloud_config, windows_userdata
 
     dep = new_deployment(ctx, region=allocation.region, stack=stack, expires_at=request.expires_at)
@@ -369,6 +375,8 @@ def _declare_host(
     pulumi.export(OUTPUT_AVAILABILITY_ZONE, allocation.availability_zone)
     pulumi.export(OUTPUT_INSTANCE_TYPES, list(allocation.instance_types))
     pulumi.export(OUTPUT_SPOT, allocation.is_spot)
+    pulumi.export(OUTPUT_OS, request.os)
+    pulumi.export(OUTPUT_CREATED_AT, dep.tags[TAG_CREATED_AT])
     pulumi.export(OUTPUT_HOST, address)
     pulumi.export(OUTPUT_USERNAME, request.username)
     pulumi.export(OUTPUT_PRIVATE_KEY, pulumi.Output.secret(key.private_key_pem))
