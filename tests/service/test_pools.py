@@ -101,6 +101,21 @@ def _converged(client: httpx.Client, name: str, running_members: int) -> list[di
     return list(wait_for(settled, timeout=_SETTLE, interval=0.3))
 
 
+def _interval_pools(server: ServerProcess, host: str) -> list[str | None]:
+    """The pool each of the host's cost intervals is counted for."""
+    import sqlalchemy as sa
+
+    from mapt.service._schema import host_intervals
+
+    database = open_database(server.database_url)
+    try:
+        with database.transaction() as connection:
+            query = sa.select(host_intervals.c.pool).where(host_intervals.c.host == host)
+            return [row.pool for row in connection.execute(query)]
+    finally:
+        database.dispose()
+
+
 def _mapt(server: ServerProcess, *args: str) -> Any:
     """``mapt ARGS --server URL`` in this process, with the module's token."""
     from typer.testing import CliRunner
@@ -175,6 +190,9 @@ def test_add_and_remove_are_executions_bounded_by_the_capacity(
     assert execution["result"]["hosts"] == [member["name"]]
     assert member["state"] == "RUNNING" and member["address"]
     assert client.get(f"/v1/pools/{name}").json()["pool"]["capacity"]["target"] == 1
+    # Its running time is the pool's: GET /v1/pools/NAME/costs prices these intervals.
+    assert _interval_pools(shared_server, member["name"]) == [name]
+    assert client.get("/v1/pools/nobody/costs").status_code == 404
 
     over = client.put(f"/v1/pools/{name}/hosts", params={"count": 1})
     assert over.status_code == 409, over.text
