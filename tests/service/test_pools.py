@@ -272,8 +272,8 @@ def test_mapt_pool_lease_writes_the_connection_files_of_a_host_create(
     try:
         files = {p.name: (p.read_text(), p.stat().st_mode & 0o777) for p in folder.iterdir()}
         assert files == {
-            "host": (member["address"], 0o600),
-            "username": ("fedora", 0o600),
+            "host": (member["address"] + "\n", 0o600),
+            "username": ("fedora\n", 0o600),
             "id_rsa": (FAKE_PRIVATE_KEY_PEM.rstrip("\n") + "\n", 0o600),
         }
         shown = _mapt(shared_server, "pool", "show", warm)
