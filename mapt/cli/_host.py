@@ -1,4 +1,5 @@
-"""``mapt aws host create|destroy|list|costs``: a machine for a CI job, and its removal.
+"""``mapt aws host create|destroy|list|costs|refresh-ip``: a machine for a CI job, its
+removal, its costs and a new address for it.
 
 Flags keep the Go mapt's names. Each command parses its flags, hands them to
 ``mapt.hosts`` (``create_request`` checks every value before anything is created, so
@@ -76,9 +77,16 @@ if TYPE_CHECKING:
     from mapt.hosts import DestroyRecord, HostRecord, HostStatus
 
 host_app = typer.Typer(
-    help="A host (RHEL, Fedora or Windows) for a CI job: create, destroy, list, costs.",
+    help="A host (RHEL, Fedora or Windows) for a CI job: create, destroy, list, costs, refresh-ip.",
     no_args_is_help=True,
 )
+ConnDetailsOutput = Annotated[
+    str | None,
+    option(
+        "--conn-details-output",
+        "Folder for the connection files (host, username, id_rsa, ...), mode 0600.",
+    ),
+]
 
 # Parameters of the command that are not fields of the request: how to run and print.
 _NOT_FIELDS = ("dry_run", "output", "sandbox", *REMOTE_PARAMETERS)
@@ -97,13 +105,7 @@ def create(
     backed_url: BackedUrl = None,
     secrets_provider: SecretsProvider = None,
     region: Region = None,
-    conn_details_output: Annotated[
-        str | None,
-        option(
-            "--conn-details-output",
-            "Folder for the connection files (host, username, id_rsa, ...), mode 0600.",
-        ),
-    ] = None,
+    conn_details_output: ConnDetailsOutput = None,
     tags: Tags = None,
     version: Annotated[
         str | None, option("--version", "OS release: RHEL 9.4 (default), Fedora 41 (default).")
@@ -288,6 +290,42 @@ def destroy(
     service = services(ctx, sandbox=sandbox, backend_url=request.context.backend_url)
     record = AwsHostTarget(service).destroy(request)
     _print_destroy(request.context.backend_url, record, output)
+
+
+@host_app.command("refresh-ip")
+def refresh_ip(
+    ctx: typer.Context,
+    project_name: ProjectName,
+    conn_details_output: ConnDetailsOutput = None,
+    output: Output = OutputFormat.text,
+    server: ServerUrl = None,
+    token: Token = None,
+    token_file: TokenFile = None,
+    wait: Wait = True,
+    debug: Debug = False,
+) -> None:
+    """Give the host a new public address: a new Elastic IP, the old one released.
+
+    It runs on the server that manages the host (--server): the host's program runs
+    again with its Elastic IP replaced, and the server keeps the create's flags that
+    program is made from. Air-gapped hosts (no public address) and spot hosts (their
+    address is their load balancer's) are refused. --conn-details-output writes the
+    connection files again, with the new address.
+    """
+    from mapt.cli._app import set_debug
+
+    set_debug(ctx, debug)
+    client = server_client(ctx)
+    if client is None:
+        raise InputError(
+            "refresh-ip runs on the server that manages the host: give --server URL "
+            "(or MAPT_SERVER)",
+            hint="Locally, the host's program would need every flag of its create again.",
+        )
+    from mapt.cli._remote import remote_refresh_ip
+
+    with client:
+        remote_refresh_ip(ctx, client, output)
 
 
 @host_app.command("list")

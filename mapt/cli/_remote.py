@@ -1,6 +1,7 @@
 """The CLI's side of ``--server``: the same commands, sent to a ``mapt serve``.
 
 With ``--server URL`` (or ``MAPT_SERVER``), ``mapt aws host create|destroy|list``
+(and ``refresh-ip``, which only a server runs)
 send their request to the server through ``mapt.client`` and, by default, wait for
 its execution, showing its progress lines on stderr as the local command does; then
 they print and write exactly what the local command would (the connection files,
@@ -181,6 +182,34 @@ def remote_destroy(ctx: typer.Context, client: Client, output: OutputFormat) -> 
         typer.echo(json.dumps(result, indent=2))  # the document the local command prints
     else:
         _print_destroy(f"the server {client.url}", destroy_record(result), output)
+
+
+def remote_refresh_ip(ctx: typer.Context, client: Client, output: OutputFormat) -> None:
+    """``mapt aws host refresh-ip --server``: the new address, the connection files of
+    ``--conn-details-output`` written again here (the folder checked before the call)."""
+    from mapt.client import address_change
+    from mapt.targets import check_connection_folder, write_connection_files
+
+    folder = ctx.params.get("conn_details_output")
+    conn_dir = None if folder is None else check_connection_folder(folder)
+    project = str(ctx.params["project_name"])
+    execution = client.hosts.refresh_ip(project, wait=False)
+    if not ctx.params["wait"]:
+        submitted(execution, output)
+        return
+    change = address_change(followed(client, execution).raise_for_error().result)
+    files: list[Any] = []
+    if conn_dir is not None:
+        files = write_connection_files(conn_dir, client.hosts.connection(project).values)
+        change = replace(change, host=replace(change.host, files=tuple(files)))
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(change.to_dict(), indent=2))
+        return
+    lines = [f"Host {project!r} has a new address: {change.new_address}"]
+    lines.append(f"released:          {change.old_address}")
+    if files:
+        lines.append(f"connection files:  {', '.join(str(path) for path in files)}")
+    typer.echo("\n".join(lines))
 
 
 def remote_list(ctx: typer.Context, client: Client, output: OutputFormat) -> None:

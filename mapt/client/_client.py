@@ -266,6 +266,15 @@ class Hosts:
         """Destroy the host (DELETING, then DELETED)."""
         return self._execution("DELETE", _host_path(name), None, wait=wait, timeout=wait_timeout)
 
+    def refresh_ip(
+        self, name: str, *, wait: bool = True, wait_timeout: float | None = None
+    ) -> Execution:
+        """A new public address for the host, the old one released; the result has
+        ``old_address`` and ``new_address`` (``address_change`` reads it)."""
+        return self._execution(
+            "POST", f"{_host_path(name)}/refresh-ip", None, wait=wait, timeout=wait_timeout
+        )
+
     def list(self, *, include_deleted: bool = False) -> list[Host]:
         document = self._client._json(
             "GET", "/v1/hosts", params={"include_deleted": include_deleted}

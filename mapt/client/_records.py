@@ -17,7 +17,7 @@ from typing import Any
 
 from mapt.client._errors import server_error
 from mapt.core import MaptError, OperationError
-from mapt.hosts import DestroyRecord, HostConnection, HostRecord, HostStatus
+from mapt.hosts import AddressChange, DestroyRecord, HostConnection, HostRecord, HostStatus
 
 
 class ExecutionStatus(str, Enum):
@@ -230,6 +230,17 @@ def host_record(result: Mapping[str, Any], *, project: str) -> HostRecord:
         runner_name=_optional_text(result.get("runner_name")),
         on_demand_price=None if allocation.is_spot or price is None else float(price),
         price_unknown=_optional_text(result.get("hourly_price_unknown")),
+    )
+
+
+def address_change(result: Mapping[str, Any]) -> AddressChange:
+    """A ``hosts.refresh-ip`` result (``AddressChange.to_dict``) as the record."""
+    project = str(result["project"])
+    return AddressChange(
+        project=project,
+        old_address=str(result["old_address"]),
+        new_address=str(result["new_address"]),
+        host=host_record(result["host"], project=project),
     )
 
 

@@ -13,8 +13,9 @@ and imports neither ``mapt.cli`` nor any heavy package at import time.
   ``spot_from_fields`` are its parts that ``mapt aws spot-price`` shares.
 - ``AwsHostTarget(services, progress=...)``: ``create`` (allocate, deploy with spot
   failover, confirm the launch, wait for SSH, deliver secrets, write connection
-  files), ``update`` (resize: a new allocation, the machine replaced), ``dry_run``,
-  ``destroy``, ``status``, ``list``; each answers a frozen record (``HostRecord``,
+  files), ``update`` (resize: a new allocation, the machine replaced), ``refresh_ip``
+  (a new public address, the old one released), ``dry_run``, ``destroy``, ``status``,
+  ``list``; each answers a frozen record (``HostRecord``, ``AddressChange``,
   ``DestroyRecord``, ``HostStatus``) with ``to_dict`` for JSON, secrets left out.
 - ``HostServices``: what the lifecycle acts through (engine factory, launch,
   readiness, setup), injected so the CLI, the service and tests choose real,
@@ -37,7 +38,13 @@ from mapt.hosts._create import (
 )
 from mapt.hosts._destroy import destroy_hint, destroy_host
 from mapt.hosts._progress import Progress, ProgressStream, reporting_progress
-from mapt.hosts._records import DestroyRecord, HostConnection, HostRecord, HostStatus
+from mapt.hosts._records import (
+    AddressChange,
+    DestroyRecord,
+    HostConnection,
+    HostRecord,
+    HostStatus,
+)
 from mapt.hosts._requests import (
     COMPUTE_FIELDS,
     CREATE_FIELDS,
@@ -91,6 +98,7 @@ __all__ = [
     "MAX_LIFETIME",
     "PRODUCT_DESCRIPTIONS",
     "SECRET_FIELDS",
+    "AddressChange",
     "AwsHostTarget",
     "CreateHostRequest",
     "DestroyHostRequest",

@@ -52,6 +52,7 @@ def create_host(
     max_attempts: int = DEFAULT_SPOT_ATTEMPTS,
     fallback_on_demand: bool = False,
     reuse_choice: bool = True,
+    replaced: Sequence[str] = (),
 ) -> HostRecord:
     """Allocate, deploy the host stack, confirm the launch, wait for SSH, write files.
 
@@ -64,6 +65,8 @@ def create_host(
 
     ``reuse_choice`` False (a resize) makes a new spot choice for ``args`` even when
     one is kept, replaces the kept one with it, and moves the host there.
+    ``replaced`` names host stack resources the first ``up`` replaces although they
+    are unchanged (``Engine.up``'s ``replace``: a new address).
     """
     from mapt.allocation import allocation
     from mapt.stacks import project_lock
@@ -80,7 +83,15 @@ def create_host(
             )
             allocated = True
             chosen, outputs = _deploy_with_failover(
-                context, args, request, chosen, engine, checks, max_attempts, fallback_on_demand
+                context,
+                args,
+                request,
+                chosen,
+                engine,
+                checks,
+                max_attempts,
+                fallback_on_demand,
+                replaced,
             )
             files: list[Path] = []
             if conn_dir is not None:
@@ -182,6 +193,7 @@ def _deploy_with_failover(
     checks: HostChecks,
     max_attempts: int,
     fallback_on_demand: bool,
+    replaced: Sequence[str] = (),
 ) -> tuple[AllocationResult, dict[str, Any]]:
     from mapt.allocation import (
         FailedOffer,
@@ -202,6 +214,14 @@ def _deploy_with_failover(
     # A re-run keeps what an earlier delivery recorded until it has delivered again.
     recorded = recorded_setup(engine.outputs(ref)) if engine.exists(ref) else None
     deployments = 0
+    # Replaced once, by the first `up` (a later one, recording the setup, keeps it).
+    to_replace = list(replaced)
+
+    def up(program: Callable[[], None]) -> Mapping[str, Any]:
+        replacing = tuple(to_replace)
+        to_replace.clear()
+        return engine.up(ref, program, refresh=engine.exists(ref), replace=replacing)
+
     while True:
         current = chosen
         deployments += 1
@@ -210,7 +230,7 @@ def _deploy_with_failover(
                 context,
                 current,
                 request,
-                up=lambda program: engine.up(ref, program, refresh=engine.exists(ref)),
+                up=up,
                 wait=checks.after_up(current, host_group_name(context)),
                 setup=checks.setup_for(request),
                 recorded=recorded,

@@ -52,6 +52,14 @@ class HostConnection:
     def bastion_host(self) -> str | None:
         return self.values.get("bastion_host")
 
+    @property
+    def bastion_username(self) -> str | None:
+        return self.values.get("bastion_username")
+
+    @property
+    def bastion_private_key(self) -> str | None:
+        return self.values.get("bastion_id_rsa")
+
 
 @dataclass(frozen=True)
 class HostRecord:
@@ -150,6 +158,28 @@ class HostRecord:
                 {"op": step.op, "type": step.type, "name": step.name} for step in self.planned
             ]
         return document
+
+
+@dataclass(frozen=True)
+class AddressChange:
+    """A host given a new public address: its Elastic IP replaced, the old one released.
+
+    ``host`` is the host as it is now (its outputs name the new address).
+    """
+
+    project: str
+    old_address: str
+    new_address: str
+    host: HostRecord
+
+    def to_dict(self) -> dict[str, Any]:
+        """The document ``mapt aws host refresh-ip --output json`` prints (no secret)."""
+        return {
+            "project": self.project,
+            "old_address": self.old_address,
+            "new_address": self.new_address,
+            "host": self.host.to_dict(),
+        }
 
 
 @dataclass(frozen=True)

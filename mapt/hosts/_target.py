@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from mapt.hosts._create import create_host, dry_run_host
 from mapt.hosts._destroy import destroy_host
 from mapt.hosts._progress import Progress, reporting_progress
+from mapt.hosts._records import AddressChange
 from mapt.hosts._requests import PRODUCT_DESCRIPTIONS, CreateHostRequest, DestroyHostRequest
 from mapt.hosts._runner import deregister_runner, register_runner
 from mapt.hosts._services import HostServices
@@ -60,6 +61,48 @@ class AwsHostTarget:
             engine = self.services.engine(request.secrets_provider, request.context.debug)
             host_status(engine, request.context.backend_url, request.project)
         return self._deploy(request, reuse_choice=False)
+
+    def refresh_ip(self, request: CreateHostRequest) -> AddressChange:
+        """Give the host a new public address and release the old one; the change.
+
+        The address is a resource of the host stack (an on-demand host's Elastic IP), so
+        it is exchanged through the engine, not behind its back: one ``up`` of the host's
+        program with that resource to replace (``pulumi up --replace``), which makes and
+        associates the new Elastic IP, then deletes (releases) the old one, and leaves the
+        state naming what exists. The rest of the host is as ``request`` describes it:
+        the whole host as created (like ``update``), with the spot choice kept; the
+        command ends when the host answers at its new address.
+
+        ``HostNotFoundError`` without a host; ``InputError`` for a host that has no
+        public address of its own (``public_address_refusal``: air-gapped, or spot
+        behind its load balancer), before anything changes.
+        """
+        from mapt.core import InputError, OperationError
+        from mapt.stacks import StackRef
+        from mapt.targets.aws import (
+            HOST_STACK,
+            OUTPUT_HOST,
+            host_address_urn,
+            public_address_refusal,
+        )
+
+        with reporting_progress(self.progress):
+            engine = self.services.engine(request.secrets_provider, request.context.debug)
+            host_status(engine, request.context.backend_url, request.project)
+            ref = StackRef.for_context(request.context, HOST_STACK)
+            before = engine.outputs(ref)
+            refusal = public_address_refusal(before)
+            if refusal is not None:
+                raise InputError(f"host {request.project!r} cannot get a new address: {refusal}")
+            old = str(before.get(OUTPUT_HOST) or "")
+        record = self._deploy(request, reuse_choice=True, replaced=(host_address_urn(ref),))
+        new = record.address or ""
+        if not new or new == old:
+            raise OperationError(
+                f"host {request.project!r} still has the address {old or '(none)'}: the engine "
+                "did not replace its Elastic IP"
+            )
+        return AddressChange(request.project, old, new, record)
 
     def dry_run(self, request: CreateHostRequest) -> HostRecord:
         """What ``create`` would do: the real choice and its price, the resources; nothing
@@ -124,7 +167,9 @@ class AwsHostTarget:
         resolve_backend(backend_url)  # a bad URL is refused before anything is read
         return self.services.engine(None, debug)
 
-    def _deploy(self, request: CreateHostRequest, *, reuse_choice: bool) -> HostRecord:
+    def _deploy(
+        self, request: CreateHostRequest, *, reuse_choice: bool, replaced: tuple[str, ...] = ()
+    ) -> HostRecord:
         with reporting_progress(self.progress):
             _, engine, host, args = self._prepare(request, changes_state=True)
             return create_host(
@@ -138,6 +183,7 @@ class AwsHostTarget:
                 max_attempts=request.max_attempts,
                 fallback_on_demand=request.fallback_on_demand,
                 reuse_choice=reuse_choice,
+                replaced=replaced,
             )
 
     def _prepare(

@@ -310,6 +310,29 @@ TimeoutQuery = Annotated[
 ]
 
 
+@dataclass(frozen=True)
+class WaitOptions:
+    """``?wait=true[&timeout=S]`` of a mutating call: answer when the execution ends."""
+
+    wait: bool
+    timeout: float
+
+    async def answer(self, service: Service, execution: Execution) -> JSONResponse:
+        return await execution_answer(service, execution, wait=self.wait, timeout=self.timeout)
+
+
+def wait_options(
+    wait: WaitQuery = False, timeout: TimeoutQuery = DEFAULT_WAIT_SECONDS
+) -> WaitOptions:
+    return WaitOptions(wait, timeout)
+
+
+# The wait parameters of every mutating route, and how such a route answers: 202 and
+# its execution (200 once it ended, with wait).
+Waited = Annotated[WaitOptions, Depends(wait_options)]
+_ACCEPTED: dict[str, Any] = {"status_code": 202, "response_model": ExecutionAnswer}
+
+
 async def execution_answer(
     service: Service, execution: Execution, *, wait: bool, timeout: float
 ) -> JSONResponse:
@@ -357,17 +380,13 @@ def _executions_router() -> APIRouter:
         execution = await anyio.to_thread.run_sync(_service(request).executions.get, execution_id)
         return {"execution": execution.as_json()}
 
-    @router.post("/{execution_id}/cancel", status_code=202, response_model=ExecutionAnswer)
+    @router.post("/{execution_id}/cancel", **_ACCEPTED)
     async def cancel_execution(
-        request: Request,
-        execution_id: str,
-        _token: Writer,
-        wait: WaitQuery = False,
-        timeout: TimeoutQuery = DEFAULT_WAIT_SECONDS,
+        request: Request, execution_id: str, _token: Writer, waited: Waited
     ) -> JSONResponse:
         service = _service(request)
         execution = await anyio.to_thread.run_sync(service.executions.cancel, execution_id)
-        return await execution_answer(service, execution, wait=wait, timeout=timeout)
+        return await waited.answer(service, execution)
 
     @router.get(
         "/{execution_id}/log",
@@ -382,7 +401,7 @@ def _executions_router() -> APIRouter:
         service = _service(request)
         lines = await anyio.to_thread.run_sync(service.executions.log, execution_id)
         if not follow:
-            return PlainTextResponse("".join(f"{line.message}\n" for line in lines))
+            return PlainTextResponse("".join(f"{line.text}\n" for line in lines))
 
         async def stream() -> AsyncIterator[str]:
             last = 0
@@ -390,7 +409,7 @@ def _executions_router() -> APIRouter:
             while True:
                 for line in batch:
                     last = line.line
-                    yield f"{line.message}\n"
+                    yield f"{line.text}\n"
                 execution = await anyio.to_thread.run_sync(service.executions.get, execution_id)
                 batch = await anyio.to_thread.run_sync(
                     functools.partial(service.executions.log, execution_id, after=last)
@@ -447,36 +466,35 @@ def _host_json(host: ManagedHost) -> dict[str, Any]:
     return host.as_json()
 
 
+async def host_request(
+    request: Request,
+    kind: HostRequest,
+    name: str | None,
+    fields: dict[str, Any] | None,
+    waited: WaitOptions,
+) -> JSONResponse:
+    """What every mutating host route does: the state machine admits the request and
+    records its execution (``Hosts.request``), the dispatcher is woken, and the answer
+    is the execution (202, or 200 once it ended with ``wait``)."""
+    service = _service(request)
+
+    def admit() -> Execution:
+        return service.executions.get(service.hosts.request(kind, name, fields))
+
+    execution = await anyio.to_thread.run_sync(admit)
+    service.submitted(execution)
+    return await waited.answer(service, execution)
+
+
 def _hosts_router() -> APIRouter:
     router = APIRouter(prefix="/v1/hosts", tags=["hosts"])
 
-    async def _requested(
-        request: Request,
-        kind: HostRequest,
-        name: str | None,
-        fields: dict[str, Any] | None,
-        wait: bool,
-        timeout: float,
-    ) -> JSONResponse:
-        service = _service(request)
-
-        def admit() -> Execution:
-            return service.executions.get(service.hosts.request(kind, name, fields))
-
-        execution = await anyio.to_thread.run_sync(admit)
-        service.submitted(execution)
-        return await execution_answer(service, execution, wait=wait, timeout=timeout)
-
-    @router.post("", status_code=202, response_model=ExecutionAnswer)
+    @router.post("", **_ACCEPTED)
     async def create_host(
-        request: Request,
-        fields: HostFields,
-        _token: Writer,
-        wait: WaitQuery = False,
-        timeout: TimeoutQuery = DEFAULT_WAIT_SECONDS,
+        request: Request, fields: HostFields, _token: Writer, waited: Waited
     ) -> JSONResponse:
         """Create a host (PENDING, then RUNNING once deployed and ready)."""
-        return await _requested(request, HostRequest.CREATE, None, fields, wait, timeout)
+        return await host_request(request, HostRequest.CREATE, None, fields, waited)
 
     @router.get("", response_model=HostList)
     async def list_hosts(
@@ -512,7 +530,7 @@ def _hosts_router() -> APIRouter:
             return host_connection(service.host_services, service.hosts.get(name))
 
         answer = await anyio.to_thread.run_sync(read)
-        for value in (answer["private_key"], answer["password"]):
+        for value in (answer["private_key"], answer["password"], answer["bastion_private_key"]):
             if value:
                 register_secret(value)
         _log.warning(
@@ -523,28 +541,28 @@ def _hosts_router() -> APIRouter:
         )
         return {"connection": answer}
 
-    @router.patch("/{name}", status_code=202, response_model=ExecutionAnswer)
+    @router.patch("/{name}", **_ACCEPTED)
     async def update_host(
-        request: Request,
-        name: str,
-        fields: HostFields,
-        _token: Writer,
-        wait: WaitQuery = False,
-        timeout: TimeoutQuery = DEFAULT_WAIT_SECONDS,
+        request: Request, name: str, fields: HostFields, _token: Writer, waited: Waited
     ) -> JSONResponse:
         """Resize (cpus, memory, compute sizes, disk), retag or change the timeout."""
-        return await _requested(request, HostRequest.UPDATE, name, fields, wait, timeout)
+        return await host_request(request, HostRequest.UPDATE, name, fields, waited)
 
-    @router.delete("/{name}", status_code=202, response_model=ExecutionAnswer)
+    @router.post("/{name}/refresh-ip", **_ACCEPTED)
+    async def refresh_host_ip(
+        request: Request, name: str, _token: Writer, waited: Waited
+    ) -> JSONResponse:
+        """A new public address: the host's Elastic IP replaced, the old one released;
+        the result has `old_address` and `new_address`. A host without an address of its
+        own (air-gapped, or spot behind its load balancer) is refused (409)."""
+        return await host_request(request, HostRequest.REFRESH_IP, name, None, waited)
+
+    @router.delete("/{name}", **_ACCEPTED)
     async def delete_host(
-        request: Request,
-        name: str,
-        _token: Writer,
-        wait: WaitQuery = False,
-        timeout: TimeoutQuery = DEFAULT_WAIT_SECONDS,
+        request: Request, name: str, _token: Writer, waited: Waited
     ) -> JSONResponse:
         """Destroy the host (DELETING, then DELETED)."""
-        return await _requested(request, HostRequest.DELETE, name, None, wait, timeout)
+        return await host_request(request, HostRequest.DELETE, name, None, waited)
 
     return router
 

@@ -20,6 +20,7 @@ the source of truth, so work survives a server's death:
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -99,12 +100,37 @@ class Execution:
         }
 
 
+# The level of a line an operation printed that is not a log record (Pulumi's
+# progress, a traceback): shown as printed, where a record shows as the CLI logs it.
+OUTPUT_LEVEL = "OUTPUT"
+# The prefix mapt's log format gives a record on stderr (``mapt: INFO: ...``).
+_RECORD_PREFIX = re.compile(r"mapt: (DEBUG|INFO|WARNING|ERROR|CRITICAL): ")
+
+
+def split_record(printed: str) -> tuple[str, str]:
+    """A printed line as (level, message): a mapt log record loses its prefix; any
+    other line is ``OUTPUT`` as it is."""
+    matched = _RECORD_PREFIX.match(printed)
+    if matched is None:
+        return OUTPUT_LEVEL, printed
+    return matched.group(1), printed[matched.end() :]
+
+
 @dataclass(frozen=True)
 class LogLine:
+    """One line of an execution's log: its level as a field, its message without it."""
+
     line: int
     at: datetime
     level: str
     message: str
+
+    @property
+    def text(self) -> str:
+        """The line as the CLI would print it: ``mapt: LEVEL: message``, or as printed."""
+        if self.level == OUTPUT_LEVEL:
+            return self.message
+        return f"mapt: {self.level}: {self.message}"
 
 
 def _iso(value: datetime | None) -> str | None:

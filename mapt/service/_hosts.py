@@ -10,6 +10,8 @@ host``) in a worker process and settles the host through ``transition``:
   (PENDING -> DELETING -> DELETED, the record keeping the create's error), or, when
   that destroy fails too, DELETING -> ERROR.
 - update (resize, tags, timeout): RUNNING -> UPDATING -> RUNNING, or -> ERROR.
+- refresh-ip (a new Elastic IP, the old one released): RUNNING -> UPDATING -> RUNNING,
+  or -> ERROR; refused (409) for a host without an address of its own.
 - delete: -> DELETING -> DELETED, or -> ERROR when the destroy fails (delete again).
 
 Fields are those of ``mapt aws host create`` with underscores, the project as ``name``.
@@ -228,6 +230,8 @@ class Hosts:
             check_create_fields(merged)
         elif request is not HostRequest.CREATE and current is not None:
             merged = dict(current.fields)
+        if request is HostRequest.REFRESH_IP and current is not None:
+            _check_public_address(current)
         if execution_id is None:
             execution_id = self.executions.submit_in(
                 connection, f"hosts.{request.value}", name, {"fields": merged}
@@ -373,6 +377,16 @@ class Hosts:
         return submitted
 
 
+def _check_public_address(host: ManagedHost) -> None:
+    """Refuse (409) a new address for a host that has none of its own, from its record."""
+    from mapt.targets.aws import public_address_refusal
+
+    outputs = (host.record or {}).get("outputs", {})
+    refusal = public_address_refusal(outputs)
+    if refusal is not None:
+        raise ConflictError(f"host {host.name!r} cannot get a new address: {refusal}")
+
+
 # -- reads of the host's state (in the server) ----------------------------------------
 
 
@@ -386,7 +400,8 @@ def host_state(services: HostServices, host: ManagedHost) -> dict[str, Any]:
 
 
 def host_connection(services: HostServices, host: ManagedHost) -> dict[str, Any]:
-    """How to log in: address, user, private key (and a Windows password), from state.
+    """How to log in: address, user, private key (and a Windows password), from state;
+    an air-gapped host's bastion too (address, user, key), as the connection files hold.
 
     Refused (409) unless the host is RUNNING: only a deployed host has a connection.
     """
@@ -407,6 +422,8 @@ def host_connection(services: HostServices, host: ManagedHost) -> dict[str, Any]
         "private_key": connection.private_key,
         "password": connection.password,
         "bastion_host": connection.bastion_host,
+        "bastion_username": connection.bastion_username,
+        "bastion_private_key": connection.bastion_private_key,
     }
 
 
@@ -470,6 +487,29 @@ def run_update(context: ExecutionContext) -> dict[str, Any]:
     return document
 
 
+def run_refresh_ip(context: ExecutionContext) -> dict[str, Any]:
+    """A new public address (``AwsHostTarget.refresh_ip``); the host keeps its expiry."""
+    from dataclasses import replace
+
+    from mapt.hosts import create_request
+
+    store, target = _hosts_of(context)
+    request = create_request(dict(context.arguments["fields"]), name=_field_name)
+    expires_at = store.get(context.target).expires_at
+    request = replace(request, host=replace(request.host, expires_at=expires_at))
+    try:
+        change = target.refresh_ip(request)
+    except InputError as refused:  # refused before anything changed
+        store.settle(context.target, HostState.RUNNING, error=ExecutionError.of(refused))
+        raise
+    except MaptError as failure:
+        store.settle(context.target, HostState.ERROR, error=ExecutionError.of(failure))
+        raise
+    document = change.host.to_dict()
+    store.settle(context.target, HostState.RUNNING, record=document, expires_at=expires_at)
+    return change.to_dict()
+
+
 def run_delete(context: ExecutionContext) -> dict[str, Any]:
     store, target = _hosts_of(context)
     return _destroy(store, target, context.target, dict(context.arguments["fields"]))
@@ -529,13 +569,16 @@ def host_operations(
     create: Any = run_create,
     update: Any = run_update,
     delete: Any = run_delete,
+    refresh_ip: Any = run_refresh_ip,
     recover: Any = run_recover,
 ) -> dict[str, Operation]:
     """The operations of the host routes and of the reconciler (Pulumi ``up``/``destroy``
-    resume safely)."""
+    resume safely; a new address resumed after a crash replaces the Elastic IP once
+    more: the host ends with a new address, every older one released)."""
     return {
         "hosts.create": Operation("hosts.create", create),
         "hosts.update": Operation("hosts.update", update),
         "hosts.delete": Operation("hosts.delete", delete),
+        "hosts.refresh-ip": Operation("hosts.refresh-ip", refresh_ip),
         RECOVER: Operation(RECOVER, recover),
     }

@@ -3,7 +3,7 @@
 ```
 PENDING  -> RUNNING   deployed and ready
 PENDING  -> DELETED   deployment failed (the record keeps the error)
-RUNNING  -> UPDATING  resize, tags or timeout asked
+RUNNING  -> UPDATING  resize, tags, timeout or a new address asked
 UPDATING -> RUNNING   updated
 UPDATING -> ERROR     the update failed
 RUNNING  -> ERROR     a failure was detected
@@ -75,6 +75,7 @@ class HostRequest(str, Enum):
     CREATE = "create"
     UPDATE = "update"
     DELETE = "delete"
+    REFRESH_IP = "refresh-ip"
 
 
 # request -> (states it may be asked from; None is "no record"), the state it leads to.
@@ -82,6 +83,8 @@ REQUESTS: dict[HostRequest, tuple[frozenset[HostState | None], HostState]] = {
     HostRequest.CREATE: (frozenset({None, X}), P),
     HostRequest.UPDATE: (frozenset({R}), U),
     HostRequest.DELETE: (frozenset({R, E}), D),
+    # A new address is an update of the host stack (its Elastic IP replaced).
+    HostRequest.REFRESH_IP: (frozenset({R}), U),
 }
 
 

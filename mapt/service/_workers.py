@@ -24,6 +24,7 @@ The worker process, while its operation runs:
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 import signal
@@ -45,9 +46,17 @@ from mapt.core import (
     redact,
 )
 from mapt.service._database import Database, open_database
-from mapt.service._executions import Execution, ExecutionError, Executions
+from mapt.service._executions import (
+    OUTPUT_LEVEL,
+    Execution,
+    ExecutionError,
+    Executions,
+    split_record,
+)
 
 _log = get_logger(__name__)
+# The logger the server's log names for the lines its workers print.
+_WORKER_LOGGER = "mapt.service.worker"
 
 
 @dataclass(frozen=True)
@@ -111,20 +120,32 @@ def _execution_log(store: Executions, execution_id: str, echo: TextIO) -> TextIO
     """The worker's stderr: each line goes to the execution's log and the server's.
 
     ``ProgressStream`` splits and redacts the lines, as it does for a library caller's
-    progress; a line's level is the one mapt's log format names (``mapt: WARNING: ...``).
+    progress. Both logs get one shape: the level as a field, the message without mapt's
+    ``mapt: LEVEL:`` prefix (``split_record``); the server's is a JSON line like its own
+    (``JsonLogFormatter``), naming the execution.
     """
     from mapt.hosts import ProgressStream
+    from mapt.service._server import JsonLogFormatter
+
+    formatter = JsonLogFormatter()
 
     def record(_level: str, line: str) -> None:
-        level = "INFO"
-        if line.startswith("mapt: "):
-            level = line.split(":", 2)[1].strip() or level
+        level, message = split_record(line)
         try:
-            store.append_log(execution_id, level, line)
+            store.append_log(execution_id, level, message)
         except Exception as error:  # the log must never stop the operation (a signal may)
             raise_if_interrupted()
-            line = f"{line} (not stored in the execution's log: {error})"
-        echo.write(json.dumps({"execution_id": execution_id, "message": line}) + "\n")
+            message = f"{message} (not stored in the execution's log: {error})"
+        entry = logging.makeLogRecord(
+            {
+                "name": _WORKER_LOGGER,
+                "levelname": level,
+                "levelno": logging.getLevelName(level) if level != OUTPUT_LEVEL else logging.INFO,
+                "msg": message,
+                "execution_id": execution_id,
+            }
+        )
+        echo.write(formatter.format(entry) + "\n")
         echo.flush()
 
     return cast(TextIO, ProgressStream(record))

@@ -9,7 +9,7 @@ engine is always passed in explicitly; nothing switches it behind the caller's b
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -58,6 +58,10 @@ class StackRef:
     def stack_name(self) -> str:
         """The Pulumi stack name, ``<name>-<project>`` (e.g. ``spotOption-demo``)."""
         return f"{self.name}-{self.project}"
+
+    def urn(self, type_token: str, name: str) -> str:
+        """The URN Pulumi gives a top-level resource ``name`` of ``type_token`` in this stack."""
+        return f"urn:pulumi:{self.stack_name}::{self.project}::{type_token}::{name}"
 
     @classmethod
     def for_context(cls, context: RunContext, name: str) -> StackRef:
@@ -118,8 +122,14 @@ class Engine(Protocol):
         *,
         config: Mapping[str, str] | None = None,
         refresh: bool = False,
+        replace: Sequence[str] = (),
     ) -> dict[str, Any]:
-        """Create or update the stack from ``program``; return its outputs."""
+        """Create or update the stack from ``program``; return its outputs.
+
+        ``replace``: URNs (``StackRef.urn``) of resources to replace even where the
+        program declares them unchanged, as ``pulumi up --replace`` does: the new one is
+        made first, the old one deleted at the end, and the state records the new one.
+        """
         ...
 
     def preview(

@@ -16,7 +16,7 @@ and ``RecordingMocks``: no Pulumi CLI, no provider plugin, no credentials.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -44,6 +44,9 @@ class RecordedRun:
     ref: StackRef
     operation: str  # "up" or "preview"
     run: ProgramRun
+    # What the ``up`` was asked to replace (``Engine.up``'s ``replace``): these engines
+    # keep no resource between runs (the mocks compute each one anew), so it is recorded.
+    replace: tuple[str, ...] = ()
 
 
 class _InProcessEngine:
@@ -78,6 +81,7 @@ class _InProcessEngine:
         operation: str,
         preview: bool,
         mocks: RecordingMocks | None = None,
+        replace: Sequence[str] = (),
     ) -> ProgramRun:
         """Run ``program`` as the Pulumi engine would for ``ref``, failing the same way.
 
@@ -103,7 +107,7 @@ class _InProcessEngine:
             raise OperationError(
                 f"the program of stack {ref.stack_name} failed: {type(error).__name__}: {error}"
             ) from error
-        self.runs.append(RecordedRun(ref, operation, run))
+        self.runs.append(RecordedRun(ref, operation, run, tuple(replace)))
         return run
 
     def _mocks(self) -> RecordingMocks:
@@ -188,8 +192,9 @@ class DryRunEngine(_InProcessEngine):
         *,
         config: Mapping[str, str] | None = None,
         refresh: bool = False,
+        replace: Sequence[str] = (),
     ) -> dict[str, Any]:
-        run = self._run(ref, program, config, operation="up", preview=True)
+        run = self._run(ref, program, config, operation="up", preview=True, replace=replace)
         _log.info(
             "dry run: stack %s would register %d resources and keep %d outputs",
             ref.stack_name,
@@ -313,12 +318,15 @@ class InMemoryEngine(_InProcessEngine):
         *,
         config: Mapping[str, str] | None = None,
         refresh: bool = False,
+        replace: Sequence[str] = (),
     ) -> dict[str, Any]:
         self._check_unlocked(ref)
         settings = check_config(config)  # bad config creates nothing
         mocks = self._mocks()
         try:
-            run = self._run(ref, program, config, operation="up", preview=False, mocks=mocks)
+            run = self._run(
+                ref, program, config, operation="up", preview=False, mocks=mocks, replace=replace
+            )
         except MaptError:
             # As on the Pulumi engine, which runs ``stack init`` before ``up``: after a
             # failed update the stack exists, with what it had and what was created

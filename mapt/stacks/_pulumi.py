@@ -14,7 +14,7 @@ import hashlib
 import os
 import signal
 import tempfile
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,6 +184,7 @@ class PulumiEngine:
         *,
         config: Mapping[str, str] | None = None,
         refresh: bool = False,
+        replace: Sequence[str] = (),
     ) -> dict[str, Any]:
         from pulumi.automation import ConfigValue, Stack
         from pulumi.automation.errors import CommandError
@@ -205,6 +206,7 @@ class PulumiEngine:
                     result = stack.up(
                         program=guarded,
                         refresh=True if refresh else None,
+                        replace=list(replace) or None,
                         on_event=progress,
                         **self._run_options(),
                     )

@@ -18,9 +18,10 @@ per-stack lock files under ``.pulumi/locks/``. So ``mapt aws host list``, ``swee
 How an ``up`` changes what exists, per URN, as Pulumi would:
 
 - declared with the recorded inputs (ignoring ``ignore_changes``): kept as it is, no call;
-- declared with other inputs: replaced. The new one is created first and the old one
-  deleted at the end, unless the resource says ``delete_before_replace`` (a fixed
-  name): then the old one and what depends on it go first;
+- declared with other inputs, or named in ``up``'s ``replace``: replaced. The new one
+  is created first and the old one deleted at the end, unless the resource says
+  ``delete_before_replace`` (a fixed name): then the old one and what depends on it
+  go first;
 - no longer declared: deleted at the end, dependents before their dependencies.
 
 The checkpoint is rewritten after every step, so a failed or interrupted ``up`` leaves
@@ -37,7 +38,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -445,8 +446,10 @@ class _Run:
         config: Mapping[str, str],
         *,
         apply: bool,
+        replace: Sequence[str] = (),
     ) -> None:
         self.engine = engine
+        self.replace = frozenset(replace)  # URNs replaced even when declared the same
         self.ref = ref
         self.store = store
         self.secrets = secrets
@@ -511,6 +514,7 @@ class _Run:
         )
         if (
             old is not None
+            and reg.urn not in self.replace
             and old.type == type_token
             and _same(old.inputs, inputs, reg.ignore_changes)
             and self._provider_region(old.provider) == self._provider_region(reg.provider)
@@ -797,6 +801,7 @@ class SandboxEngine(_InProcessEngine):
         *,
         config: Mapping[str, str] | None = None,
         refresh: bool = False,
+        replace: Sequence[str] = (),
     ) -> dict[str, Any]:
         settings = check_config(config)
         backend = resolve_backend(ref.backend_url)
@@ -810,7 +815,7 @@ class SandboxEngine(_InProcessEngine):
             secrets = state.secrets if state and state.secrets else secrets_for(None)
             secrets.passphrase()
             _prepare_layout(store, backend)
-            run = _Run(self, ref, store, state, secrets, settings, apply=True)
+            run = _Run(self, ref, store, state, secrets, settings, apply=True, replace=replace)
             if state is None:
                 run.save()  # the stack exists from here on, as after `pulumi stack init`
             with cancellable(run.cancel):

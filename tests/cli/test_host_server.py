@@ -47,7 +47,13 @@ def _files(folder: Path) -> dict[str, tuple[str, int]]:
 
 
 def _create_both(
-    cli: Harness, server: ServerProcess, token: str, tmp_path: Path, *, conn: bool
+    cli: Harness,
+    server: ServerProcess,
+    token: str,
+    tmp_path: Path,
+    *,
+    conn: bool,
+    extra_flags: tuple[str, ...] = (),
 ) -> tuple[Any, Any]:
     """The same create run here and with --server (each its own state), as the results."""
     runs = []
@@ -57,6 +63,7 @@ def _create_both(
         )
         if not conn:
             args = args[:-2]
+        args += extra_flags
         env = {"GITHUB_OUTPUT": str(tmp_path / f"{where}-gh"), "MAPT_TOKEN": token}
         result = cli.invoke(*args, *extra, env=env)
         assert result.exit_code == 0, (where, result.output, server.text()[-3000:])
@@ -246,3 +253,41 @@ def test_a_bad_token_value_is_refused_without_showing_it(cli: Harness) -> None:
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("Error: MAPT_TOKEN=*** (from the environment): the API token")
     assert "0123456789" not in result.output and "second-line" not in result.output
+
+
+def test_create_with_server_writes_an_air_gapped_hosts_bastion_files_here(
+    cli: Harness, market: SpotMarket, server: ServerProcess, token: str, tmp_path: Path
+) -> None:
+    local, remote = _create_both(cli, server, token, tmp_path, conn=True, extra_flags=("--airgap",))
+    assert remote.stdout == _here(local.stdout, tmp_path)
+    local_files = _files(tmp_path / "local" / "conn")
+    remote_files = _files(tmp_path / "remote" / "conn")
+    assert {"bastion_host", "bastion_username", "bastion_id_rsa"} <= set(local_files)
+    assert remote_files == local_files
+    assert remote_files["bastion_id_rsa"][1] == 0o600
+    assert "PRIVATE KEY" not in server.text()
+
+
+def test_refresh_ip_with_server_prints_the_new_address_and_rewrites_the_host_file(
+    cli: Harness, market: SpotMarket, server: ServerProcess, token: str, tmp_path: Path
+) -> None:
+    conn = tmp_path / "conn"
+    args = [a for a in _create_args("pr-8", f"file://{tmp_path / 'state'}", conn) if a != "--spot"]
+    created = _remote(cli, server, token, *args)
+    assert created.exit_code == 0, (created.output, server.text()[-3000:])
+    old = (conn / "host").read_text().strip()
+
+    local = cli.invoke("aws", "host", "refresh-ip", "--project-name", "pr-8")
+    assert local.exit_code == 2 and local.stderr.startswith("Error: refresh-ip runs on the server")
+
+    refresh = ("aws", "host", "refresh-ip", "--project-name", "pr-8")
+    changed = _remote(cli, server, token, *refresh, "--conn-details-output", str(conn))
+    assert changed.exit_code == 0, (changed.output, server.text()[-3000:])
+    new = (conn / "host").read_text().strip()
+    assert new != old
+    assert changed.stdout.startswith(f"Host 'pr-8' has a new address: {new}\n")
+    assert f"released:          {old}" in changed.stdout
+    as_json = _remote(cli, server, token, *refresh, "--output", "json")
+    assert as_json.exit_code == 0, as_json.output
+    document = json.loads(as_json.stdout)
+    assert document["old_address"] == new and document["new_address"] not in (old, new)

@@ -22,32 +22,67 @@ from filelock import FileLock
 
 from mapt.hosts import HostServices
 from mapt.service import ExecutionContext, Operation
-from mapt.service._hosts import host_operations, run_create, run_delete, run_update
+from mapt.service._hosts import (
+    host_operations,
+    run_create,
+    run_delete,
+    run_refresh_ip,
+    run_update,
+)
 from mapt.service._pools import pool_operations, run_add
-from mapt.stacks import InMemoryEngine
+from mapt.stacks import InMemoryEngine, StackRef
+from mapt.targets.aws import HOST_ADDRESS_TYPE
 from tests.harness.pulumi_mocks import default_answers, default_computed
 
 INSTANCE_ID = "i-0123456789abcdef0"
-_PERSISTED = ("exists", "outputs", "up", "preview", "destroy", "force_unlock", "list_stacks",
+_PERSISTED = ("exists", "outputs", "preview", "destroy", "force_unlock", "list_stacks",
               "purge_project_state")  # fmt: skip
 
 
 class FileBackedEngine(InMemoryEngine):
-    """The in-memory engine, its stacks loaded from and saved to ``path`` around each call."""
+    """The in-memory engine, its stacks loaded from and saved to ``path`` around each call.
+
+    Its Elastic IPs keep their address from ``up`` to ``up``, as deployed ones do, and
+    get a new one when an ``up`` replaces them (``replace``): the address is counted
+    per stack, in the file too.
+    """
 
     def __init__(self, path: Path) -> None:
-        super().__init__(answers=default_answers(), computed=default_computed)
+        super().__init__(answers=default_answers(), computed=self._computed_here)
         self._path = path
         self._file_lock = FileLock(f"{path}.lock")
+        self._replaced_addresses: dict[str, int] = {}
+        self._stack_now = ""
+
+    def _computed_here(self, type_token: str, inputs: Any) -> dict[str, Any]:
+        values = default_computed(type_token, inputs)
+        times = self._replaced_addresses.get(self._stack_now, 0)
+        if type_token == HOST_ADDRESS_TYPE and times:
+            values["publicIp"] = f"192.0.2.{times}"
+        return values
 
     def _around(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         with self._file_lock:
             if self._path.exists():
-                self._stacks, self._locks = pickle.loads(self._path.read_bytes())
+                self._stacks, self._locks, self._replaced_addresses = pickle.loads(
+                    self._path.read_bytes()
+                )
             try:
                 return call(*args, **kwargs)
             finally:
-                self._path.write_bytes(pickle.dumps((self._stacks, self._locks)))
+                state = (self._stacks, self._locks, self._replaced_addresses)
+                self._path.write_bytes(pickle.dumps(state))
+
+    def up(self, ref: StackRef, program: Any, **options: Any) -> dict[str, Any]:
+        def replacing() -> dict[str, Any]:
+            self._stack_now = ref.stack_name
+            if any(f"::{HOST_ADDRESS_TYPE}::" in urn for urn in options.get("replace", ())):
+                self._replaced_addresses[ref.stack_name] = (
+                    self._replaced_addresses.get(ref.stack_name, 0) + 1
+                )
+            return InMemoryEngine.up(self, ref, program, **options)
+
+        return dict(self._around(replacing))
 
     def stored_stacks(self) -> list[str]:
         """The stacks that exist now, as the file holds them."""
@@ -161,6 +196,10 @@ def simulated_delete(context: ExecutionContext) -> Any:
     return _simulated(context, run_delete)
 
 
+def simulated_refresh_ip(context: ExecutionContext) -> Any:
+    return _simulated(context, run_refresh_ip)
+
+
 def simulated_add(context: ExecutionContext) -> Any:
     return _simulated(context, run_add)
 
@@ -169,6 +208,8 @@ def simulated_operations() -> dict[str, Operation]:
     """mapt's host and pool operations, each run on simulated AWS and the file-backed
     engine."""
     return {
-        **host_operations(simulated_create, simulated_update, simulated_delete),
+        **host_operations(
+            simulated_create, simulated_update, simulated_delete, simulated_refresh_ip
+        ),
         **pool_operations(simulated_add),
     }

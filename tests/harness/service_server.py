@@ -22,14 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from mapt.service import RecoveryPolicy, ServerSettings, Timing, run_server
-from mapt.service._app import (
-    DEFAULT_WAIT_SECONDS,
-    TimeoutQuery,
-    WaitQuery,
-    Writer,
-    execution_answer,
-    submit,
-)
+from mapt.service._app import Waited, Writer, submit
 from mapt.service._pools import Pools
 from tests.harness.service_hosts import simulated_operations, simulated_services
 from tests.harness.service_operations import OPERATIONS
@@ -48,15 +41,11 @@ def test_router() -> APIRouter:
 
     @router.post("/executions", status_code=202)
     async def submit_test_execution(
-        request: Request,
-        body: TestExecution,
-        _token: Writer,
-        wait: WaitQuery = False,
-        timeout: TimeoutQuery = DEFAULT_WAIT_SECONDS,
+        request: Request, body: TestExecution, _token: Writer, waited: Waited
     ) -> JSONResponse:
         service = request.app.state.service
         execution = submit(service, body.name, body.target, body.arguments)
-        return await execution_answer(service, execution, wait=wait, timeout=timeout)
+        return await waited.answer(service, execution)
 
     @router.post("/pools/{name}/converge")
     async def converge_pool(request: Request, name: str, _token: Writer) -> dict[str, Any]:

@@ -170,7 +170,7 @@ def test_list_shows_active_executions_and_completed_ones_on_request(
 
 
 def test_the_log_holds_the_lines_the_operation_printed_and_follow_streams_them(
-    client: httpx.Client, tmp_path: Path
+    client: httpx.Client, server: ServerProcess, tmp_path: Path
 ) -> None:
     execution = _submit(client, "test.sleep", "host-a", journal=str(tmp_path / "j"), seconds=1)
     identifier = execution.json()["execution"]["id"]
@@ -178,11 +178,20 @@ def test_the_log_holds_the_lines_the_operation_printed_and_follow_streams_them(
         assert streamed.status_code == 200
         lines = list(streamed.iter_lines())
     # The stream ended because the execution did: its last line says how.
-    assert lines[-1] == "succeeded"
+    assert lines[-1] == "mapt: INFO: succeeded"
+    # The worker's log lines and the service's own read as the CLI prints log lines.
     assert "mapt: INFO: step 1 of host-a" in lines
+    assert lines[0] == "mapt: INFO: test.sleep on host-a submitted"
     assert _execution(client, identifier)["status"] == "succeeded"
     plain = client.get(f"/v1/executions/{identifier}/log").text.splitlines()
     assert plain == lines
+    # In the server's log, a worker's line has the shape of the server's own lines:
+    # the level as a field, the message without mapt's prefix, and the execution.
+    echoed = [entry for entry in server.log() if entry.get("execution_id") == identifier]
+    step = next(entry for entry in echoed if entry["message"] == "step 1 of host-a")
+    assert step["level"] == "INFO" and step["logger"] == "mapt.service.worker"
+    assert set(step) >= {"time", "level", "logger", "message", "execution_id"}
+    assert not any(entry["message"].startswith("mapt: ") for entry in echoed)
 
 
 def test_operations_on_one_target_run_one_after_the_other(

@@ -32,6 +32,7 @@ import pulumi_aws as aws
 
 from mapt.core import InputError
 from mapt.targets.aws._base import Deployment
+from mapt.targets.aws._host import HOST_ADDRESS_NAME
 from mapt.targets.aws._network import ANYWHERE, Network, security_group
 from mapt.targets.aws._request import SSH_PORT, HostRequest, ImageLookup
 from mapt.targets.aws._tags import utc_timestamp
@@ -299,7 +300,7 @@ def on_demand_host(
         private_ip: pulumi.Output[str] = instance.private_ip
         return private_ip
     eip = aws.ec2.Eip(
-        "host-eip",
+        HOST_ADDRESS_NAME,
         domain="vpc",
         instance=instance.id,
         tags=dep.named_tags("mapt-host"),

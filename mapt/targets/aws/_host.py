@@ -23,13 +23,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mapt.allocation import AllocationResult
 from mapt.core import InputError, MaptError, OperationError, RunContext, get_logger
 from mapt.targets._readiness import DEFAULT_READY_TIMEOUT, SshAccess, SshEndpoint, wait_until_ready
 from mapt.targets.aws._request import HostRequest
 from mapt.targets.aws._setup import HostSetup
+
+if TYPE_CHECKING:
+    from mapt.stacks import StackRef
 
 log = get_logger(__name__)
 
@@ -74,6 +77,11 @@ OUTPUT_AWAITED_SECRETS = "awaited_secrets"
 OUTPUT_CONFIGURED_INSTANCE = "configured_instance"
 OUTPUT_RUNNER_ID = "runner_id"
 OUTPUT_RUNNER_SCOPE = "runner_scope"
+
+# The on-demand host's Elastic IP (``_compute.on_demand_host``): its public address, the
+# resource replaced to give the host a new one (``host_address_urn``).
+HOST_ADDRESS_TYPE = "aws:ec2/eip:Eip"
+HOST_ADDRESS_NAME = "host-eip"
 
 Program = Callable[[], None]
 # Runs `up` on a program and returns the stack's outputs as plain values.
@@ -260,6 +268,34 @@ def _default_setup(region: str, request: HostRequest) -> SetupFunction:
         return configure_host(access, request, windows_password=windows_password)
 
     return configure
+
+
+def host_address_urn(ref: StackRef) -> str:
+    """The URN of the Elastic IP that is the host's public address, in its stack ``ref``."""
+    return ref.urn(HOST_ADDRESS_TYPE, HOST_ADDRESS_NAME)
+
+
+def public_address_refusal(outputs: Mapping[str, Any]) -> str | None:
+    """Why the host whose stack has ``outputs`` has no public address of its own to
+    exchange for a new one; None when it has (an on-demand host's Elastic IP).
+
+    Air-gapped hosts have a private address only (reached through their bastion). A
+    spot host's address is its load balancer's Elastic IP, which it keeps when spot
+    replaces the machine: a new one would mean a new load balancer, and its target
+    groups cannot join a second one while the first exists. A stack that does not say
+    whether it runs on spot is not guessed at.
+    """
+    if outputs.get(OUTPUT_BASTION_HOST) is not None:
+        return "it is air-gapped: it has no public address (it is reached through its bastion)"
+    spot = outputs.get(OUTPUT_SPOT)
+    if spot is True:
+        return (
+            "it runs on spot: its address is its load balancer's, which stays the same when "
+            "spot replaces the machine, and a new one would replace the load balancer"
+        )
+    if spot is not False:
+        return f"its host stack has no {OUTPUT_SPOT!r} output saying how it runs"
+    return None
 
 
 def host_connection_values(outputs: Mapping[str, Any]) -> dict[str, str]:

@@ -421,6 +421,12 @@ def _create_eip(aws: SandboxAws, name: str, inputs: Inputs) -> AppliedResource:
         with _undone_on_failure(
             lambda: _delete_eip(aws, allocation_id, {}), f"address {allocation_id}"
         ):
+            # On AWS, associating an address with an instance that has one takes the
+            # first one off it (a replaced Elastic IP); moto keeps both, so do as AWS does.
+            held = ec2.describe_addresses(Filters=[{"Name": "instance-id", "Values": [instance]}])
+            for address_held in held["Addresses"]:
+                if address_held.get("AssociationId"):
+                    ec2.disassociate_address(AssociationId=address_held["AssociationId"])
             association = ec2.associate_address(AllocationId=allocation_id, InstanceId=instance)
             described = ec2.describe_addresses(AllocationIds=[allocation_id])["Addresses"][0]
         outputs["associationId"] = association["AssociationId"]
