@@ -1,7 +1,7 @@
 """``mapt pool``: pools of warm hosts on a ``mapt serve`` (``--server``), and leases.
 
-``create|list|show|scale|delete`` manage the pool records; ``add|remove`` are the
-FaaSpot verbs (executions: by default the command waits for them, ``--no-wait``
+``create|list|show|scale|delete`` manage the pool records; ``add|remove|refresh-ip``
+are the FaaSpot verbs (executions: by default the command waits for them, ``--no-wait``
 prints the execution's id); ``lease`` takes a warm member and writes the same
 connection files ``mapt aws host create --conn-details-output`` writes, so a CI job
 gets a machine in seconds; ``release`` returns it. Every command needs ``--server``
@@ -242,6 +242,26 @@ def remove(
     """Remove one idle member (a leased one never); the target drops by one."""
     with _client(ctx, debug) as client:
         execution = client.pools.remove(name, host=host, ip=ip, wait=False)
+        _finished(ctx, client, execution, output)
+
+
+@pool_app.command("refresh-ip")
+def refresh_ip(
+    ctx: typer.Context,
+    name: PoolName,
+    ip: Annotated[
+        str | None, option("--ip", "Only the member at this address (default: every idle one).")
+    ] = None,
+    wait: Wait = True,
+    output: Output = OutputFormat.text,
+    server: ServerUrl = None,
+    token: Token = None,
+    token_file: TokenFile = None,
+    debug: Debug = False,
+) -> None:
+    """Give members a new public address (a new Elastic IP, the old one released)."""
+    with _client(ctx, debug) as client:
+        execution = client.pools.refresh_ip(name, "all" if ip is None else ip, wait=False)
         _finished(ctx, client, execution, output)
 
 

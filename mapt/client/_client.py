@@ -468,6 +468,21 @@ class Pools:
             params={"host": host, "ip": ip},
         )  # fmt: skip
 
+    def refresh_ip(
+        self,
+        name: str,
+        address: str = "all",
+        *,
+        wait: bool = True,
+        wait_timeout: float | None = None,
+    ) -> Execution:
+        """New public addresses (the old ones released) for every idle member, or for
+        the member at ``address``."""
+        return self._hosts._execution(
+            "PATCH", f"{_pool_path(name)}/hosts", {"refresh_ip": address}, wait=wait,
+            timeout=wait_timeout,
+        )  # fmt: skip
+
     def lease(
         self,
         name: str,

@@ -21,14 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from mapt.core import StateLockedError, get_logger, register_secret
 from mapt.pools import Capacity
 from mapt.service._app import (
-    DEFAULT_WAIT_SECONDS,
     MAX_WAIT_SECONDS,
     Reader,
     Service,
-    TimeoutQuery,
-    WaitQuery,
+    Waited,
+    WaitOptions,
     Writer,
-    execution_answer,
 )
 from mapt.service._costs_api import CostDays, DetailQuery, cost_answer
 from mapt.service._hosts import host_connection
@@ -124,13 +122,11 @@ async def _in_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
     return await anyio.to_thread.run_sync(functools.partial(function, *args, **kwargs))
 
 
-async def _submitted(
-    request: Request, execution_id: str, *, wait: bool, timeout: float
-) -> JSONResponse:
+async def _submitted(request: Request, execution_id: str, waited: WaitOptions) -> JSONResponse:
     service = _service(request)
     execution = await _in_thread(service.executions.get, execution_id)
     service.submitted(execution)
-    return await execution_answer(service, execution, wait=wait, timeout=timeout)
+    return await waited.answer(service, execution)
 
 
 def pools_router() -> APIRouter:
@@ -209,27 +205,25 @@ def pools_router() -> APIRouter:
         request: Request,
         name: str,
         _token: Writer,
+        waited: Waited,
         count: Annotated[int, Query(ge=1)] = 1,
-        wait: WaitQuery = False,
-        timeout: TimeoutQuery = DEFAULT_WAIT_SECONDS,
     ) -> JSONResponse:
         """Add ``count`` members (the target rises with them; never above maximum)."""
         execution_id = await _in_thread(_pools(request).add, name, count)
-        return await _submitted(request, execution_id, wait=wait, timeout=timeout)
+        return await _submitted(request, execution_id, waited)
 
     @router.delete("/{name}/hosts", status_code=202)
     async def remove_member(
         request: Request,
         name: str,
         _token: Writer,
+        waited: Waited,
         host: str | None = None,
         ip: str | None = None,
-        wait: WaitQuery = False,
-        timeout: TimeoutQuery = DEFAULT_WAIT_SECONDS,
     ) -> JSONResponse:
         """Remove one idle member (``host`` or ``ip`` names it); the target drops by one."""
         execution_id = await _in_thread(_pools(request).remove, name, host=host, ip=ip)
-        return await _submitted(request, execution_id, wait=wait, timeout=timeout)
+        return await _submitted(request, execution_id, waited)
 
     @router.get("/{name}/costs")
     async def pool_costs(
@@ -239,6 +233,19 @@ def pools_router() -> APIRouter:
         demand, over the days asked (the spot-api's document, as for a host)."""
         await _in_thread(_pools(request).get, name)
         return await cost_answer(request, lambda book: book.pool(name, *days), detail)
+
+    @router.patch("/{name}/hosts", status_code=202)
+    async def refresh_member_addresses(
+        request: Request,
+        name: str,
+        body: RefreshBody,
+        _token: Writer,
+        waited: Waited,
+    ) -> JSONResponse:
+        """``{"refresh_ip": "all" | "<address>"}``: new public addresses (the old ones
+        released) for the idle members, or the member at that address."""
+        execution_id = await _in_thread(_pools(request).refresh_ip, name, body.refresh_ip)
+        return await _submitted(request, execution_id, waited)
 
     # -- leases ------------------------------------------------------------------------
 

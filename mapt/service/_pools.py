@@ -38,7 +38,14 @@ from mapt.pools import Capacity, CapacityError, Member, MemberState, Plan, pick_
 from mapt.service._database import Database
 from mapt.service._errors import ConflictError, NotFoundError
 from mapt.service._executions import Executions
-from mapt.service._hosts import Hosts, ManagedHost, _host, check_create_fields, run_create
+from mapt.service._hosts import (
+    Hosts,
+    ManagedHost,
+    _host,
+    check_create_fields,
+    run_create,
+    run_refresh_ip,
+)
 from mapt.service._leader import LeaderContext, LeaderTask
 from mapt.service._schema import hosts, leases, pools
 from mapt.service._states import HostRequest, HostState
@@ -404,6 +411,31 @@ class Pools:
             self._set_target(connection, name, wanted.target)
         return execution_id
 
+    def refresh_ip(self, name: str, which: str) -> str:
+        """Give members a new public address (``hosts.refresh-ip``: a new Elastic IP, the
+        old one released): ``"all"`` the idle RUNNING ones, else the member at address
+        ``which`` (404 when none; 409 when leased: its holder keeps its address), in one
+        ``pools.refresh-ip`` execution; its id. A member without an address of its own
+        (spot, air-gapped) is refused (409) as ``POST /v1/hosts/NAME/refresh-ip`` is."""
+        with self.database.transaction() as connection:
+            pool = self._active_pool(connection, name)
+            members = self._members(connection, name)
+            if which == "all":
+                chosen = [member for member in members if member.planned().idle]
+                if not chosen:
+                    raise ConflictError(f"pool {name!r} has no idle RUNNING member")
+            else:
+                chosen = [self._chosen(pool, members, host=None, ip=which)]
+            names = [member.host.name for member in chosen]
+            execution_id = self.executions.submit_in(
+                connection, "pools.refresh-ip", f"pools/{name}", {"members": names}
+            )
+            for member in names:
+                self.hosts.request_in(
+                    connection, HostRequest.REFRESH_IP, member, execution_id=execution_id
+                )
+        return execution_id
+
     def _chosen(
         self, pool: Pool, members: list[PoolMember], *, host: str | None, ip: str | None
     ) -> PoolMember:
@@ -677,21 +709,28 @@ def _ranked_zones(members: Iterable[PoolMember]) -> tuple[str, ...]:
 # -- the operations (run in worker processes) -----------------------------------------
 
 
-def run_add(context: ExecutionContext, create: OperationFunction = run_create) -> dict[str, Any]:
-    """``pools.add``: create each member this execution recorded, one after another
-    (a member another attempt finished already is skipped)."""
+def _run_members(
+    context: ExecutionContext, run: OperationFunction, *, state: HostState
+) -> dict[str, Any]:
+    """Run ``run`` (a host operation) for each member this execution moved to
+    ``state``, one after another; a member another attempt finished already is
+    skipped. The members done and what each operation answered (a refresh: the old and
+    the new address); every failure raised once the others ran."""
     store = Hosts(context.database, Executions(context.database))
     failures: list[str] = []
-    made: list[str] = []
+    done: list[str] = []
+    results: dict[str, Any] = {}
     for name in context.arguments["members"]:
         host = store.get(name)
-        if host.state is not HostState.PENDING or host.execution_id != context.execution_id:
+        if host.state is not state or host.execution_id != context.execution_id:
             if host.state is HostState.RUNNING:
-                made.append(name)
+                done.append(name)
             continue
         try:
-            create(replace(context, target=name, arguments={"fields": dict(host.fields)}))
-            made.append(name)
+            results[name] = run(
+                replace(context, target=name, arguments={"fields": dict(host.fields)})
+            )
+            done.append(name)
         except MaptError as error:
             failures.append(f"{name}: {error}")
     if failures:
@@ -699,12 +738,29 @@ def run_add(context: ExecutionContext, create: OperationFunction = run_create) -
             f"{len(failures)} of {len(context.arguments['members'])} members failed: "
             + "; ".join(failures)
         )
-    return {"hosts": made}
+    return {"hosts": done, "results": results}
 
 
-def pool_operations(add: OperationFunction = run_add) -> dict[str, Operation]:
-    """The operations of the pool verbs (their members' creates resume as hosts' do)."""
-    return {"pools.add": Operation("pools.add", add)}
+def run_add(context: ExecutionContext, create: OperationFunction = run_create) -> dict[str, Any]:
+    """``pools.add``: create each member this execution recorded (PENDING)."""
+    return _run_members(context, create, state=HostState.PENDING)
+
+
+def run_refresh(
+    context: ExecutionContext, refresh: OperationFunction = run_refresh_ip
+) -> dict[str, Any]:
+    """``pools.refresh-ip``: a new address for each member it took (UPDATING)."""
+    return _run_members(context, refresh, state=HostState.UPDATING)
+
+
+def pool_operations(
+    add: OperationFunction = run_add, refresh: OperationFunction = run_refresh
+) -> dict[str, Operation]:
+    """The operations of the pool verbs (their members' changes resume as hosts' do)."""
+    return {
+        "pools.add": Operation("pools.add", add),
+        "pools.refresh-ip": Operation("pools.refresh-ip", refresh),
+    }
 
 
 # -- the leader-only loop --------------------------------------------------------------

@@ -29,7 +29,7 @@ from mapt.service._hosts import (
     run_refresh_ip,
     run_update,
 )
-from mapt.service._pools import pool_operations, run_add
+from mapt.service._pools import pool_operations, run_add, run_refresh
 from mapt.stacks import InMemoryEngine, StackRef
 from mapt.targets.aws import HOST_ADDRESS_TYPE
 from tests.harness.pulumi_mocks import default_answers, default_computed
@@ -204,6 +204,10 @@ def simulated_add(context: ExecutionContext) -> Any:
     return _simulated(context, run_add)
 
 
+def simulated_pool_refresh(context: ExecutionContext) -> Any:
+    return _simulated(context, run_refresh)
+
+
 def simulated_operations() -> dict[str, Operation]:
     """mapt's host and pool operations, each run on simulated AWS and the file-backed
     engine."""
@@ -211,5 +215,5 @@ def simulated_operations() -> dict[str, Operation]:
         **host_operations(
             simulated_create, simulated_update, simulated_delete, simulated_refresh_ip
         ),
-        **pool_operations(simulated_add),
+        **pool_operations(simulated_add, simulated_pool_refresh),
     }

@@ -286,6 +286,52 @@ def test_mapt_pool_lease_writes_the_connection_files_of_a_host_create(
     assert again.exit_code == 2 and "released already" in again.stderr
 
 
+def test_refresh_ip_gives_each_idle_member_a_new_address(
+    client: httpx.Client, shared_server: ServerProcess, warm: str, tmp_path: Path
+) -> None:
+    # Spot members' addresses are their load balancers': refused, nothing submitted.
+    refused = client.patch(f"/v1/pools/{warm}/hosts", json={"refresh_ip": "all"})
+    assert refused.status_code == 409 and "it runs on spot" in refused.json()["error"]["message"]
+    (member,) = _members(client, warm)
+    for target in (f"pools/{warm}", member["name"]):
+        pending = client.get("/v1/executions", params={"target": target}).json()["executions"]
+        assert pending == []
+
+    template = {key: value for key, value in _template(tmp_path).items() if key != "spot"}
+    name = _pool_name()
+    created = client.post(
+        "/v1/pools",
+        json={"name": name, "capacity": {"target": 2, "maximum": 2}, "host": template},
+    )
+    assert created.status_code == 201, created.text
+    before = {m["name"]: m["address"] for m in _converged(client, name, 2)}
+    answer = client.patch(
+        f"/v1/pools/{name}/hosts?wait=true&timeout=900",
+        json={"refresh_ip": "all"},
+        timeout=None,
+    )
+    assert answer.status_code == 200, answer.text
+    execution = answer.json()["execution"]
+    assert execution["name"] == "pools.refresh-ip" and execution["status"] == "succeeded", execution
+    after = {m["name"]: m["address"] for m in _members(client, name)}
+    assert sorted(execution["result"]["hosts"]) == sorted(before)
+    for member, change in execution["result"]["results"].items():
+        assert change["old_address"] == before[member]
+        assert change["new_address"] == after[member] != before[member]
+    assert len(set(after.values())) == 2  # each member its own new address
+
+    # One member, by its address, through the CLI.
+    one, address = sorted(after.items())[0]
+    cli = _mapt(shared_server, "pool", "refresh-ip", name, "--ip", address)
+    assert cli.exit_code == 0, cli.output
+    assert cli.stdout == f"pools.refresh-ip pools/{name}: succeeded\n"
+    final = {m["name"]: m["address"] for m in _members(client, name)}
+    assert final[one] != address and all(
+        final[other] == after[other] for other in after if other != one
+    )
+    assert client.patch(f"/v1/pools/{name}/hosts", json={"refresh_ip": address}).status_code == 404
+
+
 def test_an_expired_lease_is_reclaimed(client: httpx.Client, warm: str) -> None:
     short = _lease(client, warm, ttl="1s")
     assert short.status_code == 201, short.text
