@@ -16,6 +16,7 @@ from mapt import __version__
 from mapt.cli._aws import aws_app
 from mapt.cli._coercion import defer_coercion
 from mapt.cli._execution import execution_app
+from mapt.cli._pool import pool_app
 from mapt.cli._serve import serve_app
 from mapt.cli._setup import setup_app
 from mapt.core import (
@@ -203,6 +204,7 @@ app.add_typer(aws_app, name="aws")
 app.add_typer(setup_app, name="setup")
 app.add_typer(serve_app, name="serve")
 app.add_typer(execution_app, name="execution")
+app.add_typer(pool_app, name="pool")
 
 
 @app.callback()

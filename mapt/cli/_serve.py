@@ -16,7 +16,7 @@ import typer
 from mapt.cli._options import OutputFormat, Sandbox, given, option, whole_number
 
 if TYPE_CHECKING:
-    from mapt.service import Database, RecoveryPolicy
+    from mapt.service import Database, PoolSettings, RecoveryPolicy
 
 _DATABASE_KEY = "mapt.serve.database_url"
 
@@ -102,17 +102,29 @@ def serve(
             "at most 15m (default 30s).",
         ),
     ] = None,
+    pool_interval: Annotated[
+        str | None,
+        option("--pool-interval", "How often the leader converges every pool (default 30s)."),
+    ] = None,
+    pool_launches: Annotated[
+        str | None,
+        option(
+            "--pool-launches-per-minute",
+            "Members one pool may launch in a minute at most (default 10).",
+        ),
+    ] = None,
     sandbox: Sandbox = False,
 ) -> None:
     """Run the HTTP API (OpenAPI at /openapi.json, docs at /docs) until SIGTERM."""
     if ctx.invoked_subcommand is not None:
         server_only = ("host", "port", "workers", "reconcile_interval", "recovery_attempts",
-                       "recovery_backoff", "sandbox")  # fmt: skip
+                       "recovery_backoff", "pool_interval", "pool_launches", "sandbox")  # fmt: skip
         if any(given(ctx, name) for name in server_only):
             from mapt.core import InputError
 
             raise InputError(
-                "--host, --port, --workers, --reconcile-interval, --recovery-* and --sandbox "
+                "--host, --port, --workers, --reconcile-interval, --recovery-*, --pool-* and "
+                "--sandbox "
                 f"belong to mapt serve itself, not to mapt serve {ctx.invoked_subcommand}"
             )
         ctx.meta[_DATABASE_KEY] = database_url
@@ -129,6 +141,7 @@ def serve(
         database_url=_checked_url(ctx, database_url),
         workers=whole_number(workers or "2"),
         recovery=recovery,
+        pools=_pool_settings(pool_interval, pool_launches),
     )
     services = None
     if sandbox:
@@ -158,6 +171,22 @@ def _recovery_policy(
         wait = parse_duration(backoff, flag="--recovery-backoff").total_seconds()
     return RecoveryPolicy(
         interval=every, attempts=count, backoff=wait, backoff_max=max(wait, default.backoff_max)
+    )
+
+
+def _pool_settings(interval: str | None, launches: str | None) -> PoolSettings:
+    """The pool loop's flags as settings; a bad value is an ``InputError`` naming it."""
+    from mapt.core import parse_duration
+    from mapt.service import PoolSettings
+
+    default = PoolSettings()
+    return PoolSettings(
+        interval=default.interval
+        if interval is None
+        else parse_duration(interval, flag="--pool-interval").total_seconds(),
+        launches_per_minute=default.launches_per_minute
+        if launches is None
+        else whole_number(launches),
     )
 
 

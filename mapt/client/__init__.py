@@ -1,8 +1,9 @@
 """``mapt.client``: the HTTP API of ``mapt serve`` for Python callers and the CLI.
 
 ``Client(url, token)`` holds ``hosts`` (create, list, get, status, update, delete,
-connection) and ``executions`` (get, list, logs, cancel, wait), plus ``ping`` and
-``version``. Answers are frozen records (``Execution``, ``Host``); a finished create's
+connection), ``pools`` (pools, their members and leases) and ``executions`` (get,
+list, logs, cancel, wait), plus ``ping`` and ``version``. Answers are frozen records
+(``Execution``, ``Host``); a finished create's
 result becomes the library's ``HostRecord`` through ``host_record``. Errors are the
 ``mapt.core`` errors the local command raises, with the server's message; the 404,
 409, 401 and 403 answers have classes of their own (``NotFoundError``, ...), each a
@@ -12,7 +13,15 @@ Importing this package loads httpx (not the server's FastAPI or SQLAlchemy).
 """
 
 from mapt._api import ExecutionStatus, HostState
-from mapt.client._client import DEFAULT_TIMEOUT, Client, Executions, Hosts, check_server_url
+from mapt.client._client import (
+    DEFAULT_TIMEOUT,
+    Client,
+    Executions,
+    Hosts,
+    PoolLease,
+    Pools,
+    check_server_url,
+)
 from mapt.client._errors import (
     AuthenticationError,
     ConflictError,
@@ -49,6 +58,8 @@ __all__ = [
     "Hosts",
     "NotFoundError",
     "PayloadTooLargeError",
+    "PoolLease",
+    "Pools",
     "ServerErrorMixin",
     "address_change",
     "check_server_url",

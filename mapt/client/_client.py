@@ -10,9 +10,11 @@ return once the execution ended and raise its error when it failed.
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from types import TracebackType
 from typing import Any
@@ -79,6 +81,7 @@ class Client:
         )
         self.hosts = Hosts(self)
         self.executions = Executions(self)
+        self.pools = Pools(self, self.hosts)
 
     def __enter__(self) -> Client:
         return self
@@ -297,12 +300,9 @@ class Hosts:
         """What the host cost over the days [start, end], in the spot-api's document
         (``costs``, ``running``, ``savings``); ``detail`` adds its intervals and the
         list-priced network resources."""
-        params = {
-            "start": None if start is None else start.isoformat(),
-            "end": None if end is None else end.isoformat(),
-            "detail": detail,
-        }
-        return self._client._json("GET", f"{_host_path(name)}/costs", params=params)
+        return self._client._json(
+            "GET", f"{_host_path(name)}/costs", params=_cost_params(start, end, detail)
+        )
 
     def connection(self, name: str) -> HostConnection:
         """Address, user and private key of a RUNNING host (a write token; logged)."""
@@ -317,15 +317,16 @@ class Hosts:
         *,
         wait: bool,
         timeout: float | None,
+        params: Mapping[str, Any] | None = None,
     ) -> Execution:
-        params: dict[str, Any] | None = None
+        query = dict(params or {})
         read_timeout = None
         if wait:
             # The server holds the answer up to its limit; past it, we poll.
             held = _SERVER_WAIT_LIMIT if timeout is None else min(timeout, _SERVER_WAIT_LIMIT)
-            params = {"wait": True, "timeout": held}
+            query.update(wait=True, timeout=held)
             read_timeout = held + DEFAULT_TIMEOUT
-        document = self._client._json(method, path, params=params, body=body, timeout=read_timeout)
+        document = self._client._json(method, path, params=query, body=body, timeout=read_timeout)
         execution = Execution.from_json(document["execution"])
         if not wait:
             return execution
@@ -354,3 +355,184 @@ def _query(params: Mapping[str, Any] | None) -> dict[str, str] | None:
         for key, value in params.items()
         if value is not None
     }
+
+
+@dataclass(frozen=True)
+class PoolLease:
+    """A lease of a pool member: the lease's JSON, the member, and how to log in."""
+
+    lease: Mapping[str, Any]
+    host: Host
+    connection: HostConnection
+
+    @property
+    def id(self) -> str:
+        return str(self.lease["id"])
+
+
+class Pools:
+    """``/v1/pools``: pools of warm hosts, their members (add, remove) and leases.
+
+    Pools are answered as the server's JSON documents (``specs/features/pools.md``);
+    member changes are executions, as host changes are.
+    """
+
+    def __init__(self, client: Client, hosts: Hosts) -> None:
+        self._client = client
+        self._hosts = hosts
+
+    def create(
+        self,
+        name: str,
+        *,
+        target: int,
+        host: Mapping[str, Any],
+        minimum: int = 0,
+        maximum: int | None = None,
+        strategy: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        capacity = {"target": target, "minimum": minimum, "maximum": maximum}
+        body = {
+            "name": name,
+            "capacity": {key: value for key, value in capacity.items() if value is not None},
+            "host": dict(host),
+            "strategy": dict(strategy or {}),
+        }
+        return dict(self._client._json("POST", "/v1/pools", body=body)["pool"])
+
+    def list(self) -> builtins.list[dict[str, Any]]:
+        return [dict(pool) for pool in self._client._json("GET", "/v1/pools")["pools"]]
+
+    def get(self, name: str) -> dict[str, Any]:
+        """The pool with its members counted (``pool``) and listed (``hosts``)."""
+        return self._client._json("GET", _pool_path(name))
+
+    def update(
+        self,
+        name: str,
+        *,
+        capacity: Mapping[str, int] | None = None,
+        host: Mapping[str, Any] | None = None,
+        strategy: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        body = {
+            key: dict(value)
+            for key, value in (("capacity", capacity), ("host", host), ("strategy", strategy))
+            if value is not None
+        }
+        return dict(self._client._json("PATCH", _pool_path(name), body=body)["pool"])
+
+    def delete(self, name: str) -> dict[str, Any]:
+        """Drain the pool (leased members go once released or expired)."""
+        return dict(self._client._json("DELETE", _pool_path(name))["pool"])
+
+    def costs(
+        self,
+        name: str,
+        *,
+        start: date | None = None,
+        end: date | None = None,
+        detail: bool = False,
+    ) -> dict[str, Any]:
+        """What the pool's members cost while they served it (the document of
+        ``Hosts.costs``)."""
+        return self._client._json(
+            "GET", f"{_pool_path(name)}/costs", params=_cost_params(start, end, detail)
+        )
+
+    def hosts(self, name: str) -> builtins.list[Host]:
+        document = self._client._json("GET", f"{_pool_path(name)}/hosts")
+        return [Host.from_json(entry) for entry in document["hosts"]]
+
+    def add(
+        self, name: str, count: int = 1, *, wait: bool = True, wait_timeout: float | None = None
+    ) -> Execution:
+        """Add ``count`` members (the target rises; never above maximum)."""
+        return self._hosts._execution(
+            "PUT", f"{_pool_path(name)}/hosts", None, wait=wait, timeout=wait_timeout,
+            params={"count": count},
+        )  # fmt: skip
+
+    def remove(
+        self,
+        name: str,
+        *,
+        host: str | None = None,
+        ip: str | None = None,
+        wait: bool = True,
+        wait_timeout: float | None = None,
+    ) -> Execution:
+        """Remove one idle member (``host`` or ``ip`` names it; the target drops by one)."""
+        return self._hosts._execution(
+            "DELETE", f"{_pool_path(name)}/hosts", None, wait=wait, timeout=wait_timeout,
+            params={"host": host, "ip": ip},
+        )  # fmt: skip
+
+    def refresh_ip(
+        self,
+        name: str,
+        address: str = "all",
+        *,
+        wait: bool = True,
+        wait_timeout: float | None = None,
+    ) -> Execution:
+        """New public addresses (the old ones released) for every idle member, or for
+        the member at ``address``."""
+        return self._hosts._execution(
+            "PATCH", f"{_pool_path(name)}/hosts", {"refresh_ip": address}, wait=wait,
+            timeout=wait_timeout,
+        )  # fmt: skip
+
+    def lease(
+        self,
+        name: str,
+        *,
+        ttl: str,
+        holder: str,
+        allow_cold_start: bool = False,
+        wait: float = 0.0,
+        start_timeout: float | None = None,
+    ) -> PoolLease:
+        """Lease an idle member (waiting up to ``wait`` seconds for one; a cold start,
+        when allowed, is polled until it runs, at most ``start_timeout`` seconds)."""
+        body = {"ttl": ttl, "holder": holder, "allow_cold_start": allow_cold_start, "wait": wait}
+        document = self._client._json(
+            "POST", f"{_pool_path(name)}/leases", body=body, timeout=wait + DEFAULT_TIMEOUT
+        )
+        lease_id = str(document["lease"]["id"])
+        deadline = None if start_timeout is None else time.monotonic() + start_timeout
+        pause = _POLL_START
+        while "connection" not in document:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise OperationError(
+                    f"lease {lease_id}: host {document['lease']['host']} is not running "
+                    f"after {start_timeout:g}s",
+                    hint=f"mapt pool release {name} {lease_id} returns it.",
+                )
+            time.sleep(pause)
+            pause = min(pause * 1.5, _POLL_MAX)
+            document = self._client._json("GET", f"{_pool_path(name)}/leases/{_segment(lease_id)}")
+            if document["lease"]["state"] != "active":
+                raise OperationError(f"lease {lease_id} ended ({document['lease']['state']})")
+        return PoolLease(
+            lease=document["lease"],
+            host=Host.from_json(document["host"]),
+            connection=host_connection(document["connection"]),
+        )
+
+    def release(self, name: str, lease_id: str) -> dict[str, Any]:
+        """Return the member (recycled per the pool's strategy): the lease and the
+        destroy's execution (None when the member is kept)."""
+        return self._client._json("DELETE", f"{_pool_path(name)}/leases/{_segment(lease_id)}")
+
+
+def _cost_params(start: date | None, end: date | None, detail: bool) -> dict[str, Any]:
+    return {
+        "start": None if start is None else start.isoformat(),
+        "end": None if end is None else end.isoformat(),
+        "detail": detail,
+    }
+
+
+def _pool_path(name: str) -> str:
+    return f"/v1/pools/{_segment(name)}"

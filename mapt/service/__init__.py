@@ -36,6 +36,7 @@ from mapt.service._executions import (
     LogLine,
 )
 from mapt.service._leader import LeaderContext, Leadership, LeaderTask
+from mapt.service._pools import Lease, Pool, PoolMember, Pools, PoolSettings, Strategy
 from mapt.service._reconciler import RecoveryPolicy, reconcile, reconciler_task
 from mapt.service._server import JsonLogFormatter, ServerSettings, leader_tasks, run_server
 from mapt.service._tokens import (
@@ -68,12 +69,18 @@ __all__ = [
     "LeaderContext",
     "LeaderTask",
     "Leadership",
+    "Lease",
     "LogLine",
     "NotFoundError",
     "Operation",
     "PayloadTooLargeError",
+    "Pool",
+    "PoolMember",
+    "PoolSettings",
+    "Pools",
     "RecoveryPolicy",
     "ServerSettings",
+    "Strategy",
     "Timing",
     "TokenRecord",
     "authenticate",

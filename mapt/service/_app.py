@@ -636,8 +636,10 @@ def create_app(service: Service) -> FastAPI:
     app.include_router(_executions_router())
     app.include_router(_hosts_router())
     from mapt.service._costs_api import costs_router
+    from mapt.service._pool_routes import pools_router  # they build on this module
 
     app.include_router(costs_router())
+    app.include_router(pools_router())
     for router in service.routers:
         app.include_router(router)
     return app

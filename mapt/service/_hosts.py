@@ -25,7 +25,7 @@ executions table, and a connection folder would be written on the server.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -183,58 +183,79 @@ class Hosts:
             return [_host(row) for row in connection.execute(query)]
 
     def request(
-        self, request: HostRequest, name: str | None, fields: Mapping[str, Any] | None = None
+        self,
+        request: HostRequest,
+        name: str | None,
+        fields: Mapping[str, Any] | None = None,
+        *,
+        member: Mapping[str, Any] | None = None,
     ) -> str:
         """Admit ``request`` on host ``name`` and submit its execution; the execution id.
 
         Create takes the whole create ``fields`` (validated; the name is among them);
         update the fields to change (merged into the host's, validated as a whole);
-        delete none.
+        delete none. ``member`` (a create's pool and template) is recorded with the host.
         """
+        with self.database.transaction() as connection:
+            return self.request_in(connection, request, name, fields, member=member)
+
+    def request_in(
+        self,
+        connection: sa.Connection,
+        request: HostRequest,
+        name: str | None,
+        fields: Mapping[str, Any] | None = None,
+        *,
+        member: Mapping[str, Any] | None = None,
+        execution_id: str | None = None,
+    ) -> str:
+        """``request`` inside the caller's transaction; with ``execution_id``, the host
+        is moved on by that (already submitted) execution instead of a new one."""
         _refuse(fields or {})
         if request is HostRequest.CREATE:
             name = check_create_fields(fields or {})
         if name is None:
             raise InputError(f"a host {request.value} needs the host's name")
-        with self.database.transaction() as connection:
-            query = sa.select(hosts).where(hosts.c.name == name)
-            if not self.database.is_sqlite:
-                query = query.with_for_update()
-            row = connection.execute(query).first()
-            current = None if row is None else _host(row)
-            wanted = admit(name, None if current is None else current.state, request)
-            merged = dict(fields or {})
-            if request is HostRequest.UPDATE and current is not None:
-                unknown = sorted(set(merged) - UPDATE_FIELDS)
-                if unknown:
-                    raise InputError(
-                        f"{unknown[0]} cannot be changed on a host: PATCH takes "
-                        + ", ".join(sorted(UPDATE_FIELDS))
-                    )
-                merged = {**current.fields, **merged}
-                check_create_fields(merged)
-            elif request is not HostRequest.CREATE and current is not None:
-                merged = dict(current.fields)
-            if request is HostRequest.REFRESH_IP and current is not None:
-                _check_public_address(current)
+        query = sa.select(hosts).where(hosts.c.name == name)
+        if not self.database.is_sqlite:
+            query = query.with_for_update()
+        row = connection.execute(query).first()
+        current = None if row is None else _host(row)
+        wanted = admit(name, None if current is None else current.state, request)
+        merged = dict(fields or {})
+        if request is HostRequest.UPDATE and current is not None:
+            unknown = sorted(set(merged) - UPDATE_FIELDS)
+            if unknown:
+                raise InputError(
+                    f"{unknown[0]} cannot be changed on a host: PATCH takes "
+                    + ", ".join(sorted(UPDATE_FIELDS))
+                )
+            merged = {**current.fields, **merged}
+            check_create_fields(merged)
+        elif request is not HostRequest.CREATE and current is not None:
+            merged = dict(current.fields)
+        if request is HostRequest.REFRESH_IP and current is not None:
+            _check_public_address(current)
+        if execution_id is None:
             execution_id = self.executions.submit_in(
                 connection, f"hosts.{request.value}", name, {"fields": merged}
             )
-            now = _now()
-            values: dict[str, Any] = {
-                "state": wanted.value,
-                "execution_id": execution_id,
-                "updated_at": now,
-            }
-            if request is HostRequest.CREATE:
-                values.update(
-                    fields=merged, record=None, created_at=now, expires_at=None, deleted_at=None,
-                    error_type=None, error_message=None, error_exit_code=None,
-                )  # fmt: skip
-            if row is None:
-                connection.execute(hosts.insert().values(name=name, **values))
-            else:
-                connection.execute(hosts.update().where(hosts.c.name == name).values(**values))
+        now = _now()
+        values: dict[str, Any] = {
+            "state": wanted.value,
+            "execution_id": execution_id,
+            "updated_at": now,
+        }
+        if request is HostRequest.CREATE:
+            values.update(
+                fields=merged, record=None, created_at=now, expires_at=None, deleted_at=None,
+                error_type=None, error_message=None, error_exit_code=None,
+            )  # fmt: skip
+            values.update({"pool": None, "template": None, "recycle": False, **(member or {})})
+        if row is None:
+            connection.execute(hosts.insert().values(name=name, **values))
+        else:
+            connection.execute(hosts.update().where(hosts.c.name == name).values(**values))
         return execution_id
 
     def settle(
@@ -276,6 +297,8 @@ class Hosts:
                 record_end(connection, name, at=values["updated_at"], reason=DELETED)
             if placement is not None:
                 why = RECOVERED if current.state is HostState.ERROR else RESIZED
+                # A pool's member is priced as the pool's (GET /v1/pools/{name}/costs).
+                placement = replace(placement, pool=row._mapping["pool"])
                 record_placement(connection, name, placement, at=values["updated_at"], reason=why)
             connection.execute(
                 hosts.update()

@@ -1,4 +1,5 @@
-"""The service's tables: API tokens, executions, their log lines, hosts, host intervals.
+"""The service's tables: API tokens, executions, their log lines, hosts, host intervals,
+pools and leases.
 
 SQLAlchemy Core tables, the one description of the schema the code reads and writes;
 the Alembic migrations in ``mapt/service/migrations`` build the same tables, and a test
@@ -133,6 +134,53 @@ hosts = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("expires_at", UtcDateTime, nullable=True),
     sa.Column("deleted_at", UtcDateTime, nullable=True),
+    # A pool's member: the pool, the template version it was made from, and whether
+    # it is to be destroyed once idle (released under the "replace" strategy).
+    sa.Column("pool", sa.String(48), nullable=True),
+    sa.Column("template", sa.Integer, nullable=True),
+    sa.Column("recycle", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    sa.Index("hosts_by_pool", "pool"),
+)
+
+pools = sa.Table(
+    "pools",
+    metadata,
+    sa.Column("name", sa.String(48), primary_key=True),
+    # ACTIVE, or DRAINING once deleted: its members go as they become idle.
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("target", sa.Integer, nullable=False),
+    sa.Column("minimum", sa.Integer, nullable=False),
+    sa.Column("maximum", sa.Integer, nullable=False),
+    # The host request every member is created from (no name: members are named here).
+    sa.Column("host", sa.JSON, nullable=False),
+    # Bumped by each PATCH of the host template: members with an older one are replaced.
+    sa.Column("template", sa.Integer, nullable=False),
+    sa.Column("strategy", sa.JSON, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("pool", sa.String(48), nullable=False),
+    sa.Column("host", sa.String(64), nullable=False),
+    sa.Column("holder", sa.String(128), nullable=False),
+    # active, then released (returned) or expired (reclaimed past its ttl).
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("ended_at", UtcDateTime, nullable=True),
+    sa.Index("leases_by_pool", "pool", "state"),
+    # The database itself hands a member to one lease at a time, whichever server asks.
+    sa.Index(
+        "leases_one_active_per_host",
+        "host",
+        unique=True,
+        sqlite_where=sa.text("state = 'active'"),
+        postgresql_where=sa.text("state = 'active'"),
+    ),
 )
 
 host_intervals = sa.Table(

@@ -29,6 +29,7 @@ from mapt.service._database import migrate, open_database, server_lock
 from mapt.service._executions import Executions
 from mapt.service._hosts import host_operations
 from mapt.service._leader import Leadership, LeaderTask
+from mapt.service._pools import PoolSettings, pool_operations, pool_task
 from mapt.service._reconciler import RecoveryPolicy, reconciler_task
 from mapt.service._workers import Dispatcher, Operation, Timing
 
@@ -73,7 +74,7 @@ def configure_service_logging() -> None:
 @dataclass(frozen=True)
 class ServerSettings:
     """Where to listen, where the records are, how many executions run at once, and
-    how failed hosts are detected and recovered."""
+    how failed hosts are detected and recovered, how pools converge."""
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -81,6 +82,7 @@ class ServerSettings:
     workers: int = 2
     timing: Timing = field(default_factory=Timing)
     recovery: RecoveryPolicy = field(default_factory=RecoveryPolicy)
+    pools: PoolSettings = field(default_factory=PoolSettings)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -112,7 +114,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def leader_tasks(settings: ServerSettings) -> tuple[LeaderTask, ...]:
     """The loops every server runs while it leads (see ``mapt.service._leader``)."""
-    return (reconciler_task(settings.recovery),)
+    return (reconciler_task(settings.recovery), pool_task(settings.pools))
 
 
 def run_server(
@@ -143,7 +145,9 @@ def run_server(
         server_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         dispatcher = Dispatcher(
             store=Executions(database),
-            operations=dict(host_operations() if operations is None else operations),
+            operations=dict(
+                {**host_operations(), **pool_operations()} if operations is None else operations
+            ),
             server_id=server_id,
             workers=settings.workers,
             timing=settings.timing,

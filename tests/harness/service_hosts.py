@@ -27,6 +27,7 @@ from mapt.service._hosts import (
     run_refresh_ip,
     run_update,
 )
+from mapt.service._pools import pool_operations, run_add, run_refresh
 from mapt.stacks import InMemoryEngine, StackRef
 from mapt.targets.aws import HOST_ADDRESS_TYPE
 from tests.harness.pulumi_mocks import default_answers, default_computed
@@ -156,8 +157,20 @@ def simulated_refresh_ip(context: ExecutionContext) -> Any:
     return _simulated(context, run_refresh_ip)
 
 
+def simulated_add(context: ExecutionContext) -> Any:
+    return _simulated(context, run_add)
+
+
+def simulated_pool_refresh(context: ExecutionContext) -> Any:
+    return _simulated(context, run_refresh)
+
+
 def simulated_operations() -> dict[str, Operation]:
-    """mapt's host operations, each run on simulated AWS and the file-backed engine."""
-    return host_operations(
-        simulated_create, simulated_update, simulated_delete, simulated_refresh_ip
-    )
+    """mapt's host and pool operations, each run on simulated AWS and the file-backed
+    engine."""
+    return {
+        **host_operations(
+            simulated_create, simulated_update, simulated_delete, simulated_refresh_ip
+        ),
+        **pool_operations(simulated_add, simulated_pool_refresh),
+    }

@@ -5,7 +5,9 @@ operations on simulated AWS (``tests.harness.service_hosts``, its services from
 ``tests.harness.service_services``), the operations of
 ``tests.harness.service_operations``, and one more route, ``POST /v1/test/executions``,
 which submits any of them the way the host routes submit theirs (202, ``Location``,
-``?wait``). Its settings come as JSON on stdin, never in its arguments.
+``?wait``), and ``POST /v1/test/pools/{name}/converge``, one convergence pass of a pool
+now (tests drive the passes instead of waiting for the leader's loop). Its settings
+come as JSON on stdin, never in its arguments.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from mapt.service import RecoveryPolicy, ServerSettings, Timing, run_server
 from mapt.service._app import Waited, Writer, submit
+from mapt.service._pools import Pools
 from tests.harness.service_hosts import simulated_operations
 from tests.harness.service_operations import OPERATIONS
 from tests.harness.service_services import simulated_services
@@ -44,6 +48,15 @@ def test_router() -> APIRouter:
         service = request.app.state.service
         execution = submit(service, body.name, body.target, body.arguments)
         return await waited.answer(service, execution)
+
+    @router.post("/pools/{name}/converge")
+    async def converge_pool(request: Request, name: str, _token: Writer) -> dict[str, Any]:
+        """One convergence pass over pool ``name`` now (the leader's loop, on demand)."""
+        service = request.app.state.service
+        pools = Pools(service.database, service.executions, service.hosts)
+        decided = await anyio.to_thread.run_sync(pools.converge, name)
+        service.dispatcher.wake()
+        return {"launch": list(decided.launch), "remove": [name for name, _ in decided.remove]}
 
     return router
 

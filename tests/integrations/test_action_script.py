@@ -193,6 +193,36 @@ def test_destroy_hands_the_app_to_mapt_through_its_environment(run_step: Any) ->
     assert "MAPT_GHACTIONS_RUNNER_ORG" not in env
 
 
+def test_lease_and_release_talk_to_the_server_with_the_token_in_the_environment(
+    run_step: Any,
+) -> None:
+    token = "mapt_" + "k" * 20
+    lease = run_step(
+        operation="lease",
+        **{"project-name": "unused", "server": "https://mapt.example", "token": token,
+           "pool": "fedora-ci", "lease-ttl": "45m", "lease-wait": "30",
+           "allow-cold-start": "true"},
+    )  # fmt: skip
+    assert lease.result.returncode == 0, lease.result.stderr
+    [call] = lease.calls
+    assert call["args"] == [
+        "pool", "lease", "fedora-ci", "--server", "https://mapt.example", "--ttl", "45m",
+        "--wait-seconds", "30", "--conn-details-output", str(lease.temp / "mapt-pool-fedora-ci"),
+        "--allow-cold-start",
+    ]  # fmt: skip
+    assert call["env"]["MAPT_TOKEN"] == token
+    assert token not in " ".join(call["args"])
+    release = run_step(
+        operation="release",
+        **{"project-name": "unused", "server": "https://mapt.example", "token": token,
+           "pool": "fedora-ci", "lease-id": "lease-0123"},
+    )  # fmt: skip
+    assert release.result.returncode == 0, release.result.stderr
+    assert release.calls[-1]["args"] == [
+        "pool", "release", "fedora-ci", "lease-0123", "--server", "https://mapt.example",
+    ]  # fmt: skip
+
+
 def test_inputs_cannot_inject_shell_code(run_step: Any, tmp_path: Path) -> None:
     hostile = "x$(touch pwned)`touch pwned2`;touch pwned3"
     run = run_step(operation="create", **{"project-name": hostile, "runner-labels": hostile})
@@ -206,7 +236,16 @@ def test_inputs_cannot_inject_shell_code(run_step: Any, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("inputs", "message"),
     [
-        ({"operation": "update"}, "operation must be create or destroy"),
+        ({"operation": "update"}, "operation must be create, destroy, lease or release"),
+        ({"operation": "lease", "pool": "ci"}, "lease needs the server and pool inputs"),
+        (
+            {"operation": "release", "pool": "ci", "server": "http://127.0.0.1:8080"},
+            "release needs the lease-id input",
+        ),
+        (
+            {"operation": "lease", "pool": "ci", "server": "http://x", "allow-cold-start": "y"},
+            "allow-cold-start must be true or false",
+        ),
         ({"operation": "create", "spot": "yes"}, "spot must be true or false"),
         (
             {"operation": "create", "runner-ephemeral": "1"},

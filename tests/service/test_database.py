@@ -28,7 +28,7 @@ def test_migrations_build_exactly_the_schema_the_code_describes(database_url: st
     finally:
         database.dispose()
     assert differences == []
-    assert revision == "0003"
+    assert revision == "0004"
 
 
 def test_opening_twice_migrates_once(database_url: str) -> None:
@@ -117,4 +117,12 @@ def test_schema_objects_exist(database_url: str) -> None:
         names = set(sa.inspect(database.engine).get_table_names())
     finally:
         database.dispose()
-    assert {"api_tokens", "executions", "execution_logs", "hosts", "alembic_version"} <= names
+    assert {
+        "api_tokens",
+        "executions",
+        "execution_logs",
+        "hosts",
+        "pools",
+        "leases",
+        "alembic_version",
+    } <= names
