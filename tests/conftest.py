@@ -86,6 +86,12 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFa
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
     monkeypatch.setenv("MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION", "true")
     monkeypatch.setenv("MOTO_ENABLE_AMI_VALIDATION", "true")
+    # moto reads these two when ``moto.settings`` is first imported, which a test module
+    # importing moto at collection does before any fixture runs: set what it read too.
+    from moto import settings as moto_settings
+
+    monkeypatch.setattr(moto_settings, "EC2_ENABLE_INSTANCE_TYPE_VALIDATION", True)
+    monkeypatch.setattr(moto_settings, "ENABLE_AMI_VALIDATION", True)
     # moto's ~1,300 bundled AMIs cost ~0.1 s per region touched; tests register their own.
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 

@@ -578,6 +578,7 @@ def run_recover(context: ExecutionContext) -> dict[str, Any]:
 
 
 def host_operations(
+    *,
     create: Any = run_create,
     update: Any = run_update,
     delete: Any = run_delete,

@@ -33,7 +33,7 @@ from prometheus_client.registry import Collector
 from mapt.core import MaptError, get_logger
 from mapt.service._costs import CostBook, running_hours
 from mapt.service._database import Database
-from mapt.service._schema import executions, host_intervals, hosts
+from mapt.service._schema import executions, hosts
 from mapt.service._states import HostState
 
 _log = get_logger(__name__)
@@ -55,15 +55,10 @@ class ServiceCollector(Collector):
         family = GaugeMetricFamily(
             "mapt_hosts", "Hosts by state and pool.", labels=["state", "pool"]
         )
-        open_pool = (
-            sa.select(host_intervals.c.pool)
-            .where(host_intervals.c.host == hosts.c.name, host_intervals.c.ended_at.is_(None))
-            .scalar_subquery()
-        )
         query = (
-            sa.select(hosts.c.state, open_pool.label("pool"), sa.func.count())
+            sa.select(hosts.c.state, hosts.c.pool, sa.func.count())
             .where(hosts.c.state != HostState.DELETED.value)
-            .group_by(hosts.c.state, "pool")
+            .group_by(hosts.c.state, hosts.c.pool)
         )
         with self.database.transaction() as connection:
             for state, pool, count in connection.execute(query):

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from mapt.service import create_token, open_database
 
@@ -35,11 +34,6 @@ FAST_TIMING = {
 # free worker slot waits for the next look), and its polls cost a fifth of the CPU.
 SHARED_TIMING = {**FAST_TIMING, "poll": 0.5}
 _START_TIMEOUT = 60.0
-# For a test on ``shared_server`` (tests/service/conftest.py) whose behaviour lies above
-# the database (what SQL both share): it runs on the SQLite server alone.
-ON_SQLITE_ONLY = pytest.mark.parametrize(
-    "shared_database_url", ["sqlite"], indirect=True, scope="module"
-)
 
 
 class ServerProcess:

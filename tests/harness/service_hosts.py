@@ -24,6 +24,7 @@ from mapt.service._hosts import (
     host_operations,
     run_create,
     run_delete,
+    run_recover,
     run_refresh_ip,
     run_update,
 )
@@ -157,6 +158,10 @@ def simulated_refresh_ip(context: ExecutionContext) -> Any:
     return _simulated(context, run_refresh_ip)
 
 
+def simulated_recover(context: ExecutionContext) -> Any:
+    return _simulated(context, run_recover)
+
+
 def simulated_add(context: ExecutionContext) -> Any:
     return _simulated(context, run_add)
 
@@ -170,7 +175,11 @@ def simulated_operations() -> dict[str, Operation]:
     engine."""
     return {
         **host_operations(
-            simulated_create, simulated_update, simulated_delete, simulated_refresh_ip
+            create=simulated_create,
+            update=simulated_update,
+            delete=simulated_delete,
+            recover=simulated_recover,
+            refresh_ip=simulated_refresh_ip,
         ),
         **pool_operations(simulated_add, simulated_pool_refresh),
     }

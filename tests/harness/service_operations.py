@@ -62,7 +62,6 @@ def sleep(context: ExecutionContext) -> dict[str, Any]:
     ended = {entry["pid"] for entry in entries if entry["event"] in ("stop", "finish")}
     earlier = [entry["pid"] for entry in entries if entry["event"] == "start"]
     running = [pid for pid in earlier if pid not in ended and alive(pid)]
-    _journal(context, "start", overlapping=running)
     seconds = float(context.arguments.get("seconds", 1))
     if context.attempt > 1 and "resumed_seconds" in context.arguments:
         # A test that stops the first attempt makes it long (so it cannot end by
@@ -72,6 +71,8 @@ def sleep(context: ExecutionContext) -> dict[str, Any]:
     deadline = time.monotonic() + seconds
     step = 0
     try:
+        # Inside the ``try``: a stop that lands once "start" is on disk is recorded.
+        _journal(context, "start", overlapping=running)
         while time.monotonic() < deadline and not (until and Path(str(until)).exists()):
             step += 1
             _log.info("step %d of %s", step, context.target)

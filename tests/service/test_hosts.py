@@ -14,7 +14,7 @@ import pytest
 from mapt.service._states import TRANSITIONS, HostState
 from tests.cli.host_harness import FAMILIES
 from tests.harness.pulumi_mocks import FAKE_PRIVATE_KEY_PEM
-from tests.harness.service import ON_SQLITE_ONLY, ServerProcess, make_token, running, wait_for
+from tests.harness.service import ServerProcess, make_token, running, wait_for
 from tests.harness.service_hosts import FileBackedEngine
 
 
@@ -108,7 +108,6 @@ def test_create_then_delete_walks_the_state_machine(
     assert _moves(["PENDING", "RUNNING", "DELETING", "DELETED"]) <= TRANSITIONS
 
 
-@ON_SQLITE_ONLY
 def test_a_create_that_fails_ends_deleted_and_keeps_its_error(
     shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
@@ -128,7 +127,6 @@ def test_a_create_that_fails_ends_deleted_and_keeps_its_error(
     assert again.status_code == 202
 
 
-@ON_SQLITE_ONLY
 def test_resize_replaces_the_machine_and_returns_to_running(
     shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
@@ -175,7 +173,6 @@ def test_bad_fields_are_422_naming_the_field_and_create_nothing(
     assert shared_client.get("/v1/executions").json()["executions"] == []
 
 
-@ON_SQLITE_ONLY
 def test_patch_takes_only_what_a_resize_changes(
     shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
@@ -191,7 +188,6 @@ def test_patch_takes_only_what_a_resize_changes(
     assert _host(shared_client, unique)["state"] == "RUNNING"
 
 
-@ON_SQLITE_ONLY
 def test_status_and_connection_of_a_running_host(
     shared_client: httpx.Client, shared_server: ServerProcess, unique: str, tmp_path: Path
 ) -> None:
@@ -221,8 +217,6 @@ def test_status_and_connection_of_a_running_host(
     assert "PRIVATE KEY" not in shared_server.text()
 
 
-# Recovery after a SIGKILL on PostgreSQL: test_executions.py's restart tests, on both.
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_sigkill_during_a_create_then_restart_ends_running_once(
     server: ServerProcess, tmp_path: Path
 ) -> None:

@@ -136,7 +136,7 @@ def test_two_servers_on_one_postgresql_run_one_reconciler_and_the_other_takes_ov
         wait_for(lambda: _leads(first) or _leads(second), timeout=60)
         leader, follower = (first, second) if _leads(first) else (second, first)
         [entry] = [e for e in leader.log() if e.get("leader")]
-        assert entry["leader_tasks"] == ["reconciler"]
+        assert entry["leader_tasks"] == ["reconciler", "pools"]
         # The follower keeps trying (every second here) and never leads while the leader lives.
         with follower.client() as client:
             for _ in range(10):
