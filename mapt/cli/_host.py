@@ -36,6 +36,8 @@ from mapt.cli._options import (
     BackedUrl,
     ComputeFamilies,
     ComputeSizes,
+    CostsEnd,
+    CostsStart,
     Cpus,
     Debug,
     ExcludedRegions,
@@ -368,12 +370,8 @@ def costs_command(
     ctx: typer.Context,
     project_name: ProjectName,
     backed_url: BackedUrl = None,
-    start: Annotated[
-        str | None, option("--start", "From this day, YYYY-MM-DD (UTC; default: creation).")
-    ] = None,
-    end: Annotated[
-        str | None, option("--end", "Until this day, YYYY-MM-DD (UTC; both days count).")
-    ] = None,
+    start: CostsStart = None,
+    end: CostsEnd = None,
     output: Output = OutputFormat.text,
     server: ServerUrl = None,
     token: Token = None,

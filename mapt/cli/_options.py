@@ -366,3 +366,11 @@ Wait = Annotated[
         help="With --server: wait for the execution to end (--no-wait: print its id).",
     ),
 ]
+
+# The window of ``mapt aws host costs`` and ``mapt pool costs``.
+CostsStart = Annotated[
+    str | None, option("--start", "From this day, YYYY-MM-DD (UTC; default: creation).")
+]
+CostsEnd = Annotated[
+    str | None, option("--end", "Until this day, YYYY-MM-DD (UTC; both days count).")
+]

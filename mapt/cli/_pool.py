@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mapt.cli._options import (
+    CostsEnd,
+    CostsStart,
     Debug,
     Output,
     OutputFormat,
@@ -44,13 +46,10 @@ Count = Annotated[int | None, option("--count", "How many members.", parser=whol
 
 def _client(ctx: typer.Context, debug: bool) -> Client:
     from mapt.cli._app import set_debug
-    from mapt.cli._remote import server_client
+    from mapt.cli._remote import required_server_client
 
     set_debug(ctx, debug)
-    client = server_client(ctx)
-    if client is None:
-        raise InputError("pools live on a server: pass --server URL or set MAPT_SERVER")
-    return client
+    return required_server_client(ctx, "pools live on a server")
 
 
 def _template(path: str) -> dict[str, Any]:
@@ -285,12 +284,8 @@ def delete(
 def costs(
     ctx: typer.Context,
     name: PoolName,
-    start: Annotated[
-        str | None, option("--start", "From this day, YYYY-MM-DD (UTC; default: creation).")
-    ] = None,
-    end: Annotated[
-        str | None, option("--end", "Until this day, YYYY-MM-DD (UTC; both days count).")
-    ] = None,
+    start: CostsStart = None,
+    end: CostsEnd = None,
     output: Output = OutputFormat.text,
     server: ServerUrl = None,
     token: Token = None,
