@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 from mapt import __version__
 from mapt.cli._aws import aws_app
 from mapt.cli._coercion import defer_coercion
+from mapt.cli._console import command_group
 from mapt.cli._execution import execution_app
 from mapt.cli._pool import pool_app
 from mapt.cli._serve import serve_app
@@ -192,11 +193,10 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-app = typer.Typer(
+app = command_group(
+    "Short-lived test machines on AWS, spot capacity first, for CI pipelines.",
     name="mapt",
     cls=_MaptGroup,
-    help="Short-lived test machines on AWS, spot capacity first, for CI pipelines.",
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import typer
-
+from mapt.cli._console import command_group
 from mapt.cli._host import host_app
 from mapt.cli._spot_price import spot_price
 from mapt.cli._sweep import sweep
 
-aws_app = typer.Typer(
-    help="Machines on AWS: hosts, spot prices.",
-    no_args_is_help=True,
-)
+aws_app = command_group("Machines on AWS: hosts, spot prices.")
 aws_app.add_typer(host_app, name="host")
 aws_app.command("spot-price")(spot_price)
 aws_app.command("sweep")(sweep)

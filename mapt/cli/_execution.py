@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mapt.cli._console import command_group
 from mapt.cli._options import (
     Debug,
     Output,
@@ -27,10 +28,7 @@ from mapt.cli._options import (
 if TYPE_CHECKING:
     from mapt.client import Client, Execution
 
-execution_app = typer.Typer(
-    help="Executions of a `mapt serve` (--server): get, list, logs, cancel.",
-    no_args_is_help=True,
-)
+execution_app = command_group("Executions of a `mapt serve` (--server): get, list, logs, cancel.")
 
 ExecutionId = Annotated[str, typer.Argument(help="The execution's id.", show_default=False)]
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mapt.cli._console import console
+from mapt.cli._console import command_group, console
 from mapt.cli._github import (
     AppId,
     AppInstallationId,
@@ -78,9 +78,8 @@ if TYPE_CHECKING:
     from mapt.costs import CostReport
     from mapt.hosts import DestroyRecord, HostRecord, HostStatus
 
-host_app = typer.Typer(
-    help="A host (RHEL, Fedora or Windows) for a CI job: create, destroy, list, refresh-ip, costs.",
-    no_args_is_help=True,
+host_app = command_group(
+    "A host (RHEL, Fedora or Windows) for a CI job: create, destroy, list, refresh-ip, costs."
 )
 ConnDetailsOutput = Annotated[
     str | None,

@@ -265,7 +265,7 @@ BackedUrl = Annotated[
         "--backed-url",
         "--backend-url",
         envvar=[env("--backed-url"), env("--backend-url")],
-        help="State backend: file://PATH or s3://BUCKET\\[/PREFIX] (default: local state).",
+        help="State backend: file://PATH or s3://BUCKET[/PREFIX] (default: local state).",
     ),
 ]
 SecretsProvider = Annotated[

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from mapt.cli._console import command_group
 from mapt.cli._options import (
     CostsEnd,
     CostsStart,
@@ -35,9 +36,8 @@ from mapt.core import InputError
 if TYPE_CHECKING:
     from mapt.client import Client, Execution
 
-pool_app = typer.Typer(
-    help="Pools of warm hosts on a `mapt serve` (--server), and leases for CI jobs.",
-    no_args_is_help=True,
+pool_app = command_group(
+    "Pools of warm hosts on a `mapt serve` (--server), and leases for CI jobs."
 )
 
 PoolName = Annotated[str, typer.Argument(help="The pool's name.", show_default=False)]

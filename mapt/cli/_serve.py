@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mapt.cli._console import command_group
 from mapt.cli._options import OutputFormat, Sandbox, given, option, whole_number
 
 if TYPE_CHECKING:
@@ -20,13 +21,12 @@ if TYPE_CHECKING:
 
 _DATABASE_KEY = "mapt.serve.database_url"
 
-serve_app = typer.Typer(
-    help="The control plane over HTTP: hosts and executions for CI jobs holding a token.",
+serve_app = command_group(
+    "The control plane over HTTP: hosts and executions for CI jobs holding a token.",
+    no_args_is_help=False,
     invoke_without_command=True,
 )
-token_app = typer.Typer(
-    help="API tokens of the server: create, list, revoke.", no_args_is_help=True
-)
+token_app = command_group("API tokens of the server: create, list, revoke.")
 serve_app.add_typer(token_app, name="token")
 
 DatabaseUrl = Annotated[

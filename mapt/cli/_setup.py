@@ -13,10 +13,9 @@ from typing import Annotated
 
 import typer
 
-setup_app = typer.Typer(
-    help="Prepare this machine for mapt: install the tools it drives.",
-    no_args_is_help=True,
-)
+from mapt.cli._console import command_group
+
+setup_app = command_group("Prepare this machine for mapt: install the tools it drives.")
 
 
 @setup_app.command("pulumi")

@@ -35,6 +35,22 @@ def test_help_imports_no_click_which_is_no_dependency() -> None:
         assert "click" not in {module.split(".")[0] for module in modules}
 
 
+def test_help_is_plain_text_without_rich_rendering() -> None:
+    # Typer's rich panels cost ~0.09 s of imports (rich.markdown, rich.traceback) and
+    # draw boxes in CI logs; mapt's help is Click's plain text, for every command.
+    rendering = {"typer.rich_utils", "rich.markdown", "rich.traceback"}
+    imports = help_imports(command_paths(app))
+    loaded = {" ".join(path): sorted(rendering & set(modules)) for path, modules in imports.items()}
+    assert loaded == {name: [] for name in loaded}
+    for path in [(), ("aws", "host", "create"), ("pool", "lease")]:
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0
+        assert "Options:" in result.stdout
+        assert not set("╭╮╰╯│─") & set(result.stdout)
+    # Help text is printed as written: no markup escape shows through.
+    assert "s3://BUCKET[/PREFIX]" in runner.invoke(app, ["aws", "host", "list", "--help"]).stdout
+
+
 def test_options_are_coerced_by_typer_as_before_the_deferral() -> None:
     # Typer builds an option's coercion on its first value now, not at parse time.
     # A flag's value from the environment is still read as a bool by Typer ("1" is
