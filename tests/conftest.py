@@ -33,6 +33,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     skips.install(config)
+    if not hasattr(config, "workerinput"):  # once, in the process that starts the run
+        compile_mapt()
+
+
+def compile_mapt() -> None:
+    """Compile mapt's modules to bytecode before any test starts a Python process.
+
+    The suite starts hundreds (``mapt`` commands, ``mapt serve`` servers, their worker
+    processes); under ``PYTHONDONTWRITEBYTECODE`` (set on the CI machines) each would
+    otherwise compile every mapt module it imports from source, about 0.3 s of CPU for
+    one that imports the service. An installed mapt is compiled by pip the same way.
+    """
+    import compileall
+
+    import mapt
+
+    compileall.compile_dir(os.path.dirname(mapt.__file__), quiet=1)
 
 
 FAKE_CREDENTIALS = {
