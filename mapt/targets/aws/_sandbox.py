@@ -1155,7 +1155,6 @@ def _delete_listener(aws: SandboxAws, id: str, _outputs: Mapping[str, Any]) -> N
     _tolerating_gone(lambda: aws.client("elbv2").delete_listener(ListenerArn=id))
 
 
-
 # -- event intake --------------------------------------------------------------------------
 # A queue's inputs, by Pulumi's name and SQS's attribute name.
 _QUEUE_ATTRIBUTES = {
@@ -1283,9 +1282,7 @@ def _create_event_target(aws: SandboxAws, name: str, inputs: Inputs) -> AppliedR
 
 def _delete_event_target(aws: SandboxAws, _id: str, outputs: Mapping[str, Any]) -> None:
     _tolerating_gone(
-        lambda: aws.client("events").remove_targets(
-            Rule=outputs["rule"], Ids=[outputs["targetId"]]
-        )
+        lambda: aws.client("events").remove_targets(Rule=outputs["rule"], Ids=[outputs["targetId"]])
     )
 
 
