@@ -36,6 +36,7 @@ from mapt.hosts._breaker import (
     BreakerPolicy,
     Interruption,
     OpenBreaker,
+    Place,
     open_breakers,
 )
 from mapt.hosts._costs import host_costs
@@ -142,6 +143,7 @@ __all__ = [
     "Interruption",
     "LaunchCheck",
     "OpenBreaker",
+    "Place",
     "Progress",
     "ProgressStream",
     "ReadinessCheck",
