@@ -16,7 +16,7 @@ import typer
 from mapt.cli._options import OutputFormat, Sandbox, given, option, whole_number
 
 if TYPE_CHECKING:
-    from mapt.service import Database, PoolSettings, RecoveryPolicy
+    from mapt.service import Database, InterruptionSettings, PoolSettings, RecoveryPolicy
 
 _DATABASE_KEY = "mapt.serve.database_url"
 
@@ -113,18 +113,49 @@ def serve(
             "Members one pool may launch in a minute at most (default 10).",
         ),
     ] = None,
+    breaker_interruptions: Annotated[
+        str | None,
+        option(
+            "--breaker-interruptions",
+            "Interruptions in one pool and region that stop spot launches there (default 2).",
+        ),
+    ] = None,
+    breaker_window: Annotated[
+        str | None,
+        option(
+            "--breaker-window",
+            "How close together those interruptions must be (default 15m).",
+        ),
+    ] = None,
+    breaker_cooldown: Annotated[
+        str | None,
+        option(
+            "--breaker-cooldown",
+            "How long spot launches stay stopped there (default 30m).",
+        ),
+    ] = None,
+    replacement_timeout: Annotated[
+        str | None,
+        option(
+            "--replacement-timeout",
+            "How long an interrupted spot host's group may take to replace it in place "
+            "before the host moves to the next candidate (default 5m).",
+        ),
+    ] = None,
     sandbox: Sandbox = False,
 ) -> None:
     """Run the HTTP API (OpenAPI at /openapi.json, docs at /docs) until SIGTERM."""
     if ctx.invoked_subcommand is not None:
         server_only = ("host", "port", "workers", "reconcile_interval", "recovery_attempts",
-                       "recovery_backoff", "pool_interval", "pool_launches", "sandbox")  # fmt: skip
+                       "recovery_backoff", "pool_interval", "pool_launches", "sandbox",
+                       "breaker_interruptions", "breaker_window", "breaker_cooldown",
+                       "replacement_timeout")  # fmt: skip
         if any(given(ctx, name) for name in server_only):
             from mapt.core import InputError
 
             raise InputError(
-                "--host, --port, --workers, --reconcile-interval, --recovery-*, --pool-* and "
-                "--sandbox "
+                "--host, --port, --workers, --reconcile-interval, --recovery-*, --pool-*, "
+                "--breaker-*, --replacement-timeout and --sandbox "
                 f"belong to mapt serve itself, not to mapt serve {ctx.invoked_subcommand}"
             )
         ctx.meta[_DATABASE_KEY] = database_url
@@ -142,6 +173,9 @@ def serve(
         workers=whole_number(workers or "2"),
         recovery=recovery,
         pools=_pool_settings(pool_interval, pool_launches),
+        interruptions=_interruption_settings(
+            breaker_interruptions, breaker_window, breaker_cooldown, replacement_timeout
+        ),
     )
     services = None
     if sandbox:
@@ -188,6 +222,41 @@ def _pool_settings(interval: str | None, launches: str | None) -> PoolSettings:
         if launches is None
         else whole_number(launches),
     )
+
+
+def _interruption_settings(
+    interruptions: str | None, window: str | None, cooldown: str | None, timeout: str | None
+) -> InterruptionSettings:
+    """The circuit breaker's and the replacement's flags; a bad value is an
+    ``InputError`` naming its flag."""
+    from mapt.core import InputError, parse_duration
+    from mapt.hosts import BreakerPolicy
+    from mapt.service import InterruptionSettings
+
+    default = InterruptionSettings()
+    count = default.breaker.interruptions
+    if interruptions is not None:
+        try:
+            count = whole_number(interruptions)
+        except typer.BadParameter:
+            raise InputError(
+                f"--breaker-interruptions {interruptions!r} is not a whole number"
+            ) from None
+        if count < 1:
+            raise InputError(f"--breaker-interruptions {interruptions} must be at least 1")
+    breaker = BreakerPolicy(
+        interruptions=count,
+        window=default.breaker.window
+        if window is None
+        else parse_duration(window, flag="--breaker-window"),
+        cooldown=default.breaker.cooldown
+        if cooldown is None
+        else parse_duration(cooldown, flag="--breaker-cooldown"),
+    )
+    bound = default.replacement_timeout
+    if timeout is not None:
+        bound = parse_duration(timeout, flag="--replacement-timeout").total_seconds()
+    return InterruptionSettings(breaker=breaker, replacement_timeout=bound)
 
 
 def _when(value: datetime | None) -> str:

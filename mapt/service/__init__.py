@@ -35,6 +35,10 @@ from mapt.service._executions import (
     ExecutionStatus,
     LogLine,
 )
+from mapt.service._interruptions import (
+    InterruptionSettings,
+    on_host_event,
+)
 from mapt.service._leader import LeaderContext, Leadership, LeaderTask
 from mapt.service._pools import Lease, Pool, PoolMember, Pools, PoolSettings, Strategy
 from mapt.service._reconciler import RecoveryPolicy, reconcile, reconciler_task
@@ -65,6 +69,7 @@ __all__ = [
     "ExecutionStatus",
     "Executions",
     "ForbiddenError",
+    "InterruptionSettings",
     "JsonLogFormatter",
     "LeaderContext",
     "LeaderTask",
@@ -91,6 +96,7 @@ __all__ = [
     "leader_tasks",
     "list_tokens",
     "migrate",
+    "on_host_event",
     "open_database",
     "parse_database_url",
     "parse_expiry",

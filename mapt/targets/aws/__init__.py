@@ -5,7 +5,8 @@ says what to build, ``host_stack_name`` names the stack, ``deploy_host`` runs it
 phase(s) through the caller's engine, waits for readiness and hands the host its
 secrets over SSH (``configure_host``), and
 ``host_connection_values`` selects the outputs written as connection files.
-``verify_spot_launch`` waits for a spot host's instance and says why AWS refused it;
+``verify_spot_launch`` waits for a spot host's instance and says why AWS refused it,
+``wait_for_replacement`` for the replacement of an interrupted one;
 ``find_mapt_resources``, ``plan_sweep`` and ``execute_sweep`` remove what runs left
 behind (see ``specs/features/reliability.md``). Importing this package loads neither
 Pulumi, ``pulumi_aws`` nor boto3; the programs and AWS calls do when they run.
@@ -68,9 +69,12 @@ from mapt.targets.aws._host import (
 from mapt.targets.aws._images import GET_AMI, ami_answer
 from mapt.targets.aws._launch import (
     CAPACITY_REASONS,
+    DEFAULT_REPLACEMENT_TIMEOUT,
+    GroupReplacement,
     SpotLaunchError,
     launch_failure,
     verify_spot_launch,
+    wait_for_replacement,
 )
 from mapt.targets.aws._request import (
     DEFAULT_DISK_SIZE_GIB,
@@ -113,6 +117,7 @@ __all__ = [
     "CONNECTION_OUTPUTS",
     "COST_OUTPUTS",
     "DEFAULT_DISK_SIZE_GIB",
+    "DEFAULT_REPLACEMENT_TIMEOUT",
     "DEFAULT_VERSIONS",
     "DELETION_ORDER",
     "DETAIL_TYPES",
@@ -149,6 +154,7 @@ __all__ = [
     "STATE_CHANGE",
     "AwsKind",
     "EventQueues",
+    "GroupReplacement",
     "HostHealth",
     "HostPhase",
     "HostRequest",
@@ -196,5 +202,6 @@ __all__ = [
     "public_address_refusal",
     "recorded_setup",
     "verify_spot_launch",
+    "wait_for_replacement",
     "wait_until_running",
 ]
