@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -65,6 +66,8 @@ PROJECT_TAG = "mapt:project"
 REASON_ATTRIBUTE = "reason"
 # What one receive asks for at most (SQS's limit).
 _BATCH = 10
+# How often the regions hosts run in are asked of the database (seconds).
+_HOSTS_EVERY = 10.0
 
 # Outcomes counted by /metrics; an unparseable message counts under kind "unknown".
 RECORDED = "recorded"
@@ -82,7 +85,8 @@ class EventIntakeSettings:
     ``regions``: always watched (their stacks set up when the leader starts);
     ``follow_hosts``: also every region a managed host runs in, set up when a host
     first runs there; ``wait_seconds``: the long poll's wait (1..20, SQS's range);
-    ``backend_url``: the Pulumi state backend of the stacks (None: the local default).
+    ``backend_url``: the Pulumi state backend of the stacks (None: the local default);
+    ``setup_retry``: the wait before a region whose setup failed is tried again.
     Nothing to watch (the default): no intake task runs.
     """
 
@@ -90,6 +94,7 @@ class EventIntakeSettings:
     follow_hosts: bool = False
     wait_seconds: int = 20
     backend_url: str | None = None
+    setup_retry: float = 60.0
 
     def __post_init__(self) -> None:
         for region in self.regions:
@@ -144,7 +149,7 @@ def parse_envelope(body: str) -> Envelope:
     region = _text(event, "region")
     if region not in known_regions():
         raise UnusableMessage(f"region {region!r} is not an AWS region")
-    time = _time(_text(event, "time"))
+    moment = _time(_text(event, "time"))
     detail = event.get("detail")
     if not isinstance(detail, dict):
         raise UnusableMessage("detail is missing or not an object")
@@ -157,7 +162,7 @@ def parse_envelope(body: str) -> Envelope:
         raise UnusableMessage("an interruption warning without detail.instance-action")
     if kind is HostEventKind.STATE_CHANGE and state is None:
         raise UnusableMessage("a state-change notification without detail.state")
-    return Envelope(event_id, kind, region, time, instance_id, action, state)
+    return Envelope(event_id, kind, region, moment, instance_id, action, state)
 
 
 def _text(values: Mapping[str, Any], key: str, prefix: str = "") -> str:
@@ -242,6 +247,11 @@ class EventIntake:
     counts: EventCounts = EVENT_COUNTS
     queues: dict[str, EventQueues] = field(default_factory=dict)
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
+    # When each region whose setup failed may be tried again (time.monotonic()).
+    _retry_at: dict[str, float] = field(default_factory=dict)
+    # The regions hosts run in, asked of the database at most every _HOSTS_EVERY s.
+    _host_regions: tuple[str, ...] = ()
+    _hosts_asked_at: float | None = None
 
     def run(self, context: LeaderContext) -> None:
         """One pass: set up new regions' stacks, then poll every region's queue once."""
@@ -263,12 +273,21 @@ class EventIntake:
             poller.join()
 
     def _wanted_regions(self, context: LeaderContext) -> list[str]:
-        wanted = dict.fromkeys(self.settings.regions)
-        if self.settings.follow_hosts:
+        """The regions to watch that are not set up yet (nor waiting to be tried again)."""
+        now = time.monotonic()
+        if self.settings.follow_hosts and (
+            self._hosts_asked_at is None or now - self._hosts_asked_at >= _HOSTS_EVERY
+        ):
             query = sa.select(host_intervals.c.region).where(host_intervals.c.ended_at.is_(None))
             with context.database.transaction() as connection:
-                wanted.update(dict.fromkeys(sorted(set(connection.execute(query).scalars()))))
-        return [region for region in wanted if region not in self.queues]
+                self._host_regions = tuple(sorted(set(connection.execute(query).scalars())))
+            self._hosts_asked_at = now
+        wanted = dict.fromkeys((*self.settings.regions, *self._host_regions))
+        return [
+            region
+            for region in wanted
+            if region not in self.queues and self._retry_at.get(region, 0.0) <= now
+        ]
 
     def _set_up(self, context: LeaderContext, regions: list[str]) -> None:
         if not regions:
@@ -287,9 +306,11 @@ class EventIntake:
                     ensure_event_intake(engine, [region], backend_url=self.settings.backend_url)
                 )
             except MaptError as error:
+                self._retry_at[region] = time.monotonic() + self.settings.setup_retry
                 _log.error(
-                    "event intake of %s not set up (tried again next pass): %s",
+                    "event intake of %s not set up (tried again in %g s): %s",
                     region,
+                    self.settings.setup_retry,
                     redact(str(error)),
                 )
 
@@ -464,4 +485,4 @@ def event_intake_task(settings: EventIntakeSettings, on_event: OnHostEvent) -> L
     """
     intake = EventIntake(settings, on_event)
     # A short pause between passes: each pass waits up to wait_seconds on the queues.
-    return LeaderTask("event-intake", 0.5, intake.run)
+    return LeaderTask("event-intake", 1.0, intake.run)
