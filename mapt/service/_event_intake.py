@@ -292,7 +292,7 @@ class EventIntake:
     def _set_up(self, context: LeaderContext, regions: list[str]) -> None:
         if not regions:
             return
-        from mapt.core import MaptError, redact
+        from mapt.core import redact
         from mapt.targets.aws import ensure_event_intake
 
         services = context.services
@@ -305,7 +305,7 @@ class EventIntake:
                 self.queues.update(
                     ensure_event_intake(engine, [region], backend_url=self.settings.backend_url)
                 )
-            except MaptError as error:
+            except Exception as error:  # an engine's failure is not always a MaptError
                 self._retry_at[region] = time.monotonic() + self.settings.setup_retry
                 _log.error(
                     "event intake of %s not set up (tried again in %g s): %s",
@@ -345,10 +345,20 @@ class EventIntake:
             MaxNumberOfMessages=_BATCH,
             WaitTimeSeconds=self.settings.wait_seconds,
         )
+        from mapt.core import redact
+
         for message in answer.get("Messages", []):
             if not context.leading():
                 return  # what is left reappears for the next leader
-            self.handle(context, queues, message)
+            try:
+                self.handle(context, queues, message)
+            except Exception as error:  # the record rolled back: the message comes back
+                _log.exception(
+                    "event message %s of %s left for the next poll: %s",
+                    message.get("MessageId", "?"),
+                    queues.region,
+                    redact(str(error)),
+                )
 
     def handle(
         self, context: LeaderContext, queues: EventQueues, message: Mapping[str, Any]

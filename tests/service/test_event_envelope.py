@@ -1,16 +1,37 @@
-"""The EventBridge envelope as the intake reads it (pure: no AWS, no database)."""
+"""The EventBridge envelope as the intake reads it (pure), the event flags of ``mapt
+serve``, and one message through the intake in-process (moto, a SQLite file)."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+import sqlalchemy as sa
+from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
 from mapt.cli import app
-from mapt.service import EventIntakeSettings, HostEventKind, UnusableMessage, parse_envelope
+from mapt.service import (
+    Database,
+    EventIntake,
+    EventIntakeSettings,
+    HostEvent,
+    HostEventKind,
+    LeaderContext,
+    UnusableMessage,
+    open_database,
+    parse_envelope,
+)
+from mapt.service._event_intake import EventCounts
+from mapt.service._hosts import Hosts
+from mapt.service._schema import host_events, hosts
+from mapt.targets.aws import EventQueues
+from tests.harness.images import publish_image
+from tests.harness.spot_market import ApiCallLog, installed
 
 INSTANCE = "i-0123456789abcdef0"
 
@@ -123,3 +144,96 @@ def test_bad_event_flags_of_mapt_serve_exit_2_naming_the_flag(
     [line] = result.stderr.strip().splitlines()
     assert line.startswith(f"Error: {error}")
     assert not (tmp_path / "db.sqlite3").exists()
+
+
+# -- one message through the intake, in-process (moto's SQS and EC2, a SQLite file) ------------
+class _Handed:
+    """The hand-off the intake calls for each new event, remembered."""
+
+    def __init__(self) -> None:
+        self.events: list[HostEvent] = []
+
+    def __call__(self, store: Hosts, connection: sa.Connection, event: HostEvent) -> None:
+        assert connection.in_transaction()
+        self.events.append(event)
+
+
+def _intake_world(tmp_path: Path) -> tuple[Database, EventQueues, str]:
+    """A database with host ``ev-1``, its instance on moto, and queues; no stack."""
+    database = open_database(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    now = datetime.now(timezone.utc)
+    with database.transaction() as connection:
+        connection.execute(
+            hosts.insert().values(
+                name="ev-1", state="RUNNING", fields={}, created_at=now, updated_at=now,
+                pool="warm",
+            )
+        )  # fmt: skip
+    ec2 = boto3.client("ec2", region_name="us-east-2")
+    image = publish_image("us-east-2", "fedora-test", "125523088429")
+    instance = ec2.run_instances(
+        ImageId=image,
+        InstanceType="t3.micro",
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": "mapt:project", "Value": "ev-1"}]}
+        ],
+    )["Instances"][0]["InstanceId"]
+    sqs = boto3.client("sqs", region_name="us-east-2")
+    # No visibility timeout: a message left is received again at once.
+    intake = sqs.create_queue(QueueName="events", Attributes={"VisibilityTimeout": "0"})
+    dead = sqs.create_queue(QueueName="dead-letters")
+    queues = EventQueues("us-east-2", intake["QueueUrl"], dead["QueueUrl"], "arn:rule")
+    return database, queues, instance
+
+
+def _context(database: Database) -> LeaderContext:
+    return LeaderContext(database, None, "test", leading=lambda: True, submitted=lambda: None)
+
+
+def _throttled(model: Any, **_: Any) -> None:
+    raise ClientError(
+        {"Error": {"Code": "RequestLimitExceeded", "Message": "Request limit exceeded."}},
+        model.name,
+    )
+
+
+def test_an_event_ec2_cannot_be_asked_about_waits_for_the_next_poll_then_is_recorded_once(
+    aws: ApiCallLog, tmp_path: Path
+) -> None:
+    database, queues, instance = _intake_world(tmp_path)
+    sqs = boto3.client("sqs", region_name="us-east-2")
+    body = {**WARNING, "detail": {"instance-id": instance, "instance-action": "terminate"}}
+    sqs.send_message(QueueUrl=queues.queue_url, MessageBody=json.dumps(body))
+    settings = EventIntakeSettings(regions=("us-east-2",), wait_seconds=1)
+    handed = _Handed()
+    try:
+        with installed([("before-call.ec2.DescribeInstances", _throttled)]):
+            throttled = EventIntake(settings, handed, counts=EventCounts())
+            throttled.poll(_context(database), queues)
+        with database.transaction() as connection:
+            assert connection.execute(sa.select(host_events)).all() == []
+        assert handed.events == []
+        left = sqs.receive_message(QueueUrl=queues.queue_url, WaitTimeSeconds=1)["Messages"]
+        assert [json.loads(m["Body"])["id"] for m in left] == [WARNING["id"]]
+        assert "Messages" not in sqs.receive_message(QueueUrl=queues.dead_letter_url)
+
+        counts = EventCounts()
+        EventIntake(settings, handed, counts=counts).poll(_context(database), queues)
+        [event] = handed.events
+        assert (event.id, event.kind, event.host, event.pool, event.instance_id) == (
+            WARNING["id"],
+            HostEventKind.INTERRUPTION_WARNING,
+            "ev-1",
+            "warm",
+            instance,
+        )
+        assert (event.region, event.action, event.zone) == ("us-east-2", "terminate", "us-east-2a")
+        with database.transaction() as connection:
+            [row] = connection.execute(sa.select(host_events)).mappings().all()
+        assert HostEvent.from_row(row) == event
+        assert "Messages" not in sqs.receive_message(QueueUrl=queues.queue_url)
+        assert counts.snapshot() == {("interruption-warning", "recorded"): 1}
+    finally:
+        database.dispose()
