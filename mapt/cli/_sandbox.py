@@ -87,7 +87,7 @@ class _EndpointChecks:
 
     The launch check is the real one (the group's scaling activities and instances);
     readiness looks in the region the last launch check confirmed (a spot host), or
-    else the run's region (an on-demand host).
+    else where the address is, the run's region first (an on-demand host).
     """
 
     def __init__(self, session: Any, region: str) -> None:
@@ -131,9 +131,11 @@ class _EndpointChecks:
         )
 
     def readiness(self, access: SshAccess) -> None:
-        from mapt.targets.aws import wait_until_running
+        from mapt.targets.aws import region_of_address, wait_until_running
 
-        region = self._launched_in or self._region
+        region = self._launched_in or region_of_address(
+            self._session, access.target.host, first=self._region
+        )
         if access.bastion is not None:
             wait_until_running(self._session, region, access.bastion.host, behind_balancer=False)
         wait_until_running(
