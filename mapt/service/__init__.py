@@ -27,6 +27,13 @@ from mapt.service._errors import (
     error_body,
     http_status,
 )
+from mapt.service._event_intake import (
+    EventIntake,
+    EventIntakeSettings,
+    UnusableMessage,
+    event_intake_task,
+    parse_envelope,
+)
 from mapt.service._executions import (
     MAX_ATTEMPTS,
     Execution,
@@ -35,6 +42,7 @@ from mapt.service._executions import (
     ExecutionStatus,
     LogLine,
 )
+from mapt.service._host_events import HostEvent, HostEventKind
 from mapt.service._interruptions import (
     InterruptionSettings,
     on_host_event,
@@ -63,12 +71,16 @@ __all__ = [
     "ConflictError",
     "Database",
     "Dispatcher",
+    "EventIntake",
+    "EventIntakeSettings",
     "Execution",
     "ExecutionContext",
     "ExecutionError",
     "ExecutionStatus",
     "Executions",
     "ForbiddenError",
+    "HostEvent",
+    "HostEventKind",
     "InterruptionSettings",
     "JsonLogFormatter",
     "LeaderContext",
@@ -88,10 +100,12 @@ __all__ = [
     "Strategy",
     "Timing",
     "TokenRecord",
+    "UnusableMessage",
     "authenticate",
     "create_token",
     "default_database_url",
     "error_body",
+    "event_intake_task",
     "http_status",
     "leader_tasks",
     "list_tokens",
@@ -99,6 +113,7 @@ __all__ = [
     "on_host_event",
     "open_database",
     "parse_database_url",
+    "parse_envelope",
     "parse_expiry",
     "reconcile",
     "reconciler_task",

@@ -26,12 +26,14 @@ from typing import Any
 from mapt.core import InputError, OperationError, redact
 from mapt.hosts import HostServices
 from mapt.service._database import migrate, open_database, server_lock
+from mapt.service._event_intake import EVENT_COUNTS, EventIntakeSettings, event_intake_task
 from mapt.service._executions import Executions
 from mapt.service._hosts import host_operations
 from mapt.service._interruptions import (
     InterruptionCollector,
     InterruptionSettings,
     interruption_operations,
+    on_host_event,
 )
 from mapt.service._leader import Leadership, LeaderTask
 from mapt.service._pools import PoolSettings, pool_operations, pool_task
@@ -90,6 +92,8 @@ class ServerSettings:
     recovery: RecoveryPolicy = field(default_factory=RecoveryPolicy)
     pools: PoolSettings = field(default_factory=PoolSettings)
     interruptions: InterruptionSettings = field(default_factory=InterruptionSettings)
+    # Which regions' EC2 events the leader takes in (none by default: no intake task).
+    events: EventIntakeSettings = field(default_factory=EventIntakeSettings)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -121,10 +125,13 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def leader_tasks(settings: ServerSettings) -> tuple[LeaderTask, ...]:
     """The loops every server runs while it leads (see ``mapt.service._leader``)."""
-    return (
+    tasks: tuple[LeaderTask, ...] = (
         reconciler_task(settings.recovery),
         pool_task(settings.pools, breaker=settings.interruptions.breaker),
     )
+    if settings.events.enabled:
+        tasks += (event_intake_task(settings.events, on_host_event),)
+    return tasks
 
 
 def run_server(
@@ -176,6 +183,7 @@ def run_server(
             routers=routers,
         )
         service.metrics.register(InterruptionCollector(database, settings.interruptions.breaker))
+        service.metrics.register(EVENT_COUNTS)
         app = create_app(service)
         host, port = sock.getsockname()[:2]
         logging.getLogger("mapt.service").info(
