@@ -239,7 +239,11 @@ def run_replace(context: ExecutionContext, settings: InterruptionSettings) -> di
         place_open = (pool, region) in breakers
         group = None
         if place_open:
-            _log.warning("the circuit breaker of %s is open: leaving the region", region)
+            _log.warning(
+                "the circuit breaker of %s in %s is open: spot leaves the region",
+                f"pool {pool}" if pool else "hosts of no pool",
+                region,
+            )
         else:
             group = target.replacement(
                 context.target,

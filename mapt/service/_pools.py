@@ -38,7 +38,7 @@ from mapt.hosts import BreakerPolicy
 from mapt.pools import Capacity, CapacityError, Member, MemberState, Plan, pick_idle, plan
 from mapt.service._database import Database
 from mapt.service._errors import ConflictError, NotFoundError
-from mapt.service._executions import Executions
+from mapt.service._executions import Executions, ExecutionStatus
 from mapt.service._hosts import (
     Hosts,
     ManagedHost,
@@ -48,7 +48,7 @@ from mapt.service._hosts import (
     run_refresh_ip,
 )
 from mapt.service._leader import LeaderContext, LeaderTask
-from mapt.service._schema import hosts, leases, pools
+from mapt.service._schema import executions, hosts, leases, pools
 from mapt.service._states import HostRequest, HostState
 from mapt.service._workers import ExecutionContext, Operation, OperationFunction
 
@@ -139,6 +139,8 @@ class PoolMember:
     template: int
     recycle: bool
     lease: Lease | None
+    # ERROR with its replacement or recovery still to finish (``Member.repairing``).
+    repairing: bool = False
 
     @property
     def zone(self) -> str | None:
@@ -161,6 +163,7 @@ class PoolMember:
             zone=self.zone,
             template=self.template,
             recycle=self.recycle,
+            repairing=self.repairing,
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -670,12 +673,26 @@ class Pools:
                 )
             )
         }
+        broken = [
+            r.execution_id for r in rows if r.state == HostState.ERROR.value and r.execution_id
+        ]
+        repairing: set[str] = set()
+        if broken:
+            in_flight = [ExecutionStatus.PENDING.value, ExecutionStatus.RUNNING.value]
+            repairing = set(
+                connection.execute(
+                    sa.select(executions.c.id).where(
+                        executions.c.id.in_(broken), executions.c.status.in_(in_flight)
+                    )
+                ).scalars()
+            )
         return [
             PoolMember(
                 host=_host(row),
                 template=int(row.template or 0),
                 recycle=bool(row.recycle),
                 lease=active.get(row.name),
+                repairing=row.execution_id in repairing,
             )
             for row in rows
         ]

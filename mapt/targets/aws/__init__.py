@@ -91,6 +91,7 @@ from mapt.targets.aws._sandbox import (
     SANDBOX_SERVICES,
     AwsKind,
     check_sandbox_endpoint,
+    region_of_address,
     wait_until_running,
 )
 from mapt.targets.aws._setup import HostSetup, configure_host, fetch_windows_password
@@ -201,6 +202,7 @@ __all__ = [
     "plan_sweep",
     "public_address_refusal",
     "recorded_setup",
+    "region_of_address",
     "verify_spot_launch",
     "wait_for_replacement",
     "wait_until_running",

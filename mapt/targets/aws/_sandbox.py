@@ -1518,6 +1518,37 @@ def _endpoint_source(service_id: str, url: str, environ: Mapping[str, str], prof
     return f"endpoint_url of profile {profile} in {config}"
 
 
+def region_of_address(session: Any, address: str, *, first: str) -> str:
+    """The region of the endpoint whose pending or running instance has ``address``,
+    looked for in ``first`` before the others; ``first`` when none has it.
+
+    An on-demand host is deployed in its allocation's region, which the readiness
+    check is not told: a server's hosts each name their own region, and a spot host
+    that fell back to on demand runs where its spot offers failed.
+    """
+
+    def has_it(region: str) -> bool:
+        ec2 = session.client("ec2", region_name=region)
+        for field in ("ip-address", "private-ip-address"):
+            reservations = ec2.describe_instances(
+                Filters=[
+                    {"Name": field, "Values": [address]},
+                    {"Name": "instance-state-name", "Values": ["pending", "running"]},
+                ]
+            )["Reservations"]
+            if any(r["Instances"] for r in reservations):
+                return True
+        return False
+
+    if has_it(first):
+        return first
+    others = session.client("ec2", region_name=first).describe_regions()["Regions"]
+    for found in others:
+        if found["RegionName"] != first and has_it(found["RegionName"]):
+            return str(found["RegionName"])
+    return first
+
+
 def wait_until_running(
     session: Any, region: str, address: str, *, behind_balancer: bool
 ) -> str | None:
