@@ -105,19 +105,25 @@ def allocation(
 
 
 def fail_over(
-    context: RunContext, current: AllocationResult, reason: str, *, engine: Engine
+    context: RunContext,
+    current: AllocationResult,
+    reason: str,
+    *,
+    engine: Engine,
+    avoid_regions: Sequence[str] = (),
 ) -> AllocationResult | None:
     """Record that ``current`` could not launch and keep the next candidate instead.
 
     The spot stack then holds the runner-up as its choice, with ``current`` in its
     ``failed`` list, so a re-run goes on from there without a new price scan. When no
     candidate is left the stack is destroyed (the next create scans the market afresh,
-    which may have moved) and None is returned.
+    which may have moved) and None is returned. Candidates in ``avoid_regions`` are
+    passed over (a region whose circuit breaker is open).
     """
     from mapt.stacks import StackRef
 
     ref = StackRef.for_context(context, SPOT_STACK_NAME)
-    following = current.next_offer(reason)
+    following = current.next_offer(reason, avoid_regions=avoid_regions)
     if following is None:
         log.warning(
             "no spot candidate left after %s; forgetting the spot choice", current.availability_zone

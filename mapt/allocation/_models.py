@@ -203,11 +203,17 @@ class AllocationResult(Offer):
         """The chosen offer alone."""
         return Offer(**{f.name: getattr(self, f.name) for f in fields(Offer)})
 
-    def next_offer(self, reason: str) -> AllocationResult | None:
-        """The runner-up, with this offer recorded as failed; None when none is left."""
-        if not self.candidates:
+    def next_offer(
+        self, reason: str, *, avoid_regions: Sequence[str] = ()
+    ) -> AllocationResult | None:
+        """The runner-up, with this offer recorded as failed; None when none is left.
+
+        Candidates in ``avoid_regions`` are dropped (a region spot should leave).
+        """
+        remaining = [c for c in self.candidates if c.region not in avoid_regions]
+        if not remaining:
             return None
-        best, *rest = self.candidates
+        best, *rest = remaining
         failed = (*self.failed, FailedOffer(self.offer, reason))
         return AllocationResult(**vars(best), candidates=tuple(rest), failed=failed)
 

@@ -8,7 +8,8 @@ writes real checkpoint files. It starts only when that endpoint is on 127.0.0.0/
 
 Readiness is the machine's state in the endpoint, not SSH: the instance at the host's
 address is running, and a spot host's group has its instance in service (the launch
-check, as on AWS). Nothing logs in to a sandbox machine, so no secret is delivered:
+check, as on AWS); an interrupted spot host's replacement is waited for as on AWS.
+Nothing logs in to a sandbox machine, so no secret is delivered:
 flags that would register a GitHub runner or a RHEL subscription are refused (exit 2),
 and a Windows host's password is not set (one line says so; ``host list`` shows its
 secrets as ``awaiting``).
@@ -24,9 +25,11 @@ import typer
 from mapt.cli._services import Services
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from mapt.stacks import Engine
     from mapt.targets import SshAccess
-    from mapt.targets.aws import HostRequest, HostSetup
+    from mapt.targets.aws import GroupReplacement, HostRequest, HostSetup
 
 # How often the sandbox asks the endpoint whether the spot group's instance is in service.
 _LAUNCH_POLL = 1.0
@@ -53,14 +56,16 @@ def sandbox_services(
         readiness=checks.readiness,
         launch=checks.launch,
         setup=_no_delivery,
+        replacement=checks.replacement,
     )
 
 
 def enter_sandbox(session: Any, backend_url: str | None) -> None:
     """Check that every service a sandbox run calls is local, and say it is a sandbox.
 
-    Those are what the sandbox kinds call (EC2, Auto Scaling, ELBv2), and S3 when the
-    state is there. ``InputError`` (exit 2) naming the variable and its value if not.
+    Those are what the sandbox kinds call (EC2, Auto Scaling, ELBv2, SQS and
+    EventBridge for the service's event intake), and S3 when the state is there.
+    ``InputError`` (exit 2) naming the variable and its value if not.
     """
     from mapt.targets.aws import SANDBOX_SERVICES, check_sandbox_endpoint
 
@@ -83,7 +88,7 @@ class _EndpointChecks:
 
     The launch check is the real one (the group's scaling activities and instances);
     readiness looks in the region the last launch check confirmed (a spot host), or
-    else the run's region (an on-demand host).
+    else where the address is, the run's region first (an on-demand host).
     """
 
     def __init__(self, session: Any, region: str) -> None:
@@ -110,10 +115,28 @@ class _EndpointChecks:
         self._launched_in = region
         return instance
 
-    def readiness(self, access: SshAccess) -> None:
-        from mapt.targets.aws import wait_until_running
+    def replacement(
+        self, region: str, group_name: str, interrupted: str, since: datetime, timeout: float
+    ) -> GroupReplacement:
+        """The real wait for an interrupted instance's replacement, asked every second."""
+        from mapt.targets.aws import wait_for_replacement
 
-        region = self._launched_in or self._region
+        return wait_for_replacement(
+            self._session,
+            region,
+            group_name,
+            interrupted,
+            since=since,
+            timeout=timeout,
+            poll_interval=_LAUNCH_POLL,
+        )
+
+    def readiness(self, access: SshAccess) -> None:
+        from mapt.targets.aws import region_of_address, wait_until_running
+
+        region = self._launched_in or region_of_address(
+            self._session, access.target.host, first=self._region
+        )
         if access.bastion is not None:
             wait_until_running(self._session, region, access.bastion.host, behind_balancer=False)
         wait_until_running(

@@ -17,7 +17,13 @@ from mapt.cli._console import command_group
 from mapt.cli._options import OutputFormat, Sandbox, given, option, whole_number
 
 if TYPE_CHECKING:
-    from mapt.service import Database, PoolSettings, RecoveryPolicy
+    from mapt.service import (
+        Database,
+        EventIntakeSettings,
+        InterruptionSettings,
+        PoolSettings,
+        RecoveryPolicy,
+    )
 
 _DATABASE_KEY = "mapt.serve.database_url"
 
@@ -113,18 +119,65 @@ def serve(
             "Members one pool may launch in a minute at most (default 10).",
         ),
     ] = None,
+    breaker_interruptions: Annotated[
+        str | None,
+        option(
+            "--breaker-interruptions",
+            "Interruptions in one pool and region that stop spot launches there (default 2).",
+        ),
+    ] = None,
+    breaker_window: Annotated[
+        str | None,
+        option(
+            "--breaker-window",
+            "How close together those interruptions must be (default 15m).",
+        ),
+    ] = None,
+    breaker_cooldown: Annotated[
+        str | None,
+        option(
+            "--breaker-cooldown",
+            "How long spot launches stay stopped there (default 30m).",
+        ),
+    ] = None,
+    replacement_timeout: Annotated[
+        str | None,
+        option(
+            "--replacement-timeout",
+            "How long an interrupted spot host's group may take to replace it in place "
+            "before the host moves to the next candidate (default 5m).",
+        ),
+    ] = None,
+    event_regions: Annotated[
+        str | None,
+        option(
+            "--event-regions",
+            "Regions whose EC2 events (interruptions) the leader takes in from the start, "
+            "comma-separated, besides every region a managed host runs in (set up when a "
+            "host first runs there); none: no event intake (default: the hosts' regions).",
+        ),
+    ] = None,
+    event_poll_wait: Annotated[
+        str | None,
+        option(
+            "--event-poll-wait",
+            "How long one long poll of an event queue waits for a message, 1s..20s (default 20s).",
+        ),
+    ] = None,
     sandbox: Sandbox = False,
 ) -> None:
     """Run the HTTP API (OpenAPI at /openapi.json, docs at /docs) until SIGTERM."""
     if ctx.invoked_subcommand is not None:
         server_only = ("host", "port", "workers", "reconcile_interval", "recovery_attempts",
-                       "recovery_backoff", "pool_interval", "pool_launches", "sandbox")  # fmt: skip
+                       "recovery_backoff", "pool_interval", "pool_launches", "sandbox",
+                       "breaker_interruptions", "breaker_window", "breaker_cooldown",
+                       "replacement_timeout", "event_regions", "event_poll_wait")  # fmt: skip
         if any(given(ctx, name) for name in server_only):
             from mapt.core import InputError
 
             raise InputError(
-                "--host, --port, --workers, --reconcile-interval, --recovery-*, --pool-* and "
-                "--sandbox "
+                "--host, --port, --workers, --reconcile-interval, --recovery-*, --pool-*, "
+                "--breaker-*, --replacement-timeout, --event-* and --sandbox "
                 f"belong to mapt serve itself, not to mapt serve {ctx.invoked_subcommand}"
             )
         ctx.meta[_DATABASE_KEY] = database_url
@@ -142,6 +195,10 @@ def serve(
         workers=whole_number(workers or "2"),
         recovery=recovery,
         pools=_pool_settings(pool_interval, pool_launches),
+        interruptions=_interruption_settings(
+            breaker_interruptions, breaker_window, breaker_cooldown, replacement_timeout
+        ),
+        events=_event_settings(event_regions, event_poll_wait),
     )
     services = None
     if sandbox:
@@ -188,6 +245,104 @@ def _pool_settings(interval: str | None, launches: str | None) -> PoolSettings:
         if launches is None
         else whole_number(launches),
     )
+
+
+def _interruption_settings(
+    interruptions: str | None, window: str | None, cooldown: str | None, timeout: str | None
+) -> InterruptionSettings:
+    """The circuit breaker's and the replacement's flags; a bad value is an
+    ``InputError`` naming its flag."""
+    from mapt.core import InputError, parse_duration
+    from mapt.hosts import BreakerPolicy
+    from mapt.service import InterruptionSettings
+
+    default = InterruptionSettings()
+    count = default.breaker.interruptions
+    if interruptions is not None:
+        try:
+            count = whole_number(interruptions)
+        except typer.BadParameter:
+            raise InputError(
+                f"--breaker-interruptions {interruptions!r} is not a whole number"
+            ) from None
+        if count < 1:
+            raise InputError(f"--breaker-interruptions {interruptions} must be at least 1")
+    breaker = BreakerPolicy(
+        interruptions=count,
+        window=default.breaker.window
+        if window is None
+        else parse_duration(window, flag="--breaker-window"),
+        cooldown=default.breaker.cooldown
+        if cooldown is None
+        else parse_duration(cooldown, flag="--breaker-cooldown"),
+    )
+    bound = default.replacement_timeout
+    if timeout is not None:
+        bound = parse_duration(timeout, flag="--replacement-timeout").total_seconds()
+    return InterruptionSettings(breaker=breaker, replacement_timeout=bound)
+
+
+def _regions(text: str, flag: str) -> tuple[str, ...]:
+    """A comma-separated list of region names, each checked (the message names ``flag``)."""
+    from mapt.core import InputError, check_region_name
+
+    regions = tuple(dict.fromkeys(item.strip() for item in text.split(",")))
+    if not all(regions):
+        raise InputError(f"{flag} {text!r} has an empty region name")
+    return tuple(check_region_name(region, f"{flag} item") for region in regions)
+
+
+def _event_settings(regions: str | None, wait: str | None) -> EventIntakeSettings:
+    """The event intake's flags as settings; a bad value is an ``InputError`` naming it."""
+    from mapt.core import InputError, parse_duration
+    from mapt.service import EventIntakeSettings
+
+    default = EventIntakeSettings()
+    seconds = default.wait_seconds
+    if wait is not None:
+        waited = parse_duration(wait, flag="--event-poll-wait").total_seconds()
+        if not waited.is_integer() or not 1 <= waited <= 20:
+            raise InputError(f"--event-poll-wait {wait} must be whole seconds from 1s to 20s")
+        seconds = int(waited)
+    if regions is not None and regions.strip().lower() == "none":
+        return EventIntakeSettings(wait_seconds=seconds)
+    watched = () if regions is None else _regions(regions, "--event-regions")
+    return EventIntakeSettings(regions=watched, follow_hosts=True, wait_seconds=seconds)
+
+
+@serve_app.command("setup")
+def serve_setup(
+    regions: Annotated[
+        str,
+        typer.Option(
+            "--regions",
+            help="The regions to set up, comma-separated (e.g. us-east-1,eu-west-1).",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        OutputFormat, typer.Option("--output", "-o", help="text or json.")
+    ] = OutputFormat.text,
+    sandbox: Sandbox = False,
+) -> None:
+    """Create (or leave as they are) the event-intake stacks of these regions: the queue
+    EventBridge puts EC2 events on, its dead-letter queue, the rule and its policy."""
+    from mapt.hosts import HostServices
+    from mapt.targets.aws import ensure_event_intake
+
+    wanted = _regions(regions, "--regions")
+    services = HostServices()
+    if sandbox:
+        from mapt.cli._sandbox import sandbox_services
+
+        services = sandbox_services(region=wanted[0], backend_url=None)
+    services.check_engine()
+    found = ensure_event_intake(services.engine(None, False), wanted)
+    if output is OutputFormat.json:
+        typer.echo(json.dumps({"regions": {r: q.__dict__ for r, q in found.items()}}, indent=2))
+        return
+    for region, queues in found.items():
+        typer.echo(f"{region}: {queues.queue_url} (dead letters: {queues.dead_letter_url})")
 
 
 def _when(value: datetime | None) -> str:

@@ -20,6 +20,8 @@ and imports neither ``mapt.cli`` nor any heavy package at import time.
 - ``HostServices``: what the lifecycle acts through (engine factory, launch,
   readiness, setup), injected so the CLI, the service and tests choose real,
   sandbox or in-memory implementations.
+- ``plan_replacement``: what an interrupted spot host does (stay, move, on demand);
+  ``open_breakers``: the circuit breakers interruptions open (both pure).
 - ``reporting_progress`` / ``Progress``: the progress lines of one call, for a caller
   that keeps them (the service's execution log).
 
@@ -27,6 +29,16 @@ and imports neither ``mapt.cli`` nor any heavy package at import time.
 ``host_status`` are the verbs on an explicit engine, for callers that hold one.
 """
 
+from mapt.hosts._breaker import (
+    DEFAULT_BREAKER_COOLDOWN,
+    DEFAULT_BREAKER_INTERRUPTIONS,
+    DEFAULT_BREAKER_WINDOW,
+    BreakerPolicy,
+    Interruption,
+    OpenBreaker,
+    Place,
+    open_breakers,
+)
 from mapt.hosts._costs import host_costs
 from mapt.hosts._create import (
     GET_AMI,
@@ -44,6 +56,12 @@ from mapt.hosts._records import (
     HostConnection,
     HostRecord,
     HostStatus,
+)
+from mapt.hosts._replacement import (
+    BREAKER_OPEN,
+    ReplacementOutcome,
+    ReplacementPlan,
+    plan_replacement,
 )
 from mapt.hosts._requests import (
     COMPUTE_FIELDS,
@@ -79,7 +97,9 @@ from mapt.hosts._services import (
     HostSetupStep,
     LaunchCheck,
     ReadinessCheck,
+    ReplacementWait,
     auto_scaling_launch,
+    auto_scaling_replacement,
     aws_host_health,
     pulumi_cli_present,
     pulumi_engine,
@@ -89,8 +109,12 @@ from mapt.hosts._status import HostNotFoundError, host_status, list_hosts
 from mapt.hosts._target import AwsHostTarget
 
 __all__ = [
+    "BREAKER_OPEN",
     "COMPUTE_FIELDS",
     "CREATE_FIELDS",
+    "DEFAULT_BREAKER_COOLDOWN",
+    "DEFAULT_BREAKER_INTERRUPTIONS",
+    "DEFAULT_BREAKER_WINDOW",
     "DEFAULT_LOCK_TIMEOUT",
     "DEFAULT_SPOT_ATTEMPTS",
     "DESTROY_FIELDS",
@@ -100,6 +124,7 @@ __all__ = [
     "SECRET_FIELDS",
     "AddressChange",
     "AwsHostTarget",
+    "BreakerPolicy",
     "CreateHostRequest",
     "DestroyHostRequest",
     "DestroyRecord",
@@ -115,13 +140,20 @@ __all__ = [
     "HostServices",
     "HostSetupStep",
     "HostStatus",
+    "Interruption",
     "LaunchCheck",
+    "OpenBreaker",
+    "Place",
     "Progress",
     "ProgressStream",
     "ReadinessCheck",
+    "ReplacementOutcome",
+    "ReplacementPlan",
+    "ReplacementWait",
     "RunnerRequest",
     "SpotAttemptsExhaustedError",
     "auto_scaling_launch",
+    "auto_scaling_replacement",
     "aws_host_health",
     "compute_from_fields",
     "create_host",
@@ -136,6 +168,8 @@ __all__ = [
     "host_status",
     "image_answer",
     "list_hosts",
+    "open_breakers",
+    "plan_replacement",
     "pulumi_cli_present",
     "pulumi_engine",
     "register_runner",

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import boto3
 
     from mapt.allocation import AllocationArgs, AllocationResult, FailedOffer
+    from mapt.hosts._replacement import ReplacementPlan
     from mapt.hosts._services import HostSetupStep, LaunchCheck, ReadinessCheck
     from mapt.stacks import DryRunEngine, Engine, PlannedStep
     from mapt.targets import SshAccess
@@ -53,6 +54,7 @@ def create_host(
     fallback_on_demand: bool = False,
     reuse_choice: bool = True,
     replaced: Sequence[str] = (),
+    move: ReplacementPlan | None = None,
 ) -> HostRecord:
     """Allocate, deploy the host stack, confirm the launch, wait for SSH, write files.
 
@@ -66,7 +68,9 @@ def create_host(
     ``reuse_choice`` False (a resize) makes a new spot choice for ``args`` even when
     one is kept, replaces the kept one with it, and moves the host there.
     ``replaced`` names host stack resources the first ``up`` replaces although they
-    are unchanged (``Engine.up``'s ``replace``: a new address).
+    are unchanged (``Engine.up``'s ``replace``: a new address). ``move`` (an
+    interrupted spot host's plan that leaves its place) records the kept offer as
+    failed for its reason and deploys on the next choice, as after a refused launch.
     """
     from mapt.allocation import allocation
     from mapt.stacks import project_lock
@@ -82,6 +86,10 @@ def create_host(
                 context, args, engine=engine, reuse=reuse_choice, prefer_zone=prefer
             )
             allocated = True
+            if move is not None and move.move_reason is not None and chosen.is_spot:
+                chosen = _leave_kept_offer(
+                    context, args, chosen, move, engine, fallback_on_demand=fallback_on_demand
+                )
             chosen, outputs = _deploy_with_failover(
                 context,
                 args,
@@ -195,12 +203,6 @@ def _deploy_with_failover(
     fallback_on_demand: bool,
     replaced: Sequence[str] = (),
 ) -> tuple[AllocationResult, dict[str, Any]]:
-    from mapt.allocation import (
-        FailedOffer,
-        fail_over,
-        keep_on_demand_fallback,
-        on_demand_allocation,
-    )
     from mapt.stacks import StackRef
     from mapt.targets.aws import (
         HOST_STACK,
@@ -243,19 +245,91 @@ def _deploy_with_failover(
                 raise OperationError(error.message, hint=error.hint) from error
             log.warning("%s; destroying the host stack to try elsewhere", error.message)
             engine.destroy(ref)
-            failed = (*current.failed, FailedOffer(current.offer, error.reason_code))
-            following = fail_over(context, current, error.reason_code, engine=engine)
-            if following is not None and deployments < max_attempts:
-                chosen = following
-                continue
-            if not fallback_on_demand:
-                raise SpotAttemptsExhaustedError(failed) from error
-            region = failed[0].offer.region
-            log.warning("falling back to on-demand capacity in %s", region)
-            on_demand = on_demand_allocation(args, region)
-            chosen = keep_on_demand_fallback(
-                context, replace(on_demand, failed=failed), engine=engine
+            chosen = _next_choice(
+                context,
+                args,
+                current,
+                error.reason_code,
+                engine,
+                attempts_left=deployments < max_attempts,
+                fallback_on_demand=fallback_on_demand,
             )
+
+
+def _leave_kept_offer(
+    context: RunContext,
+    args: AllocationArgs,
+    kept: AllocationResult,
+    move: ReplacementPlan,
+    engine: Engine,
+    *,
+    fallback_on_demand: bool,
+) -> AllocationResult:
+    """Destroy the host stack on ``kept`` (an interrupted spot host's place) and choose
+    where it goes next (``_next_choice``, for the plan's reason)."""
+    from mapt.stacks import StackRef
+    from mapt.targets.aws import HOST_STACK
+
+    reason = str(move.move_reason)
+    log.warning(
+        "leaving %s (%s): destroying the host stack to deploy elsewhere",
+        kept.availability_zone,
+        reason,
+    )
+    ref = StackRef.for_context(context, HOST_STACK)
+    if engine.exists(ref):
+        engine.destroy(ref)
+    return _next_choice(
+        context,
+        args,
+        kept,
+        reason,
+        engine,
+        attempts_left=True,
+        fallback_on_demand=fallback_on_demand,
+        avoid_regions=move.avoid_regions,
+        on_demand=move.on_demand,
+    )
+
+
+def _next_choice(
+    context: RunContext,
+    args: AllocationArgs,
+    current: AllocationResult,
+    reason: str,
+    engine: Engine,
+    *,
+    attempts_left: bool,
+    fallback_on_demand: bool,
+    avoid_regions: Sequence[str] = (),
+    on_demand: bool = False,
+) -> AllocationResult:
+    """Where a host goes after ``current`` could not run it (AWS's ``reason``).
+
+    The next spot candidate outside ``avoid_regions``, kept by ``fail_over``, while
+    ``attempts_left``; else on demand in the first failed offer's region when
+    ``fallback_on_demand``; else ``SpotAttemptsExhaustedError`` listing every failed
+    offer. ``on_demand`` goes to on demand at once. Either way the spot stack records
+    ``current`` among the failed offers.
+    """
+    from mapt.allocation import (
+        FailedOffer,
+        fail_over,
+        keep_on_demand_fallback,
+        on_demand_allocation,
+    )
+
+    failed = (*current.failed, FailedOffer(current.offer, reason))
+    if not on_demand:
+        following = fail_over(context, current, reason, engine=engine, avoid_regions=avoid_regions)
+        if following is not None and attempts_left:
+            return following
+        if not fallback_on_demand:
+            raise SpotAttemptsExhaustedError(failed)
+    region = failed[0].offer.region
+    log.warning("falling back to on-demand capacity in %s", region)
+    fallback = on_demand_allocation(args, region)
+    return keep_on_demand_fallback(context, replace(fallback, failed=failed), engine=engine)
 
 
 def dry_run_host(

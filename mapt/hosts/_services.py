@@ -14,12 +14,14 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from mapt.hosts._create import HostChecks
     from mapt.hosts._progress import Progress
     from mapt.hosts._records import HostStatus
     from mapt.stacks import Engine
     from mapt.targets import SshAccess
-    from mapt.targets.aws import HostHealth, HostRequest, HostSetup
+    from mapt.targets.aws import GroupReplacement, HostHealth, HostRequest, HostSetup
 
 # Builds the engine for a run from the secrets provider and the debug switch.
 EngineFactory = Callable[[str | None, bool], "Engine"]
@@ -32,6 +34,9 @@ LaunchCheck = Callable[[str, str], str]
 HostSetupStep = Callable[["SshAccess", "HostRequest", "Mapping[str, Any]"], "HostSetup | None"]
 # Asks AWS whether the machine of a deployed host (as its state describes it) still runs.
 HealthCheck = Callable[["HostStatus"], "HostHealth"]
+# Waits for a spot group to replace an interrupted instance: (region, group name, the
+# interrupted instance, the interruption's time, the bound in seconds) -> what it did.
+ReplacementWait = Callable[[str, str, str, "datetime", float], "GroupReplacement"]
 
 
 def pulumi_engine(
@@ -75,6 +80,19 @@ def auto_scaling_launch(region: str, group_name: str) -> str:
     return verify_spot_launch(boto3.Session(), region, group_name)
 
 
+def auto_scaling_replacement(
+    region: str, group_name: str, interrupted: str, since: datetime, timeout: float
+) -> GroupReplacement:
+    """The real wait for an interrupted spot instance's replacement, through boto3."""
+    import boto3
+
+    from mapt.targets.aws import wait_for_replacement
+
+    return wait_for_replacement(
+        boto3.Session(), region, group_name, interrupted, since=since, timeout=timeout
+    )
+
+
 def aws_host_health(status: HostStatus) -> HostHealth:
     """The real health check: the instance, or the spot group, through boto3.
 
@@ -100,8 +118,8 @@ def aws_host_health(status: HostStatus) -> HostHealth:
 
 @dataclass(frozen=True)
 class HostServices:
-    """The engine factory, the checks a create runs after each ``up``, and the health
-    check of a deployed host.
+    """The engine factory, the checks a create runs after each ``up``, the health
+    check of a deployed host, and the wait for an interrupted spot host's replacement.
 
     ``setup`` None is the real delivery of secrets over SSH (``configure_host``).
     """
@@ -111,6 +129,7 @@ class HostServices:
     launch: LaunchCheck = auto_scaling_launch
     setup: HostSetupStep | None = None
     health: HealthCheck = aws_host_health
+    replacement: ReplacementWait = auto_scaling_replacement
 
     def check_engine(self) -> None:
         """Check what the engine needs to change state (the Pulumi engine: its CLI).

@@ -24,13 +24,16 @@ from mapt.hosts._services import HostServices
 from mapt.hosts._status import host_status, list_hosts
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import boto3
 
     from mapt.allocation import AllocationArgs
     from mapt.hosts._records import DestroyRecord, HostRecord, HostStatus
+    from mapt.hosts._replacement import ReplacementPlan
     from mapt.integrations.github import RegisteredRunner
     from mapt.stacks import Engine
-    from mapt.targets.aws import HostHealth, HostRequest
+    from mapt.targets.aws import GroupReplacement, HostHealth, HostRequest
 
 
 class AwsHostTarget:
@@ -156,6 +159,34 @@ class AwsHostTarget:
         with reporting_progress(self.progress):
             return self.services.health(status)
 
+    def replacement(
+        self, project: str, backend_url: str | None, interrupted: str, *, since: datetime,
+        timeout: float,
+    ) -> GroupReplacement:  # fmt: skip
+        """Wait up to ``timeout`` seconds for the project's spot group to replace
+        instance ``interrupted`` (interrupted at ``since``) in place; what it did
+        (``HostServices.replacement``). ``HostNotFoundError`` when state has no host;
+        ``OperationError`` for a host that is not on spot, whose group nothing replaces.
+        """
+        from mapt.core import OperationError, RunContext
+        from mapt.targets.aws import host_group_name
+
+        status = self.status(project, backend_url)
+        if not status.spot or status.region is None:
+            raise OperationError(
+                f"host {project!r} does not run on spot: no Auto Scaling group replaces it"
+            )
+        group_name = host_group_name(RunContext(project_name=project))
+        with reporting_progress(self.progress):
+            return self.services.replacement(status.region, group_name, interrupted, since, timeout)
+
+    def move(self, request: CreateHostRequest, plan: ReplacementPlan) -> HostRecord:
+        """Move a spot host off its kept offer as ``plan`` says (``plan_replacement``):
+        the offer recorded failed in ``spotOption-<project>``, the host stack destroyed
+        and deployed on the next choice, through the create path (readiness, setup,
+        the connection). A plan that stays is the create itself."""
+        return self._deploy(request, reuse_choice=True, move=plan)
+
     def list(self, backend_url: str | None, *, debug: bool = False) -> list[HostStatus]:
         """Every project of the backend, from state alone (no AWS call, no passphrase)."""
         with reporting_progress(self.progress):
@@ -168,7 +199,12 @@ class AwsHostTarget:
         return self.services.engine(None, debug)
 
     def _deploy(
-        self, request: CreateHostRequest, *, reuse_choice: bool, replaced: tuple[str, ...] = ()
+        self,
+        request: CreateHostRequest,
+        *,
+        reuse_choice: bool,
+        replaced: tuple[str, ...] = (),
+        move: ReplacementPlan | None = None,
     ) -> HostRecord:
         with reporting_progress(self.progress):
             _, engine, host, args = self._prepare(request, changes_state=True)
@@ -184,6 +220,7 @@ class AwsHostTarget:
                 fallback_on_demand=request.fallback_on_demand,
                 reuse_choice=reuse_choice,
                 replaced=replaced,
+                move=move,
             )
 
     def _prepare(

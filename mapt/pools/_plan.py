@@ -6,7 +6,8 @@ The rules, in order of precedence:
 
 1. A leased member is never removed, whatever else holds.
 2. The pool never has more than ``maximum`` live members (launches stop there).
-3. Broken members (ERROR) and idle members that are stale (an old template, past
+3. Broken members (ERROR, unless an execution repairs them) and idle members that are
+   stale (an old template, past
    ``max_lifetime``, or marked for recycling) are removed; the count they leave is
    launched again.
 4. The pool holds ``target`` live members (0 while it drains): launches fill up to it,
@@ -109,6 +110,9 @@ class Member:
     zone: str | None = None
     template: int = 0
     recycle: bool = False  # released under "replace": destroy it, launch a fresh one
+    # An ERROR member an execution is at work on (an interrupted member being replaced,
+    # a failed one being recovered): not broken yet.
+    repairing: bool = False
 
     @property
     def live(self) -> bool:
@@ -187,7 +191,7 @@ def _stale(
     member: Member, template: int, now: datetime, max_lifetime: timedelta | None
 ) -> str | None:
     """Why an unleased member must go (broken, recycled, old template, too old), or None."""
-    if member.state is MemberState.ERROR:
+    if member.state is MemberState.ERROR and not member.repairing:
         return "in ERROR"
     if member.state is not MemberState.RUNNING:
         return None  # busy: an execution is at work on it

@@ -27,6 +27,13 @@ from mapt.service._errors import (
     error_body,
     http_status,
 )
+from mapt.service._event_intake import (
+    EventIntake,
+    EventIntakeSettings,
+    UnusableMessage,
+    event_intake_task,
+    parse_envelope,
+)
 from mapt.service._executions import (
     MAX_ATTEMPTS,
     Execution,
@@ -34,6 +41,11 @@ from mapt.service._executions import (
     Executions,
     ExecutionStatus,
     LogLine,
+)
+from mapt.service._host_events import HostEvent, HostEventKind
+from mapt.service._interruptions import (
+    InterruptionSettings,
+    on_host_event,
 )
 from mapt.service._leader import LeaderContext, Leadership, LeaderTask
 from mapt.service._pools import Lease, Pool, PoolMember, Pools, PoolSettings, Strategy
@@ -59,12 +71,17 @@ __all__ = [
     "ConflictError",
     "Database",
     "Dispatcher",
+    "EventIntake",
+    "EventIntakeSettings",
     "Execution",
     "ExecutionContext",
     "ExecutionError",
     "ExecutionStatus",
     "Executions",
     "ForbiddenError",
+    "HostEvent",
+    "HostEventKind",
+    "InterruptionSettings",
     "JsonLogFormatter",
     "LeaderContext",
     "LeaderTask",
@@ -83,16 +100,20 @@ __all__ = [
     "Strategy",
     "Timing",
     "TokenRecord",
+    "UnusableMessage",
     "authenticate",
     "create_token",
     "default_database_url",
     "error_body",
+    "event_intake_task",
     "http_status",
     "leader_tasks",
     "list_tokens",
     "migrate",
+    "on_host_event",
     "open_database",
     "parse_database_url",
+    "parse_envelope",
     "parse_expiry",
     "reconcile",
     "reconciler_task",

@@ -106,10 +106,11 @@ def record_placement(
     one starts, unless it is already there. Whether a new interval was opened.
 
     The first interval of a host, or the first after it was deleted, starts as
-    ``created`` whatever ``reason`` says; after a failure it starts with ``reason``.
+    ``created`` whatever ``reason`` says; after a failure or an interruption it starts
+    with ``reason``.
     """
     current = _open_interval(connection, host)
-    continues = current is not None or _last_end_reason(connection, host) == FAILED
+    continues = current is not None or _last_end_reason(connection, host) in (FAILED, INTERRUPTED)
     if current is not None:
         if (current.placement, current.airgap, current.pool) == (
             where.placement,

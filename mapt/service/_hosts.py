@@ -16,6 +16,9 @@ host``) in a worker process and settles the host through ``transition``:
 - recover (submitted by the reconciler, ``mapt.service._reconciler``, when it finds a
   RUNNING host's machine gone; the host is ERROR by then): the create path again,
   ERROR -> RUNNING, or ERROR -> ERROR keeping the reason.
+- replace (submitted when AWS warns that it takes a spot host back,
+  ``mapt.service._interruptions``): in place, elsewhere or on demand, ERROR -> RUNNING,
+  or ERROR -> ERROR (then the reconciler's recovery attempts follow).
 
 Fields are those of ``mapt aws host create`` with underscores, the project as ``name``.
 Secrets and server-side paths are not accepted over the API: a secret would sit in the
@@ -54,6 +57,8 @@ if TYPE_CHECKING:
 
 # The operation the reconciler submits to re-deploy a host that failed.
 RECOVER = "hosts.recover"
+# The operation an interruption submits (``mapt.service._interruptions``).
+REPLACE = "hosts.replace"
 # Fields the API refuses: secrets (kept out of the records) and paths on the server.
 REFUSED_FIELDS = {
     "rh_subscription_password": "a secret, which the service would have to store",

@@ -4,7 +4,8 @@ Every number comes from the database at scrape time (a custom collector), so eac
 server behind a load balancer answers the same and a restart loses nothing. The
 registry is the service's (``Service.metrics``): a feature adds its own metrics with
 ``service.metrics.register(collector)``, a ``prometheus_client`` collector whose
-``collect`` yields metric families (leases and interruptions come that way).
+``collect`` yields metric families (leases, the event intake's counts, and
+interruptions: ``mapt.service._interruptions.InterruptionCollector``).
 
 - ``mapt_hosts{state, pool}``: hosts by state (deleted ones left out), pool from the
   host's open interval (empty: none);

@@ -34,10 +34,11 @@ from mapt.core import (
     get_logger,
     parse_duration,
 )
+from mapt.hosts import BreakerPolicy
 from mapt.pools import Capacity, CapacityError, Member, MemberState, Plan, pick_idle, plan
 from mapt.service._database import Database
 from mapt.service._errors import ConflictError, NotFoundError
-from mapt.service._executions import Executions
+from mapt.service._executions import Executions, ExecutionStatus
 from mapt.service._hosts import (
     Hosts,
     ManagedHost,
@@ -47,7 +48,7 @@ from mapt.service._hosts import (
     run_refresh_ip,
 )
 from mapt.service._leader import LeaderContext, LeaderTask
-from mapt.service._schema import hosts, leases, pools
+from mapt.service._schema import executions, hosts, leases, pools
 from mapt.service._states import HostRequest, HostState
 from mapt.service._workers import ExecutionContext, Operation, OperationFunction
 
@@ -138,6 +139,8 @@ class PoolMember:
     template: int
     recycle: bool
     lease: Lease | None
+    # ERROR with its replacement or recovery still to finish (``Member.repairing``).
+    repairing: bool = False
 
     @property
     def zone(self) -> str | None:
@@ -160,6 +163,7 @@ class PoolMember:
             zone=self.zone,
             template=self.template,
             recycle=self.recycle,
+            repairing=self.repairing,
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -562,13 +566,22 @@ class Pools:
     # -- the convergence pass -----------------------------------------------------------
 
     def converge(
-        self, name: str, *, launches_per_minute: int = DEFAULT_LAUNCHES_PER_MINUTE
+        self,
+        name: str,
+        *,
+        launches_per_minute: int = DEFAULT_LAUNCHES_PER_MINUTE,
+        breaker: BreakerPolicy | None = None,
     ) -> Plan:
         """One pass over pool ``name``: reclaim expired leases, then launch and remove
-        what ``mapt.pools.plan`` says. Returns the plan carried out."""
+        what ``mapt.pools.plan`` says. Returns the plan carried out. With ``breaker``,
+        a launch avoids the regions whose circuit breaker is open for the pool
+        (``mapt.service._interruptions.breaker_fields``)."""
+        from mapt.service._interruptions import breaker_fields, recorded_breakers
+
         now = _now()
         with self.database.transaction() as connection:
             pool = self._locked_pool(connection, name)
+            breakers = {} if breaker is None else recorded_breakers(connection, breaker, now)
             expired = connection.execute(
                 sa.select(leases.c.id, leases.c.host).where(
                     leases.c.pool == name, leases.c.state == "active", leases.c.expires_at <= now
@@ -601,11 +614,17 @@ class Pools:
                 self._remove_in(connection, member_name)
             for _zone in decided.launch:
                 member = f"{name}-{secrets.token_hex(3)}"
+                fields = breaker_fields(
+                    pool.member_fields(member),
+                    name,
+                    breakers,
+                    fallback_on_demand=pool.strategy.fallback_on_demand,
+                )
                 self.hosts.request_in(
                     connection,
                     HostRequest.CREATE,
                     None,
-                    pool.member_fields(member),
+                    fields,
                     member={"pool": name, "template": pool.template},
                 )
             if pool.state == DRAINING and not members:
@@ -654,12 +673,26 @@ class Pools:
                 )
             )
         }
+        broken = [
+            r.execution_id for r in rows if r.state == HostState.ERROR.value and r.execution_id
+        ]
+        repairing: set[str] = set()
+        if broken:
+            in_flight = [ExecutionStatus.PENDING.value, ExecutionStatus.RUNNING.value]
+            repairing = set(
+                connection.execute(
+                    sa.select(executions.c.id).where(
+                        executions.c.id.in_(broken), executions.c.status.in_(in_flight)
+                    )
+                ).scalars()
+            )
         return [
             PoolMember(
                 host=_host(row),
                 template=int(row.template or 0),
                 recycle=bool(row.recycle),
                 lease=active.get(row.name),
+                repairing=row.execution_id in repairing,
             )
             for row in rows
         ]
@@ -783,7 +816,9 @@ class PoolSettings:
             )
 
 
-def converge_pools(context: LeaderContext, *, launches_per_minute: int) -> None:
+def converge_pools(
+    context: LeaderContext, *, launches_per_minute: int, breaker: BreakerPolicy | None = None
+) -> None:
     """The leader's pass over every pool (``mapt.service._leader``'s task)."""
     executions = Executions(context.database)
     store = Pools(context.database, executions, Hosts(context.database, executions))
@@ -791,16 +826,19 @@ def converge_pools(context: LeaderContext, *, launches_per_minute: int) -> None:
         if not context.leading():
             return  # leadership moved: the new leader goes on
         try:
-            store.converge(pool.name, launches_per_minute=launches_per_minute)
+            store.converge(pool.name, launches_per_minute=launches_per_minute, breaker=breaker)
         except MaptError as error:
             get_logger(__name__).warning("pool %s did not converge: %s", pool.name, error)
     context.submitted()
 
 
-def pool_task(settings: PoolSettings) -> LeaderTask:
-    """The convergence loop as a leader-only task."""
+def pool_task(settings: PoolSettings, breaker: BreakerPolicy | None = None) -> LeaderTask:
+    """The convergence loop as a leader-only task (``breaker``: the circuit breaker's
+    policy its launches follow)."""
     return LeaderTask(
         "pools",
         interval=settings.interval,
-        run=functools.partial(converge_pools, launches_per_minute=settings.launches_per_minute),
+        run=functools.partial(
+            converge_pools, launches_per_minute=settings.launches_per_minute, breaker=breaker
+        ),
     )

@@ -10,6 +10,8 @@ next candidate when that place cannot launch); it ends ERROR -> RUNNING, or
 ERROR -> ERROR keeping the reason. A failed attempt is followed by another after a
 backoff that doubles (``backoff``, ``2 * backoff``, ... at most ``backoff_max``) until
 ``attempts`` were made; then the host stays ERROR for a person to delete or look at.
+A failed replacement of an interrupted host (``hosts.replace``) is followed by the
+same recovery attempts.
 
 What the health check cannot answer (AWS unreachable, state unreadable) is logged and
 asked again at the next pass: unknown is never taken for a dead host.
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from mapt.core import MaptError, get_logger
 from mapt.service._executions import Executions, ExecutionStatus
-from mapt.service._hosts import RECOVER, Hosts, ManagedHost
+from mapt.service._hosts import RECOVER, REPLACE, Hosts, ManagedHost
 from mapt.service._leader import LeaderContext, LeaderTask
 from mapt.service._states import HostState
 
@@ -110,7 +112,7 @@ def _retry_due(executions: Executions, host: ManagedHost, policy: RecoveryPolicy
     if host.execution_id is None:
         return False
     last = executions.get(host.execution_id)
-    if last.name != RECOVER or last.status is not ExecutionStatus.FAILED:
+    if last.name not in (RECOVER, REPLACE) or last.status is not ExecutionStatus.FAILED:
         return False
     attempt = int(last.arguments.get("attempt", policy.attempts))
     if attempt >= policy.attempts or last.finished_at is None:

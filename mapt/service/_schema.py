@@ -1,5 +1,5 @@
 """The service's tables: API tokens, executions, their log lines, hosts, host intervals,
-pools and leases.
+pools, leases and the AWS events heard about hosts.
 
 SQLAlchemy Core tables, the one description of the schema the code reads and writes;
 the Alembic migrations in ``mapt/service/migrations`` build the same tables, and a test
@@ -218,4 +218,27 @@ host_intervals = sa.Table(
         sqlite_where=sa.text("ended_at IS NULL"),
         postgresql_where=sa.text("ended_at IS NULL"),
     ),
+)
+
+host_events = sa.Table(
+    "host_events",
+    metadata,
+    # EventBridge's event id: delivered at least once, recorded (and acted on) once.
+    sa.Column("id", sa.String(64), primary_key=True),
+    # interruption-warning, rebalance-recommendation or state-change (``HostEventKind``).
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("host", sa.String(64), nullable=False),
+    # The pool the host served when the event came (None: a host of its own).
+    sa.Column("pool", sa.String(48), nullable=True),
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("zone", sa.String(32), nullable=True),
+    sa.Column("instance_id", sa.String(32), nullable=False),
+    # The interruption's instance-action (terminate, stop, hibernate) and, for a
+    # state-change, the instance's new state.
+    sa.Column("action", sa.String(16), nullable=True),
+    sa.Column("instance_state", sa.String(16), nullable=True),
+    sa.Column("event_time", UtcDateTime, nullable=False),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.Index("host_events_by_host", "host", "event_time"),
+    sa.Index("host_events_by_pool", "pool", "event_time"),
 )

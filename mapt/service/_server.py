@@ -26,8 +26,15 @@ from typing import Any
 from mapt.core import InputError, OperationError, redact
 from mapt.hosts import HostServices
 from mapt.service._database import migrate, open_database, server_lock
+from mapt.service._event_intake import EVENT_COUNTS, EventIntakeSettings, event_intake_task
 from mapt.service._executions import Executions
 from mapt.service._hosts import host_operations
+from mapt.service._interruptions import (
+    InterruptionCollector,
+    InterruptionSettings,
+    interruption_operations,
+    on_host_event,
+)
 from mapt.service._leader import Leadership, LeaderTask
 from mapt.service._pools import PoolSettings, pool_operations, pool_task
 from mapt.service._reconciler import RecoveryPolicy, reconciler_task
@@ -74,7 +81,8 @@ def configure_service_logging() -> None:
 @dataclass(frozen=True)
 class ServerSettings:
     """Where to listen, where the records are, how many executions run at once, and
-    how failed hosts are detected and recovered, how pools converge."""
+    how failed hosts are detected and recovered, how pools converge, how interrupted
+    hosts are replaced and when the circuit breaker stops spot launches."""
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -83,6 +91,9 @@ class ServerSettings:
     timing: Timing = field(default_factory=Timing)
     recovery: RecoveryPolicy = field(default_factory=RecoveryPolicy)
     pools: PoolSettings = field(default_factory=PoolSettings)
+    interruptions: InterruptionSettings = field(default_factory=InterruptionSettings)
+    # Which regions' EC2 events the leader takes in (none by default: no intake task).
+    events: EventIntakeSettings = field(default_factory=EventIntakeSettings)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -114,7 +125,13 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def leader_tasks(settings: ServerSettings) -> tuple[LeaderTask, ...]:
     """The loops every server runs while it leads (see ``mapt.service._leader``)."""
-    return (reconciler_task(settings.recovery), pool_task(settings.pools))
+    tasks: tuple[LeaderTask, ...] = (
+        reconciler_task(settings.recovery),
+        pool_task(settings.pools, breaker=settings.interruptions.breaker),
+    )
+    if settings.events.enabled:
+        tasks += (event_intake_task(settings.events, on_host_event),)
+    return tasks
 
 
 def run_server(
@@ -146,7 +163,13 @@ def run_server(
         dispatcher = Dispatcher(
             store=Executions(database),
             operations=dict(
-                {**host_operations(), **pool_operations()} if operations is None else operations
+                {
+                    **host_operations(),
+                    **pool_operations(),
+                    **interruption_operations(settings.interruptions),
+                }
+                if operations is None
+                else operations
             ),
             server_id=server_id,
             workers=settings.workers,
@@ -159,6 +182,8 @@ def run_server(
             host_services=host_services,
             routers=routers,
         )
+        service.metrics.register(InterruptionCollector(database, settings.interruptions.breaker))
+        service.metrics.register(EVENT_COUNTS)
         app = create_app(service)
         host, port = sock.getsockname()[:2]
         logging.getLogger("mapt.service").info(

@@ -83,6 +83,13 @@ def default_computed(type_token: str, inputs: Mapping[str, Any]) -> dict[str, An
         return {"privateIp": inputs.get("privateIp") or FAKE_PRIVATE_IP, "publicIp": FAKE_EIP}
     if type_token == "aws:ec2/keyPair:KeyPair":
         return {"keyName": inputs.get("keyName") or "mapt-test-key"}
+    if type_token == "aws:sqs/queue:Queue":
+        return {
+            "arn": f"arn:aws:sqs:us-east-1:123456789012:{inputs.get('name') or 'mapt-test'}",
+            "url": f"https://sqs.us-east-1.amazonaws.com/123456789012/{inputs.get('name') or 'q'}",
+        }
+    if type_token == "aws:cloudwatch/eventRule:EventRule":
+        return {"arn": "arn:aws:events:us-east-1:123456789012:rule/mapt-test", "name": "mapt-test"}
     if type_token in ("aws:lb/loadBalancer:LoadBalancer", "aws:lb/targetGroup:TargetGroup"):
         kind = type_token.rsplit(":", 1)[-1].lower()
         return {"arn": f"arn:aws:elasticloadbalancing:us-east-1:123456789012:{kind}/mapt-test"}

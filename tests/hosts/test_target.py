@@ -202,3 +202,64 @@ def test_services_reporting_progress_still_check_the_pulumi_cli(
     handed = HostServices(engine=lambda *_: None)  # type: ignore[arg-type,return-value]
     assert handed.reporting_to(lambda level, text: None) is handed
     handed.check_engine()
+
+
+def test_move_leaves_the_kept_offer_recorded_failed_for_the_next_one_elsewhere_or_on_demand(
+    cli: Harness, market: SpotMarket
+) -> None:
+    from mapt.hosts import ReplacementPlan
+
+    hosts = target(cli)
+    first = hosts.create(request(cli))
+    spot_stack = StackRef("demo", "spotOption", cli.backend)
+
+    moved = hosts.move(request(cli), ReplacementPlan(move_reason="InsufficientInstanceCapacity"))
+    assert moved.allocation.offer == first.allocation.candidates[0]
+    [left] = moved.allocation.failed
+    assert (left.offer, left.reason) == (first.allocation.offer, "InsufficientInstanceCapacity")
+    kept = cli.engine.outputs(spot_stack)
+    assert kept["az"] == moved.allocation.availability_zone
+    assert [f["reason"] for f in kept["failed"]] == ["InsufficientInstanceCapacity"]
+    assert cli.engine.outputs(StackRef("demo", "host", cli.backend))["availability_zone"] == (
+        moved.allocation.availability_zone
+    )
+
+    # Straight to on demand, in the first failed offer's region; the spot offers kept failed.
+    on_demand = hosts.move(
+        request(cli, spot_fallback_on_demand=True),
+        ReplacementPlan(move_reason="BreakerOpen", on_demand=True),
+    )
+    assert not on_demand.allocation.is_spot
+    assert on_demand.allocation.region == first.allocation.region
+    assert [f.reason for f in on_demand.allocation.failed] == [
+        "InsufficientInstanceCapacity",
+        "BreakerOpen",
+    ]
+    assert cli.engine.outputs(spot_stack)["spot_price"] is None
+
+
+def test_move_with_an_open_breaker_passes_over_every_candidate_of_the_region(
+    cli: Harness, market: SpotMarket
+) -> None:
+    from mapt.hosts import ReplacementPlan, SpotAttemptsExhaustedError
+
+    hosts = target(cli)
+    first = hosts.create(request(cli))
+    region = first.allocation.region
+    outside = [c for c in first.allocation.candidates if c.region != region]
+    assert outside, "the replayed market ranks candidates in other regions"
+
+    elsewhere = hosts.move(
+        request(cli), ReplacementPlan(move_reason="BreakerOpen", avoid_regions=(region,))
+    )
+    assert elsewhere.allocation.offer == outside[0]
+    assert [(f.offer, f.reason) for f in elsewhere.allocation.failed] == [
+        (first.allocation.offer, "BreakerOpen")
+    ]
+    # No spot candidate left outside the open region, and no fallback: it fails, saying so.
+    now_in = elsewhere.allocation.region
+    assert {c.region for c in elsewhere.allocation.candidates} <= {now_in}
+    with pytest.raises(SpotAttemptsExhaustedError, match="BreakerOpen"):
+        hosts.move(
+            request(cli), ReplacementPlan(move_reason="BreakerOpen", avoid_regions=(now_in,))
+        )

@@ -99,6 +99,18 @@ def test_broken_recycled_and_too_old_members_go_and_are_replaced() -> None:
     assert len(decided.launch) == 3
 
 
+def test_an_error_member_being_replaced_after_an_interruption_is_kept_and_counted() -> None:
+    repairing = Member(
+        name="interrupted", state=MemberState.ERROR, created_at=NOW, zone="us-east-1a",
+        template=1, repairing=True,
+    )  # fmt: skip
+    decided = plan(
+        Capacity(2, 0, 3), [repairing, _member("fine")], offers=ZONES, now=NOW,
+        launch_budget=10, template=1,
+    )  # fmt: skip
+    assert decided.empty
+
+
 def test_a_draining_pool_removes_every_idle_member_and_launches_none() -> None:
     members = [_member("a"), _member("b", leased=True), _member("c", MemberState.PENDING)]
     decided = plan(

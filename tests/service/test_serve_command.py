@@ -143,6 +143,17 @@ def test_bad_workers_value_is_exit_2(tmp_path: Path) -> None:
             "Error: --reconcile-interval 'soon' is not a duration",
         ),
         (["--recovery-backoff", "-1s"], "Error: --recovery-backoff '-1s' must be longer than zero"),
+        (["--breaker-interruptions", "0"], "Error: --breaker-interruptions 0 must be at least 1"),
+        (
+            ["--breaker-interruptions", "two"],
+            "Error: --breaker-interruptions 'two' is not a whole number",
+        ),
+        (["--breaker-window", "15"], "Error: --breaker-window '15' has no unit after '15'"),
+        (["--breaker-cooldown", "0"], "Error: --breaker-cooldown '0' must be longer than zero"),
+        (
+            ["--replacement-timeout", "soon"],
+            "Error: --replacement-timeout 'soon' is not a duration",
+        ),
     ],
 )
 def test_bad_reconciler_flags_are_exit_2_naming_the_flag(

@@ -15,7 +15,12 @@ import boto3
 import pytest
 
 from mapt.core import ExitCode, NoCapacityError, OperationError
-from mapt.targets.aws import SpotLaunchError, launch_failure, verify_spot_launch
+from mapt.targets.aws import (
+    SpotLaunchError,
+    launch_failure,
+    verify_spot_launch,
+    wait_for_replacement,
+)
 from mapt.targets.aws._launch import parse_reason_code
 from tests.harness.spot_market import ApiCallLog, _response, installed
 
@@ -315,3 +320,77 @@ def test_a_missing_group_is_an_operation_error_for_verify_and_none_after_a_faile
 )
 def test_reason_codes_come_from_the_message_or_its_wording(message: str, code: str) -> None:
     assert parse_reason_code(message) == code
+
+
+# -- the replacement of an interrupted instance ------------------------------------------
+
+
+def _only_instance(session: boto3.Session) -> str:
+    [group] = session.client("autoscaling", region_name=REGION).describe_auto_scaling_groups(
+        AutoScalingGroupNames=[GROUP]
+    )["AutoScalingGroups"]
+    [instance] = group["Instances"]
+    return str(instance["InstanceId"])
+
+
+def test_the_groups_replacement_of_an_interrupted_instance_is_waited_for_and_returned(
+    session: boto3.Session,
+) -> None:
+    make_group(session, desired=1)
+    interrupted = _only_instance(session)
+    autoscaling = session.client("autoscaling", region_name=REGION)
+    time = FakeTime()
+
+    def sleep(seconds: float) -> None:
+        time.sleep(seconds)
+        if len(time.sleeps) == 2:  # AWS reclaims it; the group launches another
+            autoscaling.terminate_instance_in_auto_scaling_group(
+                InstanceId=interrupted, ShouldDecrementDesiredCapacity=False
+            )
+
+    replaced = wait_for_replacement(
+        session, REGION, GROUP, interrupted, since=T0, clock=time.clock, sleep=sleep
+    )
+    assert replaced.refused is None
+    assert replaced.instance not in (None, interrupted)
+    assert replaced.instance == _only_instance(session)
+    # While the interrupted instance still ran in service, the wait went on.
+    assert len(time.sleeps) == 2
+
+
+@pytest.mark.usefixtures("pending_group")
+def test_a_capacity_refusal_after_the_interruption_answers_at_once(
+    session: boto3.Session, replay: Activities
+) -> None:
+    replay.items = [activity("Failed", NO_CAPACITY, minutes=3), activity("Successful")]
+    time = FakeTime()
+    replaced = wait_for_replacement(
+        session, REGION, GROUP, "i-gone", since=T0 + timedelta(minutes=2),
+        clock=time.clock, sleep=time.sleep,
+    )  # fmt: skip
+    assert replaced.instance is None and replaced.refused is not None
+    assert replaced.refused.reason_code == "InsufficientInstanceCapacity"
+    assert replaced.refused.capacity_failure
+    assert "There is no Spot capacity available" in replaced.refused.message
+    assert time.sleeps == []
+
+
+@pytest.mark.usefixtures("pending_group")
+def test_a_refusal_older_than_the_interruption_is_not_this_one_and_the_bound_ends_the_wait(
+    session: boto3.Session, replay: Activities
+) -> None:
+    replay.items = [activity("Failed", NO_CAPACITY, minutes=0)]
+    time = FakeTime()
+    replaced = wait_for_replacement(
+        session, REGION, GROUP, "i-gone", since=T0 + timedelta(minutes=1), timeout=60,
+        poll_interval=15, clock=time.clock, sleep=time.sleep,
+    )  # fmt: skip
+    assert replaced.refused is not None and replaced.refused.reason_code == "timeout"
+    assert replaced.refused.capacity_failure
+    assert "no replacement of i-gone was in service after 1m0s" in replaced.refused.message
+    assert sum(time.sleeps) == 60
+
+
+def test_a_group_that_is_gone_is_an_error_not_no_capacity(session: boto3.Session) -> None:
+    with pytest.raises(OperationError, match=f"Auto Scaling group {GROUP} does not exist"):
+        wait_for_replacement(session, REGION, GROUP, "i-gone", since=T0, timeout=1)

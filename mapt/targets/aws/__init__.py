@@ -5,12 +5,26 @@ says what to build, ``host_stack_name`` names the stack, ``deploy_host`` runs it
 phase(s) through the caller's engine, waits for readiness and hands the host its
 secrets over SSH (``configure_host``), and
 ``host_connection_values`` selects the outputs written as connection files.
-``verify_spot_launch`` waits for a spot host's instance and says why AWS refused it;
+``verify_spot_launch`` waits for a spot host's instance and says why AWS refused it,
+``wait_for_replacement`` for the replacement of an interrupted one;
 ``find_mapt_resources``, ``plan_sweep`` and ``execute_sweep`` remove what runs left
 behind (see ``specs/features/reliability.md``). Importing this package loads neither
 Pulumi, ``pulumi_aws`` nor boto3; the programs and AWS calls do when they run.
 """
 
+from mapt.targets.aws._events import (
+    DETAIL_TYPES,
+    EVENT_SOURCE,
+    EVENTS_PROJECT,
+    INTERRUPTION_WARNING,
+    REBALANCE_RECOMMENDATION,
+    STATE_CHANGE,
+    EventQueues,
+    ensure_event_intake,
+    event_intake_program,
+    event_pattern,
+    events_stack_ref,
+)
 from mapt.targets.aws._health import HostHealth, host_health
 from mapt.targets.aws._host import (
     CONNECTION_OUTPUTS,
@@ -55,9 +69,12 @@ from mapt.targets.aws._host import (
 from mapt.targets.aws._images import GET_AMI, ami_answer
 from mapt.targets.aws._launch import (
     CAPACITY_REASONS,
+    DEFAULT_REPLACEMENT_TIMEOUT,
+    GroupReplacement,
     SpotLaunchError,
     launch_failure,
     verify_spot_launch,
+    wait_for_replacement,
 )
 from mapt.targets.aws._request import (
     DEFAULT_DISK_SIZE_GIB,
@@ -74,6 +91,7 @@ from mapt.targets.aws._sandbox import (
     SANDBOX_SERVICES,
     AwsKind,
     check_sandbox_endpoint,
+    region_of_address,
     wait_until_running,
 )
 from mapt.targets.aws._setup import HostSetup, configure_host, fetch_windows_password
@@ -100,12 +118,17 @@ __all__ = [
     "CONNECTION_OUTPUTS",
     "COST_OUTPUTS",
     "DEFAULT_DISK_SIZE_GIB",
+    "DEFAULT_REPLACEMENT_TIMEOUT",
     "DEFAULT_VERSIONS",
     "DELETION_ORDER",
+    "DETAIL_TYPES",
+    "EVENTS_PROJECT",
+    "EVENT_SOURCE",
     "GET_AMI",
     "HOST_ADDRESS_NAME",
     "HOST_ADDRESS_TYPE",
     "HOST_STACK",
+    "INTERRUPTION_WARNING",
     "OPERATING_SYSTEMS",
     "OUTPUT_AVAILABILITY_ZONE",
     "OUTPUT_AWAITED_SECRETS",
@@ -123,12 +146,16 @@ __all__ = [
     "PHASE_BOOTSTRAP",
     "PHASE_CREATE",
     "PLACEMENT_OUTPUTS",
+    "REBALANCE_RECOMMENDATION",
     "SANDBOX_INVOKES",
     "SANDBOX_KINDS",
     "SANDBOX_SERVICES",
     "SECRET_OUTPUTS",
     "SERVICE_ENDPOINTS",
+    "STATE_CHANGE",
     "AwsKind",
+    "EventQueues",
+    "GroupReplacement",
     "HostHealth",
     "HostPhase",
     "HostRequest",
@@ -154,6 +181,10 @@ __all__ = [
     "deploy_host",
     "describe_reasons",
     "enabled_regions",
+    "ensure_event_intake",
+    "event_intake_program",
+    "event_pattern",
+    "events_stack_ref",
     "execute_sweep",
     "fetch_windows_password",
     "find_mapt_resources",
@@ -171,6 +202,8 @@ __all__ = [
     "plan_sweep",
     "public_address_refusal",
     "recorded_setup",
+    "region_of_address",
     "verify_spot_launch",
+    "wait_for_replacement",
     "wait_until_running",
 ]

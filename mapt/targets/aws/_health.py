@@ -13,6 +13,7 @@ dead host: unknown is not absent.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,20 +84,7 @@ def _group_health(session: Any, region: str, group_name: str) -> HostHealth:
     found = groups["AutoScalingGroups"]
     if not found:
         return HostHealth(False, f"Auto Scaling group {group_name} no longer exists in {region}")
-    members = [
-        str(i["InstanceId"])
-        for i in found[0].get("Instances", [])
-        if i.get("LifecycleState") == "InService" and i.get("HealthStatus") == "Healthy"
-    ]
-    states: dict[str, str] = {}
-    if members:
-        ec2 = session.client("ec2", region_name=region)
-        with translating_aws_errors("DescribeInstances", region=region):
-            # A filter, not InstanceIds: an instance AWS forgot is absent, not an error.
-            reservations = ec2.describe_instances(
-                Filters=[{"Name": "instance-id", "Values": members}]
-            )["Reservations"]
-        states = {i["InstanceId"]: i["State"]["Name"] for r in reservations for i in r["Instances"]}
+    members, states = group_members(session, region, found[0])
     alive = [instance for instance in members if states.get(instance) in _ALIVE]
     if alive:
         return HostHealth(True, instance=alive[0])
@@ -108,3 +96,33 @@ def _group_health(session: Any, region: str, group_name: str) -> HostHealth:
     return HostHealth(
         False, f"Auto Scaling group {group_name} in {region} has no healthy instance in service"
     )
+
+
+def group_members(
+    session: Any, region: str, group: Mapping[str, Any]
+) -> tuple[list[str], dict[str, str]]:
+    """The group's instances in service and healthy in its eyes, and EC2's state of each.
+
+    An instance EC2 no longer knows is absent from the states (not an error).
+    """
+    members = [
+        str(i["InstanceId"])
+        for i in group.get("Instances", [])
+        if i.get("LifecycleState") == "InService" and i.get("HealthStatus") == "Healthy"
+    ]
+    states: dict[str, str] = {}
+    if members:
+        ec2 = session.client("ec2", region_name=region)
+        with translating_aws_errors("DescribeInstances", region=region):
+            # A filter, not InstanceIds: an instance AWS forgot is absent, not an error.
+            reservations = ec2.describe_instances(
+                Filters=[{"Name": "instance-id", "Values": members}]
+            )["Reservations"]
+        states = {i["InstanceId"]: i["State"]["Name"] for r in reservations for i in r["Instances"]}
+    return members, states
+
+
+def running_members(session: Any, region: str, group: Mapping[str, Any]) -> list[str]:
+    """The group's instances that are in service, healthy, and pending or running in EC2."""
+    members, states = group_members(session, region, group)
+    return [instance for instance in members if states.get(instance) in _ALIVE]

@@ -17,7 +17,8 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from mapt.core import (
@@ -162,6 +163,87 @@ def verify_spot_launch(
             )
         log.debug("waiting for an instance in group %s (%.0f s so far)", group_name, elapsed)
         sleep(min(poll_interval, timeout - elapsed))
+
+
+# How long an interrupted spot host's group is given to launch its replacement in place
+# before the host is moved: AWS's warning comes two minutes ahead, and a group that has
+# capacity launches a replacement within a minute or two of the reclaim (or of the
+# rebalance recommendation, with capacity rebalancing); five minutes leaves room for a
+# slow launch without keeping a CI job waiting for a place that has no capacity.
+DEFAULT_REPLACEMENT_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class GroupReplacement:
+    """What an interrupted spot host's group did: launched ``instance`` in its place, or
+    could not (``refused``: AWS's failed launch, or reason ``timeout``)."""
+
+    instance: str | None = None
+    refused: SpotLaunchError | None = None
+
+    def __post_init__(self) -> None:
+        if (self.instance is None) == (self.refused is None):
+            raise ValueError("a replacement has either an instance or a refusal")
+
+
+def wait_for_replacement(
+    session: boto3.Session,
+    region: str,
+    group_name: str,
+    interrupted: str,
+    *,
+    since: datetime,
+    timeout: float = DEFAULT_REPLACEMENT_TIMEOUT,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> GroupReplacement:
+    """Wait until the group has a replacement for instance ``interrupted`` (in service,
+    healthy, running in EC2), or says it cannot launch one.
+
+    A launch activity that failed after ``since`` (the interruption) answers at once
+    with AWS's reason (``InsufficientInstanceCapacity``: the place has no capacity);
+    after ``timeout`` seconds without either, the refusal's reason is ``timeout``.
+    ``OperationError`` when the group is gone or AWS cannot be asked: unknown is not
+    "no capacity".
+    """
+    from mapt.targets.aws._health import running_members
+
+    client = _client(session, region)
+    start = clock()
+    while True:
+        group = _group(client, region, group_name)
+        if group is None:
+            raise OperationError(f"Auto Scaling group {group_name} does not exist in {region}")
+        replacements = [i for i in running_members(session, region, group) if i != interrupted]
+        if replacements:
+            log.info("group %s replaced %s with %s", group_name, interrupted, replacements[0])
+            return GroupReplacement(instance=replacements[0])
+        recent = [
+            activity
+            for activity in _activities(client, region, group_name)
+            if _aware(activity["StartTime"]) >= since
+        ]
+        failure = _failure(_newest_launch(recent), group_name=group_name, region=region)
+        if failure is not None:
+            return GroupReplacement(refused=failure)
+        elapsed = clock() - start
+        if elapsed >= timeout:
+            waited = format_duration(timedelta(seconds=round(timeout)))
+            return GroupReplacement(
+                refused=SpotLaunchError(
+                    reason_code=REASON_TIMEOUT,
+                    status_message=f"no replacement of {interrupted} was in service after {waited}",
+                    group_name=group_name,
+                    region=region,
+                )
+            )
+        log.debug("waiting for a replacement of %s in group %s", interrupted, group_name)
+        sleep(min(poll_interval, timeout - elapsed))
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def launch_failure(session: boto3.Session, region: str, group_name: str) -> SpotLaunchError | None:

@@ -1155,6 +1155,137 @@ def _delete_listener(aws: SandboxAws, id: str, _outputs: Mapping[str, Any]) -> N
     _tolerating_gone(lambda: aws.client("elbv2").delete_listener(ListenerArn=id))
 
 
+# -- event intake --------------------------------------------------------------------------
+# A queue's inputs, by Pulumi's name and SQS's attribute name.
+_QUEUE_ATTRIBUTES = {
+    "messageRetentionSeconds": "MessageRetentionPeriod",
+    "receiveWaitTimeSeconds": "ReceiveMessageWaitTimeSeconds",
+    "visibilityTimeoutSeconds": "VisibilityTimeout",
+    "redrivePolicy": "RedrivePolicy",
+    "sqsManagedSseEnabled": "SqsManagedSseEnabled",
+}
+
+
+def _attribute_text(value: Any) -> str:
+    """An SQS attribute's text: booleans as ``true``/``false``, numbers as digits."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _create_queue(aws: SandboxAws, name: str, inputs: Inputs) -> AppliedResource:
+    sqs = aws.client("sqs")
+    queue_name = inputs.get("name") or _auto_name(name)
+    attributes = {
+        parameter: _attribute_text(inputs[attribute])
+        for attribute, parameter in _QUEUE_ATTRIBUTES.items()
+        if attribute in inputs
+    }
+    tags = {str(key): str(value) for key, value in (inputs.get("tags") or {}).items()}
+    url = sqs.create_queue(QueueName=queue_name, Attributes=attributes, tags=tags)["QueueUrl"]
+    with _undone_on_failure(lambda: _delete_queue(aws, url, {}), f"queue {queue_name}"):
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+    return AppliedResource(
+        url, {**inputs, **_tags_all(inputs), "name": queue_name, "arn": arn, "url": url}
+    )
+
+
+def _delete_queue(aws: SandboxAws, id: str, _outputs: Mapping[str, Any]) -> None:
+    from botocore.exceptions import ClientError
+
+    try:
+        aws.client("sqs").delete_queue(QueueUrl=id)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if "NonExistentQueue" not in code and code != "QueueDoesNotExist":
+            raise
+
+
+def _queue_present(aws: SandboxAws, id: str, _outputs: Mapping[str, Any]) -> bool:
+    from botocore.exceptions import ClientError
+
+    try:
+        aws.client("sqs").get_queue_attributes(QueueUrl=id, AttributeNames=["QueueArn"])
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if "NonExistentQueue" in code or code == "QueueDoesNotExist":
+            return False
+        raise
+    return True
+
+
+def _create_queue_policy(aws: SandboxAws, name: str, inputs: Inputs) -> AppliedResource:
+    aws.client("sqs").set_queue_attributes(
+        QueueUrl=inputs["queueUrl"], Attributes={"Policy": inputs["policy"]}
+    )
+    return AppliedResource(inputs["queueUrl"], dict(inputs))
+
+
+def _delete_queue_policy(aws: SandboxAws, id: str, _outputs: Mapping[str, Any]) -> None:
+    from botocore.exceptions import ClientError
+
+    try:
+        aws.client("sqs").set_queue_attributes(QueueUrl=id, Attributes={"Policy": ""})
+    except ClientError as error:  # the queue went first: its policy went with it
+        code = error.response.get("Error", {}).get("Code", "")
+        if "NonExistentQueue" not in code and code != "QueueDoesNotExist":
+            raise
+
+
+def _create_event_rule(aws: SandboxAws, name: str, inputs: Inputs) -> AppliedResource:
+    events = aws.client("events")
+    rule_name = inputs.get("name") or _auto_name(name)
+    request: dict[str, Any] = {"Name": rule_name, "Tags": _tag_list(inputs.get("tags"))}
+    for attribute, parameter in (
+        ("eventPattern", "EventPattern"),
+        ("description", "Description"),
+    ):
+        if attribute in inputs:
+            request[parameter] = inputs[attribute]
+    arn = events.put_rule(**request)["RuleArn"]
+    return AppliedResource(
+        rule_name,
+        {
+            **inputs,
+            **_tags_all(inputs),
+            "name": rule_name,
+            "arn": arn,
+            "eventBusName": "default",
+            "state": "ENABLED",
+        },
+    )
+
+
+def _delete_event_rule(aws: SandboxAws, id: str, _outputs: Mapping[str, Any]) -> None:
+    # Its targets are resources of their own, removed before it.
+    _tolerating_gone(lambda: aws.client("events").delete_rule(Name=id))
+
+
+def _create_event_target(aws: SandboxAws, name: str, inputs: Inputs) -> AppliedResource:
+    target_id = inputs.get("targetId") or _auto_name(name)
+    answer = aws.client("events").put_targets(
+        Rule=inputs["rule"], Targets=[{"Id": target_id, "Arn": inputs["arn"]}]
+    )
+    if answer.get("FailedEntryCount"):
+        failed = answer["FailedEntries"][0]
+        raise OperationError(
+            f"EventBridge refused target {target_id} of rule {inputs['rule']}: "
+            f"{failed.get('ErrorCode')}: {failed.get('ErrorMessage')}"
+        )
+    return AppliedResource(
+        f"{inputs['rule']}-{target_id}",
+        {**inputs, "targetId": target_id, "eventBusName": "default"},
+    )
+
+
+def _delete_event_target(aws: SandboxAws, _id: str, outputs: Mapping[str, Any]) -> None:
+    _tolerating_gone(
+        lambda: aws.client("events").remove_targets(Rule=outputs["rule"], Ids=[outputs["targetId"]])
+    )
+
+
 # -- the table -----------------------------------------------------------------------------
 def _kind(
     token: str, inputs: str, create: Create, delete: Delete, present: Present | None = None
@@ -1272,6 +1403,32 @@ _KINDS = (
         _delete_listener,
     ),
     _kind(
+        "aws:sqs/queue:Queue",
+        "name messageRetentionSeconds receiveWaitTimeSeconds visibilityTimeoutSeconds "
+        "redrivePolicy sqsManagedSseEnabled tags",
+        _create_queue,
+        _delete_queue,
+        _queue_present,
+    ),
+    _kind(
+        "aws:sqs/queuePolicy:QueuePolicy",
+        "queueUrl policy",
+        _create_queue_policy,
+        _delete_queue_policy,
+    ),
+    _kind(
+        "aws:cloudwatch/eventRule:EventRule",
+        "name description eventPattern tags",
+        _create_event_rule,
+        _delete_event_rule,
+    ),
+    _kind(
+        "aws:cloudwatch/eventTarget:EventTarget",
+        "rule arn targetId",
+        _create_event_target,
+        _delete_event_target,
+    ),
+    _kind(
         "tls:index/privateKey:PrivateKey",
         "algorithm rsaBits",
         _create_private_key,
@@ -1292,8 +1449,8 @@ SANDBOX_INVOKES: Mapping[str, SandboxInvoke] = {GET_AMI: _get_ami}
 
 # -- the endpoint --------------------------------------------------------------------------
 # The services the kinds call; a run calls EC2 for its allocation too, and S3 for an
-# s3:// state backend.
-SANDBOX_SERVICES = ("ec2", "autoscaling", "elbv2")
+# s3:// state backend. SQS and EventBridge: the service's event intake.
+SANDBOX_SERVICES = ("ec2", "autoscaling", "elbv2", "sqs", "events")
 
 
 def check_sandbox_endpoint(session: Any, services: Sequence[str] = SANDBOX_SERVICES) -> str:
@@ -1359,6 +1516,37 @@ def _endpoint_source(service_id: str, url: str, environ: Mapping[str, str], prof
         return "AWS_ENDPOINT_URL is not set"
     config = environ.get("AWS_CONFIG_FILE", "~/.aws/config")
     return f"endpoint_url of profile {profile} in {config}"
+
+
+def region_of_address(session: Any, address: str, *, first: str) -> str:
+    """The region of the endpoint whose pending or running instance has ``address``,
+    looked for in ``first`` before the others; ``first`` when none has it.
+
+    An on-demand host is deployed in its allocation's region, which the readiness
+    check is not told: a server's hosts each name their own region, and a spot host
+    that fell back to on demand runs where its spot offers failed.
+    """
+
+    def has_it(region: str) -> bool:
+        ec2 = session.client("ec2", region_name=region)
+        for field in ("ip-address", "private-ip-address"):
+            reservations = ec2.describe_instances(
+                Filters=[
+                    {"Name": field, "Values": [address]},
+                    {"Name": "instance-state-name", "Values": ["pending", "running"]},
+                ]
+            )["Reservations"]
+            if any(r["Instances"] for r in reservations):
+                return True
+        return False
+
+    if has_it(first):
+        return first
+    others = session.client("ec2", region_name=first).describe_regions()["Regions"]
+    for found in others:
+        if found["RegionName"] != first and has_it(found["RegionName"]):
+            return str(found["RegionName"])
+    return first
 
 
 def wait_until_running(

@@ -1,0 +1,193 @@
+"""Event intake: where AWS's EC2 events about mapt's instances are delivered, per region.
+
+One Pulumi stack per account and region (project ``mapt-events``, stack
+``events-<region>-mapt-events``) holds:
+
+- a dead-letter queue, where the service puts what it cannot use (with the reason);
+- the intake queue, long-polled (20 s), redriving to the dead-letter queue after
+  ``MAX_RECEIVES`` receives that were never deleted;
+- an EventBridge rule on the default bus for the EC2 events mapt acts on
+  (``DETAIL_TYPES``), and its target, the intake queue;
+- the queue's policy: only EventBridge, and only for that rule (``aws:SourceArn``),
+  may send to it.
+
+EventBridge patterns cannot match an instance's tags (the events carry none), so the
+rule takes every instance's events in the region; the service keeps those of
+instances tagged ``mapt:project`` that it manages and dead-letters the rest.
+
+``ensure_event_intake`` creates or updates the stacks through an engine (an
+unchanged stack is left as it is) and says where each region's queues are; the
+program is ``event_intake_program``. Importing this module loads no Pulumi.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mapt.core import RunContext, check_region_name, get_logger
+
+if TYPE_CHECKING:
+    from mapt.stacks import Engine, Program, StackRef
+
+log = get_logger(__name__)
+
+EVENTS_PROJECT = "mapt-events"
+EVENTS_STACK_PREFIX = "events"
+EVENT_SOURCE = "aws.ec2"
+INTERRUPTION_WARNING = "EC2 Spot Instance Interruption Warning"
+REBALANCE_RECOMMENDATION = "EC2 Instance Rebalance Recommendation"
+STATE_CHANGE = "EC2 Instance State-change Notification"
+DETAIL_TYPES = (INTERRUPTION_WARNING, REBALANCE_RECOMMENDATION, STATE_CHANGE)
+
+# An interruption warning comes two minutes ahead: a message not handled within a day
+# is of no use any more; the dead letters are kept for a person to read (14 days, the
+# most SQS keeps).
+QUEUE_RETENTION_SECONDS = 24 * 3600
+DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600
+# The longest long poll SQS allows: one request per 20 s per region when nothing comes.
+RECEIVE_WAIT_SECONDS = 20
+# A message received this often and never deleted (the service failed on it each
+# time) goes to the dead-letter queue by itself.
+MAX_RECEIVES = 5
+# How long a received message stays hidden from the next receive.
+VISIBILITY_TIMEOUT_SECONDS = 60
+
+OUTPUT_QUEUE_URL = "queue_url"
+OUTPUT_QUEUE_ARN = "queue_arn"
+OUTPUT_DEAD_LETTER_URL = "dead_letter_url"
+OUTPUT_RULE_ARN = "rule_arn"
+
+
+@dataclass(frozen=True)
+class EventQueues:
+    """Where one region's events arrive: the intake queue, its dead-letter queue, the rule."""
+
+    region: str
+    queue_url: str
+    dead_letter_url: str
+    rule_arn: str
+
+
+def event_pattern() -> dict[str, Any]:
+    """The EventBridge pattern of the rule: the three EC2 detail-types mapt acts on."""
+    return {"source": [EVENT_SOURCE], "detail-type": list(DETAIL_TYPES)}
+
+
+def events_stack_ref(region: str, backend_url: str | None = None) -> StackRef:
+    """The event-intake stack of ``region`` (``events-<region>-mapt-events``)."""
+    from mapt.stacks import StackRef
+
+    return StackRef(
+        project=EVENTS_PROJECT, name=f"{EVENTS_STACK_PREFIX}-{region}", backend_url=backend_url
+    )
+
+
+def queue_policy(queue_arn: str, rule_arn: str) -> str:
+    """The intake queue's policy: EventBridge may send to it for ``rule_arn`` only."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "EventBridgeRuleOnly",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "events.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": queue_arn,
+                    "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+                }
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+def event_intake_program(region: str, *, tags: dict[str, str] | None = None) -> Program:
+    """The Pulumi program of ``region``'s event-intake stack (see the module docstring)."""
+
+    def program() -> None:
+        import pulumi
+        import pulumi_aws as aws
+
+        from mapt.targets.aws._base import new_deployment
+
+        context = RunContext(EVENTS_PROJECT, region=region, tags=tags or {})
+        ref = events_stack_ref(region)
+        deployment = new_deployment(context, region=region, stack=ref.stack_name)
+        dead_letters = aws.sqs.Queue(
+            "dead-letters",
+            message_retention_seconds=DEAD_LETTER_RETENTION_SECONDS,
+            sqs_managed_sse_enabled=True,
+            tags=deployment.tags,
+            opts=deployment.opts(),
+        )
+        queue = aws.sqs.Queue(
+            "events",
+            message_retention_seconds=QUEUE_RETENTION_SECONDS,
+            receive_wait_time_seconds=RECEIVE_WAIT_SECONDS,
+            visibility_timeout_seconds=VISIBILITY_TIMEOUT_SECONDS,
+            redrive_policy=dead_letters.arn.apply(
+                lambda arn: json.dumps(
+                    {"deadLetterTargetArn": arn, "maxReceiveCount": MAX_RECEIVES}, sort_keys=True
+                )
+            ),
+            sqs_managed_sse_enabled=True,
+            tags=deployment.tags,
+            opts=deployment.opts(),
+        )
+        rule = aws.cloudwatch.EventRule(
+            "ec2-events",
+            description="EC2 interruption warnings, rebalance recommendations and state "
+            "changes, for the mapt service",
+            event_pattern=json.dumps(event_pattern(), sort_keys=True),
+            tags=deployment.tags,
+            opts=deployment.opts(),
+        )
+        policy = aws.sqs.QueuePolicy(
+            "events-from-rule",
+            queue_url=queue.url,
+            policy=pulumi.Output.all(queue.arn, rule.arn).apply(
+                lambda arns: queue_policy(arns[0], arns[1])
+            ),
+            opts=deployment.opts(),
+        )
+        aws.cloudwatch.EventTarget(
+            "events-queue",
+            rule=rule.name,
+            arn=queue.arn,
+            # The rule may deliver only once the queue admits it.
+            opts=deployment.opts(depends_on=[policy]),
+        )
+        pulumi.export(OUTPUT_QUEUE_URL, queue.url)
+        pulumi.export(OUTPUT_QUEUE_ARN, queue.arn)
+        pulumi.export(OUTPUT_DEAD_LETTER_URL, dead_letters.url)
+        pulumi.export(OUTPUT_RULE_ARN, rule.arn)
+
+    return program
+
+
+def ensure_event_intake(
+    engine: Engine, regions: Iterable[str], *, backend_url: str | None = None
+) -> dict[str, EventQueues]:
+    """Create or update the event-intake stack of each region; where its queues are.
+
+    Every region name is checked before any stack is touched (``InputError``, naming
+    it). A stack that is as the program declares is left unchanged by its ``up``.
+    A region whose ``up`` fails raises (``MaptError``); the regions before it stay set up.
+    """
+    wanted = [check_region_name(region, "event region") for region in dict.fromkeys(regions)]
+    found: dict[str, EventQueues] = {}
+    for region in wanted:
+        ref = events_stack_ref(region, backend_url)
+        outputs = engine.up(ref, event_intake_program(region))
+        found[region] = EventQueues(
+            region=region,
+            queue_url=str(outputs[OUTPUT_QUEUE_URL]),
+            dead_letter_url=str(outputs[OUTPUT_DEAD_LETTER_URL]),
+            rule_arn=str(outputs[OUTPUT_RULE_ARN]),
+        )
+        log.info("event intake of %s: %s", region, found[region].queue_url)
+    return found

@@ -1,0 +1,427 @@
+"""Event intake: ``mapt serve --sandbox`` against a moto_server, events put on its queue.
+
+One server (the real ``mapt serve --sandbox --event-regions us-east-1``) and one
+moto_server are shared by the module. The server sets up the region's intake stack
+when it starts; the tests put EventBridge envelopes on the queue (as EventBridge
+delivers them, or through EventBridge itself with ``put_events``) and read what the
+server did: its records, the queues, its metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
+
+from mapt.cli import app
+from tests.conftest import FAKE_CREDENTIALS
+from tests.harness.moto_server import moto_server
+from tests.harness.service import ServerProcess, make_token, wait_for
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+FAMILIES = "m5,m6a,m6i,m7a,m7i,t3,t3a"
+EVENTS_STATE = Path(".pulumi", "stacks", "mapt-events", "events-us-east-1-mapt-events.json")
+# A sandbox create on a loaded 2-core machine: generous, never waited out.
+DEPLOY_TIMEOUT = 300.0
+# The intake's setup at start and one long poll (1 s here) on a loaded machine.
+INTAKE_TIMEOUT = 120.0
+
+
+class Sandbox:
+    def __init__(self, endpoint: str, folder: Path, env: dict[str, str]) -> None:
+        self.endpoint = endpoint
+        self.folder = folder
+        self.database_url = f"sqlite:///{folder / 'service.sqlite3'}"
+        self.env = {**env, "MAPT_DATABASE_URL": self.database_url}
+        self.token = ""
+        self.server: ServerProcess | None = None
+        self.starts = 0
+
+    def start(self) -> ServerProcess:
+        self.starts += 1
+        server = ServerProcess(
+            self.database_url,
+            self.folder / f"server-{self.starts}.log",
+            command=[
+                sys.executable,
+                "-m",
+                "mapt",
+                "serve",
+                "--sandbox",
+                "--port",
+                "0",
+                "--event-regions",
+                REGION,
+                "--event-poll-wait",
+                "1s",
+            ],
+            env=self.env,
+        )
+        self.server = server.start()
+        if not self.token:
+            self.token = make_token(self.database_url, "ci")
+        return server
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            if self.server.process is not None:
+                self.server.kill_everything()
+
+    def set_up(self) -> ServerProcess:
+        """The server, once its intake has set up the region's stack."""
+        assert self.server is not None
+        server = self.server
+        wait_for(
+            lambda: any(
+                str(e.get("message", "")).startswith(f"event intake of {REGION}: ")
+                for e in server.log()
+            ),
+            timeout=INTAKE_TIMEOUT,
+        )
+        return server
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def queues(self) -> tuple[str, str]:
+        """The intake queue and its dead-letter queue (the one it redrives to)."""
+        sqs = self.client("sqs")
+        urls = sqs.list_queues().get("QueueUrls", [])
+        attributes = {
+            url: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            for url in urls
+        }
+        [intake] = [url for url, found in attributes.items() if "RedrivePolicy" in found]
+        target = json.loads(attributes[intake]["RedrivePolicy"])["deadLetterTargetArn"]
+        [dead] = [url for url, found in attributes.items() if found["QueueArn"] == target]
+        return intake, dead
+
+    def pending(self, url: str) -> int:
+        """Messages on the queue, visible or being handled."""
+        found = self.client("sqs").get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(found["ApproximateNumberOfMessages"]) + int(
+            found["ApproximateNumberOfMessagesNotVisible"]
+        )
+
+    def dead_letters(self, count: int) -> list[tuple[str, str]]:
+        """(body, reason) of ``count`` dead letters, waited for."""
+        _, dead = self.queues()
+        sqs = self.client("sqs")
+        seen: list[tuple[str, str]] = []
+
+        def received() -> bool:
+            answer = sqs.receive_message(
+                QueueUrl=dead, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+            )
+            for message in answer.get("Messages", []):
+                reason = message["MessageAttributes"]["reason"]["StringValue"]
+                seen.append((message["Body"], reason))
+                sqs.delete_message(QueueUrl=dead, ReceiptHandle=message["ReceiptHandle"])
+            return len(seen) >= count
+
+        wait_for(received, timeout=INTAKE_TIMEOUT, interval=0.2)
+        return seen
+
+    def api(self) -> Any:
+        assert self.server is not None
+        return self.server.client(self.token)
+
+    def host(self, name: str) -> dict[str, Any]:
+        with self.api() as client:
+            answer = client.get(f"/v1/hosts/{name}")
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        return dict(body.get("host", body))
+
+    def create(self, name: str) -> dict[str, Any]:
+        fields = {
+            "name": name, "os": "fedora", "cpus": 2, "memory": 8,
+            "compute_families": FAMILIES, "backed_url": f"file://{self.folder / 'state'}",
+        }  # fmt: skip
+        with self.api() as client:
+            answer = client.post(
+                "/v1/hosts", json=fields, params={"wait": "true", "timeout": DEPLOY_TIMEOUT}
+            )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["execution"]["status"] == "succeeded", answer.text
+        return self.host(name)
+
+    def executions(self, name: str) -> list[dict[str, Any]]:
+        with self.api() as client:
+            answer = client.get(
+                "/v1/executions", params={"include_completed": "true", "target": name}
+            )
+        assert answer.status_code == 200, answer.text
+        return list(answer.json()["executions"])
+
+    def events(self) -> list[dict[str, Any]]:
+        from mapt.service._schema import host_events
+
+        engine = sa.create_engine(self.database_url)
+        try:
+            with engine.connect() as connection:
+                rows = connection.execute(sa.select(host_events).order_by(host_events.c.id))
+                return [dict(row._mapping) for row in rows]
+        finally:
+            engine.dispose()
+
+    def counts(self) -> dict[tuple[str, str], float]:
+        """``mapt_host_events_received_total`` by (kind, outcome), from /metrics."""
+        with self.api() as client:
+            answer = client.get("/metrics")
+        assert answer.status_code == 200, answer.text
+        found: dict[tuple[str, str], float] = {}
+        for family in text_string_to_metric_families(answer.text):
+            for sample in family.samples:
+                if sample.name == "mapt_host_events_received_total":
+                    found[(sample.labels["kind"], sample.labels["outcome"])] = sample.value
+        return found
+
+    def instance(self, project: str | None) -> str:
+        """A running instance on the endpoint, tagged ``mapt:project`` when given."""
+        tags = [] if project is None else [{"Key": "mapt:project", "Value": project}]
+        image = self.client("ec2").describe_images()["Images"][0]
+        reservation = self.client("ec2").run_instances(
+            ImageId=image["ImageId"],
+            InstanceType="t3.micro",
+            MinCount=1,
+            MaxCount=1,
+            **({"TagSpecifications": [{"ResourceType": "instance", "Tags": tags}]} if tags else {}),
+        )
+        return str(reservation["Instances"][0]["InstanceId"])
+
+
+def envelope(detail_type: str, instance: str, **detail: str) -> dict[str, Any]:
+    """An EventBridge event as AWS puts it on the queue."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": "aws.ec2",
+        "account": "123456789012",
+        "time": "2026-12-01T18:00:00Z",
+        "region": REGION,
+        "resources": [f"arn:aws:ec2:{REGION}b:instance/{instance}"],
+        "detail": {"instance-id": instance, **detail},
+    }
+
+
+def warning(instance: str) -> dict[str, Any]:
+    return envelope(
+        "EC2 Spot Instance Interruption Warning", instance, **{"instance-action": "terminate"}
+    )
+
+
+def delta(
+    after: dict[tuple[str, str], float], before: dict[tuple[str, str], float]
+) -> dict[tuple[str, str], float]:
+    """What each count grew by (those that grew)."""
+    grown = {key: value - before.get(key, 0) for key, value in after.items()}
+    return {key: value for key, value in grown.items() if value}
+
+
+def recorded(state: Path) -> dict[str, Any]:
+    """Each resource the stack's checkpoint records, by URN: its id, inputs and outputs."""
+    resources = json.loads(state.read_text())["checkpoint"]["latest"]["resources"]
+    return {
+        r["urn"]: (r.get("id"), r.get("inputs"), r.get("outputs"))
+        for r in resources
+        if not r["type"].startswith("pulumi:providers:")  # the provider's id is per run
+    }
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    folder = tmp_path_factory.mktemp("events")
+    nowhere = str(Path(tempfile.gettempdir()) / "mapt-test-no-aws-config")
+    aws = {
+        **FAKE_CREDENTIALS,
+        "AWS_CONFIG_FILE": nowhere,
+        "AWS_SHARED_CREDENTIALS_FILE": nowhere,
+        "MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION": "true",
+        "MOTO_ENABLE_AMI_VALIDATION": "true",
+        "MOTO_AMIS_PATH": str(REPOSITORY / "docs" / "sandbox-amis.json"),
+    }
+    with moto_server({**os.environ, **aws}) as endpoint:
+        env = {
+            **aws,
+            "AWS_ENDPOINT_URL": endpoint,
+            "MAPT_STATE_DIR": str(folder / "default-state"),
+        }
+        sandbox = Sandbox(endpoint, folder, env)
+        sandbox.start()
+        try:
+            yield sandbox
+        finally:
+            sandbox.stop()
+
+
+def test_the_intake_stack_is_set_up_at_start_and_a_second_start_changes_nothing(
+    sandbox: Sandbox,
+) -> None:
+    sandbox.set_up()
+    intake, dead = sandbox.queues()
+    sqs, events = sandbox.client("sqs"), sandbox.client("events")
+    attributes = sqs.get_queue_attributes(QueueUrl=intake, AttributeNames=["All"])["Attributes"]
+    assert attributes["ReceiveMessageWaitTimeSeconds"] == "20"
+    [rule] = events.list_rules()["Rules"]
+    assert json.loads(rule["EventPattern"])["source"] == ["aws.ec2"]
+    [target] = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
+    assert target["Arn"] == attributes["QueueArn"]
+    [statement] = json.loads(attributes["Policy"])["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": rule["Arn"]}}
+    state = sandbox.folder / "default-state" / EVENTS_STATE
+    resources = recorded(state)
+
+    sandbox.stop()
+    sandbox.start()
+    sandbox.set_up()
+    assert sandbox.queues() == (intake, dead)
+    assert events.list_rules()["Rules"] == [rule]
+    assert recorded(state) == resources
+
+
+def test_a_hosts_events_are_recorded_once_and_anything_else_is_dead_lettered_with_its_reason(
+    sandbox: Sandbox,
+) -> None:
+    """One host for every case: a sandbox deployment is the expensive part."""
+    sandbox.set_up()
+    assert sandbox.create("ev-1")["state"] == "RUNNING"
+    [mine] = [
+        i["InstanceId"]
+        for r in sandbox.client("ec2").describe_instances(
+            Filters=[
+                {"Name": "tag:mapt:project", "Values": ["ev-1"]},
+                {"Name": "instance-state-name", "Values": ["running"]},
+            ]
+        )["Reservations"]
+        for i in r["Instances"]
+    ]
+    intake, _ = sandbox.queues()
+    sqs = sandbox.client("sqs")
+    before = sandbox.counts()
+    executions_before = sandbox.executions("ev-1")
+
+    # Not an event, and events of instances that are no host of this service.
+    stranger = sandbox.instance("someone-else")
+    untagged = sandbox.instance(None)
+    unusable = [
+        "this is not JSON {",
+        json.dumps(warning(stranger)),
+        json.dumps(warning(untagged)),
+        json.dumps({**warning(mine), "detail-type": "EC2 AMI State Change"}),
+    ]
+    for body in unusable:
+        sqs.send_message(QueueUrl=intake, MessageBody=body)
+    reasons = dict(sandbox.dead_letters(len(unusable)))
+    assert set(reasons) == set(unusable)
+    assert reasons[unusable[0]].startswith("not JSON")
+    assert reasons[unusable[1]] == (
+        f"instance {stranger} is of project 'someone-else', which is no host of this service"
+    )
+    assert reasons[unusable[2]] == f"instance {untagged} has no mapt:project tag: not mapt's"
+    assert reasons[unusable[3]] == "detail-type 'EC2 AMI State Change' is not one mapt acts on"
+    wait_for(lambda: sandbox.pending(intake) == 0, timeout=INTAKE_TIMEOUT)
+    assert sandbox.events() == []
+    assert sandbox.host("ev-1")["state"] == "RUNNING"
+    assert sandbox.executions("ev-1") == executions_before
+
+    # A state change, through EventBridge's own rule and target: recorded.
+    sandbox.client("events").put_events(
+        Entries=[
+            {
+                "Source": "aws.ec2",
+                "DetailType": "EC2 Instance State-change Notification",
+                "Detail": json.dumps({"instance-id": mine, "state": "running"}),
+            }
+        ]
+    )
+    [changed] = wait_for(sandbox.events, timeout=INTAKE_TIMEOUT)
+    assert (changed["kind"], changed["host"], changed["instance_id"]) == (
+        "state-change",
+        "ev-1",
+        mine,
+    )
+    assert (changed["instance_state"], changed["region"], changed["pool"]) == (
+        "running",
+        REGION,
+        None,
+    )
+    assert changed["zone"].startswith(REGION)
+
+    # The interruption warning, delivered twice (EventBridge delivers at least once).
+    event = warning(mine)
+    for _ in range(2):
+        sqs.send_message(QueueUrl=intake, MessageBody=json.dumps(event))
+    wait_for(lambda: len(sandbox.events()) == 2 and sandbox.pending(intake) == 0,
+             timeout=INTAKE_TIMEOUT)  # fmt: skip
+    [recorded] = [e for e in sandbox.events() if e["id"] == event["id"]]
+    assert (recorded["kind"], recorded["host"], recorded["action"]) == (
+        "interruption-warning",
+        "ev-1",
+        "terminate",
+    )
+    # Handed on once: one replacement for the two deliveries.
+    replacements = [e for e in sandbox.executions("ev-1") if e not in executions_before]
+    assert [e["name"] for e in replacements] == ["hosts.replace"]
+    assert delta(sandbox.counts(), before) == {
+        ("unknown", "dead_lettered"): 2,
+        ("interruption-warning", "dead_lettered"): 2,
+        ("state-change", "recorded"): 1,
+        ("interruption-warning", "recorded"): 1,
+        ("interruption-warning", "duplicate"): 1,
+    }
+
+
+def test_serve_setup_with_a_bad_region_exits_2_in_one_line_and_creates_nothing(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in sandbox.env.items():
+        monkeypatch.setenv(name, value)
+    elsewhere = boto3.client(
+        "sqs",
+        endpoint_url=sandbox.endpoint,
+        region_name="eu-west-2",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    result = CliRunner().invoke(
+        app, ["serve", "setup", "--sandbox", "--regions", "eu-west-2,mars-1"]
+    )
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "Error: --regions item 'mars-1' is not an AWS region. Use a region name such as "
+        f"us-east-1 (a region newer than botocore {_botocore()} needs a newer botocore)."
+    ]
+    assert elsewhere.list_queues().get("QueueUrls", []) == []
+    stacks = sandbox.folder / "default-state" / ".pulumi" / "stacks" / "mapt-events"
+    assert not (stacks / "events-eu-west-2-mapt-events.json").exists()
+
+
+def _botocore() -> str:
+    import botocore
+
+    return str(botocore.__version__)

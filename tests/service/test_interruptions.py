@@ -1,0 +1,387 @@
+"""Interruptions end to end: ``mapt serve --sandbox`` against a moto_server, over HTTP.
+
+One server (the real command, with a short replacement bound and a short circuit
+breaker) and one moto_server are shared by the module. AWS's side is played with
+boto3 on the endpoint: the reclaim of a spot instance is Auto Scaling's
+``TerminateInstanceInAutoScalingGroup`` (without lowering the desired capacity the
+group launches a replacement, as after a real reclaim; lowering it leaves the place
+without one, as when it has no capacity). The events are delivered as the intake
+delivers each new one: recorded in ``host_events`` and acted on (``on_host_event``)
+in one transaction on the server's database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import FAKE_CREDENTIALS
+from tests.harness.moto_server import moto_server
+from tests.harness.service import ServerProcess, make_token, running, wait_for
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+FAMILIES = "m5,m6a,m6i,m7a,m7i,t3,t3a"
+# The group's bound to replace an interrupted instance in place before the host moves.
+REPLACEMENT_TIMEOUT = 15
+# Two interruptions of one place within the window open its breaker for the cooldown.
+BREAKER_WINDOW = 10
+BREAKER_COOLDOWN = 30
+# A sandbox deployment on a loaded 2-core machine: generous, never waited out.
+DEPLOY_TIMEOUT = 300.0
+
+
+class Sandbox:
+    def __init__(self, endpoint: str, server: ServerProcess, token: str, state: Path) -> None:
+        self.endpoint = endpoint
+        self.server = server
+        self.token = token
+        self.state = state
+
+    def aws(self, service: str, region: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def client(self) -> httpx.Client:
+        return self.server.client(self.token)
+
+    def fields(self, **more: Any) -> dict[str, Any]:
+        return {
+            "os": "fedora", "spot": True, "cpus": 2, "memory": 8,
+            "compute_families": FAMILIES, "backed_url": f"file://{self.state}", **more,
+        }  # fmt: skip
+
+    def create(self, name: str) -> dict[str, Any]:
+        with self.client() as client:
+            answer = client.post(
+                "/v1/hosts",
+                json=self.fields(name=name),
+                params={"wait": "true", "timeout": DEPLOY_TIMEOUT},
+            )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["execution"]["status"] == "succeeded", answer.text
+        return self.host(name)
+
+    def host(self, name: str) -> dict[str, Any]:
+        with self.client() as client:
+            answer = client.get(f"/v1/hosts/{name}")
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json()["host"] if "host" in answer.json() else answer.json())
+
+    def state_of(self, name: str, state: str) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
+            host = self.host(name)
+            assert host["state"] != "DELETED", host
+            return host if host["state"] == state else None
+
+        return dict(wait_for(reached, timeout=DEPLOY_TIMEOUT, interval=0.1))
+
+    def executions(self, name: str, operation: str) -> list[dict[str, Any]]:
+        with self.client() as client:
+            answer = client.get(
+                "/v1/executions", params={"include_completed": "true", "target": name}
+            )
+        assert answer.status_code == 200, answer.text
+        return [e for e in answer.json()["executions"] if e["name"] == operation]
+
+    def group(self, name: str, region: str) -> dict[str, Any]:
+        [group] = self.aws("autoscaling", region).describe_auto_scaling_groups(
+            AutoScalingGroupNames=[f"mapt-host-{name}"]
+        )["AutoScalingGroups"]
+        return dict(group)
+
+    def in_service(self, name: str, region: str) -> str:
+        [instance] = [
+            i["InstanceId"]
+            for i in self.group(name, region)["Instances"]
+            if i["LifecycleState"] == "InService"
+        ]
+        return str(instance)
+
+    def deliver(self, *events: dict[str, Any]) -> list[bool]:
+        """What the intake does with each message: record the event, and act on it when
+        it is new, in one transaction; whether each was new."""
+        from mapt.service import Database, open_database
+        from mapt.service._executions import Executions
+        from mapt.service._host_events import HostEvent, HostEventKind, record_host_event
+        from mapt.service._hosts import Hosts
+        from mapt.service._interruptions import on_host_event
+
+        database: Database = open_database(self.server.database_url, migrate=False)
+        try:
+            store = Hosts(database, Executions(database))
+            news = []
+            with database.transaction() as connection:
+                for fields in events:
+                    now = datetime.now(timezone.utc)
+                    event = HostEvent(
+                        **{
+                            "pool": None,
+                            "zone": None,
+                            "action": "terminate",
+                            "instance_state": None,
+                            "event_time": now,
+                            "received_at": now,
+                            **fields,
+                            "kind": HostEventKind(fields["kind"]),
+                        }
+                    )
+                    new = record_host_event(connection, event)
+                    if new:
+                        on_host_event(store, connection, event)
+                    news.append(new)
+            return news
+        finally:
+            database.dispose()
+
+    def history(self, name: str) -> list[tuple[str, str | None]]:
+        import sqlalchemy as sa
+
+        from mapt.service._schema import host_intervals
+
+        engine = sa.create_engine(self.server.database_url)
+        try:
+            with engine.connect() as connection:
+                rows = connection.execute(
+                    sa.select(host_intervals.c.start_reason, host_intervals.c.end_reason)
+                    .where(host_intervals.c.host == name)
+                    .order_by(host_intervals.c.started_at, host_intervals.c.id)
+                ).all()
+        finally:
+            engine.dispose()
+        return [(row.start_reason, row.end_reason) for row in rows]
+
+    def spot_choice(self, name: str) -> dict[str, Any]:
+        """The outputs of the project's ``spotOption-<project>`` stack, from its checkpoint."""
+        [path] = self.state.glob(f"**/spotOption-{name}.json")
+        resources = json.loads(path.read_text())["checkpoint"]["latest"]["resources"]
+        [stack] = [r for r in resources if r["type"] == "pulumi:pulumi:Stack"]
+        return dict(stack["outputs"])
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        with self.client() as client:
+            answer = client.get("/metrics")
+        assert answer.status_code == 200, answer.text
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(answer.text)
+            for sample in family.samples
+        }
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    folder = tmp_path_factory.mktemp("interruptions")
+    nowhere = str(Path(tempfile.gettempdir()) / "mapt-test-no-aws-config")
+    aws = {
+        **FAKE_CREDENTIALS,
+        "AWS_CONFIG_FILE": nowhere,
+        "AWS_SHARED_CREDENTIALS_FILE": nowhere,
+        "MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION": "true",
+        "MOTO_ENABLE_AMI_VALIDATION": "true",
+        "MOTO_AMIS_PATH": str(REPOSITORY / "docs" / "sandbox-amis.json"),
+    }
+    with moto_server({**os.environ, **aws}) as endpoint:
+        database_url = f"sqlite:///{folder / 'service.sqlite3'}"
+        server = ServerProcess(
+            database_url,
+            folder / "server.log",
+            command=[
+                sys.executable,
+                "-m",
+                "mapt",
+                "serve",
+                "--sandbox",
+                "--port",
+                "0",
+                "--workers",
+                "3",
+                "--pool-interval",
+                "1s",
+                "--replacement-timeout",
+                f"{REPLACEMENT_TIMEOUT}s",
+                "--breaker-interruptions",
+                "2",
+                "--breaker-window",
+                f"{BREAKER_WINDOW}s",
+                "--breaker-cooldown",
+                f"{BREAKER_COOLDOWN}s",
+            ],
+            env={
+                **aws,
+                "AWS_ENDPOINT_URL": endpoint,
+                "MAPT_DATABASE_URL": database_url,
+                "MAPT_STATE_DIR": str(folder / "default-state"),
+            },
+        )
+        with running(server):
+            yield Sandbox(endpoint, server, make_token(database_url, "ci"), folder / "state")
+
+
+def test_an_interrupted_spot_host_is_replaced_in_place_then_moved_when_its_place_has_none(
+    sandbox: Sandbox,
+) -> None:
+    """One host for both paths: a sandbox deployment is the expensive part of each."""
+    created = sandbox.create("pr-7")
+    assert created["state"] == "RUNNING"
+    region = created["allocation"]["region"]
+    zone = created["allocation"]["availability_zone"]
+    first = sandbox.in_service("pr-7", region)
+    autoscaling = sandbox.aws("autoscaling", region)
+
+    # AWS's two-minute warning: the host is ERROR with the event as its reason at once.
+    warning = {"id": "evt-warning-1", "kind": "interruption-warning", "host": "pr-7",
+               "region": region, "zone": zone, "instance_id": first}  # fmt: skip
+    assert sandbox.deliver(warning) == [True]
+    failed = sandbox.host("pr-7")
+    assert failed["state"] == "ERROR"
+    assert failed["last_error"]["type"] == "SpotInterruption"
+    assert failed["last_error"]["message"].startswith(
+        f"spot interruption warning for {first} in {zone} (terminate at "
+    )
+    # The same event again (EventBridge delivers at least once) changes nothing.
+    assert sandbox.deliver(warning) == [False]
+    assert len(sandbox.executions("pr-7", "hosts.replace")) == 1
+
+    # AWS reclaims the instance; the group launches a replacement in the same place.
+    autoscaling.terminate_instance_in_auto_scaling_group(
+        InstanceId=first, ShouldDecrementDesiredCapacity=False
+    )
+    replaced = sandbox.state_of("pr-7", "RUNNING")
+    second = sandbox.in_service("pr-7", region)
+    assert second != first
+    assert replaced["allocation"]["availability_zone"] == zone
+    [replacement] = sandbox.executions("pr-7", "hosts.replace")
+    assert replacement["status"] == "succeeded"
+    assert replacement["result"]["outcome"] == "in-place"
+    assert replaced["execution_id"] == replacement["id"]
+    # What it cost: the interrupted machine's time ends at the warning, the new one's starts.
+    assert sandbox.history("pr-7") == [("created", "interrupted"), ("recovered", None)]
+
+    # Later (after the breaker's window), the new instance is interrupted too, and this
+    # time the place has no capacity: the group launches nothing within the bound.
+    after = datetime.now(timezone.utc) + timedelta(seconds=BREAKER_WINDOW)
+    wait_for(lambda: datetime.now(timezone.utc) > after, timeout=BREAKER_WINDOW + 30)
+    candidates = replaced["allocation"]["candidates"]
+    assert sandbox.deliver(
+        {**warning, "id": "evt-warning-2", "instance_id": second}
+    ) == [True]  # fmt: skip
+    autoscaling.terminate_instance_in_auto_scaling_group(
+        InstanceId=second, ShouldDecrementDesiredCapacity=True
+    )
+    moved = sandbox.state_of("pr-7", "RUNNING")
+    # It runs on the next ranked candidate, and the offer it left is recorded as failed.
+    assert moved["allocation"]["availability_zone"] == candidates[0]["availability_zone"]
+    assert moved["allocation"]["region"] == candidates[0]["region"]
+    [left] = moved["allocation"]["failed"]
+    assert (left["availability_zone"], left["reason"]) == (zone, "timeout")
+    kept = sandbox.spot_choice("pr-7")
+    assert kept["az"] == candidates[0]["availability_zone"]
+    assert [(f["availability_zone"], f["reason"]) for f in kept["failed"]] == [(zone, "timeout")]
+    outcomes = [
+        (e["status"], e["result"]["outcome"]) for e in sandbox.executions("pr-7", "hosts.replace")
+    ]
+    assert outcomes == [("succeeded", "in-place"), ("succeeded", "moved")]
+    assert sandbox.history("pr-7") == [
+        ("created", "interrupted"),
+        ("recovered", "interrupted"),
+        ("recovered", None),
+    ]
+    samples = sandbox.metrics()
+    key = ("kind", "interruption-warning"), ("pool", ""), ("region", region)
+    assert samples[("mapt_interruptions_total", key)] == 2
+    assert samples[("mapt_replacements_total", (("outcome", "in-place"),))] >= 1
+    assert samples[("mapt_replacements_total", (("outcome", "moved"),))] >= 1
+
+
+def test_two_interruptions_in_a_pool_open_its_breaker_sending_launches_on_demand_until_it_closes(
+    sandbox: Sandbox,
+) -> None:
+    with sandbox.client() as client:
+        answer = client.post(
+            "/v1/pools",
+            json={
+                "name": "ci",
+                "capacity": {"target": 2, "minimum": 0, "maximum": 5},
+                "host": sandbox.fields(),
+                "strategy": {"fallback_on_demand": True},
+            },
+        )
+        assert answer.status_code == 201, answer.text
+
+    def members(count: int) -> list[dict[str, Any]] | None:
+        with sandbox.client() as client:
+            found = client.get("/v1/pools/ci/hosts").json()["hosts"]
+        assert not [m for m in found if m["state"] == "ERROR" and m["execution_id"] is None]
+        running = [m for m in found if m["state"] == "RUNNING"]
+        return running if len(running) == count and len(found) == count else None
+
+    first, second = wait_for(lambda: members(2), timeout=DEPLOY_TIMEOUT, interval=0.5)
+    region = first["allocation"]["region"]
+    assert second["allocation"]["region"] == region  # the best offer, for both
+    # Both members' instances are interrupted at once: their place's breaker opens.
+    assert sandbox.deliver(
+        *(
+            {"id": f"evt-pool-{index}", "kind": "interruption-warning", "host": m["name"],
+             "pool": "ci", "region": region, "instance_id": sandbox.in_service(m["name"], region)}
+            for index, m in enumerate((first, second))
+        )
+    ) == [True, True]  # fmt: skip
+    opened_at = datetime.now(timezone.utc)
+    open_key = ("mapt_breaker_open", (("pool", "ci"), ("region", region)))
+    assert sandbox.metrics()[open_key] == 1
+
+    # The next launch of the pool is on demand (its strategy falls back to it).
+    with sandbox.client() as client:
+        answer = client.patch("/v1/pools/ci", json={"capacity": {"target": 3}})
+        assert answer.status_code == 200, answer.text
+
+    def launched(known: set[str]) -> dict[str, Any] | None:
+        with sandbox.client() as client:
+            found = client.get("/v1/pools/ci/hosts").json()["hosts"]
+        new = [m for m in found if m["name"] not in known]
+        return new[0] if new else None
+
+    third = wait_for(lambda: launched({first["name"], second["name"]}), timeout=60)
+    assert datetime.now(timezone.utc) < opened_at + timedelta(seconds=BREAKER_COOLDOWN)
+    assert third["fields"]["spot"] is False
+    assert third["fields"]["region"] == region
+
+    # The interrupted members are not waited for in the open place: both go on demand.
+    for member in (first, second, third):
+        done = sandbox.state_of(member["name"], "RUNNING")
+        assert done["allocation"]["spot_price"] is None, done["allocation"]
+        assert done["allocation"]["region"] == region
+    for member in (first, second):
+        [replacement] = sandbox.executions(member["name"], "hosts.replace")
+        assert replacement["result"]["outcome"] == "on-demand"
+        [left] = sandbox.host(member["name"])["allocation"]["failed"]
+        assert left["reason"] == "BreakerOpen"
+    samples = sandbox.metrics()
+    assert samples[("mapt_replacements_total", (("outcome", "on-demand"),))] == 2
+
+    # After the cooldown the breaker closes, and the pool launches on spot again.
+    closes = opened_at + timedelta(seconds=BREAKER_COOLDOWN)
+    wait_for(lambda: datetime.now(timezone.utc) > closes, timeout=BREAKER_COOLDOWN + 30)
+    assert open_key not in sandbox.metrics()
+    with sandbox.client() as client:
+        answer = client.patch("/v1/pools/ci", json={"capacity": {"target": 4}})
+        assert answer.status_code == 200, answer.text
+    fourth = wait_for(lambda: launched({first["name"], second["name"], third["name"]}), timeout=60)
+    assert fourth["fields"]["spot"] is True
+    assert "spot_excluded_regions" not in fourth["fields"]

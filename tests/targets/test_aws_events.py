@@ -1,0 +1,137 @@
+"""The event-intake program: under Pulumi mocks (what it declares), and made on moto
+in-process through the sandbox kinds (EventBridge routes an EC2 event to the queue)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from mapt.core import InputError
+from mapt.stacks import InMemoryEngine, run_program
+from mapt.targets.aws import (
+    DETAIL_TYPES,
+    SANDBOX_KINDS,
+    ensure_event_intake,
+    event_intake_program,
+    events_stack_ref,
+)
+from tests.harness.pulumi_mocks import PulumiHarness
+from tests.harness.spot_market import ApiCallLog
+from tests.targets.test_aws_sandbox import ApplyingMocks, Endpoint
+
+REGION = "eu-west-1"
+QUEUE = "aws:sqs/queue:Queue"
+POLICY = "aws:sqs/queuePolicy:QueuePolicy"
+RULE = "aws:cloudwatch/eventRule:EventRule"
+TARGET = "aws:cloudwatch/eventTarget:EventTarget"
+
+
+def by_name(resources: Any) -> dict[str, Any]:
+    return {resource.name: resource for resource in resources}
+
+
+def test_the_program_routes_the_three_ec2_events_to_a_queue_only_the_rule_may_send_to() -> None:
+    run = PulumiHarness(REGION).run(event_intake_program(REGION, tags={"team": "qe"}))
+    made = by_name(run.resources)
+    assert {made[name].type for name in ("dead-letters", "events")} == {QUEUE}
+    rule, target, policy = made["ec2-events"], made["events-queue"], made["events-from-rule"]
+    assert (rule.type, target.type, policy.type) == (RULE, TARGET, POLICY)
+    assert json.loads(rule.inputs["eventPattern"]) == {
+        "source": ["aws.ec2"],
+        "detail-type": [
+            "EC2 Spot Instance Interruption Warning",
+            "EC2 Instance Rebalance Recommendation",
+            "EC2 Instance State-change Notification",
+        ],
+    }
+    queue = made["events"].inputs
+    assert queue["receiveWaitTimeSeconds"] == 20
+    redrive = json.loads(queue["redrivePolicy"])
+    assert redrive["deadLetterTargetArn"].startswith("arn:aws:sqs:")
+    assert redrive["maxReceiveCount"] >= 1
+    [statement] = json.loads(policy.inputs["policy"])["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    rule_arn = "arn:aws:events:us-east-1:123456789012:rule/mapt-test"  # the mocks' answer
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": rule_arn}}
+    for resource in (made["dead-letters"], made["events"], rule):
+        assert resource.inputs["tags"]["mapt:project"] == "mapt-events"
+        assert resource.inputs["tags"]["mapt:stack"] == "events-eu-west-1-mapt-events"
+        assert resource.inputs["tags"]["team"] == "qe"
+    assert set(run.plain_outputs()) == {"queue_url", "queue_arn", "dead_letter_url", "rule_arn"}
+    for resource in run.resources:
+        if not resource.type.startswith("pulumi:providers:"):
+            kind = SANDBOX_KINDS.get(resource.type)
+            assert kind is not None, f"no sandbox kind for {resource.type}"
+            assert set(resource.inputs) <= kind.inputs, (resource.type, resource.name)
+
+
+def test_the_stack_is_named_per_region_in_the_mapt_events_project() -> None:
+    ref = events_stack_ref("us-west-2", "file:///tmp/state")
+    assert (ref.project, ref.stack_name) == ("mapt-events", "events-us-west-2-mapt-events")
+
+
+def test_a_bad_region_is_refused_before_any_stack_is_touched() -> None:
+    engine = InMemoryEngine()
+    with pytest.raises(InputError, match="'mars-1'"):
+        ensure_event_intake(engine, ["us-east-1", "mars-1"])
+    assert not engine.exists(events_stack_ref("us-east-1"))
+
+
+def _ec2_event(detail_type: str, instance: str) -> dict[str, Any]:
+    return {
+        "Source": "aws.ec2",
+        "DetailType": detail_type,
+        "Detail": json.dumps({"instance-id": instance, "instance-action": "terminate"}),
+    }
+
+
+def test_made_on_the_endpoint_eventbridge_delivers_the_ec2_events_to_the_queue(
+    aws: ApiCallLog,
+) -> None:
+    endpoint = Endpoint(REGION)
+    mocks = ApplyingMocks(endpoint)
+    run = run_program(
+        event_intake_program(REGION),
+        project="mapt-events",
+        stack="events-eu-west-1-mapt-events",
+        mocks=mocks,
+        preview=False,
+    )
+    outputs: Mapping[str, Any] = run.plain_outputs()
+    sqs, events = endpoint.client("sqs"), endpoint.client("events")
+    attributes = sqs.get_queue_attributes(QueueUrl=outputs["queue_url"], AttributeNames=["All"])[
+        "Attributes"
+    ]
+    assert attributes["ReceiveMessageWaitTimeSeconds"] == "20"
+    dead_arn = sqs.get_queue_attributes(
+        QueueUrl=outputs["dead_letter_url"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    assert json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"] == dead_arn
+    [statement] = json.loads(attributes["Policy"])["Statement"]
+    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == outputs["rule_arn"]
+    assert sqs.list_queue_tags(QueueUrl=outputs["queue_url"])["Tags"]["mapt:project"] == (
+        "mapt-events"
+    )
+    rule_name = outputs["rule_arn"].rsplit("/", 1)[-1]
+    [target] = events.list_targets_by_rule(Rule=rule_name)["Targets"]
+    assert target["Arn"] == outputs["queue_arn"]
+
+    entries = [_ec2_event(kind, f"i-0{n}") for n, kind in enumerate(DETAIL_TYPES)]
+    entries.append({**_ec2_event(DETAIL_TYPES[0], "i-09"), "Source": "aws.autoscaling"})
+    events.put_events(Entries=entries)
+    bodies = []
+    for _ in range(5):
+        answer = sqs.receive_message(
+            QueueUrl=outputs["queue_url"], MaxNumberOfMessages=10, WaitTimeSeconds=0
+        )
+        bodies += [json.loads(message["Body"]) for message in answer.get("Messages", [])]
+    assert sorted(body["detail"]["instance-id"] for body in bodies) == ["i-00", "i-01", "i-02"]
+    assert {body["detail-type"] for body in bodies} == set(DETAIL_TYPES)
+
+    mocks.delete_all()
+    assert sqs.list_queues().get("QueueUrls", []) == []
+    assert events.list_rules()["Rules"] == []
