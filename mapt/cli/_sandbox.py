@@ -17,7 +17,7 @@ secrets as ``awaiting``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -116,8 +116,14 @@ class _EndpointChecks:
         return instance
 
     def replacement(
-        self, region: str, group_name: str, interrupted: str, since: datetime, timeout: float
-    ) -> GroupReplacement:
+        self,
+        region: str,
+        group_name: str,
+        interrupted: str,
+        since: datetime,
+        timeout: float,
+        abandon: Callable[[], bool] | None,
+    ) -> GroupReplacement | None:
         """The real wait for an interrupted instance's replacement, asked every second."""
         from mapt.targets.aws import wait_for_replacement
 
@@ -129,6 +135,7 @@ class _EndpointChecks:
             since=since,
             timeout=timeout,
             poll_interval=_LAUNCH_POLL,
+            abandon=abandon,
         )
 
     def readiness(self, access: SshAccess) -> None:

@@ -35,8 +35,11 @@ HostSetupStep = Callable[["SshAccess", "HostRequest", "Mapping[str, Any]"], "Hos
 # Asks AWS whether the machine of a deployed host (as its state describes it) still runs.
 HealthCheck = Callable[["HostStatus"], "HostHealth"]
 # Waits for a spot group to replace an interrupted instance: (region, group name, the
-# interrupted instance, the interruption's time, the bound in seconds) -> what it did.
-ReplacementWait = Callable[[str, str, str, "datetime", float], "GroupReplacement"]
+# interrupted instance, the interruption's time, the bound in seconds, whether to stop
+# waiting) -> what it did, or None when told to stop.
+ReplacementWait = Callable[
+    [str, str, str, "datetime", float, "Callable[[], bool] | None"], "GroupReplacement | None"
+]
 
 
 def pulumi_engine(
@@ -81,15 +84,26 @@ def auto_scaling_launch(region: str, group_name: str) -> str:
 
 
 def auto_scaling_replacement(
-    region: str, group_name: str, interrupted: str, since: datetime, timeout: float
-) -> GroupReplacement:
+    region: str,
+    group_name: str,
+    interrupted: str,
+    since: datetime,
+    timeout: float,
+    abandon: Callable[[], bool] | None,
+) -> GroupReplacement | None:
     """The real wait for an interrupted spot instance's replacement, through boto3."""
     import boto3
 
     from mapt.targets.aws import wait_for_replacement
 
     return wait_for_replacement(
-        boto3.Session(), region, group_name, interrupted, since=since, timeout=timeout
+        boto3.Session(),
+        region,
+        group_name,
+        interrupted,
+        since=since,
+        timeout=timeout,
+        abandon=abandon,
     )
 
 

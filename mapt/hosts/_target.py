@@ -24,6 +24,7 @@ from mapt.hosts._services import HostServices
 from mapt.hosts._status import host_status, list_hosts
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import datetime
 
     import boto3
@@ -161,12 +162,13 @@ class AwsHostTarget:
 
     def replacement(
         self, project: str, backend_url: str | None, interrupted: str, *, since: datetime,
-        timeout: float,
-    ) -> GroupReplacement:  # fmt: skip
+        timeout: float, abandon: Callable[[], bool] | None = None,
+    ) -> GroupReplacement | None:  # fmt: skip
         """Wait up to ``timeout`` seconds for the project's spot group to replace
         instance ``interrupted`` (interrupted at ``since``) in place; what it did
-        (``HostServices.replacement``). ``HostNotFoundError`` when state has no host;
-        ``OperationError`` for a host that is not on spot, whose group nothing replaces.
+        (``HostServices.replacement``), or None once ``abandon`` says to stop waiting.
+        ``HostNotFoundError`` when state has no host; ``OperationError`` for a host that
+        is not on spot, whose group nothing replaces.
         """
         from mapt.core import OperationError, RunContext
         from mapt.targets.aws import host_group_name
@@ -178,7 +180,9 @@ class AwsHostTarget:
             )
         group_name = host_group_name(RunContext(project_name=project))
         with reporting_progress(self.progress):
-            return self.services.replacement(status.region, group_name, interrupted, since, timeout)
+            return self.services.replacement(
+                status.region, group_name, interrupted, since, timeout, abandon
+            )
 
     def move(self, request: CreateHostRequest, plan: ReplacementPlan) -> HostRecord:
         """Move a spot host off its kept offer as ``plan`` says (``plan_replacement``):

@@ -235,22 +235,29 @@ def run_replace(context: ExecutionContext, settings: InterruptionSettings) -> di
     backend = fields.get("backed_url")
     try:
         request = create_request(fields, name=_field_name)
-        breakers = open_breakers_in(context.database, settings.breaker)
-        place_open = (pool, region) in breakers
+
+        def breaker_opened() -> bool:
+            return (pool, region) in open_breakers_in(context.database, settings.breaker)
+
+        # Open now, or while the group is waited for (another interruption of the place
+        # came meanwhile): the host leaves the region.
+        place_open = breaker_opened()
         group = None
-        if place_open:
-            _log.warning(
-                "the circuit breaker of %s in %s is open: spot leaves the region",
-                f"pool {pool}" if pool else "hosts of no pool",
-                region,
-            )
-        else:
+        if not place_open:
             group = target.replacement(
                 context.target,
                 None if backend is None else str(backend),
                 str(arguments["instance"]),
                 since=datetime.fromisoformat(str(arguments["since"]).replace("Z", "+00:00")),
                 timeout=settings.replacement_timeout,
+                abandon=breaker_opened,
+            )
+            place_open = group is None
+        if place_open:
+            _log.warning(
+                "the circuit breaker of %s in %s is open: spot leaves the region",
+                f"pool {pool}" if pool else "hosts of no pool",
+                region,
             )
         plan = plan_replacement(
             group,

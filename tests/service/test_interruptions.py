@@ -5,9 +5,9 @@ breaker) and one moto_server are shared by the module. AWS's side is played with
 boto3 on the endpoint: the reclaim of a spot instance is Auto Scaling's
 ``TerminateInstanceInAutoScalingGroup`` (without lowering the desired capacity the
 group launches a replacement, as after a real reclaim; lowering it leaves the place
-without one, as when it has no capacity). The events are delivered as the intake
-delivers each new one: recorded in ``host_events`` and acted on (``on_host_event``)
-in one transaction on the server's database.
+without one, as when it has no capacity). The events are put on the server's intake
+queue (the region's, which the server sets up for its hosts' regions) as EventBridge
+delivers them.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -33,12 +34,29 @@ from tests.harness.service import ServerProcess, make_token, running, wait_for
 REPOSITORY = Path(__file__).resolve().parents[2]
 FAMILIES = "m5,m6a,m6i,m7a,m7i,t3,t3a"
 # The group's bound to replace an interrupted instance in place before the host moves.
-REPLACEMENT_TIMEOUT = 15
+REPLACEMENT_TIMEOUT = 30
 # Two interruptions of one place within the window open its breaker for the cooldown.
 BREAKER_WINDOW = 10
 BREAKER_COOLDOWN = 30
 # A sandbox deployment on a loaded 2-core machine: generous, never waited out.
 DEPLOY_TIMEOUT = 300.0
+# The intake's setup of a region (its stack on the endpoint) and a long poll (1 s here).
+INTAKE_TIMEOUT = 120.0
+
+
+def warning(region: str, instance: str) -> dict[str, Any]:
+    """AWS's two-minute warning, as EventBridge puts it on the queue (sent now)."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "EC2 Spot Instance Interruption Warning",
+        "source": "aws.ec2",
+        "account": "123456789012",
+        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:ec2:{region}:123456789012:instance/{instance}"],
+        "detail": {"instance-id": instance, "instance-action": "terminate"},
+    }
 
 
 class Sandbox:
@@ -113,41 +131,63 @@ class Sandbox:
         ]
         return str(instance)
 
-    def deliver(self, *events: dict[str, Any]) -> list[bool]:
-        """What the intake does with each message: record the event, and act on it when
-        it is new, in one transaction; whether each was new."""
-        from mapt.service import Database, open_database
-        from mapt.service._executions import Executions
-        from mapt.service._host_events import HostEvent, HostEventKind, record_host_event
-        from mapt.service._hosts import Hosts
-        from mapt.service._interruptions import on_host_event
+    def intake_queue(self, region: str) -> str:
+        """The region's intake queue, once the server's intake has set it up."""
+        wait_for(
+            lambda: any(
+                str(e.get("message", "")).startswith(f"event intake of {region}: ")
+                for e in self.server.log()
+            ),
+            timeout=INTAKE_TIMEOUT,
+        )
+        sqs = self.aws("sqs", region)
+        urls = sqs.list_queues().get("QueueUrls", [])
+        [intake] = [
+            url
+            for url in urls
+            if "RedrivePolicy"
+            in sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        ]
+        return str(intake)
 
-        database: Database = open_database(self.server.database_url, migrate=False)
+    def deliver(self, region: str, *events: dict[str, Any]) -> None:
+        """Put the EventBridge events on the region's intake queue, as EventBridge does."""
+        self.aws("sqs", region).send_message_batch(
+            QueueUrl=self.intake_queue(region),
+            Entries=[
+                {"Id": str(index), "MessageBody": json.dumps(event)}
+                for index, event in enumerate(events)
+            ],
+        )
+
+    def drained(self, region: str) -> bool:
+        """Whether the intake queue holds no message, visible or being handled."""
+        found = self.aws("sqs", region).get_queue_attributes(
+            QueueUrl=self.intake_queue(region),
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return (
+            int(found["ApproximateNumberOfMessages"])
+            + int(found["ApproximateNumberOfMessagesNotVisible"])
+            == 0
+        )
+
+    def events(self, host: str) -> list[str]:
+        """The ids of the events recorded about ``host``."""
+        import sqlalchemy as sa
+
+        from mapt.service._schema import host_events
+
+        engine = sa.create_engine(self.server.database_url)
         try:
-            store = Hosts(database, Executions(database))
-            news = []
-            with database.transaction() as connection:
-                for fields in events:
-                    now = datetime.now(timezone.utc)
-                    event = HostEvent(
-                        **{
-                            "pool": None,
-                            "zone": None,
-                            "action": "terminate",
-                            "instance_state": None,
-                            "event_time": now,
-                            "received_at": now,
-                            **fields,
-                            "kind": HostEventKind(fields["kind"]),
-                        }
-                    )
-                    new = record_host_event(connection, event)
-                    if new:
-                        on_host_event(store, connection, event)
-                    news.append(new)
-            return news
+            with engine.connect() as connection:
+                return list(
+                    connection.execute(
+                        sa.select(host_events.c.id).where(host_events.c.host == host)
+                    ).scalars()
+                )
         finally:
-            database.dispose()
+            engine.dispose()
 
     def history(self, name: str) -> list[tuple[str, str | None]]:
         import sqlalchemy as sa
@@ -245,19 +285,13 @@ def test_an_interrupted_spot_host_is_replaced_in_place_then_moved_when_its_place
     autoscaling = sandbox.aws("autoscaling", region)
 
     # AWS's two-minute warning: the host is ERROR with the event as its reason at once.
-    warning = {"id": "evt-warning-1", "kind": "interruption-warning", "host": "pr-7",
-               "region": region, "zone": zone, "instance_id": first}  # fmt: skip
-    assert sandbox.deliver(warning) == [True]
-    failed = sandbox.host("pr-7")
-    assert failed["state"] == "ERROR"
+    event = warning(region, first)
+    sandbox.deliver(region, event)
+    failed = sandbox.state_of("pr-7", "ERROR")
     assert failed["last_error"]["type"] == "SpotInterruption"
     assert failed["last_error"]["message"].startswith(
         f"spot interruption warning for {first} in {zone} (terminate at "
     )
-    # The same event again (EventBridge delivers at least once) changes nothing.
-    assert sandbox.deliver(warning) == [False]
-    assert len(sandbox.executions("pr-7", "hosts.replace")) == 1
-
     # AWS reclaims the instance; the group launches a replacement in the same place.
     autoscaling.terminate_instance_in_auto_scaling_group(
         InstanceId=first, ShouldDecrementDesiredCapacity=False
@@ -270,6 +304,13 @@ def test_an_interrupted_spot_host_is_replaced_in_place_then_moved_when_its_place
     assert replacement["status"] == "succeeded"
     assert replacement["result"]["outcome"] == "in-place"
     assert replaced["execution_id"] == replacement["id"]
+    # The same event again (EventBridge delivers at least once) changes nothing, and
+    # every message is gone from the queue once recorded.
+    sandbox.deliver(region, event)
+    wait_for(lambda: sandbox.drained(region), timeout=INTAKE_TIMEOUT)
+    assert sandbox.events("pr-7") == [event["id"]]
+    assert len(sandbox.executions("pr-7", "hosts.replace")) == 1
+    assert sandbox.host("pr-7")["state"] == "RUNNING"
     # What it cost: the interrupted machine's time ends at the warning, the new one's starts.
     assert sandbox.history("pr-7") == [("created", "interrupted"), ("recovered", None)]
 
@@ -278,9 +319,8 @@ def test_an_interrupted_spot_host_is_replaced_in_place_then_moved_when_its_place
     after = datetime.now(timezone.utc) + timedelta(seconds=BREAKER_WINDOW)
     wait_for(lambda: datetime.now(timezone.utc) > after, timeout=BREAKER_WINDOW + 30)
     candidates = replaced["allocation"]["candidates"]
-    assert sandbox.deliver(
-        {**warning, "id": "evt-warning-2", "instance_id": second}
-    ) == [True]  # fmt: skip
+    sandbox.deliver(region, warning(region, second))
+    sandbox.state_of("pr-7", "ERROR")
     autoscaling.terminate_instance_in_auto_scaling_group(
         InstanceId=second, ShouldDecrementDesiredCapacity=True
     )
@@ -335,13 +375,11 @@ def test_two_interruptions_in_a_pool_open_its_breaker_sending_launches_on_demand
     region = first["allocation"]["region"]
     assert second["allocation"]["region"] == region  # the best offer, for both
     # Both members' instances are interrupted at once: their place's breaker opens.
-    assert sandbox.deliver(
-        *(
-            {"id": f"evt-pool-{index}", "kind": "interruption-warning", "host": m["name"],
-             "pool": "ci", "region": region, "instance_id": sandbox.in_service(m["name"], region)}
-            for index, m in enumerate((first, second))
-        )
-    ) == [True, True]  # fmt: skip
+    sandbox.deliver(
+        region, *(warning(region, sandbox.in_service(m["name"], region)) for m in (first, second))
+    )
+    for member in (first, second):
+        sandbox.state_of(member["name"], "ERROR")
     opened_at = datetime.now(timezone.utc)
     open_key = ("mapt_breaker_open", (("pool", "ci"), ("region", region)))
     assert sandbox.metrics()[open_key] == 1

@@ -351,7 +351,7 @@ def test_the_groups_replacement_of_an_interrupted_instance_is_waited_for_and_ret
     replaced = wait_for_replacement(
         session, REGION, GROUP, interrupted, since=T0, clock=time.clock, sleep=sleep
     )
-    assert replaced.refused is None
+    assert replaced is not None and replaced.refused is None
     assert replaced.instance not in (None, interrupted)
     assert replaced.instance == _only_instance(session)
     # While the interrupted instance still ran in service, the wait went on.
@@ -368,7 +368,8 @@ def test_a_capacity_refusal_after_the_interruption_answers_at_once(
         session, REGION, GROUP, "i-gone", since=T0 + timedelta(minutes=2),
         clock=time.clock, sleep=time.sleep,
     )  # fmt: skip
-    assert replaced.instance is None and replaced.refused is not None
+    assert replaced is not None and replaced.instance is None
+    assert replaced.refused is not None
     assert replaced.refused.reason_code == "InsufficientInstanceCapacity"
     assert replaced.refused.capacity_failure
     assert "There is no Spot capacity available" in replaced.refused.message
@@ -385,7 +386,8 @@ def test_a_refusal_older_than_the_interruption_is_not_this_one_and_the_bound_end
         session, REGION, GROUP, "i-gone", since=T0 + timedelta(minutes=1), timeout=60,
         poll_interval=15, clock=time.clock, sleep=time.sleep,
     )  # fmt: skip
-    assert replaced.refused is not None and replaced.refused.reason_code == "timeout"
+    assert replaced is not None and replaced.refused is not None
+    assert replaced.refused.reason_code == "timeout"
     assert replaced.refused.capacity_failure
     assert "no replacement of i-gone was in service after 1m0s" in replaced.refused.message
     assert sum(time.sleeps) == 60
@@ -394,3 +396,22 @@ def test_a_refusal_older_than_the_interruption_is_not_this_one_and_the_bound_end
 def test_a_group_that_is_gone_is_an_error_not_no_capacity(session: boto3.Session) -> None:
     with pytest.raises(OperationError, match=f"Auto Scaling group {GROUP} does not exist"):
         wait_for_replacement(session, REGION, GROUP, "i-gone", since=T0, timeout=1)
+
+
+@pytest.mark.usefixtures("pending_group")
+def test_the_wait_ends_with_nothing_once_the_caller_gives_the_place_up(
+    session: boto3.Session,
+) -> None:
+    time = FakeTime()
+    asked: list[float] = []
+
+    def breaker_opened() -> bool:
+        asked.append(time.now)
+        return len(asked) == 3
+
+    replaced = wait_for_replacement(
+        session, REGION, GROUP, "i-gone", since=T0, timeout=600, poll_interval=15,
+        clock=time.clock, sleep=time.sleep, abandon=breaker_opened,
+    )  # fmt: skip
+    assert replaced is None
+    assert time.sleeps == [15, 15]

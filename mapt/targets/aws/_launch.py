@@ -197,15 +197,17 @@ def wait_for_replacement(
     poll_interval: float = DEFAULT_POLL_INTERVAL,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-) -> GroupReplacement:
+    abandon: Callable[[], bool] | None = None,
+) -> GroupReplacement | None:
     """Wait until the group has a replacement for instance ``interrupted`` (in service,
     healthy, running in EC2), or says it cannot launch one.
 
     A launch activity that failed after ``since`` (the interruption) answers at once
     with AWS's reason (``InsufficientInstanceCapacity``: the place has no capacity);
     after ``timeout`` seconds without either, the refusal's reason is ``timeout``.
-    ``OperationError`` when the group is gone or AWS cannot be asked: unknown is not
-    "no capacity".
+    ``abandon`` is asked before each wait: True ends it with None (the caller no
+    longer wants this place: its circuit breaker opened). ``OperationError`` when the
+    group is gone or AWS cannot be asked: unknown is not "no capacity".
     """
     from mapt.targets.aws._health import running_members
 
@@ -238,6 +240,9 @@ def wait_for_replacement(
                     region=region,
                 )
             )
+        if abandon is not None and abandon():
+            log.info("no longer waiting for a replacement of %s in %s", interrupted, group_name)
+            return None
         log.debug("waiting for a replacement of %s in group %s", interrupted, group_name)
         sleep(min(poll_interval, timeout - elapsed))
 
