@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mapt.cli._options import OutputFormat, Sandbox, given, option, whole_number
+from mapt.cli._options import DnsZone, OutputFormat, Sandbox, given, option, whole_number
 
 if TYPE_CHECKING:
     from mapt.service import Database, PoolSettings, RecoveryPolicy
@@ -113,18 +113,20 @@ def serve(
             "Members one pool may launch in a minute at most (default 10).",
         ),
     ] = None,
+    dns_zone: DnsZone = None,
     sandbox: Sandbox = False,
 ) -> None:
     """Run the HTTP API (OpenAPI at /openapi.json, docs at /docs) until SIGTERM."""
     if ctx.invoked_subcommand is not None:
         server_only = ("host", "port", "workers", "reconcile_interval", "recovery_attempts",
-                       "recovery_backoff", "pool_interval", "pool_launches", "sandbox")  # fmt: skip
+                       "recovery_backoff", "pool_interval", "pool_launches", "sandbox",
+                       "dns_zone")  # fmt: skip
         if any(given(ctx, name) for name in server_only):
             from mapt.core import InputError
 
             raise InputError(
-                "--host, --port, --workers, --reconcile-interval, --recovery-*, --pool-* and "
-                "--sandbox "
+                "--host, --port, --workers, --reconcile-interval, --recovery-*, --pool-*, "
+                "--dns-zone and --sandbox "
                 f"belong to mapt serve itself, not to mapt serve {ctx.invoked_subcommand}"
             )
         ctx.meta[_DATABASE_KEY] = database_url
@@ -142,6 +144,7 @@ def serve(
         workers=whole_number(workers or "2"),
         recovery=recovery,
         pools=_pool_settings(pool_interval, pool_launches),
+        dns_zone=dns_zone,
     )
     services = None
     if sandbox:

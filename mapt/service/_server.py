@@ -83,8 +83,14 @@ class ServerSettings:
     timing: Timing = field(default_factory=Timing)
     recovery: RecoveryPolicy = field(default_factory=RecoveryPolicy)
     pools: PoolSettings = field(default_factory=PoolSettings)
+    # The hosted zone of the hosts created without a dns_zone field (``--dns-zone``).
+    dns_zone: str | None = None
 
     def __post_init__(self) -> None:
+        if self.dns_zone is not None:
+            from mapt.targets.aws import check_zone_name
+
+            object.__setattr__(self, "dns_zone", check_zone_name(self.dns_zone))
         if not 0 <= self.port <= 65535:
             raise InputError(f"--port {self.port} must be between 0 and 65535")
         if self.workers < 1:
@@ -158,6 +164,7 @@ def run_server(
             dispatcher=dispatcher,
             host_services=host_services,
             routers=routers,
+            dns_zone=settings.dns_zone,
         )
         app = create_app(service)
         host, port = sock.getsockname()[:2]

@@ -11,8 +11,18 @@ behind (see ``specs/features/reliability.md``). Importing this package loads nei
 Pulumi, ``pulumi_aws`` nor boto3; the programs and AWS calls do when they run.
 """
 
+from mapt.targets.aws._dns import (
+    RECORD_TTL_SECONDS,
+    HostedZone,
+    LaunchedInstance,
+    check_zone_name,
+    instance_public_address,
+    record_name,
+    resolve_hosted_zone,
+)
 from mapt.targets.aws._health import HostHealth, host_health
 from mapt.targets.aws._host import (
+    CONNECTION_ADDRESS,
     CONNECTION_OUTPUTS,
     COST_OUTPUTS,
     HOST_ADDRESS_NAME,
@@ -23,7 +33,9 @@ from mapt.targets.aws._host import (
     OUTPUT_BASTION_HOST,
     OUTPUT_CONFIGURED_INSTANCE,
     OUTPUT_CREATED_AT,
+    OUTPUT_DNS_NAME,
     OUTPUT_HOST,
+    OUTPUT_INSTANCE_ID,
     OUTPUT_INSTANCE_TYPES,
     OUTPUT_OS,
     OUTPUT_REGION,
@@ -36,6 +48,7 @@ from mapt.targets.aws._host import (
     PLACEMENT_OUTPUTS,
     SECRET_OUTPUTS,
     HostPhase,
+    LaunchFunction,
     Program,
     ReadinessFunction,
     SetupFunction,
@@ -50,6 +63,7 @@ from mapt.targets.aws._host import (
     host_program,
     host_stack_name,
     public_address_refusal,
+    recorded_instance,
     recorded_setup,
 )
 from mapt.targets.aws._images import GET_AMI, ami_answer
@@ -97,6 +111,7 @@ from mapt.targets.aws._sweep import (
 
 __all__ = [
     "CAPACITY_REASONS",
+    "CONNECTION_ADDRESS",
     "CONNECTION_OUTPUTS",
     "COST_OUTPUTS",
     "DEFAULT_DISK_SIZE_GIB",
@@ -112,7 +127,9 @@ __all__ = [
     "OUTPUT_BASTION_HOST",
     "OUTPUT_CONFIGURED_INSTANCE",
     "OUTPUT_CREATED_AT",
+    "OUTPUT_DNS_NAME",
     "OUTPUT_HOST",
+    "OUTPUT_INSTANCE_ID",
     "OUTPUT_INSTANCE_TYPES",
     "OUTPUT_OS",
     "OUTPUT_REGION",
@@ -123,6 +140,7 @@ __all__ = [
     "PHASE_BOOTSTRAP",
     "PHASE_CREATE",
     "PLACEMENT_OUTPUTS",
+    "RECORD_TTL_SECONDS",
     "SANDBOX_INVOKES",
     "SANDBOX_KINDS",
     "SANDBOX_SERVICES",
@@ -133,7 +151,10 @@ __all__ = [
     "HostPhase",
     "HostRequest",
     "HostSetup",
+    "HostedZone",
     "ImageLookup",
+    "LaunchFunction",
+    "LaunchedInstance",
     "OperatingSystem",
     "Program",
     "ReadinessFunction",
@@ -149,6 +170,7 @@ __all__ = [
     "UpFunction",
     "ami_answer",
     "check_sandbox_endpoint",
+    "check_zone_name",
     "configure_host",
     "delete_resource",
     "deploy_host",
@@ -166,11 +188,15 @@ __all__ = [
     "host_phases",
     "host_program",
     "host_stack_name",
+    "instance_public_address",
     "is_not_found",
     "launch_failure",
     "plan_sweep",
     "public_address_refusal",
+    "record_name",
+    "recorded_instance",
     "recorded_setup",
+    "resolve_hosted_zone",
     "verify_spot_launch",
     "wait_until_running",
 ]
