@@ -553,7 +553,7 @@ def _print_create(outcome: "HostRecord", output: OutputFormat) -> None:
     name = outcome.outputs.get("dns_name")
     lines.append(f"host:              {name or outcome.outputs.get('host')}")
     if name is not None:
-        lines.append(f"address:           {outcome.outputs.get('host')} (the name's, now)")
+        lines.append(f"address:           {outcome.outputs.get('host')}")
     lines.append(f"username:          {outcome.outputs.get('username')}")
     if outcome.files:
         lines.append(f"connection files:  {', '.join(str(p) for p in outcome.files)}")

@@ -438,6 +438,8 @@ class HostModel(BaseModel):
     name: str
     state: str
     address: str | None
+    # The host's Route53 name (its dns_zone field), which points at `address`.
+    dns_name: str | None = None
     username: str | None
     allocation: dict[str, Any] | None
     hourly_price: float | None

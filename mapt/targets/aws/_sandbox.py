@@ -1175,8 +1175,10 @@ def _current_record_set(aws: SandboxAws, outputs: Mapping[str, Any]) -> dict[str
         StartRecordType=outputs["type"],
         MaxItems="1",
     )["ResourceRecordSets"]
-    if found and found[0]["Name"].rstrip(".").lower() == name and (
-        found[0]["Type"] == outputs["type"]
+    if (
+        found
+        and found[0]["Name"].rstrip(".").lower() == name
+        and (found[0]["Type"] == outputs["type"])
     ):
         return dict(found[0])
     return None
