@@ -169,3 +169,15 @@ def test_a_re_run_on_the_same_instance_runs_one_up_and_keeps_the_name() -> None:
     outputs, _ = deploy(INSTANCE, INSTANCE, ups)
     assert ups.records == [["203.0.113.7"]]
     assert outputs["host"] == "203.0.113.7"
+
+
+def test_the_load_balancer_flag_without_a_zone_or_spot_is_refused() -> None:
+    from mapt.hosts import create_request
+
+    base = {"project_name": "x", "os": "fedora", "spot_load_balancer": True}
+    with pytest.raises(InputError, match=r"--spot-load-balancer .* applies only with --dns-zone"):
+        create_request({**base, "spot": True})
+    with pytest.raises(InputError, match=r"--spot-load-balancer .* applies only with --spot"):
+        create_request({**base, "dns_zone": ZONE})
+    request = create_request({**base, "spot": True, "dns_zone": "CI.example.com."})
+    assert request.host.dns_zone == ZONE and request.host.load_balanced(True)
