@@ -40,6 +40,7 @@ from mapt.cli._options import (
     CostsStart,
     Cpus,
     Debug,
+    DnsZone,
     ExcludedRegions,
     GpuManufacturer,
     Gpus,
@@ -173,6 +174,15 @@ def create(
     spot_fallback_on_demand: Annotated[
         bool,
         option("--spot-fallback-on-demand", "When spot cannot launch, use on-demand capacity."),
+    ] = False,
+    dns_zone: DnsZone = None,
+    spot_load_balancer: Annotated[
+        bool,
+        option(
+            "--spot-load-balancer",
+            "With --dns-zone: keep the spot host behind a network load balancer with a "
+            "fixed address (about 20 USD a month more).",
+        ),
     ] = False,
     lock_timeout: LockTimeout = DEFAULT_LOCK_TIMEOUT,
     ghactions_runner_token: RunnerToken = None,
@@ -539,10 +549,11 @@ def _print_create(outcome: "HostRecord", output: OutputFormat) -> None:
         typer.echo("\n".join([header, *lines]))
         _print_resources(outcome)
         return
-    lines += [
-        f"host:              {outcome.outputs.get('host')}",
-        f"username:          {outcome.outputs.get('username')}",
-    ]
+    name = outcome.outputs.get("dns_name")
+    lines.append(f"host:              {name or outcome.outputs.get('host')}")
+    if name is not None:
+        lines.append(f"address:           {outcome.outputs.get('host')}")
+    lines.append(f"username:          {outcome.outputs.get('username')}")
     if outcome.files:
         lines.append(f"connection files:  {', '.join(str(p) for p in outcome.files)}")
     typer.echo("\n".join(["Host ready.", *lines]))
@@ -566,7 +577,9 @@ def _write_github_output(outcome: "HostRecord", conn_dir: Path | None) -> None:
         return
     chosen = outcome.allocation
     values = {
-        "host": outcome.outputs.get("host"),
+        # As the `host` connection file: the name when there is one, then its address.
+        "host": outcome.outputs.get("dns_name") or outcome.outputs.get("host"),
+        "address": outcome.outputs.get("host"),
         "username": outcome.outputs.get("username"),
         "region": chosen.region,
         "availability-zone": chosen.availability_zone,
@@ -620,7 +633,7 @@ def _print_hosts(hosts: "list[HostStatus]", backed_url: str | None) -> None:
             host.availability_zone or "-",
             ", ".join(host.instance_types) or "-",
             capacity,
-            host.host or "-",
+            (f"{host.dns_name} ({host.host})" if host.dns_name else host.host) or "-",
             host.secrets_state,
             "unreadable" if host.unreadable else _age(now, host.updated_at),
             "yes" if host.locked else "",

@@ -225,6 +225,14 @@ ComputeFamilies = Annotated[
     str | None,
     option("--compute-families", "Only these instance families (m5 keeps m5.large, not m5a)."),
 ]
+DnsZone = Annotated[
+    str | None,
+    option(
+        "--dns-zone",
+        "A public Route53 hosted zone's name (ci.example.com): the host gets the name "
+        "<project>.<zone>; a spot host then has no load balancer.",
+    ),
+]
 Tolerance = Annotated[
     str,
     option(

@@ -63,8 +63,8 @@ def sandbox_services(
 def enter_sandbox(session: Any, backend_url: str | None) -> None:
     """Check that every service a sandbox run calls is local, and say it is a sandbox.
 
-    Those are what the sandbox kinds call (EC2, Auto Scaling, ELBv2, SQS and
-    EventBridge for the service's event intake), and S3 when the state is there.
+    Those are what the sandbox kinds call (EC2, Auto Scaling, ELBv2, Route53, and SQS
+    and EventBridge for the service's event intake), and S3 when the state is there.
     ``InputError`` (exit 2) naming the variable and its value if not.
     """
     from mapt.targets.aws import SANDBOX_SERVICES, check_sandbox_endpoint

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mapt.cli._console import command_group
-from mapt.cli._options import OutputFormat, Sandbox, given, option, whole_number
+from mapt.cli._options import DnsZone, OutputFormat, Sandbox, given, option, whole_number
 
 if TYPE_CHECKING:
     from mapt.service import (
@@ -164,6 +164,7 @@ def serve(
             "How long one long poll of an event queue waits for a message, 1s..20s (default 20s).",
         ),
     ] = None,
+    dns_zone: DnsZone = None,
     sandbox: Sandbox = False,
 ) -> None:
     """Run the HTTP API (OpenAPI at /openapi.json, docs at /docs) until SIGTERM."""
@@ -171,13 +172,14 @@ def serve(
         server_only = ("host", "port", "workers", "reconcile_interval", "recovery_attempts",
                        "recovery_backoff", "pool_interval", "pool_launches", "sandbox",
                        "breaker_interruptions", "breaker_window", "breaker_cooldown",
-                       "replacement_timeout", "event_regions", "event_poll_wait")  # fmt: skip
+                       "replacement_timeout", "event_regions", "event_poll_wait",
+                       "dns_zone")  # fmt: skip
         if any(given(ctx, name) for name in server_only):
             from mapt.core import InputError
 
             raise InputError(
                 "--host, --port, --workers, --reconcile-interval, --recovery-*, --pool-*, "
-                "--breaker-*, --replacement-timeout, --event-* and --sandbox "
+                "--breaker-*, --replacement-timeout, --event-*, --dns-zone and --sandbox "
                 f"belong to mapt serve itself, not to mapt serve {ctx.invoked_subcommand}"
             )
         ctx.meta[_DATABASE_KEY] = database_url
@@ -199,6 +201,7 @@ def serve(
             breaker_interruptions, breaker_window, breaker_cooldown, replacement_timeout
         ),
         events=_event_settings(event_regions, event_poll_wait),
+        dns_zone=dns_zone,
     )
     services = None
     if sandbox:

@@ -165,6 +165,7 @@ class Host:
 # The server's connection answer -> the connection files' names (mapt.targets.aws).
 _CONNECTION_FILES = (
     ("address", "host"),
+    ("ip_address", "address"),
     ("username", "username"),
     ("private_key", "id_rsa"),
     ("password", "userpassword"),

@@ -30,10 +30,10 @@ if TYPE_CHECKING:
 
     from mapt.allocation import AllocationArgs, AllocationResult, FailedOffer
     from mapt.hosts._replacement import ReplacementPlan
-    from mapt.hosts._services import HostSetupStep, LaunchCheck, ReadinessCheck
+    from mapt.hosts._services import AddressLookup, HostSetupStep, LaunchCheck, ReadinessCheck
     from mapt.stacks import DryRunEngine, Engine, PlannedStep
     from mapt.targets import SshAccess
-    from mapt.targets.aws import HostRequest, HostSetup
+    from mapt.targets.aws import HostRequest, HostSetup, LaunchedInstance
 
 log = get_logger(__name__)
 
@@ -151,11 +151,14 @@ class HostChecks:
 
     ``setup`` hands a ready host its secrets (``None``: the real delivery over SSH,
     ``mapt.targets.aws.configure_host``); it gets the request and the stack's outputs.
+    ``instance_address`` reads the launched instance's public address, for a spot host
+    without a load balancer (its address and name point there).
     """
 
     launch: LaunchCheck
     readiness: ReadinessCheck
     setup: HostSetupStep | None = None
+    instance_address: AddressLookup | None = None
 
     def setup_for(
         self, request: HostRequest
@@ -165,15 +168,32 @@ class HostChecks:
             return None
         return lambda access, outputs: setup(access, request, outputs)
 
-    def after_up(self, offer: AllocationResult, group_name: str) -> Callable[[SshAccess], None]:
-        """The wait for one deployment: a spot group must launch before SSH can answer."""
+    def after_up(
+        self, offer: AllocationResult, group_name: str, *, launch_confirmed: bool = False
+    ) -> Callable[[SshAccess], None]:
+        """The wait for one deployment: a spot group must launch before SSH can answer.
+
+        ``launch_confirmed``: ``launched`` confirmed it already (no load balancer).
+        """
 
         def wait(access: SshAccess) -> None:
-            if offer.is_spot:
+            if offer.is_spot and not launch_confirmed:
                 self.launch(offer.region, group_name)
             self.readiness(access)
 
         return wait
+
+    def launched(self, offer: AllocationResult, group_name: str) -> Callable[[], LaunchedInstance]:
+        """The launch check of a spot group, then its instance's public address."""
+
+        def launched() -> LaunchedInstance:
+            from mapt.hosts._services import ec2_instance_address
+
+            instance_id = self.launch(offer.region, group_name)
+            lookup = self.instance_address or ec2_instance_address
+            return lookup(offer.region, instance_id)
+
+        return launched
 
 
 class SpotAttemptsExhaustedError(NoCapacityError):
@@ -209,12 +229,16 @@ def _deploy_with_failover(
         SpotLaunchError,
         deploy_host,
         host_group_name,
+        recorded_instance,
         recorded_setup,
     )
 
     ref = StackRef.for_context(context, HOST_STACK)
-    # A re-run keeps what an earlier delivery recorded until it has delivered again.
-    recorded = recorded_setup(engine.outputs(ref)) if engine.exists(ref) else None
+    # A re-run keeps what an earlier delivery recorded until it has delivered again, and
+    # the instance a name points at until the launch check names the current one.
+    before = engine.outputs(ref) if engine.exists(ref) else {}
+    recorded = recorded_setup(before)
+    pointed_at = recorded_instance(before)
     deployments = 0
     # Replaced once, by the first `up` (a later one, recording the setup, keeps it).
     to_replace = list(replaced)
@@ -227,15 +251,19 @@ def _deploy_with_failover(
     while True:
         current = chosen
         deployments += 1
+        group = host_group_name(context)
+        pinned = current.is_spot and not request.load_balanced(True)
         try:
             outputs = deploy_host(
                 context,
                 current,
                 request,
                 up=up,
-                wait=checks.after_up(current, host_group_name(context)),
+                wait=checks.after_up(current, group, launch_confirmed=pinned),
                 setup=checks.setup_for(request),
                 recorded=recorded,
+                launched=checks.launched(current, group) if pinned else None,
+                recorded_instance=pointed_at,
             )
             return current, outputs
         except SpotLaunchError as error:
@@ -245,6 +273,7 @@ def _deploy_with_failover(
                 raise OperationError(error.message, hint=error.hint) from error
             log.warning("%s; destroying the host stack to try elsewhere", error.message)
             engine.destroy(ref)
+            pointed_at = None  # the next offer's stack starts empty
             chosen = _next_choice(
                 context,
                 args,

@@ -162,7 +162,9 @@ class HostRecord:
 
 @dataclass(frozen=True)
 class AddressChange:
-    """A host given a new public address: its Elastic IP replaced, the old one released.
+    """A host given a new public address: its Elastic IP replaced, the old one released
+    (``refresh_ip``); or its name pointed at its instance's address (``repoint``; old and
+    new are the same when it pointed there already).
 
     ``host`` is the host as it is now (its outputs name the new address).
     """
@@ -236,6 +238,8 @@ class HostStatus:
     host: str | None = None
     updated_at: datetime | None = None
     locked: bool = False
+    # The host's DNS name (``--dns-zone``); ``host`` is the address it points at.
+    dns_name: str | None = None
     awaited_secrets: tuple[str, ...] = ()
     configured_instance: str | None = None
     unreadable: tuple[tuple[str, str], ...] = ()
@@ -259,6 +263,7 @@ class HostStatus:
             "instance_types": list(self.instance_types),
             "spot": self.spot,
             "host": self.host,
+            "dns_name": self.dns_name,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
             "locked": self.locked,
             "awaited_secrets": list(self.awaited_secrets),

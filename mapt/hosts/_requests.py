@@ -72,7 +72,12 @@ COMPUTE_FIELDS = (*SHAPE_FIELDS, "arch", "compute_sizes")
 SPOT_FIELDS = ("spot_eviction_tolerance", "spot_increase_rate", "spot_excluded_regions")
 # Fields that tune spot choices, and fields that describe the runner: each group is
 # refused without the field it depends on.
-SPOT_TUNING = (*SPOT_FIELDS, "spot_max_attempts", "spot_fallback_on_demand")
+SPOT_TUNING = (
+    *SPOT_FIELDS,
+    "spot_max_attempts",
+    "spot_fallback_on_demand",
+    "spot_load_balancer",
+)
 RUNNER_SETTINGS = (
     "ghactions_runner_token",
     "ghactions_runner_labels",
@@ -99,6 +104,7 @@ CREATE_FIELDS = frozenset(
         "airgap",
         "service_endpoints",
         "spot",
+        "dns_zone",
         "ami_name",
         "ami_owner",
         "ami_username",
@@ -196,6 +202,13 @@ def create_request(fields: Fields, *, name: FieldName = flag_name) -> CreateHost
     airgap = read.flag("airgap")
     if not airgap:
         read.refuse_without(("service_endpoints",), name("airgap"))
+    dns_zone = read.text("dns_zone")
+    if dns_zone is not None:
+        from mapt.targets.aws import check_zone_name
+
+        dns_zone = check_zone_name(dns_zone, flag=name("dns_zone"))
+    else:
+        read.refuse_without(("spot_load_balancer",), name("dns_zone"))
     os_name = read.text("os")
     if os_name is None:
         raise InputError(f"{name('os')} is required: rhel, fedora or windows")
@@ -212,6 +225,8 @@ def create_request(fields: Fields, *, name: FieldName = flag_name) -> CreateHost
         rh_subscription_username=read.text("rh_subscription_username"),
         rh_subscription_password=read.secret("rh_subscription_password"),
         expires_at=expires_at,
+        dns_zone=dns_zone,
+        spot_load_balancer=read.flag("spot_load_balancer"),
     )
     spot = read.flag("spot")
     spot_choice = spot_from_fields(fields, name=name) if spot else None

@@ -21,7 +21,13 @@ if TYPE_CHECKING:
     from mapt.hosts._records import HostStatus
     from mapt.stacks import Engine
     from mapt.targets import SshAccess
-    from mapt.targets.aws import GroupReplacement, HostHealth, HostRequest, HostSetup
+    from mapt.targets.aws import (
+        GroupReplacement,
+        HostHealth,
+        HostRequest,
+        HostSetup,
+        LaunchedInstance,
+    )
 
 # Builds the engine for a run from the secrets provider and the debug switch.
 EngineFactory = Callable[[str | None, bool], "Engine"]
@@ -29,6 +35,9 @@ EngineFactory = Callable[[str | None, bool], "Engine"]
 ReadinessCheck = Callable[["SshAccess"], None]
 # Confirms a spot group has a running instance: (region, group name) -> instance id.
 LaunchCheck = Callable[[str, str], str]
+# The public address of a spot group's instance: (region, instance id) -> the instance
+# and its address (a spot host without a load balancer points its name there).
+AddressLookup = Callable[[str, str], "LaunchedInstance"]
 # Hands a ready host its secrets: (access, request, the stack's outputs) -> what was done;
 # None: nothing was delivered (the sandbox logs in to no machine).
 HostSetupStep = Callable[["SshAccess", "HostRequest", "Mapping[str, Any]"], "HostSetup | None"]
@@ -105,6 +114,13 @@ def auto_scaling_replacement(
         timeout=timeout,
         abandon=abandon,
     )
+def ec2_instance_address(region: str, instance_id: str) -> LaunchedInstance:
+    """The real address lookup: the instance's public IP, through boto3."""
+    import boto3
+
+    from mapt.targets.aws import instance_public_address
+
+    return instance_public_address(boto3.Session(), region, instance_id)
 
 
 def aws_host_health(status: HostStatus) -> HostHealth:
@@ -144,6 +160,7 @@ class HostServices:
     setup: HostSetupStep | None = None
     health: HealthCheck = aws_host_health
     replacement: ReplacementWait = auto_scaling_replacement
+    instance_address: AddressLookup = ec2_instance_address
 
     def check_engine(self) -> None:
         """Check what the engine needs to change state (the Pulumi engine: its CLI).
@@ -170,7 +187,12 @@ class HostServices:
         """The checks a create runs after each ``up``, from these services."""
         from mapt.hosts._create import HostChecks
 
-        return HostChecks(launch=self.launch, readiness=self.readiness, setup=self.setup)
+        return HostChecks(
+            launch=self.launch,
+            readiness=self.readiness,
+            setup=self.setup,
+            instance_address=self.instance_address,
+        )
 
 
 def _is_pulumi_engine(factory: EngineFactory) -> bool:

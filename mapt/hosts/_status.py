@@ -51,6 +51,7 @@ def _host_summary(project: str, summaries: Sequence[StackSummary]) -> HostStatus
         instance_types=tuple(str(t) for t in types),
         spot=spot,
         host=merged.get("host"),
+        dns_name=merged.get("dns_name"),
         updated_at=max(times) if times else None,
         locked=any(s.locks for s in summaries),
         awaited_secrets=tuple(str(a) for a in merged.get("awaited_secrets") or ()),

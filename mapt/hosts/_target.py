@@ -108,6 +108,41 @@ class AwsHostTarget:
             )
         return AddressChange(request.project, old, new, record)
 
+    def repoint(self, request: CreateHostRequest) -> AddressChange:
+        """Point the host's name at the machine it runs on now; the change (old, new).
+
+        For a spot host without a load balancer, whose Auto Scaling group replaced the
+        instance (an interruption, a rebalance): the create path runs again (the spot
+        choice kept, ``request`` the whole host as created), and its launch check names
+        the group's current instance, whose public address becomes the ``host`` output
+        and the record's value (the provider UPSERTs it) in one ``up`` of the host's
+        stack. Nothing changes when the name points there already (old == new). The
+        command ends when the host answers at that address, and connection files are
+        written again to ``request.conn_dir``.
+
+        ``HostNotFoundError`` without a host; ``InputError`` for a request without
+        ``dns_zone`` or a host whose stack has no name, before anything changes.
+        """
+        from mapt.core import InputError
+        from mapt.stacks import StackRef
+        from mapt.targets.aws import HOST_STACK, OUTPUT_DNS_NAME, OUTPUT_HOST
+
+        with reporting_progress(self.progress):
+            if request.host.dns_zone is None:
+                raise InputError(
+                    f"host {request.project!r} cannot be repointed without its --dns-zone"
+                )
+            engine = self.services.engine(request.secrets_provider, request.context.debug)
+            host_status(engine, request.context.backend_url, request.project)
+            before = engine.outputs(StackRef.for_context(request.context, HOST_STACK))
+            if not before.get(OUTPUT_DNS_NAME):
+                raise InputError(
+                    f"host {request.project!r} has no DNS name in its state to repoint"
+                )
+            old = str(before.get(OUTPUT_HOST) or "")
+        record = self._deploy(request, reuse_choice=True)
+        return AddressChange(request.project, old, record.address or "", record)
+
     def dry_run(self, request: CreateHostRequest) -> HostRecord:
         """What ``create`` would do: the real choice and its price, the resources; nothing
         is created or written, and no engine CLI or passphrase is needed."""
@@ -234,8 +269,9 @@ class AwsHostTarget:
 
         First what a run that changes state needs (the engine's CLI, a passphrase or
         KMS key for s3 state), then the AWS credentials every run reads the market
-        with; then the runner's registration token, and the architecture of named
-        types, which picks the image.
+        with; then the hosted zone of the host's name (``InputError`` when the account
+        has no such public zone); then the runner's registration token, and the
+        architecture of named types, which picks the image.
         """
         import boto3
 
@@ -252,6 +288,12 @@ class AwsHostTarget:
         check_credentials(session)
         engine = self.services.engine(request.secrets_provider, context.debug)
         host = request.host
+        if host.dns_zone is not None:
+            from mapt.targets.aws import resolve_hosted_zone
+
+            # A zone that does not exist is bad input (exit 2), found before any lock.
+            zone = resolve_hosted_zone(session, host.dns_zone)
+            host = replace(host, dns_zone_id=zone.id)
         if request.runner is not None:
             # Last of the checks: it asks GitHub for a token, once everything else is valid.
             host = replace(host, runner=register_runner(context.project_name, request.runner))

@@ -81,6 +81,8 @@ class Service:
     executions: Executions = field(init=False)
     hosts: Hosts = field(init=False)
     routers: tuple[APIRouter, ...] = ()
+    # The hosted zone of hosts created without a dns_zone field (``mapt serve --dns-zone``).
+    dns_zone: str | None = None
     # Where costs get prices (default: AWS, through boto3), the book that prices hosts'
     # intervals, and the metrics registry features add their collectors to.
     prices: PriceSource | None = None
@@ -436,6 +438,8 @@ class HostModel(BaseModel):
     name: str
     state: str
     address: str | None
+    # The host's Route53 name (its dns_zone field), which points at `address`.
+    dns_name: str | None = None
     username: str | None
     allocation: dict[str, Any] | None
     hourly_price: float | None
@@ -498,7 +502,15 @@ def _hosts_router() -> APIRouter:
     async def create_host(
         request: Request, fields: HostFields, _token: Writer, waited: Waited
     ) -> JSONResponse:
-        """Create a host (PENDING, then RUNNING once deployed and ready)."""
+        """Create a host (PENDING, then RUNNING once deployed and ready).
+
+        Without a `dns_zone` field, the host gets the server's (`mapt serve --dns-zone`);
+        `"dns_zone": null` asks for no name. It is recorded in the host's fields, so its
+        recoveries keep the name.
+        """
+        zone = _service(request).dns_zone
+        if zone is not None and "dns_zone" not in fields:
+            fields = {**fields, "dns_zone": zone}
         return await host_request(request, HostRequest.CREATE, None, fields, waited)
 
     @router.get("", response_model=HostList)

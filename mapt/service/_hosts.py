@@ -115,6 +115,7 @@ class ManagedHost:
             "name": self.name,
             "state": self.state.value,
             "address": outputs.get("host"),
+            "dns_name": outputs.get("dns_name"),
             "username": outputs.get("username"),
             "allocation": record.get("allocation"),
             "hourly_price": record.get("hourly_price"),
@@ -428,7 +429,10 @@ def host_connection(services: HostServices, host: ManagedHost) -> dict[str, Any]
     ref = StackRef(host.name, HOST_STACK, None if backend is None else str(backend))
     connection = HostConnection(host_connection_values(engine.outputs(ref)))
     return {
+        # With a name (dns_zone): the name, as the `host` connection file holds it, and
+        # the address it points at now.
         "address": connection.host,
+        "ip_address": connection.values.get("address"),
         "username": connection.username,
         "private_key": connection.private_key,
         "password": connection.password,

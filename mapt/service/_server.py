@@ -94,8 +94,14 @@ class ServerSettings:
     interruptions: InterruptionSettings = field(default_factory=InterruptionSettings)
     # Which regions' EC2 events the leader takes in (none by default: no intake task).
     events: EventIntakeSettings = field(default_factory=EventIntakeSettings)
+    # The hosted zone of the hosts created without a dns_zone field (``--dns-zone``).
+    dns_zone: str | None = None
 
     def __post_init__(self) -> None:
+        if self.dns_zone is not None:
+            from mapt.targets.aws import check_zone_name
+
+            object.__setattr__(self, "dns_zone", check_zone_name(self.dns_zone))
         if not 0 <= self.port <= 65535:
             raise InputError(f"--port {self.port} must be between 0 and 65535")
         if self.workers < 1:
@@ -181,6 +187,7 @@ def run_server(
             dispatcher=dispatcher,
             host_services=host_services,
             routers=routers,
+            dns_zone=settings.dns_zone,
         )
         service.metrics.register(InterruptionCollector(database, settings.interruptions.breaker))
         service.metrics.register(EVENT_COUNTS)

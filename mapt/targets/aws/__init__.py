@@ -12,6 +12,15 @@ behind (see ``specs/features/reliability.md``). Importing this package loads nei
 Pulumi, ``pulumi_aws`` nor boto3; the programs and AWS calls do when they run.
 """
 
+from mapt.targets.aws._dns import (
+    RECORD_TTL_SECONDS,
+    HostedZone,
+    LaunchedInstance,
+    check_zone_name,
+    instance_public_address,
+    record_name,
+    resolve_hosted_zone,
+)
 from mapt.targets.aws._events import (
     DETAIL_TYPES,
     EVENT_SOURCE,
@@ -27,6 +36,7 @@ from mapt.targets.aws._events import (
 )
 from mapt.targets.aws._health import HostHealth, host_health
 from mapt.targets.aws._host import (
+    CONNECTION_ADDRESS,
     CONNECTION_OUTPUTS,
     COST_OUTPUTS,
     HOST_ADDRESS_NAME,
@@ -37,7 +47,9 @@ from mapt.targets.aws._host import (
     OUTPUT_BASTION_HOST,
     OUTPUT_CONFIGURED_INSTANCE,
     OUTPUT_CREATED_AT,
+    OUTPUT_DNS_NAME,
     OUTPUT_HOST,
+    OUTPUT_INSTANCE_ID,
     OUTPUT_INSTANCE_TYPES,
     OUTPUT_OS,
     OUTPUT_REGION,
@@ -50,6 +62,7 @@ from mapt.targets.aws._host import (
     PLACEMENT_OUTPUTS,
     SECRET_OUTPUTS,
     HostPhase,
+    LaunchFunction,
     Program,
     ReadinessFunction,
     SetupFunction,
@@ -64,6 +77,7 @@ from mapt.targets.aws._host import (
     host_program,
     host_stack_name,
     public_address_refusal,
+    recorded_instance,
     recorded_setup,
 )
 from mapt.targets.aws._images import GET_AMI, ami_answer
@@ -115,6 +129,7 @@ from mapt.targets.aws._sweep import (
 
 __all__ = [
     "CAPACITY_REASONS",
+    "CONNECTION_ADDRESS",
     "CONNECTION_OUTPUTS",
     "COST_OUTPUTS",
     "DEFAULT_DISK_SIZE_GIB",
@@ -135,7 +150,9 @@ __all__ = [
     "OUTPUT_BASTION_HOST",
     "OUTPUT_CONFIGURED_INSTANCE",
     "OUTPUT_CREATED_AT",
+    "OUTPUT_DNS_NAME",
     "OUTPUT_HOST",
+    "OUTPUT_INSTANCE_ID",
     "OUTPUT_INSTANCE_TYPES",
     "OUTPUT_OS",
     "OUTPUT_REGION",
@@ -147,6 +164,7 @@ __all__ = [
     "PHASE_CREATE",
     "PLACEMENT_OUTPUTS",
     "REBALANCE_RECOMMENDATION",
+    "RECORD_TTL_SECONDS",
     "SANDBOX_INVOKES",
     "SANDBOX_KINDS",
     "SANDBOX_SERVICES",
@@ -160,7 +178,10 @@ __all__ = [
     "HostPhase",
     "HostRequest",
     "HostSetup",
+    "HostedZone",
     "ImageLookup",
+    "LaunchFunction",
+    "LaunchedInstance",
     "OperatingSystem",
     "Program",
     "ReadinessFunction",
@@ -176,6 +197,7 @@ __all__ = [
     "UpFunction",
     "ami_answer",
     "check_sandbox_endpoint",
+    "check_zone_name",
     "configure_host",
     "delete_resource",
     "deploy_host",
@@ -197,12 +219,16 @@ __all__ = [
     "host_phases",
     "host_program",
     "host_stack_name",
+    "instance_public_address",
     "is_not_found",
     "launch_failure",
     "plan_sweep",
     "public_address_refusal",
+    "record_name",
+    "recorded_instance",
     "recorded_setup",
     "region_of_address",
+    "resolve_hosted_zone",
     "verify_spot_launch",
     "wait_for_replacement",
     "wait_until_running",

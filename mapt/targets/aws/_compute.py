@@ -4,9 +4,11 @@ Spot: a launch template and an Auto Scaling group of exactly one instance, in th
 allocated subnet, launching only the allocated instance types, all as spot with the
 allocation's max price. A network load balancer with a fixed address sits in front
 (an Elastic IP, or a fixed private IP when air-gapped), so the host keeps its address
-when spot replaces the instance. ``up`` does not wait for the instance: the group has a
-known name, and ``_launch.verify_spot_launch`` waits for it and reads AWS's reason
-when the launch fails.
+when spot replaces the instance; a host with a name (``--dns-zone``) has none unless
+asked (``--spot-load-balancer``): its name follows the instance's own address.
+``up`` does not wait for the instance: the group has a known name, and
+``_launch.verify_spot_launch`` waits for it and reads AWS's reason when the launch
+fails.
 
 On-demand: one ``ec2.Instance`` of the first offered type (deterministic: the
 allocation lists types best first) with an Elastic IP, or its private IP when
@@ -82,9 +84,13 @@ def spot_max_price(max_price: float) -> str:
 
 @dataclass(frozen=True)
 class SpotHost:
-    """What the spot host's resources give back: its stable address and group name."""
+    """What the spot host's resources give back: its stable address and group name.
 
-    address: pulumi.Output[str]
+    ``address`` is None without a load balancer: the instance's address is known only
+    once the group has launched it.
+    """
+
+    address: pulumi.Output[str] | None
     group_name: pulumi.Output[str]
 
 
@@ -100,8 +106,9 @@ def spot_host(
     key_name: pulumi.Input[str],
     user_data: pulumi.Output[str],
     airgap: bool,
+    load_balancer: bool = True,
 ) -> SpotHost:
-    """Declare the spot host, its load balancer and its expiry schedule (if any)."""
+    """Declare the spot host, its load balancer (if any) and its expiry schedule (if any)."""
     if not instance_types:
         raise InputError("the allocation offers no instance type to launch")
     volume_tags = dep.named_tags("mapt-host")
@@ -133,7 +140,10 @@ def spot_host(
         tags=dep.named_tags("mapt-host"),
         opts=dep.opts(),
     )
-    address, target_groups = _load_balancer(dep, network, ports=request.ports, airgap=airgap)
+    address: pulumi.Output[str] | None = None
+    target_groups: list[aws.lb.TargetGroup] = []
+    if load_balancer:
+        address, target_groups = _load_balancer(dep, network, ports=request.ports, airgap=airgap)
     distribution = aws.autoscaling.GroupMixedInstancesPolicyInstancesDistributionArgs(
         on_demand_base_capacity=0,
         on_demand_percentage_above_base_capacity=0,

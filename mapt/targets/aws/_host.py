@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from mapt.allocation import AllocationResult
 from mapt.core import InputError, MaptError, OperationError, RunContext, get_logger
 from mapt.targets._readiness import DEFAULT_READY_TIMEOUT, SshAccess, SshEndpoint, wait_until_ready
+from mapt.targets.aws._dns import LaunchedInstance
 from mapt.targets.aws._request import HostRequest
 from mapt.targets.aws._setup import HostSetup
 
@@ -46,8 +47,13 @@ OUTPUT_PASSWORD = "userpassword"
 OUTPUT_BASTION_HOST = "bastion_host"
 OUTPUT_BASTION_USERNAME = "bastion_username"
 OUTPUT_BASTION_PRIVATE_KEY = "bastion_id_rsa"
+# A host with a stable name (``--dns-zone``): its record's name, and the connection
+# file that keeps the address it points at (the ``host`` file holds the name).
+OUTPUT_DNS_NAME = "dns_name"
+CONNECTION_ADDRESS = "address"
 CONNECTION_OUTPUTS = (
     OUTPUT_HOST,
+    CONNECTION_ADDRESS,
     OUTPUT_USERNAME,
     OUTPUT_PRIVATE_KEY,
     OUTPUT_PASSWORD,
@@ -70,6 +76,9 @@ OUTPUT_CREATED_AT = "created_at"
 COST_OUTPUTS = (OUTPUT_OS, OUTPUT_CREATED_AT)
 # The spot host's Auto Scaling group, whose launch is verified after `up`.
 OUTPUT_GROUP_NAME = "asg_name"
+# A spot host without a load balancer: the instance whose public address its name
+# (and its ``host`` output) points at.
+OUTPUT_INSTANCE_ID = "instance_id"
 # What the host waits for over SSH (HostRequest.awaited_secrets), and once delivered, the
 # instance that got it and the id GitHub gave its runner (with the runner's scope, as
 # RunnerScope.api_path): destroy removes that runner and no other.
@@ -90,6 +99,8 @@ ReadinessFunction = Callable[[SshAccess], None]
 # Hands a ready host its secrets: (access, the stack's outputs) -> what was done, or
 # None when nothing was (the sandbox logs in to no machine: nothing is recorded).
 SetupFunction = Callable[[SshAccess, Mapping[str, Any]], HostSetup | None]
+# Confirms a spot group's launch and reads its instance's public address.
+LaunchFunction = Callable[[], LaunchedInstance]
 
 
 @dataclass(frozen=True)
@@ -148,6 +159,10 @@ def host_output_names(
         names += [OUTPUT_BASTION_HOST, OUTPUT_BASTION_USERNAME, OUTPUT_BASTION_PRIVATE_KEY]
     if spot:
         names.append(OUTPUT_GROUP_NAME)
+        if not request.load_balanced(spot):
+            names.append(OUTPUT_INSTANCE_ID)
+    if request.dns_zone is not None:
+        names.append(OUTPUT_DNS_NAME)
     return tuple(names)
 
 
@@ -158,12 +173,15 @@ def host_program(
     *,
     phase: HostPhase | None = None,
     setup: HostSetup | None = None,
+    instance: LaunchedInstance | None = None,
 ) -> Program:
     """The Pulumi program of one phase; ``None`` is the last phase (the final shape).
 
     The program deploys into ``allocation.region`` and its AZ whatever provider
     configuration the stack has, and launches exactly the allocated instance types.
-    ``setup`` (what ``configure_host`` did) is recorded in the outputs.
+    ``setup`` (what ``configure_host`` did) is recorded in the outputs. ``instance`` is
+    what a spot host without a load balancer points its address and name at (the
+    group's instance); None before the group has launched one: no address, no record.
     """
     phases = host_phases(request)
     chosen = phase if phase is not None else phases[-1]
@@ -174,7 +192,9 @@ def host_program(
     stack = host_stack_name(ctx)
 
     def program() -> None:
-        _declare_host(ctx, allocation, request, stack=stack, nat=chosen.nat, setup=setup)
+        _declare_host(
+            ctx, allocation, request, stack=stack, nat=chosen.nat, setup=setup, instance=instance
+        )
 
     return program
 
@@ -189,6 +209,8 @@ def deploy_host(
     readiness_timeout: float = DEFAULT_READY_TIMEOUT,
     setup: SetupFunction | None = None,
     recorded: HostSetup | None = None,
+    launched: LaunchFunction | None = None,
+    recorded_instance: LaunchedInstance | None = None,
 ) -> dict[str, Any]:
     """Run every phase with ``up``, waiting for readiness after each; return the outputs.
 
@@ -206,6 +228,15 @@ def deploy_host(
     (which changes outputs only). ``recorded`` is what the stack recorded before (a
     re-run: ``recorded_setup``), kept in the outputs until the new delivery is done, so
     a re-run that fails before it does not forget the runner destroy must remove.
+
+    A spot host without a load balancer (``request.load_balanced`` False) is pointed at
+    its group's instance: after each ``up``, ``launched`` (required then) confirms the
+    launch and gives the instance and its public address; when that is not the one
+    the ``up`` used, one more ``up`` repoints the ``host`` output and the name's record
+    (an UPSERT), before readiness is waited for at that address. ``recorded_instance``
+    is the one the stack points at already (a re-run), kept until then, so a re-run
+    never removes the name of a host whose instance did not change. ``wait`` then
+    checks readiness only: the launch was confirmed by ``launched``.
     """
     phases = host_phases(request)
 
@@ -214,21 +245,41 @@ def deploy_host(
 
     check = wait if wait is not None else default_wait
     configure = setup if setup is not None else _default_setup(allocation.region, request)
+    pinned = allocation.is_spot and not request.load_balanced(True)
+    if pinned and launched is None:
+        raise ValueError("a spot host without a load balancer needs the launch function")
+    instance = recorded_instance if pinned else None
+
+    def program(
+        phase: HostPhase, setup: HostSetup | None, instance: LaunchedInstance | None
+    ) -> Program:
+        return host_program(ctx, allocation, request, phase=phase, setup=setup, instance=instance)
+
     outputs: dict[str, Any] = {}
     done: HostSetup | None = None
     for phase in phases:
         try:
             log.info("host stack %s: up (%s)", host_stack_name(ctx), phase.name)
             shown = done or recorded
-            outputs = dict(up(host_program(ctx, allocation, request, phase=phase, setup=shown)))
+            outputs = dict(up(program(phase, shown, instance)))
+            if pinned and launched is not None:
+                current = launched()
+                if current != instance:
+                    log.info(
+                        "host stack %s: pointing at %s (%s)",
+                        host_stack_name(ctx),
+                        current.instance_id,
+                        current.public_ip,
+                    )
+                    instance = current
+                    outputs = dict(up(program(phase, shown, instance)))
             access = host_access(outputs, request)
             check(access)
             if done is None and request.awaited_secrets:
                 done = configure(access, outputs)
                 if done is not None and phase == phases[-1]:
                     log.info("host stack %s: recording %s", host_stack_name(ctx), done.instance_id)
-                    program = host_program(ctx, allocation, request, phase=phase, setup=done)
-                    outputs = dict(up(program))
+                    outputs = dict(up(program(phase, done, instance)))
         except MaptError as err:
             if len(phases) == 1:
                 raise
@@ -236,6 +287,14 @@ def deploy_host(
                 f"air-gapped host, phase {phase.name!r}: {err.message}", hint=err.hint
             ) from err
     return outputs
+
+
+def recorded_instance(outputs: Mapping[str, Any]) -> LaunchedInstance | None:
+    """The instance a spot host without a load balancer points at, as its stack says."""
+    instance, address = outputs.get(OUTPUT_INSTANCE_ID), outputs.get(OUTPUT_HOST)
+    if isinstance(instance, str) and instance and isinstance(address, str) and address:
+        return LaunchedInstance(instance, address)
+    return None
 
 
 def recorded_setup(outputs: Mapping[str, Any]) -> HostSetup | None:
@@ -288,6 +347,11 @@ def public_address_refusal(outputs: Mapping[str, Any]) -> str | None:
     if outputs.get(OUTPUT_BASTION_HOST) is not None:
         return "it is air-gapped: it has no public address (it is reached through its bastion)"
     spot = outputs.get(OUTPUT_SPOT)
+    if spot is True and outputs.get(OUTPUT_INSTANCE_ID):
+        return (
+            "it runs on spot without a load balancer: its address is its instance's own, "
+            "which changes only with the instance (its name follows: repoint)"
+        )
     if spot is True:
         return (
             "it runs on spot: its address is its load balancer's, which stays the same when "
@@ -299,11 +363,20 @@ def public_address_refusal(outputs: Mapping[str, Any]) -> str | None:
 
 
 def host_connection_values(outputs: Mapping[str, Any]) -> dict[str, str]:
-    """The outputs that become connection files, in mapt's order, as text."""
+    """The outputs that become connection files, in mapt's order, as text.
+
+    A host with a name has it in ``host`` (what clients should use: it survives a
+    replacement), and the address it points at now in ``address``.
+    """
+    values = dict(outputs)
+    name = outputs.get(OUTPUT_DNS_NAME)
+    if name is not None:
+        values[CONNECTION_ADDRESS] = values.get(OUTPUT_HOST)
+        values[OUTPUT_HOST] = name
     return {
-        name: str(outputs[name])
+        name: str(values[name])
         for name in CONNECTION_OUTPUTS
-        if name in outputs and outputs[name] is not None
+        if name in values and values[name] is not None
     }
 
 
@@ -335,13 +408,14 @@ def _declare_host(
     stack: str,
     nat: bool,
     setup: HostSetup | None,
+    instance: LaunchedInstance | None,
 ) -> None:
     """Register every resource of the host stack (runs inside the Pulumi program)."""
     import pulumi
     import pulumi_aws as aws
     import pulumi_tls as tls
 
-    from mapt.targets.aws import _compute
+    from mapt.targets.aws import _compute, _dns
     from mapt.targets.aws._base import new_deployment
     from mapt.targets.aws._network import build_network
     from mapt.targets.aws._tags import TAG_CREATED_AT
@@ -382,6 +456,7 @@ def _declare_host(
         user_data = pulumi.Output.from_input(cloud_config(request))
     image = _compute.lookup_image(dep, request.image)
     group_name: pulumi.Output[str] | None = None
+    address: pulumi.Output[str] | None
     if allocation.is_spot:
         spot = _compute.spot_host(
             dep,
@@ -394,8 +469,12 @@ def _declare_host(
             key_name=key_pair.key_name,
             user_data=user_data,
             airgap=request.airgap,
+            load_balancer=request.load_balanced(True),
         )
         address, group_name = spot.address, spot.group_name
+        if address is None and instance is not None:
+            address = pulumi.Output.from_input(instance.public_ip)
+            pulumi.export(OUTPUT_INSTANCE_ID, instance.instance_id)
     else:
         address = _compute.on_demand_host(
             dep,
@@ -413,7 +492,15 @@ def _declare_host(
     pulumi.export(OUTPUT_SPOT, allocation.is_spot)
     pulumi.export(OUTPUT_OS, request.os)
     pulumi.export(OUTPUT_CREATED_AT, dep.tags[TAG_CREATED_AT])
-    pulumi.export(OUTPUT_HOST, address)
+    if address is not None:
+        pulumi.export(OUTPUT_HOST, address)
+        if request.dns_zone is not None:
+            if request.dns_zone_id is None:
+                raise ValueError(f"hosted zone {request.dns_zone!r} was not looked up")
+            zone = _dns.HostedZone(request.dns_zone, request.dns_zone_id)
+            name = _dns.record_name(ctx.project_name, zone.name)
+            _dns.host_record(dep, zone, name, address)
+            pulumi.export(OUTPUT_DNS_NAME, name)
     pulumi.export(OUTPUT_USERNAME, request.username)
     pulumi.export(OUTPUT_PRIVATE_KEY, pulumi.Output.secret(key.private_key_pem))
     if request.awaited_secrets:

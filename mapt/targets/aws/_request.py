@@ -86,6 +86,11 @@ class HostRequest:
 
     ``runner`` installs a GitHub Actions runner at first boot; mapt registers it over
     SSH once the host is ready, so its token never reaches user data.
+
+    ``dns_zone`` (a public Route53 hosted zone's name) gives the host the stable name
+    ``<project>.<zone>``; ``dns_zone_id`` is that zone's id, which the target looks up
+    before anything is created. With a zone, a spot host has no load balancer (its name
+    follows the instance) unless ``spot_load_balancer`` keeps one.
     """
 
     os: OperatingSystem
@@ -101,6 +106,9 @@ class HostRequest:
     rh_subscription_password: str | None = field(default=None, repr=False)
     expires_at: datetime | None = None
     runner: RunnerSpec | None = field(default=None, repr=False)
+    dns_zone: str | None = None
+    dns_zone_id: str | None = None
+    spot_load_balancer: bool = False
 
     def __post_init__(self) -> None:
         if self.os not in OPERATING_SYSTEMS:
@@ -119,6 +127,7 @@ class HostRequest:
         self._check_image_overrides()
         self._check_subscription()
         self._check_expiry()
+        self._check_dns_zone()
         if self.os == "windows":
             if self.arch != "x86_64":
                 raise InputError(
@@ -227,8 +236,25 @@ class HostRequest:
         utc = moment.astimezone(timezone.utc).replace(microsecond=0)
         object.__setattr__(self, "expires_at", utc)
 
+    def _check_dns_zone(self) -> None:
+        if self.dns_zone is None:
+            return
+        from mapt.targets.aws._dns import check_zone_name
+
+        object.__setattr__(self, "dns_zone", check_zone_name(self.dns_zone))
+        if self.airgap:
+            raise InputError(
+                f"--dns-zone {self.dns_zone!r} cannot be used with --airgap: an air-gapped "
+                "host has no public address for a public name to point at"
+            )
+
     # What follows is derived from the request: the target's programs use it, and so
     # does the CLI to describe what it will create.
+
+    def load_balanced(self, spot: bool) -> bool:
+        """Whether a host of this request sits behind a network load balancer: a spot host
+        does, unless it has a name (``dns_zone``) and ``spot_load_balancer`` is off."""
+        return spot and (self.dns_zone is None or self.spot_load_balancer)
 
     @property
     def resolved_version(self) -> str | None:

@@ -1284,6 +1284,66 @@ def _delete_event_target(aws: SandboxAws, _id: str, outputs: Mapping[str, Any]) 
     _tolerating_gone(
         lambda: aws.client("events").remove_targets(Rule=outputs["rule"], Ids=[outputs["targetId"]])
     )
+# -- Route53 ---------------------------------------------------------------------------------
+def _record_set(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The record as Route53's ``ResourceRecordSet`` (simple routing, one TTL)."""
+    return {
+        "Name": inputs["name"],
+        "Type": inputs["type"],
+        "TTL": inputs["ttl"],
+        "ResourceRecords": [{"Value": str(value)} for value in inputs.get("records") or ()],
+    }
+
+
+def _current_record_set(aws: SandboxAws, outputs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The record set of that name and type in the zone now; None when it has none."""
+    name = str(outputs["name"]).rstrip(".").lower()
+    found = aws.client("route53").list_resource_record_sets(
+        HostedZoneId=outputs["zoneId"],
+        StartRecordName=name,
+        StartRecordType=outputs["type"],
+        MaxItems="1",
+    )["ResourceRecordSets"]
+    if (
+        found
+        and found[0]["Name"].rstrip(".").lower() == name
+        and (found[0]["Type"] == outputs["type"])
+    ):
+        return dict(found[0])
+    return None
+
+
+def _create_record(aws: SandboxAws, name: str, inputs: Inputs) -> AppliedResource:
+    """An UPSERT, as the provider's update of ``records`` or ``ttl`` is: the sandbox has
+    no in-place update, so a changed record is a new one, made over the old one, whose
+    delete then finds its values gone and leaves the name (``_delete_record``)."""
+    aws.client("route53").change_resource_record_sets(
+        HostedZoneId=inputs["zoneId"],
+        ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": _record_set(inputs)}]},
+    )
+    record_id = f"{inputs['zoneId']}_{inputs['name']}_{inputs['type']}"
+    return AppliedResource(record_id, {**inputs, "fqdn": inputs["name"]})
+
+
+def _record_values(record_set: Mapping[str, Any]) -> list[str]:
+    return sorted(str(item["Value"]) for item in record_set.get("ResourceRecords") or ())
+
+
+def _delete_record(aws: SandboxAws, _id: str, outputs: Mapping[str, Any]) -> None:
+    """Route53's DELETE of the record as recorded; when the name holds other values (a
+    newer version of the record, made by a replacement), this version is gone already."""
+    current = _current_record_set(aws, outputs)
+    recorded = sorted(str(value) for value in outputs.get("records") or ())
+    if current is None or _record_values(current) != recorded:
+        return
+    aws.client("route53").change_resource_record_sets(
+        HostedZoneId=outputs["zoneId"],
+        ChangeBatch={"Changes": [{"Action": "DELETE", "ResourceRecordSet": current}]},
+    )
+
+
+def _record_present(aws: SandboxAws, _id: str, outputs: Mapping[str, Any]) -> bool:
+    return _current_record_set(aws, outputs) is not None
 
 
 # -- the table -----------------------------------------------------------------------------
@@ -1429,6 +1489,13 @@ _KINDS = (
         _delete_event_target,
     ),
     _kind(
+        "aws:route53/record:Record",
+        "zoneId name type ttl records",
+        _create_record,
+        _delete_record,
+        _record_present,
+    ),
+    _kind(
         "tls:index/privateKey:PrivateKey",
         "algorithm rsaBits",
         _create_private_key,
@@ -1450,7 +1517,7 @@ SANDBOX_INVOKES: Mapping[str, SandboxInvoke] = {GET_AMI: _get_ami}
 # -- the endpoint --------------------------------------------------------------------------
 # The services the kinds call; a run calls EC2 for its allocation too, and S3 for an
 # s3:// state backend. SQS and EventBridge: the service's event intake.
-SANDBOX_SERVICES = ("ec2", "autoscaling", "elbv2", "sqs", "events")
+SANDBOX_SERVICES = ("ec2", "autoscaling", "elbv2", "route53", "sqs", "events")
 
 
 def check_sandbox_endpoint(session: Any, services: Sequence[str] = SANDBOX_SERVICES) -> str:
