@@ -34,7 +34,16 @@ from mapt.core import (
     get_logger,
     parse_duration,
 )
-from mapt.pools import Capacity, CapacityError, Member, MemberState, Plan, pick_idle, plan
+from mapt.pools import (
+    Capacity,
+    CapacityError,
+    Member,
+    MemberState,
+    Plan,
+    pick_idle,
+    plan,
+    spread,
+)
 from mapt.service._database import Database
 from mapt.service._errors import ConflictError, NotFoundError
 from mapt.service._executions import Executions
@@ -370,25 +379,20 @@ class Pools:
                 wanted = pool.capacity.scaled(count)
             except CapacityError as error:
                 raise _capacity_conflict(error) from None
-            live = [m for m in self._members(connection, name) if m.planned().live]
+            members = self._members(connection, name)
+            live = [m for m in members if m.planned().live]
             if len(live) + count > pool.capacity.maximum:
                 raise ConflictError(
                     f"pool {name!r} has {len(live)} members: {count} more would be above its "
                     f"maximum {pool.capacity.maximum}"
                 )
-            names = [f"{name}-{secrets.token_hex(3)}" for _ in range(count)]
+            zones = spread(_ranked_zones(pool, members), [m.planned() for m in members], count)
+            names = [_member_name(name) for _ in range(count)]
             execution_id = self.executions.submit_in(
                 connection, "pools.add", f"pools/{name}", {"members": names}
             )
-            for member in names:
-                self.hosts.request_in(
-                    connection,
-                    HostRequest.CREATE,
-                    None,
-                    pool.member_fields(member),
-                    member={"pool": name, "template": pool.template},
-                    execution_id=execution_id,
-                )
+            for member, zone in zip(names, zones, strict=True):
+                self._launch_in(connection, pool, member, zone, execution_id=execution_id)
             self._set_target(connection, name, wanted.target)
         return execution_id
 
@@ -500,15 +504,8 @@ class Pools:
             live = sum(1 for m in members if m.planned().live)
             if not allow_cold_start or live >= pool.capacity.maximum:
                 return None
-            member = f"{name}-{secrets.token_hex(3)}"
-            self.hosts.request_in(
-                connection,
-                HostRequest.CREATE,
-                None,
-                pool.member_fields(member),
-                member={"pool": name, "template": pool.template},
-            )
-            host_name = member
+            [zone] = spread(_ranked_zones(pool, members), [m.planned() for m in members], 1)
+            host_name = self._launch_in(connection, pool, _member_name(name), zone)
         else:
             host_name = chosen.name
         now = _now()
@@ -590,7 +587,7 @@ class Pools:
             decided = plan(
                 pool.capacity,
                 [member.planned() for member in members],
-                offers=_ranked_zones(members),
+                offers=_ranked_zones(pool, members),
                 template=pool.template,
                 now=now,
                 max_lifetime=pool.strategy.lifetime(),
@@ -599,15 +596,8 @@ class Pools:
             )
             for member_name, _why in decided.remove:
                 self._remove_in(connection, member_name)
-            for _zone in decided.launch:
-                member = f"{name}-{secrets.token_hex(3)}"
-                self.hosts.request_in(
-                    connection,
-                    HostRequest.CREATE,
-                    None,
-                    pool.member_fields(member),
-                    member={"pool": name, "template": pool.template},
-                )
+            for zone in decided.launch:
+                self._launch_in(connection, pool, _member_name(name), zone)
             if pool.state == DRAINING and not members:
                 connection.execute(pools.delete().where(pools.c.name == name))
         return decided
@@ -664,6 +654,30 @@ class Pools:
             for row in rows
         ]
 
+    def _launch_in(
+        self,
+        connection: sa.Connection,
+        pool: Pool,
+        member: str,
+        zone: str | None,
+        *,
+        execution_id: str | None = None,
+    ) -> str:
+        """Admit the create of member ``member``, pinned to ``zone`` when the plan
+        gave one (None: where the allocation finds the best offer); its name."""
+        fields = pool.member_fields(member)
+        if zone is not None:
+            fields["availability_zone"] = zone
+        self.hosts.request_in(
+            connection,
+            HostRequest.CREATE,
+            None,
+            fields,
+            member={"pool": pool.name, "template": pool.template},
+            execution_id=execution_id,
+        )
+        return member
+
     def _lease_of(self, connection: sa.Connection, name: str, lease_id: str) -> Lease:
         row = connection.execute(
             sa.select(leases).where(leases.c.id == lease_id, leases.c.pool == name)
@@ -687,9 +701,15 @@ class Pools:
         return self.hosts.request_in(connection, HostRequest.DELETE, host)
 
 
-def _ranked_zones(members: Iterable[PoolMember]) -> tuple[str, ...]:
-    """The zones of the newest member's allocation, best first (its choice, then the
-    runners-up it kept for failover): the offers launches spread over."""
+def _member_name(pool: str) -> str:
+    return f"{pool}-{secrets.token_hex(3)}"
+
+
+def _ranked_zones(pool: Pool, members: Iterable[PoolMember]) -> tuple[str, ...]:
+    """The zones launches spread over, best first: the newest member's allocation (its
+    choice, then the runners-up it kept: on spot the ranked market, on demand the
+    region's other zones offering the types), in the template's region when it names
+    one (a member is pinned to a zone of its region)."""
     newest = None
     for member in members:
         if member.host.record and member.host.record.get("allocation"):
@@ -699,9 +719,10 @@ def _ranked_zones(members: Iterable[PoolMember]) -> tuple[str, ...]:
     allocation = (newest.host.record or {})["allocation"]
     zones = [allocation.get("availability_zone")]
     zones += [offer.get("availability_zone") for offer in allocation.get("candidates") or ()]
+    region = pool.host.get("region")
     ranked: list[str] = []
     for zone in zones:
-        if isinstance(zone, str) and zone not in ranked:
+        if isinstance(zone, str) and zone not in ranked and region in (None, zone[:-1]):
             ranked.append(zone)
     return tuple(ranked)
 
