@@ -473,18 +473,27 @@ class Pools:
     # -- leases --------------------------------------------------------------------------
 
     def lease(
-        self, name: str, *, ttl: str, holder: str, allow_cold_start: bool = False
+        self,
+        name: str,
+        *,
+        ttl: str,
+        holder: str,
+        allow_cold_start: bool = False,
+        waited: bool = False,
     ) -> Lease | None:
         """Lease an idle RUNNING member to ``holder`` for ``ttl``; with
         ``allow_cold_start`` and room below maximum, a new member (PENDING) when none is
-        idle. None when no member can be had now."""
+        idle. None when no member can be had now. ``waited``: an earlier attempt of
+        this request found none (the lease is recorded as served after waiting)."""
         lifetime = parse_duration(ttl, flag="ttl", maximum=MAX_LEASE_TTL)
         if not holder.strip():
             raise InputError("holder is empty: name who takes the lease (a CI job)")
         for _ in range(_LEASE_ATTEMPTS):
             try:
                 with self.database.transaction() as connection:
-                    return self._lease_in(connection, name, lifetime, holder, allow_cold_start)
+                    return self._lease_in(
+                        connection, name, lifetime, holder, allow_cold_start, waited
+                    )
             except sa.exc.IntegrityError:
                 continue  # another request leased that member first: pick again
         raise StateLockedError(f"pool {name!r}: every lease attempt lost its member to another")
@@ -496,6 +505,7 @@ class Pools:
         lifetime: timedelta,
         holder: str,
         allow_cold_start: bool,
+        waited: bool,
     ) -> Lease | None:
         pool = self._active_pool(connection, name)
         members = self._members(connection, name, lock=True)
@@ -506,8 +516,10 @@ class Pools:
                 return None
             [zone] = spread(_ranked_zones(pool, members), [m.planned() for m in members], 1)
             host_name = self._launch_in(connection, pool, _member_name(name), zone)
+            served = "cold_start"
         else:
             host_name = chosen.name
+            served = "after_wait" if waited else "at_once"
         now = _now()
         lease_id = f"lease-{secrets.token_hex(8)}"
         connection.execute(
@@ -520,6 +532,7 @@ class Pools:
                 created_at=now,
                 expires_at=now + lifetime,
                 ended_at=None,
+                served=served,
             )
         )
         return self._lease_of(connection, name, lease_id)
