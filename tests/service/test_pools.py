@@ -129,6 +129,37 @@ def _mapt(server: ServerProcess, *args: str) -> Any:
     )
 
 
+def _metrics(client: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """``GET /metrics`` parsed by prometheus-client: (sample, labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    answer = client.get("/metrics")
+    assert answer.status_code == 200, answer.text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(answer.text)
+        for sample in family.samples
+    }
+
+
+def test_members_are_pinned_to_zones_spread_over_the_ranked_offers(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    """Spot members of one template would all go to the market's best zone: one
+    scouts, the others are pinned to the runner-ups, one zone each."""
+    name = _create(client, tmp_path, target=3, maximum=3)
+    members = _converged(client, name, 3)
+    zones = [member["allocation"]["availability_zone"] for member in members]
+    assert len(set(zones)) == 3, zones
+    scout, *pinned = members
+    assert "availability_zone" not in scout["fields"]
+    ranked = [scout["allocation"]["availability_zone"]] + [
+        offer["availability_zone"] for offer in scout["allocation"]["candidates"]
+    ]
+    assert [m["fields"]["availability_zone"] for m in pinned] == ranked[1:3]
+    assert [m["allocation"]["availability_zone"] for m in pinned] == ranked[1:3]
+
+
 def _lease(client: httpx.Client, name: str, **body: Any) -> httpx.Response:
     return client.post(f"/v1/pools/{name}/leases", json={"ttl": "30m", "holder": "ci", **body})
 
@@ -368,6 +399,10 @@ def test_a_cold_start_is_leased_and_a_deleted_pool_drains_when_released(
 
     shown = wait_for(started, timeout=_SETTLE, interval=0.3)
     assert shown["connection"]["private_key"] == FAKE_PRIVATE_KEY_PEM
+    served = _metrics(client)
+    assert served[("mapt_leases_served_total", (("pool", name), ("served", "cold_start")))] == 1
+    assert ("mapt_leases_served_total", (("pool", name), ("served", "at_once"))) not in served
+    assert served[("mapt_leases_active", (("pool", name),))] == 1
     # The loop does not take a leased member away, though it is above the target 0.
     assert client.post(f"/v1/test/pools/{name}/converge").json()["remove"] == []
 
