@@ -187,9 +187,10 @@ def create_request(fields: Fields, *, name: FieldName = flag_name) -> CreateHost
     read = _Reader(fields, name, CREATE_FIELDS)
     compute = compute_from_fields(fields, name=name)
     zone = read.text("availability_zone")
-    region = requested_region(read.text("region"), name("region"))
-    if zone is not None:
-        region = zone_region(zone, region, name("availability_zone"), name("region"))
+    if zone is None:
+        region = requested_region(read.text("region"), name("region"))
+    else:  # the zone's region, over AWS_REGION's: only a --region given must agree
+        region = zone_region(zone, read.text("region"), name("availability_zone"), name("region"))
     tags = _tags(read)
     context = _context(read, region=region, tags=tags)
     expires_at = None
@@ -319,13 +320,14 @@ def spot_from_fields(fields: Fields, *, name: FieldName = flag_name) -> SpotArgs
 
 def zone_region(zone: str, region: str | None, what: str, region_name: str) -> str:
     """The region of availability zone ``zone`` (its name without the last letter),
-    which must be ``region`` when one is given; ``InputError`` naming ``what``."""
+    which must be ``region`` when one is given (checked too); ``InputError`` naming
+    ``what`` (or ``region_name``)."""
     if not AVAILABILITY_ZONE.fullmatch(zone):
         raise InputError(
             f"{what} {shown(zone)} is not an availability zone name such as us-east-1a"
         )
     home = check_region_name(zone[:-1], f"{what} {shown(zone)}: region")
-    if region is not None and region != home:
+    if region is not None and check_region_name(region, region_name) != home:
         raise InputError(f"{what} {zone} is not in {region_name} {region}")
     return home
 

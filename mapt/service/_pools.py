@@ -150,8 +150,10 @@ class PoolMember:
 
     @property
     def zone(self) -> str | None:
+        """Where it runs (its allocation's zone), else where it is pinned to run: a
+        member still being made counts in its zone, so a pass never fills one twice."""
         allocation = (self.host.record or {}).get("allocation") or {}
-        zone = allocation.get("availability_zone")
+        zone = allocation.get("availability_zone") or self.host.fields.get("availability_zone")
         return None if zone is None else str(zone)
 
     @property

@@ -208,7 +208,8 @@ def test_a_pinned_zone_must_name_a_zone_of_the_region(
 
 
 def test_a_pinned_zone_gives_the_region_when_none_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("AWS_REGION", raising=False)
-    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    """Over the environment's region too: a pool's template in us-east-1's shell
+    pins members to the spot market's zones anywhere."""
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
     request = create_request({"name": "demo", "os": "fedora", "availability_zone": "eu-north-1b"})
     assert (request.availability_zone, request.context.region) == ("eu-north-1b", "eu-north-1")

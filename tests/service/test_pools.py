@@ -146,18 +146,33 @@ def test_members_are_pinned_to_zones_spread_over_the_ranked_offers(
     client: httpx.Client, tmp_path: Path
 ) -> None:
     """Spot members of one template would all go to the market's best zone: one
-    scouts, the others are pinned to the runner-ups, one zone each."""
+    scouts, the others are pinned to the zones it ranked, the least crowded first.
+    A new template then replaces the idle members, never the leased one."""
     name = _create(client, tmp_path, target=3, maximum=3)
-    members = _converged(client, name, 3)
-    zones = [member["allocation"]["availability_zone"] for member in members]
-    assert len(set(zones)) == 3, zones
-    scout, *pinned = members
+    scout, *pinned = _converged(client, name, 3)
     assert "availability_zone" not in scout["fields"]
     ranked = [scout["allocation"]["availability_zone"]] + [
         offer["availability_zone"] for offer in scout["allocation"]["candidates"]
     ]
-    assert [m["fields"]["availability_zone"] for m in pinned] == ranked[1:3]
-    assert [m["allocation"]["availability_zone"] for m in pinned] == ranked[1:3]
+    # The replayed market has two zones for this shape: the second, then the first.
+    assert len(ranked) == 2
+    assert [m["fields"]["availability_zone"] for m in pinned] == [ranked[1], ranked[0]]
+    assert [m["allocation"]["availability_zone"] for m in pinned] == [ranked[1], ranked[0]]
+
+    leased = _lease(client, name)
+    assert leased.status_code == 201, leased.text
+    held = leased.json()["lease"]["host"]
+    changed = client.patch(
+        f"/v1/pools/{name}", json={"host": {**_template(tmp_path), "disk_size": 120}}
+    )
+    assert changed.status_code == 200 and changed.json()["pool"]["template"] == 2, changed.text
+    after = _converged(client, name, 3)
+    templates = {m["name"]: m["template"] for m in after}
+    assert templates.pop(held) == 1 and set(templates.values()) == {2}
+    assert {m["fields"]["disk_size"] for m in after if m["name"] != held} == {120}
+    # Spread again: each zone holds its share.
+    zones = [m["allocation"]["availability_zone"] for m in after]
+    assert sorted(zones.count(zone) for zone in ranked) == [1, 2]
 
 
 def _lease(client: httpx.Client, name: str, **body: Any) -> httpx.Response:
