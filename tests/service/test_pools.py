@@ -501,3 +501,55 @@ def test_two_leases_never_get_the_same_member(database_url: str, tmp_path: Path)
         assert got.count(None) == 3
     finally:
         database.dispose()
+
+
+def test_the_loop_pins_launches_keeps_its_rate_and_routes_around_a_lost_zone(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The convergence pass itself, on the records: launches are pinned to the zones
+    the newest allocation ranked, at most ``launches_per_minute`` a minute; a zone
+    whose member broke gets no replacement while the others have room."""
+    database = open_database(database_url)
+    try:
+        executions = Executions(database)
+        pools = Pools(database, executions, Hosts(database, executions))
+        pools.create("spread", Capacity(5, 0, 5), _template(tmp_path), Strategy())
+        allocation = {
+            "availability_zone": "us-east-1a",
+            "candidates": [
+                {"availability_zone": "us-east-1b"},
+                {"availability_zone": "us-east-1c"},
+            ],
+        }
+        assert pools.converge("spread", launches_per_minute=3).launch == (None,)  # a scout
+        with database.transaction() as connection:
+            connection.execute(
+                hosts_table.update().values(state="RUNNING", record={"allocation": allocation})
+            )
+
+        def pinned() -> dict[str, str | None]:
+            return {
+                m.host.name: m.host.fields.get("availability_zone") for m in pools.members("spread")
+            }
+
+        # The scout counts against the minute: two more, in the two other zones.
+        assert pools.converge("spread", launches_per_minute=3).launch == (
+            "us-east-1b",
+            "us-east-1c",
+        )
+        assert sorted(map(str, pinned().values())) == ["None", "us-east-1b", "us-east-1c"]
+        assert pools.converge("spread", launches_per_minute=3).launch == ()
+
+        # Zone b loses its capacity: its member fails. It goes; its place is taken in
+        # the zones that still run members, and theirs stay.
+        lost = next(name for name, zone in pinned().items() if zone == "us-east-1b")
+        with database.transaction() as connection:
+            connection.execute(
+                hosts_table.update().where(hosts_table.c.name == lost).values(state="ERROR")
+            )
+        decided = pools.converge("spread", launches_per_minute=10)
+        assert decided.remove == ((lost, "in ERROR"),)
+        assert sorted(decided.launch) == ["us-east-1a", "us-east-1a", "us-east-1c"]
+        assert [zone for name, zone in pinned().items() if name != lost].count("us-east-1b") == 0
+    finally:
+        database.dispose()
