@@ -553,3 +553,19 @@ def test_the_loop_pins_launches_keeps_its_rate_and_routes_around_a_lost_zone(
         assert [zone for name, zone in pinned().items() if name != lost].count("us-east-1b") == 0
     finally:
         database.dispose()
+
+
+def test_fallback_on_demand_reaches_every_spot_member(database_url: str, tmp_path: Path) -> None:
+    database = open_database(database_url)
+    try:
+        executions = Executions(database)
+        pools = Pools(database, executions, Hosts(database, executions))
+        pools.create(
+            "od", Capacity(1, 0, 1), _template(tmp_path), Strategy(fallback_on_demand=True)
+        )
+        pools.converge("od")
+        [member] = pools.members("od")
+        assert member.host.fields["spot"] is True
+        assert member.host.fields["spot_fallback_on_demand"] is True
+    finally:
+        database.dispose()
