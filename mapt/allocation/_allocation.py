@@ -169,8 +169,18 @@ def spot_allocation(
     queries: Ec2Queries | None = None,
     now: datetime | None = None,
 ) -> AllocationResult:
-    """Rank the spot market and return the best offer with its runner-ups."""
+    """Rank the spot market and return the best offer with its runner-ups; with
+    ``args.availability_zone``, the best offer in that zone, the others its runner-ups."""
     offers = spot_offers(args, home_region=home_region, queries=queries, now=now)
+    pinned = args.availability_zone
+    if pinned is not None:
+        here = [offer for offer in offers if offer.availability_zone == pinned]
+        if not here:
+            raise NoSupportedInstanceTypesError(
+                f"no spot offer in availability_zone {pinned} for the requested types",
+                hint="Pin another zone, or leave availability_zone out.",
+            )
+        offers = [here[0], *(offer for offer in offers if offer is not here[0])]
     best, *runner_ups = offers
     return AllocationResult(**vars(best), candidates=tuple(runner_ups))
 
@@ -476,10 +486,13 @@ def on_demand_allocation(
     seed: int | None = None,
     prefer_zone: str | None = None,
 ) -> AllocationResult:
-    """The first AZ of ``region`` (in random, seedable order) offering any of the types.
+    """The first AZ of ``region`` (in random, seedable order) offering any of the types,
+    the other AZs that offer some as its ``candidates`` (in that order).
 
     ``prefer_zone`` comes first when it offers any of them: a re-run of a project
     keeps its host where it is, instead of moving it (a new subnet) to another zone.
+    ``args.availability_zone`` pins the zone: it must be one of the region's and offer
+    a type, else ``InputError`` / ``NoSupportedInstanceTypesError``.
     """
     queries = queries or Ec2Queries(args.session)
     instance_types = instance_types_for(queries, region, args.compute_request, False)
@@ -487,24 +500,37 @@ def on_demand_allocation(
         zones_job = pool.submit(queries.zones, region)
         offerings = queries.type_offerings(region, instance_types)
         zones = zones_job.result()
+    pinned = args.availability_zone
+    if pinned is not None and pinned not in {zone.name for zone in zones}:
+        raise InputError(f"availability_zone {pinned!r} is not an availability zone of {region}")
     random.Random(seed).shuffle(zones)
-    zones.sort(key=lambda zone: zone.name != prefer_zone)  # stable: the rest stay shuffled
-    for zone in zones:
-        offered = offerings.get(zone.name, set())
-        if offered:
-            return AllocationResult(
-                region=region,
-                availability_zone=zone.name,
-                availability_zone_id=zone.zone_id,
-                instance_types=tuple(t for t in instance_types if t in offered),
-                spot_price=None,
-                max_price=None,
-                score=None,
-            )
-    raise NoSupportedInstanceTypesError(
-        f"no availability zone of {region} offers any of {', '.join(instance_types)}",
-        hint="Try another --region, or --spot.",
-    )
+    first = pinned or prefer_zone
+    zones.sort(key=lambda zone: zone.name != first)  # stable: the rest stay shuffled
+    offers = [
+        Offer(
+            region=region,
+            availability_zone=zone.name,
+            availability_zone_id=zone.zone_id,
+            instance_types=tuple(t for t in instance_types if t in offerings[zone.name]),
+            spot_price=None,
+            max_price=None,
+            score=None,
+        )
+        for zone in zones
+        if offerings.get(zone.name)
+    ]
+    if pinned is not None and (not offers or offers[0].availability_zone != pinned):
+        raise NoSupportedInstanceTypesError(
+            f"availability_zone {pinned} offers none of {', '.join(instance_types)}",
+            hint="Pin another zone of the region, or leave availability_zone out.",
+        )
+    if not offers:
+        raise NoSupportedInstanceTypesError(
+            f"no availability zone of {region} offers any of {', '.join(instance_types)}",
+            hint="Try another --region, or --spot.",
+        )
+    best, *runner_ups = offers
+    return AllocationResult(**vars(best), candidates=tuple(runner_ups))
 
 
 def on_demand_comparison(

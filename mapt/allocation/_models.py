@@ -128,7 +128,9 @@ class AllocationArgs:
 
     ``spot`` None means on-demand. ``ami_*`` restrict spot regions to those where the
     image exists. ``session`` is the boto3 session to query with (default: a new one
-    from the environment).
+    from the environment). ``availability_zone`` pins the machine to one zone (a pool
+    spreading its members): on demand it runs there or nowhere; on spot the best offer
+    in that zone goes first and the others stay its failover candidates.
     """
 
     compute_request: ComputeRequest
@@ -139,6 +141,7 @@ class AllocationArgs:
     ami_arch: str | None = None
     spot: SpotArgs | None = None
     session: Any = None
+    availability_zone: str | None = None
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,10 @@ def create(
     backed_url: BackedUrl = None,
     secrets_provider: SecretsProvider = None,
     region: Region = None,
+    availability_zone: Annotated[
+        str | None,
+        option("--availability-zone", "Run in this zone of the region (e.g. us-east-1b)."),
+    ] = None,
     conn_details_output: ConnDetailsOutput = None,
     tags: Tags = None,
     version: Annotated[

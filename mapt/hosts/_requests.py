@@ -18,6 +18,7 @@ before it passed; their value never appears in a message.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -57,6 +58,8 @@ def flag_name(field_name: str) -> str:
 # How many spot deployments one create tries before giving up or falling back.
 DEFAULT_SPOT_ATTEMPTS = 3
 DEFAULT_LOCK_TIMEOUT = "5m"
+# An AWS availability zone: its region's name and one letter (us-east-1a, us-gov-west-1b).
+AVAILABILITY_ZONE = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+[a-z]")
 # Longer than a week is surely a typo for a CI machine.
 MAX_LIFETIME = timedelta(days=7)
 # The spot product priced for each operating system (its licence is in the price).
@@ -97,6 +100,7 @@ CREATE_FIELDS = frozenset(
         *APP_FIELDS,
         "os",
         "region",
+        "availability_zone",
         "conn_details_output",
         "tags",
         "version",
@@ -148,6 +152,7 @@ class CreateHostRequest:
     max_attempts: int = DEFAULT_SPOT_ATTEMPTS
     fallback_on_demand: bool = False
     runner: RunnerRequest | None = field(default=None, repr=False)
+    availability_zone: str | None = None
 
     @property
     def project(self) -> str:
@@ -187,7 +192,11 @@ def create_request(fields: Fields, *, name: FieldName = flag_name) -> CreateHost
 
     read = _Reader(fields, name, CREATE_FIELDS)
     compute = compute_from_fields(fields, name=name)
-    region = requested_region(read.text("region"), name("region"))
+    zone = read.text("availability_zone")
+    if zone is None:
+        region = requested_region(read.text("region"), name("region"))
+    else:  # the zone's region, over AWS_REGION's: only a --region given must agree
+        region = zone_region(zone, read.text("region"), name("availability_zone"), name("region"))
     tags = _tags(read)
     context = _context(read, region=region, tags=tags)
     expires_at = None
@@ -248,6 +257,7 @@ def create_request(fields: Fields, *, name: FieldName = flag_name) -> CreateHost
         max_attempts=attempts,
         fallback_on_demand=read.flag("spot_fallback_on_demand"),
         runner=runner,
+        availability_zone=zone,
     )
 
 
@@ -321,6 +331,20 @@ def spot_from_fields(fields: Fields, *, name: FieldName = flag_name) -> SpotArgs
         excluded_regions=excluded,
         **values,  # type: ignore[arg-type]  # checked above
     )
+
+
+def zone_region(zone: str, region: str | None, what: str, region_name: str) -> str:
+    """The region of availability zone ``zone`` (its name without the last letter),
+    which must be ``region`` when one is given (checked too); ``InputError`` naming
+    ``what`` (or ``region_name``)."""
+    if not AVAILABILITY_ZONE.fullmatch(zone):
+        raise InputError(
+            f"{what} {shown(zone)} is not an availability zone name such as us-east-1a"
+        )
+    home = check_region_name(zone[:-1], f"{what} {shown(zone)}: region")
+    if region is not None and check_region_name(region, region_name) != home:
+        raise InputError(f"{what} {zone} is not in {region_name} {region}")
+    return home
 
 
 def requested_region(value: str | None, name: str = "--region") -> str | None:

@@ -312,5 +312,6 @@ class AwsHostTarget:
             ami_arch=image.architecture,
             spot=request.spot,
             session=session,
+            availability_zone=request.availability_zone,
         )
         return session, engine, host, args

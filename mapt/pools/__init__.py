@@ -16,6 +16,7 @@ from mapt.pools._plan import (
     check_capacity,
     pick_idle,
     plan,
+    spread,
 )
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "check_capacity",
     "pick_idle",
     "plan",
+    "spread",
 ]

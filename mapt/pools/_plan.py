@@ -14,7 +14,10 @@ The rules, in order of precedence:
    at most ``launch_budget`` in one pass; idle RUNNING members above it are removed,
    from the most crowded zone first (then the newest), so the members stay spread.
 5. Launches go to the ranked offer (zone) with the fewest members, the better-ranked
-   one on a tie, so one zone losing capacity does not empty the pool.
+   one on a tie, so one zone losing capacity does not empty the pool; a zone where a
+   member is in ERROR comes after every other (its replacement goes elsewhere).
+6. While no offer is known (no member has an allocation yet), one member is launched
+   alone: its allocation ranks the offers the others are spread over.
 """
 
 from __future__ import annotations
@@ -177,14 +180,34 @@ def plan(
     kept = [member for member in live if member.name not in removals]
     room = capacity.maximum - len(kept)
     missing = max(0, min(wanted - len(kept), room, max(launch_budget, 0)))
+    if not offers:
+        scouting = any(m.state is not MemberState.RUNNING and m.zone is None for m in kept)
+        missing = min(missing, 0 if scouting else 1)
+    failing = {member.zone for member in live if member.state is MemberState.ERROR}
+    launches = _spread(offers, kept, failing, missing)
+    return Plan(launch=launches, remove=tuple(removals.items()))
+
+
+def spread(offers: Sequence[str], members: Sequence[Member], count: int) -> tuple[str | None, ...]:
+    """The zones of ``count`` new members, as ``plan`` assigns its launches (rule 5):
+    for a launch outside a pass (a member added, a cold start)."""
+    live = [member for member in members if member.live]
+    failing = {member.zone for member in live if member.state is MemberState.ERROR}
+    healthy = [member for member in live if member.state is not MemberState.ERROR]
+    return _spread(offers, healthy, failing, count)
+
+
+def _spread(
+    offers: Sequence[str], kept: Sequence[Member], failing: set[str | None], count: int
+) -> tuple[str | None, ...]:
     zones = Counter(member.zone for member in kept if member.zone is not None)
     launches: list[str | None] = []
-    for _ in range(missing):
-        zone = _least_crowded(offers, zones)
+    for _ in range(count):
+        zone = _least_crowded(offers, zones, failing)
         launches.append(zone)
         if zone is not None:
             zones[zone] += 1
-    return Plan(launch=tuple(launches), remove=tuple(removals.items()))
+    return tuple(launches)
 
 
 def _stale(
@@ -211,10 +234,15 @@ def _removal_order(members: Sequence[Member]) -> list[Member]:
     return sorted(idle, key=lambda m: (-zones[m.zone], -m.created_at.timestamp(), m.name))
 
 
-def _least_crowded(offers: Sequence[str], zones: Counter[str]) -> str | None:
+def _least_crowded(
+    offers: Sequence[str], zones: Counter[str], failing: set[str | None]
+) -> str | None:
     if not offers:
         return None
-    return min(enumerate(offers), key=lambda ranked: (zones[ranked[1]], ranked[0]))[1]
+    return min(
+        enumerate(offers),
+        key=lambda ranked: (ranked[1] in failing, zones[ranked[1]], ranked[0]),
+    )[1]
 
 
 def pick_idle(members: Sequence[Member], template: int) -> Member | None:

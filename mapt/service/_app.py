@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from mapt.costs import PriceSource
+    from mapt.service._pool_metrics import LeaseWaits
 
 _log = get_logger("mapt.service.http")
 
@@ -88,15 +89,20 @@ class Service:
     prices: PriceSource | None = None
     costs: CostBook = field(init=False)
     metrics: CollectorRegistry = field(init=False)
+    # The lease requests waiting for a pool member now (a metric of this server's).
+    lease_waits: LeaseWaits = field(init=False)
 
     def __post_init__(self) -> None:
         from mapt.costs import AwsPrices
         from mapt.service._metrics import service_registry
+        from mapt.service._pool_metrics import LeaseCollector, LeaseWaits
 
         self.executions = Executions(self.database)
         self.hosts = Hosts(self.database, self.executions)
         self.costs = CostBook(self.database, self.prices or AwsPrices())
         self.metrics = service_registry(self.database, self.costs)
+        self.lease_waits = LeaseWaits()
+        self.metrics.register(LeaseCollector(self.database, self.lease_waits))
 
     def submitted(self, execution: Execution) -> None:
         if self.dispatcher is not None:

@@ -285,26 +285,34 @@ def pools_router() -> APIRouter:
         runs: GET the lease). No member to be had: 423, exit 3 (retry later)."""
         pools = _pools(request)
         deadline = time.monotonic() + body.wait
-        while True:
-            lease = await _in_thread(
-                pools.lease,
+
+        def attempt(waited: bool) -> Lease | None:
+            return pools.lease(
                 name,
                 ttl=body.ttl,
                 holder=body.holder,
                 allow_cold_start=body.allow_cold_start,
+                waited=waited,
             )
-            if lease is not None:
-                _wake(request)  # a cold start's create waits for a worker
-                return await _lease_answer(request, lease, token.name)
-            if time.monotonic() >= deadline:
-                pool = await _in_thread(pools.get, name)
-                raise StateLockedError(
-                    f"pool {name!r} has no idle member"
-                    + (f" after {body.wait:g}s" if body.wait else "")
-                    + f" (maximum {pool.capacity.maximum}, all taken or starting)",
-                    hint="Retry later, pass wait (seconds), or allow_cold_start below maximum.",
-                )
-            await asyncio.sleep(min(_LEASE_POLL_SECONDS, max(deadline - time.monotonic(), 0)))
+
+        lease = await _in_thread(attempt, False)
+        if lease is None and body.wait:
+            with _service(request).lease_waits.waiting(name):
+                while lease is None and time.monotonic() < deadline:
+                    await asyncio.sleep(
+                        min(_LEASE_POLL_SECONDS, max(deadline - time.monotonic(), 0))
+                    )
+                    lease = await _in_thread(attempt, True)
+        if lease is None:
+            pool = await _in_thread(pools.get, name)
+            raise StateLockedError(
+                f"pool {name!r} has no idle member"
+                + (f" after {body.wait:g}s" if body.wait else "")
+                + f" (maximum {pool.capacity.maximum}, all taken or starting)",
+                hint="Retry later, pass wait (seconds), or allow_cold_start below maximum.",
+            )
+        _wake(request)  # a cold start's create waits for a worker
+        return await _lease_answer(request, lease, token.name)
 
     @router.get("/{name}/leases/{lease_id}")
     async def get_lease(request: Request, name: str, lease_id: str, token: Writer) -> JSONResponse:

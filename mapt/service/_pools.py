@@ -34,8 +34,17 @@ from mapt.core import (
     get_logger,
     parse_duration,
 )
-from mapt.hosts import BreakerPolicy
-from mapt.pools import Capacity, CapacityError, Member, MemberState, Plan, pick_idle, plan
+from mapt.hosts import BreakerPolicy, OpenBreaker, Place
+from mapt.pools import (
+    Capacity,
+    CapacityError,
+    Member,
+    MemberState,
+    Plan,
+    pick_idle,
+    plan,
+    spread,
+)
 from mapt.service._database import Database
 from mapt.service._errors import ConflictError, NotFoundError
 from mapt.service._executions import Executions, ExecutionStatus
@@ -144,8 +153,10 @@ class PoolMember:
 
     @property
     def zone(self) -> str | None:
+        """Where it runs (its allocation's zone), else where it is pinned to run: a
+        member still being made counts in its zone, so a pass never fills one twice."""
         allocation = (self.host.record or {}).get("allocation") or {}
-        zone = allocation.get("availability_zone")
+        zone = allocation.get("availability_zone") or self.host.fields.get("availability_zone")
         return None if zone is None else str(zone)
 
     @property
@@ -374,25 +385,20 @@ class Pools:
                 wanted = pool.capacity.scaled(count)
             except CapacityError as error:
                 raise _capacity_conflict(error) from None
-            live = [m for m in self._members(connection, name) if m.planned().live]
+            members = self._members(connection, name)
+            live = [m for m in members if m.planned().live]
             if len(live) + count > pool.capacity.maximum:
                 raise ConflictError(
                     f"pool {name!r} has {len(live)} members: {count} more would be above its "
                     f"maximum {pool.capacity.maximum}"
                 )
-            names = [f"{name}-{secrets.token_hex(3)}" for _ in range(count)]
+            zones = spread(_ranked_zones(pool, members), [m.planned() for m in members], count)
+            names = [_member_name(name) for _ in range(count)]
             execution_id = self.executions.submit_in(
                 connection, "pools.add", f"pools/{name}", {"members": names}
             )
-            for member in names:
-                self.hosts.request_in(
-                    connection,
-                    HostRequest.CREATE,
-                    None,
-                    pool.member_fields(member),
-                    member={"pool": name, "template": pool.template},
-                    execution_id=execution_id,
-                )
+            for member, zone in zip(names, zones, strict=True):
+                self._launch_in(connection, pool, member, zone, execution_id=execution_id)
             self._set_target(connection, name, wanted.target)
         return execution_id
 
@@ -473,18 +479,27 @@ class Pools:
     # -- leases --------------------------------------------------------------------------
 
     def lease(
-        self, name: str, *, ttl: str, holder: str, allow_cold_start: bool = False
+        self,
+        name: str,
+        *,
+        ttl: str,
+        holder: str,
+        allow_cold_start: bool = False,
+        waited: bool = False,
     ) -> Lease | None:
         """Lease an idle RUNNING member to ``holder`` for ``ttl``; with
         ``allow_cold_start`` and room below maximum, a new member (PENDING) when none is
-        idle. None when no member can be had now."""
+        idle. None when no member can be had now. ``waited``: an earlier attempt of
+        this request found none (the lease is recorded as served after waiting)."""
         lifetime = parse_duration(ttl, flag="ttl", maximum=MAX_LEASE_TTL)
         if not holder.strip():
             raise InputError("holder is empty: name who takes the lease (a CI job)")
         for _ in range(_LEASE_ATTEMPTS):
             try:
                 with self.database.transaction() as connection:
-                    return self._lease_in(connection, name, lifetime, holder, allow_cold_start)
+                    return self._lease_in(
+                        connection, name, lifetime, holder, allow_cold_start, waited
+                    )
             except sa.exc.IntegrityError:
                 continue  # another request leased that member first: pick again
         raise StateLockedError(f"pool {name!r}: every lease attempt lost its member to another")
@@ -496,6 +511,7 @@ class Pools:
         lifetime: timedelta,
         holder: str,
         allow_cold_start: bool,
+        waited: bool,
     ) -> Lease | None:
         pool = self._active_pool(connection, name)
         members = self._members(connection, name, lock=True)
@@ -504,17 +520,12 @@ class Pools:
             live = sum(1 for m in members if m.planned().live)
             if not allow_cold_start or live >= pool.capacity.maximum:
                 return None
-            member = f"{name}-{secrets.token_hex(3)}"
-            self.hosts.request_in(
-                connection,
-                HostRequest.CREATE,
-                None,
-                pool.member_fields(member),
-                member={"pool": name, "template": pool.template},
-            )
-            host_name = member
+            [zone] = spread(_ranked_zones(pool, members), [m.planned() for m in members], 1)
+            host_name = self._launch_in(connection, pool, _member_name(name), zone)
+            served = "cold_start"
         else:
             host_name = chosen.name
+            served = "after_wait" if waited else "at_once"
         now = _now()
         lease_id = f"lease-{secrets.token_hex(8)}"
         connection.execute(
@@ -527,6 +538,7 @@ class Pools:
                 created_at=now,
                 expires_at=now + lifetime,
                 ended_at=None,
+                served=served,
             )
         )
         return self._lease_of(connection, name, lease_id)
@@ -576,7 +588,7 @@ class Pools:
         what ``mapt.pools.plan`` says. Returns the plan carried out. With ``breaker``,
         a launch avoids the regions whose circuit breaker is open for the pool
         (``mapt.service._interruptions.breaker_fields``)."""
-        from mapt.service._interruptions import breaker_fields, recorded_breakers
+        from mapt.service._interruptions import recorded_breakers
 
         now = _now()
         with self.database.transaction() as connection:
@@ -603,7 +615,7 @@ class Pools:
             decided = plan(
                 pool.capacity,
                 [member.planned() for member in members],
-                offers=_ranked_zones(members),
+                offers=_ranked_zones(pool, members),
                 template=pool.template,
                 now=now,
                 max_lifetime=pool.strategy.lifetime(),
@@ -612,21 +624,8 @@ class Pools:
             )
             for member_name, _why in decided.remove:
                 self._remove_in(connection, member_name)
-            for _zone in decided.launch:
-                member = f"{name}-{secrets.token_hex(3)}"
-                fields = breaker_fields(
-                    pool.member_fields(member),
-                    name,
-                    breakers,
-                    fallback_on_demand=pool.strategy.fallback_on_demand,
-                )
-                self.hosts.request_in(
-                    connection,
-                    HostRequest.CREATE,
-                    None,
-                    fields,
-                    member={"pool": name, "template": pool.template},
-                )
+            for zone in decided.launch:
+                self._launch_in(connection, pool, _member_name(name), zone, breakers=breakers)
             if pool.state == DRAINING and not members:
                 connection.execute(pools.delete().where(pools.c.name == name))
         return decided
@@ -697,6 +696,44 @@ class Pools:
             for row in rows
         ]
 
+    def _launch_in(
+        self,
+        connection: sa.Connection,
+        pool: Pool,
+        member: str,
+        zone: str | None,
+        *,
+        execution_id: str | None = None,
+        breakers: Mapping[Place, OpenBreaker] | None = None,
+    ) -> str:
+        """Admit the create of member ``member``, pinned to ``zone`` when the plan
+        gave one (None: where the allocation finds the best offer); its name.
+
+        The pool's open ``breakers`` come first (``breaker_fields``): a zone in a region
+        they close, or in another region than the on-demand fallback's, is not pinned.
+        """
+        from mapt.service._interruptions import breaker_fields
+
+        fields = breaker_fields(
+            pool.member_fields(member),
+            pool.name,
+            breakers or {},
+            fallback_on_demand=pool.strategy.fallback_on_demand,
+        )
+        closed = {region for (owner, region) in breakers or {} if owner == pool.name}
+        region = None if zone is None else zone[:-1]
+        if zone is not None and region not in closed and fields.get("region") in (None, region):
+            fields["availability_zone"] = zone
+        self.hosts.request_in(
+            connection,
+            HostRequest.CREATE,
+            None,
+            fields,
+            member={"pool": pool.name, "template": pool.template},
+            execution_id=execution_id,
+        )
+        return member
+
     def _lease_of(self, connection: sa.Connection, name: str, lease_id: str) -> Lease:
         row = connection.execute(
             sa.select(leases).where(leases.c.id == lease_id, leases.c.pool == name)
@@ -720,9 +757,15 @@ class Pools:
         return self.hosts.request_in(connection, HostRequest.DELETE, host)
 
 
-def _ranked_zones(members: Iterable[PoolMember]) -> tuple[str, ...]:
-    """The zones of the newest member's allocation, best first (its choice, then the
-    runners-up it kept for failover): the offers launches spread over."""
+def _member_name(pool: str) -> str:
+    return f"{pool}-{secrets.token_hex(3)}"
+
+
+def _ranked_zones(pool: Pool, members: Iterable[PoolMember]) -> tuple[str, ...]:
+    """The zones launches spread over, best first: the newest member's allocation (its
+    choice, then the runners-up it kept: on spot the ranked market, on demand the
+    region's other zones offering the types), in the template's region when it names
+    one (a member is pinned to a zone of its region)."""
     newest = None
     for member in members:
         if member.host.record and member.host.record.get("allocation"):
@@ -732,9 +775,10 @@ def _ranked_zones(members: Iterable[PoolMember]) -> tuple[str, ...]:
     allocation = (newest.host.record or {})["allocation"]
     zones = [allocation.get("availability_zone")]
     zones += [offer.get("availability_zone") for offer in allocation.get("candidates") or ()]
+    region = pool.host.get("region")
     ranked: list[str] = []
     for zone in zones:
-        if isinstance(zone, str) and zone not in ranked:
+        if isinstance(zone, str) and zone not in ranked and region in (None, zone[:-1]):
             ranked.append(zone)
     return tuple(ranked)
 

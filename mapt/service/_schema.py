@@ -172,6 +172,8 @@ leases = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("expires_at", UtcDateTime, nullable=False),
     sa.Column("ended_at", UtcDateTime, nullable=True),
+    # How it was served: at_once, after_wait or cold_start (None: before revision 0006).
+    sa.Column("served", sa.String(16), nullable=True),
     sa.Index("leases_by_pool", "pool", "state"),
     # The database itself hands a member to one lease at a time, whichever server asks.
     sa.Index(

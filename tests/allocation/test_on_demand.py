@@ -77,3 +77,27 @@ def test_allocation_uses_the_context_region(
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     with pytest.raises(InputError, match="--region"):
         allocation(RunContext(project_name="demo"), args)
+
+
+def test_a_pinned_zone_is_the_choice_and_the_other_offering_zones_its_candidates(
+    aws: ApiCallLog,
+) -> None:
+    """A pool spreads members by pinning each to a zone; the runner-ups tell it where
+    the next ones can go."""
+    from dataclasses import replace
+
+    args = AllocationArgs(compute_request=ComputeRequest(compute_sizes=("m5.large",)))
+    free = on_demand_allocation(args, "eu-north-1", seed=7)
+    everywhere = [free.availability_zone, *(c.availability_zone for c in free.candidates)]
+    assert sorted(everywhere) == ["eu-north-1a", "eu-north-1b", "eu-north-1c"]
+    for candidate in free.candidates:
+        assert set(candidate.instance_types) <= offered_in(
+            candidate.availability_zone, "eu-north-1"
+        )
+    for zone in everywhere:
+        pinned = on_demand_allocation(replace(args, availability_zone=zone), "eu-north-1", seed=7)
+        assert pinned.availability_zone == zone
+        assert {c.availability_zone for c in pinned.candidates} == set(everywhere) - {zone}
+
+    with pytest.raises(InputError, match="availability_zone 'eu-north-1z' is not an availability"):
+        on_demand_allocation(replace(args, availability_zone="eu-north-1z"), "eu-north-1")

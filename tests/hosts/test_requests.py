@@ -179,3 +179,37 @@ def test_bad_runner_labels_are_bad_input_before_any_prerequisite(
     assert bad.stderr.startswith("Error: --ghactions-runner-labels 'gpu,,x' has an empty item")
     good = CliRunner().invoke(app, [*args, "--ghactions-runner-labels", "gpu"])
     assert good.exit_code == 5 and "the Pulumi CLI was not found" in good.stderr, good.output
+
+
+ZONE = "--availability-zone"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"availability_zone": "us-east-1"}, f"{ZONE} 'us-east-1' is not an availability zone"),
+        (
+            {"availability_zone": "xx-nowhere-1a"},
+            f"{ZONE} 'xx-nowhere-1a': region 'xx-nowhere-1' is not an AWS region",
+        ),
+        (
+            {"availability_zone": "us-west-2a", "region": "us-east-1"},
+            f"{ZONE} us-west-2a is not in --region us-east-1",
+        ),
+    ],
+)
+def test_a_pinned_zone_must_name_a_zone_of_the_region(
+    fields: dict[str, Any], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    with pytest.raises(InputError, match=message):
+        create_request({"name": "demo", "os": "fedora", **fields})
+
+
+def test_a_pinned_zone_gives_the_region_when_none_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over the environment's region too: a pool's template in us-east-1's shell
+    pins members to the spot market's zones anywhere."""
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    request = create_request({"name": "demo", "os": "fedora", "availability_zone": "eu-north-1b"})
+    assert (request.availability_zone, request.context.region) == ("eu-north-1b", "eu-north-1")

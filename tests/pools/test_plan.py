@@ -220,3 +220,39 @@ def test_properties_of_every_plan(
         # Above target after the pass: no idle member is left standing.
         if staying > capacity.target:
             assert not any(m.idle and m.name not in removed for m in members)
+
+
+def test_a_zone_that_lost_capacity_gets_no_replacement_while_another_has_room() -> None:
+    """Zone a's member broke (its capacity is gone): it goes, its replacement is made
+    in another zone, and the members of the other zones stay."""
+    members = [
+        _member("a", MemberState.ERROR, zone="us-east-1a"),
+        _member("b", zone="us-east-1b"),
+        _member("c", zone="us-east-1c"),
+    ]
+    decided = _plan(Capacity(3, 0, 3), members)
+    assert decided.remove == (("a", "in ERROR"),)  # type: ignore[attr-defined]
+    assert decided.launch == ("us-east-1b",)  # type: ignore[attr-defined]
+
+
+def test_with_no_offer_known_one_member_scouts_the_market_first() -> None:
+    """No member has an allocation yet: one launch, whose allocation ranks the zones
+    the rest are spread over; none more while it is on its way."""
+    empty = plan(Capacity(3, 0, 3), [], offers=(), now=NOW, launch_budget=10, template=1)
+    assert empty.launch == (None,)
+    scouting = [_member("scout", MemberState.PENDING, zone=None)]
+    waiting = plan(Capacity(3, 0, 3), scouting, offers=(), now=NOW, launch_budget=10, template=1)
+    assert waiting.launch == ()
+    known = plan(
+        Capacity(3, 0, 3), [_member("scout", zone="us-east-1b")], offers=ZONES, now=NOW,
+        launch_budget=10, template=1,
+    )  # fmt: skip
+    assert known.launch == ("us-east-1a", "us-east-1c")
+
+
+def test_added_members_are_spread_as_launches_are() -> None:
+    from mapt.pools import spread
+
+    members = [_member("a", zone="us-east-1a"), _member("b", MemberState.ERROR, zone="us-east-1b")]
+    assert spread(ZONES, members, 3) == ("us-east-1c", "us-east-1a", "us-east-1c")
+    assert spread((), members, 2) == (None, None)

@@ -129,6 +129,52 @@ def _mapt(server: ServerProcess, *args: str) -> Any:
     )
 
 
+def _metrics(client: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """``GET /metrics`` parsed by prometheus-client: (sample, labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    answer = client.get("/metrics")
+    assert answer.status_code == 200, answer.text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(answer.text)
+        for sample in family.samples
+    }
+
+
+def test_members_are_pinned_to_zones_spread_over_the_ranked_offers(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    """Spot members of one template would all go to the market's best zone: one
+    scouts, the others are pinned to the zones it ranked, the least crowded first.
+    A new template then replaces the idle members, never the leased one."""
+    name = _create(client, tmp_path, target=3, maximum=3)
+    scout, *pinned = _converged(client, name, 3)
+    assert "availability_zone" not in scout["fields"]
+    ranked = [scout["allocation"]["availability_zone"]] + [
+        offer["availability_zone"] for offer in scout["allocation"]["candidates"]
+    ]
+    # The replayed market has two zones for this shape: the second, then the first.
+    assert len(ranked) == 2
+    assert [m["fields"]["availability_zone"] for m in pinned] == [ranked[1], ranked[0]]
+    assert [m["allocation"]["availability_zone"] for m in pinned] == [ranked[1], ranked[0]]
+
+    leased = _lease(client, name)
+    assert leased.status_code == 201, leased.text
+    held = leased.json()["lease"]["host"]
+    changed = client.patch(
+        f"/v1/pools/{name}", json={"host": {**_template(tmp_path), "disk_size": 120}}
+    )
+    assert changed.status_code == 200 and changed.json()["pool"]["template"] == 2, changed.text
+    after = _converged(client, name, 3)
+    templates = {m["name"]: m["template"] for m in after}
+    assert templates.pop(held) == 1 and set(templates.values()) == {2}
+    assert {m["fields"]["disk_size"] for m in after if m["name"] != held} == {120}
+    # Spread again: each zone holds its share.
+    zones = [m["allocation"]["availability_zone"] for m in after]
+    assert sorted(zones.count(zone) for zone in ranked) == [1, 2]
+
+
 def _lease(client: httpx.Client, name: str, **body: Any) -> httpx.Response:
     return client.post(f"/v1/pools/{name}/leases", json={"ttl": "30m", "holder": "ci", **body})
 
@@ -368,6 +414,10 @@ def test_a_cold_start_is_leased_and_a_deleted_pool_drains_when_released(
 
     shown = wait_for(started, timeout=_SETTLE, interval=0.3)
     assert shown["connection"]["private_key"] == FAKE_PRIVATE_KEY_PEM
+    served = _metrics(client)
+    assert served[("mapt_leases_served_total", (("pool", name), ("served", "cold_start")))] == 1
+    assert ("mapt_leases_served_total", (("pool", name), ("served", "at_once"))) not in served
+    assert served[("mapt_leases_active", (("pool", name),))] == 1
     # The loop does not take a leased member away, though it is above the target 0.
     assert client.post(f"/v1/test/pools/{name}/converge").json()["remove"] == []
 
@@ -449,5 +499,73 @@ def test_two_leases_never_get_the_same_member(database_url: str, tmp_path: Path)
         leased = [host for host in got if host is not None]
         assert sorted(leased) == names  # each member once, the other three got none
         assert got.count(None) == 3
+    finally:
+        database.dispose()
+
+
+def test_the_loop_pins_launches_keeps_its_rate_and_routes_around_a_lost_zone(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The convergence pass itself, on the records: launches are pinned to the zones
+    the newest allocation ranked, at most ``launches_per_minute`` a minute; a zone
+    whose member broke gets no replacement while the others have room."""
+    database = open_database(database_url)
+    try:
+        executions = Executions(database)
+        pools = Pools(database, executions, Hosts(database, executions))
+        pools.create("spread", Capacity(5, 0, 5), _template(tmp_path), Strategy())
+        allocation = {
+            "availability_zone": "us-east-1a",
+            "candidates": [
+                {"availability_zone": "us-east-1b"},
+                {"availability_zone": "us-east-1c"},
+            ],
+        }
+        assert pools.converge("spread", launches_per_minute=3).launch == (None,)  # a scout
+        with database.transaction() as connection:
+            connection.execute(
+                hosts_table.update().values(state="RUNNING", record={"allocation": allocation})
+            )
+
+        def pinned() -> dict[str, str | None]:
+            return {
+                m.host.name: m.host.fields.get("availability_zone") for m in pools.members("spread")
+            }
+
+        # The scout counts against the minute: two more, in the two other zones.
+        assert pools.converge("spread", launches_per_minute=3).launch == (
+            "us-east-1b",
+            "us-east-1c",
+        )
+        assert sorted(map(str, pinned().values())) == ["None", "us-east-1b", "us-east-1c"]
+        assert pools.converge("spread", launches_per_minute=3).launch == ()
+
+        # Zone b loses its capacity: its member fails. It goes; its place is taken in
+        # the zones that still run members, and theirs stay.
+        lost = next(name for name, zone in pinned().items() if zone == "us-east-1b")
+        with database.transaction() as connection:
+            connection.execute(
+                hosts_table.update().where(hosts_table.c.name == lost).values(state="ERROR")
+            )
+        decided = pools.converge("spread", launches_per_minute=10)
+        assert decided.remove == ((lost, "in ERROR"),)
+        assert sorted(decided.launch) == ["us-east-1a", "us-east-1a", "us-east-1c"]
+        assert [zone for name, zone in pinned().items() if name != lost].count("us-east-1b") == 0
+    finally:
+        database.dispose()
+
+
+def test_fallback_on_demand_reaches_every_spot_member(database_url: str, tmp_path: Path) -> None:
+    database = open_database(database_url)
+    try:
+        executions = Executions(database)
+        pools = Pools(database, executions, Hosts(database, executions))
+        pools.create(
+            "od", Capacity(1, 0, 1), _template(tmp_path), Strategy(fallback_on_demand=True)
+        )
+        pools.converge("od")
+        [member] = pools.members("od")
+        assert member.host.fields["spot"] is True
+        assert member.host.fields["spot_fallback_on_demand"] is True
     finally:
         database.dispose()

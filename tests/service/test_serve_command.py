@@ -154,6 +154,11 @@ def test_bad_workers_value_is_exit_2(tmp_path: Path) -> None:
             ["--replacement-timeout", "soon"],
             "Error: --replacement-timeout 'soon' is not a duration",
         ),
+        (["--pool-interval", "often"], "Error: --pool-interval 'often' is not a duration"),
+        (
+            ["--pool-launches-per-minute", "0"],
+            "Error: --pool-launches-per-minute 0 must be at least 1",
+        ),
     ],
 )
 def test_bad_reconciler_flags_are_exit_2_naming_the_flag(
