@@ -114,6 +114,8 @@ def auto_scaling_replacement(
         timeout=timeout,
         abandon=abandon,
     )
+
+
 def ec2_instance_address(region: str, instance_id: str) -> LaunchedInstance:
     """The real address lookup: the instance's public IP, through boto3."""
     import boto3

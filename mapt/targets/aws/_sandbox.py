@@ -1284,6 +1284,8 @@ def _delete_event_target(aws: SandboxAws, _id: str, outputs: Mapping[str, Any]) 
     _tolerating_gone(
         lambda: aws.client("events").remove_targets(Rule=outputs["rule"], Ids=[outputs["targetId"]])
     )
+
+
 # -- Route53 ---------------------------------------------------------------------------------
 def _record_set(inputs: Mapping[str, Any]) -> dict[str, Any]:
     """The record as Route53's ``ResourceRecordSet`` (simple routing, one TTL)."""
