@@ -47,6 +47,7 @@ from mapt.service._hosts import REPLACE, Hosts, _field_name, _host, _hosts_of
 from mapt.service._schema import executions, host_events, hosts
 from mapt.service._states import HostState, transition
 from mapt.service._workers import ExecutionContext, Operation
+from mapt.targets.aws import DEFAULT_REPLACEMENT_TIMEOUT
 
 if TYPE_CHECKING:
     from mapt.hosts import Place
@@ -59,19 +60,13 @@ INTERRUPTING = (HostEventKind.INTERRUPTION_WARNING, HostEventKind.REBALANCE_RECO
 WARNING_LEAD = timedelta(minutes=2)
 
 
-def _default_timeout() -> float:
-    from mapt.targets.aws import DEFAULT_REPLACEMENT_TIMEOUT
-
-    return DEFAULT_REPLACEMENT_TIMEOUT
-
-
 @dataclass(frozen=True)
 class InterruptionSettings:
     """The circuit breaker's policy, and how long a group is given to replace an
     interrupted instance in place (seconds) before the host moves."""
 
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
-    replacement_timeout: float = field(default_factory=_default_timeout)
+    replacement_timeout: float = DEFAULT_REPLACEMENT_TIMEOUT
 
     def __post_init__(self) -> None:
         if not self.replacement_timeout > 0:

@@ -35,9 +35,11 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 FAMILIES = "m5,m6a,m6i,m7a,m7i,t3,t3a"
 # The group's bound to replace an interrupted instance in place before the host moves.
 REPLACEMENT_TIMEOUT = 30
-# Two interruptions of one place within the window open its breaker for the cooldown.
+# Two interruptions of one place within the window open its breaker for the cooldown,
+# which outlasts a replacement worker's start on a loaded machine (25 s seen), so the
+# replacements find it still open.
 BREAKER_WINDOW = 10
-BREAKER_COOLDOWN = 30
+BREAKER_COOLDOWN = 90
 # A sandbox deployment on a loaded 2-core machine: generous, never waited out.
 DEPLOY_TIMEOUT = 300.0
 # The intake's setup of a region (its stack on the endpoint) and a long poll (1 s here).
