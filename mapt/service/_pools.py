@@ -49,6 +49,8 @@ from mapt.service._database import Database
 from mapt.service._errors import ConflictError, NotFoundError
 from mapt.service._executions import Executions, ExecutionStatus
 from mapt.service._hosts import (
+    RECOVER,
+    REPLACE,
     Hosts,
     ManagedHost,
     _host,
@@ -681,7 +683,9 @@ class Pools:
             repairing = set(
                 connection.execute(
                     sa.select(executions.c.id).where(
-                        executions.c.id.in_(broken), executions.c.status.in_(in_flight)
+                        executions.c.id.in_(broken),
+                        executions.c.name.in_([RECOVER, REPLACE]),
+                        executions.c.status.in_(in_flight),
                     )
                 ).scalars()
             )
