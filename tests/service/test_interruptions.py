@@ -86,16 +86,36 @@ class Sandbox:
             "compute_families": FAMILIES, "backed_url": f"file://{self.state}", **more,
         }  # fmt: skip
 
-    def create(self, name: str) -> dict[str, Any]:
+    def create(self, name: str, **more: Any) -> dict[str, Any]:
         with self.client() as client:
             answer = client.post(
                 "/v1/hosts",
-                json=self.fields(name=name),
+                json=self.fields(name=name, **more),
                 params={"wait": "true", "timeout": DEPLOY_TIMEOUT},
             )
         assert answer.status_code == 200, answer.text
         assert answer.json()["execution"]["status"] == "succeeded", answer.text
         return self.host(name)
+
+    def named_address(self, name: str) -> list[str]:
+        """The values of Route53's A record ``name`` (in any zone), as a client resolves it."""
+        route53 = self.aws("route53", "us-east-1")
+        values = [
+            value["Value"]
+            for zone in route53.list_hosted_zones()["HostedZones"]
+            for record in route53.list_resource_record_sets(HostedZoneId=zone["Id"])[
+                "ResourceRecordSets"
+            ]
+            if record["Name"].rstrip(".") == name and record["Type"] == "A"
+            for value in record.get("ResourceRecords", [])
+        ]
+        return sorted(values)
+
+    def public_address(self, instance: str, region: str) -> str:
+        [reservation] = self.aws("ec2", region).describe_instances(InstanceIds=[instance])[
+            "Reservations"
+        ]
+        return str(reservation["Instances"][0]["PublicIpAddress"])
 
     def host(self, name: str) -> dict[str, Any]:
         with self.client() as client:
@@ -278,12 +298,20 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 def test_an_interrupted_spot_host_is_replaced_in_place_then_moved_when_its_place_has_none(
     sandbox: Sandbox,
 ) -> None:
-    """One host for both paths: a sandbox deployment is the expensive part of each."""
-    created = sandbox.create("pr-7")
+    """One host for both paths: a sandbox deployment is the expensive part of each.
+
+    The host has a stable name in a hosted zone: each replacement repoints it."""
+    sandbox.aws("route53", "us-east-1").create_hosted_zone(
+        Name="ci.example.com", CallerReference="test-interruptions"
+    )
+    created = sandbox.create("pr-7", dns_zone="ci.example.com")
     assert created["state"] == "RUNNING"
     region = created["allocation"]["region"]
     zone = created["allocation"]["availability_zone"]
     first = sandbox.in_service("pr-7", region)
+    assert sandbox.named_address("pr-7.ci.example.com") == [
+        sandbox.public_address(first, region)
+    ]
     autoscaling = sandbox.aws("autoscaling", region)
 
     # AWS's two-minute warning: the host is ERROR with the event as its reason at once.
@@ -306,6 +334,10 @@ def test_an_interrupted_spot_host_is_replaced_in_place_then_moved_when_its_place
     assert replacement["status"] == "succeeded"
     assert replacement["result"]["outcome"] == "in-place"
     assert replaced["execution_id"] == replacement["id"]
+    # The name now holds the replacement's address.
+    assert sandbox.named_address("pr-7.ci.example.com") == [
+        sandbox.public_address(second, region)
+    ]
     # The same event again (EventBridge delivers at least once) changes nothing, and
     # every message is gone from the queue once recorded.
     sandbox.deliver(region, event)
@@ -335,6 +367,12 @@ def test_an_interrupted_spot_host_is_replaced_in_place_then_moved_when_its_place
     kept = sandbox.spot_choice("pr-7")
     assert kept["az"] == candidates[0]["availability_zone"]
     assert [(f["availability_zone"], f["reason"]) for f in kept["failed"]] == [(zone, "timeout")]
+    # The name followed the host to its new place.
+    third_region = moved["allocation"]["region"]
+    third = sandbox.in_service("pr-7", third_region)
+    assert sandbox.named_address("pr-7.ci.example.com") == [
+        sandbox.public_address(third, third_region)
+    ]
     outcomes = [
         (e["status"], e["result"]["outcome"]) for e in sandbox.executions("pr-7", "hosts.replace")
     ]
