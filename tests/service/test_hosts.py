@@ -173,6 +173,26 @@ def test_bad_fields_are_422_naming_the_field_and_create_nothing(
     assert shared_client.get("/v1/executions").json()["executions"] == []
 
 
+def test_a_runner_without_github_credentials_on_the_server_is_409_and_creates_nothing(
+    shared_client: httpx.Client, unique: str
+) -> None:
+    body = {"os": "fedora", "name": unique, "ghactions_runner_repo": "acme/app"}
+    answer = shared_client.post("/v1/hosts", json=body)
+    assert answer.status_code == 409, answer.text
+    error = answer.json()["error"]
+    assert error["message"].startswith(
+        "ghactions_runner_repo 'acme/app': this server has no GitHub credentials to "
+        "register runners with. Start mapt serve with GITHUB_TOKEN"
+    )
+    assert "\n" not in error["message"]
+    # The App is the server's too: a host cannot name one.
+    app = shared_client.post("/v1/hosts", json={**body, "ghactions_app_id": "12"})
+    assert app.status_code == 422
+    assert app.json()["error"]["message"].startswith("ghactions_app_id is not accepted")
+    assert shared_client.get(f"/v1/hosts/{unique}").status_code == 404
+    assert shared_client.get("/v1/executions").json()["executions"] == []
+
+
 def test_patch_takes_only_what_a_resize_changes(
     shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
