@@ -2,20 +2,24 @@
 
 A spot host is a one-instance Auto Scaling group, and the group's activity history
 (``DescribeScalingActivities``, kept by AWS for six weeks) says every time it took an
-instance out of service and why, and every instance it launched. AWS words the cause
-of an interrupted instance's termination as (Amazon EC2 Auto Scaling User Guide,
-"Capacity Rebalancing" and "Spot Instance interruptions"; the activity's ``Cause``)::
+instance out of service and why, and every instance it launched. A termination's
+``Description`` is ``Terminating EC2 instance: i-...`` and its ``Cause`` is worded
+``At <time> an instance was taken out of service in response to <what>`` (AWS
+Knowledge Center, "Why did Amazon EC2 Auto Scaling terminate an instance?",
+https://repost.aws/knowledge-center/auto-scaling-instance-how-terminated); a launch's
+``Description`` is ``Launching a new EC2 instance: i-...``. For an interruption,
+``<what>`` names AWS's two signals by their documented names: a "Spot Instance
+interruption notice" (EC2 User Guide, spot-instance-termination-notices) or an "EC2
+instance rebalance recommendation" (EC2 User Guide, rebalance-recommendations; Auto
+Scaling's capacity rebalancing acts on it), e.g.::
 
     At 2026-12-01T08:00:00Z an instance was taken out of service in response to an
     EC2 instance rebalance recommendation.
-    At 2026-12-01T08:00:00Z an instance was taken out of service in response to a
-    Spot Instance interruption notice.
 
-and its ``Description`` is ``Terminating EC2 instance: i-...``; a launch's is
-``Launching a new EC2 instance: i-...``. The match is on the phrases ("rebalance
-recommendation", "spot instance interruption"), case and spacing aside, so a change
-of article or punctuation still matches; any other termination (a health check, a
-user's request) is not an interruption.
+The match is on those phrases ("spot instance interruption", "rebalance
+recommendation") inside a "taken out of service" cause, case and spacing aside, so a
+change of article or punctuation still matches; any other termination (a health
+check, a user's request, a scale-in) is not an interruption.
 
 In a one-instance group each instance is replaced by the next one launched after it:
 after its termination for an interruption notice, before it for a rebalance
