@@ -69,7 +69,6 @@ class Machines:
         self.host, self.key, self.root = host, key, root
         self.registration = root / "register.py"
         self.registration.write_text(_REGISTER.format(url=registration_url))
-        self.runner_dir = host.runner_dir
         self.configured: list[str] = []
         self.use(FIRST)
 
