@@ -77,7 +77,7 @@ if TYPE_CHECKING:
     from datetime import date
 
     from mapt.costs import CostReport
-    from mapt.hosts import DestroyRecord, HostRecord, HostStatus
+    from mapt.hosts import DestroyRecord, HostInterruptions, HostRecord, HostStatus
 
 host_app = command_group(
     "A host (RHEL, Fedora or Windows) for a CI job: create, destroy, list, refresh-ip, costs."
@@ -376,6 +376,69 @@ def list_command(
         typer.echo(json.dumps({"hosts": [h.to_dict() for h in hosts]}, indent=2))
     else:
         _print_hosts(hosts, backed_url)
+
+
+@host_app.command("status")
+def status_command(
+    ctx: typer.Context,
+    project_name: ProjectName,
+    backed_url: BackedUrl = None,
+    output: Output = OutputFormat.text,
+    debug: Debug = False,
+) -> None:
+    """Where the host runs, and the spot interruptions it went through.
+
+    Where it runs comes from state; for a spot host, its Auto Scaling group's activity
+    history (AWS keeps six weeks of it) says which instances AWS took out of service
+    for a spot interruption notice or a rebalance recommendation, and which instance
+    replaced each. Needs your AWS credentials, not a server. An on-demand host is not
+    interrupted.
+    """
+    import boto3
+
+    from mapt.allocation import check_credentials
+    from mapt.cli._app import set_debug
+    from mapt.cli._services import services
+    from mapt.hosts import AwsHostTarget, host_interruptions
+
+    set_debug(ctx, debug)
+    status = AwsHostTarget(services(ctx)).status(project_name, backed_url, debug=debug)
+    session = boto3.Session()
+    if status.spot is not False:
+        check_credentials(session)
+    report = host_interruptions(status, session)
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_interruptions(report)
+
+
+def _print_interruptions(report: "HostInterruptions") -> None:
+    status, out = report.status, console()
+    where = f"{status.region or 'unknown region'} ({status.availability_zone or 'unknown zone'})"
+    kind = {True: "spot", False: "on-demand", None: "unknown"}[status.spot]
+    out.print(f"{status.project}: {kind} host in {where}, address {status.host or 'none'}")
+    found = report.interruptions
+    if found is None:
+        out.print("interruptions: none apply (an on-demand host is not interrupted)")
+        return
+    if not found:
+        out.print(f"interruptions: none in the activity history of group {report.group}")
+        return
+    out.print(f"interruptions: {len(found)} (group {report.group})")
+    for seen in found:
+        why = {"spot-interruption": "spot interruption notice",
+               "rebalance-recommendation": "rebalance recommendation"}[seen.kind]  # fmt: skip
+        replaced = (
+            "no replacement launched"
+            if seen.replacement is None or seen.replaced_at is None
+            else f"replaced by {seen.replacement} at {_when(seen.replaced_at)}"
+        )
+        out.print(f"  {_when(seen.at)}  {seen.instance}  {why}: {replaced}")
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 @host_app.command("costs")

@@ -105,7 +105,13 @@ from mapt.hosts._services import (
     pulumi_engine,
     ssh_readiness,
 )
-from mapt.hosts._status import HostNotFoundError, host_status, list_hosts
+from mapt.hosts._status import (
+    HostInterruptions,
+    HostNotFoundError,
+    host_interruptions,
+    host_status,
+    list_hosts,
+)
 from mapt.hosts._target import AwsHostTarget
 
 __all__ = [
@@ -135,6 +141,7 @@ __all__ = [
     "HealthCheck",
     "HostChecks",
     "HostConnection",
+    "HostInterruptions",
     "HostNotFoundError",
     "HostRecord",
     "HostServices",
@@ -165,6 +172,7 @@ __all__ = [
     "dry_run_host",
     "flag_name",
     "host_costs",
+    "host_interruptions",
     "host_status",
     "image_answer",
     "list_hosts",

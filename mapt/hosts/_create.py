@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from mapt.allocation import AllocationArgs, AllocationResult, FailedOffer
     from mapt.hosts._replacement import ReplacementPlan
     from mapt.hosts._services import AddressLookup, HostSetupStep, LaunchCheck, ReadinessCheck
+    from mapt.integrations.github import RegisteredRunner
     from mapt.stacks import DryRunEngine, Engine, PlannedStep
     from mapt.targets import SshAccess
     from mapt.targets.aws import HostRequest, HostSetup, LaunchedInstance
@@ -39,6 +40,8 @@ log = get_logger(__name__)
 
 GET_AMI = "aws:ec2/getAmi:getAmi"
 InvokeAnswer = Callable[[Mapping[str, Any]], dict[str, Any]]
+# Removes a runner the host stack recorded that the host no longer runs; says what it did.
+RetireRunner = Callable[["RegisteredRunner"], "str | None"]
 
 
 def create_host(
@@ -55,6 +58,7 @@ def create_host(
     reuse_choice: bool = True,
     replaced: Sequence[str] = (),
     move: ReplacementPlan | None = None,
+    retire_runner: RetireRunner | None = None,
 ) -> HostRecord:
     """Allocate, deploy the host stack, confirm the launch, wait for SSH, write files.
 
@@ -71,15 +75,25 @@ def create_host(
     are unchanged (``Engine.up``'s ``replace``: a new address). ``move`` (an
     interrupted spot host's plan that leaves its place) records the kept offer as
     failed for its reason and deploys on the next choice, as after a refused launch.
+
+    A host with a runner whose machine was replaced (a spot replacement, a recovery, a
+    failover) registers a new runner on the new machine (its ``.runner`` file is gone,
+    so the delivery registers with this run's fresh token); the runner the stack
+    recorded before is then handed to ``retire_runner`` (removed by its id), and the
+    new one's id is what the stack records. The same machine keeps its runner and id.
     """
     from mapt.allocation import allocation
-    from mapt.stacks import project_lock
+    from mapt.hosts._destroy import registered_runner
+    from mapt.stacks import StackRef, project_lock
+    from mapt.targets.aws import HOST_STACK, OUTPUT_RUNNER_ID
 
     operation = "create" if reuse_choice else "resize"
     with project_lock(
         context.backend_url, context.project_name, operation=operation, timeout=lock_timeout
     ):
         allocated = False
+        # Read before anything changes: unreadable is an error, never "no runner".
+        previous = registered_runner(engine, StackRef.for_context(context, HOST_STACK))
         try:
             prefer = _running_on_demand_zone(context, engine) if reuse_choice else None
             chosen = allocation(
@@ -101,6 +115,14 @@ def create_host(
                 fallback_on_demand,
                 replaced,
             )
+            if (
+                previous is not None
+                and request.runner is not None
+                and retire_runner is not None
+                and outputs.get(OUTPUT_RUNNER_ID) != previous.runner_id
+            ):
+                # The old machine's runner is offline for good (its machine is gone).
+                retire_runner(previous)
             files: list[Path] = []
             if conn_dir is not None:
                 from mapt.targets import write_connection_files

@@ -83,7 +83,7 @@ def destroy_host(
                     log.warning("removed the lock %s of stack %s", entry, ref.stack_name)
                 unlocked += removed
             if name == HOST_STACK:
-                registered = _registered_runner(engine, ref)
+                registered = registered_runner(engine, ref)
             if engine.destroy(ref):
                 destroyed.append(ref.stack_name)
         purged: list[str] = []
@@ -93,7 +93,7 @@ def destroy_host(
     return DestroyRecord(project, tuple(destroyed), tuple(unlocked), tuple(purged), broken, note)
 
 
-def _registered_runner(engine: Engine, ref: StackRef) -> RegisteredRunner | None:
+def registered_runner(engine: Engine, ref: StackRef) -> RegisteredRunner | None:
     """The runner the host stack recorded (``runner_id`` in ``runner_scope``), if any.
 
     A record that cannot be read is an error, never taken for "no runner".

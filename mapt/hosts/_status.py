@@ -7,6 +7,7 @@ state cannot be read is answered with why, never left out.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mapt.core import InputError, OperationError
@@ -14,6 +15,7 @@ from mapt.hosts._records import HostStatus
 
 if TYPE_CHECKING:
     from mapt.stacks import Engine, StackSummary
+    from mapt.targets.aws import Interruption
 
 
 def list_hosts(engine: Engine, backend_url: str | None) -> list[HostStatus]:
@@ -87,3 +89,49 @@ def host_status(engine: Engine, backend_url: str | None, project: str) -> HostSt
             )
         raise HostNotFoundError(project, backend_url)
     return _host_summary(project, stacks)
+
+
+@dataclass(frozen=True)
+class HostInterruptions:
+    """A host (as state says) and the spot interruptions its group's history shows.
+
+    ``interruptions`` is None for a host they do not apply to (on demand: nothing
+    interrupts it), oldest first otherwise (empty: none seen in the history).
+    """
+
+    status: HostStatus
+    group: str | None
+    interruptions: tuple[Interruption, ...] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        found = self.interruptions
+        return {
+            **self.status.to_dict(),
+            "group": self.group,
+            "interruptions_apply": found is not None,
+            "interruptions": None if found is None else [i.to_dict() for i in found],
+        }
+
+
+def host_interruptions(status: HostStatus, session: Any) -> HostInterruptions:
+    """The interruptions of ``status``'s host, from its Auto Scaling group's activities.
+
+    Only a spot host has a group; an on-demand one answers that interruptions do not
+    apply. Where state does not say where a spot host runs, that is an error, never
+    "no interruption".
+    """
+    from mapt.core import RunContext
+    from mapt.targets.aws import group_interruptions, host_group_name
+
+    if status.unreadable:
+        location, reason = status.unreadable[0]
+        raise OperationError(f"the state of project {status.project!r} cannot be read: "
+                             f"{location} ({reason})")  # fmt: skip
+    if status.spot is False:
+        return HostInterruptions(status, None, None)
+    if status.region is None or status.spot is None:
+        raise OperationError(
+            f"the state of project {status.project!r} does not say where its host runs"
+        )
+    group = host_group_name(RunContext(project_name=status.project))
+    return HostInterruptions(status, group, group_interruptions(session, status.region, group))

@@ -19,7 +19,7 @@ from mapt.hosts._destroy import destroy_host
 from mapt.hosts._progress import Progress, reporting_progress
 from mapt.hosts._records import AddressChange
 from mapt.hosts._requests import PRODUCT_DESCRIPTIONS, CreateHostRequest, DestroyHostRequest
-from mapt.hosts._runner import deregister_runner, register_runner
+from mapt.hosts._runner import GitHubAppCredentials, deregister_runner, register_runner
 from mapt.hosts._services import HostServices
 from mapt.hosts._status import host_status, list_hosts
 
@@ -245,6 +245,13 @@ class AwsHostTarget:
         replaced: tuple[str, ...] = (),
         move: ReplacementPlan | None = None,
     ) -> HostRecord:
+        def retire(previous: RegisteredRunner) -> str | None:
+            """Remove the runner of the machine this host no longer runs on."""
+            app = request.runner.app if request.runner is not None else GitHubAppCredentials()
+            return deregister_runner(
+                project=request.project, registered=previous, requested=None, app=app
+            )
+
         with reporting_progress(self.progress):
             _, engine, host, args = self._prepare(request, changes_state=True)
             return create_host(
@@ -260,6 +267,7 @@ class AwsHostTarget:
                 reuse_choice=reuse_choice,
                 replaced=replaced,
                 move=move,
+                retire_runner=retire,
             )
 
     def _prepare(

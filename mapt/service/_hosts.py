@@ -64,6 +64,9 @@ REFUSED_FIELDS = {
     "rh_subscription_password": "a secret, which the service would have to store",
     "ghactions_runner_token": "a secret, which the service would have to store",
     "ghactions_app_private_key": "a secret, which the service would have to store",
+    "ghactions_app_id": "runners are registered with the server's own GitHub credentials",
+    "ghactions_app_installation_id": "runners are registered with the server's own "
+    "GitHub credentials",
     "conn_details_output": "a folder on the server; the connection is not written to files",
     "project_name": "the project is 'name' in the API",
     "debug": "a switch of the server's own logs",
@@ -158,7 +161,32 @@ def check_create_fields(fields: Mapping[str, Any]) -> str:
     from mapt.hosts import create_request
 
     request = create_request(dict(fields), name=_field_name)
+    if request.runner is not None:
+        _check_server_github(fields)
     return request.project
+
+
+def _check_server_github(fields: Mapping[str, Any]) -> None:
+    """A runner is registered (and removed) with the server's own GitHub credentials
+    (``GITHUB_TOKEN``/``GH_TOKEN`` or ``MAPT_GHACTIONS_APP_*`` in its environment, read
+    by every execution that registers or removes it); without any, nothing is created."""
+    from mapt.integrations.github import resolve_auth
+
+    field = (
+        "ghactions_runner_repo" if fields.get("ghactions_runner_repo") else "ghactions_runner_org"
+    )
+    try:
+        usable = resolve_auth() is not None
+        problem = "this server has no GitHub credentials to register runners with"
+    except InputError as error:
+        usable, problem = False, f"this server's GitHub App is misconfigured ({error.message})"
+    if not usable:
+        raise ConflictError(
+            f"{field} {fields[field]!r}: {problem}",
+            hint="Start mapt serve with GITHUB_TOKEN (or GH_TOKEN), or MAPT_GHACTIONS_APP_ID, "
+            "MAPT_GHACTIONS_APP_INSTALLATION_ID and MAPT_GHACTIONS_APP_PRIVATE_KEY, in its "
+            "environment.",
+        )
 
 
 def _refuse(fields: Mapping[str, Any]) -> None:

@@ -19,6 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 
 REGISTRATION_TOKEN = "AREGISTRATIONTOKEN7QXJ2KBWZPM4"
+# Where a runner stand-in registers with a registration token (``_register_runner``).
+RUNNER_REGISTRATION_PATH = "/actions/runner-registration"
 
 
 @dataclass
@@ -62,6 +64,11 @@ class FakeGitHub:
         self.apps: dict[int, FakeApp] = {}
         self.page_size = 100
         self.registration_tokens_issued = 0
+        # True: each registration token is new (as GitHub's are) and registers one runner
+        # once; False: every one is REGISTRATION_TOKEN.
+        self.fresh_registration_tokens = False
+        # Issued token -> the scope it registers in; removed when a runner used it.
+        self.unused_registration_tokens: dict[str, str] = {}
         self._ids = iter(range(1000, 100000))
         self.base_url = ""
 
@@ -97,6 +104,8 @@ class FakeGitHub:
         bearer = request.headers.get("authorization", "")
         if request.method == "POST" and path.startswith("/app/installations/"):
             return self._installation_token(path, bearer)
+        if request.method == "POST" and path == RUNNER_REGISTRATION_PATH:
+            return self._register_runner(bearer, request.body)
         if not bearer.startswith("Bearer ") or bearer[len("Bearer ") :] not in self.tokens:
             return 401, {"message": "Bad credentials"}, {}
         parts = path.split("/actions/runners", 1)
@@ -106,7 +115,11 @@ class FakeGitHub:
         rest = parts[1]
         if request.method == "POST" and rest == "/registration-token":
             self.registration_tokens_issued += 1
-            return 201, {"token": REGISTRATION_TOKEN, "expires_at": "2026-11-20T12:00:00Z"}, {}
+            token = REGISTRATION_TOKEN
+            if self.fresh_registration_tokens:
+                token = f"AREG{self.registration_tokens_issued:04d}FRESH7QXJ2KBWZPM4"
+            self.unused_registration_tokens[token] = scope_path
+            return 201, {"token": token, "expires_at": "2026-11-20T12:00:00Z"}, {}
         if request.method == "GET" and rest == "":
             return self._list(scope_path, request.query)
         if request.method == "DELETE" and rest.lstrip("/").isdigit():
@@ -117,6 +130,24 @@ class FakeGitHub:
             self.runners[scope_path] = [r for r in runners if r["id"] != runner_id]
             return 204, None, {}
         return 404, {"message": "Not Found"}, {}
+
+    def _register_runner(self, authorization: str, body: bytes) -> tuple[int, Any, dict[str, str]]:
+        """What ``config.sh`` does with a registration token, in one request.
+
+        The real runner sends ``RemoteAuth <token>`` to ``/actions/runner-registration``
+        and then adds itself to the Actions service's pool; here the one request adds
+        the runner to the token's scope and answers its id (``.runner``'s agentId).
+        """
+        token = authorization.removeprefix("RemoteAuth ")
+        scope_path = self.unused_registration_tokens.pop(token, None)
+        if not authorization.startswith("RemoteAuth ") or scope_path is None:
+            return 401, {"message": "Bad registration token"}, {}
+        # GitHub's --replace would drop a runner of the same name here; the fake keeps
+        # it, so a test sees which runner mapt itself removes.
+        runner = {"id": next(self._ids), "name": json.loads(body)["name"], "os": "linux",
+                  "status": "online", "busy": False, "token": token}  # fmt: skip
+        self.runners[scope_path].append(runner)
+        return 201, {"id": runner["id"]}, {}
 
     def _list(
         self, scope_path: str, query: dict[str, list[str]]

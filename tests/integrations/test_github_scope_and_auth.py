@@ -200,6 +200,29 @@ def test_app_flags_win_and_go_together(app_key_file: Path) -> None:
     )
 
 
+def test_without_app_flags_the_app_comes_from_its_mapt_variables(app_key_file: Path) -> None:
+    # How `mapt serve` is handed its own App: the variables of the CLI's flags.
+    env = {
+        "MAPT_GHACTIONS_APP_ID": "77",
+        "MAPT_GHACTIONS_APP_INSTALLATION_ID": "88",
+        "MAPT_GHACTIONS_APP_PRIVATE_KEY": str(app_key_file),
+        "GITHUB_TOKEN": "ghp_ignoredWhenAnAppIsGiven",
+    }
+    auth = resolve_auth(env=env)
+    assert isinstance(auth, AppAuth) and (auth.app_id, auth.installation_id) == (77, 88)
+    flags = resolve_auth(
+        app_id="1", installation_id="2", private_key_path=str(app_key_file), env=env
+    )
+    assert isinstance(flags, AppAuth) and (flags.app_id, flags.installation_id) == (1, 2)
+    with pytest.raises(InputError) as caught:
+        resolve_auth(env={"MAPT_GHACTIONS_APP_ID": "77", "GITHUB_TOKEN": "ghp_x"})
+    assert str(caught.value).endswith(
+        "missing: MAPT_GHACTIONS_APP_INSTALLATION_ID, MAPT_GHACTIONS_APP_PRIVATE_KEY"
+    )
+    with pytest.raises(InputError, match="MAPT_GHACTIONS_APP_ID 'x7' is not a positive"):
+        resolve_auth(env={**env, "MAPT_GHACTIONS_APP_ID": "x7"})
+
+
 @pytest.mark.parametrize(
     ("app_id", "installation_id", "bad"),
     [

@@ -173,6 +173,59 @@ def test_bad_fields_are_422_naming_the_field_and_create_nothing(
     assert shared_client.get("/v1/executions").json()["executions"] == []
 
 
+def test_a_runner_without_github_credentials_on_the_server_is_409_and_creates_nothing(
+    shared_client: httpx.Client, unique: str
+) -> None:
+    body = {"os": "fedora", "name": unique, "ghactions_runner_repo": "acme/app"}
+    answer = shared_client.post("/v1/hosts", json=body)
+    assert answer.status_code == 409, answer.text
+    error = answer.json()["error"]
+    assert error["message"].startswith(
+        "ghactions_runner_repo 'acme/app': this server has no GitHub credentials to "
+        "register runners with. Start mapt serve with GITHUB_TOKEN"
+    )
+    assert "\n" not in error["message"]
+    # The App is the server's too: a host cannot name one.
+    app = shared_client.post("/v1/hosts", json={**body, "ghactions_app_id": "12"})
+    assert app.status_code == 422
+    assert app.json()["error"]["message"].startswith("ghactions_app_id is not accepted")
+    assert shared_client.get(f"/v1/hosts/{unique}").status_code == 404
+    assert shared_client.get("/v1/executions").json()["executions"] == []
+
+
+def test_a_runner_is_registered_with_the_servers_own_credentials_kept_out_of_its_records(
+    tmp_path: Path,
+) -> None:
+    from tests.integrations.fake_github import REGISTRATION_TOKEN, FakeGitHub, FakeGitHubServer
+
+    access_token = "ghp_" + "s" * 36
+    github = FakeGitHub()
+    github.tokens.add(access_token)
+    github.add_scope("/repos/acme/app")
+    database = f"sqlite:///{tmp_path / 'service.sqlite3'}"
+    with FakeGitHubServer(github) as api:
+        env = {"GITHUB_TOKEN": access_token, "GITHUB_API_URL": api.api_url}
+        server = ServerProcess(database, tmp_path / "server.log", env=env)
+        with running(server), server.client(make_token(database, "ci")) as client:
+            fields = _fields(tmp_path, ghactions_runner_repo="acme/app",
+                             ghactions_runner_labels="gpu")  # fmt: skip
+            created = client.post("/v1/hosts?wait=true&timeout=180", json=fields)
+            assert created.json()["execution"]["status"] == "succeeded", created.text
+            host = _host(client)
+            records = created.text + client.get("/v1/hosts/pr-123").text
+            records += client.get("/v1/executions").text
+    (minted,) = [r for r in github.requests if r.method == "POST"]
+    assert minted.path == "/repos/acme/app/actions/runners/registration-token"
+    assert minted.headers["authorization"] == f"Bearer {access_token}"
+    assert host["state"] == "RUNNING" and host["fields"]["ghactions_runner_repo"] == "acme/app"
+    # Neither the server's token nor the registration token is in a record or its log.
+    logged = (tmp_path / "server.log").read_text()
+    for secret in (access_token, REGISTRATION_TOKEN):
+        assert secret not in records and secret not in logged
+        for stored in tmp_path.glob("service.sqlite3*"):  # the database and its journal
+            assert secret.encode() not in stored.read_bytes()
+
+
 def test_patch_takes_only_what_a_resize_changes(
     shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:

@@ -26,6 +26,12 @@ APP_ID_FLAG = "--ghactions-app-id"
 APP_INSTALLATION_ID_FLAG = "--ghactions-app-installation-id"
 APP_PRIVATE_KEY_FLAG = "--ghactions-app-private-key"
 TOKEN_ENV_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
+# The variables that stand in for the App's flags (the CLI's MAPT_* of each flag), read
+# when no App value is given: how `mapt serve` is handed its own GitHub App.
+APP_ENV_VARS = {
+    flag: "MAPT_" + flag.lstrip("-").replace("-", "_").upper()
+    for flag in (APP_ID_FLAG, APP_INSTALLATION_ID_FLAG, APP_PRIVATE_KEY_FLAG)
+}
 
 # GitHub refuses an App JWT whose lifetime exceeds 10 minutes; "iat" is back-dated a
 # minute to absorb clock drift between this machine and GitHub (GitHub's own advice).
@@ -121,36 +127,42 @@ def resolve_auth(
     """The credentials to manage runners with, or None when nothing is available.
 
     Order, as in the Go mapt: the GitHub App (all three ``--ghactions-app-*`` values,
-    which go together), then ``token`` (named ``token_source`` in messages), then
-    ``GITHUB_TOKEN``, then ``GH_TOKEN``. Empty strings count as not given, as an unset
-    ``MAPT_*`` variable would be. ``destroy`` uses the None answer to say it cannot
-    deregister the runner and carries on removing the machine.
+    which go together; when none is given, their ``MAPT_GHACTIONS_APP_*`` variables in
+    ``env``, as the service reads its own App), then ``token`` (named ``token_source``
+    in messages), then ``GITHUB_TOKEN``, then ``GH_TOKEN``. Empty strings count as not
+    given, as an unset ``MAPT_*`` variable would be. ``destroy`` uses the None answer
+    to say it cannot deregister the runner and carries on removing the machine.
     """
-    app_values = {
+    env = os.environ if env is None else env
+    app_values: dict[str, int | str | Path | None] = {
         APP_ID_FLAG: app_id,
         APP_INSTALLATION_ID_FLAG: installation_id,
         APP_PRIVATE_KEY_FLAG: private_key_path,
     }
+    if all(value in (None, "") for value in app_values.values()):
+        app_values = {APP_ENV_VARS[flag]: env.get(APP_ENV_VARS[flag]) for flag in app_values}
     given = {flag: value for flag, value in app_values.items() if value not in (None, "")}
     if given:
         missing = [flag for flag in app_values if flag not in given]
         if missing:
             raise InputError(f"{', '.join(app_values)} go together; missing: {', '.join(missing)}")
+        (id_name, id_value), (installation_name, installation_value), (_, key_path) = (
+            app_values.items()
+        )
         return AppAuth(
-            app_id=_parse_id(APP_ID_FLAG, app_id),
-            installation_id=_parse_id(APP_INSTALLATION_ID_FLAG, installation_id),
-            private_key_path=Path(str(private_key_path)),
+            app_id=_parse_id(id_name, id_value),
+            installation_id=_parse_id(installation_name, installation_value),
+            private_key_path=Path(str(key_path)),
         )
     if token:
         return TokenAuth(token, source=token_source)
-    env = os.environ if env is None else env
     for name in TOKEN_ENV_VARS:
         if env.get(name, "").strip():
             return TokenAuth(env[name], source=name)
     return None
 
 
-def _parse_id(flag: str, value: int | str | None) -> int:
+def _parse_id(flag: str, value: object) -> int:
     text = str(value).strip()
     if not text.isascii() or not text.isdigit():
         raise InputError(f"{flag} {value!r} is not a positive whole number")

@@ -81,6 +81,7 @@ from mapt.targets.aws._host import (
     recorded_setup,
 )
 from mapt.targets.aws._images import GET_AMI, ami_answer
+from mapt.targets.aws._interruptions import Interruption, group_interruptions
 from mapt.targets.aws._launch import (
     CAPACITY_REASONS,
     DEFAULT_REPLACEMENT_TIMEOUT,
@@ -180,6 +181,7 @@ __all__ = [
     "HostSetup",
     "HostedZone",
     "ImageLookup",
+    "Interruption",
     "LaunchFunction",
     "LaunchedInstance",
     "OperatingSystem",
@@ -210,6 +212,7 @@ __all__ = [
     "execute_sweep",
     "fetch_windows_password",
     "find_mapt_resources",
+    "group_interruptions",
     "host_access",
     "host_address_urn",
     "host_connection_values",
