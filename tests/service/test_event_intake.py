@@ -10,9 +10,7 @@ server did: its records, the queues, its metrics.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,8 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from mapt.cli import app
-from tests.conftest import FAKE_CREDENTIALS
-from tests.harness.moto_server import moto_server
+from tests.harness.sandbox_service import SANDBOX_AWS, sandbox_endpoint
 from tests.harness.service import ServerProcess, make_token, wait_for
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -255,18 +252,9 @@ def recorded(state: Path) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     folder = tmp_path_factory.mktemp("events")
-    nowhere = str(Path(tempfile.gettempdir()) / "mapt-test-no-aws-config")
-    aws = {
-        **FAKE_CREDENTIALS,
-        "AWS_CONFIG_FILE": nowhere,
-        "AWS_SHARED_CREDENTIALS_FILE": nowhere,
-        "MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION": "true",
-        "MOTO_ENABLE_AMI_VALIDATION": "true",
-        "MOTO_AMIS_PATH": str(REPOSITORY / "docs" / "sandbox-amis.json"),
-    }
-    with moto_server({**os.environ, **aws}) as endpoint:
+    with sandbox_endpoint() as endpoint:
         env = {
-            **aws,
+            **SANDBOX_AWS,
             "AWS_ENDPOINT_URL": endpoint,
             "MAPT_STATE_DIR": str(folder / "default-state"),
         }

@@ -13,9 +13,6 @@ delivers them.
 from __future__ import annotations
 
 import json
-import os
-import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -25,11 +22,9 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import FAKE_CREDENTIALS
-from tests.harness.moto_server import moto_server
-from tests.harness.service import ServerProcess, make_token, running, wait_for
+from tests.harness.sandbox_service import metric_samples, sandbox_service
+from tests.harness.service import ServerProcess, wait_for
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 FAMILIES = "m5,m6a,m6i,m7a,m7i,t3,t3a"
@@ -237,62 +232,28 @@ class Sandbox:
 
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         with self.client() as client:
-            answer = client.get("/metrics")
-        assert answer.status_code == 200, answer.text
-        return {
-            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(answer.text)
-            for sample in family.samples
-        }
+            return metric_samples(client)
 
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     folder = tmp_path_factory.mktemp("interruptions")
-    nowhere = str(Path(tempfile.gettempdir()) / "mapt-test-no-aws-config")
-    aws = {
-        **FAKE_CREDENTIALS,
-        "AWS_CONFIG_FILE": nowhere,
-        "AWS_SHARED_CREDENTIALS_FILE": nowhere,
-        "MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION": "true",
-        "MOTO_ENABLE_AMI_VALIDATION": "true",
-        "MOTO_AMIS_PATH": str(REPOSITORY / "docs" / "sandbox-amis.json"),
-    }
-    with moto_server({**os.environ, **aws}) as endpoint:
-        database_url = f"sqlite:///{folder / 'service.sqlite3'}"
-        server = ServerProcess(
-            database_url,
-            folder / "server.log",
-            command=[
-                sys.executable,
-                "-m",
-                "mapt",
-                "serve",
-                "--sandbox",
-                "--port",
-                "0",
-                "--workers",
-                "3",
-                "--pool-interval",
-                "1s",
-                "--replacement-timeout",
-                f"{REPLACEMENT_TIMEOUT}s",
-                "--breaker-interruptions",
-                "2",
-                "--breaker-window",
-                f"{BREAKER_WINDOW}s",
-                "--breaker-cooldown",
-                f"{BREAKER_COOLDOWN}s",
-            ],
-            env={
-                **aws,
-                "AWS_ENDPOINT_URL": endpoint,
-                "MAPT_DATABASE_URL": database_url,
-                "MAPT_STATE_DIR": str(folder / "default-state"),
-            },
-        )
-        with running(server):
-            yield Sandbox(endpoint, server, make_token(database_url, "ci"), folder / "state")
+    with sandbox_service(
+        folder,
+        "--workers",
+        "3",
+        "--pool-interval",
+        "1s",
+        "--replacement-timeout",
+        f"{REPLACEMENT_TIMEOUT}s",
+        "--breaker-interruptions",
+        "2",
+        "--breaker-window",
+        f"{BREAKER_WINDOW}s",
+        "--breaker-cooldown",
+        f"{BREAKER_COOLDOWN}s",
+    ) as service:
+        yield Sandbox(service.endpoint, service.server, service.token, service.state)
 
 
 def test_an_interrupted_spot_host_is_replaced_in_place_then_moved_when_its_place_has_none(
@@ -309,9 +270,7 @@ def test_an_interrupted_spot_host_is_replaced_in_place_then_moved_when_its_place
     region = created["allocation"]["region"]
     zone = created["allocation"]["availability_zone"]
     first = sandbox.in_service("pr-7", region)
-    assert sandbox.named_address("pr-7.ci.example.com") == [
-        sandbox.public_address(first, region)
-    ]
+    assert sandbox.named_address("pr-7.ci.example.com") == [sandbox.public_address(first, region)]
     autoscaling = sandbox.aws("autoscaling", region)
 
     # AWS's two-minute warning: the host is ERROR with the event as its reason at once.
@@ -335,9 +294,7 @@ def test_an_interrupted_spot_host_is_replaced_in_place_then_moved_when_its_place
     assert replacement["result"]["outcome"] == "in-place"
     assert replaced["execution_id"] == replacement["id"]
     # The name now holds the replacement's address.
-    assert sandbox.named_address("pr-7.ci.example.com") == [
-        sandbox.public_address(second, region)
-    ]
+    assert sandbox.named_address("pr-7.ci.example.com") == [sandbox.public_address(second, region)]
     # The same event again (EventBridge delivers at least once) changes nothing, and
     # every message is gone from the queue once recorded.
     sandbox.deliver(region, event)

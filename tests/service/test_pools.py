@@ -28,6 +28,7 @@ from mapt.service._schema import hosts as hosts_table
 from mapt.service._states import HostRequest
 from tests.cli.host_harness import FAMILIES
 from tests.harness.pulumi_mocks import FAKE_PRIVATE_KEY_PEM
+from tests.harness.sandbox_service import metric_samples
 from tests.harness.service import ServerProcess, make_token, running, wait_for
 
 _SETTLE = 600.0
@@ -127,19 +128,6 @@ def _mapt(server: ServerProcess, *args: str) -> Any:
     return CliRunner().invoke(
         app, [*args, "--server", server.url], env={"MAPT_TOKEN": token, "GITHUB_OUTPUT": ""}
     )
-
-
-def _metrics(client: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """``GET /metrics`` parsed by prometheus-client: (sample, labels) -> value."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    answer = client.get("/metrics")
-    assert answer.status_code == 200, answer.text
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(answer.text)
-        for sample in family.samples
-    }
 
 
 def test_members_are_pinned_to_zones_spread_over_the_ranked_offers(
@@ -414,7 +402,7 @@ def test_a_cold_start_is_leased_and_a_deleted_pool_drains_when_released(
 
     shown = wait_for(started, timeout=_SETTLE, interval=0.3)
     assert shown["connection"]["private_key"] == FAKE_PRIVATE_KEY_PEM
-    served = _metrics(client)
+    served = metric_samples(client)
     assert served[("mapt_leases_served_total", (("pool", name), ("served", "cold_start")))] == 1
     assert ("mapt_leases_served_total", (("pool", name), ("served", "at_once"))) not in served
     assert served[("mapt_leases_active", (("pool", name),))] == 1

@@ -9,10 +9,7 @@ against the endpoint with boto3: the instances running, the addresses that exist
 
 from __future__ import annotations
 
-import os
 import secrets
-import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +19,8 @@ import boto3
 import httpx
 import pytest
 
-from tests.conftest import FAKE_CREDENTIALS
-from tests.harness.moto_server import moto_server
-from tests.harness.service import ServerProcess, make_token, running, wait_for
+from tests.harness.sandbox_service import metric_samples, sandbox_service
+from tests.harness.service import ServerProcess, wait_for
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 FAMILIES = "m5,m6a,m6i,m7a,m7i,t3,t3a"
@@ -135,58 +131,21 @@ class Sandbox:
         )
 
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        """``GET /metrics`` parsed by prometheus-client: (sample, labels) -> value."""
-        from prometheus_client.parser import text_string_to_metric_families
-
         with self.client() as client:
-            answer = client.get("/metrics")
-        assert answer.status_code == 200, answer.text
-        return {
-            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(answer.text)
-            for sample in family.samples
-        }
+            return metric_samples(client)
 
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     folder = tmp_path_factory.mktemp("pools-sandbox")
-    nowhere = str(Path(tempfile.gettempdir()) / "mapt-test-no-aws-config")
-    aws = {
-        **FAKE_CREDENTIALS,
-        "AWS_CONFIG_FILE": nowhere,
-        "AWS_SHARED_CREDENTIALS_FILE": nowhere,
-        "MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION": "true",
-        "MOTO_ENABLE_AMI_VALIDATION": "true",
-        "MOTO_AMIS_PATH": str(REPOSITORY / "docs" / "sandbox-amis.json"),
-    }
-    with moto_server({**os.environ, **aws}) as endpoint:
-        database_url = f"sqlite:///{folder / 'service.sqlite3'}"
-        server = ServerProcess(
-            database_url,
-            folder / "server.log",
-            command=[
-                sys.executable,
-                "-m",
-                "mapt",
-                "serve",
-                "--sandbox",
-                "--port",
-                "0",
-                "--workers",
-                "3",
-                "--pool-interval",
-                "1s",
-            ],
-            env={
-                **aws,
-                "AWS_ENDPOINT_URL": endpoint,
-                "MAPT_DATABASE_URL": database_url,
-                "MAPT_STATE_DIR": str(folder / "default-state"),
-            },
-        )
-        with running(server):
-            yield Sandbox(endpoint, server, make_token(database_url, "ci"), folder / "state")
+    with sandbox_service(
+        folder,
+        "--workers",
+        "3",
+        "--pool-interval",
+        "1s",
+    ) as service:
+        yield Sandbox(service.endpoint, service.server, service.token, service.state)
 
 
 def test_a_pool_converges_spreads_over_zones_and_scaling_never_removes_a_leased_member(

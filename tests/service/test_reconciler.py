@@ -9,9 +9,6 @@ operator would.
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,9 +18,8 @@ import boto3
 import httpx
 import pytest
 
-from tests.conftest import FAKE_CREDENTIALS
-from tests.harness.moto_server import moto_server
-from tests.harness.service import ServerProcess, make_token, running, wait_for
+from tests.harness.sandbox_service import sandbox_service
+from tests.harness.service import ServerProcess, wait_for
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 FAMILIES = "m5,m6a,m6i,m7a,m7i,t3,t3a"
@@ -113,44 +109,16 @@ class Sandbox:
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     folder = tmp_path_factory.mktemp("reconciler")
-    nowhere = str(Path(tempfile.gettempdir()) / "mapt-test-no-aws-config")
-    aws = {
-        **FAKE_CREDENTIALS,
-        "AWS_CONFIG_FILE": nowhere,
-        "AWS_SHARED_CREDENTIALS_FILE": nowhere,
-        "MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION": "true",
-        "MOTO_ENABLE_AMI_VALIDATION": "true",
-        "MOTO_AMIS_PATH": str(REPOSITORY / "docs" / "sandbox-amis.json"),
-    }
-    with moto_server({**os.environ, **aws}) as endpoint:
-        database_url = f"sqlite:///{folder / 'service.sqlite3'}"
-        server = ServerProcess(
-            database_url,
-            folder / "server.log",
-            command=[
-                sys.executable,
-                "-m",
-                "mapt",
-                "serve",
-                "--sandbox",
-                "--port",
-                "0",
-                "--reconcile-interval",
-                "1s",
-                "--recovery-attempts",
-                str(ATTEMPTS),
-                "--recovery-backoff",
-                f"{BACKOFF:g}s",
-            ],
-            env={
-                **aws,
-                "AWS_ENDPOINT_URL": endpoint,
-                "MAPT_DATABASE_URL": database_url,
-                "MAPT_STATE_DIR": str(folder / "default-state"),
-            },
-        )
-        with running(server):
-            yield Sandbox(endpoint, server, make_token(database_url, "ci"), folder / "state")
+    with sandbox_service(
+        folder,
+        "--reconcile-interval",
+        "1s",
+        "--recovery-attempts",
+        str(ATTEMPTS),
+        "--recovery-backoff",
+        f"{BACKOFF:g}s",
+    ) as service:
+        yield Sandbox(service.endpoint, service.server, service.token, service.state)
 
 
 def test_mapt_serve_sandbox_says_so_in_one_line_at_start(sandbox: Sandbox) -> None:

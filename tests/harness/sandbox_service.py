@@ -1,0 +1,86 @@
+"""``mapt serve --sandbox`` against a moto_server, for the service's end-to-end modules.
+
+One moto_server (strict about instance types and images, loaded with the images mapt
+looks up, as docs/sandbox.md starts it) and, usually, one real ``mapt serve --sandbox``
+on it, shared by a test module: a sandbox deployment is the expensive part of each
+test. Also ``metric_samples``, ``/metrics`` read with prometheus-client's own parser.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import FAKE_CREDENTIALS
+from tests.harness.moto_server import moto_server
+from tests.harness.service import ServerProcess, make_token, running
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+# Outside every test's AWS configuration: only the fake credentials count.
+_NOWHERE = str(Path(tempfile.gettempdir()) / "mapt-test-no-aws-config")
+# What the endpoint and the server both run with: fake credentials, no AWS config file.
+SANDBOX_AWS = {
+    **FAKE_CREDENTIALS,
+    "AWS_CONFIG_FILE": _NOWHERE,
+    "AWS_SHARED_CREDENTIALS_FILE": _NOWHERE,
+    "MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION": "true",
+    "MOTO_ENABLE_AMI_VALIDATION": "true",
+    "MOTO_AMIS_PATH": str(REPOSITORY / "docs" / "sandbox-amis.json"),
+}
+
+
+@contextmanager
+def sandbox_endpoint() -> Iterator[str]:
+    """A moto_server as the sandbox's AWS; yields its URL."""
+    with moto_server({**os.environ, **SANDBOX_AWS}) as endpoint:
+        yield endpoint
+
+
+@dataclass(frozen=True)
+class SandboxService:
+    endpoint: str
+    server: ServerProcess
+    token: str
+    # The file:// backend the tests' hosts keep their state in.
+    state: Path
+
+
+@contextmanager
+def sandbox_service(folder: Path, *flags: str) -> Iterator[SandboxService]:
+    """A moto_server and ``mapt serve --sandbox --port 0 FLAGS`` on it (SQLite in
+    ``folder``), with a write token; stopped when the block ends."""
+    with sandbox_endpoint() as endpoint:
+        database_url = f"sqlite:///{folder / 'service.sqlite3'}"
+        server = ServerProcess(
+            database_url,
+            folder / "server.log",
+            command=[sys.executable, "-m", "mapt", "serve", "--sandbox", "--port", "0", *flags],
+            env={
+                **SANDBOX_AWS,
+                "AWS_ENDPOINT_URL": endpoint,
+                "MAPT_DATABASE_URL": database_url,
+                "MAPT_STATE_DIR": str(folder / "default-state"),
+            },
+        )
+        with running(server):
+            yield SandboxService(endpoint, server, make_token(database_url, "ci"), folder / "state")
+
+
+def metric_samples(client: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """``GET /metrics`` parsed by prometheus-client: (sample, sorted labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    answer = client.get("/metrics")
+    assert answer.status_code == 200, answer.text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(answer.text)
+        for sample in family.samples
+    }
