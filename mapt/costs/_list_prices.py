@@ -1,7 +1,8 @@
 """What a host holds besides its instance, at AWS's list prices: never in the spot figure.
 
 The spot figures price the instance alone, from what AWS charged. A host's network
-costs too: spot hosts sit behind a network load balancer, addresses are public IPv4,
+costs too: spot hosts sit behind a network load balancer unless they have a name of
+their own (``--dns-zone``, see specs/features/stable-names.md), addresses are public IPv4,
 an air-gapped host boots through a NAT gateway. Those are charged by the hour at list
 prices that mapt does not read from AWS; they are shown apart, labelled as list prices.
 
@@ -44,36 +45,42 @@ NAT_GATEWAY = ListPrice(
 )
 
 
-def held_resources(*, spot: bool, airgap: bool) -> list[tuple[ListPrice, int | None]]:
-    """(list price, how many for the whole interval) of a host's placement.
+def held_resources(
+    *, spot: bool, airgap: bool, load_balancer: bool
+) -> list[tuple[ListPrice, int | None]]:
+    """(list price, how many for the whole interval) of a host's placement;
+    ``load_balancer``: a spot host behind its network load balancer.
 
     None: held for part of the interval only, for a time mapt does not record (the
     air-gap bootstrap NAT gateway lives until the host is ready).
     """
+    balanced = spot and load_balancer
     held: list[tuple[ListPrice, int | None]] = []
-    if spot:
+    if balanced:
         held.append((NETWORK_LOAD_BALANCER, 1))
     if airgap:
         # The bastion's address; the host and its (internal) balancer have none.
         held += [(PUBLIC_IPV4, 1), (NAT_GATEWAY, None)]
     else:
-        # Spot: the balancer's Elastic IP and the instance's own (public subnet);
-        # on demand: the instance's Elastic IP, which replaces its own.
-        held.append((PUBLIC_IPV4, 2 if spot else 1))
+        # Behind a balancer: its Elastic IP and the instance's own (public subnet); a
+        # named spot host: the instance's own; on demand: the instance's Elastic IP,
+        # which replaces its own.
+        held.append((PUBLIC_IPV4, 2 if balanced else 1))
     return held
 
 
 def list_priced(
-    hours_by_shape: dict[tuple[bool, bool], Decimal],
+    hours_by_shape: dict[tuple[bool, bool, bool], Decimal],
 ) -> list[dict[str, object]]:
-    """The list-priced resources of hosts that ran ``hours`` in each (spot, airgap) shape.
+    """The list-priced resources of hosts that ran ``hours`` in each (spot, airgap,
+    load balancer) shape.
 
     One entry per resource: its hours (None when unknown), cost at list price (None
     likewise), the price used and what it leaves out.
     """
     totals: dict[str, tuple[ListPrice, Decimal | None]] = {}
-    for (spot, airgap), hours in hours_by_shape.items():
-        for price, count in held_resources(spot=spot, airgap=airgap):
+    for (spot, airgap, load_balancer), hours in hours_by_shape.items():
+        for price, count in held_resources(spot=spot, airgap=airgap, load_balancer=load_balancer):
             known = totals.get(price.resource, (price, Decimal(0)))[1]
             resource_hours = None if count is None or known is None else known + hours * count
             totals[price.resource] = (price, resource_hours)

@@ -22,6 +22,8 @@ class Interval:
     pool: str | None
     placement: Placement
     airgap: bool
+    # A spot host behind its network load balancer (one with a name of its own has none).
+    load_balancer: bool
     started_at: datetime
     ended_at: datetime | None
     start_reason: str
@@ -33,8 +35,9 @@ class CostReport:
     """What some intervals cost within a window, and what they held at list prices."""
 
     cost: Cost
-    # (spot, airgap) -> hours run in that shape: what the list-priced resources follow.
-    hours_by_shape: Mapping[tuple[bool, bool], Decimal]
+    # (spot, airgap, load balancer) -> hours run in that shape: what the list-priced
+    # resources follow.
+    hours_by_shape: Mapping[tuple[bool, bool, bool], Decimal]
     intervals: tuple[tuple[Interval, datetime, datetime, Cost], ...] = ()
 
     def as_spot_api(self) -> dict[str, Any]:
@@ -77,7 +80,7 @@ def cost_report(
 ) -> CostReport:
     """What ``intervals`` cost within [start, end), each part priced by ``price``."""
     total = Cost()
-    shapes: dict[tuple[bool, bool], Decimal] = {}
+    shapes: dict[tuple[bool, bool, bool], Decimal] = {}
     priced = []
     for interval in intervals:
         part = clipped(interval.started_at, interval.ended_at, start, end)
@@ -85,7 +88,7 @@ def cost_report(
             continue
         cost = price(interval, *part)
         total += cost
-        shape = (interval.placement.spot, interval.airgap)
+        shape = (interval.placement.spot, interval.airgap, interval.load_balancer)
         shapes[shape] = shapes.get(shape, Decimal(0)) + cost.hours
         priced.append((interval, part[0], part[1], cost))
     return CostReport(total, shapes, tuple(priced))

@@ -47,6 +47,7 @@ def host_costs(
         OUTPUT_AVAILABILITY_ZONE,
         OUTPUT_BASTION_HOST,
         OUTPUT_CREATED_AT,
+        OUTPUT_INSTANCE_ID,
         OUTPUT_INSTANCE_TYPES,
         OUTPUT_OS,
         OUTPUT_REGION,
@@ -105,6 +106,8 @@ def host_costs(
         pool=None,
         placement=placement,
         airgap=OUTPUT_BASTION_HOST in outputs,
+        # A spot host without a balancer records the instance its name points at.
+        load_balancer=placement.spot and OUTPUT_INSTANCE_ID not in outputs,
         started_at=created,
         ended_at=None,
         start_reason="created",

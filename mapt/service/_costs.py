@@ -49,10 +49,12 @@ DELETED = "deleted"
 
 @dataclass(frozen=True)
 class HostPlacement:
-    """Where a host runs now (``Placement``), whether it is air-gapped, and its pool."""
+    """Where a host runs now (``Placement``), whether it is air-gapped, whether a spot host
+    sits behind its load balancer (one with a name of its own has none), and its pool."""
 
     placement: Placement
     airgap: bool = False
+    load_balancer: bool = True
     pool: str | None = None
 
 
@@ -76,6 +78,7 @@ def host_placement(
             product=PRODUCT_DESCRIPTIONS[request.host.os],
         ),
         airgap=request.host.airgap,
+        load_balancer=request.host.load_balanced(chosen.is_spot),
         pool=pool,
     )
 
@@ -112,9 +115,10 @@ def record_placement(
     current = _open_interval(connection, host)
     continues = current is not None or _last_end_reason(connection, host) in (FAILED, INTERRUPTED)
     if current is not None:
-        if (current.placement, current.airgap, current.pool) == (
+        if (current.placement, current.airgap, current.load_balancer, current.pool) == (
             where.placement,
             where.airgap,
+            where.load_balancer and where.placement.spot,
             where.pool,
         ):
             return False
@@ -130,6 +134,7 @@ def record_placement(
             spot=placement.spot,
             product=placement.product,
             airgap=where.airgap,
+            load_balancer=where.load_balancer and placement.spot,
             started_at=at,
             start_reason=reason if continues else CREATED,
         )
@@ -168,6 +173,8 @@ def _interval(row: sa.Row[Any]) -> Interval:
             product=m["product"],
         ),
         airgap=m["airgap"],
+        # Recorded since revision 0007; before it, every spot host had its balancer.
+        load_balancer=m["spot"] if m["load_balancer"] is None else m["load_balancer"],
         started_at=m["started_at"],
         ended_at=m["ended_at"],
         start_reason=m["start_reason"],

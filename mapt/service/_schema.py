@@ -205,6 +205,9 @@ host_intervals = sa.Table(
     # is air-gapped (what it holds at list price: a load balancer, addresses, a NAT).
     sa.Column("product", sa.String(64), nullable=False),
     sa.Column("airgap", sa.Boolean, nullable=False),
+    # Whether a spot host sat behind its network load balancer (a named one has none;
+    # None: recorded before revision 0007, when every spot host had one).
+    sa.Column("load_balancer", sa.Boolean, nullable=True),
     sa.Column("started_at", UtcDateTime, nullable=False),
     sa.Column("ended_at", UtcDateTime, nullable=True),
     # created, resized, recovered, interrupted / resized, recovered, interrupted, deleted.

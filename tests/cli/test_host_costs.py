@@ -47,6 +47,18 @@ def _costs(backend: str, *extra: str) -> Any:
         )
 
 
+def test_a_named_spot_host_without_a_load_balancer_lists_none(
+    aws_env: None, tmp_path: Path
+) -> None:
+    # A spot host with a name of its own records the instance its name points at.
+    named = {**OUTPUTS, "instance_id": "i-0123456789abcdef0", "dns_name": "pr-7.ci.example.com"}
+    result = _costs(_state(tmp_path, named), "--start", "2026-11-20", "--end", "2026-11-20")
+    assert result.exit_code == 0, result.stderr
+    assert "$0.5138 on spot against $1.3440 on demand over 14 hours" in result.stdout
+    assert "network_load_balancer" not in result.stdout
+    assert "public_ipv4: $0.0700 at list price" in result.stdout  # one address, 14 h
+
+
 def test_a_cli_host_is_priced_from_its_state_since_its_creation(
     aws_env: None, tmp_path: Path
 ) -> None:

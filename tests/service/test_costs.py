@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from mapt.costs import AwsPrices, Placement
 from mapt.service import Database, open_database
 from mapt.service._app import Service, create_app
-from mapt.service._costs import HostPlacement, record_end, record_placement
+from mapt.service._costs import HostPlacement, host_placement, record_end, record_placement
 from mapt.service._schema import host_intervals
 from mapt.service._states import HostRequest, HostState
 from mapt.service._tokens import create_token
@@ -120,6 +120,39 @@ def test_detail_lists_intervals_and_network_at_list_prices_apart(api: Api, tmp_p
     assert listed["network_load_balancer"]["cost"] == 0.1238  # 5.5 h x 0.0225 = 0.12375
     assert listed["public_ipv4"]["hours"] == 11.0  # two addresses for 5.5 hours
     assert listed["public_ipv4"]["list_price"]["usd_per_hour"] == 0.005
+
+
+def test_a_named_spot_host_lists_its_one_address_and_no_load_balancer(
+    api: Api, tmp_path: Path
+) -> None:
+    # A spot host with a name of its own (dns_zone) has no balancer: its instance's
+    # address is all it holds at list price; the spot figures are the same.
+    _host_with_history(api, tmp_path, "named", RUNS, replace(WHERE, load_balancer=False))
+    document = api.get("/v1/hosts/named/costs?detail=true").json()
+    assert {key: document[key] for key in EXPECTED} == EXPECTED
+    listed = {item["resource"]: item for item in document["list_priced"]}
+    assert set(listed) == {"public_ipv4"}
+    assert listed["public_ipv4"]["hours"] == 5.5  # one address for 5.5 hours
+
+
+@pytest.mark.parametrize(
+    ("more", "balanced"),
+    [
+        ({}, True),
+        ({"dns_zone": "ci.example.com"}, False),
+        ({"dns_zone": "ci.example.com", "spot_load_balancer": True}, True),
+    ],
+)
+def test_a_placement_records_whether_its_spot_host_has_a_load_balancer(
+    more: dict[str, Any], balanced: bool, tmp_path: Path
+) -> None:
+    chosen = {
+        "region": "us-east-1", "availability_zone": ZONE, "availability_zone_id": "use1-az1",
+        "instance_types": [TYPE], "spot_price": 0.03, "max_price": 0.04, "score": 9,
+    }  # fmt: skip
+    fields = {**_fields(tmp_path, "pr-8"), **more}
+    where = host_placement(fields, {"allocation": chosen})
+    assert (where.placement.spot, where.load_balancer) == (True, balanced)
 
 
 def test_all_costs_by_pool_and_in_total(api: Api, tmp_path: Path) -> None:

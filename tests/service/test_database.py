@@ -28,7 +28,7 @@ def test_migrations_build_exactly_the_schema_the_code_describes(database_url: st
     finally:
         database.dispose()
     assert differences == []
-    assert revision == "0006"
+    assert revision == "0007"
 
 
 def test_opening_twice_migrates_once(database_url: str) -> None:
