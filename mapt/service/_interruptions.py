@@ -6,8 +6,10 @@ and, in the same transaction, calls ``on_host_event``:
 - an interruption warning or a rebalance recommendation for a RUNNING host moves it
   RUNNING -> ERROR with the event as its reason, ends its cost interval
   (``interrupted``) and submits a ``hosts.replace`` execution, all in that transaction;
-  for a host in any other state (being created, changed, replaced already, deleted)
-  the event is only recorded;
+  for a host in any other state (being created, changed, replaced already, deleted),
+  or about an instance a replacement was already submitted for (a rebalance
+  recommendation, then the two-minute warning; or a late delivery: that machine is
+  being, or was, replaced), the event is only recorded;
 - a state-change notification is only recorded: an instance that stops or terminates
   is found by the reconciler's next pass (``mapt.service._reconciler``), which knows
   whether it is the host's current machine (a late notification about the instance
@@ -38,7 +40,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from mapt.core import ExitCode, MaptError, get_logger
-from mapt.hosts import BreakerPolicy, Interruption, OpenBreaker, ReplacementOutcome, open_breakers
+from mapt.hosts import (
+    SPOT_TUNING,
+    BreakerPolicy,
+    Interruption,
+    OpenBreaker,
+    ReplacementOutcome,
+    open_breakers,
+)
 from mapt.service._costs import INTERRUPTED, host_placement, record_end
 from mapt.service._database import Database
 from mapt.service._executions import ExecutionError
@@ -110,6 +119,14 @@ def on_host_event(store: Hosts, connection: sa.Connection, event: HostEvent) -> 
         _log.info("host %s is %s: %s only recorded", event.host, state, event.kind.value)
         return
     found = _host(row)
+    if _replaced_before(connection, event):
+        _log.info(
+            "host %s: %s for %s, whose replacement was submitted already; only recorded",
+            found.name,
+            event.kind.value,
+            event.instance_id,
+        )
+        return
     reason = describe_event(event)
     transition(found.name, found.state, HostState.ERROR)
     submitted = store.executions.submit_in(
@@ -144,6 +161,16 @@ def on_host_event(store: Hosts, connection: sa.Connection, event: HostEvent) -> 
     # What the interrupted machine cost ends with the event; the replacement opens the next.
     record_end(connection, found.name, at=min(event.event_time, now), reason=INTERRUPTED)
     _log.warning("host %s: %s; replacing it (%s)", found.name, reason, submitted)
+
+
+def _replaced_before(connection: sa.Connection, event: HostEvent) -> bool:
+    """Whether a ``hosts.replace`` of ``event``'s host was submitted for its instance."""
+    submitted = connection.execute(
+        sa.select(executions.c.arguments).where(
+            executions.c.target == event.host, executions.c.name == REPLACE
+        )
+    ).scalars()
+    return any((arguments or {}).get("instance") == event.instance_id for arguments in submitted)
 
 
 # -- the circuit breaker, from the records ----------------------------------------------
@@ -197,8 +224,7 @@ def breaker_fields(
     changed = dict(fields)
     if fallback_on_demand:
         changed["spot"] = False
-        for tuning in ("spot_eviction_tolerance", "spot_increase_rate", "spot_excluded_regions",
-                       "spot_max_attempts", "spot_fallback_on_demand"):  # fmt: skip
+        for tuning in SPOT_TUNING:  # refused on demand
             changed.pop(tuning, None)
         changed.setdefault("region", regions[0])
         return changed

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mapt.costs import Placement
-from mapt.hosts import BreakerPolicy
+from mapt.hosts import BreakerPolicy, create_request
 from mapt.service import Database, open_database
 from mapt.service._costs import HostPlacement, record_placement
 from mapt.service._executions import Executions
@@ -138,6 +138,27 @@ def test_a_rebalance_recommendation_acts_too_and_a_state_change_or_a_busy_host_o
     assert _row(database, "pr-4")["error_type"] is None
 
 
+def test_a_later_event_about_an_instance_already_being_replaced_acts_no_more(
+    database: Database,
+) -> None:
+    # A rebalance recommendation, then AWS's two-minute warning for the same machine:
+    # one replacement. Once the host runs again (on the replacement), a late delivery
+    # about the retired machine leaves it running; a warning for the new one acts.
+    _host(database, "pr-5")
+    _deliver(database, _event(HostEventKind.REBALANCE_RECOMMENDATION, "pr-5"))
+    with database.transaction() as connection:
+        connection.execute(hosts.update().where(hosts.c.name == "pr-5").values(state="RUNNING"))
+    _deliver(database, _event(HostEventKind.INTERRUPTION_WARNING, "pr-5"))
+    assert _row(database, "pr-5")["state"] == "RUNNING"
+    assert len(_replacements(database)) == 1
+    _deliver(
+        database,
+        _event(HostEventKind.INTERRUPTION_WARNING, "pr-5", id="evt-new", instance_id="i-new"),
+    )
+    assert _row(database, "pr-5")["state"] == "ERROR"
+    assert [r["arguments"]["instance"] for r in _replacements(database)] == ["i-pr-5", "i-new"]
+
+
 def test_two_interruptions_of_a_pool_open_its_breaker_which_its_launches_avoid(
     database: Database,
 ) -> None:
@@ -161,11 +182,18 @@ def test_two_interruptions_of_a_pool_open_its_breaker_which_its_launches_avoid(
     on_spot = breaker_fields(template, "ci", opened, fallback_on_demand=False)
     assert on_spot["spot"] is True
     assert on_spot["spot_excluded_regions"] == ["eu-west-1", "us-east-1"]
+    named = {"dns_zone": "ci.example.com", "spot_load_balancer": True}
     on_demand = breaker_fields(
-        {**template, "spot_fallback_on_demand": True}, "ci", opened, fallback_on_demand=True
+        {**template, **named, "spot_fallback_on_demand": True},
+        "ci",
+        opened,
+        fallback_on_demand=True,
     )
     assert on_demand["spot"] is False and on_demand["region"] == "us-east-1"
-    assert not {"spot_excluded_regions", "spot_fallback_on_demand"} & set(on_demand)
+    assert not {"spot_excluded_regions", "spot_fallback_on_demand", "spot_load_balancer"} & set(
+        on_demand
+    )
+    create_request(dict(on_demand), name=str)  # a create the API accepts: no spot tuning left
     # Another pool, or a closed breaker, launches as its template says.
     assert breaker_fields(template, "other", opened, fallback_on_demand=True) == template
     assert breaker_fields(template, "ci", closed, fallback_on_demand=True) == template
