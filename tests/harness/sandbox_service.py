@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -45,11 +46,29 @@ def sandbox_endpoint() -> Iterator[str]:
 
 @dataclass(frozen=True)
 class SandboxService:
+    """The endpoint and the server a module's tests drive; modules add their own steps."""
+
     endpoint: str
     server: ServerProcess
     token: str
     # The file:// backend the tests' hosts keep their state in.
     state: Path
+
+    def client(self) -> httpx.Client:
+        """An HTTP client of the server, holding the write token."""
+        return self.server.client(self.token)
+
+    def aws(self, service: str, region: str) -> Any:
+        """A boto3 client of the endpoint: acting on AWS behind the service's back."""
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
 
 @contextmanager

@@ -19,12 +19,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import boto3
-import httpx
 import pytest
 
-from tests.harness.sandbox_service import metric_samples, sandbox_service
-from tests.harness.service import ServerProcess, wait_for
+from tests.harness.sandbox_service import SandboxService, metric_samples, sandbox_service
+from tests.harness.service import wait_for
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 FAMILIES = "m5,m6a,m6i,m7a,m7i,t3,t3a"
@@ -56,25 +54,7 @@ def warning(region: str, instance: str) -> dict[str, Any]:
     }
 
 
-class Sandbox:
-    def __init__(self, endpoint: str, server: ServerProcess, token: str, state: Path) -> None:
-        self.endpoint = endpoint
-        self.server = server
-        self.token = token
-        self.state = state
-
-    def aws(self, service: str, region: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=region,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-
-    def client(self) -> httpx.Client:
-        return self.server.client(self.token)
-
+class Sandbox(SandboxService):
     def fields(self, **more: Any) -> dict[str, Any]:
         return {
             "os": "fedora", "spot": True, "cpus": 2, "memory": 8,

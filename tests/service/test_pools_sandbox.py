@@ -15,12 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 
-from tests.harness.sandbox_service import metric_samples, sandbox_service
-from tests.harness.service import ServerProcess, wait_for
+from tests.harness.sandbox_service import SandboxService, metric_samples, sandbox_service
+from tests.harness.service import wait_for
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 FAMILIES = "m5,m6a,m6i,m7a,m7i,t3,t3a"
@@ -29,24 +28,9 @@ REGION = "us-east-1"
 DEPLOY_TIMEOUT = 600.0
 
 
-class Sandbox:
-    def __init__(self, endpoint: str, server: ServerProcess, token: str, state: Path) -> None:
-        self.endpoint = endpoint
-        self.server = server
-        self.token = token
-        self.state = state
-
+class Sandbox(SandboxService):
     def ec2(self) -> Any:
-        return boto3.client(
-            "ec2",
-            endpoint_url=self.endpoint,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-
-    def client(self) -> httpx.Client:
-        return self.server.client(self.token)
+        return self.aws("ec2", REGION)
 
     def create_pool(self, *, target: int, maximum: int, **strategy: Any) -> str:
         name = f"sb-{secrets.token_hex(3)}"
