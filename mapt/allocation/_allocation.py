@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mapt.allocation._ec2 import PRICING_REGION, Ec2Queries
+from mapt.allocation._ec2 import PRICING_REGION, Ec2Queries, collection_paused
 from mapt.allocation._errors import (
     NoMatchingInstanceTypesError,
     NoSupportedInstanceTypesError,
@@ -244,7 +244,7 @@ def _spot_market(
     named = sorted(set(args.compute_request.compute_sizes))
 
     queries.client(home)  # both first queries use it: create it once, up front
-    with queries.executor(queries.max_workers) as pool:
+    with collection_paused(), queries.executor(queries.max_workers) as pool:
         types_job = pool.submit(instance_types_for, queries, home, args.compute_request, True)
         regions_job = pool.submit(queries.regions, home)
         excluded = spot.excluded_regions

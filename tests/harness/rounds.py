@@ -6,6 +6,16 @@ calls issued in parallel overlap as they would against a distant AWS. The round 
 a call is one more than the highest round among the calls that had ended before it
 started: a count of round trips on the critical path, not a timing. Shared by the
 tests and ``benchmarks/host_list.py``.
+
+That count is by wall-clock order, so a call that starts late because the process
+was short of CPU (a loaded machine) counts a round later than its dependencies say.
+``CallTimeline.following_dependencies`` counts by dependency instead (``depth``): a
+call's depth is one more than the deepest answer its thread could have used when it
+started, followed through thread pools: a task knows what its submitter knew, a
+thread that takes a future's result learns what the task knew when it ended, and a
+task that waited in the queue for a busy worker of a full pool inherits what that
+worker's last task knew (a pool too small to run everything at once costs real
+round trips).
 """
 
 from __future__ import annotations
@@ -13,7 +23,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +41,19 @@ class TimedCall:
     operation: str
     start: float
     end: float
+    depth: int = 0  # by dependency, when ``following_dependencies`` was on
+
+
+class _Knowledge(threading.local):
+    """Per thread: service -> the deepest call whose answer the thread could have used."""
+
+    def __init__(self) -> None:
+        self.depths: dict[str, int] = {}
+        self.last_end = 0.0  # when this thread's last pool task ended
+
+    def learn(self, depths: dict[str, int]) -> None:
+        for service, depth in depths.items():
+            self.depths[service] = max(depth, self.depths.get(service, 0))
 
 
 @dataclass
@@ -45,6 +69,7 @@ class CallTimeline:
     services: tuple[str, ...] = ()
     calls: list[TimedCall] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _known: _Knowledge = field(default_factory=_Knowledge, repr=False)
 
     def handlers(self) -> list[tuple[Any, ...]]:
         from botocore.handlers import REGISTER_FIRST
@@ -69,21 +94,70 @@ class CallTimeline:
             depth.append(1 + max(before, default=0))
         return max(depth, default=0)
 
+    def dependency_rounds(self, service: str | None = None) -> int:
+        """The deepest chain of calls that each needed the one before (see the module)."""
+        return max((c.depth for c in self.calls if service in (None, c.service)), default=0)
+
+    @contextmanager
+    def following_dependencies(self) -> Iterator[None]:
+        """Follow, meanwhile, what each thread knows through ``ThreadPoolExecutor``s."""
+        known = self._known
+        submit, result = ThreadPoolExecutor.submit, Future.result
+
+        def submitted(
+            pool: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+        ) -> Future[Any]:
+            given, queued_at, bounded = dict(known.depths), time.monotonic(), [False]
+            ended: dict[str, int] = {}
+
+            def task() -> Any:
+                # Below its size the pool has a thread for every task, so a task can
+                # wait for CPU but not for a busy worker's call to end.
+                busy = bounded[0] and known.last_end > queued_at
+                waited = dict(known.depths) if busy else {}
+                known.depths = given
+                known.learn(waited)
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    ended.update(known.depths)
+                    known.last_end = time.monotonic()
+
+            future = submit(pool, task)
+            bounded[0] = len(pool._threads) >= pool._max_workers  # type: ignore[attr-defined]
+            future.timeline_depths = ended  # type: ignore[attr-defined]
+            return future
+
+        def awaited(future: Future[Any], timeout: float | None = None) -> Any:
+            try:
+                return result(future, timeout)
+            finally:
+                known.learn(getattr(future, "timeline_depths", {}))
+
+        ThreadPoolExecutor.submit = submitted  # type: ignore[assignment,method-assign]
+        Future.result = awaited  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
+            Future.result = result  # type: ignore[method-assign]
+
     def count(self, service: str | None = None) -> int:
         return sum(1 for c in self.calls if service is None or c.service == service)
 
     def _started(self, model: Any, context: dict[str, Any], **_: Any) -> None:
         context["timeline_start"] = time.monotonic()
+        service = model.service_model.service_name
+        context["timeline_depth"] = self._known.depths.get(service, 0) + 1
         if self.latency:
             time.sleep(self.latency)
 
     def _ended(self, model: Any, context: dict[str, Any], **_: Any) -> None:
-        call = TimedCall(
-            model.service_model.service_name,
-            model.name,
-            context.get("timeline_start", time.monotonic()),
-            time.monotonic(),
-        )
+        service = model.service_model.service_name
+        depth = context.get("timeline_depth", 1)
+        start = context.get("timeline_start", time.monotonic())
+        call = TimedCall(service, model.name, start, time.monotonic(), depth)
+        self._known.learn({service: depth})
         with self._lock:
             self.calls.append(call)
 

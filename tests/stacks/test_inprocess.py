@@ -239,14 +239,17 @@ def test_a_dry_run_reads_a_200_stack_s3_backend_once_whatever_it_asks(aws: ApiCa
     boto3.DEFAULT_SESSION = None  # no S3 client yet, as in a fresh process
     dry = DryRunEngine(reader=PulumiEngine(), answers=default_answers())
 
-    with counting_clients() as created, installed(timeline.handlers()):
+    following = timeline.following_dependencies()
+    with counting_clients() as created, installed(timeline.handlers()), following:
         assert dry.exists(spot) and dry.outputs(spot) == {"az": "eu-north-1b"}
         assert not dry.exists(host) and not dry.exists(host)
         assert len(dry.list_stacks(url)) == 200
 
     assert created["s3"] == 1
     assert timeline.count("s3") == 202  # stacks and locks listed, 200 checkpoints read
-    assert timeline.rounds("s3") <= 3, timeline.rounds("s3")
+    # By dependency, not by wall-clock order: on a loaded machine a read that started
+    # late for want of CPU counted a round later (4 rounds once).
+    assert timeline.dependency_rounds("s3") == 2, timeline.dependency_rounds("s3")
 
 
 _MANY_RUNS = """
