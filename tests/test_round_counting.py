@@ -1,0 +1,70 @@
+"""``CallTimeline`` counts rounds by dependency: late starts for want of CPU do not count.
+
+The calls are answered in-process (a ``before-call`` handler), after the timeline has
+held them for a short latency; no AWS and no moto.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from tests.harness.rounds import CallTimeline
+from tests.harness.spot_market import installed
+
+LATENCY = 0.05
+
+
+def _answer(model: Any, **_: Any) -> Any:
+    from botocore.awsrequest import AWSResponse
+
+    return AWSResponse("https://ec2.amazonaws.com/", 200, {}, None), {"Regions": []}
+
+
+@pytest.fixture
+def timeline(monkeypatch: pytest.MonkeyPatch) -> Iterator[CallTimeline]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    timeline = CallTimeline(latency=LATENCY, services=("ec2",))
+    handlers = [*timeline.handlers(), ("before-call.ec2", _answer)]
+    with installed(handlers), timeline.following_dependencies():
+        yield timeline
+
+
+def _call() -> None:
+    import boto3
+
+    boto3.client("ec2", region_name="us-east-1").describe_regions()
+
+
+def test_a_call_started_late_without_waiting_for_an_answer_is_in_the_first_round(
+    timeline: CallTimeline,
+) -> None:
+    def late() -> None:
+        time.sleep(4 * LATENCY)  # busy elsewhere, as a CPU-starved thread would be
+        _call()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first, second = pool.submit(_call), pool.submit(late)
+        first.result(), second.result()
+
+    assert timeline.rounds() == 2  # by wall-clock order: the late call started after
+    assert timeline.dependency_rounds() == 1
+
+
+def test_a_call_made_with_another_calls_answer_is_a_round_later(timeline: CallTimeline) -> None:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        pool.submit(_call).result()
+        pool.submit(_call).result()  # submitted by a thread that had the first answer
+        _call()  # and once more on this thread, which has both
+    assert timeline.dependency_rounds() == 3
+
+
+def test_calls_queued_behind_a_full_pool_are_a_round_later(timeline: CallTimeline) -> None:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        list(pool.map(lambda _: _call(), range(3)))
+    assert timeline.dependency_rounds() == 3
