@@ -2,8 +2,10 @@
 
 Simulated AWS: a moto server on 127.0.0.1, in its own process so that its CPU is not
 counted as mapt's, for regions, zones and instance types (every region of the aws
-partition enabled); the replayed spot market (tests/data/spot-market.csv.gz) for spot
-prices, placement scores and on-demand prices; and a latency L held on every EC2 and
+partition enabled; its never-changing answers kept and replayed, ``StaticAnswers``,
+so that moto's own rendering time is not on the critical path); the replayed spot
+market (tests/data/spot-market.csv.gz) for spot prices, placement scores and on-demand
+prices; and a latency L held on every EC2 and
 Pricing call (``tests.harness.rounds.CallTimeline``). For each L in 0.05, 0.2 and
 0.5 s and N = 4, 17 or every usable region, it prints for a fresh ``allocation()``
 and for the ranking of ``mapt aws spot-price`` (with on-demand prices):
@@ -17,6 +19,7 @@ and for the ranking of ``mapt aws spot-price`` (with on-demand prices):
   target with every region: <= 4 L at L = 0.2 s and <= 3 L at L = 0.5 s;
 - cpu s: the CPU time mapt's process spent (every thread; the market's answers are
   in-process, moto's are not), which on a busy machine stretches the wall time;
+- sim s: the CPU time the moto server's process spent meanwhile;
 
 and the calls of a re-run with the ``spotOption`` stack present (target 0). Two
 scenarios: placement scores answered, and refused (UnauthorizedOperation).
