@@ -1,10 +1,13 @@
 """Event intake: ``mapt serve --sandbox`` against a moto_server, events put on its queue.
 
-One server (the real ``mapt serve --sandbox --event-regions us-east-1``) and one
-moto_server are shared by the module. The server sets up the region's intake stack
-when it starts; the tests put EventBridge envelopes on the queue (as EventBridge
-delivers them, or through EventBridge itself with ``put_events``) and read what the
-server did: its records, the queues, its metrics.
+One server (the real ``mapt serve --sandbox --event-regions us-east-1
+--events-backend file://...``) and one moto_server are shared by the module. The
+server sets up the region's intake stack in that backend when it starts; the tests
+put EventBridge envelopes on the queue (as EventBridge delivers them, or through
+EventBridge itself with ``put_events``) and read what the server did: its records,
+the queues, its metrics. ``mapt serve setup|teardown`` run in-process against the
+same endpoint, in regions of their own (the server's region only where a test
+restores it).
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ class Sandbox:
         self.token = ""
         self.server: ServerProcess | None = None
         self.starts = 0
+        # Where the server keeps the event-intake stacks (not its local default state).
+        self.events_backend = folder / "events-backend"
 
     def start(self) -> ServerProcess:
         self.starts += 1
@@ -63,6 +68,8 @@ class Sandbox:
                 REGION,
                 "--event-poll-wait",
                 "1s",
+                "--events-backend",
+                f"file://{self.events_backend}",
             ],
             env=self.env,
         )
@@ -281,8 +288,10 @@ def test_the_intake_stack_is_set_up_at_start_and_a_second_start_changes_nothing(
     [statement] = json.loads(attributes["Policy"])["Statement"]
     assert statement["Principal"] == {"Service": "events.amazonaws.com"}
     assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": rule["Arn"]}}
-    state = sandbox.folder / "default-state" / EVENTS_STATE
+    state = sandbox.events_backend / EVENTS_STATE
+    assert not (sandbox.folder / "default-state" / EVENTS_STATE).exists()
     resources = recorded(state)
+    checkpoint = state.read_bytes()
 
     sandbox.stop()
     sandbox.start()
@@ -290,6 +299,7 @@ def test_the_intake_stack_is_set_up_at_start_and_a_second_start_changes_nothing(
     assert sandbox.queues() == (intake, dead)
     assert events.list_rules()["Rules"] == [rule]
     assert recorded(state) == resources
+    assert state.read_bytes() == checkpoint  # reused as it is: not even an empty update
 
 
 def test_a_hosts_events_are_recorded_once_and_anything_else_is_dead_lettered_with_its_reason(
@@ -508,6 +518,14 @@ def test_an_events_backend_holds_one_stack_per_region_reused_by_a_second_setup_a
         assert gone.exit_code == 0, gone.output
         assert "nothing to remove" in gone.stdout
 
+    # No backend given: the local state, as before.
+    monkeypatch.delenv("MAPT_EVENTS_BACKEND")
+    local = events_state(sandbox.folder / "default-state", region)
+    assert serve("setup", "--sandbox", "--regions", region).exit_code == 0
+    assert local.is_file() and len(sqs.list_queues()["QueueUrls"]) == 2
+    assert serve("teardown", "--sandbox", "--all-regions").exit_code == 0
+    assert not local.exists() and sqs.list_queues().get("QueueUrls", []) == []
+
 
 def test_a_bad_events_backend_exits_2_naming_it_and_creates_nothing(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
@@ -561,8 +579,9 @@ def test_a_running_leader_sets_a_watched_regions_intake_up_again_after_a_teardow
     for name, value in sandbox.env.items():
         monkeypatch.setenv(name, value)
     intake, _ = sandbox.queues()
-    state = events_state(sandbox.folder / "default-state", REGION)
-    removed = serve("teardown", "--sandbox", "--regions", REGION, "--force")
+    state = events_state(sandbox.events_backend, REGION)
+    removed = serve("teardown", "--sandbox", "--regions", REGION, "--force",
+                    "--events-backend", f"file://{sandbox.events_backend}")  # fmt: skip
     assert removed.exit_code == 0, removed.output
     assert f"{REGION}: event intake removed" in removed.stdout
 
