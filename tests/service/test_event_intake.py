@@ -590,6 +590,11 @@ def test_a_running_leader_sets_a_watched_regions_intake_up_again_after_a_teardow
         return len(urls) == 2 and intake not in urls and state.is_file()
 
     wait_for(set_up_again, timeout=INTAKE_TIMEOUT)
+    assert sandbox.server is not None
+    assert any(
+        str(line.get("message", "")).startswith(f"the event queue of {REGION} is gone")
+        for line in sandbox.server.log()
+    )
     fresh, _ = sandbox.queues()
     # The new queue is polled: an event on it is taken off (dead-lettered: not mapt's).
     sandbox.client("sqs").send_message(QueueUrl=fresh, MessageBody="not an event")
