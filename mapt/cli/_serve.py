@@ -1,20 +1,31 @@
 """``mapt serve``: run the control plane over HTTP, and manage its API tokens.
 
 ``mapt serve`` runs the server; ``mapt serve token create|list|revoke`` work on the same
-database (``--database-url``, or ``MAPT_DATABASE_URL``). FastAPI, uvicorn and
-SQLAlchemy are imported inside the command bodies, so ``mapt --help`` loads none.
+database (``--database-url``, or ``MAPT_DATABASE_URL``); ``mapt serve setup|teardown``
+make and remove the per-region event-intake stacks, in ``--events-backend``. FastAPI,
+uvicorn and SQLAlchemy are imported inside the command bodies, so ``mapt --help``
+loads none.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mapt.cli._console import command_group
-from mapt.cli._options import DnsZone, OutputFormat, Sandbox, given, option, whole_number
+from mapt.cli._options import (
+    DnsZone,
+    OutputFormat,
+    Sandbox,
+    env,
+    given,
+    option,
+    whole_number,
+)
 
 if TYPE_CHECKING:
     from mapt.service import (
@@ -24,8 +35,11 @@ if TYPE_CHECKING:
         PoolSettings,
         RecoveryPolicy,
     )
+    from mapt.stacks import Engine
 
 _DATABASE_KEY = "mapt.serve.database_url"
+_EVENTS_BACKEND_KEY = "mapt.serve.events_backend"
+_EVENTS_SECRETS_KEY = "mapt.serve.events_secrets_provider"
 
 serve_app = command_group(
     "The control plane over HTTP: hosts and executions for CI jobs holding a token.",
@@ -45,6 +59,70 @@ DatabaseUrl = Annotated[
         show_default=False,
     ),
 ]
+
+
+# Where the event-intake stacks are: what servers sharing one database share.
+EventsBackend = Annotated[
+    str | None,
+    option(
+        "--events-backend",
+        "State backend of the event-intake stacks (events-<region>, project mapt-events): "
+        "file://PATH or s3://BUCKET[/PREFIX] (default: this machine's local state). Servers "
+        "on different machines sharing one database give the same one.",
+        show_default=False,
+    ),
+]
+EventsSecretsProvider = Annotated[
+    str | None,
+    option(
+        "--events-secrets-provider",
+        "How the event-intake stacks' state secrets are encrypted: passphrase (default; "
+        "PULUMI_CONFIG_PASSPHRASE[_FILE] for an s3 backend) or awskms://KEY?region=R.",
+        show_default=False,
+    ),
+]
+
+
+def _events_backend(ctx: typer.Context, value: str | None) -> str | None:
+    """``--events-backend`` (this command's, else ``mapt serve``'s), as Pulumi gets it.
+
+    Parsed as ``--backend-url`` is (``mapt.stacks.parse_backend_url``); a bad URL is an
+    ``InputError`` naming the flag or its variable, before anything is called.
+    """
+    from mapt.core import InputError
+    from mapt.stacks import parse_backend_url
+
+    if value is None:
+        value = ctx.meta.get(_EVENTS_BACKEND_KEY)
+    if value is None:
+        return None
+    source = ctx.get_parameter_source("events_backend")
+    from_environment = source is not None and source.name == "ENVIRONMENT"
+    named = env("--events-backend") if from_environment else "--events-backend"
+    try:
+        return parse_backend_url(value).url
+    except InputError as error:
+        raise InputError(f"{named}: {error.message}", hint=error.hint) from None
+
+
+def _events_engine(
+    ctx: typer.Context,
+    sandbox: bool,
+    region: str | None,
+    backend: str | None,
+    secrets: str | None,
+) -> Engine:
+    """The engine of ``mapt serve setup|teardown``: the sandbox's (``region``: where it
+    looks for on-demand hosts; None: the session's) or Pulumi's, its CLI checked."""
+    from mapt.hosts import HostServices
+
+    services = HostServices()
+    if sandbox:
+        from mapt.cli._sandbox import sandbox_services
+
+        services = sandbox_services(region=region, backend_url=backend)
+    services.check_engine()
+    return services.engine(secrets or ctx.meta.get(_EVENTS_SECRETS_KEY), False)
 
 
 def _checked_url(ctx: typer.Context, database_url: str | None) -> str:
@@ -165,6 +243,8 @@ def serve(
         ),
     ] = None,
     dns_zone: DnsZone = None,
+    events_backend: EventsBackend = None,
+    events_secrets_provider: EventsSecretsProvider = None,
     sandbox: Sandbox = False,
 ) -> None:
     """Run the HTTP API (OpenAPI at /openapi.json, docs at /docs) until SIGTERM."""
@@ -183,6 +263,8 @@ def serve(
                 f"belong to mapt serve itself, not to mapt serve {ctx.invoked_subcommand}"
             )
         ctx.meta[_DATABASE_KEY] = database_url
+        ctx.meta[_EVENTS_BACKEND_KEY] = events_backend
+        ctx.meta[_EVENTS_SECRETS_KEY] = events_secrets_provider
         return
     from mapt.cli._app import set_debug
     from mapt.service import ServerSettings, run_server
@@ -200,7 +282,12 @@ def serve(
         interruptions=_interruption_settings(
             breaker_interruptions, breaker_window, breaker_cooldown, replacement_timeout
         ),
-        events=_event_settings(event_regions, event_poll_wait),
+        events=_event_settings(
+            event_regions,
+            event_poll_wait,
+            _events_backend(ctx, events_backend),
+            events_secrets_provider,
+        ),
         dns_zone=dns_zone,
     )
     services = None
@@ -295,7 +382,9 @@ def _regions(text: str, flag: str) -> tuple[str, ...]:
     return tuple(check_region_name(region, f"{flag} item") for region in regions)
 
 
-def _event_settings(regions: str | None, wait: str | None) -> EventIntakeSettings:
+def _event_settings(
+    regions: str | None, wait: str | None, backend: str | None, secrets_provider: str | None
+) -> EventIntakeSettings:
     """The event intake's flags as settings; a bad value is an ``InputError`` naming it."""
     from mapt.core import InputError, parse_duration
     from mapt.service import EventIntakeSettings
@@ -307,14 +396,18 @@ def _event_settings(regions: str | None, wait: str | None) -> EventIntakeSetting
         if not waited.is_integer() or not 1 <= waited <= 20:
             raise InputError(f"--event-poll-wait {wait} must be whole seconds from 1s to 20s")
         seconds = int(waited)
+    where = EventIntakeSettings(
+        wait_seconds=seconds, backend_url=backend, secrets_provider=secrets_provider
+    )
     if regions is not None and regions.strip().lower() == "none":
-        return EventIntakeSettings(wait_seconds=seconds)
+        return where
     watched = () if regions is None else _regions(regions, "--event-regions")
-    return EventIntakeSettings(regions=watched, follow_hosts=True, wait_seconds=seconds)
+    return replace(where, regions=watched, follow_hosts=True)
 
 
 @serve_app.command("setup")
 def serve_setup(
+    ctx: typer.Context,
     regions: Annotated[
         str,
         typer.Option(
@@ -323,29 +416,116 @@ def serve_setup(
             show_default=False,
         ),
     ],
+    events_backend: EventsBackend = None,
+    events_secrets_provider: EventsSecretsProvider = None,
     output: Annotated[
         OutputFormat, typer.Option("--output", "-o", help="text or json.")
     ] = OutputFormat.text,
     sandbox: Sandbox = False,
 ) -> None:
-    """Create (or leave as they are) the event-intake stacks of these regions: the queue
+    """Create (or reuse as they are) the event-intake stacks of these regions: the queue
     EventBridge puts EC2 events on, its dead-letter queue, the rule and its policy."""
-    from mapt.hosts import HostServices
     from mapt.targets.aws import ensure_event_intake
 
     wanted = _regions(regions, "--regions")
-    services = HostServices()
-    if sandbox:
-        from mapt.cli._sandbox import sandbox_services
-
-        services = sandbox_services(region=wanted[0], backend_url=None)
-    services.check_engine()
-    found = ensure_event_intake(services.engine(None, False), wanted)
+    backend = _events_backend(ctx, events_backend)
+    engine = _events_engine(ctx, sandbox, wanted[0], backend, events_secrets_provider)
+    found = ensure_event_intake(engine, wanted, backend_url=backend)
     if output is OutputFormat.json:
         typer.echo(json.dumps({"regions": {r: q.__dict__ for r, q in found.items()}}, indent=2))
         return
     for region, queues in found.items():
         typer.echo(f"{region}: {queues.queue_url} (dead letters: {queues.dead_letter_url})")
+
+
+@serve_app.command("teardown")
+def serve_teardown(
+    ctx: typer.Context,
+    regions: Annotated[
+        str | None,
+        typer.Option(
+            "--regions",
+            help="The regions whose event intake to remove, comma-separated.",
+            show_default=False,
+        ),
+    ] = None,
+    all_regions: Annotated[
+        bool,
+        typer.Option(
+            "--all-regions", help="Every region that has an event-intake stack in the backend."
+        ),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Remove even where the service database says managed hosts still run.",
+        ),
+    ] = False,
+    events_backend: EventsBackend = None,
+    events_secrets_provider: EventsSecretsProvider = None,
+    database_url: DatabaseUrl = None,
+    output: Annotated[
+        OutputFormat, typer.Option("--output", "-o", help="text or json.")
+    ] = OutputFormat.text,
+    sandbox: Sandbox = False,
+) -> None:
+    """Remove the event-intake stacks of these regions: their queues, rule, target and
+    policy, and their state. Refused where managed hosts still run, unless --force."""
+    from mapt.core import InputError
+    from mapt.targets.aws import event_intake_regions, events_stack_ref, remove_event_intake
+
+    if (regions is None) == (not all_regions):
+        raise InputError(
+            "give --regions R1,R2 or --all-regions (one of the two): which event intakes to remove"
+        )
+    named = _regions(regions, "--regions") if regions is not None else ()
+    backend = _events_backend(ctx, events_backend)
+    where = backend or "the local state"
+    engine = _events_engine(
+        ctx, sandbox, named[0] if named else None, backend, events_secrets_provider
+    )
+    wanted = tuple(event_intake_regions(engine, backend)) if all_regions else named
+    # Unreadable state raises here: it is never taken for "no stack".
+    present = [region for region in wanted if engine.exists(events_stack_ref(region, backend))]
+    if present and not force:
+        _refuse_where_hosts_run(ctx, database_url, present)
+    removed = remove_event_intake(engine, present, backend_url=backend)
+    outcome = {region: "removed" if removed.get(region) else "absent" for region in wanted}
+    if output is OutputFormat.json:
+        typer.echo(json.dumps({"backend": where, "regions": outcome}, indent=2))
+        return
+    if not wanted:
+        typer.echo(f"No event-intake stack in {where}: nothing to remove.")
+    for region, what in outcome.items():
+        if what == "removed":
+            typer.echo(f"{region}: event intake removed (queues, rule, policy; state in {where})")
+        else:
+            typer.echo(f"{region}: no event-intake stack in {where}: nothing to remove")
+
+
+def _refuse_where_hosts_run(
+    ctx: typer.Context, database_url: str | None, regions: list[str]
+) -> None:
+    """``InputError`` (exit 2) when the service database has hosts running in ``regions``:
+    their interruptions would go unheard, and a running leader would set it up again."""
+    from mapt.core import InputError
+    from mapt.service import hosts_by_region
+
+    database = _open(ctx, database_url)
+    try:
+        with database.transaction() as connection:
+            running = hosts_by_region(connection)
+    finally:
+        database.dispose()
+    busy = {region: running[region] for region in regions if region in running}
+    if busy:
+        listed = "; ".join(f"{region}: {', '.join(names)}" for region, names in busy.items())
+        raise InputError(
+            f"managed hosts still run where the event intake would be removed ({listed})",
+            hint="Delete those hosts first, or pass --force (a running leader sets a "
+            "region's intake up again while hosts run there).",
+        )
 
 
 def _when(value: datetime | None) -> str:

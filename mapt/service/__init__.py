@@ -32,6 +32,7 @@ from mapt.service._event_intake import (
     EventIntakeSettings,
     UnusableMessage,
     event_intake_task,
+    hosts_by_region,
     parse_envelope,
 )
 from mapt.service._executions import (
@@ -106,6 +107,7 @@ __all__ = [
     "default_database_url",
     "error_body",
     "event_intake_task",
+    "hosts_by_region",
     "http_status",
     "leader_tasks",
     "list_tokens",

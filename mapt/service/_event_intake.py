@@ -6,7 +6,9 @@ region's event-intake stack (``mapt.targets.aws.ensure_event_intake``) puts them
 SQS queue. The leader (``event_intake_task``, a ``LeaderTask``):
 
 1. sets up the stacks of the regions it watches (``EventIntakeSettings``), once per
-   region and server term; a region whose setup fails is tried again next pass;
+   region and server term; a region whose setup fails is tried again next pass, and
+   one whose queue is gone from AWS (``mapt serve teardown``, or deleted by hand) is
+   set up again, with a refresh, while it is still watched;
 2. long-polls every region's queue at once (one thread per region);
 3. for each message: parses the EventBridge envelope (``parse_envelope``), maps the
    instance to a host (its ``mapt:project`` tag, asked of EC2, then the hosts table),
@@ -86,6 +88,7 @@ class EventIntakeSettings:
     ``follow_hosts``: also every region a managed host runs in, set up when a host
     first runs there; ``wait_seconds``: the long poll's wait (1..20, SQS's range);
     ``backend_url``: the Pulumi state backend of the stacks (None: the local default);
+    ``secrets_provider``: their secrets provider (None: the passphrase, as for hosts);
     ``setup_retry``: the wait before a region whose setup failed is tried again.
     Nothing to watch (the default): no intake task runs.
     """
@@ -94,6 +97,7 @@ class EventIntakeSettings:
     follow_hosts: bool = False
     wait_seconds: int = 20
     backend_url: str | None = None
+    secrets_provider: str | None = None
     setup_retry: float = 60.0
 
     def __post_init__(self) -> None:
@@ -252,6 +256,8 @@ class EventIntake:
     # The regions hosts run in, asked of the database at most every _HOSTS_EVERY s.
     _host_regions: tuple[str, ...] = ()
     _hosts_asked_at: float | None = None
+    # Regions whose queue AWS no longer has: set up again with a refresh.
+    _vanished: set[str] = field(default_factory=set)
 
     def run(self, context: LeaderContext) -> None:
         """One pass: set up new regions' stacks, then poll every region's queue once."""
@@ -278,9 +284,8 @@ class EventIntake:
         if self.settings.follow_hosts and (
             self._hosts_asked_at is None or now - self._hosts_asked_at >= _HOSTS_EVERY
         ):
-            query = sa.select(host_intervals.c.region).where(host_intervals.c.ended_at.is_(None))
             with context.database.transaction() as connection:
-                self._host_regions = tuple(sorted(set(connection.execute(query).scalars())))
+                self._host_regions = tuple(hosts_by_region(connection))
             self._hosts_asked_at = now
         wanted = dict.fromkeys((*self.settings.regions, *self._host_regions))
         return [
@@ -301,10 +306,16 @@ class EventIntake:
                 return
             try:
                 services.check_engine()
-                engine = services.engine(None, False)
+                engine = services.engine(self.settings.secrets_provider, False)
                 self.queues.update(
-                    ensure_event_intake(engine, [region], backend_url=self.settings.backend_url)
+                    ensure_event_intake(
+                        engine,
+                        [region],
+                        backend_url=self.settings.backend_url,
+                        refresh=region in self._vanished,
+                    )
                 )
+                self._vanished.discard(region)
             except Exception as error:  # an engine's failure is not always a MaptError
                 self._retry_at[region] = time.monotonic() + self.settings.setup_retry
                 _log.error(
@@ -320,6 +331,16 @@ class EventIntake:
         try:
             self.poll(context, queues)
         except Exception as error:  # one region's failure must not stop the others
+            if _queue_gone(error):
+                # Set up again next pass if the region is still watched (a host runs there).
+                self.queues.pop(queues.region, None)
+                self._vanished.add(queues.region)
+                _log.warning(
+                    "the event queue of %s is gone (%s): set up again while watched",
+                    queues.region,
+                    queues.queue_url,
+                )
+                return
             _log.error("polling the events of %s failed: %s", queues.region, redact(str(error)))
 
     def _client(self, service: str, region: str) -> Any:
@@ -485,6 +506,29 @@ class EventIntake:
             reason,
             extra={"dead_letter_reason": reason, "event_region": queues.region},
         )
+
+
+def hosts_by_region(connection: sa.Connection) -> dict[str, tuple[str, ...]]:
+    """The managed hosts running in each region (their open cost interval), by region."""
+    query = (
+        sa.select(host_intervals.c.region, host_intervals.c.host)
+        .where(host_intervals.c.ended_at.is_(None))
+        .order_by(host_intervals.c.region, host_intervals.c.host)
+    )
+    found: dict[str, list[str]] = {}
+    for region, host in connection.execute(query):
+        found.setdefault(region, []).append(host)
+    return {region: tuple(names) for region, names in found.items()}
+
+
+def _queue_gone(error: Exception) -> bool:
+    """Whether SQS answered that the queue does not exist (under either protocol's code)."""
+    from botocore.exceptions import ClientError
+
+    return isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in (
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "QueueDoesNotExist",
+    )
 
 
 def event_intake_task(settings: EventIntakeSettings, on_event: OnHostEvent) -> LeaderTask:

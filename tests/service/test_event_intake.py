@@ -1,10 +1,13 @@
 """Event intake: ``mapt serve --sandbox`` against a moto_server, events put on its queue.
 
-One server (the real ``mapt serve --sandbox --event-regions us-east-1``) and one
-moto_server are shared by the module. The server sets up the region's intake stack
-when it starts; the tests put EventBridge envelopes on the queue (as EventBridge
-delivers them, or through EventBridge itself with ``put_events``) and read what the
-server did: its records, the queues, its metrics.
+One server (the real ``mapt serve --sandbox --event-regions us-east-1
+--events-backend file://...``) and one moto_server are shared by the module. The
+server sets up the region's intake stack in that backend when it starts; the tests
+put EventBridge envelopes on the queue (as EventBridge delivers them, or through
+EventBridge itself with ``put_events``) and read what the server did: its records,
+the queues, its metrics. ``mapt serve setup|teardown`` run in-process against the
+same endpoint, in regions of their own (the server's region only where a test
+restores it).
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ class Sandbox:
         self.token = ""
         self.server: ServerProcess | None = None
         self.starts = 0
+        # Where the server keeps the event-intake stacks (not its local default state).
+        self.events_backend = folder / "events-backend"
 
     def start(self) -> ServerProcess:
         self.starts += 1
@@ -63,6 +68,8 @@ class Sandbox:
                 REGION,
                 "--event-poll-wait",
                 "1s",
+                "--events-backend",
+                f"file://{self.events_backend}",
             ],
             env=self.env,
         )
@@ -281,8 +288,10 @@ def test_the_intake_stack_is_set_up_at_start_and_a_second_start_changes_nothing(
     [statement] = json.loads(attributes["Policy"])["Statement"]
     assert statement["Principal"] == {"Service": "events.amazonaws.com"}
     assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": rule["Arn"]}}
-    state = sandbox.folder / "default-state" / EVENTS_STATE
+    state = sandbox.events_backend / EVENTS_STATE
+    assert not (sandbox.folder / "default-state" / EVENTS_STATE).exists()
     resources = recorded(state)
+    checkpoint = state.read_bytes()
 
     sandbox.stop()
     sandbox.start()
@@ -290,6 +299,7 @@ def test_the_intake_stack_is_set_up_at_start_and_a_second_start_changes_nothing(
     assert sandbox.queues() == (intake, dead)
     assert events.list_rules()["Rules"] == [rule]
     assert recorded(state) == resources
+    assert state.read_bytes() == checkpoint  # reused as it is: not even an empty update
 
 
 def test_a_hosts_events_are_recorded_once_and_anything_else_is_dead_lettered_with_its_reason(
@@ -413,3 +423,180 @@ def _botocore() -> str:
     import botocore
 
     return str(botocore.__version__)
+
+
+# -- where the stacks live, and their removal (mapt serve setup/teardown) ----------------------
+def events_state(backend: Path, region: str) -> Path:
+    """The checkpoint of ``region``'s intake stack in the file backend at ``backend``."""
+    return backend / ".pulumi" / "stacks" / "mapt-events" / f"events-{region}-mapt-events.json"
+
+
+def serve(*args: str) -> Any:
+    """``mapt serve ARGS`` in-process (its environment: the module's, set by the test)."""
+    return CliRunner().invoke(app, ["serve", *args])
+
+
+def error_line(result: Any) -> str:
+    """The one ``Error:`` line on stderr, its last (after the sandbox's notice, if any)."""
+    lines = result.stderr.strip().splitlines()
+    assert [line for line in lines if line.startswith("Error:")] == lines[-1:], lines
+    return str(lines[-1])
+
+
+def running_host(database_url: str, name: str, region: str) -> None:
+    """A managed host running in ``region``, as the service records it (its cost interval)."""
+    from datetime import datetime, timezone
+
+    from mapt.costs import Placement
+    from mapt.service import open_database
+    from mapt.service._costs import HostPlacement, record_placement
+
+    database = open_database(database_url)
+    try:
+        where = HostPlacement(Placement(region, f"{region}a", ("t3.micro",), True, "Linux/UNIX"))
+        with database.transaction() as connection:
+            record_placement(
+                connection, name, where, at=datetime.now(timezone.utc), reason="created"
+            )
+    finally:
+        database.dispose()
+
+
+def test_an_events_backend_holds_one_stack_per_region_reused_by_a_second_setup_and_torn_down(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in sandbox.env.items():
+        monkeypatch.setenv(name, value)
+    region = "eu-west-3"
+    backend = sandbox.folder / "shared-events"
+    sqs = boto3.client("sqs", endpoint_url=sandbox.endpoint, region_name=region)
+    events = boto3.client("events", endpoint_url=sandbox.endpoint, region_name=region)
+
+    made = serve("setup", "--sandbox", "--regions", region, "--events-backend", f"file://{backend}")
+    assert made.exit_code == 0, made.output
+    state = events_state(backend, region)
+    assert state.is_file()
+    assert not events_state(sandbox.folder / "default-state", region).exists()
+    queues = sorted(sqs.list_queues()["QueueUrls"])
+    assert len(queues) == 2
+    assert f"{region}: {queues[0]}" in made.stdout or f"{region}: {queues[1]}" in made.stdout
+    [rule] = events.list_rules()["Rules"]
+    checkpoint = state.read_bytes()
+
+    # A second server (or setup) given the same backend, here by its variable: reused.
+    monkeypatch.setenv("MAPT_EVENTS_BACKEND", f"file://{backend}")
+    again = serve("setup", "--sandbox", "--regions", region, "-o", "json")
+    assert again.exit_code == 0, again.output
+    assert sorted(sqs.list_queues()["QueueUrls"]) == queues
+    assert events.list_rules()["Rules"] == [rule]
+    assert state.read_bytes() == checkpoint  # not even an update without changes
+
+    # A host runs there: refused, and nothing is removed.
+    database_url = f"sqlite:///{sandbox.folder / 'teardown.sqlite3'}"
+    running_host(database_url, "ev-teardown", region)
+    refused = serve("teardown", "--sandbox", "--regions", region, "--database-url", database_url)
+    assert refused.exit_code == 2
+    line = error_line(refused)
+    assert line.startswith("Error: managed hosts still run where the event intake would be ")
+    assert f"({region}: ev-teardown)" in line and "--force" in line
+    assert sorted(sqs.list_queues()["QueueUrls"]) == queues
+    assert state.read_bytes() == checkpoint
+
+    forced = serve(
+        "teardown", "--sandbox", "--regions", region, "--database-url", database_url, "--force"
+    )
+    assert forced.exit_code == 0, forced.output
+    assert f"{region}: event intake removed" in forced.stdout
+    assert sqs.list_queues().get("QueueUrls", []) == []
+    assert events.list_rules()["Rules"] == []
+    assert not state.exists()
+    assert not (backend / ".pulumi" / "history" / "mapt-events").exists()
+
+    # Nothing left: said, exit 0, for the region and for every region.
+    for args in (("--regions", region), ("--all-regions",)):
+        gone = serve("teardown", "--sandbox", *args)
+        assert gone.exit_code == 0, gone.output
+        assert "nothing to remove" in gone.stdout
+
+    # No backend given: the local state, as before.
+    monkeypatch.delenv("MAPT_EVENTS_BACKEND")
+    local = events_state(sandbox.folder / "default-state", region)
+    assert serve("setup", "--sandbox", "--regions", region).exit_code == 0
+    assert local.is_file() and len(sqs.list_queues()["QueueUrls"]) == 2
+    assert serve("teardown", "--sandbox", "--all-regions").exit_code == 0
+    assert not local.exists() and sqs.list_queues().get("QueueUrls", []) == []
+
+
+def test_a_bad_events_backend_exits_2_naming_it_and_creates_nothing(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in sandbox.env.items():
+        monkeypatch.setenv(name, value)
+    region = "ca-central-1"
+    sqs = boto3.client("sqs", endpoint_url=sandbox.endpoint, region_name=region)
+    for command in ("setup", "teardown"):
+        result = serve(command, "--sandbox", "--regions", region, "--events-backend", "bucket/x")
+        assert result.exit_code == 2
+        assert result.stderr.strip().splitlines() == [
+            "Error: --events-backend: backend URL 'bucket/x' has no scheme; use file://PATH "
+            "or s3://BUCKET[/PREFIX]"
+        ]
+    monkeypatch.setenv("MAPT_EVENTS_BACKEND", "ftp://state")
+    result = serve("setup", "--sandbox", "--regions", region)
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "Error: MAPT_EVENTS_BACKEND: backend URL 'ftp://state' is not supported; use "
+        "file://PATH or s3://BUCKET[/PREFIX]"
+    ]
+    assert sqs.list_queues().get("QueueUrls", []) == []
+    assert not events_state(sandbox.folder / "default-state", region).exists()
+
+
+def test_teardown_of_an_unreadable_backend_fails_and_never_says_nothing_to_remove(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in sandbox.env.items():
+        monkeypatch.setenv(name, value)
+    backend = sandbox.folder / "broken-events"
+    state = events_state(backend, "ap-south-1")
+    state.parent.mkdir(parents=True)
+    state.write_text("{ not a checkpoint")
+    for args in (("--regions", "ap-south-1"), ("--all-regions",)):
+        result = serve("teardown", "--sandbox", "--force", "--events-backend", f"file://{backend}",
+                       *args)  # fmt: skip
+        assert result.exit_code == 1, result.output
+        line = error_line(result)
+        assert line.startswith("Error: cannot read the ")
+        assert str(state) in line
+        assert "nothing to remove" not in result.stdout
+    assert state.read_text() == "{ not a checkpoint"
+
+
+def test_a_running_leader_sets_a_watched_regions_intake_up_again_after_a_teardown(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox.set_up()
+    for name, value in sandbox.env.items():
+        monkeypatch.setenv(name, value)
+    intake, _ = sandbox.queues()
+    state = events_state(sandbox.events_backend, REGION)
+    removed = serve("teardown", "--sandbox", "--regions", REGION, "--force",
+                    "--events-backend", f"file://{sandbox.events_backend}")  # fmt: skip
+    assert removed.exit_code == 0, removed.output
+    assert f"{REGION}: event intake removed" in removed.stdout
+
+    def set_up_again() -> bool:
+        urls = sandbox.client("sqs").list_queues().get("QueueUrls", [])
+        return len(urls) == 2 and intake not in urls and state.is_file()
+
+    wait_for(set_up_again, timeout=INTAKE_TIMEOUT)
+    assert sandbox.server is not None
+    assert any(
+        str(line.get("message", "")).startswith(f"the event queue of {REGION} is gone")
+        for line in sandbox.server.log()
+    )
+    fresh, _ = sandbox.queues()
+    # The new queue is polled: an event on it is taken off (dead-lettered: not mapt's).
+    sandbox.client("sqs").send_message(QueueUrl=fresh, MessageBody="not an event")
+    [(body, reason)] = sandbox.dead_letters(1)
+    assert (body, reason.split(":")[0]) == ("not an event", "not JSON")

@@ -13,10 +13,13 @@ from mapt.core import InputError
 from mapt.stacks import InMemoryEngine, run_program
 from mapt.targets.aws import (
     DETAIL_TYPES,
+    INTAKE_REVISION,
     SANDBOX_KINDS,
     ensure_event_intake,
     event_intake_program,
+    event_intake_regions,
     events_stack_ref,
+    remove_event_intake,
 )
 from tests.harness.pulumi_mocks import PulumiHarness
 from tests.harness.spot_market import ApiCallLog
@@ -61,7 +64,10 @@ def test_the_program_routes_the_three_ec2_events_to_a_queue_only_the_rule_may_se
         assert resource.inputs["tags"]["mapt:project"] == "mapt-events"
         assert resource.inputs["tags"]["mapt:stack"] == "events-eu-west-1-mapt-events"
         assert resource.inputs["tags"]["team"] == "qe"
-    assert set(run.plain_outputs()) == {"queue_url", "queue_arn", "dead_letter_url", "rule_arn"}
+    assert run.plain_outputs()["revision"] == INTAKE_REVISION
+    assert set(run.plain_outputs()) == {
+        "queue_url", "queue_arn", "dead_letter_url", "rule_arn", "revision",
+    }  # fmt: skip
     for resource in run.resources:
         if not resource.type.startswith("pulumi:providers:"):
             kind = SANDBOX_KINDS.get(resource.type)
@@ -79,6 +85,66 @@ def test_a_bad_region_is_refused_before_any_stack_is_touched() -> None:
     with pytest.raises(InputError, match="'mars-1'"):
         ensure_event_intake(engine, ["us-east-1", "mars-1"])
     assert not engine.exists(events_stack_ref("us-east-1"))
+
+
+class CountingEngine(InMemoryEngine):
+    """An in-memory backend that counts the ``up``s run on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ups: list[str] = []
+
+    def up(self, ref: Any, program: Any, **options: Any) -> dict[str, Any]:
+        self.ups.append(ref.stack_name)
+        return super().up(ref, program, **options)
+
+
+def test_a_stack_of_this_revision_is_reused_without_an_up_and_an_older_one_is_updated() -> None:
+    engine = CountingEngine()
+    backend = "file:///srv/events"
+    first = ensure_event_intake(engine, [REGION, "us-east-2"], backend_url=backend)
+    assert engine.ups == ["events-eu-west-1-mapt-events", "events-us-east-2-mapt-events"]
+    assert ensure_event_intake(engine, [REGION], backend_url=backend) == {REGION: first[REGION]}
+    assert len(engine.ups) == 2
+    # Another backend is another stack.
+    ensure_event_intake(engine, [REGION])
+    assert len(engine.ups) == 3
+
+    # A stack an older mapt made (no revision recorded) is brought up to date, once.
+    older = events_stack_ref("us-east-2", backend)
+    outputs = {k: v for k, v in engine.outputs(older).items() if k != "revision"}
+
+    def older_program() -> None:
+        import pulumi
+
+        for key, value in outputs.items():
+            pulumi.export(key, value)
+
+    engine.up(older, older_program)
+    ensure_event_intake(engine, ["us-east-2"], backend_url=backend)
+    ensure_event_intake(engine, ["us-east-2"], backend_url=backend)
+    assert engine.ups[-2:] == ["events-us-east-2-mapt-events"] * 2
+    assert engine.outputs(older)["revision"] == INTAKE_REVISION
+
+    # A refresh (a queue gone from AWS) never reuses.
+    ensure_event_intake(engine, [REGION], backend_url=backend, refresh=True)
+    assert engine.ups[-1] == "events-eu-west-1-mapt-events"
+
+
+def test_removal_destroys_each_named_regions_stack_and_lists_what_is_left() -> None:
+    engine = InMemoryEngine()
+    backend = "file:///srv/events"
+    ensure_event_intake(engine, [REGION, "us-east-2"], backend_url=backend)
+    assert event_intake_regions(engine, backend) == [REGION, "us-east-2"]
+    assert event_intake_regions(engine, None) == []
+    assert remove_event_intake(engine, ["us-east-2", "ap-south-1"], backend_url=backend) == {
+        "us-east-2": True,
+        "ap-south-1": False,
+    }
+    assert event_intake_regions(engine, backend) == [REGION]
+    with pytest.raises(InputError, match="'mars-1'"):
+        remove_event_intake(engine, [REGION, "mars-1"], backend_url=backend)
+    assert event_intake_regions(engine, backend) == [REGION]
 
 
 def _ec2_event(detail_type: str, instance: str) -> dict[str, Any]:

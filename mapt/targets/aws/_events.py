@@ -15,9 +15,12 @@ EventBridge patterns cannot match an instance's tags (the events carry none), so
 rule takes every instance's events in the region; the service keeps those of
 instances tagged ``mapt:project`` that it manages and dead-letters the rest.
 
-``ensure_event_intake`` creates or updates the stacks through an engine (an
-unchanged stack is left as it is) and says where each region's queues are; the
-program is ``event_intake_program``. Importing this module loads no Pulumi.
+``ensure_event_intake`` creates the stacks through an engine, or reuses one that
+exists and records this program's ``INTAKE_REVISION`` (read, never updated: two
+servers sharing a backend do not each run an ``up``), and says where each region's
+queues are; ``remove_event_intake`` destroys them and ``event_intake_regions`` lists
+the regions a backend holds one for. The program is ``event_intake_program``.
+Importing this module loads no Pulumi.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mapt.core import RunContext, check_region_name, get_logger
+from mapt.core import OperationError, RunContext, check_region_name, get_logger
 
 if TYPE_CHECKING:
     from mapt.stacks import Engine, Program, StackRef
@@ -59,6 +62,11 @@ OUTPUT_QUEUE_URL = "queue_url"
 OUTPUT_QUEUE_ARN = "queue_arn"
 OUTPUT_DEAD_LETTER_URL = "dead_letter_url"
 OUTPUT_RULE_ARN = "rule_arn"
+OUTPUT_REVISION = "revision"
+# What a stack records of the program that made it: raised whenever the program
+# declares something new, so a stack made by an older mapt is updated once, and a
+# stack of this revision is reused as it is (no ``up``, no lock, no new checkpoint).
+INTAKE_REVISION = "1"
 
 
 @dataclass(frozen=True)
@@ -165,29 +173,93 @@ def event_intake_program(region: str, *, tags: dict[str, str] | None = None) -> 
         pulumi.export(OUTPUT_QUEUE_ARN, queue.arn)
         pulumi.export(OUTPUT_DEAD_LETTER_URL, dead_letters.url)
         pulumi.export(OUTPUT_RULE_ARN, rule.arn)
+        pulumi.export(OUTPUT_REVISION, INTAKE_REVISION)
 
     return program
 
 
 def ensure_event_intake(
-    engine: Engine, regions: Iterable[str], *, backend_url: str | None = None
+    engine: Engine,
+    regions: Iterable[str],
+    *,
+    backend_url: str | None = None,
+    refresh: bool = False,
 ) -> dict[str, EventQueues]:
-    """Create or update the event-intake stack of each region; where its queues are.
+    """Create the event-intake stack of each region, or reuse it; where its queues are.
 
     Every region name is checked before any stack is touched (``InputError``, naming
-    it). A stack that is as the program declares is left unchanged by its ``up``.
+    it). A stack that exists and records ``INTAKE_REVISION`` is reused from its
+    outputs, as the allocation reuses a kept ``spotOption`` stack: nothing is written.
+    Otherwise the stack's ``up`` creates it (or brings an older revision up to date);
+    its lock serializes setups of one stack from several servers, and the later ``up``
+    finds the first one's resources. ``refresh`` (a queue is gone from AWS) skips the
+    reuse and refreshes before the ``up``, so what AWS no longer has is made again.
     A region whose ``up`` fails raises (``MaptError``); the regions before it stay set up.
     """
     wanted = [check_region_name(region, "event region") for region in dict.fromkeys(regions)]
     found: dict[str, EventQueues] = {}
     for region in wanted:
         ref = events_stack_ref(region, backend_url)
-        outputs = engine.up(ref, event_intake_program(region))
-        found[region] = EventQueues(
-            region=region,
-            queue_url=str(outputs[OUTPUT_QUEUE_URL]),
-            dead_letter_url=str(outputs[OUTPUT_DEAD_LETTER_URL]),
-            rule_arn=str(outputs[OUTPUT_RULE_ARN]),
-        )
-        log.info("event intake of %s: %s", region, found[region].queue_url)
+        kept = engine.outputs(ref) if not refresh and engine.exists(ref) else {}
+        if kept.get(OUTPUT_REVISION) == INTAKE_REVISION:
+            found[region] = _queues_of(region, kept)
+            log.info("event intake of %s: %s (reused, unchanged)", region, found[region].queue_url)
+        else:
+            outputs = engine.up(ref, event_intake_program(region), refresh=refresh)
+            found[region] = _queues_of(region, outputs)
+            log.info("event intake of %s: %s", region, found[region].queue_url)
     return found
+
+
+def _queues_of(region: str, outputs: dict[str, Any]) -> EventQueues:
+    """The queues a stack's outputs name."""
+    return EventQueues(
+        region=region,
+        queue_url=str(outputs[OUTPUT_QUEUE_URL]),
+        dead_letter_url=str(outputs[OUTPUT_DEAD_LETTER_URL]),
+        rule_arn=str(outputs[OUTPUT_RULE_ARN]),
+    )
+
+
+def event_intake_regions(engine: Engine, backend_url: str | None = None) -> list[str]:
+    """The regions ``backend_url`` (None: the local default) holds an event-intake stack of.
+
+    A backend that cannot be listed, or an entry of ``mapt-events`` that cannot be
+    read, raises ``OperationError``: unknown state is never taken for no stack.
+    """
+    prefix, suffix = f"{EVENTS_STACK_PREFIX}-", f"-{EVENTS_PROJECT}"
+    regions: list[str] = []
+    for summary in engine.list_stacks(backend_url):
+        if summary.project != EVENTS_PROJECT:
+            continue
+        if summary.unreadable is not None or not summary.stack_name:
+            raise OperationError(
+                f"cannot read the event-intake state at {summary.location or backend_url}: "
+                f"{summary.unreadable}",
+                hint="Repair or remove it; state that cannot be read is never taken as absent.",
+            )
+        name = summary.stack_name
+        if name.startswith(prefix) and name.endswith(suffix):
+            regions.append(name[len(prefix) : -len(suffix)])
+    return sorted(regions)
+
+
+def remove_event_intake(
+    engine: Engine, regions: Iterable[str], *, backend_url: str | None = None
+) -> dict[str, bool]:
+    """Destroy each region's event-intake stack (queues, rule, target, policy) and its
+    state; by region, whether there was one. Once no region's stack is left in the
+    backend, what Pulumi still keeps of ``mapt-events`` (history, backups) goes too.
+
+    Region names are checked first (``InputError``); a failed destroy raises and keeps
+    the state of what is left, so running it again finishes the job.
+    """
+    wanted = [check_region_name(region, "event region") for region in dict.fromkeys(regions)]
+    removed: dict[str, bool] = {}
+    for region in wanted:
+        removed[region] = engine.destroy(events_stack_ref(region, backend_url))
+        if removed[region]:
+            log.info("event intake of %s removed", region)
+    if any(removed.values()) and not event_intake_regions(engine, backend_url):
+        engine.purge_project_state(backend_url, EVENTS_PROJECT)
+    return removed
