@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from mapt.core import (
@@ -343,10 +344,20 @@ class _FileStore:
 
     def keys(self, prefix: str) -> list[str]:
         top = self._root / prefix
-        if not top.is_dir():
-            return []
+        if not top.exists():
+            return []  # nothing was ever written under this prefix
+
+        def unlistable(error: OSError) -> None:
+            # ``Path.rglob`` skips a folder it may not read: a stack behind it would look
+            # absent. A folder that cannot be listed is unknown state, never empty.
+            raise OperationError(
+                f"cannot list the state in {error.filename}: {error.strerror}"
+            ) from error
+
         return sorted(
-            path.relative_to(self._root).as_posix() for path in top.rglob("*") if path.is_file()
+            (Path(folder) / name).relative_to(self._root).as_posix()
+            for folder, _, files in os.walk(top, onerror=unlistable)
+            for name in files
         )
 
     def checkpoints(self) -> list[_Entry]:

@@ -30,6 +30,7 @@ from mapt.stacks import (
     StackRef,
     list_stacks,
 )
+from tests.harness.privileges import without_dac_override
 from tests.harness.spot_market import ApiCallLog
 
 REGION = "eu-west-1"
@@ -453,6 +454,27 @@ def test_an_unreadable_checkpoint_is_an_error_not_an_absent_stack(ec2: Any, ref:
     with pytest.raises(OperationError):
         engine().up(ref, network())
     assert len(tagged_vpcs(ec2)) == 1  # nothing was made twice
+
+
+def test_a_project_folder_that_cannot_be_listed_is_an_error_not_an_absent_stack(
+    ec2: Any, ref: StackRef
+) -> None:
+    engine().up(ref, network(with_subnet=False))
+    assert ref.backend_url is not None
+    folder = Path(ref.backend_url.removeprefix("file://")) / ".pulumi/stacks/demo"
+
+    def exists_error() -> str:
+        with pytest.raises(OperationError) as caught:
+            engine().exists(ref)
+        return caught.value.message
+
+    folder.chmod(0)
+    try:
+        message = without_dac_override(exists_error)
+    finally:
+        folder.chmod(0o755)
+    assert message == f"cannot list the state in {folder}: Permission denied"
+    assert engine().exists(ref)  # readable again: the stack was there all along
 
 
 @pytest.fixture
