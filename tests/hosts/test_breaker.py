@@ -14,8 +14,9 @@ DEFAULT = BreakerPolicy()
 # Examples per property (hypothesis' default; they were 200 and 300). The inputs are
 # small (at most 12 interruptions of 13 instances over 3 places): checked by mutating
 # open_breakers on 2026-12-01, an off-by-one at the cooldown's edge fails within the
-# first few examples, and the mutants that 100 miss (the window's edge, keeping an
-# instance's latest interruption instead of its first) survive 300 as well.
+# first few examples. The mutants no count of random examples caught (the window's
+# edge, keeping an instance's latest interruption instead of its first) have an
+# example test each, at the end of this module.
 EXAMPLES = 100
 
 places = st.sampled_from([(None, "us-east-1"), ("ci", "us-east-1"), ("ci", "eu-north-1")])
@@ -140,3 +141,23 @@ def test_fewer_interruptions_than_the_threshold_never_open_it() -> None:
     ]
     two = [*same_instance, Interruption(None, "us-east-1", "i-2", T0)]
     assert open_breakers(two, policy, T0 + timedelta(seconds=5)) == {}
+
+
+def test_two_interruptions_exactly_one_window_apart_do_not_open_it() -> None:
+    first = Interruption("ci", "us-east-1", "i-1", T0)
+    window_later = T0 + DEFAULT.window
+    at_the_edge = [first, Interruption("ci", "us-east-1", "i-2", window_later)]
+    assert open_breakers(at_the_edge, DEFAULT, window_later) == {}
+    inside = [first, Interruption("ci", "us-east-1", "i-2", window_later - timedelta(seconds=1))]
+    assert open_breakers(inside, DEFAULT, window_later)
+
+
+def test_an_instance_counts_from_its_first_interruption_not_a_later_event_about_it() -> None:
+    # A rebalance recommendation, then the warning twenty minutes later for the same
+    # machine: the warning does not bring it into a window with another instance.
+    events = [
+        Interruption("ci", "us-east-1", "i-1", T0),
+        Interruption("ci", "us-east-1", "i-1", T0 + timedelta(minutes=20)),
+        Interruption("ci", "us-east-1", "i-2", T0 + timedelta(minutes=21)),
+    ]
+    assert open_breakers(events, DEFAULT, T0 + timedelta(minutes=21)) == {}
