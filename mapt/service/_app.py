@@ -14,7 +14,7 @@ import asyncio
 import functools
 import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mapt import __version__
 from mapt.core import MaptError, get_logger, redact, register_secret
-from mapt.hosts import HostServices
+from mapt.hosts import BreakerPolicy, HostServices
 from mapt.service._costs import CostBook
 from mapt.service._database import Database
 from mapt.service._errors import (
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 
     from mapt.costs import PriceSource
     from mapt.service._pool_metrics import LeaseWaits
+    from mapt.service._pools import Pools
 
 _log = get_logger("mapt.service.http")
 
@@ -82,8 +83,12 @@ class Service:
     executions: Executions = field(init=False)
     hosts: Hosts = field(init=False)
     routers: tuple[APIRouter, ...] = ()
-    # The hosted zone of hosts created without a dns_zone field (``mapt serve --dns-zone``).
+    # The hosted zone of hosts (and pools' templates) created without a dns_zone field
+    # (``mapt serve --dns-zone``): ``with_default_zone``.
     dns_zone: str | None = None
+    # The circuit breaker every pool launch follows (``mapt serve --breaker-*``).
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    pools: Pools = field(init=False)
     # Where costs get prices (default: AWS, through boto3), the book that prices hosts'
     # intervals, and the metrics registry features add their collectors to.
     prices: PriceSource | None = None
@@ -96,13 +101,24 @@ class Service:
         from mapt.costs import AwsPrices
         from mapt.service._metrics import service_registry
         from mapt.service._pool_metrics import LeaseCollector, LeaseWaits
+        from mapt.service._pools import Pools
 
         self.executions = Executions(self.database)
         self.hosts = Hosts(self.database, self.executions)
+        self.pools = Pools(self.database, self.executions, self.hosts, breaker=self.breaker)
         self.costs = CostBook(self.database, self.prices or AwsPrices())
         self.metrics = service_registry(self.database, self.costs)
         self.lease_waits = LeaseWaits()
         self.metrics.register(LeaseCollector(self.database, self.lease_waits))
+
+    def with_default_zone(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """A host's create ``fields`` (or a pool's host template) with the server's
+        hosted zone when they have no ``dns_zone`` field; ``"dns_zone": null`` keeps
+        no name. Admission records the result, so a later ``--dns-zone`` of the server
+        changes no host's (or pool member's) name."""
+        if self.dns_zone is None or "dns_zone" in fields:
+            return dict(fields)
+        return {**fields, "dns_zone": self.dns_zone}
 
     def submitted(self, execution: Execution) -> None:
         if self.dispatcher is not None:
@@ -514,9 +530,7 @@ def _hosts_router() -> APIRouter:
         `"dns_zone": null` asks for no name. It is recorded in the host's fields, so its
         recoveries keep the name.
         """
-        zone = _service(request).dns_zone
-        if zone is not None and "dns_zone" not in fields:
-            fields = {**fields, "dns_zone": zone}
+        fields = _service(request).with_default_zone(fields)
         return await host_request(request, HostRequest.CREATE, None, fields, waited)
 
     @router.get("", response_model=HostList)

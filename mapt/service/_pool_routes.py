@@ -114,8 +114,7 @@ def _service(request: Request) -> Service:
 
 
 def _pools(request: Request) -> Pools:
-    service = _service(request)
-    return Pools(service.database, service.executions, service.hosts)
+    return _service(request).pools
 
 
 async def _in_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
@@ -134,7 +133,12 @@ def pools_router() -> APIRouter:
 
     @router.post("", status_code=201)
     async def create_pool(request: Request, body: PoolBody, _token: Writer) -> dict[str, Any]:
-        """Create a pool; the leader's convergence loop launches its members."""
+        """Create a pool; the leader's convergence loop launches its members.
+
+        A `host` template without a `dns_zone` field gets the server's
+        (`mapt serve --dns-zone`), as `POST /v1/hosts` does, recorded in the pool: each
+        member is named `<member>.<zone>`. `"dns_zone": null` asks for no name.
+        """
         capacity = body.capacity
         wanted = Capacity(
             capacity.target,
@@ -142,8 +146,9 @@ def pools_router() -> APIRouter:
             capacity.target if capacity.maximum is None else capacity.maximum,
         )
         strategy = Strategy(**body.strategy.model_dump())
+        template = _service(request).with_default_zone(body.host)
         pools = _pools(request)
-        pool = await _in_thread(pools.create, body.name, wanted, body.host, strategy)
+        pool = await _in_thread(pools.create, body.name, wanted, template, strategy)
         return {"pool": pool.as_json([])}
 
     @router.get("")
@@ -175,9 +180,10 @@ def pools_router() -> APIRouter:
         replaced once idle) or the strategy."""
         capacity = None if body.capacity is None else body.capacity.model_dump(exclude_none=True)
         strategy = None if body.strategy is None else body.strategy.model_dump(exclude_unset=True)
+        template = None if body.host is None else _service(request).with_default_zone(body.host)
         pools = _pools(request)
         pool = await _in_thread(
-            pools.update, name, capacity=capacity, host=body.host, strategy=strategy
+            pools.update, name, capacity=capacity, host=template, strategy=strategy
         )
         return {"pool": pool.as_json(await _in_thread(pools.members, name))}
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -34,7 +34,7 @@ from mapt.core import (
     get_logger,
     parse_duration,
 )
-from mapt.hosts import BreakerPolicy, OpenBreaker, Place
+from mapt.hosts import BreakerPolicy
 from mapt.pools import (
     Capacity,
     CapacityError,
@@ -281,10 +281,19 @@ def _capacity_conflict(error: CapacityError) -> ConflictError:
 class Pools:
     """The pools and leases tables, and the requests that change pools and members."""
 
-    def __init__(self, database: Database, executions: Executions, store: Hosts) -> None:
+    def __init__(
+        self,
+        database: Database,
+        executions: Executions,
+        store: Hosts,
+        *,
+        breaker: BreakerPolicy | None = None,
+    ) -> None:
         self.database = database
         self.executions = executions
         self.hosts = store
+        # The circuit breaker's policy every launch follows (None: no breaker).
+        self.breaker = breaker
 
     # -- pools -------------------------------------------------------------------------
 
@@ -395,12 +404,14 @@ class Pools:
                     f"maximum {pool.capacity.maximum}"
                 )
             zones = spread(_ranked_zones(pool, members), [m.planned() for m in members], count)
-            names = [_member_name(name) for _ in range(count)]
+            launches = [(_member_name(name), zone) for zone in zones]
             execution_id = self.executions.submit_in(
-                connection, "pools.add", f"pools/{name}", {"members": names}
+                connection,
+                "pools.add",
+                f"pools/{name}",
+                {"members": [member for member, _zone in launches]},
             )
-            for member, zone in zip(names, zones, strict=True):
-                self._launch_in(connection, pool, member, zone, execution_id=execution_id)
+            self._launch_in(connection, pool, launches, execution_id=execution_id)
             self._set_target(connection, name, wanted.target)
         return execution_id
 
@@ -523,7 +534,8 @@ class Pools:
             if not allow_cold_start or live >= pool.capacity.maximum:
                 return None
             [zone] = spread(_ranked_zones(pool, members), [m.planned() for m in members], 1)
-            host_name = self._launch_in(connection, pool, _member_name(name), zone)
+            host_name = _member_name(name)
+            self._launch_in(connection, pool, [(host_name, zone)])
             served = "cold_start"
         else:
             host_name = chosen.name
@@ -580,22 +592,14 @@ class Pools:
     # -- the convergence pass -----------------------------------------------------------
 
     def converge(
-        self,
-        name: str,
-        *,
-        launches_per_minute: int = DEFAULT_LAUNCHES_PER_MINUTE,
-        breaker: BreakerPolicy | None = None,
+        self, name: str, *, launches_per_minute: int = DEFAULT_LAUNCHES_PER_MINUTE
     ) -> Plan:
         """One pass over pool ``name``: reclaim expired leases, then launch and remove
-        what ``mapt.pools.plan`` says. Returns the plan carried out. With ``breaker``,
-        a launch avoids the regions whose circuit breaker is open for the pool
-        (``mapt.service._interruptions.breaker_fields``)."""
-        from mapt.service._interruptions import recorded_breakers
-
+        what ``mapt.pools.plan`` says (launches follow the breaker, ``_launch_in``).
+        Returns the plan carried out."""
         now = _now()
         with self.database.transaction() as connection:
             pool = self._locked_pool(connection, name)
-            breakers = {} if breaker is None else recorded_breakers(connection, breaker, now)
             expired = connection.execute(
                 sa.select(leases.c.id, leases.c.host).where(
                     leases.c.pool == name, leases.c.state == "active", leases.c.expires_at <= now
@@ -626,8 +630,9 @@ class Pools:
             )
             for member_name, _why in decided.remove:
                 self._remove_in(connection, member_name)
-            for zone in decided.launch:
-                self._launch_in(connection, pool, _member_name(name), zone, breakers=breakers)
+            self._launch_in(
+                connection, pool, [(_member_name(name), zone) for zone in decided.launch]
+            )
             if pool.state == DRAINING and not members:
                 connection.execute(pools.delete().where(pools.c.name == name))
         return decided
@@ -704,39 +709,45 @@ class Pools:
         self,
         connection: sa.Connection,
         pool: Pool,
-        member: str,
-        zone: str | None,
+        launches: Sequence[tuple[str, str | None]],
         *,
         execution_id: str | None = None,
-        breakers: Mapping[Place, OpenBreaker] | None = None,
-    ) -> str:
-        """Admit the create of member ``member``, pinned to ``zone`` when the plan
-        gave one (None: where the allocation finds the best offer); its name.
+    ) -> None:
+        """Admit the create of each ``(member, zone)`` of ``launches``, pinned to
+        ``zone`` when the plan gave one (None: where the allocation finds the best
+        offer). Every pool launch comes here: convergence, ``add`` and cold starts.
 
-        The pool's open ``breakers`` come first (``breaker_fields``): a zone in a region
-        they close, or in another region than the on-demand fallback's, is not pinned.
+        The pool's open circuit breakers come first (``breaker_fields``, read once for
+        all ``launches``): a spot member avoids their regions, on demand or on spot
+        elsewhere per the strategy; a zone in a region they close, or in another region
+        than the on-demand fallback's, is not pinned.
         """
-        from mapt.service._interruptions import breaker_fields
+        if not launches:
+            return
+        from mapt.service._interruptions import breaker_fields, recorded_breakers
 
-        fields = breaker_fields(
-            pool.member_fields(member),
-            pool.name,
-            breakers or {},
-            fallback_on_demand=pool.strategy.fallback_on_demand,
+        breakers = (
+            {} if self.breaker is None else recorded_breakers(connection, self.breaker, _now())
         )
-        closed = {region for (owner, region) in breakers or {} if owner == pool.name}
-        region = None if zone is None else zone[:-1]
-        if zone is not None and region not in closed and fields.get("region") in (None, region):
-            fields["availability_zone"] = zone
-        self.hosts.request_in(
-            connection,
-            HostRequest.CREATE,
-            None,
-            fields,
-            member={"pool": pool.name, "template": pool.template},
-            execution_id=execution_id,
-        )
-        return member
+        closed = {region for (owner, region) in breakers if owner == pool.name}
+        for member, zone in launches:
+            fields = breaker_fields(
+                pool.member_fields(member),
+                pool.name,
+                breakers,
+                fallback_on_demand=pool.strategy.fallback_on_demand,
+            )
+            region = None if zone is None else zone[:-1]
+            if zone is not None and region not in closed and fields.get("region") in (None, region):
+                fields["availability_zone"] = zone
+            self.hosts.request_in(
+                connection,
+                HostRequest.CREATE,
+                None,
+                fields,
+                member={"pool": pool.name, "template": pool.template},
+                execution_id=execution_id,
+            )
 
     def _lease_of(self, connection: sa.Connection, name: str, lease_id: str) -> Lease:
         row = connection.execute(
@@ -869,12 +880,14 @@ def converge_pools(
 ) -> None:
     """The leader's pass over every pool (``mapt.service._leader``'s task)."""
     executions = Executions(context.database)
-    store = Pools(context.database, executions, Hosts(context.database, executions))
+    store = Pools(
+        context.database, executions, Hosts(context.database, executions), breaker=breaker
+    )
     for pool in store.find():
         if not context.leading():
             return  # leadership moved: the new leader goes on
         try:
-            store.converge(pool.name, launches_per_minute=launches_per_minute, breaker=breaker)
+            store.converge(pool.name, launches_per_minute=launches_per_minute)
         except MaptError as error:
             get_logger(__name__).warning("pool %s did not converge: %s", pool.name, error)
     context.submitted()

@@ -188,6 +188,7 @@ def run_server(
             host_services=host_services,
             routers=routers,
             dns_zone=settings.dns_zone,
+            breaker=settings.interruptions.breaker,
         )
         service.metrics.register(InterruptionCollector(database, settings.interruptions.breaker))
         service.metrics.register(EVENT_COUNTS)

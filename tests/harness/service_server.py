@@ -24,7 +24,6 @@ from pydantic import BaseModel, ConfigDict
 
 from mapt.service import RecoveryPolicy, ServerSettings, Timing, run_server
 from mapt.service._app import Waited, Writer, submit
-from mapt.service._pools import Pools
 from tests.harness.service_hosts import simulated_operations
 from tests.harness.service_operations import OPERATIONS
 from tests.harness.service_services import simulated_services
@@ -53,8 +52,7 @@ def test_router() -> APIRouter:
     async def converge_pool(request: Request, name: str, _token: Writer) -> dict[str, Any]:
         """One convergence pass over pool ``name`` now (the leader's loop, on demand)."""
         service = request.app.state.service
-        pools = Pools(service.database, service.executions, service.hosts)
-        decided = await anyio.to_thread.run_sync(pools.converge, name)
+        decided = await anyio.to_thread.run_sync(service.pools.converge, name)
         service.dispatcher.wake()
         return {"launch": list(decided.launch), "remove": [name for name, _ in decided.remove]}
 
