@@ -32,8 +32,16 @@ from mapt.service._interruptions import (
 )
 from mapt.service._schema import executions, host_intervals, hosts
 
+# When the test's events happen: set per test (``events_happen_now``), because the
+# breaker metric reads the real clock, and a time taken at import is older than the
+# breaker's cooldown by the time a long, loaded run reaches the test.
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 FIELDS = {"name": "pr-1", "os": "fedora", "spot": True, "cpus": 2, "memory": 8}
+
+
+@pytest.fixture(autouse=True)
+def events_happen_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(globals(), "NOW", datetime.now(timezone.utc).replace(microsecond=0))
 
 
 @pytest.fixture
