@@ -115,8 +115,10 @@ class Service:
         """A host's create ``fields`` (or a pool's host template) with the server's
         hosted zone when they have no ``dns_zone`` field; ``"dns_zone": null`` keeps
         no name. Admission records the result, so a later ``--dns-zone`` of the server
-        changes no host's (or pool member's) name."""
-        if self.dns_zone is None or "dns_zone" in fields:
+        changes no host's (or pool member's) name. An air-gapped host has no public
+        address to name: it gets no default, rather than a refusal for a zone it never
+        asked for."""
+        if self.dns_zone is None or "dns_zone" in fields or fields.get("airgap") is True:
             return dict(fields)
         return {**fields, "dns_zone": self.dns_zone}
 

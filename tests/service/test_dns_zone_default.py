@@ -57,3 +57,15 @@ def test_a_bad_zone_field_is_refused_naming_the_field(api: TestClient) -> None:
 def test_serve_refuses_a_zone_that_is_no_domain_name() -> None:
     with pytest.raises(InputError, match="--dns-zone 'example'"):
         ServerSettings(dns_zone="example")
+
+
+def test_an_air_gapped_host_gets_no_default_name_but_is_refused_one_it_asks_for(
+    api: TestClient,
+) -> None:
+    airgapped = {**HOST, "spot": False, "airgap": True}
+    answer = api.post("/v1/hosts", json={**airgapped, "name": "closed"})
+    assert answer.status_code == 202, answer.text
+    assert "dns_zone" not in fields_of(api, "closed")
+    asked = api.post("/v1/hosts", json={**airgapped, "name": "asks", "dns_zone": "ci.example.com"})
+    assert asked.status_code == 422, asked.text
+    assert api.get("/v1/hosts/asks").status_code == 404
