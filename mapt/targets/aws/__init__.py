@@ -81,7 +81,7 @@ from mapt.targets.aws._host import (
     recorded_setup,
 )
 from mapt.targets.aws._images import GET_AMI, ami_answer
-from mapt.targets.aws._interruptions import Interruption, group_interruptions
+from mapt.targets.aws._interruptions import GroupInterruption, group_interruptions
 from mapt.targets.aws._launch import (
     CAPACITY_REASONS,
     DEFAULT_REPLACEMENT_TIMEOUT,
@@ -174,6 +174,7 @@ __all__ = [
     "STATE_CHANGE",
     "AwsKind",
     "EventQueues",
+    "GroupInterruption",
     "GroupReplacement",
     "HostHealth",
     "HostPhase",
@@ -181,7 +182,6 @@ __all__ = [
     "HostSetup",
     "HostedZone",
     "ImageLookup",
-    "Interruption",
     "LaunchFunction",
     "LaunchedInstance",
     "OperatingSystem",
