@@ -5,7 +5,9 @@ breaker) and one moto_server are shared by the module. AWS's side is played with
 boto3 on the endpoint: the reclaim of a spot instance is Auto Scaling's
 ``TerminateInstanceInAutoScalingGroup`` (without lowering the desired capacity the
 group launches a replacement, as after a real reclaim; lowering it leaves the place
-without one, as when it has no capacity). The events are put on the server's intake
+without one, as when nothing launches; a zone listed by ``Sandbox.refusing_launches``
+refuses its launches with AWS's failed activity, as when it has no capacity: the
+endpoint is ``tests/harness/refusing_moto.py``). The events are put on the server's intake
 queue (the region's, which the server sets up for its hosts' regions) as EventBridge
 delivers them.
 """
