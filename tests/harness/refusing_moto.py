@@ -7,8 +7,9 @@ botocore hook of a test cannot reach a server in another process (the service's
 workers ask it). So this process patches moto's Auto Scaling backend before serving:
 
 - ``FakeAutoScalingGroup.replace_autoscaling_group_instances`` (moto's one launch path:
-  a group's creation, a desired capacity, an instance terminated or detached without
-  lowering it all go through ``set_desired_capacity`` to it): when every zone the launch
+  a group's creation, a desired capacity, a member terminated or detached through Auto
+  Scaling without lowering it reach it through ``set_desired_capacity``, a member
+  terminated in EC2 through ``notify_terminate_instances``): when every zone the launch
   may use (the zone of the group's first subnet, where moto launches, else the group's
   zones) is listed in the file named by ``MAPT_TEST_REFUSED_ZONES`` (one zone a line,
   read at each launch, so a test flips it while the server runs), nothing is launched
