@@ -162,3 +162,61 @@ def test_sessions_share_one_loader_and_client_class_but_not_client_state(
     # Other service models (AWS_DATA_PATH) get a loader of their own.
     monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
     assert boto3.Session()._session.get_component("data_loader") is not loader
+
+
+def test_refusing_moto_refuses_launches_in_the_listed_zones_as_aws_words_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mapt.targets.aws import launch_failure
+    from tests.conftest import FAKE_CREDENTIALS
+    from tests.harness.refusing_moto import _expect
+    from tests.harness.sandbox_service import sandbox_endpoint
+
+    zones = tmp_path / "refused-zones"
+    zones.write_text("us-east-1a\n")
+    with sandbox_endpoint(zones) as endpoint:
+        for name, value in {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}.items():
+            monkeypatch.setenv(name, value)
+        session = boto3.Session(region_name="us-east-1")
+        ec2, autoscaling = session.client("ec2"), session.client("autoscaling")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        image = ec2.describe_images()["Images"][0]  # the sandbox's images
+        template = ec2.create_launch_template(
+            LaunchTemplateName="refusal",
+            LaunchTemplateData={"ImageId": image["ImageId"], "InstanceType": "m5.large"},
+        )["LaunchTemplate"]["LaunchTemplateId"]
+
+        def group(name: str, zone: str, cidr: str) -> list[str]:
+            subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=zone)["Subnet"][
+                "SubnetId"
+            ]
+            autoscaling.create_auto_scaling_group(
+                AutoScalingGroupName=name, MinSize=1, MaxSize=1, DesiredCapacity=1,
+                VPCZoneIdentifier=subnet, LaunchTemplate={"LaunchTemplateId": template},
+            )  # fmt: skip
+            [found] = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+                "AutoScalingGroups"
+            ]
+            return [i["InstanceId"] for i in found["Instances"]]
+
+        # The listed zone launches nothing, and says why as AWS does: mapt reads a
+        # capacity refusal from it.
+        assert group("refused", "us-east-1a", "10.0.1.0/24") == []
+        refusal = launch_failure(session, "us-east-1", "refused")
+        assert refusal is not None and refusal.capacity_failure
+        assert refusal.reason_code == "InsufficientInstanceCapacity"
+        # Another zone launches, with no failed activity; until the file lists it too.
+        [launched] = group("served", "us-east-1b", "10.0.2.0/24")
+        assert launch_failure(session, "us-east-1", "served") is None
+        zones.write_text("us-east-1a\nus-east-1b\n")
+        autoscaling.terminate_instance_in_auto_scaling_group(
+            InstanceId=launched, ShouldDecrementDesiredCapacity=False
+        )
+        [served] = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["served"])[
+            "AutoScalingGroups"
+        ]
+        assert served["Instances"] == []
+        assert launch_failure(session, "us-east-1", "served") is not None
+    # A moto whose structure changed stops the harness, instead of launching everywhere.
+    with pytest.raises(RuntimeError, match="changed the groups' launch"):
+        _expect(lambda self, count: None, ["self", "count_needed"], "the groups' launch")

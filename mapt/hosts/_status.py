@@ -15,7 +15,7 @@ from mapt.hosts._records import HostStatus
 
 if TYPE_CHECKING:
     from mapt.stacks import Engine, StackSummary
-    from mapt.targets.aws import Interruption
+    from mapt.targets.aws import GroupInterruption
 
 
 def list_hosts(engine: Engine, backend_url: str | None) -> list[HostStatus]:
@@ -101,7 +101,7 @@ class HostInterruptions:
 
     status: HostStatus
     group: str | None
-    interruptions: tuple[Interruption, ...] | None
+    interruptions: tuple[GroupInterruption, ...] | None
 
     def to_dict(self) -> dict[str, Any]:
         found = self.interruptions

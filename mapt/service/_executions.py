@@ -30,7 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from mapt._api import ExecutionStatus as ExecutionStatus  # the API's, shared with the client
-from mapt.core import ExitCode, MaptError
+from mapt.core import ExitCode, MaptError, redact
 from mapt.service._database import Database
 from mapt.service._errors import ConflictError, NotFoundError
 from mapt.service._schema import execution_logs, executions
@@ -50,6 +50,16 @@ class ExecutionError:
     @classmethod
     def of(cls, error: MaptError) -> ExecutionError:
         return cls(type=type(error).__name__, message=str(error), exit_code=int(error.exit_code))
+
+    @classmethod
+    def of_any(cls, error: Exception) -> ExecutionError:
+        """``of`` a domain error; any other exception (a bug, an error nothing translated)
+        is an ``InternalError`` naming its class and message, registered secrets masked."""
+        if isinstance(error, MaptError):
+            return cls.of(error)
+        return cls(
+            "InternalError", redact(f"{type(error).__name__}: {error}"), int(ExitCode.FAILED)
+        )
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ reconciler's recovery attempts.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ import sqlalchemy as sa
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from mapt.core import ExitCode, MaptError, get_logger
+from mapt.core import ExitCode, get_logger
 from mapt.hosts import (
     SPOT_TUNING,
     BreakerPolicy,
@@ -287,12 +288,13 @@ def run_replace(context: ExecutionContext, settings: InterruptionSettings) -> di
             fallback_on_demand=request.fallback_on_demand,
         )
         record = target.create(request) if plan.in_place else target.move(request, plan)
-    except MaptError as failure:
-        message = f"{arguments['reason']}; the replacement failed: {failure}"
+    except Exception as failure:
+        # Whatever went wrong, a domain error or not, the host says the replacement
+        # failed and why; the execution fails with the same error (the worker's).
+        error = ExecutionError.of_any(failure)
+        message = f"{arguments['reason']}; the replacement failed: {error.message}"
         store.settle(
-            context.target,
-            HostState.ERROR,
-            error=ExecutionError(type(failure).__name__, message, int(failure.exit_code)),
+            context.target, HostState.ERROR, error=dataclasses.replace(error, message=message)
         )
         raise
     if plan.in_place:

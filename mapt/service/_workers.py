@@ -37,7 +37,6 @@ from datetime import timedelta
 from typing import Any, TextIO, cast
 
 from mapt.core import (
-    ExitCode,
     Interrupted,
     MaptError,
     configure_logging,
@@ -230,9 +229,7 @@ def _work(job: _Job) -> None:
         outcome = lambda: store.fail(execution.id, claim, failed)  # noqa: E731
     except Exception as bug:
         sys.stderr.write(redact("".join(traceback.format_exception(bug))))
-        internal = ExecutionError(
-            "InternalError", redact(f"{type(bug).__name__}: {bug}"), int(ExitCode.FAILED)
-        )
+        internal = ExecutionError.of_any(bug)
         outcome = lambda: store.fail(execution.id, claim, internal)  # noqa: E731
     # Recording the end is short and must not be cut: signals wait until it is done.
     previous = {number: signal.signal(number, signal.SIG_IGN) for number in _STOP_SIGNALS}

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -26,18 +26,25 @@ def free_port() -> int:
 
 @contextmanager
 def moto_server(
-    env: Mapping[str, str] | None = None, *, log: IO[str] | None = None, timeout: float = 60
+    env: Mapping[str, str] | None = None,
+    *,
+    log: IO[str] | None = None,
+    timeout: float = 60,
+    program: Sequence[str] | None = None,
 ) -> Iterator[str]:
     """Run ``moto_server`` (with ``env`` as its whole environment, if given) until the block
     ends; yields its endpoint URL, ``http://127.0.0.1:<port>``, once it accepts connections.
 
-    Its output goes to ``log`` (discarded without one). A server that exits or does not
-    listen within ``timeout`` seconds raises ``RuntimeError``.
+    ``program``: the command to run instead, taking moto_server's ``-H``/``-p`` (a moto
+    patched first: ``tests/harness/refusing_moto.py``). Its output goes to ``log``
+    (discarded without one). A server that exits or does not listen within ``timeout``
+    seconds raises ``RuntimeError``.
     """
     port = free_port()
     output = log if log is not None else subprocess.DEVNULL
+    command = list(program or [str(Path(sys.executable).with_name("moto_server"))])
     process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        [*command, "-H", "127.0.0.1", "-p", str(port)],
         stdout=output,
         stderr=subprocess.STDOUT if log is not None else subprocess.DEVNULL,
         env=dict(env) if env is not None else None,

@@ -21,6 +21,7 @@ import httpx
 
 from tests.conftest import FAKE_CREDENTIALS
 from tests.harness.moto_server import moto_server
+from tests.harness.refusing_moto import REFUSED_ZONES_VARIABLE
 from tests.harness.service import ServerProcess, make_token, running
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -38,9 +39,18 @@ SANDBOX_AWS = {
 
 
 @contextmanager
-def sandbox_endpoint() -> Iterator[str]:
-    """A moto_server as the sandbox's AWS; yields its URL."""
-    with moto_server({**os.environ, **SANDBOX_AWS}) as endpoint:
+def sandbox_endpoint(refused_zones: Path | None = None) -> Iterator[str]:
+    """A moto_server as the sandbox's AWS; yields its URL.
+
+    With ``refused_zones``, a moto whose Auto Scaling groups refuse launches in the
+    zones that file lists (``tests/harness/refusing_moto.py``; the test writes the file).
+    """
+    env = {**os.environ, **SANDBOX_AWS}
+    program = None
+    if refused_zones is not None:
+        env[REFUSED_ZONES_VARIABLE] = str(refused_zones)
+        program = [sys.executable, str(Path(__file__).with_name("refusing_moto.py"))]
+    with moto_server(env, program=program) as endpoint:
         yield endpoint
 
 
@@ -53,6 +63,20 @@ class SandboxService:
     token: str
     # The file:// backend the tests' hosts keep their state in.
     state: Path
+    # The endpoint's refused zones (``sandbox_endpoint``), if it refuses any.
+    refused_zones: Path | None = None
+
+    @contextmanager
+    def refusing_launches(self, *zones: str) -> Iterator[None]:
+        """The endpoint's Auto Scaling groups refuse launches in ``zones`` until the block
+        ends, as AWS does when they have no capacity (a failed launch activity)."""
+        if self.refused_zones is None:
+            raise RuntimeError("this endpoint refuses nothing: start it with refused_zones")
+        self.refused_zones.write_text("".join(f"{zone}\n" for zone in zones))
+        try:
+            yield
+        finally:
+            self.refused_zones.write_text("")
 
     def client(self) -> httpx.Client:
         """An HTTP client of the server, holding the write token."""
@@ -72,10 +96,12 @@ class SandboxService:
 
 
 @contextmanager
-def sandbox_service(folder: Path, *flags: str) -> Iterator[SandboxService]:
-    """A moto_server and ``mapt serve --sandbox --port 0 FLAGS`` on it (SQLite in
-    ``folder``), with a write token; stopped when the block ends."""
-    with sandbox_endpoint() as endpoint:
+def sandbox_service(
+    folder: Path, *flags: str, refused_zones: Path | None = None
+) -> Iterator[SandboxService]:
+    """A moto_server (``sandbox_endpoint``) and ``mapt serve --sandbox --port 0 FLAGS`` on
+    it (SQLite in ``folder``), with a write token; stopped when the block ends."""
+    with sandbox_endpoint(refused_zones) as endpoint:
         database_url = f"sqlite:///{folder / 'service.sqlite3'}"
         server = ServerProcess(
             database_url,
@@ -89,7 +115,8 @@ def sandbox_service(folder: Path, *flags: str) -> Iterator[SandboxService]:
             },
         )
         with running(server):
-            yield SandboxService(endpoint, server, make_token(database_url, "ci"), folder / "state")
+            token = make_token(database_url, "ci")
+            yield SandboxService(endpoint, server, token, folder / "state", refused_zones)
 
 
 def metric_samples(client: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -222,3 +222,48 @@ def test_two_interruptions_of_a_pool_open_its_breaker_which_its_launches_avoid(
         for (name, labels), value in samples.items()
         if name == "mapt_replacements_total"
     } == {"in-place": 0, "moved": 0, "on-demand": 0, "failed": 0}
+
+
+class _BrokenEngine:
+    """An engine factory failing as a bug would: with no domain error, a secret in its words."""
+
+    def __call__(self, secrets_provider: str | None, debug: bool) -> Any:
+        raise RuntimeError("state reader broke holding token ghp_s3cr3tvalue")
+
+
+def test_a_replacement_failing_on_any_exception_leaves_the_host_error_saying_what_failed(
+    database: Database, tmp_path: Path
+) -> None:
+    from mapt.core import register_secret
+    from mapt.hosts import HostServices
+    from mapt.service._interruptions import InterruptionSettings, run_replace
+    from mapt.service._workers import ExecutionContext
+
+    register_secret("ghp_s3cr3tvalue")
+    _host(database, "pr-9")
+    _deliver(database, _event(HostEventKind.INTERRUPTION_WARNING, "pr-9"))
+    [replacement] = _replacements(database)
+    reason = _row(database, "pr-9")["error_message"]
+    arguments = dict(replacement["arguments"])
+    arguments["fields"] = {**arguments["fields"], "backed_url": f"file://{tmp_path / 'state'}"}
+    context = ExecutionContext(
+        execution_id=replacement["id"],
+        name="hosts.replace",
+        target="pr-9",
+        arguments=arguments,
+        attempt=1,
+        services=HostServices(engine=_BrokenEngine()),
+        database=database,
+    )
+
+    # The execution fails (the worker records it failed, never succeeded)...
+    with pytest.raises(RuntimeError, match="state reader broke"):
+        run_replace(context, InterruptionSettings())
+    # ...and the host says the interruption, that its replacement failed, and why.
+    row = _row(database, "pr-9")
+    assert row["state"] == "ERROR"
+    assert row["error_type"] == "InternalError"
+    assert row["error_message"] == (
+        f"{reason}; the replacement failed: RuntimeError: state reader broke holding token ***"
+    )
+    assert row["error_exit_code"] == 1

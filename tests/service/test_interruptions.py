@@ -5,7 +5,9 @@ breaker) and one moto_server are shared by the module. AWS's side is played with
 boto3 on the endpoint: the reclaim of a spot instance is Auto Scaling's
 ``TerminateInstanceInAutoScalingGroup`` (without lowering the desired capacity the
 group launches a replacement, as after a real reclaim; lowering it leaves the place
-without one, as when it has no capacity). The events are put on the server's intake
+without one, as when nothing launches; a zone listed by ``Sandbox.refusing_launches``
+refuses its launches with AWS's failed activity, as when it has no capacity: the
+endpoint is ``tests/harness/refusing_moto.py``). The events are put on the server's intake
 queue (the region's, which the server sets up for its hosts' regions) as EventBridge
 delivers them.
 """
@@ -210,6 +212,31 @@ class Sandbox(SandboxService):
         [stack] = [r for r in resources if r["type"] == "pulumi:pulumi:Stack"]
         return dict(stack["outputs"])
 
+    def breaker_quiet(self, region: str) -> None:
+        """Wait until the last interruption of a host of no pool in ``region`` is older than
+        the breaker's window: one more does not open the place's breaker."""
+        import sqlalchemy as sa
+
+        from mapt.service._interruptions import INTERRUPTING
+        from mapt.service._schema import host_events
+
+        engine = sa.create_engine(self.server.database_url)
+        try:
+            with engine.connect() as connection:
+                last = connection.execute(
+                    sa.select(sa.func.max(host_events.c.event_time)).where(
+                        host_events.c.region == region,
+                        host_events.c.pool.is_(None),
+                        host_events.c.kind.in_([kind.value for kind in INTERRUPTING]),
+                    )
+                ).scalar()
+        finally:
+            engine.dispose()
+        if last is None:
+            return
+        quiet = last.replace(tzinfo=timezone.utc) + timedelta(seconds=BREAKER_WINDOW + 1)
+        wait_for(lambda: datetime.now(timezone.utc) > quiet, timeout=BREAKER_WINDOW + 30)
+
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         with self.client() as client:
             return metric_samples(client)
@@ -232,8 +259,11 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         f"{BREAKER_WINDOW}s",
         "--breaker-cooldown",
         f"{BREAKER_COOLDOWN}s",
+        refused_zones=folder / "refused-zones",
     ) as service:
-        yield Sandbox(service.endpoint, service.server, service.token, service.state)
+        yield Sandbox(
+            service.endpoint, service.server, service.token, service.state, service.refused_zones
+        )
 
 
 def test_an_interrupted_spot_host_is_replaced_in_place_then_moved_when_its_place_has_none(
@@ -324,6 +354,45 @@ def test_an_interrupted_spot_host_is_replaced_in_place_then_moved_when_its_place
     assert samples[("mapt_interruptions_total", key)] == 2
     assert samples[("mapt_replacements_total", (("outcome", "in-place"),))] >= 1
     assert samples[("mapt_replacements_total", (("outcome", "moved"),))] >= 1
+
+
+def test_an_interrupted_spot_host_whose_zone_refuses_launches_moves_on_aws_refusal(
+    sandbox: Sandbox,
+) -> None:
+    """The host's zone has no capacity: its group's launch fails with AWS's reason, and
+    the host moves on that reason (``InsufficientInstanceCapacity``), not on the bound."""
+    created = sandbox.create("pr-8")
+    region = created["allocation"]["region"]
+    zone = created["allocation"]["availability_zone"]
+    candidates = created["allocation"]["candidates"]
+    first = sandbox.in_service("pr-8", region)
+    sandbox.breaker_quiet(region)
+    with sandbox.refusing_launches(zone):
+        sandbox.deliver(region, warning(region, first))
+        sandbox.state_of("pr-8", "ERROR")
+        # AWS reclaims the instance; the group's launch of a replacement is refused.
+        autoscaling = sandbox.aws("autoscaling", region)
+        autoscaling.terminate_instance_in_auto_scaling_group(
+            InstanceId=first, ShouldDecrementDesiredCapacity=False
+        )
+        moved = sandbox.state_of("pr-8", "RUNNING")
+    # It runs on the first ranked candidate outside the refusing zone (a candidate of
+    # that zone, another instance type, is refused too); every offer it left is recorded
+    # failed with AWS's reason, the interrupted one first.
+    expected = next(c for c in candidates if c["availability_zone"] != zone)
+    assert (moved["allocation"]["region"], moved["allocation"]["availability_zone"]) == (
+        expected["region"],
+        expected["availability_zone"],
+    )
+    left = [(f["availability_zone"], f["reason"]) for f in moved["allocation"]["failed"]]
+    assert left and set(left) == {(zone, "InsufficientInstanceCapacity")}
+    kept = sandbox.spot_choice("pr-8")
+    assert kept["az"] == expected["availability_zone"]
+    assert [(f["availability_zone"], f["reason"]) for f in kept["failed"]] == left
+    [replacement] = sandbox.executions("pr-8", "hosts.replace")
+    assert (replacement["status"], replacement["result"]["outcome"]) == ("succeeded", "moved")
+    new_region = moved["allocation"]["region"]
+    assert sandbox.in_service("pr-8", new_region) != first
 
 
 def test_two_interruptions_in_a_pool_open_its_breaker_sending_launches_on_demand_until_it_closes(

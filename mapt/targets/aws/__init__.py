@@ -84,7 +84,7 @@ from mapt.targets.aws._host import (
     recorded_setup,
 )
 from mapt.targets.aws._images import GET_AMI, ami_answer
-from mapt.targets.aws._interruptions import Interruption, group_interruptions
+from mapt.targets.aws._interruptions import GroupInterruption, group_interruptions
 from mapt.targets.aws._launch import (
     CAPACITY_REASONS,
     DEFAULT_REPLACEMENT_TIMEOUT,
@@ -178,6 +178,7 @@ __all__ = [
     "STATE_CHANGE",
     "AwsKind",
     "EventQueues",
+    "GroupInterruption",
     "GroupReplacement",
     "HostHealth",
     "HostPhase",
@@ -185,7 +186,6 @@ __all__ = [
     "HostSetup",
     "HostedZone",
     "ImageLookup",
-    "Interruption",
     "LaunchFunction",
     "LaunchedInstance",
     "OperatingSystem",

@@ -49,8 +49,10 @@ _NOT_LAUNCHED = ("Failed", "Cancelled")
 
 
 @dataclass(frozen=True)
-class Interruption:
-    """An instance AWS took out of service for spot, and the instance that replaced it."""
+class GroupInterruption:
+    """An interruption seen in a spot group's activity history (for ``mapt aws host
+    status``): an instance AWS took out of service for spot, and the instance that
+    replaced it. Not ``mapt.hosts.Interruption``, the breaker's record of an event heard."""
 
     at: datetime
     instance: str
@@ -70,7 +72,9 @@ class Interruption:
         }
 
 
-def group_interruptions(session: Any, region: str, group_name: str) -> tuple[Interruption, ...]:
+def group_interruptions(
+    session: Any, region: str, group_name: str
+) -> tuple[GroupInterruption, ...]:
     """The interruptions in ``group_name``'s activity history, oldest first (module doc).
 
     Every page of the history is read (botocore's paginator); a failure to ask AWS is
@@ -102,7 +106,7 @@ def group_interruptions(session: Any, region: str, group_name: str) -> tuple[Int
             ((at, launch) for at, launch in launches if at > since and launch != instance), None
         )
         found.append(
-            Interruption(
+            GroupInterruption(
                 at=activity["StartTime"],
                 instance=instance,
                 kind=kind,
