@@ -405,6 +405,10 @@ def _event_settings(
     return replace(where, regions=watched, follow_hosts=True)
 
 
+# The output of the event-intake commands (setup, teardown).
+EventsOutput = Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json.")]
+
+
 @serve_app.command("setup")
 def serve_setup(
     ctx: typer.Context,
@@ -418,9 +422,7 @@ def serve_setup(
     ],
     events_backend: EventsBackend = None,
     events_secrets_provider: EventsSecretsProvider = None,
-    output: Annotated[
-        OutputFormat, typer.Option("--output", "-o", help="text or json.")
-    ] = OutputFormat.text,
+    output: EventsOutput = OutputFormat.text,
     sandbox: Sandbox = False,
 ) -> None:
     """Create (or reuse as they are) the event-intake stacks of these regions: the queue
@@ -465,9 +467,7 @@ def serve_teardown(
     events_backend: EventsBackend = None,
     events_secrets_provider: EventsSecretsProvider = None,
     database_url: DatabaseUrl = None,
-    output: Annotated[
-        OutputFormat, typer.Option("--output", "-o", help="text or json.")
-    ] = OutputFormat.text,
+    output: EventsOutput = OutputFormat.text,
     sandbox: Sandbox = False,
 ) -> None:
     """Remove the event-intake stacks of these regions: their queues, rule, target and
