@@ -224,13 +224,11 @@ def _work(job: _Job) -> None:
             reason = heartbeat.stop_reason or "its server is stopping"
             why = f"stopped by {signal.Signals(stopped.signal_number).name}: {reason}"
             outcome = lambda: store.release(execution.id, claim, why)  # noqa: E731
-    except MaptError as failure:
-        failed = ExecutionError.of(failure)
+    except Exception as failure:
+        if not isinstance(failure, MaptError):  # a bug: its traceback, for whoever fixes it
+            sys.stderr.write(redact("".join(traceback.format_exception(failure))))
+        failed = ExecutionError.of_any(failure)
         outcome = lambda: store.fail(execution.id, claim, failed)  # noqa: E731
-    except Exception as bug:
-        sys.stderr.write(redact("".join(traceback.format_exception(bug))))
-        internal = ExecutionError.of_any(bug)
-        outcome = lambda: store.fail(execution.id, claim, internal)  # noqa: E731
     # Recording the end is short and must not be cut: signals wait until it is done.
     previous = {number: signal.signal(number, signal.SIG_IGN) for number in _STOP_SIGNALS}
     try:

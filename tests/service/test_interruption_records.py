@@ -7,6 +7,7 @@ back, and ``GET /metrics``' collector is parsed with prometheus-client's parser.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -225,36 +226,47 @@ def test_two_interruptions_of_a_pool_open_its_breaker_which_its_launches_avoid(
 
 
 class _BrokenEngine:
-    """An engine factory failing as a bug would: with no domain error, a secret in its words."""
+    """An engine factory that fails with ``failure`` as soon as it is asked for."""
+
+    def __init__(self, failure: BaseException) -> None:
+        self.failure = failure
 
     def __call__(self, secrets_provider: str | None, debug: bool) -> Any:
-        raise RuntimeError("state reader broke holding token ghp_s3cr3tvalue")
+        raise self.failure
+
+
+def _replacing(database: Database, tmp_path: Path, name: str, failure: BaseException) -> Any:
+    """The ``hosts.replace`` execution of an interrupted host ``name``, on an engine
+    failing with ``failure``."""
+    from mapt.hosts import HostServices
+    from mapt.service._workers import ExecutionContext
+
+    _host(database, name)
+    _deliver(database, _event(HostEventKind.INTERRUPTION_WARNING, name))
+    [replacement] = _replacements(database)
+    arguments = dict(replacement["arguments"])
+    arguments["fields"] = {**arguments["fields"], "backed_url": f"file://{tmp_path / 'state'}"}
+    return ExecutionContext(
+        execution_id=replacement["id"],
+        name="hosts.replace",
+        target=name,
+        arguments=arguments,
+        attempt=1,
+        services=HostServices(engine=_BrokenEngine(failure)),
+        database=database,
+    )
 
 
 def test_a_replacement_failing_on_any_exception_leaves_the_host_error_saying_what_failed(
     database: Database, tmp_path: Path
 ) -> None:
     from mapt.core import register_secret
-    from mapt.hosts import HostServices
     from mapt.service._interruptions import InterruptionSettings, run_replace
-    from mapt.service._workers import ExecutionContext
 
     register_secret("ghp_s3cr3tvalue")
-    _host(database, "pr-9")
-    _deliver(database, _event(HostEventKind.INTERRUPTION_WARNING, "pr-9"))
-    [replacement] = _replacements(database)
+    bug = RuntimeError("state reader broke holding token ghp_s3cr3tvalue")
+    context = _replacing(database, tmp_path, "pr-9", bug)
     reason = _row(database, "pr-9")["error_message"]
-    arguments = dict(replacement["arguments"])
-    arguments["fields"] = {**arguments["fields"], "backed_url": f"file://{tmp_path / 'state'}"}
-    context = ExecutionContext(
-        execution_id=replacement["id"],
-        name="hosts.replace",
-        target="pr-9",
-        arguments=arguments,
-        attempt=1,
-        services=HostServices(engine=_BrokenEngine()),
-        database=database,
-    )
 
     # The execution fails (the worker records it failed, never succeeded)...
     with pytest.raises(RuntimeError, match="state reader broke"):
@@ -267,3 +279,20 @@ def test_a_replacement_failing_on_any_exception_leaves_the_host_error_saying_wha
         f"{reason}; the replacement failed: RuntimeError: state reader broke holding token ***"
     )
     assert row["error_exit_code"] == 1
+
+
+def test_a_replacement_stopped_with_its_server_is_not_recorded_as_failed(
+    database: Database, tmp_path: Path
+) -> None:
+    from mapt.core import Interrupted
+    from mapt.service._interruptions import InterruptionSettings, run_replace
+
+    context = _replacing(database, tmp_path, "pr-10", Interrupted(signal.SIGTERM))
+    before = _row(database, "pr-10")
+
+    # The stop passes through, for the worker to release the execution to run again.
+    with pytest.raises(Interrupted):
+        run_replace(context, InterruptionSettings())
+    after = _row(database, "pr-10")
+    assert (after["state"], after["error_message"]) == ("ERROR", before["error_message"])
+    assert "the replacement failed" not in after["error_message"]
