@@ -29,8 +29,8 @@ def _answer(model: Any, **_: Any) -> Any:
 def timeline(monkeypatch: pytest.MonkeyPatch) -> Iterator[CallTimeline]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    timeline = CallTimeline(latency=LATENCY, services=("ec2",))
-    handlers = [*timeline.handlers(), ("before-call.ec2", _answer)]
+    timeline = CallTimeline(latency=LATENCY, services=("ec2", "sts"))
+    handlers = [*timeline.handlers(), ("before-call.ec2", _answer), ("before-call.sts", _answer)]
     with installed(handlers), timeline.following_dependencies():
         yield timeline
 
@@ -68,3 +68,15 @@ def test_calls_queued_behind_a_full_pool_are_a_round_later(timeline: CallTimelin
     with ThreadPoolExecutor(max_workers=1) as pool:
         list(pool.map(lambda _: _call(), range(3)))
     assert timeline.dependency_rounds() == 3
+
+
+def test_a_call_of_another_service_made_with_an_answer_is_a_round_later_overall(
+    timeline: CallTimeline,
+) -> None:
+    import boto3
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pool.submit(_call).result()
+        pool.submit(lambda: boto3.client("sts", region_name="us-east-1").get_caller_identity())
+    assert (timeline.dependency_rounds("ec2"), timeline.dependency_rounds("sts")) == (1, 1)
+    assert timeline.dependency_rounds() == 2

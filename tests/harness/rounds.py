@@ -41,11 +41,17 @@ class TimedCall:
     operation: str
     start: float
     end: float
-    depth: int = 0  # by dependency, when ``following_dependencies`` was on
+    depth: int = 0  # by dependency on its own service's calls (``following_dependencies``)
+    chain: int = 0  # by dependency on any service's calls: an EC2 answer before Pricing
+
+
+# The key of ``_Knowledge.depths`` for the deepest call of any service.
+_ANY = "*"
 
 
 class _Knowledge(threading.local):
-    """Per thread: service -> the deepest call whose answer the thread could have used."""
+    """Per thread: service (or ``_ANY``) -> the deepest call whose answer the thread
+    could have used."""
 
     def __init__(self) -> None:
         self.depths: dict[str, int] = {}
@@ -95,8 +101,11 @@ class CallTimeline:
         return max(depth, default=0)
 
     def dependency_rounds(self, service: str | None = None) -> int:
-        """The deepest chain of calls that each needed the one before (see the module)."""
-        return max((c.depth for c in self.calls if service in (None, c.service)), default=0)
+        """The deepest chain of calls that each needed the one before (see the module):
+        of ``service``'s calls, or of any service's when None."""
+        if service is None:
+            return max((c.chain for c in self.calls), default=0)
+        return max((c.depth for c in self.calls if c.service == service), default=0)
 
     @contextmanager
     def following_dependencies(self) -> Iterator[None]:
@@ -107,13 +116,16 @@ class CallTimeline:
         def submitted(
             pool: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
         ) -> Future[Any]:
-            given, queued_at, bounded = dict(known.depths), time.monotonic(), [False]
+            given, queued_at = dict(known.depths), time.monotonic()
+            # Taken before submitting: once submit has started the pool's last thread,
+            # the pool looks full to the very task that thread was started for.
+            bounded = len(pool._threads) >= pool._max_workers  # type: ignore[attr-defined]
             ended: dict[str, int] = {}
 
             def task() -> Any:
                 # Below its size the pool has a thread for every task, so a task can
                 # wait for CPU but not for a busy worker's call to end.
-                busy = bounded[0] and known.last_end > queued_at
+                busy = bounded and known.last_end > queued_at
                 waited = dict(known.depths) if busy else {}
                 known.depths = given
                 known.learn(waited)
@@ -124,7 +136,6 @@ class CallTimeline:
                     known.last_end = time.monotonic()
 
             future = submit(pool, task)
-            bounded[0] = len(pool._threads) >= pool._max_workers  # type: ignore[attr-defined]
             future.timeline_depths = ended  # type: ignore[attr-defined]
             return future
 
@@ -149,15 +160,16 @@ class CallTimeline:
         context["timeline_start"] = time.monotonic()
         service = model.service_model.service_name
         context["timeline_depth"] = self._known.depths.get(service, 0) + 1
+        context["timeline_chain"] = self._known.depths.get(_ANY, 0) + 1
         if self.latency:
             time.sleep(self.latency)
 
     def _ended(self, model: Any, context: dict[str, Any], **_: Any) -> None:
         service = model.service_model.service_name
-        depth = context.get("timeline_depth", 1)
+        depth, chain = context.get("timeline_depth", 1), context.get("timeline_chain", 1)
         start = context.get("timeline_start", time.monotonic())
-        call = TimedCall(service, model.name, start, time.monotonic(), depth)
-        self._known.learn({service: depth})
+        call = TimedCall(service, model.name, start, time.monotonic(), depth, chain)
+        self._known.learn({service: depth, _ANY: chain})
         with self._lock:
             self.calls.append(call)
 
