@@ -217,6 +217,7 @@ def main() -> None:
     if options.no_gc_tuning:
         _ec2.collection_paused = contextlib.nullcontext  # type: ignore[assignment]
         _allocation.collection_paused = contextlib.nullcontext  # type: ignore[assignment]
+        _ec2._freeze_models_once = lambda: None
     rows = load_rows()
     request = (
         ComputeRequest(compute_sizes=NAMED)

@@ -344,12 +344,13 @@ class _FileStore:
 
     def keys(self, prefix: str) -> list[str]:
         top = self._root / prefix
-        if not top.exists():
-            return []  # nothing was ever written under this prefix
 
         def unlistable(error: OSError) -> None:
-            # ``Path.rglob`` skips a folder it may not read: a stack behind it would look
-            # absent. A folder that cannot be listed is unknown state, never empty.
+            # A folder that is not there (never written, or removed meanwhile by another
+            # run) holds nothing. One that cannot be listed is unknown state, never
+            # empty: ``Path.rglob`` would skip it, and a stack behind it look absent.
+            if isinstance(error, FileNotFoundError):
+                return
             raise OperationError(
                 f"cannot list the state in {error.filename}: {error.strerror}"
             ) from error

@@ -60,7 +60,9 @@ def test_the_collector_resumes_when_the_last_of_overlapping_pauses_ends() -> Non
     first, second = collection_paused(), collection_paused()
     first.__enter__()
     second.__enter__()
-    first.__exit__(None, None, None)
-    assert not gc.isenabled()
-    second.__exit__(None, None, None)
+    try:
+        first.__exit__(None, None, None)
+        assert not gc.isenabled()
+    finally:  # a failed assertion must not leave the collector off for later tests
+        second.__exit__(None, None, None)
     assert gc.isenabled()
