@@ -10,9 +10,11 @@ loads none.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -26,6 +28,8 @@ from mapt.cli._options import (
     option,
     whole_number,
 )
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from mapt.service import (
@@ -84,25 +88,43 @@ EventsSecretsProvider = Annotated[
 
 
 def _events_backend(ctx: typer.Context, value: str | None) -> str | None:
-    """``--events-backend`` (this command's, else ``mapt serve``'s), as Pulumi gets it.
-
-    Parsed as ``--backend-url`` is (``mapt.stacks.parse_backend_url``); a bad URL is an
-    ``InputError`` naming the flag or its variable, before anything is called.
-    """
-    from mapt.core import InputError
+    """``--events-backend`` (this command's, else ``mapt serve``'s), as Pulumi gets it:
+    parsed as ``--backend-url`` is (``mapt.stacks.parse_backend_url``)."""
     from mapt.stacks import parse_backend_url
 
-    if value is None:
-        value = ctx.meta.get(_EVENTS_BACKEND_KEY)
+    value = value if value is not None else ctx.meta.get(_EVENTS_BACKEND_KEY)
     if value is None:
         return None
-    source = ctx.get_parameter_source("events_backend")
-    from_environment = source is not None and source.name == "ENVIRONMENT"
-    named = env("--events-backend") if from_environment else "--events-backend"
-    try:
-        return parse_backend_url(value).url
-    except InputError as error:
-        raise InputError(f"{named}: {error.message}", hint=error.hint) from None
+    return _naming(ctx, "events_backend", parse_backend_url)(value).url
+
+
+def _events_secrets(ctx: typer.Context, value: str | None) -> str | None:
+    """``--events-secrets-provider`` (this command's, else ``mapt serve``'s), checked as
+    a host's ``--secrets-provider`` is (``mapt.stacks.validate_secrets_provider``)."""
+    from mapt.stacks import validate_secrets_provider
+
+    value = value if value is not None else ctx.meta.get(_EVENTS_SECRETS_KEY)
+    if value is None:
+        return None
+    return _naming(ctx, "events_secrets_provider", validate_secrets_provider)(value)
+
+
+def _naming(ctx: typer.Context, name: str, check: Callable[[str], T]) -> Callable[[str], T]:
+    """``check`` whose ``InputError`` names the flag ``name`` or the variable it came
+    from, before anything is called."""
+    from mapt.core import InputError
+
+    flag = "--" + name.replace("_", "-")
+    source = ctx.get_parameter_source(name)
+    named = env(flag) if source is not None and source.name == "ENVIRONMENT" else flag
+
+    def checked(value: str) -> T:
+        try:
+            return check(value)
+        except InputError as error:
+            raise InputError(f"{named}: {error.message}", hint=error.hint) from None
+
+    return checked
 
 
 def _events_engine(
@@ -116,13 +138,14 @@ def _events_engine(
     looks for on-demand hosts; None: the session's) or Pulumi's, its CLI checked."""
     from mapt.hosts import HostServices
 
+    provider = _events_secrets(ctx, secrets)  # bad input first: exit 2 before exit 5
     services = HostServices()
     if sandbox:
         from mapt.cli._sandbox import sandbox_services
 
         services = sandbox_services(region=region, backend_url=backend)
     services.check_engine()
-    return services.engine(secrets or ctx.meta.get(_EVENTS_SECRETS_KEY), False)
+    return services.engine(provider, False)
 
 
 def _checked_url(ctx: typer.Context, database_url: str | None) -> str:
@@ -135,11 +158,17 @@ def _checked_url(ctx: typer.Context, database_url: str | None) -> str:
     if database_url is None:
         return default_database_url()
     url = parse_database_url(database_url)
-    contexts = [ctx] + ([ctx.parent.parent] if ctx.parent and ctx.parent.parent else [])
-    sources = [context.get_parameter_source("database_url") for context in contexts]
-    if any(source is not None and source.name == "COMMANDLINE" for source in sources):
+    # `mapt serve --database-url` before a subcommand is checked by the serve callback.
+    if _typed(ctx, "database_url"):
         refuse_password_in_arguments(url)
     return url.render_as_string(hide_password=False)
+
+
+def _typed(ctx: typer.Context, name: str) -> bool:
+    """Whether parameter ``name`` was typed on this command line (where a password would
+    show in process listings), not taken from its variable."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
 
 
 def _open(ctx: typer.Context, database_url: str | None) -> Database:
@@ -262,6 +291,20 @@ def serve(
                 "--breaker-*, --replacement-timeout, --event-*, --dns-zone and --sandbox "
                 f"belong to mapt serve itself, not to mapt serve {ctx.invoked_subcommand}"
             )
+        events_flags = ("events_backend", "events_secrets_provider")
+        if ctx.invoked_subcommand not in ("setup", "teardown") and any(
+            _typed(ctx, name) for name in events_flags
+        ):
+            from mapt.core import InputError
+
+            raise InputError(
+                "--events-backend and --events-secrets-provider belong to mapt serve, "
+                f"setup and teardown, not to mapt serve {ctx.invoked_subcommand}"
+            )
+        if database_url is not None and _typed(ctx, "database_url"):
+            from mapt.service import parse_database_url, refuse_password_in_arguments
+
+            refuse_password_in_arguments(parse_database_url(database_url))
         ctx.meta[_DATABASE_KEY] = database_url
         ctx.meta[_EVENTS_BACKEND_KEY] = events_backend
         ctx.meta[_EVENTS_SECRETS_KEY] = events_secrets_provider
@@ -286,7 +329,7 @@ def serve(
             event_regions,
             event_poll_wait,
             _events_backend(ctx, events_backend),
-            events_secrets_provider,
+            _events_secrets(ctx, events_secrets_provider),
         ),
         dns_zone=dns_zone,
     )
@@ -509,13 +552,28 @@ def _refuse_where_hosts_run(
 ) -> None:
     """``InputError`` (exit 2) when the service database has hosts running in ``regions``:
     their interruptions would go unheard, and a running leader would set it up again."""
-    from mapt.core import InputError
-    from mapt.service import hosts_by_region
+    import sqlalchemy as sa
 
-    database = _open(ctx, database_url)
+    from mapt.core import InputError, OperationError
+    from mapt.service import hosts_by_region, open_database, parse_database_url
+
+    url = parse_database_url(_checked_url(ctx, database_url))
+    missing = url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file()
+    if missing:  # opening it would create an empty one, which has no hosts: unknown, not none
+        raise InputError(
+            f"no service database at {url.database}: cannot tell whether hosts still run "
+            "where the event intake would be removed",
+            hint="Give the server's --database-url (or MAPT_DATABASE_URL), or pass --force.",
+        )
+    database = open_database(url, migrate=False)  # read it as it is: never migrate here
     try:
         with database.transaction() as connection:
             running = hosts_by_region(connection)
+    except sa.exc.DBAPIError as error:
+        raise OperationError(
+            f"cannot read the hosts in {database.shown()}: {error.orig}",
+            hint="Give the server's --database-url (or MAPT_DATABASE_URL), or pass --force.",
+        ) from error
     finally:
         database.dispose()
     busy = {region: running[region] for region in regions if region in running}

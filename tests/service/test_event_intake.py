@@ -527,6 +527,32 @@ def test_an_events_backend_holds_one_stack_per_region_reused_by_a_second_setup_a
     assert not local.exists() and sqs.list_queues().get("QueueUrls", []) == []
 
 
+def test_teardown_without_the_services_database_is_refused_not_taken_for_no_hosts(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name, value in sandbox.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("MAPT_DATABASE_URL")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the default: absent
+    region = "ap-south-1"
+    backend = f"file://{tmp_path / 'events'}"
+    sqs = boto3.client("sqs", endpoint_url=sandbox.endpoint, region_name=region)
+    assert (
+        serve("setup", "--sandbox", "--regions", region, "--events-backend", backend).exit_code == 0
+    )
+
+    refused = serve("teardown", "--sandbox", "--regions", region, "--events-backend", backend)
+    assert refused.exit_code == 2, refused.output
+    assert error_line(refused).startswith("Error: no service database at ")
+    assert not (tmp_path / "data").exists()  # none was created to be found empty
+    assert len(sqs.list_queues()["QueueUrls"]) == 2
+    forced = serve(
+        "teardown", "--sandbox", "--regions", region, "--events-backend", backend, "--force"
+    )
+    assert forced.exit_code == 0, forced.output
+    assert sqs.list_queues().get("QueueUrls", []) == []
+
+
 def test_a_bad_events_backend_exits_2_naming_it_and_creates_nothing(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -548,6 +574,16 @@ def test_a_bad_events_backend_exits_2_naming_it_and_creates_nothing(
         "Error: MAPT_EVENTS_BACKEND: backend URL 'ftp://state' is not supported; use "
         "file://PATH or s3://BUCKET[/PREFIX]"
     ]
+    monkeypatch.delenv("MAPT_EVENTS_BACKEND")
+    for command in ("setup", "teardown"):
+        result = serve(command, "--sandbox", "--regions", region, "--events-secrets-provider", "x")
+        assert result.exit_code == 2, result.output
+        assert error_line(result).startswith(
+            "Error: --events-secrets-provider: secrets provider 'x' is not supported"
+        )
+    served = serve("--events-secrets-provider", "x", "--port", "0")
+    assert served.exit_code == 2, served.output
+    assert error_line(served).startswith("Error: --events-secrets-provider: secrets provider")
     assert sqs.list_queues().get("QueueUrls", []) == []
     assert not events_state(sandbox.folder / "default-state", region).exists()
 

@@ -101,6 +101,21 @@ def test_a_password_on_the_command_line_is_refused() -> None:
     assert "--database-url carries a password" in result.stderr
     served = runner.invoke(app, ["serve", "--database-url", url, "--port", "0"])
     assert served.exit_code == 2 and "hunter22" not in served.output
+    # Given to `mapt serve` before any subcommand, a token's or the event intake's.
+    for command in (["token", "list"], ["teardown", "--regions", "us-east-1"]):
+        before = runner.invoke(app, ["serve", "--database-url", url, *command])
+        assert before.exit_code == 2, before.output
+        assert "--database-url carries a password" in before.stderr
+        assert "hunter22" not in before.output
+
+
+def test_the_event_intakes_flags_are_refused_before_a_token_command(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    given = ["serve", "--events-backend", f"file://{tmp_path}", "token", "list"]
+    result = runner.invoke(app, [*given, "--database-url", url])
+    assert result.exit_code == 2
+    assert "--events-backend and --events-secrets-provider belong to" in result.stderr
+    assert not (tmp_path / "db.sqlite3").exists()
 
 
 def test_ping_and_version_need_no_token_everything_else_does(shared_server: ServerProcess) -> None:

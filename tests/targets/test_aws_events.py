@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -99,9 +100,12 @@ class CountingEngine(InMemoryEngine):
         return super().up(ref, program, **options)
 
 
-def test_a_stack_of_this_revision_is_reused_without_an_up_and_an_older_one_is_updated() -> None:
+def test_a_stack_of_this_revision_is_reused_without_an_up_and_an_older_one_is_updated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAPT_STATE_DIR", str(tmp_path / "state"))  # the backend-less stacks
     engine = CountingEngine()
-    backend = "file:///srv/events"
+    backend = f"file://{tmp_path / 'events'}"
     first = ensure_event_intake(engine, [REGION, "us-east-2"], backend_url=backend)
     assert engine.ups == ["events-eu-west-1-mapt-events", "events-us-east-2-mapt-events"]
     assert ensure_event_intake(engine, [REGION], backend_url=backend) == {REGION: first[REGION]}
@@ -131,9 +135,12 @@ def test_a_stack_of_this_revision_is_reused_without_an_up_and_an_older_one_is_up
     assert engine.ups[-1] == "events-eu-west-1-mapt-events"
 
 
-def test_removal_destroys_each_named_regions_stack_and_lists_what_is_left() -> None:
+def test_removal_destroys_each_named_regions_stack_and_lists_what_is_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAPT_STATE_DIR", str(tmp_path / "state"))  # the backend-less stacks
     engine = InMemoryEngine()
-    backend = "file:///srv/events"
+    backend = f"file://{tmp_path / 'events'}"
     ensure_event_intake(engine, [REGION, "us-east-2"], backend_url=backend)
     assert event_intake_regions(engine, backend) == [REGION, "us-east-2"]
     assert event_intake_regions(engine, None) == []
@@ -201,3 +208,23 @@ def test_made_on_the_endpoint_eventbridge_delivers_the_ec2_events_to_the_queue(
     mocks.delete_all()
     assert sqs.list_queues().get("QueueUrls", []) == []
     assert events.list_rules()["Rules"] == []
+
+
+def test_a_setup_or_teardown_waits_for_anothers_project_lock_and_gives_up_naming_it(
+    tmp_path: Path,
+) -> None:
+    from mapt.core import StateLockedError
+    from mapt.stacks import project_lock
+
+    engine = CountingEngine()
+    backend = f"file://{tmp_path / 'events'}"
+    with project_lock(backend, "mapt-events", operation="event intake setup", timeout=1):
+        for attempt in (
+            lambda: ensure_event_intake(engine, [REGION], backend_url=backend, lock_timeout=0.2),
+            lambda: remove_event_intake(engine, [REGION], backend_url=backend, lock_timeout=0.2),
+        ):
+            with pytest.raises(StateLockedError, match="event intake setup"):
+                attempt()
+    assert engine.ups == []  # nothing was written while another run held the lock
+    ensure_event_intake(engine, [REGION], backend_url=backend, lock_timeout=0.2)
+    assert engine.ups == ["events-eu-west-1-mapt-events"]

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 EVENTS_PROJECT = "mapt-events"
+# How long a setup or teardown waits for another one's ``mapt-events`` project lock
+# (seconds): a region's ``up`` takes well under a minute; as ``mapt aws host``'s 5m.
+INTAKE_LOCK_TIMEOUT = 300.0
 EVENTS_STACK_PREFIX = "events"
 EVENT_SOURCE = "aws.ec2"
 INTERRUPTION_WARNING = "EC2 Spot Instance Interruption Warning"
@@ -184,30 +187,39 @@ def ensure_event_intake(
     *,
     backend_url: str | None = None,
     refresh: bool = False,
+    lock_timeout: float = INTAKE_LOCK_TIMEOUT,
 ) -> dict[str, EventQueues]:
     """Create the event-intake stack of each region, or reuse it; where its queues are.
 
     Every region name is checked before any stack is touched (``InputError``, naming
     it). A stack that exists and records ``INTAKE_REVISION`` is reused from its
     outputs, as the allocation reuses a kept ``spotOption`` stack: nothing is written.
-    Otherwise the stack's ``up`` creates it (or brings an older revision up to date);
-    its lock serializes setups of one stack from several servers, and the later ``up``
-    finds the first one's resources. ``refresh`` (a queue is gone from AWS) skips the
-    reuse and refreshes before the ``up``, so what AWS no longer has is made again.
+    Otherwise the stack's ``up`` creates it (or brings an older revision up to date).
+    The whole of it holds the ``mapt-events`` project lock (waiting up to
+    ``lock_timeout`` seconds, then ``StateLockedError``): setups from several servers
+    and a teardown run one after another, so a later setup finds the first one's stack
+    and reuses it, and a teardown never purges a stack a setup is writing. ``refresh``
+    (a queue is gone from AWS) skips the reuse and refreshes before the ``up``, so what
+    AWS no longer has is made again.
     A region whose ``up`` fails raises (``MaptError``); the regions before it stay set up.
     """
+    from mapt.stacks import project_lock
+
     wanted = [check_region_name(region, "event region") for region in dict.fromkeys(regions)]
     found: dict[str, EventQueues] = {}
-    for region in wanted:
-        ref = events_stack_ref(region, backend_url)
-        kept = engine.outputs(ref) if not refresh and engine.exists(ref) else {}
-        if kept.get(OUTPUT_REVISION) == INTAKE_REVISION:
-            found[region] = _queues_of(region, kept)
-            log.info("event intake of %s: %s (reused, unchanged)", region, found[region].queue_url)
-        else:
-            outputs = engine.up(ref, event_intake_program(region), refresh=refresh)
-            found[region] = _queues_of(region, outputs)
-            log.info("event intake of %s: %s", region, found[region].queue_url)
+    with project_lock(
+        backend_url, EVENTS_PROJECT, operation="event intake setup", timeout=lock_timeout
+    ):
+        for region in wanted:
+            ref = events_stack_ref(region, backend_url)
+            kept = engine.outputs(ref) if not refresh and engine.exists(ref) else {}
+            if kept.get(OUTPUT_REVISION) == INTAKE_REVISION:
+                found[region] = _queues_of(region, kept)
+                log.info("event intake of %s: %s (reused)", region, found[region].queue_url)
+            else:
+                outputs = engine.up(ref, event_intake_program(region), refresh=refresh)
+                found[region] = _queues_of(region, outputs)
+                log.info("event intake of %s: %s", region, found[region].queue_url)
     return found
 
 
@@ -245,21 +257,31 @@ def event_intake_regions(engine: Engine, backend_url: str | None = None) -> list
 
 
 def remove_event_intake(
-    engine: Engine, regions: Iterable[str], *, backend_url: str | None = None
+    engine: Engine,
+    regions: Iterable[str],
+    *,
+    backend_url: str | None = None,
+    lock_timeout: float = INTAKE_LOCK_TIMEOUT,
 ) -> dict[str, bool]:
     """Destroy each region's event-intake stack (queues, rule, target, policy) and its
     state; by region, whether there was one. Once no region's stack is left in the
     backend, what Pulumi still keeps of ``mapt-events`` (history, backups) goes too.
 
     Region names are checked first (``InputError``); a failed destroy raises and keeps
-    the state of what is left, so running it again finishes the job.
+    the state of what is left, so running it again finishes the job. It holds the
+    ``mapt-events`` project lock as a setup does (``ensure_event_intake``).
     """
+    from mapt.stacks import project_lock
+
     wanted = [check_region_name(region, "event region") for region in dict.fromkeys(regions)]
     removed: dict[str, bool] = {}
-    for region in wanted:
-        removed[region] = engine.destroy(events_stack_ref(region, backend_url))
-        if removed[region]:
-            log.info("event intake of %s removed", region)
-    if any(removed.values()) and not event_intake_regions(engine, backend_url):
-        engine.purge_project_state(backend_url, EVENTS_PROJECT)
+    with project_lock(
+        backend_url, EVENTS_PROJECT, operation="event intake teardown", timeout=lock_timeout
+    ):
+        for region in wanted:
+            removed[region] = engine.destroy(events_stack_ref(region, backend_url))
+            if removed[region]:
+                log.info("event intake of %s removed", region)
+        if any(removed.values()) and not event_intake_regions(engine, backend_url):
+            engine.purge_project_state(backend_url, EVENTS_PROJECT)
     return removed
