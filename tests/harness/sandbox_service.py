@@ -82,6 +82,11 @@ class SandboxService:
         """An HTTP client of the server, holding the write token."""
         return self.server.client(self.token)
 
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """The server's ``/metrics`` now, by (name, labels)."""
+        with self.client() as client:
+            return metric_samples(client)
+
     def aws(self, service: str, region: str) -> Any:
         """A boto3 client of the endpoint: acting on AWS behind the service's back."""
         import boto3

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness.sandbox_service import SandboxService, metric_samples, sandbox_service
+from tests.harness.sandbox_service import SandboxService, sandbox_service
 from tests.harness.service import wait_for
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -236,10 +236,6 @@ class Sandbox(SandboxService):
             return
         quiet = last.replace(tzinfo=timezone.utc) + timedelta(seconds=BREAKER_WINDOW + 1)
         wait_for(lambda: datetime.now(timezone.utc) > quiet, timeout=BREAKER_WINDOW + 30)
-
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        with self.client() as client:
-            return metric_samples(client)
 
 
 @pytest.fixture(scope="module")

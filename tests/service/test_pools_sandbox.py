@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.harness.sandbox_service import SandboxService, metric_samples, sandbox_service
+from tests.harness.sandbox_service import SandboxService, sandbox_service
 from tests.harness.service import wait_for
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -113,10 +113,6 @@ class Sandbox(SandboxService):
             [*args, "--server", self.server.url],
             env={"MAPT_TOKEN": self.token, "GITHUB_OUTPUT": ""},
         )
-
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        with self.client() as client:
-            return metric_samples(client)
 
 
 @pytest.fixture(scope="module")
