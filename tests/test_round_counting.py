@@ -6,7 +6,7 @@ held them for a short latency; no AWS and no moto.
 
 from __future__ import annotations
 
-import time
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -44,13 +44,22 @@ def _call() -> None:
 def test_a_call_started_late_without_waiting_for_an_answer_is_in_the_first_round(
     timeline: CallTimeline,
 ) -> None:
+    first_ended = threading.Event()
+
+    def first() -> None:
+        _call()
+        first_ended.set()
+
     def late() -> None:
-        time.sleep(4 * LATENCY)  # busy elsewhere, as a CPU-starved thread would be
+        # Held back, as a CPU-starved thread would be, until the first call has ended:
+        # an event, not a sleep, so that a slow first call on a loaded machine cannot
+        # end after it. The thread never uses the first call's answer.
+        first_ended.wait(timeout=60)
         _call()
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        first, second = pool.submit(_call), pool.submit(late)
-        first.result(), second.result()
+        one, two = pool.submit(first), pool.submit(late)
+        one.result(), two.result()
 
     assert timeline.rounds() == 2  # by wall-clock order: the late call started after
     assert timeline.dependency_rounds() == 1
