@@ -110,6 +110,20 @@ class EventIntakeSettings:
     def enabled(self) -> bool:
         return bool(self.regions) or self.follow_hosts
 
+    def check_secrets(self) -> None:
+        """Refuse a shared (s3://) backend whose stacks could not be encrypted (no
+        passphrase in the environment, no KMS key): ``PrerequisiteError``, as a host's
+        command is refused, when the server starts, not when the leader first sets a
+        region up. A file backend gets its passphrase file at the first setup, as a
+        host's does, so nothing is written here."""
+        if not self.enabled or self.backend_url is None:
+            return
+        from mapt.stacks import parse_backend_url, secrets_setup
+
+        backend = parse_backend_url(self.backend_url)
+        if backend.kind != "file":
+            secrets_setup(backend, self.secrets_provider, provider_flag="--events-secrets-provider")
+
 
 class UnusableMessage(Exception):
     """A message the intake cannot use; its text is the reason the dead letter carries."""

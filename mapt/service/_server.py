@@ -160,6 +160,7 @@ def run_server(
     from mapt.service._app import Service, create_app
 
     configure_service_logging()
+    settings.events.check_secrets()
     sock = _listen(settings.host, settings.port)
     database = open_database(settings.database_url, migrate=False)
     with server_lock(database):

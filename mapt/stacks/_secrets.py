@@ -79,8 +79,11 @@ def secrets_setup(
     backend: Backend,
     secrets_provider: str | None = None,
     environ: Mapping[str, str] | None = None,
+    *,
+    provider_flag: str = "--secrets-provider",
 ) -> SecretsSetup:
-    """Decide how the stacks on ``backend`` encrypt secrets (see the module docstring)."""
+    """Decide how the stacks on ``backend`` encrypt secrets (see the module docstring).
+    ``provider_flag`` is the flag the refusal's hint names for a KMS key."""
     env = os.environ if environ is None else environ
     provider = validate_secrets_provider(secrets_provider)
     if provider is not None and provider != "passphrase":
@@ -99,7 +102,7 @@ def secrets_setup(
         f"the state backend {backend.url} needs a secrets passphrase or a KMS key",
         hint=(
             f"Set {PASSPHRASE_ENV} or {PASSPHRASE_FILE_ENV} (the same value for every run "
-            "that shares this bucket), or pass --secrets-provider awskms://alias/NAME"
+            f"that shares this bucket), or pass {provider_flag} awskms://alias/NAME"
             "?region=REGION."
         ),
     )

@@ -3,6 +3,7 @@ SQLite file, and stops on SIGTERM with the CLI's exit code."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mapt.cli import app
+from mapt.service import EventIntakeSettings
 from tests.harness.service import ServerProcess, running
 
 
@@ -189,3 +191,61 @@ def test_mapt_serve_sandbox_refuses_an_endpoint_off_the_loopback_before_starting
         "127.0.0.0/8 or ::1, but ec2 would call http://192.0.2.7:5000"
     )
     assert not (tmp_path / "db.sqlite3").exists()
+
+
+def test_an_s3_events_backend_without_a_passphrase_or_key_is_refused_before_serving(
+    tmp_path: Path,
+) -> None:
+    """The leader could never set a region's event stack up: said at start (exit 5, one
+    line), before the server listens or makes its database, not once a minute in its log."""
+    database = tmp_path / "db.sqlite3"
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
+    }
+    command = [sys.executable, "-m", "mapt", "serve", "--port", "0",
+               "--database-url", f"sqlite:///{database}",
+               "--events-backend", "s3://events-bucket/mapt"]  # fmt: skip
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=120, check=False, env=environment
+    )
+    assert result.returncode == 5, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "Error: the state backend s3://events-bucket/mapt needs a secrets passphrase or a "
+        "KMS key. Set PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE (the same "
+        "value for every run that shares this bucket), or pass --events-secrets-provider "
+        "awskms://alias/NAME?region=REGION."
+    ]
+    assert not database.exists()
+
+
+@pytest.mark.parametrize(
+    ("settings", "environment"),
+    [
+        (EventIntakeSettings(follow_hosts=True, backend_url="s3://events-bucket/mapt",
+                             secrets_provider="awskms://alias/mapt?region=us-east-1"), {}),
+        (EventIntakeSettings(follow_hosts=True, backend_url="s3://events-bucket/mapt"),
+         {"PULUMI_CONFIG_PASSPHRASE": "a shared passphrase"}),
+        # No intake: the backend is unused.
+        (EventIntakeSettings(backend_url="s3://events-bucket/mapt"), {}),
+    ],
+)  # fmt: skip
+def test_an_events_backend_with_a_key_or_a_passphrase_or_unused_is_accepted(
+    settings: EventIntakeSettings, environment: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    settings.check_secrets()
+
+
+def test_a_file_events_backend_is_accepted_and_nothing_is_written_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    backend = tmp_path / "events"
+    EventIntakeSettings(follow_hosts=True, backend_url=f"file://{backend}").check_secrets()
+    assert not backend.exists()
