@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from mapt.core import InputError
-from mapt.stacks import InMemoryEngine, run_program
+from mapt.core import InputError, OperationError
+from mapt.stacks import InMemoryEngine, StackSummary, run_program
 from mapt.targets.aws import (
     DETAIL_TYPES,
     INTAKE_REVISION,
@@ -152,6 +152,51 @@ def test_removal_destroys_each_named_regions_stack_and_lists_what_is_left(
     with pytest.raises(InputError, match="'mars-1'"):
         remove_event_intake(engine, [REGION, "mars-1"], backend_url=backend)
     assert event_intake_regions(engine, backend) == [REGION]
+
+
+class ThenUnreadable(InMemoryEngine):
+    """An engine whose backend shows an unreadable entry of the events project once a
+    stack has been destroyed (another region's checkpoint, corrupted meanwhile)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.destroyed = False
+        self.purged: list[str] = []
+
+    def destroy(self, ref: Any, **options: Any) -> bool:
+        self.destroyed = True
+        return super().destroy(ref, **options)
+
+    def list_stacks(self, backend_url: str | None) -> list[StackSummary]:
+        listed = list(super().list_stacks(backend_url))
+        if self.destroyed:
+            name = "events-ap-south-1-mapt-events"
+            where = "/state/ap-south-1.json"
+            listed.append(StackSummary("mapt-events", name, None, 0, unreadable="not JSON",
+                                       location=where))  # fmt: skip
+        return listed
+
+    def purge_project_state(self, backend_url: str | None, project: str) -> None:
+        self.purged.append(project)
+        super().purge_project_state(backend_url, project)
+
+
+def test_a_teardown_that_then_finds_an_unreadable_entry_fails_naming_what_it_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAPT_STATE_DIR", str(tmp_path / "state"))
+    engine = ThenUnreadable()
+    backend = f"file://{tmp_path / 'events'}"
+    ensure_event_intake(engine, [REGION], backend_url=backend)
+    with pytest.raises(OperationError) as failed:
+        remove_event_intake(engine, [REGION], backend_url=backend)
+    assert failed.value.message == (
+        "removed the event intake of eu-west-1, then cannot read the event-intake state at "
+        "/state/ap-south-1.json: not JSON; what Pulumi keeps of mapt-events (history, "
+        "backups) was kept"
+    )
+    assert engine.purged == []
+    assert not engine.exists(events_stack_ref(REGION, backend))
 
 
 def _ec2_event(detail_type: str, instance: str) -> dict[str, Any]:

@@ -282,6 +282,21 @@ def remove_event_intake(
             removed[region] = engine.destroy(events_stack_ref(region, backend_url))
             if removed[region]:
                 log.info("event intake of %s removed", region)
-        if any(removed.values()) and not event_intake_regions(engine, backend_url):
+        if any(removed.values()) and not _regions_left(engine, backend_url, removed):
             engine.purge_project_state(backend_url, EVENTS_PROJECT)
     return removed
+
+
+def _regions_left(engine: Engine, backend_url: str | None, removed: dict[str, bool]) -> list[str]:
+    """The regions whose stacks are still in the backend after a teardown; an entry that
+    cannot be read fails the teardown, its message naming what was already removed (that
+    is done, and the project's history is kept)."""
+    try:
+        return event_intake_regions(engine, backend_url)
+    except OperationError as error:
+        gone = ", ".join(region for region, was in removed.items() if was)
+        raise OperationError(
+            f"removed the event intake of {gone}, then {error.message}; what Pulumi keeps "
+            f"of {EVENTS_PROJECT} (history, backups) was kept",
+            hint=error.hint,
+        ) from error
