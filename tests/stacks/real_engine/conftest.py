@@ -12,6 +12,7 @@ what a run leaves behind in either can be checked.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -76,8 +77,10 @@ def built_cli() -> Path | None:
     return max(found, key=version) if found else None
 
 
+@functools.cache
 def cli_version(path: Path) -> str:
-    """``3.276.0``: what ``pulumi version`` prints, without its ``v``."""
+    """``3.276.0``: what ``pulumi version`` prints, without its ``v`` (asked once a run:
+    each ask starts the Go CLI)."""
     printed = subprocess.run([str(path), "version"], capture_output=True, text=True, check=True)
     return printed.stdout.strip().lstrip("v")
 
