@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +29,13 @@ _log = get_logger(__name__)
 # destroy run with an inline program (``--client``), cannot be built from its published
 # Go modules (its pkg module needs sdk changes published later), so it is untested.
 MIN_PULUMI_VERSION = "3.205.0"
+
+# The CLIs already version-checked by this process, by executable and what its file is
+# (see pulumi_command): ``PulumiCommand()`` runs ``pulumi version``, a Go program that
+# takes about 0.2 s of CPU to start, and every engine (one per operation in the service,
+# two in one ``host create``) would run it again for the same binary.
+_checked: dict[tuple[str, tuple[int, int, int, int], bool], PulumiCommand] = {}
+_checked_lock = threading.Lock()
 
 _INSTALL_HINT = (
     "Run `mapt setup pulumi` to install it (it calls pulumi.automation's "
@@ -77,8 +85,9 @@ def find_pulumi(environ: Mapping[str, str] | None = None) -> Path | None:
 def pulumi_command(environ: Mapping[str, str] | None = None) -> PulumiCommand:
     """A ``PulumiCommand`` for the installed CLI, or ``PrerequisiteError`` (exit 5).
 
-    Runs ``pulumi version`` once; call it before creating a workspace so a missing
-    or outdated CLI fails before anything is written.
+    Runs ``pulumi version`` once per executable file and process (a replaced file is
+    checked again; a failed check is not remembered); call it before creating a
+    workspace so a missing or outdated CLI fails before anything is written.
     """
     from pulumi.automation import PulumiCommand
     from pulumi.automation.errors import InvalidVersionError
@@ -98,6 +107,23 @@ def pulumi_command(environ: Mapping[str, str] | None = None) -> PulumiCommand:
             hint="Put it on PATH or in ~/.pulumi/bin.",
         )
     try:
+        identity = executable.stat()
+    except OSError as error:
+        raise PrerequisiteError(
+            f"the Pulumi CLI at {executable} does not run: {error}", hint=_INSTALL_HINT
+        ) from error
+    # The same path, the same file (a reinstall or upgrade changes inode, size or
+    # mtime) and the same opt-out of the SDK's version check: the same answer.
+    key = (
+        str(executable),
+        (identity.st_dev, identity.st_ino, identity.st_size, identity.st_mtime_ns),
+        os.environ.get("PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK") is not None,
+    )
+    with _checked_lock:
+        known = _checked.get(key)
+    if known is not None:
+        return known
+    try:
         command = PulumiCommand(root=root, version=VersionInfo.parse(MIN_PULUMI_VERSION))
     except InvalidVersionError as error:
         raise PrerequisiteError(
@@ -110,6 +136,8 @@ def pulumi_command(environ: Mapping[str, str] | None = None) -> PulumiCommand:
             f"the Pulumi CLI at {executable} does not run: {error}", hint=_INSTALL_HINT
         ) from error
     _log.debug("using the Pulumi CLI %s (version %s)", executable, command.version)
+    with _checked_lock:
+        _checked[key] = command
     return command
 
 

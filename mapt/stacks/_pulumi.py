@@ -161,13 +161,16 @@ class PulumiEngine(_BackendStateFiles):
             return True
 
     def outputs(self, ref: StackRef) -> dict[str, Any]:
-        from pulumi.automation import Stack
+        """The stack's outputs; a missing stack is ``StackNotFoundError``.
+
+        ``pulumi stack output --stack`` names the stack itself and fails on a missing
+        one, so no ``stack select`` (one more CLI start) comes first.
+        """
         from pulumi.automation.errors import CommandError
 
         with self._workspace(ref) as (backend, workspace):
             try:
-                stack = Stack.select(ref.stack_name, workspace)
-                return _plain(stack.outputs())
+                return _plain(workspace.stack_outputs(ref.stack_name))
             except CommandError as error:
                 raise self._mapped(error, ref, backend, "stack output") from error
 

@@ -96,12 +96,11 @@ class FakePulumi(PulumiCommand):
             raise create_command_error(failure)
         stack = _flag(args, "--stack")
         verb = call.verb
-        if verb == "stack select":
-            if stack not in self.stacks:
-                missing = transcripts.load("stack_not_found")
-                stderr = missing.stderr.replace("'host-demo'", f"'{stack}'")
-                raise create_command_error(CommandResult(missing.stdout, stderr, missing.code))
-        elif verb == "stack init":
+        if verb in ("stack select", "stack output") and stack not in self.stacks:
+            missing = transcripts.load("stack_not_found")
+            stderr = missing.stderr.replace("'host-demo'", f"'{stack}'")
+            raise create_command_error(CommandResult(missing.stdout, stderr, missing.code))
+        if verb == "stack init":
             self.stacks.add(args[2])
         elif verb == "stack rm":
             self.stacks.discard(args[-1])

@@ -282,10 +282,20 @@ def test_a_wrong_passphrase_is_a_missing_prerequisite_exit_5(
     )
 
 
-def test_stack_not_found_on_select_for_outputs(fake_pulumi: FakePulumi, ref: StackRef) -> None:
-    fake_pulumi.failures["stack select"] = NOT_FOUND
+def test_stack_not_found_on_output_for_outputs(fake_pulumi: FakePulumi, ref: StackRef) -> None:
+    fake_pulumi.failures["stack output"] = NOT_FOUND
     with pytest.raises(StackNotFoundError, match="stack host-demo does not exist in file://"):
         engine_with(fake_pulumi).outputs(ref)
+
+
+def test_outputs_start_the_cli_only_for_the_outputs(fake_pulumi: FakePulumi, ref: StackRef) -> None:
+    """No ``stack select`` first: ``stack output --stack`` names the stack (and fails on a
+    missing one), so each read starts the CLI twice (values masked, then shown), not 3 times."""
+    fake_pulumi.stacks.add("host-demo")
+    fake_pulumi.outputs = {"id_rsa": ("PRIVATE-KEY-TEXT", True)}
+    assert engine_with(fake_pulumi).outputs(ref) == {"id_rsa": "PRIVATE-KEY-TEXT"}
+    assert fake_pulumi.verbs() == ["stack output", "stack output"]
+    assert all(call.args[-2:] == ["--stack", "host-demo"] for call in fake_pulumi.calls)
 
 
 def test_program_error_maps_to_operation_error_with_its_message(
@@ -503,3 +513,28 @@ def test_cli_is_found_in_pulumi_home_and_version_checked(
     command = pulumi_command()
     assert command.command == str(script) and str(command.version) == "3.272.0"
     assert os.access(command.command, os.X_OK)
+
+
+def test_the_cli_version_is_checked_once_per_executable_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Each engine (one per operation) needs the checked CLI; ``pulumi version`` starts the
+    Go CLI, so it runs once per file and process. A replaced file is checked again."""
+    script = _cli_in_pulumi_home(monkeypatch, tmp_path, "3.272.0")
+    runs = tmp_path / "runs"
+    script.write_text(f"#!/bin/sh\necho run >> {runs}\necho v3.272.0\n")
+    from mapt.stacks import pulumi_command
+
+    first = pulumi_command()
+    assert pulumi_command() is first
+    assert runs.read_text().splitlines() == ["run"]
+
+    upgraded = tmp_path / "pulumi-new"  # an install replaces the file, as mv would
+    upgraded.write_text(f"#!/bin/sh\necho run >> {runs}\necho v3.100.0\n")
+    upgraded.chmod(0o755)
+    upgraded.replace(script)
+    with pytest.raises(PrerequisiteError, match=r"3\.100\.0.*3\.205\.0"):
+        pulumi_command()
+    with pytest.raises(PrerequisiteError):  # a failed check is not remembered
+        pulumi_command()
+    assert runs.read_text().splitlines() == ["run"] * 3
