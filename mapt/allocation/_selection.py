@@ -97,11 +97,6 @@ def matches(info: InstanceTypeInfo, request: ComputeRequest, spot: bool) -> bool
 # types priced 100 % over the cheapest match; its documented "no threshold" value keeps
 # every matching type, as a list of the types would.
 NO_PRICE_PROTECTION = 999999
-# AWS's accelerator manufacturer names for the GPU makers whose GPUs it surely counts
-# as accelerators of type ``gpu``. Habana's Gaudi is reported as a GPU by
-# DescribeInstanceTypes, but AWS does not document it as a ``gpu`` accelerator, and
-# Xilinx makes no GPU; requests that could admit them keep the type list.
-_REQUIREMENT_GPU_MAKERS = {"nvidia": "nvidia", "amd": "amd"}
 # AllowedInstanceTypes takes at most 400 patterns (the EC2 API model's limit).
 _MOST_ALLOWED_TYPES = 400
 
@@ -111,11 +106,19 @@ def score_requirements(request: ComputeRequest) -> dict[str, Any] | None:
 
     The requirements admit exactly the types that ``matches`` accepts (section 1 of
     the spec), so the scores can be asked before DescribeInstanceTypes has answered.
-    None where no requirement says the same: named types, and GPU requests that could
-    admit a Habana or Xilinx device (``_REQUIREMENT_GPU_MAKERS``); those are scored
-    with the list of types, once it is known.
+    None where no requirement says the same: named types, and GPU requests, since a
+    fractional GPU (``g6f``: an eighth of an L4, reported with a count of 0) is a GPU
+    to ``matches`` and AWS does not document how ``AcceleratorCount`` counts it. Those
+    are scored with the list of types, once it is known. A type without accelerators
+    is one with neither an accelerator nor accelerator memory, true under either way
+    of counting a fractional GPU.
     """
-    if request.compute_sizes or len(request.compute_families) > _MOST_ALLOWED_TYPES:
+    if (
+        request.compute_sizes
+        or request.gpu_manufacturer
+        or request.gpus
+        or len(request.compute_families) > _MOST_ALLOWED_TYPES
+    ):
         return None
     requirements: dict[str, Any] = {
         "BareMetal": "included",
@@ -125,22 +128,13 @@ def score_requirements(request: ComputeRequest) -> dict[str, Any] | None:
     }
     if request.nested_virt:
         requirements.update(VCpuCount={"Min": 0}, MemoryMiB={"Min": 0}, BareMetal="required")
-    elif request.gpu_manufacturer or request.gpus:
-        if request.gpu_manufacturer not in _REQUIREMENT_GPU_MAKERS:
-            return None
-        requirements.update(
-            VCpuCount={"Min": request.cpus},
-            MemoryMiB={"Min": 0},
-            AcceleratorTypes=["gpu"],
-            AcceleratorManufacturers=[_REQUIREMENT_GPU_MAKERS[request.gpu_manufacturer]],
-            AcceleratorCount={"Min": max(request.gpus, 1)},
-        )
     else:
         memory_mib = round(request.memory_gib * 1024)
         requirements.update(
             VCpuCount={"Min": request.cpus, "Max": request.cpus},
             MemoryMiB={"Min": memory_mib, "Max": memory_mib},
             AcceleratorCount={"Max": 0},
+            AcceleratorTotalMemoryMiB={"Max": 0},
         )
     if request.compute_families:
         families = request.compute_families

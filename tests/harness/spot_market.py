@@ -349,11 +349,11 @@ class SpotMarket:
 # DescribeInstanceTypes lists among the GPUs, is taken for a ``gpu`` here; mapt never
 # sends a request whose answer depends on that.
 _ACCELERATORS = (
-    ("GpuInfo", "Gpus", "gpu"),
-    ("FpgaInfo", "Fpgas", "fpga"),
-    ("InferenceAcceleratorInfo", "Accelerators", "inference"),
-    ("NeuronInfo", "NeuronDevices", "inference"),
-    ("MediaAcceleratorInfo", "Accelerators", "media"),
+    ("GpuInfo", "Gpus", "TotalGpuMemoryInMiB", "gpu"),
+    ("FpgaInfo", "Fpgas", "TotalFpgaMemoryInMiB", "fpga"),
+    ("InferenceAcceleratorInfo", "Accelerators", "TotalInferenceMemoryInMiB", "inference"),
+    ("NeuronInfo", "NeuronDevices", "TotalNeuronDeviceMemoryInMiB", "inference"),
+    ("MediaAcceleratorInfo", "Accelerators", "TotalMediaMemoryInMiB", "media"),
 )
 _MANUFACTURERS = {"aws": "amazon-web-services"}
 # The InstanceRequirements fields evaluated below; any other is refused, so that a
@@ -364,6 +364,7 @@ _EVALUATED = {
     "AcceleratorTypes",
     "AcceleratorManufacturers",
     "AcceleratorCount",
+    "AcceleratorTotalMemoryMiB",
     "BareMetal",
     "BurstablePerformance",
     "InstanceGenerations",
@@ -407,17 +408,27 @@ def admitted_types(with_metadata: Mapping[str, Any]) -> set[str]:
 
     admitted = set()
     for name, item in INSTANCE_TYPES.items():
-        devices = [  # Neuron devices name no manufacturer: they are AWS's own
-            (kind, _maker(device.get("Manufacturer", "AWS")), device)
-            for section, listed, kind in _ACCELERATORS
-            for device in item.get(section, {}).get(listed, [])
+        # (count, memory in MiB) of each accelerator section the requirements concern;
+        # a fractional GPU (g6f) is reported with a count of 0 and its memory.
+        concerned = [
+            (
+                sum(d["Count"] for d in devices),
+                item[section].get(total, 0),
+            )
+            for section, listed, total, kind in _ACCELERATORS
+            if section in item
+            for devices in [
+                [
+                    d
+                    for d in item[section][listed]
+                    if (not kinds or kind in kinds)
+                    # Neuron devices name no manufacturer: they are AWS's own.
+                    and (not makers or _maker(d.get("Manufacturer", "AWS")) in makers)
+                ]
+            ]
+            if devices
         ]
-        chosen = [
-            d["Count"]
-            for kind, maker, d in devices
-            if (not kinds or kind in kinds) and (not makers or maker in makers)
-        ]
-        if (kinds or makers) and not chosen:
+        if (kinds or makers) and not concerned:
             continue
         generation = "current" if item["CurrentGeneration"] else "previous"
         if (
@@ -428,7 +439,8 @@ def admitted_types(with_metadata: Mapping[str, Any]) -> set[str]:
             )
             and within(requirements["VCpuCount"], item["VCpuInfo"]["DefaultVCpus"])
             and within(requirements["MemoryMiB"], item["MemoryInfo"]["SizeInMiB"])
-            and within(requirements.get("AcceleratorCount"), sum(chosen))
+            and within(requirements.get("AcceleratorCount"), sum(c for c, _ in concerned))
+            and within(requirements.get("AcceleratorTotalMemoryMiB"), sum(m for _, m in concerned))
             and allows(requirements.get("BareMetal", "excluded"), item["BareMetal"])
             and allows(
                 requirements.get("BurstablePerformance", "excluded"),
