@@ -21,6 +21,7 @@ from mapt.allocation._ec2 import (
     SCORE_REGIONS_PER_CALL,
     Ec2Queries,
     collection_paused,
+    warn_scores_unavailable,
 )
 from mapt.allocation._errors import (
     NoMatchingInstanceTypesError,
@@ -371,6 +372,9 @@ class _PricedRegions:
     on_demand: Future[tuple[dict[tuple[str, str], float] | None, str | None]] | None
 
 
+_ScoreAnswer = tuple[dict[str, tuple[str, int]] | None, str]
+
+
 @dataclass(frozen=True)
 class _ShapeScores:
     """Round 1's placement scores by requirements, in flight.
@@ -379,11 +383,13 @@ class _ShapeScores:
     nothing, as type lists are: a failure there is the account's or the API's, and the
     ranking goes on price alone. The partition's other regions, which the account may
     not have enabled, are scored in batches of their own, each of which may fail alone.
+    Failures are logged when the answers are used, not when they come: a ranking that
+    round 1 refuses (an excluded region AWS does not know) says only that.
     """
 
     certain_regions: list[str]
-    certain: Future[dict[str, tuple[str, int]] | None] | None
-    others: list[tuple[list[str], Future[dict[str, tuple[str, int]] | None]]]
+    certain: Future[_ScoreAnswer] | None
+    others: list[tuple[list[str], Future[_ScoreAnswer]]]
 
     def futures(self) -> list[Future[Any]]:
         return [f for f in [self.certain, *(f for _, f in self.others)] if f is not None]
@@ -393,16 +399,22 @@ class _ShapeScores:
         the ``regions`` that no answer covers: those of the failed batches, and any
         that botocore's endpoint data does not list)."""
         wanted = set(regions)
-        first = self.certain.result() if self.certain is not None else {}
+        first, reason = self.certain.result() if self.certain is not None else ({}, "")
         if first is None:
+            warn_scores_unavailable(reason, "ranking on price alone")
             return None, []
         scores = {zone: entry for zone, entry in first.items() if entry[0] in wanted}
         answered = set(self.certain_regions)
         for batch, future in self.others:
-            found = future.result()
-            if found is not None:
-                answered.update(batch)
-                scores.update((zone, entry) for zone, entry in found.items() if entry[0] in wanted)
+            found, reason = future.result()
+            if found is None:
+                again = [r for r in batch if r in wanted]
+                warn_scores_unavailable(
+                    reason, f"scoring {', '.join(again) or 'none'} of them with their types"
+                )
+                continue
+            answered.update(batch)
+            scores.update((zone, entry) for zone, entry in found.items() if entry[0] in wanted)
         return scores, [r for r in regions if r not in answered]
 
 
@@ -439,34 +451,23 @@ class _MarketQueries:
         """Ask the scores of the shape's ``requirements`` in ``certain`` and ``others``."""
         queries, home = self._queries, self._home
 
-        def scores_of(
-            regions: list[str], ask_in: list[str], otherwise: str
-        ) -> Future[dict[str, tuple[str, int]] | None]:
+        def scores_of(regions: list[str]) -> Future[_ScoreAnswer]:
+            # Asked where the regions every account has are: a batch of the others
+            # may name regions the account has not enabled.
             return pool.submit(
-                queries.placement_scores,
+                queries.placement_score_answer,
                 (),
                 regions,
-                ask_in,
+                [home, *certain],
                 requirements=requirements,
-                otherwise=otherwise,
             )
 
         batches = [
             list(others[start : start + SCORE_REGIONS_PER_CALL])
             for start in range(0, len(others), SCORE_REGIONS_PER_CALL)
         ]
-        first = (
-            scores_of(list(certain), [home, *certain], "ranking on price alone")
-            if certain
-            else None
-        )
-        # The others are asked where the first are: a batch's own regions may not be enabled.
-        again = "the usable ones of these regions are scored with their types"
-        return _ShapeScores(
-            list(certain),
-            first,
-            [(batch, scores_of(batch, [home, *certain], again)) for batch in batches],
-        )
+        first = scores_of(list(certain)) if certain else None
+        return _ShapeScores(list(certain), first, [(b, scores_of(b)) for b in batches])
 
     def price(
         self,

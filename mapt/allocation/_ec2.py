@@ -225,15 +225,24 @@ class Ec2Queries:
 
     # -- placement scores -------------------------------------------------------------
     def placement_scores(
+        self, instance_types: Sequence[str], regions: Sequence[str], ask_in: Sequence[str]
+    ) -> dict[str, tuple[str, int]] | None:
+        """``placement_score_answer`` of the types, a warning logged when it is None."""
+        scores, reason = self.placement_score_answer(instance_types, regions, ask_in)
+        if scores is None:
+            warn_scores_unavailable(reason, "ranking on price alone")
+        return scores
+
+    def placement_score_answer(
         self,
         instance_types: Sequence[str],
         regions: Sequence[str],
         ask_in: Sequence[str],
         *,
         requirements: Mapping[str, Any] | None = None,
-        otherwise: str = "ranking on price alone",
-    ) -> dict[str, tuple[str, int]] | None:
-        """AZ ID -> (region, score) from batched GetSpotPlacementScores calls, all pages.
+    ) -> tuple[dict[str, tuple[str, int]] | None, str]:
+        """(AZ ID -> (region, score) or None, why None) from batched GetSpotPlacementScores
+        calls, all pages.
 
         One call per ``SCORE_REGIONS_PER_CALL`` regions, all in parallel, each scoring
         every type, or, with ``requirements`` (an ``InstanceRequirementsWithMetadata``),
@@ -241,8 +250,7 @@ class Ec2Queries:
         most ``SCORE_ATTEMPTS``), the next one only when the endpoint itself failed
         (5xx, an unparseable answer, a call it does not implement): a refusal or any
         other 4xx answer is the account's, the same everywhere. None when a call gets
-        no answer (logged as a warning that ends with ``otherwise``, what the caller
-        then does). Bad credentials are raised.
+        no answer, so the caller ranks without these scores. Bad credentials are raised.
         """
         scored: dict[str, Any] = (
             {"InstanceRequirementsWithMetadata": dict(requirements)}
@@ -256,13 +264,9 @@ class Ec2Queries:
         answers = self.in_parallel(lambda batch: self._scores_of(scored, batch, ask_in), batches)
         reasons = [reason for _, failures in answers for reason in failures]
         if any(scores is None for scores, _ in answers):
-            log.warning(
-                "spot placement scores are unavailable (%s); %s",
-                "; ".join(dict.fromkeys(reasons)),
-                otherwise,
-            )
-            return None
-        return {zone: entry for scores, _ in answers if scores for zone, entry in scores.items()}
+            return None, "; ".join(dict.fromkeys(reasons))
+        merged = {zone: entry for scores, _ in answers if scores for zone, entry in scores.items()}
+        return merged, ""
 
     def _scores_of(
         self, scored: Mapping[str, Any], regions: Sequence[str], ask_in: Sequence[str]
@@ -423,6 +427,11 @@ class Ec2Queries:
             log.debug("on-demand prices unavailable: %s", aws_error(error, call="GetProducts"))
             reason = aws_error_code(error) or type(error).__name__
             return None, f"the Pricing API did not answer ({reason})"
+
+
+def warn_scores_unavailable(reason: str, otherwise: str) -> None:
+    """Say that placement scores could not be had, why, and what the ranking does instead."""
+    log.warning("spot placement scores are unavailable (%s); %s", reason, otherwise)
 
 
 def pricing_batches(

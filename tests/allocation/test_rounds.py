@@ -154,7 +154,7 @@ def test_a_failed_opt_in_batch_still_prices_its_usable_regions(
         scores.setdefault(offer.region, set()).add(offer.score)
     assert scores["eu-north-1"] == {8}
     assert scores[OPT_IN] == ({8} if refused == DISABLED else {None})
-    assert "scored with their types" in caplog.text
+    assert f"scoring {OPT_IN} of them with their types" in caplog.text
 
 
 @pytest.mark.parametrize("name", ["shape, 35 matching types", "named types"])
