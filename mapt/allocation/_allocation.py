@@ -1,9 +1,11 @@
 """``allocation()``: where, and on what, a machine runs (see specs/concepts/allocation.md).
 
-The spot path queries AWS in two rounds: instance types and regions together; then,
-all at once, placement scores, image checks, availability zones and spot prices of
-every usable region (and on-demand prices for ``spot-price``); and ranks the result
-with the pure functions of ``_selection``, over every matching type. The on-demand
+The spot path queries AWS in two rounds: instance types and regions together, with a
+shape's placement scores (asked by its requirements); then, all at once, image checks,
+availability zones and spot prices (and on-demand prices for ``spot-price``) of the
+regions those scores rank, or of every usable region for named types, GPU requests and
+when the scores failed; and ranks the result with the pure functions of
+``_selection``, over every matching type. The on-demand
 path asks one region which of its zones offers the types.
 """
 
