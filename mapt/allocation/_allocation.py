@@ -1,22 +1,30 @@
 """``allocation()``: where, and on what, a machine runs (see specs/concepts/allocation.md).
 
-The spot path queries AWS in two rounds: instance types and regions together; then,
-all at once, placement scores, image checks, availability zones and spot prices of
-every usable region (and on-demand prices for ``spot-price``); and ranks the result
-with the pure functions of ``_selection``, over every matching type. The on-demand
+The spot path queries AWS in two rounds: instance types and regions together, with a
+shape's placement scores (asked by its requirements); then, all at once, image checks,
+availability zones and spot prices (and on-demand prices for ``spot-price``) of the
+regions those scores rank, or of every usable region for named types, GPU requests and
+when the scores failed; and ranks the result with the pure functions of
+``_selection``, over every matching type. The on-demand
 path asks one region which of its zones offers the types.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mapt.allocation._ec2 import PRICING_REGION, Ec2Queries, collection_paused
+from mapt.allocation._ec2 import (
+    PRICING_REGION,
+    SCORE_REGIONS_PER_CALL,
+    Ec2Queries,
+    collection_paused,
+    warn_scores_unavailable,
+)
 from mapt.allocation._errors import (
     NoMatchingInstanceTypesError,
     NoSupportedInstanceTypesError,
@@ -36,6 +44,7 @@ from mapt.allocation._selection import (
     nearest_sizes,
     newest_prices,
     rank_offers,
+    score_requirements,
     select_instance_types,
 )
 from mapt.allocation._spot_stack import SPOT_STACK_NAME, read_spot_choice, spot_choice_program
@@ -228,37 +237,48 @@ def _spot_market(
 ) -> _SpotMarket:
     """Rank the spot market in two rounds of parallel queries, one for named types.
 
-    Round 1 asks for the types and the regions and, in the regions every account has
-    (``always_enabled_regions``), what needs neither answer: AZ names and image
-    checks, and for named types also placement scores and spot (and on-demand)
-    prices. Round 2 asks the rest, for every usable region at once. A region's client
-    is created by the first thread that needs it: a worker, which then sends its
-    request while the next clients are built, or this thread, which builds the
-    partition's clients while round 1 waits. Only the regions that the scores leave in
-    (section 3 of the spec) are ranked.
+    Round 1 asks for the types and the regions and what needs neither answer. For a
+    shape that ``score_requirements`` expresses: the placement scores of every region
+    of the partition that may be usable, by the shape's requirements; round 2 then
+    asks the AZ names, image checks and prices of only the regions those scores rank
+    (section 3 of the spec), or of every usable region when the scores failed. For
+    named types (and the few shapes without requirements): in the regions every
+    account has (``always_enabled_regions``), the AZ names and image checks, and for
+    named types also the scores and prices; round 2 asks the rest, for every usable
+    region. A region's client is created by the first thread that needs it: a worker,
+    which then sends its request while the next clients are built, or this thread,
+    which builds the partition's clients while round 1 waits.
     """
     spot = args.spot or SpotArgs()
     queries = queries or Ec2Queries(args.session)
     home = home_region or DEFAULT_HOME_REGION
     market = _MarketQueries(queries, args, now or datetime.now(timezone.utc), home, on_demand)
     named = sorted(set(args.compute_request.compute_sizes))
+    requirements = score_requirements(args.compute_request)
 
-    queries.client(home)  # both first queries use it: create it once, up front
+    queries.client(home)  # the first queries use it: create it once, up front
     with collection_paused(), queries.executor(queries.max_workers) as pool:
         types_job = pool.submit(instance_types_for, queries, home, args.compute_request, True)
         regions_job = pool.submit(queries.regions, home)
         excluded = spot.excluded_regions
         certain = [r for r in queries.always_enabled_regions(home) if r not in excluded]
         certain.sort(key=lambda r: r != home)
-        market.describe(pool, certain)
-        early = market.price(pool, certain, named) if named else None
+        maybe = [r for r in queries.partition_regions(home) if r not in excluded]
+        maybe.sort(key=lambda r: r not in certain)
+        round_one: list[Future[Any]] = [regions_job]
+        early = shape_scores = None
+        if requirements is not None:
+            others = [r for r in maybe if r not in certain]
+            shape_scores = market.score_shape(pool, requirements, certain, others)
+            round_one += [types_job, *shape_scores.futures()]
+        else:
+            market.describe(pool, certain)
+            early = market.price(pool, certain, named) if named else None
         if on_demand and early is None:
             pool.submit(queries.client, PRICING_REGION, "pricing")  # built while waiting
         # While round 1 waits, also build the clients of the regions that may be
-        # enabled, the likeliest to be asked first (the 17 regions' before the rest).
-        maybe = [r for r in queries.partition_regions(home) if r not in excluded]
-        maybe.sort(key=lambda r: r not in certain)
-        queries.build_clients_until(maybe, regions_job)
+        # asked, the likeliest first (the 17 regions' before the rest).
+        queries.build_clients_until(maybe, round_one)
 
         usable, known = regions_job.result()
         unknown = [r for r in spot.excluded_regions if r not in known]
@@ -271,25 +291,40 @@ def _spot_market(
 
         # Round 2. The regions whose clients exist go first; the others' clients are
         # created one after another by the workers, while earlier requests wait on AWS.
-        regions.sort(key=lambda r: (r != home, not queries.has_client(r)))
-        market.describe(pool, regions)
-        if early is not None and early.instance_types == instance_types:
-            rest = [r for r in regions if r not in early.regions]
-            priced = [early, *([market.price(pool, rest, instance_types)] if rest else [])]
+        unscored: list[str] = []
+        scores_by_zone: dict[str, tuple[str, int]] | None
+        if shape_scores is not None:
+            scores_by_zone, again = shape_scores.of(regions)
+            if scores_by_zone is not None:  # else every region, on price alone
+                # With an image, the near misses too: the image may rule out the rest.
+                regions = _regions_to_rank(
+                    regions, scores_by_zone, spot.min_score, again, near_misses=bool(args.ami_name)
+                )
+            regions.sort(key=lambda r: (r != home, not queries.has_client(r)))
+            market.describe(pool, regions)
+            priced = [market.price(pool, regions, instance_types, scored=again)]
+            if scores_by_zone is not None and again:
+                rescored = priced[0].scores.result() if priced[0].scores else None
+                if rescored is None:
+                    unscored = again  # ranked on price alone, the others' scores kept
+                else:
+                    scores_by_zone.update(rescored)
         else:
-            priced = [market.price(pool, regions, instance_types)]
+            regions.sort(key=lambda r: (r != home, not queries.has_client(r)))
+            market.describe(pool, regions)
+            if early is not None and early.instance_types == instance_types:
+                rest = [r for r in regions if r not in early.regions]
+                priced = [early, *([market.price(pool, rest, instance_types)] if rest else [])]
+            else:
+                priced = [market.price(pool, regions, instance_types)]
+            scores_by_zone = _merged([p.scores.result() for p in priced if p.scores])
         regions = market.with_image(regions)
-        scores_by_zone = _merged([p.scores.result() for p in priced])
         if scores_by_zone is None:
             scores = None
             candidate_regions = regions
         else:
             scores = {zone_id: score for zone_id, (_, score) in scores_by_zone.items()}
-            scored_regions = {region for region, _ in scores_by_zone.values()}
-            passing = {r for r, score in scores_by_zone.values() if score >= spot.min_score}
-            candidate_regions = [r for r in regions if r in passing] or [
-                r for r in regions if r in scored_regions
-            ]
+            candidate_regions = _regions_to_rank(regions, scores_by_zone, spot.min_score, unscored)
         # Only the candidates' answers are read: a failure elsewhere changes nothing.
         candidate_regions.sort()
         prices_of = {r: p.prices[r] for p in priced for r in p.regions}
@@ -307,8 +342,25 @@ def _spot_market(
         instance_types,
         spot.min_score,
         spot.increase_rate,
+        unscored,
     )
     return _SpotMarket(offers, on_demand_prices)
+
+
+def _regions_to_rank(
+    regions: Sequence[str],
+    scores_by_zone: Mapping[str, tuple[str, int]],
+    min_score: int,
+    unscored: Sequence[str] = (),
+    *,
+    near_misses: bool = False,
+) -> list[str]:
+    """The rule of section 3: ``regions`` with an AZ scoring ``min_score`` or more, else
+    (or with ``near_misses``) those with any score; and the ``unscored`` ones."""
+    passing = {region for region, score in scores_by_zone.values() if score >= min_score}
+    scored = {region for region, _ in scores_by_zone.values()}
+    ranked = (set() if near_misses else passing & set(regions)) or scored
+    return [r for r in regions if r in ranked or r in unscored]
 
 
 @dataclass(frozen=True)
@@ -318,8 +370,54 @@ class _PricedRegions:
     instance_types: list[str]
     regions: list[str]
     prices: dict[str, Future[list[PricePoint]]]
-    scores: Future[dict[str, tuple[str, int]] | None]
+    scores: Future[dict[str, tuple[str, int]] | None] | None
     on_demand: Future[tuple[dict[tuple[str, str], float] | None, str | None]] | None
+
+
+_ScoreAnswer = tuple[dict[str, tuple[str, int]] | None, str]
+
+
+@dataclass(frozen=True)
+class _ShapeScores:
+    """Round 1's placement scores by requirements, in flight.
+
+    The regions every account has (``certain_regions``) are scored together, all or
+    nothing, as type lists are: a failure there is the account's or the API's, and the
+    ranking goes on price alone. The partition's other regions, which the account may
+    not have enabled, are scored in batches of their own, each of which may fail alone.
+    Failures are logged when the answers are used, not when they come: a ranking that
+    round 1 refuses (an excluded region AWS does not know) says only that.
+    """
+
+    certain_regions: list[str]
+    certain: Future[_ScoreAnswer] | None
+    others: list[tuple[list[str], Future[_ScoreAnswer]]]
+
+    def futures(self) -> list[Future[Any]]:
+        return [f for f in [self.certain, *(f for _, f in self.others)] if f is not None]
+
+    def of(self, regions: Sequence[str]) -> tuple[dict[str, tuple[str, int]] | None, list[str]]:
+        """(AZ ID -> (region, score) within ``regions``, or None when the scores failed;
+        the ``regions`` that no answer covers: those of the failed batches, and any
+        that botocore's endpoint data does not list)."""
+        wanted = set(regions)
+        first, reason = self.certain.result() if self.certain is not None else ({}, "")
+        if first is None:
+            warn_scores_unavailable(reason, "ranking on price alone")
+            return None, []
+        scores = {zone: entry for zone, entry in first.items() if entry[0] in wanted}
+        answered = set(self.certain_regions)
+        for batch, future in self.others:
+            found, reason = future.result()
+            if found is None:
+                again = [r for r in batch if r in wanted]
+                warn_scores_unavailable(
+                    reason, f"scoring {', '.join(again) or 'none'} of them with their types"
+                )
+                continue
+            answered.update(batch)
+            scores.update((zone, entry) for zone, entry in found.items() if entry[0] in wanted)
+        return scores, [r for r in regions if r not in answered]
 
 
 class _MarketQueries:
@@ -345,19 +443,58 @@ class _MarketQueries:
                     self._queries.has_image, region, args.ami_name, args.ami_owner, args.ami_arch
                 )
 
+    def score_shape(
+        self,
+        pool: ThreadPoolExecutor,
+        requirements: Mapping[str, Any],
+        certain: Sequence[str],
+        others: Sequence[str],
+    ) -> _ShapeScores:
+        """Ask the scores of the shape's ``requirements`` in ``certain`` and ``others``."""
+        queries, home = self._queries, self._home
+
+        def scores_of(regions: list[str]) -> Future[_ScoreAnswer]:
+            # Asked where the regions every account has are: a batch of the others
+            # may name regions the account has not enabled.
+            return pool.submit(
+                queries.placement_score_answer,
+                (),
+                regions,
+                [home, *certain],
+                requirements=requirements,
+            )
+
+        batches = [
+            list(others[start : start + SCORE_REGIONS_PER_CALL])
+            for start in range(0, len(others), SCORE_REGIONS_PER_CALL)
+        ]
+        first = scores_of(list(certain)) if certain else None
+        return _ShapeScores(list(certain), first, [(b, scores_of(b)) for b in batches])
+
     def price(
-        self, pool: ThreadPoolExecutor, regions: Sequence[str], instance_types: Sequence[str]
+        self,
+        pool: ThreadPoolExecutor,
+        regions: Sequence[str],
+        instance_types: Sequence[str],
+        *,
+        scored: Sequence[str] | None = None,
     ) -> _PricedRegions:
-        """Ask the scores, spot prices (and on-demand prices) of the types in ``regions``."""
+        """Ask the spot prices (and on-demand prices) of the types in ``regions``, and
+        their scores in ``scored`` (default: all of ``regions``; none asked if empty)."""
         queries, product = self._queries, self._args.ami_product_description
         types, regions = list(instance_types), list(regions)
+        scored = regions if scored is None else list(scored)
         # First, as its worker builds the Pricing client (another service model).
         on_demand = (
             pool.submit(queries.on_demand_price_list, types, product, regions)
             if self._on_demand
             else None
         )
-        scores = pool.submit(queries.placement_scores, types, regions, [self._home, *regions])
+        scores = (
+            pool.submit(queries.placement_scores, types, scored, [self._home, *scored])
+            if scored
+            else None
+        )
         prices = {
             region: pool.submit(queries.spot_prices, region, types, product, self._now)
             for region in regions

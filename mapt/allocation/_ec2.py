@@ -134,14 +134,15 @@ class Ec2Queries:
     def has_client(self, region: str, service: str = "ec2") -> bool:
         return (service, region) in self._clients
 
-    def build_clients_until(self, regions: Iterable[str], done: Future[Any]) -> None:
-        """Build the EC2 clients of ``regions``, in order, until ``done`` is done.
+    def build_clients_until(self, regions: Iterable[str], done: Iterable[Future[Any]]) -> None:
+        """Build the EC2 clients of ``regions``, in order, until every ``done`` is done.
 
         Called while round 1 waits on AWS, so that CPU is spent when it is idle; a
         region round 2 does not ask only costs a client (botocore has no cheaper way).
         """
+        waited = list(done)
         for region in regions:
-            if done.done():
+            if all(future.done() for future in waited):
                 return
             self.client(region)
 
@@ -226,33 +227,49 @@ class Ec2Queries:
     def placement_scores(
         self, instance_types: Sequence[str], regions: Sequence[str], ask_in: Sequence[str]
     ) -> dict[str, tuple[str, int]] | None:
-        """AZ ID -> (region, score) from batched GetSpotPlacementScores calls, all pages.
+        """``placement_score_answer`` of the types, a warning logged when it is None."""
+        scores, reason = self.placement_score_answer(instance_types, regions, ask_in)
+        if scores is None:
+            warn_scores_unavailable(reason, "ranking on price alone")
+        return scores
+
+    def placement_score_answer(
+        self,
+        instance_types: Sequence[str],
+        regions: Sequence[str],
+        ask_in: Sequence[str],
+        *,
+        requirements: Mapping[str, Any] | None = None,
+    ) -> tuple[dict[str, tuple[str, int]] | None, str]:
+        """(AZ ID -> (region, score) or None, why None) from batched GetSpotPlacementScores
+        calls, all pages.
 
         One call per ``SCORE_REGIONS_PER_CALL`` regions, all in parallel, each scoring
-        every type. A call is sent to the regions of ``ask_in`` in turn (at most
-        ``SCORE_ATTEMPTS``), the next one only when the endpoint itself failed (5xx,
-        an unparseable answer, a call it does not implement): a refusal or any other
-        4xx answer is the account's, the same everywhere. None when a call gets no
-        answer, so the caller ranks on price alone. Bad credentials are raised.
+        every type, or, with ``requirements`` (an ``InstanceRequirementsWithMetadata``),
+        every type they admit. A call is sent to the regions of ``ask_in`` in turn (at
+        most ``SCORE_ATTEMPTS``), the next one only when the endpoint itself failed
+        (5xx, an unparseable answer, a call it does not implement): a refusal or any
+        other 4xx answer is the account's, the same everywhere. None when a call gets
+        no answer, so the caller ranks without these scores. Bad credentials are raised.
         """
+        scored: dict[str, Any] = (
+            {"InstanceRequirementsWithMetadata": dict(requirements)}
+            if requirements is not None
+            else {"InstanceTypes": list(instance_types)}
+        )
         batches = [
             list(regions[start : start + SCORE_REGIONS_PER_CALL])
             for start in range(0, len(regions), SCORE_REGIONS_PER_CALL)
         ]
-        answers = self.in_parallel(
-            lambda batch: self._scores_of(instance_types, batch, ask_in), batches
-        )
+        answers = self.in_parallel(lambda batch: self._scores_of(scored, batch, ask_in), batches)
         reasons = [reason for _, failures in answers for reason in failures]
         if any(scores is None for scores, _ in answers):
-            log.warning(
-                "spot placement scores are unavailable (%s); ranking on price alone",
-                "; ".join(dict.fromkeys(reasons)),
-            )
-            return None
-        return {zone: entry for scores, _ in answers if scores for zone, entry in scores.items()}
+            return None, "; ".join(dict.fromkeys(reasons))
+        merged = {zone: entry for scores, _ in answers if scores for zone, entry in scores.items()}
+        return merged, ""
 
     def _scores_of(
-        self, instance_types: Sequence[str], regions: Sequence[str], ask_in: Sequence[str]
+        self, scored: Mapping[str, Any], regions: Sequence[str], ask_in: Sequence[str]
     ) -> tuple[dict[str, tuple[str, int]] | None, list[str]]:
         """One batch of ``placement_scores``: its scores (or None) and why calls failed."""
         reasons: list[str] = []
@@ -261,7 +278,7 @@ class Ec2Queries:
             try:
                 scores: dict[str, tuple[str, int]] = {}
                 for page in paginator.paginate(
-                    InstanceTypes=list(instance_types),
+                    **scored,
                     TargetCapacity=1,
                     TargetCapacityUnitType="units",
                     SingleAvailabilityZone=True,
@@ -410,6 +427,11 @@ class Ec2Queries:
             log.debug("on-demand prices unavailable: %s", aws_error(error, call="GetProducts"))
             reason = aws_error_code(error) or type(error).__name__
             return None, f"the Pricing API did not answer ({reason})"
+
+
+def warn_scores_unavailable(reason: str, otherwise: str) -> None:
+    """Say that placement scores could not be had, why, and what the ranking does instead."""
+    log.warning("spot placement scores are unavailable (%s); %s", reason, otherwise)
 
 
 def pricing_batches(

@@ -8,7 +8,7 @@ cloud.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -53,6 +53,7 @@ class InstanceTypeInfo:
                 or item.get("InferenceAcceleratorInfo")
                 or item.get("FpgaInfo")
                 or item.get("NeuronInfo")
+                or item.get("MediaAcceleratorInfo")
             ),
             usage_classes=tuple(item.get("SupportedUsageClasses", ())),
         )
@@ -90,6 +91,55 @@ def matches(info: InstanceTypeInfo, request: ComputeRequest, spot: bool) -> bool
         and info.vcpus == request.cpus
         and info.memory_mib == round(request.memory_gib * 1024)
     )
+
+
+# No spot price protection: by default AWS's attribute-based selection leaves out the
+# types priced 100 % over the cheapest match; its documented "no threshold" value keeps
+# every matching type, as a list of the types would.
+NO_PRICE_PROTECTION = 999999
+# AllowedInstanceTypes takes at most 400 patterns (the EC2 API model's limit).
+_MOST_ALLOWED_TYPES = 400
+
+
+def score_requirements(request: ComputeRequest) -> dict[str, Any] | None:
+    """GetSpotPlacementScores' ``InstanceRequirementsWithMetadata`` for ``request``.
+
+    The requirements admit exactly the types that ``matches`` accepts (section 1 of
+    the spec), so the scores can be asked before DescribeInstanceTypes has answered.
+    None where no requirement says the same: named types, and GPU requests, since a
+    fractional GPU (``g6f``: an eighth of an L4, reported with a count of 0) is a GPU
+    to ``matches`` and AWS does not document how ``AcceleratorCount`` counts it. Those
+    are scored with the list of types, once it is known. A type without accelerators
+    is one with neither an accelerator nor accelerator memory, true under either way
+    of counting a fractional GPU.
+    """
+    if (
+        request.compute_sizes
+        or request.gpu_manufacturer
+        or request.gpus
+        or len(request.compute_families) > _MOST_ALLOWED_TYPES
+    ):
+        return None
+    requirements: dict[str, Any] = {
+        "BareMetal": "included",
+        "BurstablePerformance": "included",
+        "InstanceGenerations": ["current", "previous"],
+        "SpotMaxPricePercentageOverLowestPrice": NO_PRICE_PROTECTION,
+    }
+    if request.nested_virt:
+        requirements.update(VCpuCount={"Min": 0}, MemoryMiB={"Min": 0}, BareMetal="required")
+    else:
+        memory_mib = round(request.memory_gib * 1024)
+        requirements.update(
+            VCpuCount={"Min": request.cpus, "Max": request.cpus},
+            MemoryMiB={"Min": memory_mib, "Max": memory_mib},
+            AcceleratorCount={"Max": 0},
+            AcceleratorTotalMemoryMiB={"Max": 0},
+        )
+    if request.compute_families:
+        families = request.compute_families
+        requirements["AllowedInstanceTypes"] = [f"{family}.*" for family in families]
+    return {"ArchitectureTypes": [request.arch], "InstanceRequirements": requirements}
 
 
 def select_instance_types(
@@ -219,13 +269,15 @@ def rank_offers(
     instance_types: Sequence[str],
     min_score: int,
     increase_rate: float,
+    unscored_regions: Collection[str] = (),
 ) -> list[Offer]:
     """Every eligible AZ's offer, best first, at most ``MAX_OFFERS``.
 
     ``prices`` maps (AZ name, type) -> newest price; ``scores`` maps AZ ID -> score,
     or is None when placement scores could not be had (then every AZ with prices is
-    eligible and scores are unknown). Raises ``NoEligibleOfferError`` explaining the
-    best near miss when no AZ is eligible.
+    eligible and scores are unknown). The AZs of ``unscored_regions`` (whose scores
+    alone failed) are eligible with an unknown score too. Raises
+    ``NoEligibleOfferError`` explaining the best near miss when no AZ is eligible.
     """
     by_zone: dict[str, dict[str, float]] = {}
     for (zone_name, instance_type), price in prices.items():
@@ -234,7 +286,8 @@ def rank_offers(
     zone_list = list(zones)
     for zone in zone_list:
         score = None if scores is None else scores.get(zone.zone_id)
-        if scores is not None and (score is None or score < min_score):
+        scored = scores is not None and zone.region not in unscored_regions
+        if scored and (score is None or score < min_score):
             continue
         offer = zone_offer(zone, by_zone.get(zone.name, {}), instance_types, score, increase_rate)
         if offer is not None:

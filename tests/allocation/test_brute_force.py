@@ -58,7 +58,13 @@ def matching_types(cpus: int = 0, memory_gib: int = 0, nested_virt: bool = False
                 else:
                     accelerated = any(
                         item.get(k)
-                        for k in ("GpuInfo", "InferenceAcceleratorInfo", "FpgaInfo", "NeuronInfo")
+                        for k in (
+                            "GpuInfo",
+                            "InferenceAcceleratorInfo",
+                            "FpgaInfo",
+                            "NeuronInfo",
+                            "MediaAcceleratorInfo",
+                        )
                     )
                     keep = (
                         not accelerated

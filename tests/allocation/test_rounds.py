@@ -4,12 +4,14 @@ Every EC2 and Pricing call is held for ``ROUND_LATENCY`` and counted by dependen
 (``CallTimeline.following_dependencies``): a call's round is one more than the deepest
 answer it could have used, followed through the thread pools, so a call that a loaded
 machine starts late is not counted a round later. Round 1 asks for the types and the
-regions; round 2 for everything else at once. (``benchmarks/allocation_speed.py``
+regions (and a shape's placement scores, by its requirements); round 2 for everything
+else at once, for a shape only in the regions its scores rank. (``benchmarks/allocation_speed.py``
 counts by wall-clock order, which also shows CPU on the critical path.)
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +28,7 @@ from mapt.allocation import (
 from mapt.core import RunContext
 from mapt.stacks import InMemoryEngine
 from tests.harness.rounds import ROUND_LATENCY, CallTimeline
-from tests.harness.spot_market import SpotMarket, installed
+from tests.harness.spot_market import ApiCallLog, SpotMarket, installed
 
 # Five regions keep the test quick; the benchmark measures every region.
 KEPT = ("ap-south-1", "eu-north-1", "eu-west-1", "us-east-1", "us-west-2")
@@ -64,17 +66,95 @@ def timed(run: Callable[[], object]) -> CallTimeline:
     return timeline
 
 
+def asked_in(calls: ApiCallLog, operation: str) -> list[str]:
+    """The regions ``operation`` was called in, in order."""
+    return [call.region for call in calls.calls if call.operation == operation]
+
+
 @pytest.mark.parametrize("scores", ["scores", "no scores"])
 @pytest.mark.parametrize("name", REQUESTS)
 def test_a_fresh_ranking_takes_two_rounds(
-    market: SpotMarket, all_regions: list[str], name: str, scores: str
+    market: SpotMarket, all_regions: list[str], aws: ApiCallLog, name: str, scores: str
 ) -> None:
     if scores == "no scores":
         market.score_errors = {"*": "UnauthorizedOperation"}
     args = spot_args(REQUESTS[name], all_regions)
     timeline = timed(lambda: spot_offers(args))
-    assert timeline.count("ec2") >= 2 * len(KEPT) + 3
     assert timeline.dependency_rounds() <= 2
+    if scores == "no scores" or name == "named types":  # every region asked
+        assert sorted(asked_in(aws, "DescribeSpotPriceHistory")) == sorted(KEPT)
+
+
+# Scores in two of the five regions only; both pass tolerance "low" (5).
+TWO_SCORED = {"euw1-az1": 9, "usw2-az2": 6}
+
+
+@pytest.mark.parametrize("name", ["shape, 35 matching types", "nested virt"])
+def test_a_shape_is_scored_in_round_one_and_round_two_asks_only_the_scored_regions(
+    market: SpotMarket, all_regions: list[str], aws: ApiCallLog, name: str
+) -> None:
+    market.default_score, market.scores = None, dict(TWO_SCORED)
+    args = spot_args(REQUESTS[name], all_regions)
+    offers: list[Any] = []
+    timeline = timed(lambda: offers.extend(spot_offers(args)))
+    assert {offer.region for offer in offers} == {"eu-west-1", "us-west-2"}
+    assert timeline.dependency_rounds() <= 2
+    # The five regions are scored in one call, by the shape's requirements, in round 1.
+    (scored,) = market.calls_to("GetSpotPlacementScores")
+    assert "InstanceRequirementsWithMetadata" in scored.params
+    assert "InstanceTypes" not in scored.params
+    assert sorted(scored.params["RegionNames"]) == sorted(KEPT)
+    assert [c.depth for c in timeline.calls if c.operation == "GetSpotPlacementScores"] == [1]
+    # Round 2 asks only the two regions the scores rank: 2 calls each, not 2 x 5.
+    for operation in ("DescribeAvailabilityZones", "DescribeSpotPriceHistory"):
+        assert sorted(asked_in(aws, operation)) == ["eu-west-1", "us-west-2"]
+    assert timeline.count("ec2") == 3 + 2 * 2  # types, regions, scores; then 2 regions
+
+
+# A region every account may leave disabled, and one this account has not enabled.
+OPT_IN, DISABLED = "af-south-1", "me-south-1"
+# Three matching types: af-south-1's zones price all three, so they get offers.
+FEW_TYPES = ComputeRequest(cpus=2, memory_gib=8, compute_families=("m5", "m6i", "t3"))
+
+
+@pytest.mark.parametrize("refused", [DISABLED, OPT_IN])
+def test_a_failed_opt_in_batch_still_prices_its_usable_regions(
+    market: SpotMarket,
+    all_regions: list[str],
+    aws: ApiCallLog,
+    caplog: pytest.LogCaptureFixture,
+    refused: str,
+) -> None:
+    # Round 1 scores the opt-in regions by themselves: [af-south-1, me-south-1]. A call
+    # naming `refused` is refused. Naming the disabled region fails the batch, so
+    # af-south-1 is scored again with its types in round 2; if af-south-1 itself is
+    # refused, its zones are ranked on price alone, the other regions keep their scores.
+    market.refused_regions = frozenset({refused})
+    kept = ("eu-north-1", OPT_IN, DISABLED)
+    args = AllocationArgs(
+        compute_request=FEW_TYPES,
+        spot=SpotArgs(
+            tolerance="low", excluded_regions=tuple(r for r in all_regions if r not in kept)
+        ),
+    )
+    offers: list[Any] = []
+    with caplog.at_level(logging.WARNING, logger="mapt"):
+        timeline = timed(lambda: offers.extend(spot_offers(args)))
+    assert timeline.dependency_rounds() <= 2
+    calls = market.calls_to("GetSpotPlacementScores")
+    by_requirements, by_types = (
+        [c.params["RegionNames"] for c in calls if key in c.params]
+        for key in ("InstanceRequirementsWithMetadata", "InstanceTypes")
+    )
+    assert sorted(map(sorted, by_requirements)) == [sorted([OPT_IN, DISABLED]), ["eu-north-1"]]
+    assert by_types == [[OPT_IN]]
+    assert sorted(asked_in(aws, "DescribeSpotPriceHistory")) == sorted(["eu-north-1", OPT_IN])
+    scores: dict[str, set[int | None]] = {}
+    for offer in offers:
+        scores.setdefault(offer.region, set()).add(offer.score)
+    assert scores["eu-north-1"] == {8}
+    assert scores[OPT_IN] == ({8} if refused == DISABLED else {None})
+    assert f"scoring {OPT_IN} of them with their types" in caplog.text
 
 
 @pytest.mark.parametrize("name", ["shape, 35 matching types", "named types"])

@@ -114,6 +114,15 @@ def test_ties_break_by_score_then_region_then_zone() -> None:
     assert [o.availability_zone for o in ranked] == ["r-2a", "r-1a", "r-1b"]
 
 
+def test_zones_of_unscored_regions_rank_on_price_beside_scored_ones() -> None:
+    # r-2's scores failed alone: its zone competes with an unknown score; r-1's zones
+    # still need the minimum score.
+    zones = [Zone("r-1", "r-1a", "z1a"), Zone("r-1", "r-1b", "z1b"), Zone("r-2", "r-2a", "z2")]
+    prices = {("r-1a", "a.l"): 0.3, ("r-1b", "a.l"): 0.1, ("r-2a", "a.l"): 0.2}
+    ranked = rank_offers(zones, prices, {"z1a": 9, "z1b": 2}, ["a.l"], 7, 0, ["r-2"])
+    assert [(o.availability_zone, o.score) for o in ranked] == [("r-2a", None), ("r-1a", 9)]
+
+
 def test_no_eligible_zone_explains_the_best_near_miss() -> None:
     zones = [
         Zone("eu-north-1", "eu-north-1a", "eun1-az1"),

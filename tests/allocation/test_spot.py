@@ -19,6 +19,7 @@ from mapt.allocation import (
     spot_allocation,
     spot_offers,
 )
+from mapt.allocation._ec2 import ALWAYS_ENABLED_REGIONS
 from mapt.core import InputError
 from tests.harness.spot_market import ApiCallLog, SpotMarket
 
@@ -139,9 +140,18 @@ def test_without_placement_scores_it_ranks_on_price_and_warns(
     assert "placement scores are unavailable" in caplog.text
     # Every usable region was priced, since none could be ruled out by score.
     assert len(market.calls_to("DescribeSpotPriceHistory")) >= 20
-    # A refusal is the account's: each batch of 10 regions is asked once, at home.
+    # A refusal is the account's: each batch of 10 regions is asked once, at home, in
+    # round 1 (the regions every account has, then the partition's others), never again.
     asked = [c.region for c in market.calls_to("GetSpotPlacementScores")]
-    assert asked == ["us-east-1", "us-east-1"]
+    assert asked == ["us-east-1"] * round_one_score_batches()
+
+
+def round_one_score_batches() -> int:
+    """Round 1's score calls for a shape: 10 regions a call, the 17 regions every
+    account has apart from the partition's others (botocore's endpoint data)."""
+    partition = boto3.session.Session().get_available_regions("ec2")
+    certain = len(ALWAYS_ENABLED_REGIONS)
+    return -(-certain // 10) + -(-(len(partition) - certain) // 10)
 
 
 def test_scores_are_asked_in_the_next_region_when_one_refuses(market: SpotMarket) -> None:
@@ -149,7 +159,8 @@ def test_scores_are_asked_in_the_next_region_when_one_refuses(market: SpotMarket
     result = spot_allocation(args(), home_region="us-east-1")
     asked = [c.region for c in market.calls_to("GetSpotPlacementScores")]
     # Each batch of 10 regions is asked in us-east-1 first, then once elsewhere.
-    assert len(asked) == 4 and asked.count("us-east-1") == 2
+    batches = round_one_score_batches()
+    assert len(asked) == 2 * batches and asked.count("us-east-1") == batches
     assert result.score is not None
 
 
@@ -183,8 +194,14 @@ def test_fresh_allocation_stays_within_its_call_budget(market: SpotMarket, aws: 
         for r in boto3.client("ec2").describe_regions(AllRegions=True)["Regions"]
         if r["OptInStatus"] != "not-opted-in"
     ]
-    # GetSpotPlacementScores takes 10 regions a call.
-    assert aws.count("GetSpotPlacementScores") == -(-len(usable) // 10) == 2
+    # GetSpotPlacementScores takes 10 regions a call; a shape's are asked in round 1,
+    # for every region of the partition, which may be enabled, the usable ones kept.
+    assert len(usable) == 20
+    assert aws.count("GetSpotPlacementScores") == round_one_score_batches()
+    # Then only the regions with an AZ scoring 7 (tolerance "lowest") or more are asked.
+    passing = {"us-east-1", "eu-north-1", "eu-west-1", "ap-northeast-1", "ap-south-1", "us-west-2"}
+    priced = {c.region for c in aws.calls if c.operation == "DescribeSpotPriceHistory"}
+    assert priced == passing
 
 
 def test_no_type_of_that_shape_names_the_nearest(market: SpotMarket) -> None:

@@ -150,6 +150,8 @@ class SpotMarket:
     ``score_errors`` maps a region to the error code GetSpotPlacementScores returns
     when called there (the API is not served everywhere; ``"*"`` means everywhere).
     ``products`` are the product descriptions priced (CSV prices are Linux/UNIX).
+    A placement-score call whose RegionNames name one of ``refused_regions`` is
+    refused (as AWS may refuse a region the account has not enabled).
     """
 
     rows: list[MarketRow]
@@ -161,6 +163,7 @@ class SpotMarket:
     products: tuple[str, ...] = ("Linux/UNIX",)
     page_size: int = 1000
     pricing_error: str | None = None
+    refused_regions: frozenset[str] = frozenset()
     calls: list[MarketCall] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -225,14 +228,28 @@ class SpotMarket:
         error = self.score_errors.get(region) or self.score_errors.get("*")
         if error:
             raise _ClientError(error, f"GetSpotPlacementScores is not available: {error}")
+        refused = sorted(self.refused_regions & set(params.get("RegionNames", [])))
+        if refused:
+            raise _ClientError("OptInRequired", f"region {refused[0]} is not enabled")
         for name, most in SCORE_LIMITS.items():
             if len(params.get(name, [])) > most:  # the EC2 API model's limits
                 raise _ClientError("InvalidParameterValue", f"{name} takes at most {most}")
-        types = set(params.get("InstanceTypes", []))
+        if "InstanceTypes" in params and "InstanceRequirementsWithMetadata" in params:
+            raise _ClientError(
+                "InvalidParameterCombination",
+                "InstanceTypes and InstanceRequirementsWithMetadata are mutually exclusive",
+            )
+        if "InstanceRequirementsWithMetadata" in params:
+            types = admitted_types(params["InstanceRequirementsWithMetadata"])
+        else:
+            types = set(params.get("InstanceTypes", []))
         regions = set(params.get("RegionNames", [])) or {row.region for row in self.rows}
         offered: dict[str, str] = {}
+        by_requirements = "InstanceRequirementsWithMetadata" in params
         for row in self.rows:
-            if row.region in regions and (not types or row.instance_type in types):
+            if row.region in regions and (
+                row.instance_type in types or not (types or by_requirements)
+            ):
                 offered[row.az_id] = row.region
         entries = []
         for az_id, az_region in offered.items():
@@ -325,6 +342,120 @@ class SpotMarket:
             ("before-parameter-build.pricing", self._keep_params),
             ("before-call.pricing", self._answer),
         ]
+
+
+# How AWS's attribute-based selection names the accelerators DescribeInstanceTypes
+# reports: (section of the answer, its list, accelerator type). Habana's Gaudi, which
+# DescribeInstanceTypes lists among the GPUs, is taken for a ``gpu`` here; mapt never
+# sends a request whose answer depends on that.
+_ACCELERATORS = (
+    ("GpuInfo", "Gpus", "TotalGpuMemoryInMiB", "gpu"),
+    ("FpgaInfo", "Fpgas", "TotalFpgaMemoryInMiB", "fpga"),
+    ("InferenceAcceleratorInfo", "Accelerators", "TotalInferenceMemoryInMiB", "inference"),
+    ("NeuronInfo", "NeuronDevices", "TotalNeuronDeviceMemoryInMiB", "inference"),
+    ("MediaAcceleratorInfo", "Accelerators", "TotalMediaMemoryInMiB", "media"),
+)
+_MANUFACTURERS = {"aws": "amazon-web-services"}
+# The InstanceRequirements fields evaluated below; any other is refused, so that a
+# requirement mapt sends and this market would ignore cannot pass unnoticed.
+_EVALUATED = {
+    "VCpuCount",
+    "MemoryMiB",
+    "AcceleratorTypes",
+    "AcceleratorManufacturers",
+    "AcceleratorCount",
+    "AcceleratorTotalMemoryMiB",
+    "BareMetal",
+    "BurstablePerformance",
+    "InstanceGenerations",
+    "AllowedInstanceTypes",
+    "SpotMaxPricePercentageOverLowestPrice",
+}
+
+
+def admitted_types(with_metadata: Mapping[str, Any]) -> set[str]:
+    """The spot instance types of moto's catalogue that ``InstanceRequirementsWithMetadata``
+    admits, as AWS's attribute-based selection reads it (its documented defaults: bare
+    metal and burstable types excluded, both generations, any accelerator).
+
+    An implementation of AWS's side written from its API reference, sharing nothing
+    with mapt's translation. Price protection is not modelled: a request must turn it
+    off (``SpotMaxPricePercentageOverLowestPrice`` of 999999, the documented "no
+    threshold"), else every type could be admitted here and some left out on AWS.
+    """
+    import fnmatch
+
+    from moto.ec2.models.instance_types import INSTANCE_TYPES
+
+    requirements = with_metadata["InstanceRequirements"]
+    unknown = set(requirements) - _EVALUATED
+    if unknown:
+        raise _ClientError("InvalidParameterValue", f"not evaluated here: {sorted(unknown)}")
+    if requirements.get("SpotMaxPricePercentageOverLowestPrice", 100) < 999999:
+        raise _ClientError("InvalidParameterValue", "price protection is not modelled")
+    architectures = set(with_metadata.get("ArchitectureTypes") or [])
+    kinds = set(requirements.get("AcceleratorTypes") or [])
+    makers = set(requirements.get("AcceleratorManufacturers") or [])
+    generations = set(requirements.get("InstanceGenerations") or ["current", "previous"])
+    allowed = requirements.get("AllowedInstanceTypes") or ["*"]
+
+    def within(bounds: Mapping[str, int] | None, value: int) -> bool:
+        bounds = bounds or {}
+        return bounds.get("Min", 0) <= value <= bounds.get("Max", value)
+
+    def allows(setting: str, has: bool) -> bool:
+        return {"included": True, "required": has, "excluded": not has}[setting]
+
+    admitted = set()
+    for name, item in INSTANCE_TYPES.items():
+        # (count, memory in MiB) of each accelerator section the requirements concern;
+        # a fractional GPU (g6f) is reported with a count of 0 and its memory.
+        concerned = [
+            (
+                sum(d["Count"] for d in devices),
+                item[section].get(total, 0),
+            )
+            for section, listed, total, kind in _ACCELERATORS
+            if section in item
+            for devices in [
+                [
+                    d
+                    for d in item[section][listed]
+                    if (not kinds or kind in kinds)
+                    # Neuron devices name no manufacturer: they are AWS's own.
+                    and (not makers or _maker(d.get("Manufacturer", "AWS")) in makers)
+                ]
+            ]
+            if devices
+        ]
+        if (kinds or makers) and not concerned:
+            continue
+        generation = "current" if item["CurrentGeneration"] else "previous"
+        if (
+            "spot" in item["SupportedUsageClasses"]
+            and (
+                not architectures
+                or architectures & set(item["ProcessorInfo"]["SupportedArchitectures"])
+            )
+            and within(requirements["VCpuCount"], item["VCpuInfo"]["DefaultVCpus"])
+            and within(requirements["MemoryMiB"], item["MemoryInfo"]["SizeInMiB"])
+            and within(requirements.get("AcceleratorCount"), sum(c for c, _ in concerned))
+            and within(requirements.get("AcceleratorTotalMemoryMiB"), sum(m for _, m in concerned))
+            and allows(requirements.get("BareMetal", "excluded"), item["BareMetal"])
+            and allows(
+                requirements.get("BurstablePerformance", "excluded"),
+                item["BurstablePerformanceSupported"],
+            )
+            and generation in generations
+            and any(fnmatch.fnmatchcase(name, pattern) for pattern in allowed)
+        ):
+            admitted.add(name)
+    return admitted
+
+
+def _maker(name: str) -> str:
+    """AWS's accelerator manufacturer name for DescribeInstanceTypes' spelling."""
+    return _MANUFACTURERS.get(name.lower(), name.lower())
 
 
 def _price_document(row: MarketRow) -> str:
