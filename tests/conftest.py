@@ -11,6 +11,7 @@ from hypothesis import settings
 
 from tests.harness import skips
 from tests.harness.boto import shared_botocore
+from tests.harness.moto_reset import discard_backends_on_reset
 from tests.harness.moto_threads import serialize_in_process_moto
 from tests.harness.pulumi_mocks import PulumiHarness
 from tests.harness.spot_market import MARKET_CSV, ApiCallLog, SpotMarket, installed, load_rows
@@ -188,6 +189,7 @@ def aws(
     ]
     monkeypatch.setattr(RegionsAndZonesBackend, "regions", own_partition)
     serialize_in_process_moto()  # moto's models are not thread-safe; AWS's calls are atomic
+    discard_backends_on_reset()  # moto's reset rebuilt every backend it then dropped
     with mock_aws():
         yield api_calls
 
