@@ -9,7 +9,9 @@ backends an in-process test built, and about a tenth of its CPU.
 
 ``discard_backends_on_reset()`` keeps what the reset is for: every dictionary is
 cleared, and a backend that releases something in its own ``reset`` (S3 closes its
-objects' temporary files) still runs it; only the generic rebuild is skipped.
+objects' temporary files) still runs it; only the generic rebuild is skipped. Run as
+a script (``python moto_reset.py -H ... -p ...``, moto_server's own arguments) it serves
+moto with it: the sandbox's moto_server resets before every test.
 """
 
 from __future__ import annotations
@@ -36,3 +38,12 @@ def discard_backends_on_reset() -> None:
 
     reset.discards = True  # type: ignore[attr-defined]
     BackendDict.reset = classmethod(reset)  # type: ignore[method-assign, assignment]
+
+
+if __name__ == "__main__":  # moto_server with the lighter reset (``/moto-api/reset``)
+    import sys
+
+    discard_backends_on_reset()
+    from moto.server import main
+
+    main(sys.argv[1:])
