@@ -47,15 +47,6 @@ def _clone(destination: Path) -> None:
         if source.is_file():  # a tracked file deleted in the work tree is not copied
             (destination / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, destination / name)
-    # The bytecode of the copied modules too (git ignores it): copy2 keeps the sources'
-    # modification times, so Python and pytest take it as current and compile nothing again
-    # (mapt's compileall at start-up and the rewritten test modules: most of the run's
-    # CPU). It is only a cache: a stale or missing file is compiled from the source.
-    folders = {Path(name).parent for name in listed.split("\0") if name.endswith(".py")}
-    for folder in folders:
-        cache = REPO_ROOT / folder / "__pycache__"
-        if cache.is_dir():
-            shutil.copytree(cache, destination / folder / "__pycache__", dirs_exist_ok=True)
 
 
 def test_a_clone_without_shared_data_skips_no_market_test(tmp_path: Path) -> None:
