@@ -11,9 +11,11 @@ from hypothesis import settings
 
 from tests.harness import skips
 from tests.harness.boto import shared_botocore
+from tests.harness.moto_reset import discard_backends_on_reset
 from tests.harness.moto_threads import serialize_in_process_moto
 from tests.harness.pulumi_mocks import PulumiHarness
 from tests.harness.spot_market import MARKET_CSV, ApiCallLog, SpotMarket, installed, load_rows
+from tests.harness.typer_commands import built_once
 
 # Hypothesis: no per-example deadline (the suite shares two cores; timing is noise, and
 # speed is measured in benchmarks/), and each property sets its own example count for
@@ -83,6 +85,13 @@ FAKE_CREDENTIALS = {
 def one_botocore_loader() -> Iterator[None]:
     """Parse each AWS service model and build each client class once per run (speed)."""
     with shared_botocore():
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_click_tree() -> Iterator[None]:
+    """Build the CLI's Click commands once per run, not per ``CliRunner.invoke`` (speed)."""
+    with built_once():
         yield
 
 
@@ -180,6 +189,7 @@ def aws(
     ]
     monkeypatch.setattr(RegionsAndZonesBackend, "regions", own_partition)
     serialize_in_process_moto()  # moto's models are not thread-safe; AWS's calls are atomic
+    discard_backends_on_reset()  # moto's reset rebuilt every backend it then dropped
     with mock_aws():
         yield api_calls
 

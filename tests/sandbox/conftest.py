@@ -13,6 +13,7 @@ test process by the replayed market (``SpotMarket``).
 from __future__ import annotations
 
 import os
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import FAKE_CREDENTIALS
+from tests.harness import moto_reset
 from tests.harness.moto_server import moto_server
 from tests.harness.spot_market import ApiCallLog, SpotMarket, _response, installed
 
@@ -44,7 +46,8 @@ def moto_endpoint() -> Iterator[str]:
         "MOTO_ENABLE_AMI_VALIDATION": "true",
         "MOTO_AMIS_PATH": str(SANDBOX_AMIS),
     }
-    with moto_server(env) as endpoint:
+    program = [sys.executable, str(Path(moto_reset.__file__))]  # reset before each test
+    with moto_server(env, program=program) as endpoint:
         yield endpoint
 
 
