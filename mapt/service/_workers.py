@@ -280,6 +280,18 @@ def _forkserver(operations: Mapping[str, Operation]) -> Any:
     return context
 
 
+def _stop_forkserver() -> None:
+    """Stop the forkserver and wait for it (its workers have ended), so that a stopped
+    server leaves no process behind and whoever waits for the server has waited for all
+    of its processes (their CPU time counted, as it was for spawned workers). The
+    standard library stops a forkserver only through this private method."""
+    from multiprocessing import forkserver
+
+    stop = getattr(forkserver._forkserver, "_stop", None)
+    if stop is not None:
+        stop()
+
+
 @dataclass
 class Dispatcher:
     """Claims executions and runs each in a worker process, ``workers`` at a time."""
@@ -325,6 +337,7 @@ class Dispatcher:
                 worker.process.kill()
                 worker.process.join()
         self._reap(reason="the server stopped while it ran")
+        _stop_forkserver()
 
     def _loop(self) -> None:
         lease = timedelta(seconds=self.timing.lease)
