@@ -269,8 +269,8 @@ class _Worker:
 def _forkserver(operations: Mapping[str, Operation]) -> Any:
     """The multiprocessing context the workers start from: a forkserver that imports
     the server's main module (what a spawned worker imports first) and the modules the
-    operations declare. The list is taken when the forkserver starts, at the first
-    worker; a process has one forkserver, so a second dispatcher in it shares it."""
+    operations declare. The list is taken when the forkserver starts (as the dispatcher
+    starts); a process has one forkserver, so a second dispatcher in it shares it."""
     context = multiprocessing.get_context("forkserver")
     main = getattr(sys.modules.get("__main__"), "__spec__", None)
     modules = {module for operation in operations.values() for module in operation.preload}
@@ -340,6 +340,14 @@ class Dispatcher:
         _stop_forkserver()
 
     def _loop(self) -> None:
+        # Before the first claim: starting the forkserver waits for its imports (seconds),
+        # and a claim made first would go unbeaten all that while and could expire.
+        try:
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()
+        except Exception as error:  # the first worker's start tries again and says why
+            _log.error("the workers' forkserver did not start: %s", redact(str(error)))
         lease = timedelta(seconds=self.timing.lease)
         resumable = [name for name, operation in self.operations.items() if operation.resumable]
         while not self._stopping.is_set():
