@@ -614,6 +614,11 @@ def run_recover(context: ExecutionContext) -> dict[str, Any]:
     return {"recovered": True, "attempt": attempt, **document}
 
 
+# What a host operation's worker imports to act (Pulumi's SDK and pulumi_aws, boto3, the
+# programs): seconds of CPU, imported once by the workers' forkserver (``Operation.preload``).
+HOST_WORKER_MODULES = ("boto3", "pulumi", "pulumi_aws", "mapt.hosts", "mapt.targets.aws")
+
+
 def host_operations(
     *,
     create: Any = run_create,
@@ -626,9 +631,9 @@ def host_operations(
     resume safely; a new address resumed after a crash replaces the Elastic IP once
     more: the host ends with a new address, every older one released)."""
     return {
-        "hosts.create": Operation("hosts.create", create),
-        "hosts.update": Operation("hosts.update", update),
-        "hosts.delete": Operation("hosts.delete", delete),
-        RECOVER: Operation(RECOVER, recover),
-        "hosts.refresh-ip": Operation("hosts.refresh-ip", refresh_ip),
+        "hosts.create": Operation("hosts.create", create, preload=HOST_WORKER_MODULES),
+        "hosts.update": Operation("hosts.update", update, preload=HOST_WORKER_MODULES),
+        "hosts.delete": Operation("hosts.delete", delete, preload=HOST_WORKER_MODULES),
+        RECOVER: Operation(RECOVER, recover, preload=HOST_WORKER_MODULES),
+        "hosts.refresh-ip": Operation("hosts.refresh-ip", refresh_ip, preload=HOST_WORKER_MODULES),
     }

@@ -53,7 +53,14 @@ from mapt.service._costs import INTERRUPTED, host_placement, record_end
 from mapt.service._database import Database
 from mapt.service._executions import ExecutionError
 from mapt.service._host_events import HostEvent, HostEventKind
-from mapt.service._hosts import REPLACE, Hosts, _field_name, _host, _hosts_of
+from mapt.service._hosts import (
+    HOST_WORKER_MODULES,
+    REPLACE,
+    Hosts,
+    _field_name,
+    _host,
+    _hosts_of,
+)
 from mapt.service._schema import executions, host_events, hosts
 from mapt.service._states import HostState, transition
 from mapt.service._workers import ExecutionContext, Operation
@@ -319,7 +326,8 @@ def run_replace(context: ExecutionContext, settings: InterruptionSettings) -> di
 
 def interruption_operations(settings: InterruptionSettings) -> dict[str, Operation]:
     """``hosts.replace`` with ``settings`` (a Pulumi ``up`` resumes safely)."""
-    return {REPLACE: Operation(REPLACE, functools.partial(run_replace, settings=settings))}
+    replace = functools.partial(run_replace, settings=settings)
+    return {REPLACE: Operation(REPLACE, replace, preload=HOST_WORKER_MODULES)}
 
 
 # -- metrics -----------------------------------------------------------------------------

@@ -49,6 +49,7 @@ from mapt.service._database import Database
 from mapt.service._errors import ConflictError, NotFoundError
 from mapt.service._executions import Executions, ExecutionStatus
 from mapt.service._hosts import (
+    HOST_WORKER_MODULES,
     RECOVER,
     REPLACE,
     Hosts,
@@ -850,8 +851,8 @@ def pool_operations(
 ) -> dict[str, Operation]:
     """The operations of the pool verbs (their members' changes resume as hosts' do)."""
     return {
-        "pools.add": Operation("pools.add", add),
-        "pools.refresh-ip": Operation("pools.refresh-ip", refresh),
+        "pools.add": Operation("pools.add", add, preload=HOST_WORKER_MODULES),
+        "pools.refresh-ip": Operation("pools.refresh-ip", refresh, preload=HOST_WORKER_MODULES),
     }
 
 

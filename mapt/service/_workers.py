@@ -9,14 +9,23 @@ cancel, and a crash that takes down one execution instead of the server.
 ``tests/service/test_workers.py`` shows two concurrent executions do not see each
 other's process-wide state.
 
+Why a forkserver: a spawned process imports everything again (mapt, Pulumi's SDK,
+pulumi_aws, boto3: seconds of CPU per execution). The workers are forked from a
+multiprocessing ``forkserver``: a process started fresh (an exec, not a fork of the
+threaded server) that imports the modules the operations declare (``Operation.preload``)
+and the server's main module once, and then forks one worker per execution. Each worker
+still starts from the forkserver's clean state (no execution ever runs in it, nothing of
+an earlier execution's is in it), with the modules already imported.
+
 The worker process, while its operation runs:
 - sends a heartbeat every ``Timing.heartbeat`` seconds, and reads the cancel flag;
 - is kept alive by the dispatcher too, which beats for every live worker of its server
   (a worker's claim cannot expire while it imports its modules);
 - on cancel, signals itself SIGINT: the operation stops at its next safe point (a
   Pulumi command is cancelled and saves its state) and the execution ends cancelled;
-- when its server dies (its parent changes) or stops, it stops the same way and hands
-  the execution back to pending for the next server;
+- when its server dies (the worker's end of a pipe only the server holds open, its
+  lifeline, reads end of file) or stops, it stops the same way and hands the execution
+  back to pending for the next server;
 - stores every line it prints (mapt's log lines and Pulumi's progress, exactly what
   the CLI prints on stderr) as the execution's log.
 """
@@ -78,12 +87,15 @@ OperationFunction = Callable[[ExecutionContext], Any]
 
 @dataclass(frozen=True)
 class Operation:
-    """A kind of execution: its name (``hosts.create``), its function, and whether a
-    run cut short may be started again (true for Pulumi ``up``/``destroy``)."""
+    """A kind of execution: its name (``hosts.create``), its function, whether a run
+    cut short may be started again (true for Pulumi ``up``/``destroy``), and the
+    modules its function imports when it runs (``preload``), which the workers'
+    forkserver imports once for every execution instead."""
 
     name: str
     run: OperationFunction
     resumable: bool = True
+    preload: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,7 +123,9 @@ class _Job:
     execution: Execution
     operation: Operation
     services: Any
-    server_pid: int
+    # The read end of a pipe whose write end only the server holds: end of file when
+    # the server is gone (the worker's parent is the forkserver, not the server).
+    lifeline: Any  # multiprocessing.connection.Connection
     timing: Timing
 
 
@@ -164,7 +178,7 @@ class _Heartbeat(threading.Thread):
     def run(self) -> None:
         execution = self._job.execution
         while not self._done.wait(self._job.timing.heartbeat):
-            if os.getppid() != self._job.server_pid:
+            if self._job.lifeline.poll():  # nothing is ever sent: end of file
                 self._stop_self(signal.SIGTERM, "its server stopped")
                 continue
             try:
@@ -248,7 +262,34 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 @dataclass
 class _Worker:
     execution: Execution
-    process: Any  # multiprocessing.context.SpawnProcess
+    process: Any  # multiprocessing.context.ForkServerProcess
+    lifeline: Any  # the write end of the worker's lifeline, closed when it is reaped
+
+
+def _forkserver(operations: Mapping[str, Operation]) -> Any:
+    """The multiprocessing context the workers start from: a forkserver that imports
+    the server's main module (what a spawned worker imports first) and the modules the
+    operations declare. The list is taken when the forkserver starts (as the dispatcher
+    starts); a process has one forkserver, so a second dispatcher in it shares it."""
+    context = multiprocessing.get_context("forkserver")
+    main = getattr(sys.modules.get("__main__"), "__spec__", None)
+    modules = {module for operation in operations.values() for module in operation.preload}
+    if main is not None and main.name != "__main__":
+        modules.add(main.name)
+    context.set_forkserver_preload(["__main__", *sorted(modules)])
+    return context
+
+
+def _stop_forkserver() -> None:
+    """Stop the forkserver and wait for it (its workers have ended), so that a stopped
+    server leaves no process behind and whoever waits for the server has waited for all
+    of its processes (their CPU time counted, as it was for spawned workers). The
+    standard library stops a forkserver only through this private method."""
+    from multiprocessing import forkserver
+
+    stop = getattr(forkserver._forkserver, "_stop", None)
+    if stop is not None:
+        stop()
 
 
 @dataclass
@@ -265,8 +306,10 @@ class Dispatcher:
     _wake: threading.Event = field(default_factory=threading.Event)
     _stopping: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _context: Any = None
 
     def start(self) -> None:
+        self._context = _forkserver(self.operations)
         self._thread = threading.Thread(target=self._loop, name="mapt-dispatcher", daemon=True)
         self._thread.start()
 
@@ -294,8 +337,17 @@ class Dispatcher:
                 worker.process.kill()
                 worker.process.join()
         self._reap(reason="the server stopped while it ran")
+        _stop_forkserver()
 
     def _loop(self) -> None:
+        # Before the first claim: starting the forkserver waits for its imports (seconds),
+        # and a claim made first would go unbeaten all that while and could expire.
+        try:
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()
+        except Exception as error:  # the first worker's start tries again and says why
+            _log.error("the workers' forkserver did not start: %s", redact(str(error)))
         lease = timedelta(seconds=self.timing.lease)
         resumable = [name for name, operation in self.operations.items() if operation.resumable]
         while not self._stopping.is_set():
@@ -320,18 +372,24 @@ class Dispatcher:
             self._wake.clear()
 
     def _spawn(self, execution: Execution) -> None:
+        lifeline, held = self._context.Pipe(duplex=False)
         job = _Job(
             database_url=self.store.database.url.render_as_string(hide_password=False),
             execution=execution,
             operation=self.operations[execution.name],
             services=self.services,
-            server_pid=os.getpid(),
+            lifeline=lifeline,
             timing=self.timing,
         )
-        context = multiprocessing.get_context("spawn")
-        process = context.Process(target=_work, args=(job,), name=f"mapt-{execution.id}")
-        process.start()
-        self._running[execution.id] = _Worker(execution, process)
+        process = self._context.Process(target=_work, args=(job,), name=f"mapt-{execution.id}")
+        try:
+            process.start()
+        except BaseException:
+            held.close()
+            raise
+        finally:
+            lifeline.close()  # the worker has its own copy
+        self._running[execution.id] = _Worker(execution, process, held)
         self.store.started(execution.id, execution.claim or "", process.pid or 0)
         _log.info(
             "execution %s (%s on %s) runs in worker process %s",
@@ -347,6 +405,7 @@ class Dispatcher:
             if worker.process.is_alive():
                 continue
             worker.process.join()
+            worker.lifeline.close()
             del self._running[execution_id]
             code = worker.process.exitcode
             self.store.recover(

@@ -14,6 +14,7 @@ import pickle
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -99,12 +100,23 @@ for _name in _PERSISTED:
     setattr(FileBackedEngine, _name, _persisted(_name))
 
 
+# The regions with the Fedora image (the replayed market scores a zone in each), and two
+# without it (left out of the ranking for that). The other regions of the partition stay
+# listed as not opted in: an allocation makes a client, a moto backend and its queries
+# in each enabled region, which was most of an execution's CPU with all of them enabled.
+# The service's tests check what the service does with an allocation's answer, not how
+# many regions it scans (``tests/allocation`` scans them all), as the CLI tests'
+# ``enabled_regions`` (``tests/cli/conftest.py``).
+IMAGE_REGIONS = ("us-east-1", "eu-north-1", "ap-south-1", "us-west-2")
+ENABLED_REGIONS = frozenset({*IMAGE_REGIONS, "eu-west-1", "ap-northeast-1"})
+
+
 @contextmanager
 def simulated_aws() -> Iterator[None]:
     """moto's AWS with the replayed market and the Fedora images, in this process."""
     import boto3
     from moto import mock_aws
-    from moto.ec2.models.availability_zones_and_regions import RegionsAndZonesBackend
+    from moto.ec2.models.availability_zones_and_regions import Region, RegionsAndZonesBackend
 
     from tests.cli.host_harness import FEDORA_41, FEDORA_OWNER, SCORED
     from tests.conftest import FAKE_CREDENTIALS
@@ -124,6 +136,8 @@ def simulated_aws() -> Iterator[None]:
     boto3.DEFAULT_SESSION = None
     RegionsAndZonesBackend.regions = [
         region
+        if region.name in ENABLED_REGIONS
+        else Region(region.name, region.endpoint, "not-opted-in")
         for region in RegionsAndZonesBackend.regions
         if not region.name.startswith(("cn-", "us-gov-", "us-iso"))
     ]
@@ -132,7 +146,7 @@ def simulated_aws() -> Iterator[None]:
         market = SpotMarket(rows=load_rows())
         market.scores = dict(SCORED)
         with installed(market.handlers()):
-            for region in ("us-east-1", "eu-north-1", "ap-south-1", "us-west-2"):
+            for region in IMAGE_REGIONS:
                 publish_image(region, FEDORA_41, FEDORA_OWNER)
             yield
 
@@ -170,10 +184,21 @@ def simulated_pool_refresh(context: ExecutionContext) -> Any:
     return _simulated(context, run_refresh)
 
 
+# What ``simulated_aws`` and the operations import when they run (moto's EC2 models alone
+# are a second of CPU: botocore's service models, parsed at import), imported once by
+# the server's forkserver instead of by every worker (``Operation.preload``; mapt's own
+# come with mapt's operations).
+SIMULATED_AWS_MODULES = (
+    "boto3", "moto", "moto.ec2", "moto.ec2.models.availability_zones_and_regions",
+    "tests.cli.host_harness", "tests.conftest", "tests.harness.images",
+    "tests.harness.moto_threads", "tests.harness.spot_market",
+)  # fmt: skip
+
+
 def simulated_operations() -> dict[str, Operation]:
     """mapt's host and pool operations, each run on simulated AWS and the file-backed
     engine."""
-    return {
+    operations = {
         **host_operations(
             create=simulated_create,
             update=simulated_update,
@@ -182,4 +207,8 @@ def simulated_operations() -> dict[str, Operation]:
             refresh_ip=simulated_refresh_ip,
         ),
         **pool_operations(simulated_add, simulated_pool_refresh),
+    }
+    return {
+        name: replace(operation, preload=(*operation.preload, *SIMULATED_AWS_MODULES))
+        for name, operation in operations.items()
     }
