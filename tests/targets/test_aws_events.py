@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from mapt.core import InputError, OperationError
+from mapt.core import InputError, OperationError, StateLockedError
 from mapt.stacks import InMemoryEngine, StackSummary, run_program
 from mapt.targets.aws import (
     DETAIL_TYPES,
@@ -197,6 +197,29 @@ def test_a_teardown_that_then_finds_an_unreadable_entry_fails_naming_what_it_rem
     )
     assert engine.purged == []
     assert not engine.exists(events_stack_ref(REGION, backend))
+
+
+def test_a_teardown_whose_listing_is_then_locked_keeps_the_error_kind_and_names_the_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any failure to list what is left keeps its kind (a lock: exit 3), and still says
+    what was already removed."""
+    monkeypatch.setenv("MAPT_STATE_DIR", str(tmp_path / "state"))
+    engine = ThenLocked()
+    backend = f"file://{tmp_path / 'events'}"
+    ensure_event_intake(engine, [REGION], backend_url=backend)
+    with pytest.raises(StateLockedError) as failed:
+        remove_event_intake(engine, [REGION], backend_url=backend)
+    assert failed.value.message.startswith("removed the event intake of eu-west-1, then ")
+    assert failed.value.hint == "wait for it"
+    assert engine.purged == []
+
+
+class ThenLocked(ThenUnreadable):
+    def list_stacks(self, backend_url: str | None) -> list[StackSummary]:
+        if self.destroyed:
+            raise StateLockedError("the backend is locked by another teardown", hint="wait for it")
+        return list(InMemoryEngine.list_stacks(self, backend_url))
 
 
 def _ec2_event(detail_type: str, instance: str) -> dict[str, Any]:

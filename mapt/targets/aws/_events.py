@@ -30,7 +30,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mapt.core import OperationError, RunContext, check_region_name, get_logger
+from mapt.core import (
+    OperationError,
+    PrerequisiteError,
+    RunContext,
+    StateLockedError,
+    check_region_name,
+    get_logger,
+)
 
 if TYPE_CHECKING:
     from mapt.stacks import Engine, Program, StackRef
@@ -288,14 +295,15 @@ def remove_event_intake(
 
 
 def _regions_left(engine: Engine, backend_url: str | None, removed: dict[str, bool]) -> list[str]:
-    """The regions whose stacks are still in the backend after a teardown; an entry that
-    cannot be read fails the teardown, its message naming what was already removed (that
-    is done, and the project's history is kept)."""
+    """The regions whose stacks are still in the backend after a teardown; when they
+    cannot be listed (an unreadable entry, a lock, another passphrase) the teardown
+    fails with that error's kind, its message naming what was already removed (that is
+    done, and the project's history is kept)."""
     try:
         return event_intake_regions(engine, backend_url)
-    except OperationError as error:
+    except (OperationError, StateLockedError, PrerequisiteError) as error:  # kind kept
         gone = ", ".join(region for region, was in removed.items() if was)
-        raise OperationError(
+        raise type(error)(
             f"removed the event intake of {gone}, then {error.message}; what Pulumi keeps "
             f"of {EVENTS_PROJECT} (history, backups) was kept",
             hint=error.hint,
