@@ -3,8 +3,9 @@
 The spot path queries AWS in two rounds: instance types and regions together, with a
 shape's placement scores (asked by its requirements); then, all at once, image checks,
 availability zones and spot prices (and on-demand prices for ``spot-price``) of the
-regions those scores rank, or of every usable region for named types, GPU requests and
-when the scores failed; and ranks the result with the pure functions of
+regions those scores rank (and those a failed score batch left unscored, scored
+again by their types), or of every usable region for named types and GPU requests;
+and ranks the result with the pure functions of
 ``_selection``, over every matching type. The on-demand
 path asks one region which of its zones offers the types.
 """
@@ -242,7 +243,8 @@ def _spot_market(
     shape that ``score_requirements`` expresses: the placement scores of every region
     of the partition that may be usable, by the shape's requirements; round 2 then
     asks the AZ names, image checks and prices of only the regions those scores rank
-    (section 3 of the spec), or of every usable region when the scores failed. For
+    (section 3 of the spec), and the scores by type list of the usable regions whose
+    batch failed (every one when the regions every account has failed). For
     named types (and the few shapes without requirements): in the regions every
     account has (``always_enabled_regions``), the AZ names and image checks, and for
     named types also the scores and prices; round 2 asks the rest, for every usable
