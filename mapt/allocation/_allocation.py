@@ -3,8 +3,9 @@
 The spot path queries AWS in two rounds: instance types and regions together, with a
 shape's placement scores (asked by its requirements); then, all at once, image checks,
 availability zones and spot prices (and on-demand prices for ``spot-price``) of the
-regions those scores rank, or of every usable region for named types, GPU requests and
-when the scores failed; and ranks the result with the pure functions of
+regions those scores rank (and those a failed score batch left unscored, scored
+again by their types), or of every usable region for named types and GPU requests;
+and ranks the result with the pure functions of
 ``_selection``, over every matching type. The on-demand
 path asks one region which of its zones offers the types.
 """
@@ -20,12 +21,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from mapt.allocation._ec2 import (
     PRICING_REGION,
-    SCORE_REGIONS_PER_CALL,
     Ec2Queries,
     collection_paused,
+    score_batches,
     warn_scores_unavailable,
 )
 from mapt.allocation._errors import (
+    NoEligibleOfferError,
     NoMatchingInstanceTypesError,
     NoSupportedInstanceTypesError,
 )
@@ -241,7 +243,8 @@ def _spot_market(
     shape that ``score_requirements`` expresses: the placement scores of every region
     of the partition that may be usable, by the shape's requirements; round 2 then
     asks the AZ names, image checks and prices of only the regions those scores rank
-    (section 3 of the spec), or of every usable region when the scores failed. For
+    (section 3 of the spec), and the scores by type list of the usable regions whose
+    batch failed (every one when the regions every account has failed). For
     named types (and the few shapes without requirements): in the regions every
     account has (``always_enabled_regions``), the AZ names and image checks, and for
     named types also the scores and prices; round 2 asks the rest, for every usable
@@ -287,6 +290,7 @@ def _spot_market(
         regions = [r for r in usable if r not in spot.excluded_regions]
         if not regions:
             raise InputError("every usable region is excluded by --spot-excluded-regions")
+        every_region = list(regions)
         instance_types = types_job.result()
 
         # Round 2. The regions whose clients exist go first; the others' clients are
@@ -295,20 +299,29 @@ def _spot_market(
         scores_by_zone: dict[str, tuple[str, int]] | None
         if shape_scores is not None:
             scores_by_zone, again = shape_scores.of(regions)
-            if scores_by_zone is not None:  # else every region, on price alone
-                # With an image, the near misses too: the image may rule out the rest.
-                regions = _regions_to_rank(
-                    regions, scores_by_zone, spot.min_score, again, near_misses=bool(args.ami_name)
-                )
+            # With an image, the near misses too: the image may rule out the rest.
+            regions = _regions_to_rank(
+                regions, scores_by_zone, spot.min_score, again, near_misses=bool(args.ami_name)
+            )
             regions.sort(key=lambda r: (r != home, not queries.has_client(r)))
             market.describe(pool, regions)
-            priced = [market.price(pool, regions, instance_types, scored=again)]
-            if scores_by_zone is not None and again:
+            kept = sorted({region for region, _ in scores_by_zone.values()} - set(again))
+            otherwise = (
+                f"ranking {', '.join(again)} on price alone; the other regions keep their scores"
+                if kept
+                else "ranking on price alone"
+            )
+            priced = [
+                market.price(pool, regions, instance_types, scored=again, otherwise=otherwise)
+            ]
+            if again:
                 rescored = priced[0].scores.result() if priced[0].scores else None
-                if rescored is None:
+                if rescored is not None:
+                    scores_by_zone.update(rescored)
+                elif kept:
                     unscored = again  # ranked on price alone, the others' scores kept
                 else:
-                    scores_by_zone.update(rescored)
+                    scores_by_zone = None  # no region has a score: price alone
         else:
             regions.sort(key=lambda r: (r != home, not queries.has_client(r)))
             market.describe(pool, regions)
@@ -318,7 +331,7 @@ def _spot_market(
             else:
                 priced = [market.price(pool, regions, instance_types)]
             scores_by_zone = _merged([p.scores.result() for p in priced if p.scores])
-        regions = market.with_image(regions)
+        regions = market.with_image(pool, regions, every_region)
         if scores_by_zone is None:
             scores = None
             candidate_regions = regions
@@ -379,44 +392,48 @@ _ScoreAnswer = tuple[dict[str, tuple[str, int]] | None, str]
 
 @dataclass(frozen=True)
 class _ShapeScores:
-    """Round 1's placement scores by requirements, in flight.
+    """Round 1's placement scores by requirements, in flight, one future per batch.
 
-    The regions every account has (``certain_regions``) are scored together, all or
-    nothing, as type lists are: a failure there is the account's or the API's, and the
-    ranking goes on price alone. The partition's other regions, which the account may
-    not have enabled, are scored in batches of their own, each of which may fail alone.
-    Failures are logged when the answers are used, not when they come: a ranking that
-    round 1 refuses (an excluded region AWS does not know) says only that.
+    The regions every account has are scored together, all or nothing, as type lists
+    are; the partition's other regions, which the account may not have enabled, in
+    batches of their own, each of which may fail alone. A failed batch costs only its
+    own regions' scores by requirements: its usable regions are scored again with
+    their types in round 2. Failures are logged when the answers are used, not when
+    they come: a ranking that round 1 refuses (an excluded region AWS does not know)
+    says only that.
     """
 
-    certain_regions: list[str]
-    certain: Future[_ScoreAnswer] | None
-    others: list[tuple[list[str], Future[_ScoreAnswer]]]
+    batches: list[tuple[list[str], Future[_ScoreAnswer]]]
 
     def futures(self) -> list[Future[Any]]:
-        return [f for f in [self.certain, *(f for _, f in self.others)] if f is not None]
+        return [future for _, future in self.batches]
 
-    def of(self, regions: Sequence[str]) -> tuple[dict[str, tuple[str, int]] | None, list[str]]:
-        """(AZ ID -> (region, score) within ``regions``, or None when the scores failed;
-        the ``regions`` that no answer covers: those of the failed batches, and any
-        that botocore's endpoint data does not list)."""
+    def of(self, regions: Sequence[str]) -> tuple[dict[str, tuple[str, int]], list[str]]:
+        """(AZ ID -> (region, score) within ``regions``; the ``regions`` that no answer
+        covers: those of the failed batches, and any that botocore's endpoint data does
+        not list). A failed batch none of whose regions is in ``regions`` (one naming
+        only regions the account has not enabled) is logged at debug level only."""
         wanted = set(regions)
-        first, reason = self.certain.result() if self.certain is not None else ({}, "")
-        if first is None:
-            warn_scores_unavailable(reason, "ranking on price alone")
-            return None, []
-        scores = {zone: entry for zone, entry in first.items() if entry[0] in wanted}
-        answered = set(self.certain_regions)
-        for batch, future in self.others:
+        scores: dict[str, tuple[str, int]] = {}
+        answered: set[str] = set()
+        lost: list[str] = []
+        reasons: dict[str, None] = {}
+        for batch, future in self.batches:
             found, reason = future.result()
             if found is None:
                 again = [r for r in batch if r in wanted]
-                warn_scores_unavailable(
-                    reason, f"scoring {', '.join(again) or 'none'} of them with their types"
-                )
+                if again:
+                    lost += again
+                    reasons[reason] = None
+                else:
+                    log.debug("placement scores of unusable regions %s: %s", batch, reason)
                 continue
             answered.update(batch)
             scores.update((zone, entry) for zone, entry in found.items() if entry[0] in wanted)
+        if lost:
+            warn_scores_unavailable(
+                "; ".join(reasons), f"scoring {', '.join(lost)} with their types instead"
+            )
         return scores, [r for r in regions if r not in answered]
 
 
@@ -433,12 +450,17 @@ class _MarketQueries:
 
     def describe(self, pool: ThreadPoolExecutor, regions: Sequence[str]) -> None:
         """Ask the AZ names (and whether the image exists) of regions not asked yet."""
-        args = self._args
         for region in regions:
             if region in self.zones:
                 continue
             self.zones[region] = pool.submit(self._queries.zones, region)
-            if args.ami_name:
+        self._look_for_image(pool, regions)
+
+    def _look_for_image(self, pool: ThreadPoolExecutor, regions: Sequence[str]) -> None:
+        """Ask whether the named image exists in the regions not asked yet."""
+        args = self._args
+        for region in regions:
+            if args.ami_name and region not in self._images:
                 self._images[region] = pool.submit(
                     self._queries.has_image, region, args.ami_name, args.ami_owner, args.ami_arch
                 )
@@ -464,12 +486,8 @@ class _MarketQueries:
                 requirements=requirements,
             )
 
-        batches = [
-            list(others[start : start + SCORE_REGIONS_PER_CALL])
-            for start in range(0, len(others), SCORE_REGIONS_PER_CALL)
-        ]
-        first = scores_of(list(certain)) if certain else None
-        return _ShapeScores(list(certain), first, [(b, scores_of(b)) for b in batches])
+        batches = ([list(certain)] if certain else []) + score_batches(others)
+        return _ShapeScores([(batch, scores_of(batch)) for batch in batches])
 
     def price(
         self,
@@ -478,9 +496,11 @@ class _MarketQueries:
         instance_types: Sequence[str],
         *,
         scored: Sequence[str] | None = None,
+        otherwise: str = "ranking on price alone",
     ) -> _PricedRegions:
         """Ask the spot prices (and on-demand prices) of the types in ``regions``, and
-        their scores in ``scored`` (default: all of ``regions``; none asked if empty)."""
+        their scores in ``scored`` (default: all of ``regions``; none asked if empty);
+        ``otherwise`` says what the ranking does when those scores fail."""
         queries, product = self._queries, self._args.ami_product_description
         types, regions = list(instance_types), list(regions)
         scored = regions if scored is None else list(scored)
@@ -491,7 +511,7 @@ class _MarketQueries:
             else None
         )
         scores = (
-            pool.submit(queries.placement_scores, types, scored, [self._home, *scored])
+            pool.submit(queries.placement_scores, types, scored, [self._home, *scored], otherwise)
             if scored
             else None
         )
@@ -501,15 +521,35 @@ class _MarketQueries:
         }
         return _PricedRegions(types, regions, prices, scores, on_demand)
 
-    def with_image(self, regions: list[str]) -> list[str]:
-        """``regions`` where the image is found (all of them when none is named)."""
+    def with_image(
+        self,
+        pool: ThreadPoolExecutor,
+        regions: list[str],
+        usable: Sequence[str],
+    ) -> list[str]:
+        """``regions`` where the image is found (all of them when none is named).
+
+        Found in none of them: the other ``usable`` regions (those the scores left out)
+        are looked at too, one more round on this failing path only. Found there, no
+        zone where it exists has a placement score (``NoEligibleOfferError``, exit 4);
+        found nowhere, the name is wrong (``InputError``, exit 2).
+        """
         image_name = self._args.ami_name
         if not image_name:
             return regions
         found = [r for r in regions if self._images[r].result()]
-        if not found:
-            raise InputError(f"image {image_name!r} is not found in any candidate region")
-        return found
+        if found:
+            return found
+        left_out = [r for r in usable if r not in self._images]
+        self._look_for_image(pool, left_out)
+        elsewhere = [r for r in left_out if self._images[r].result()]
+        if elsewhere:
+            raise NoEligibleOfferError(
+                f"image {image_name!r} exists only in regions where no availability zone "
+                f"has a placement score: {', '.join(elsewhere)}",
+                hint="Copy the image to a region whose zones score, or widen the compute request.",
+            )
+        raise InputError(f"image {image_name!r} is not found in any candidate region")
 
 
 K = TypeVar("K")

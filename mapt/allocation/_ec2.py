@@ -225,12 +225,17 @@ class Ec2Queries:
 
     # -- placement scores -------------------------------------------------------------
     def placement_scores(
-        self, instance_types: Sequence[str], regions: Sequence[str], ask_in: Sequence[str]
+        self,
+        instance_types: Sequence[str],
+        regions: Sequence[str],
+        ask_in: Sequence[str],
+        otherwise: str = "ranking on price alone",
     ) -> dict[str, tuple[str, int]] | None:
-        """``placement_score_answer`` of the types, a warning logged when it is None."""
+        """``placement_score_answer`` of the types, a warning logged when it is None that
+        says why and what the ranking does instead (``otherwise``)."""
         scores, reason = self.placement_score_answer(instance_types, regions, ask_in)
         if scores is None:
-            warn_scores_unavailable(reason, "ranking on price alone")
+            warn_scores_unavailable(reason, otherwise)
         return scores
 
     def placement_score_answer(
@@ -257,11 +262,9 @@ class Ec2Queries:
             if requirements is not None
             else {"InstanceTypes": list(instance_types)}
         )
-        batches = [
-            list(regions[start : start + SCORE_REGIONS_PER_CALL])
-            for start in range(0, len(regions), SCORE_REGIONS_PER_CALL)
-        ]
-        answers = self.in_parallel(lambda batch: self._scores_of(scored, batch, ask_in), batches)
+        answers = self.in_parallel(
+            lambda batch: self._scores_of(scored, batch, ask_in), score_batches(regions)
+        )
         reasons = [reason for _, failures in answers for reason in failures]
         if any(scores is None for scores, _ in answers):
             return None, "; ".join(dict.fromkeys(reasons))
@@ -427,6 +430,14 @@ class Ec2Queries:
             log.debug("on-demand prices unavailable: %s", aws_error(error, call="GetProducts"))
             reason = aws_error_code(error) or type(error).__name__
             return None, f"the Pricing API did not answer ({reason})"
+
+
+def score_batches(regions: Sequence[str]) -> list[list[str]]:
+    """``regions`` in order, in GetSpotPlacementScores calls of ``SCORE_REGIONS_PER_CALL``."""
+    return [
+        list(regions[start : start + SCORE_REGIONS_PER_CALL])
+        for start in range(0, len(regions), SCORE_REGIONS_PER_CALL)
+    ]
 
 
 def warn_scores_unavailable(reason: str, otherwise: str) -> None:

@@ -93,9 +93,12 @@ def matches(info: InstanceTypeInfo, request: ComputeRequest, spot: bool) -> bool
     )
 
 
-# No spot price protection: by default AWS's attribute-based selection leaves out the
-# types priced 100 % over the cheapest match; its documented "no threshold" value keeps
-# every matching type, as a list of the types would.
+# No spot price protection: by default AWS's attribute-based selection applies "optimal
+# price protection"; its documented "no threshold" value keeps every matching type, as
+# a list of the types would. Given as MaxSpotPriceAsPercentageOfOptimalOnDemandPrice,
+# the one spot threshold the EC2 model does not document as unsupported for
+# GetSpotPlacementScores (SpotMaxPricePercentageOverLowestPrice and
+# OnDemandMaxPricePercentageOverLowestPrice are).
 NO_PRICE_PROTECTION = 999999
 # AllowedInstanceTypes takes at most 400 patterns (the EC2 API model's limit).
 _MOST_ALLOWED_TYPES = 400
@@ -124,7 +127,7 @@ def score_requirements(request: ComputeRequest) -> dict[str, Any] | None:
         "BareMetal": "included",
         "BurstablePerformance": "included",
         "InstanceGenerations": ["current", "previous"],
-        "SpotMaxPricePercentageOverLowestPrice": NO_PRICE_PROTECTION,
+        "MaxSpotPriceAsPercentageOfOptimalOnDemandPrice": NO_PRICE_PROTECTION,
     }
     if request.nested_virt:
         requirements.update(VCpuCount={"Min": 0}, MemoryMiB={"Min": 0}, BareMetal="required")

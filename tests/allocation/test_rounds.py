@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -20,12 +21,14 @@ import pytest
 from mapt.allocation import (
     AllocationArgs,
     ComputeRequest,
+    NoEligibleOfferError,
     SpotArgs,
     allocation,
     spot_offer_rows,
     spot_offers,
 )
-from mapt.core import RunContext
+from mapt.allocation._selection import score_requirements
+from mapt.core import InputError, RunContext
 from mapt.stacks import InMemoryEngine
 from tests.harness.rounds import ROUND_LATENCY, CallTimeline
 from tests.harness.spot_market import ApiCallLog, SpotMarket, installed
@@ -154,7 +157,96 @@ def test_a_failed_opt_in_batch_still_prices_its_usable_regions(
         scores.setdefault(offer.region, set()).add(offer.score)
     assert scores["eu-north-1"] == {8}
     assert scores[OPT_IN] == ({8} if refused == DISABLED else {None})
-    assert f"scoring {OPT_IN} of them with their types" in caplog.text
+    assert f"scoring {OPT_IN} with their types instead" in caplog.text
+    # A usable region lost its score by requirements: that is worth a warning. Its
+    # rescoring failing too says what happens: the other regions keep their scores.
+    rescoring = f"ranking {OPT_IN} on price alone; the other regions keep their scores"
+    assert (rescoring in caplog.text) == (refused == OPT_IN)
+    assert not any(r.getMessage().endswith("); ranking on price alone") for r in caplog.records)
+
+
+def test_a_batch_naming_only_disabled_regions_warns_nobody(
+    market: SpotMarket, all_regions: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # The account has not enabled me-south-1: its opt-in batch is refused on every
+    # allocation, and no usable region loses a score, so nothing is worth a warning.
+    market.refused_regions = frozenset({DISABLED})
+    kept = ("eu-north-1", DISABLED)
+    args = AllocationArgs(
+        compute_request=FEW_TYPES,
+        spot=SpotArgs(
+            tolerance="low", excluded_regions=tuple(r for r in all_regions if r not in kept)
+        ),
+    )
+    with caplog.at_level(logging.DEBUG, logger="mapt"):
+        offers = spot_offers(args)
+    assert offers and all(offer.score == 8 for offer in offers)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert any(DISABLED in r.getMessage() for r in caplog.records)  # at debug level
+
+
+def test_refused_requirements_are_scored_by_their_types_in_round_two(
+    market: SpotMarket,
+    all_regions: list[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # AWS refuses a requirement mapt got wrong (here one the EC2 model documents as
+    # unsupported): every requirement batch fails, the regions every account has
+    # included. The scores are then asked by type list alongside the prices.
+    from mapt.allocation import _allocation
+
+    def refused_requirements(request: ComputeRequest) -> dict[str, Any] | None:
+        requirements = score_requirements(request)
+        assert requirements is not None
+        wrong = {**requirements["InstanceRequirements"], "RequireHibernateSupport": False}
+        return {**requirements, "InstanceRequirements": wrong}
+
+    monkeypatch.setattr(_allocation, "score_requirements", refused_requirements)
+    market.default_score, market.scores = None, dict(TWO_SCORED)
+    args = spot_args(REQUESTS["shape, 35 matching types"], all_regions)
+    offers: list[Any] = []
+    with caplog.at_level(logging.WARNING, logger="mapt"):
+        timeline = timed(lambda: offers.extend(spot_offers(args)))
+    assert timeline.dependency_rounds() <= 2
+    assert {offer.region for offer in offers} == {"eu-west-1", "us-west-2"}
+    assert all(offer.score is not None for offer in offers)
+    calls = [c for c in timeline.calls if c.operation == "GetSpotPlacementScores"]
+    assert [c.depth for c in calls] == [1, 2]
+    (by_types,) = [
+        c for c in market.calls_to("GetSpotPlacementScores") if "InstanceTypes" in c.params
+    ]
+    assert sorted(by_types.params["RegionNames"]) == sorted(KEPT)
+    assert "RequireHibernateSupport is not supported for GetSpotPlacementScores" in caplog.text
+    assert "with their types instead" in caplog.text
+    assert "on price alone" not in caplog.text
+
+
+IMAGE = "mapt-test-only-in-the-north-*"
+
+
+@pytest.mark.parametrize("where", ["eu-north-1", None])
+def test_an_image_only_where_no_zone_scores_is_no_capacity_not_a_bad_name(
+    market: SpotMarket, all_regions: list[str], where: str | None
+) -> None:
+    # The scores rank eu-west-1 and us-west-2; the image exists in eu-north-1 only (or
+    # nowhere). Only there is the name right and the market wrong (exit 4, not 2).
+    import boto3
+
+    if where is not None:
+        ec2 = boto3.client("ec2", region_name=where)
+        ec2.register_image(Name=IMAGE.replace("*", "9"), RootDeviceName="/dev/sda1")
+    market.default_score, market.scores = None, dict(TWO_SCORED)
+    args = replace(spot_args(REQUESTS["shape, 35 matching types"], all_regions), ami_name=IMAGE)
+    if where is None:
+        with pytest.raises(InputError, match="is not found in any candidate region") as raised:
+            spot_offers(args)
+        assert raised.value.exit_code == 2
+    else:
+        with pytest.raises(NoEligibleOfferError) as found:
+            spot_offers(args)
+        assert found.value.message.endswith(f"no availability zone has a placement score: {where}")
+        assert found.value.exit_code == 4
 
 
 @pytest.mark.parametrize("name", ["shape, 35 matching types", "named types"])

@@ -141,9 +141,11 @@ def test_without_placement_scores_it_ranks_on_price_and_warns(
     # Every usable region was priced, since none could be ruled out by score.
     assert len(market.calls_to("DescribeSpotPriceHistory")) >= 20
     # A refusal is the account's: each batch of 10 regions is asked once, at home, in
-    # round 1 (the regions every account has, then the partition's others), never again.
+    # round 1 (the regions every account has, then the partition's others), and the
+    # usable regions once more with their types in round 2, never elsewhere.
     asked = [c.region for c in market.calls_to("GetSpotPlacementScores")]
-    assert asked == ["us-east-1"] * round_one_score_batches()
+    usable = {c.region for c in market.calls_to("DescribeSpotPriceHistory")}
+    assert asked == ["us-east-1"] * (round_one_score_batches() + -(-len(usable) // 10))
 
 
 def round_one_score_batches() -> int:

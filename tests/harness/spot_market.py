@@ -26,6 +26,7 @@ import functools
 import gzip
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -369,8 +370,29 @@ _EVALUATED = {
     "BurstablePerformance",
     "InstanceGenerations",
     "AllowedInstanceTypes",
-    "SpotMaxPricePercentageOverLowestPrice",
+    "MaxSpotPriceAsPercentageOfOptimalOnDemandPrice",
 }
+
+
+@functools.cache
+def unsupported_for_scores() -> frozenset[str]:
+    """The InstanceRequirements fields the EC2 model documents as "not supported for
+    GetSpotPlacementScores": AWS refuses them there, so the market does too."""
+    import botocore.session
+
+    shape = (
+        botocore.session.get_session()
+        .get_service_model("ec2")
+        .shape_for("InstanceRequirementsRequest")
+    )
+    text = {
+        name: re.sub(r"<[^>]+>", "", member.documentation) for name, member in shape.members.items()
+    }
+    return frozenset(
+        name
+        for name, documentation in text.items()
+        if re.search(r"not supported for\s+GetSpotPlacementScores", documentation)
+    )
 
 
 def admitted_types(with_metadata: Mapping[str, Any]) -> set[str]:
@@ -379,19 +401,26 @@ def admitted_types(with_metadata: Mapping[str, Any]) -> set[str]:
     metal and burstable types excluded, both generations, any accelerator).
 
     An implementation of AWS's side written from its API reference, sharing nothing
-    with mapt's translation. Price protection is not modelled: a request must turn it
-    off (``SpotMaxPricePercentageOverLowestPrice`` of 999999, the documented "no
-    threshold"), else every type could be admitted here and some left out on AWS.
+    with mapt's translation. A field the EC2 model documents as not supported for
+    GetSpotPlacementScores is refused, as AWS refuses it. Price protection is not
+    modelled: a threshold below the documented "no threshold" (999999) is refused,
+    since every type would be admitted here and some might be left out on AWS.
     """
     import fnmatch
 
     from moto.ec2.models.instance_types import INSTANCE_TYPES
 
     requirements = with_metadata["InstanceRequirements"]
+    refused = sorted(set(requirements) & unsupported_for_scores())
+    if refused:
+        raise _ClientError(
+            "InvalidParameterValue",
+            f"The parameter {refused[0]} is not supported for GetSpotPlacementScores.",
+        )
     unknown = set(requirements) - _EVALUATED
     if unknown:
         raise _ClientError("InvalidParameterValue", f"not evaluated here: {sorted(unknown)}")
-    if requirements.get("SpotMaxPricePercentageOverLowestPrice", 100) < 999999:
+    if requirements.get("MaxSpotPriceAsPercentageOfOptimalOnDemandPrice", 999999) < 999999:
         raise _ClientError("InvalidParameterValue", "price protection is not modelled")
     architectures = set(with_metadata.get("ArchitectureTypes") or [])
     kinds = set(requirements.get("AcceleratorTypes") or [])
