@@ -291,8 +291,10 @@ class _Worker:
         """The exit code, as the forkserver reports it; ``unknown`` when it cannot."""
         self.process.join(_EXIT_CODE_WAIT)  # the forkserver reports it as it reaps
         code = self.process.exitcode
-        if code is None or code == _FORKSERVER_GONE:
-            return "unknown: its forkserver is gone" if code else "unknown"
+        if code is None:
+            return "unknown: its forkserver did not report it"
+        if code == _FORKSERVER_GONE:
+            return "unknown: its forkserver is gone"
         return str(code)
 
 
