@@ -32,13 +32,16 @@ The worker process, while its operation runs:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -126,6 +129,9 @@ class _Job:
     # The read end of a pipe whose write end only the server holds: end of file when
     # the server is gone (the worker's parent is the forkserver, not the server).
     lifeline: Any  # multiprocessing.connection.Connection
+    # The write end of a pipe whose read end only the server holds: the worker keeps it
+    # open until its process ends, however it ends (``_Worker.exited``).
+    exited: Any  # multiprocessing.connection.Connection
     timing: Timing
 
 
@@ -206,6 +212,7 @@ def _work(job: _Job) -> None:
     """A worker process's body: run one execution and record how it ended."""
     execution = job.execution
     claim = execution.claim or ""
+    os.dup(job.exited.fileno())  # open until the process ends, whatever closes the object
     database = open_database(job.database_url, migrate=False)
     store = Executions(database)
     sys.stderr = _execution_log(store, execution.id, sys.__stderr__ or sys.stderr)
@@ -261,9 +268,41 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 @dataclass
 class _Worker:
+    """A worker process, as its server sees it.
+
+    Whether it still runs is read from ``exited``, never from ``process``: a worker is
+    the forkserver's child, and multiprocessing learns its end (``is_alive``, ``join``,
+    ``exitcode``) from the forkserver, which reports every worker ended, exit code 255,
+    once it is gone itself (killed with the server's process group, out of memory);
+    the workers run on. ``exited`` is the read end of a pipe whose write end only the
+    worker holds (the forkserver closes its copies once it has forked): end of file
+    when the worker's process is gone, whatever became of the forkserver.
+    """
+
     execution: Execution
     process: Any  # multiprocessing.context.ForkServerProcess
     lifeline: Any  # the write end of the worker's lifeline, closed when it is reaped
+    exited: Any  # multiprocessing.connection.Connection
+
+    def ended(self) -> bool:
+        return bool(self.exited.poll())  # nothing is ever sent: end of file
+
+    def exit_code(self) -> str:
+        """The exit code, as the forkserver reports it; ``unknown`` when it cannot."""
+        self.process.join(_EXIT_CODE_WAIT)  # the forkserver reports it as it reaps
+        code = self.process.exitcode
+        if code is None:
+            return "unknown: its forkserver did not report it"
+        if code == _FORKSERVER_GONE:
+            return "unknown: its forkserver is gone"
+        return str(code)
+
+
+# What multiprocessing reports as the exit code of a worker whose forkserver is gone
+# (``popen_forkserver.Popen.poll``); no mapt worker exits with it.
+_FORKSERVER_GONE = 255
+# How long a reaped worker's exit code may take to come from its forkserver.
+_EXIT_CODE_WAIT = 5.0
 
 
 def _forkserver(operations: Mapping[str, Operation]) -> Any:
@@ -280,16 +319,26 @@ def _forkserver(operations: Mapping[str, Operation]) -> Any:
     return context
 
 
+# The dispatchers of this process between start and stop: they share its forkserver.
+_started: set[int] = set()
+_started_lock = threading.Lock()
+
+
 def _stop_forkserver() -> None:
-    """Stop the forkserver and wait for it (its workers have ended), so that a stopped
-    server leaves no process behind and whoever waits for the server has waited for all
-    of its processes (their CPU time counted, as it was for spawned workers). The
-    standard library stops a forkserver only through this private method."""
+    """Stop the forkserver and wait for it, so that a stopped server leaves no process
+    behind and whoever waits for the server has waited for all of its processes (their
+    CPU time counted, as it was for spawned workers). Only the last dispatcher of the
+    process to stop does: the forkserver waits for every worker it started (each holds
+    its "alive" pipe) and another dispatcher's still run. The standard library stops a
+    forkserver only through its private ``_stop``; without it, the forkserver stops by
+    itself once this process and its workers have ended."""
     from multiprocessing import forkserver
 
     stop = getattr(forkserver._forkserver, "_stop", None)
-    if stop is not None:
-        stop()
+    if stop is None:
+        _log.debug("this Python's forkserver has no _stop: it ends with this process")
+        return
+    stop()
 
 
 @dataclass
@@ -309,6 +358,8 @@ class Dispatcher:
     _context: Any = None
 
     def start(self) -> None:
+        with _started_lock:
+            _started.add(id(self))
         self._context = _forkserver(self.operations)
         self._thread = threading.Thread(target=self._loop, name="mapt-dispatcher", daemon=True)
         self._thread.start()
@@ -323,21 +374,42 @@ class Dispatcher:
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
-        for worker in self._running.values():
-            if worker.process.is_alive():
-                os.kill(worker.process.pid, signal.SIGTERM)
-        for worker in list(self._running.values()):
-            worker.process.join(self.timing.shutdown_grace)
-            if worker.process.is_alive():
-                _log.warning(
-                    "worker of %s did not stop in %ss: killed",
-                    worker.execution.id,
-                    self.timing.shutdown_grace,
-                )
-                worker.process.kill()
-                worker.process.join()
+        self._signal_running(signal.SIGTERM)
+        if self._wait_for_workers(self.timing.shutdown_grace):
+            for worker in self._running.values():
+                if not worker.ended():
+                    _log.warning(
+                        "worker of %s did not stop in %ss: killed",
+                        worker.execution.id,
+                        self.timing.shutdown_grace,
+                    )
+            self._signal_running(signal.SIGKILL)
+            if self._wait_for_workers(_EXIT_CODE_WAIT):
+                _log.warning("a killed worker's pipe is still open: a process it started holds it")
         self._reap(reason="the server stopped while it ran")
-        _stop_forkserver()
+        with _started_lock:
+            _started.discard(id(self))
+            last = not _started
+        if last:
+            _stop_forkserver()
+
+    def _signal_running(self, number: int) -> None:
+        """Signal each worker still running, by its pid: multiprocessing sends no signal
+        to a process it believes ended (``_Worker``)."""
+        for worker in self._running.values():
+            if not worker.ended():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.process.pid, number)
+
+    def _wait_for_workers(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for every worker to end; whether any still runs."""
+        deadline = time.monotonic() + timeout
+        while waiting := [w.exited for w in self._running.values() if not w.ended()]:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            multiprocessing.connection.wait(waiting, left)
+        return False
 
     def _loop(self) -> None:
         # Before the first claim: starting the forkserver waits for its imports (seconds),
@@ -373,12 +445,14 @@ class Dispatcher:
 
     def _spawn(self, execution: Execution) -> None:
         lifeline, held = self._context.Pipe(duplex=False)
+        exited, exiting = self._context.Pipe(duplex=False)
         job = _Job(
             database_url=self.store.database.url.render_as_string(hide_password=False),
             execution=execution,
             operation=self.operations[execution.name],
             services=self.services,
             lifeline=lifeline,
+            exited=exiting,
             timing=self.timing,
         )
         process = self._context.Process(target=_work, args=(job,), name=f"mapt-{execution.id}")
@@ -386,10 +460,12 @@ class Dispatcher:
             process.start()
         except BaseException:
             held.close()
+            exited.close()
             raise
-        finally:
-            lifeline.close()  # the worker has its own copy
-        self._running[execution.id] = _Worker(execution, process, held)
+        finally:  # the worker has its own copies
+            lifeline.close()
+            exiting.close()
+        self._running[execution.id] = _Worker(execution, process, held, exited)
         self.store.started(execution.id, execution.claim or "", process.pid or 0)
         _log.info(
             "execution %s (%s on %s) runs in worker process %s",
@@ -402,12 +478,12 @@ class Dispatcher:
     def _reap(self, *, reason: str) -> None:
         resumable = [name for name, operation in self.operations.items() if operation.resumable]
         for execution_id, worker in list(self._running.items()):
-            if worker.process.is_alive():
+            if not worker.ended():
                 continue
-            worker.process.join()
+            code = worker.exit_code()
             worker.lifeline.close()
+            worker.exited.close()
             del self._running[execution_id]
-            code = worker.process.exitcode
             self.store.recover(
                 lease=timedelta(0),
                 resumable=resumable,

@@ -7,11 +7,12 @@ import json
 import signal
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
+import psutil
 import pytest
 
 from tests.harness import service_operations
@@ -361,6 +362,74 @@ def test_sigterm_stops_gracefully_and_hands_the_execution_back(
         done = _finished(client, identifier)
     assert done["status"] == "succeeded"
     assert [e["event"] for e in journal(path)] == ["start", "stop", "start", "finish"]
+
+
+def _forkserver(server: ServerProcess) -> psutil.Process:
+    """The server's forkserver: the child that runs multiprocessing's forkserver."""
+
+    def found() -> psutil.Process | None:
+        for child in psutil.Process(server.pid).children():
+            with suppress(psutil.NoSuchProcess):
+                if "multiprocessing.forkserver" in " ".join(child.cmdline()):
+                    return child
+        return None
+
+    return cast(psutil.Process, wait_for(found))
+
+
+def _gone(process: psutil.Process) -> bool:
+    """Ended: no longer running, or a zombie its parent has not reaped yet."""
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.parametrize("end", ["the operation finishes", "the server stops"])
+def test_a_worker_outlives_its_forkserver_and_keeps_its_execution(
+    server: ServerProcess, tmp_path: Path, end: str
+) -> None:
+    """Once its forkserver is gone (killed with the server's process group, or out of
+    memory), multiprocessing says each of its workers ended: the server must go on
+    seeing the running ones, and neither hand their executions to another worker nor
+    stop without waiting for them."""
+    token = make_token(server.database_url, "ci")
+    path, until = tmp_path / "j", tmp_path / "until"
+    with server.client(token) as client:
+        answer = _submit(
+            client, "test.sleep", "host-a", journal=str(path), seconds=120, until=str(until),
+            resumed_seconds=0.5,
+        )  # fmt: skip
+        identifier = answer.json()["execution"]["id"]
+        _running(client, identifier)
+        worker = psutil.Process(wait_for(lambda: journal(path))[0]["pid"])
+        forkserver = _forkserver(server)
+        forkserver.kill()
+        wait_for(lambda: _gone(forkserver))
+        # Two more executions, one after the other: the second is claimed on a
+        # dispatcher round begun after the kill, whose reaping came first.
+        for target in ("host-b", "host-c"):
+            other = _submit(client, "test.sleep", target, journal=str(tmp_path / target))
+            assert _finished(client, other.json()["execution"]["id"])["status"] == "succeeded"
+        still = _execution(client, identifier)
+        assert (still["status"], still["attempts"]) == ("running", 1)
+        assert not _gone(worker)
+        if end == "the operation finishes":
+            until.touch()
+            done = _finished(client, identifier)
+            assert (done["status"], done["attempts"]) == ("succeeded", 1)
+            assert [e["event"] for e in journal(path)] == ["start", "finish"]
+            return
+    server.signal(signal.SIGTERM)
+    server.wait()
+    assert _gone(worker)  # the server waited for it
+    assert [e["event"] for e in journal(path)] == ["start", "stop"]
+    with _restarted(server, token) as client:
+        done = _finished(client, identifier)
+        log = client.get(f"/v1/executions/{identifier}/log").text
+    assert (done["status"], done["attempts"]) == ("succeeded", 2), log
+    assert "stopped by SIGTERM: its server is stopping; it will resume" in log
+    assert "exit code" not in log
 
 
 def test_unknown_execution_is_a_json_404(shared_client: httpx.Client) -> None:
