@@ -324,6 +324,11 @@ _started: set[int] = set()
 _started_lock = threading.Lock()
 
 
+def _forkserver_ready() -> None:
+    """Nothing: the first process forked, whose start returns once the forkserver has
+    imported what it preloads."""
+
+
 def _stop_forkserver() -> None:
     """Stop the forkserver and wait for it, so that a stopped server leaves no process
     behind and whoever waits for the server has waited for all of its processes (their
@@ -412,12 +417,14 @@ class Dispatcher:
         return False
 
     def _loop(self) -> None:
-        # Before the first claim: starting the forkserver waits for its imports (seconds),
-        # and a claim made first would go unbeaten all that while and could expire.
+        # Before the first claim, the forkserver's imports (seconds) are waited for: the
+        # first start of a process blocks this thread until they are done, and a claim
+        # made before that went unbeaten all that while, expired, and was run again by
+        # another server. (``ensure_running`` alone returns before they are done.)
         try:
-            from multiprocessing import forkserver
-
-            forkserver.ensure_running()
+            ready = self._context.Process(target=_forkserver_ready, name="mapt-forkserver-ready")
+            ready.start()
+            ready.join()
         except Exception as error:  # the first worker's start tries again and says why
             _log.error("the workers' forkserver did not start: %s", redact(str(error)))
         lease = timedelta(seconds=self.timing.lease)
