@@ -181,45 +181,43 @@ class ThenUnreadable(InMemoryEngine):
         super().purge_project_state(backend_url, project)
 
 
-def test_a_teardown_that_then_finds_an_unreadable_entry_fails_naming_what_it_removed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("MAPT_STATE_DIR", str(tmp_path / "state"))
-    engine = ThenUnreadable()
-    backend = f"file://{tmp_path / 'events'}"
-    ensure_event_intake(engine, [REGION], backend_url=backend)
-    with pytest.raises(OperationError) as failed:
-        remove_event_intake(engine, [REGION], backend_url=backend)
-    assert failed.value.message == (
-        "removed the event intake of eu-west-1, then cannot read the event-intake state at "
-        "/state/ap-south-1.json: not JSON; what Pulumi keeps of mapt-events (history, "
-        "backups) was kept"
-    )
-    assert engine.purged == []
-    assert not engine.exists(events_stack_ref(REGION, backend))
-
-
-def test_a_teardown_whose_listing_is_then_locked_keeps_the_error_kind_and_names_the_removed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Any failure to list what is left keeps its kind (a lock: exit 3), and still says
-    what was already removed."""
-    monkeypatch.setenv("MAPT_STATE_DIR", str(tmp_path / "state"))
-    engine = ThenLocked()
-    backend = f"file://{tmp_path / 'events'}"
-    ensure_event_intake(engine, [REGION], backend_url=backend)
-    with pytest.raises(StateLockedError) as failed:
-        remove_event_intake(engine, [REGION], backend_url=backend)
-    assert failed.value.message.startswith("removed the event intake of eu-west-1, then ")
-    assert failed.value.hint == "wait for it"
-    assert engine.purged == []
-
-
 class ThenLocked(ThenUnreadable):
+    """An engine whose backend is locked by another teardown once a stack is destroyed."""
+
     def list_stacks(self, backend_url: str | None) -> list[StackSummary]:
         if self.destroyed:
             raise StateLockedError("the backend is locked by another teardown", hint="wait for it")
         return list(InMemoryEngine.list_stacks(self, backend_url))
+
+
+@pytest.mark.parametrize(
+    ("engine", "kind", "then"),
+    [
+        (ThenUnreadable(), OperationError,
+         "cannot read the event-intake state at /state/ap-south-1.json: not JSON"),
+        (ThenLocked(), StateLockedError, "the backend is locked by another teardown"),
+    ],
+)  # fmt: skip
+def test_a_teardown_that_then_cannot_list_what_is_left_fails_naming_what_it_removed(
+    engine: ThenUnreadable,
+    kind: type[Exception],
+    then: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An unreadable entry or a lock found after the destroys fails the teardown with its
+    own kind (exit 1, exit 3), saying what was already removed; nothing is purged."""
+    monkeypatch.setenv("MAPT_STATE_DIR", str(tmp_path / "state"))
+    backend = f"file://{tmp_path / 'events'}"
+    ensure_event_intake(engine, [REGION], backend_url=backend)
+    with pytest.raises(kind) as failed:
+        remove_event_intake(engine, [REGION], backend_url=backend)
+    assert str(getattr(failed.value, "message", "")) == (
+        f"removed the event intake of eu-west-1, then {then}; what Pulumi keeps of "
+        "mapt-events (history, backups) was kept"
+    )
+    assert engine.purged == []
+    assert not engine.exists(events_stack_ref(REGION, backend))
 
 
 def _ec2_event(detail_type: str, instance: str) -> dict[str, Any]:
