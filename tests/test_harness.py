@@ -10,7 +10,7 @@ import pulumi
 import pytest
 
 from tests.harness.pulumi_mocks import FAKE_AMI_ID
-from tests.harness.spot_market import ApiCallLog, SpotMarket
+from tests.harness.spot_market import UNSUPPORTED_FOR_SCORES, ApiCallLog, SpotMarket
 
 
 def test_aws_fixture_serves_moto_with_strict_validation(aws: ApiCallLog) -> None:
@@ -220,3 +220,26 @@ def test_refusing_moto_refuses_launches_in_the_listed_zones_as_aws_words_it(
     # A moto whose structure changed stops the harness, instead of launching everywhere.
     with pytest.raises(RuntimeError, match="changed the groups' launch"):
         _expect(lambda self, count: None, ["self", "count_needed"], "the groups' launch")
+
+
+def test_the_market_refuses_the_score_fields_the_ec2_model_documents_as_unsupported() -> None:
+    """``UNSUPPORTED_FOR_SCORES`` is what botocore's EC2 model says of GetSpotPlacementScores:
+    a field AWS refuses there is refused by the replayed market too, and no other."""
+    import re
+
+    import botocore.session
+
+    shape = (
+        botocore.session.get_session()
+        .get_service_model("ec2")
+        .shape_for("InstanceRequirementsRequest")
+    )
+    documented = {
+        name
+        for name, member in shape.members.items()
+        if re.search(
+            r"not supported for\s+GetSpotPlacementScores",
+            re.sub(r"<[^>]+>", "", member.documentation),
+        )
+    }
+    assert documented == UNSUPPORTED_FOR_SCORES

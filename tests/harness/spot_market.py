@@ -26,7 +26,6 @@ import functools
 import gzip
 import json
 import os
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -374,25 +373,19 @@ _EVALUATED = {
 }
 
 
-@functools.cache
-def unsupported_for_scores() -> frozenset[str]:
-    """The InstanceRequirements fields the EC2 model documents as "not supported for
-    GetSpotPlacementScores": AWS refuses them there, so the market does too."""
-    import botocore.session
-
-    shape = (
-        botocore.session.get_session()
-        .get_service_model("ec2")
-        .shape_for("InstanceRequirementsRequest")
-    )
-    text = {
-        name: re.sub(r"<[^>]+>", "", member.documentation) for name, member in shape.members.items()
+# The InstanceRequirements fields the EC2 model documents as "not supported for
+# GetSpotPlacementScores": AWS refuses them there, so the market does too. A list, not
+# read from botocore's model here: reading it made a second session and parsed the EC2
+# model again, whose objects then cost every later ranking's collection about 0.3 s of
+# CPU in benchmarks/allocation_speed.py (counted as mapt's). tests/test_harness.py
+# checks the list against the model's documentation.
+UNSUPPORTED_FOR_SCORES = frozenset(
+    {
+        "OnDemandMaxPricePercentageOverLowestPrice",
+        "RequireHibernateSupport",
+        "SpotMaxPricePercentageOverLowestPrice",
     }
-    return frozenset(
-        name
-        for name, documentation in text.items()
-        if re.search(r"not supported for\s+GetSpotPlacementScores", documentation)
-    )
+)
 
 
 def admitted_types(with_metadata: Mapping[str, Any]) -> set[str]:
@@ -411,7 +404,7 @@ def admitted_types(with_metadata: Mapping[str, Any]) -> set[str]:
     from moto.ec2.models.instance_types import INSTANCE_TYPES
 
     requirements = with_metadata["InstanceRequirements"]
-    refused = sorted(set(requirements) & unsupported_for_scores())
+    refused = sorted(set(requirements) & UNSUPPORTED_FOR_SCORES)
     if refused:
         raise _ClientError(
             "InvalidParameterValue",
