@@ -10,7 +10,7 @@ import pytest
 from hypothesis import settings
 
 from tests.harness import skips
-from tests.harness.boto import shared_botocore
+from tests.harness.boto import FAKE_CREDENTIALS, shared_botocore
 from tests.harness.moto_reset import discard_backends_on_reset
 from tests.harness.moto_threads import serialize_in_process_moto
 from tests.harness.pulumi_mocks import PulumiHarness
@@ -70,15 +70,6 @@ def compile_mapt() -> None:
 
     compileall.compile_dir(os.path.dirname(mapt.__file__), quiet=1)
     compileall.compile_dir(os.path.join(os.path.dirname(__file__), "harness"), quiet=1)
-
-
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -308,14 +308,15 @@ _EXIT_CODE_WAIT = 5.0
 def _forkserver(operations: Mapping[str, Operation]) -> Any:
     """The multiprocessing context the workers start from: a forkserver that imports
     the server's main module (what a spawned worker imports first) and the modules the
-    operations declare. The list is taken when the forkserver starts (as the dispatcher
-    starts); a process has one forkserver, so a second dispatcher in it shares it."""
+    operations declare, in the order they declare them (a module may need to come
+    before another's import). The list is taken when the forkserver starts (as the
+    dispatcher starts); a process has one forkserver, so a second dispatcher in it
+    shares it."""
     context = multiprocessing.get_context("forkserver")
     main = getattr(sys.modules.get("__main__"), "__spec__", None)
-    modules = {module for operation in operations.values() for module in operation.preload}
-    if main is not None and main.name != "__main__":
-        modules.add(main.name)
-    context.set_forkserver_preload(["__main__", *sorted(modules)])
+    first = [main.name] if main is not None and main.name != "__main__" else []
+    declared = [module for operation in operations.values() for module in operation.preload]
+    context.set_forkserver_preload(["__main__", *dict.fromkeys([*first, *declared])])
     return context
 
 

@@ -28,6 +28,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+# The credentials every test's boto3 finds (moto accepts any); here, not in the
+# conftest, so that a test server's worker processes get them without importing pytest.
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 # Services the suite's clients use; loading them up front lets gc.freeze() cover them.
 PRELOADED = ("ec2", "s3", "sts", "autoscaling", "elbv2", "pricing")
 

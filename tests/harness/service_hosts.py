@@ -9,14 +9,15 @@ the delete of one host (three processes) see the same stacks, as Pulumi's state 
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
@@ -33,6 +34,9 @@ from mapt.service._pools import pool_operations, run_add, run_refresh
 from mapt.stacks import InMemoryEngine, StackRef
 from mapt.targets.aws import HOST_ADDRESS_TYPE
 from tests.harness.pulumi_mocks import default_answers, default_computed
+
+if TYPE_CHECKING:
+    from tests.harness.spot_market import MarketRow
 
 _PERSISTED = ("exists", "outputs", "preview", "destroy", "force_unlock", "list_stacks",
               "purge_project_state")  # fmt: skip
@@ -111,6 +115,15 @@ IMAGE_REGIONS = ("us-east-1", "eu-north-1", "ap-south-1", "us-west-2")
 ENABLED_REGIONS = frozenset({*IMAGE_REGIONS, "eu-west-1", "ap-northeast-1"})
 
 
+@functools.cache
+def market_rows() -> list[MarketRow]:
+    """The replayed market's rows, read once a process (read-only: every market of the
+    process serves them); the test server's forkserver reads them for its workers."""
+    from tests.harness.spot_market import load_rows
+
+    return load_rows()
+
+
 @contextmanager
 def simulated_aws() -> Iterator[None]:
     """moto's AWS with the replayed market and the Fedora images, in this process."""
@@ -119,10 +132,10 @@ def simulated_aws() -> Iterator[None]:
     from moto.ec2.models.availability_zones_and_regions import Region, RegionsAndZonesBackend
 
     from tests.cli.host_harness import FEDORA_41, FEDORA_OWNER, SCORED
-    from tests.conftest import FAKE_CREDENTIALS
+    from tests.harness.boto import FAKE_CREDENTIALS
     from tests.harness.images import publish_image
     from tests.harness.moto_threads import serialize_in_process_moto
-    from tests.harness.spot_market import SpotMarket, installed, load_rows
+    from tests.harness.spot_market import SpotMarket, installed
 
     nowhere = str(Path(tempfile.gettempdir()) / "mapt-test-no-aws-config")
     os.environ.update(
@@ -143,7 +156,7 @@ def simulated_aws() -> Iterator[None]:
     ]
     serialize_in_process_moto()
     with mock_aws():
-        market = SpotMarket(rows=load_rows())
+        market = SpotMarket(rows=market_rows())
         market.scores = dict(SCORED)
         with installed(market.handlers()):
             for region in IMAGE_REGIONS:
@@ -151,8 +164,42 @@ def simulated_aws() -> Iterator[None]:
             yield
 
 
+# A folder where each simulated operation's worker writes what its run cost (how the
+# figures of "Suite speed" in specs/concepts/architecture.md are taken): the worker's
+# CPU seconds before and during the run, and the modules the run imported; with
+# ``MAPT_TEST_WORKER_PROFILE=1``, a cProfile of the run too (which doubles its CPU).
+_CPU_FOLDER = "MAPT_TEST_WORKER_CPU"
+_PROFILE = "MAPT_TEST_WORKER_PROFILE"
+
+
+@contextmanager
+def _measured(context: ExecutionContext) -> Iterator[None]:
+    import cProfile
+    import sys
+    import time
+
+    folder = Path(os.environ[_CPU_FOLDER])
+    name = f"{context.name}-{context.execution_id}"
+    imported = set(sys.modules)
+    profile = cProfile.Profile() if os.environ.get(_PROFILE) == "1" else None
+    started = time.process_time()
+    if profile is not None:
+        profile.enable()
+    try:
+        yield
+    finally:
+        used = time.process_time() - started
+        if profile is not None:
+            profile.disable()
+            profile.dump_stats(folder / f"{name}.prof")
+        new = sorted(set(sys.modules) - imported)
+        (folder / f"{name}.txt").write_text(
+            f"cpu before {started:.3f} s, run {used:.3f} s\n" + "".join(f"{m}\n" for m in new)
+        )
+
+
 def _simulated(context: ExecutionContext, operation: Callable[[ExecutionContext], Any]) -> Any:
-    with simulated_aws():
+    with _measured(context) if _CPU_FOLDER in os.environ else nullcontext(), simulated_aws():
         return operation(context)
 
 
@@ -187,11 +234,13 @@ def simulated_pool_refresh(context: ExecutionContext) -> Any:
 # What ``simulated_aws`` and the operations import when they run (moto's EC2 models alone
 # are a second of CPU: botocore's service models, parsed at import), imported once by
 # the server's forkserver instead of by every worker (``Operation.preload``; mapt's own
-# come with mapt's operations).
+# come with mapt's operations). ``service_preload`` comes first, before anything makes a
+# botocore session: it shares one loader for the rest (and builds what workers reuse).
 SIMULATED_AWS_MODULES = (
-    "boto3", "moto", "moto.ec2", "moto.ec2.models.availability_zones_and_regions",
-    "tests.cli.host_harness", "tests.conftest", "tests.harness.images",
-    "tests.harness.moto_threads", "tests.harness.spot_market",
+    "tests.harness.service_preload", "boto3",
+    "moto.ec2.models.availability_zones_and_regions", "tests.cli.host_harness",
+    "tests.harness.boto", "tests.harness.images", "tests.harness.moto_threads",
+    "tests.harness.spot_market",
 )  # fmt: skip
 
 
@@ -209,6 +258,6 @@ def simulated_operations() -> dict[str, Operation]:
         **pool_operations(simulated_add, simulated_pool_refresh),
     }
     return {
-        name: replace(operation, preload=(*operation.preload, *SIMULATED_AWS_MODULES))
+        name: replace(operation, preload=(*SIMULATED_AWS_MODULES, *operation.preload))
         for name, operation in operations.items()
     }
