@@ -1,0 +1,47 @@
+"""The host workers' forkserver loads what the host program uses (``Operation.preload``).
+
+pulumi_aws loads a submodule on its first use, so a preload that only names
+``pulumi_aws`` leaves every worker to load ``aws.ec2`` (about a second of CPU) again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import mapt.targets.aws
+from mapt.service._hosts import HOST_WORKER_MODULES
+
+# The modules of the host program (the events stack's program is the leader's, not a
+# host worker's).
+_PROGRAM_FILES = ("_base.py", "_compute.py", "_dns.py", "_host.py", "_network.py")
+# Run in a fresh interpreter, as a forkserver is: which pulumi_aws submodules are loaded
+# (a lazy one is still pulumi's module subclass, a loaded one a plain module).
+_LOADED = """
+import importlib, json, sys, types
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+print(json.dumps(sorted(
+    name.split(".")[1] for name, module in sys.modules.items()
+    if name.count(".") == 1 and name.startswith("pulumi_aws.") and type(module) is types.ModuleType
+)))
+"""
+
+
+def test_the_host_workers_preload_loads_every_pulumi_aws_submodule_the_program_uses() -> None:
+    folder = Path(mapt.targets.aws.__file__).parent
+    used = {
+        submodule
+        for file in _PROGRAM_FILES
+        for submodule in re.findall(r"\baws\.([a-z0-9_]+)\.", (folder / file).read_text())
+    }
+    assert {"ec2", "autoscaling", "lb"} <= used  # the scan finds what the program declares
+    answer = subprocess.run(
+        [sys.executable, "-c", _LOADED, *HOST_WORKER_MODULES],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    loaded = set(json.loads(answer.stdout))
+    assert used <= loaded, f"the preload leaves these for every worker: {sorted(used - loaded)}"
