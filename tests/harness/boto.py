@@ -57,8 +57,9 @@ def _class_key(creator: Any, service_model: Any) -> tuple[Any, ...]:
 
 
 @contextmanager
-def shared_botocore() -> Iterator[None]:
-    """Share the loader and client classes across sessions until the block ends."""
+def shared_botocore(preloaded: tuple[str, ...] = PRELOADED) -> Iterator[None]:
+    """Share the loader and client classes across sessions until the block ends
+    (``preloaded``: the services whose model and client class are made up front)."""
     import botocore.client
     import botocore.loaders
     import botocore.session
@@ -98,7 +99,7 @@ def shared_botocore() -> Iterator[None]:
     creator_class._load_service_model = load_service_model
     creator_class._create_client_class = create_client_class
     try:
-        _preload(loader)
+        _preload(loader, preloaded)
         yield
     finally:
         session_class._register_data_loader = original_register
@@ -107,11 +108,11 @@ def shared_botocore() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _preload(loader: Any) -> None:
+def _preload(loader: Any, services: tuple[str, ...]) -> None:
     import boto3
 
     session = boto3.Session(region_name="us-east-1")
-    for service in PRELOADED:
+    for service in services:
         loader.load_service_model(service, "service-2")
         session.client(
             service, aws_access_key_id="preload", aws_secret_access_key="preload"

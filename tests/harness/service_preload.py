@@ -23,9 +23,13 @@ from contextlib import ExitStack
 
 from tests.harness.boto import shared_botocore
 
+# The services a simulated host operation's clients use (the allocation's EC2 and
+# Pricing; the rest of a deployment's AWS is the services' stand-ins): every server
+# start pays for the ones made up front, whether or not its tests create hosts.
+SERVICES = ("ec2", "pricing")
 # Kept for the forkserver's life (and so for each worker's): never closed.
 _SHARED = ExitStack()
-_SHARED.enter_context(shared_botocore())
+_SHARED.enter_context(shared_botocore(SERVICES))
 
 # After shared_botocore: moto's EC2 models read botocore's data on import.
 MOTO_MODULES = (
