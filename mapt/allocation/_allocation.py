@@ -249,8 +249,10 @@ def _spot_market(
     account has (``always_enabled_regions``), the AZ names and image checks, and for
     named types also the scores and prices; round 2 asks the rest, for every usable
     region. A region's client is created by the first thread that needs it: a worker,
-    which then sends its request while the next clients are built, or this thread,
-    which builds the partition's clients while round 1 waits.
+    which then sends its request while the next clients are built, or, when round 2
+    asks every usable region, this thread, which builds the partition's clients while
+    round 1 waits (a shape's round 2 asks only the scored regions: none is built
+    that it does not ask).
     """
     spot = args.spot or SpotArgs()
     queries = queries or Ec2Queries(args.session)
