@@ -20,9 +20,7 @@ from mapt.allocation import Ec2Queries, models_loading
 
 
 @pytest.fixture
-def model_reads(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[list[tuple[str, str]]]:
+def model_reads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[list[tuple[str, str]]]:
     """(thread name, file) of every botocore data file read meanwhile, by sessions
     with a loader of their own (``AWS_DATA_PATH``: not the suite's shared one)."""
     monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
