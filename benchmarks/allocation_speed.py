@@ -25,7 +25,12 @@ and the calls of a re-run with the ``spotOption`` stack present (target 0). Two
 scenarios: placement scores answered, and refused (UnauthorizedOperation).
 
 Each run builds its own boto3 session, as one CLI process does, so each parses the
-service models again. ``--no-gc-tuning`` builds clients with the collector running
+service models again: the cold figure a library caller pays. The ``answered, warm``
+rows measure ``allocation()`` the way ``mapt aws host create`` (and the service's
+host operations) run it: the session's EC2 model loaded before the ranking, while
+the Pulumi CLI's version is checked (``mapt.allocation.models_loading``), untimed;
+``mapt aws spot-price`` waits on nothing first, so it has the cold figure only.
+``--no-gc-tuning`` builds clients with the collector running
 (the GC pause of ``mapt.allocation._ec2.collection_paused`` off), to measure it.
 
 Run: ``python benchmarks/allocation_speed.py [--no-gc-tuning] [--latency L]...
@@ -260,9 +265,10 @@ def main() -> None:
         with installed(SpotMarket(rows=list(rows), scores=dict(SCORES)).handlers()):
             spot_offers(AllocationArgs(compute_request=request, spot=SpotArgs()))
         boto3.DEFAULT_SESSION = None
-        for scenario, score_errors in (
-            ("scores answered", {}),
-            ("scores refused", {"*": "UnauthorizedOperation"}),
+        for scenario, score_errors, warm in (
+            ("scores answered", {}, False),
+            ("answered, warm", {}, True),
+            ("scores refused", {"*": "UnauthorizedOperation"}, False),
         ):
             for count, kept in kept_by_count.items():
                 args = AllocationArgs(
@@ -284,26 +290,33 @@ def main() -> None:
                     fresh = functools.partial(allocation, context, args, engine=engine)
                     prices = functools.partial(spot_offer_rows, args)
                     with installed(market.handlers()):
-                        first = measure(fresh, latency, simulator)
-                        rerun = measure(fresh, latency, simulator)
-                        table = measure(prices, latency, simulator)
+                        first = measure(fresh, latency, simulator, warm=warm)
+                        rerun = measure(fresh, latency, simulator, warm=warm)
+                        # `mapt aws spot-price` waits on nothing before its ranking.
+                        table = None if warm else measure(prices, latency, simulator)
                     print(
                         f"{scenario:<16}{count:>3}{latency:>5.2f} | {first[0]:>18}{first[1]:>6}"
                         f"{first[2]:>7.1f}{first[3]:>6.2f}{first[4]:>6.2f}{rerun[1]:>13} | "
-                        f"{table[0]:>18}{table[1]:>6}{table[2]:>7.1f}{table[3]:>6.2f}"
-                        f"{table[4]:>6.2f}",
+                        + (
+                            f"{table[0]:>18}{table[1]:>6}{table[2]:>7.1f}{table[3]:>6.2f}"
+                            f"{table[4]:>6.2f}"
+                            if table
+                            else f"{'(cold only)':>18}"
+                        ),
                         flush=True,
                     )
 
 
 def measure(
-    run: Callable[[], Any], latency: float, simulator: Simulator
+    run: Callable[[], Any], latency: float, simulator: Simulator, *, warm: bool = False
 ) -> tuple[int, int, float, float, float]:
     """(rounds, calls, wall / L, CPU s, the simulator's CPU s) of one run, as a fresh CLI
-    process would make it."""
+    process would make it; ``warm``: as ``mapt aws host create`` makes it, the EC2
+    model loaded into the session before the ranking (``models_loading``, while the
+    Pulumi CLI's version is checked), untimed."""
     import boto3
 
-    from mapt.allocation import _ec2
+    from mapt.allocation import _ec2, models_loading
     from tests.harness.rounds import CallTimeline
     from tests.harness.spot_market import installed
 
@@ -312,6 +325,9 @@ def measure(
     gc.collect()
     timeline = CallTimeline(latency=latency, services=("ec2", "pricing"))
     with installed(timeline.handlers()):  # also a new default session: models parsed again
+        if warm:
+            with models_loading(boto3._get_default_session()):
+                pass
         start, cpu, served = time.perf_counter(), time.process_time(), simulator.cpu()
         run()
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu

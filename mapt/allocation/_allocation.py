@@ -249,8 +249,10 @@ def _spot_market(
     account has (``always_enabled_regions``), the AZ names and image checks, and for
     named types also the scores and prices; round 2 asks the rest, for every usable
     region. A region's client is created by the first thread that needs it: a worker,
-    which then sends its request while the next clients are built, or this thread,
-    which builds the partition's clients while round 1 waits.
+    which then sends its request while the next clients are built, or, when round 2
+    asks every usable region, this thread, which builds the partition's clients while
+    round 1 waits (a shape's round 2 asks only the scored regions: none is built
+    that it does not ask).
     """
     spot = args.spot or SpotArgs()
     queries = queries or Ec2Queries(args.session)
@@ -259,8 +261,10 @@ def _spot_market(
     named = sorted(set(args.compute_request.compute_sizes))
     requirements = score_requirements(args.compute_request)
 
-    queries.client(home)  # the first queries use it: create it once, up front
+    # The pause starts before the first client: ending a pause of its own would let
+    # a collection scan the just-parsed model's objects before they are frozen.
     with collection_paused(), queries.executor(queries.max_workers) as pool:
+        queries.client(home)  # the first queries use it: create it once, up front
         types_job = pool.submit(instance_types_for, queries, home, args.compute_request, True)
         regions_job = pool.submit(queries.regions, home)
         excluded = spot.excluded_regions
@@ -279,9 +283,10 @@ def _spot_market(
             early = market.price(pool, certain, named) if named else None
         if on_demand and early is None:
             pool.submit(queries.client, PRICING_REGION, "pricing")  # built while waiting
-        # While round 1 waits, also build the clients of the regions that may be
-        # asked, the likeliest first (the 17 regions' before the rest).
-        queries.build_clients_until(maybe, round_one)
+        if shape_scores is None:
+            # Round 2 asks every usable region: while round 1 waits, build the clients
+            # of those that may be usable (the 17 regions' are being built by round 1).
+            queries.build_clients_until(maybe, round_one)
 
         usable, known = regions_job.result()
         unknown = [r for r in spot.excluded_regions if r not in known]

@@ -94,6 +94,36 @@ def check_credentials(session: Any) -> None:
         raise PrerequisiteError("no AWS credentials were found", hint=CREDENTIALS_HINT)
 
 
+@contextmanager
+def models_loading(session: Any, services: Sequence[str] = ("ec2",)) -> Iterator[None]:
+    """Load the botocore models of ``services`` into ``session`` in a thread meanwhile.
+
+    A session's first client of a service parses its model (EC2's: about 0.15 s of
+    CPU, before a ranking can send its first request); later clients of the session
+    reuse it from its loader. An entry point that waits on something else first (a
+    subprocess, a backend) lets the parse run then, instead of on the ranking's
+    critical path. The caller does not use the session meanwhile (sessions are not
+    thread-safe); the thread is joined on exit. A failure here (a profile that does
+    not exist) is only logged: the same client made later fails the same way, where
+    its caller reports it.
+    """
+
+    def load() -> None:
+        queries = Ec2Queries(session)
+        try:
+            for service in services:
+                queries.client(PRICING_REGION, service)
+        except Exception as error:
+            log.debug("loading the %s models in advance failed: %s", ", ".join(services), error)
+
+    loader = threading.Thread(target=load, name="mapt-models", daemon=True)
+    loader.start()
+    try:
+        yield
+    finally:
+        loader.join()
+
+
 class Ec2Queries:
     """The EC2 queries of one allocation, sharing a boto3 session and its clients.
 

@@ -283,16 +283,24 @@ class AwsHostTarget:
         """
         import boto3
 
-        from mapt.allocation import AllocationArgs, check_credentials, resolve_architecture
+        from mapt.allocation import (
+            AllocationArgs,
+            check_credentials,
+            models_loading,
+            resolve_architecture,
+        )
         from mapt.stacks import resolve_backend, secrets_setup
 
         context = request.context
-        if changes_state:
-            self.services.check_engine()
-            backend = resolve_backend(context.backend_url)
-            if backend.kind == "s3":
-                secrets_setup(backend, request.secrets_provider)  # no passphrase or KMS key
         session = boto3.Session()
+        # The EC2 model is parsed while the checks wait (the Pulumi CLI's version, a
+        # subprocess), not when the ranking's first request is due.
+        with models_loading(session):
+            if changes_state:
+                self.services.check_engine()
+                backend = resolve_backend(context.backend_url)
+                if backend.kind == "s3":
+                    secrets_setup(backend, request.secrets_provider)  # no passphrase or KMS key
         check_credentials(session)
         engine = self.services.engine(request.secrets_provider, context.debug)
         host = request.host

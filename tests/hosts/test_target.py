@@ -263,3 +263,45 @@ def test_move_with_an_open_breaker_passes_over_every_candidate_of_the_region(
         hosts.move(
             request(cli), ReplacementPlan(move_reason="BreakerOpen", avoid_regions=(now_in,))
         )
+
+
+def test_create_loads_the_ec2_model_while_its_prerequisites_are_checked(
+    cli: Harness, market: SpotMarket, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Its own botocore loader (not the suite's shared one), so the model is read again.
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    from botocore.loaders import JSONFileLoader
+
+    readers: list[str] = []
+    load_file = JSONFileLoader.load_file
+
+    def recorded(self: JSONFileLoader, file_path: str) -> Any:
+        if "/ec2/" in str(file_path):
+            readers.append(threading.current_thread().name)
+        return load_file(self, file_path)
+
+    monkeypatch.setattr(JSONFileLoader, "load_file", recorded)
+    seen_during_check: list[str] = []
+
+    class WaitingCheck(HostServices):
+        def check_engine(self) -> None:
+            # Stands for the Pulumi CLI's version check, a wait the parse runs behind.
+            deadline = threading.Event()
+            for _ in range(300):
+                if readers:
+                    break
+                deadline.wait(0.1)
+            seen_during_check.extend(readers)
+
+    services = WaitingCheck(
+        engine=cli._engine,
+        readiness=cli._readiness,
+        launch=cli.auto_scaling.launch,
+        setup=cli._setup,
+    )
+    asked = request(cli)  # its region check reads the model too, in its own session
+    readers.clear()
+    AwsHostTarget(services).create(asked)
+    # Read while the check waited, by another thread (``models_loading``); that the
+    # session's later clients do not read it again: tests/allocation/test_models_loading.
+    assert seen_during_check and threading.current_thread().name not in seen_during_check
