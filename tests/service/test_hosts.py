@@ -13,6 +13,7 @@ import pytest
 
 from mapt.service._states import TRANSITIONS, HostState
 from tests.cli.host_harness import FAMILIES
+from tests.harness.postgres import on_sqlite_only
 from tests.harness.pulumi_mocks import FAKE_PRIVATE_KEY_PEM
 from tests.harness.service import ServerProcess, make_token, running, wait_for
 from tests.harness.service_hosts import FileBackedEngine
@@ -108,6 +109,7 @@ def test_create_then_delete_walks_the_state_machine(
     assert _moves(["PENDING", "RUNNING", "DELETING", "DELETED"]) <= TRANSITIONS
 
 
+@on_sqlite_only("shared_database_url")
 def test_a_create_that_fails_ends_deleted_and_keeps_its_error(
     shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
@@ -127,6 +129,7 @@ def test_a_create_that_fails_ends_deleted_and_keeps_its_error(
     assert again.status_code == 202
 
 
+@on_sqlite_only("shared_database_url")
 def test_resize_replaces_the_machine_and_returns_to_running(
     shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
@@ -148,6 +151,7 @@ def test_resize_replaces_the_machine_and_returns_to_running(
     assert host["fields"]["cpus"] == 8
 
 
+@on_sqlite_only("shared_database_url")
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -173,6 +177,7 @@ def test_bad_fields_are_422_naming_the_field_and_create_nothing(
     assert shared_client.get("/v1/executions").json()["executions"] == []
 
 
+@on_sqlite_only("shared_database_url")
 def test_a_runner_without_github_credentials_on_the_server_is_409_and_creates_nothing(
     shared_client: httpx.Client, unique: str
 ) -> None:
@@ -226,6 +231,7 @@ def test_a_runner_is_registered_with_the_servers_own_credentials_kept_out_of_its
             assert secret.encode() not in stored.read_bytes()
 
 
+@on_sqlite_only("shared_database_url")
 def test_patch_takes_only_what_a_resize_changes(
     shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
@@ -241,6 +247,7 @@ def test_patch_takes_only_what_a_resize_changes(
     assert _host(shared_client, unique)["state"] == "RUNNING"
 
 
+@on_sqlite_only("shared_database_url")
 def test_status_and_connection_of_a_running_host(
     shared_client: httpx.Client, shared_server: ServerProcess, unique: str, tmp_path: Path
 ) -> None:
@@ -299,6 +306,7 @@ def test_sigkill_during_a_create_then_restart_ends_running_once(
     assert sorted(stacks) == ["host-pr-123", "spotOption-pr-123"]
 
 
+@on_sqlite_only()
 def test_refresh_ip_gives_an_on_demand_host_a_new_address_and_refuses_a_spot_host(
     client: httpx.Client, server: ServerProcess, tmp_path: Path
 ) -> None:
