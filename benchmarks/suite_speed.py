@@ -41,10 +41,15 @@ SHOWN = 15
 # the plugin records ("hypothesis": a property test, "real_engine": the marker).
 TIERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("real engine (Pulumi CLI)", ("kind:real_engine", "tests/stacks/real_engine/")),
+    ("service on the sandbox (mapt serve --sandbox, moto_server)", (
+        "tests/service/test_interruptions.py", "tests/service/test_pools_sandbox.py",
+        "tests/service/test_reconciler.py", "tests/service/test_event_intake.py",
+    )),
     ("service: real servers, worker processes", (
         "tests/service/test_executions.py", "tests/service/test_hosts.py",
-        "tests/service/test_tokens.py", "tests/service/test_serve_command.py",
-        "tests/client/", "tests/cli/test_host_server.py",
+        "tests/service/test_pools.py", "tests/service/test_tokens.py",
+        "tests/service/test_serve_command.py", "tests/service/test_host_history.py",
+        "tests/service/test_leader.py", "tests/client/", "tests/cli/test_host_server.py",
     )),
     ("sandbox end to end (moto_server)", (
         "tests/sandbox/", "tests/targets/test_aws_sandbox.py", "tests/cli/test_aws_failures.py",

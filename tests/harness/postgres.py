@@ -39,6 +39,19 @@ def needs_postgres() -> pytest.MarkDecorator:
     return needs_program(INITDB_GLOB)
 
 
+def on_sqlite_only(fixture: str = "database_url") -> pytest.MarkDecorator:
+    """Run a test on SQLite alone, not on both databases: ``fixture`` is one of
+    ``tests/service/conftest.py``'s database fixtures (``database_url``, or
+    ``shared_database_url`` for the tests of a module's shared server).
+
+    For a test whose meaning does not depend on how the database answers (an HTTP
+    answer's shape, worker processes, a deployment's steps): what SQL does differently
+    on PostgreSQL (claims, locks, concurrent servers, row counting) is tested by the
+    tests that keep both. See specs/concepts/architecture.md, "Suite speed"."""
+    scope = "module" if fixture.startswith("shared_") else "function"
+    return pytest.mark.parametrize(fixture, ["sqlite"], indirect=True, scope=scope)
+
+
 def bin_dir() -> Path | None:
     """The newest installed PostgreSQL's bin folder, or None."""
     found = sorted(glob.glob(INITDB_GLOB), key=lambda p: int(Path(p).parts[-3]))

@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from tests.harness import service_operations
-from tests.harness.postgres import needs_postgres
+from tests.harness.postgres import needs_postgres, on_sqlite_only
 from tests.harness.service import ServerProcess, make_token, running, wait_for
 from tests.harness.service_operations import journal
 
@@ -57,6 +57,7 @@ def client(server: ServerProcess) -> httpx.Client:
         yield opened
 
 
+@on_sqlite_only("shared_database_url")
 def test_a_mutating_call_answers_202_with_the_execution_and_its_location(
     shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
@@ -75,6 +76,7 @@ def test_a_mutating_call_answers_202_with_the_execution_and_its_location(
     assert done["created_at"] <= done["started_at"] <= done["finished_at"]
 
 
+@on_sqlite_only("shared_database_url")
 def test_wait_answers_when_the_execution_ends(
     shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
@@ -91,6 +93,7 @@ def test_wait_answers_when_the_execution_ends(
     assert answer.headers["location"].startswith("/v1/executions/ex-")
 
 
+@on_sqlite_only("shared_database_url")
 def test_wait_with_a_timeout_answers_202_while_it_still_runs(
     shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
@@ -107,6 +110,7 @@ def test_wait_with_a_timeout_answers_202_while_it_still_runs(
     shared_client.post(f"/v1/executions/{answer.json()['execution']['id']}/cancel")
 
 
+@on_sqlite_only("shared_database_url")
 def test_a_failure_keeps_its_type_message_and_exit_code(
     shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
@@ -123,6 +127,7 @@ def test_a_failure_keeps_its_type_message_and_exit_code(
     assert execution["result"] is None
 
 
+@on_sqlite_only("shared_database_url")
 def test_a_bug_in_an_operation_fails_it_with_its_traceback_in_the_log(
     shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
@@ -137,6 +142,7 @@ def test_a_bug_in_an_operation_fails_it_with_its_traceback_in_the_log(
     assert "Traceback" in log and "a bug in the operation" in log
 
 
+@on_sqlite_only("shared_database_url")
 def test_cancel_a_running_execution_stops_it(
     shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
@@ -195,6 +201,7 @@ def test_list_shows_active_executions_and_completed_ones_on_request(
     client.post(f"/v1/executions/{busy.json()['execution']['id']}/cancel")
 
 
+@on_sqlite_only("shared_database_url")
 def test_the_log_holds_the_lines_the_operation_printed_and_follow_streams_them(
     shared_client: httpx.Client, shared_server: ServerProcess, unique: str, tmp_path: Path
 ) -> None:
@@ -243,6 +250,7 @@ def test_operations_on_one_target_run_one_after_the_other(
     assert events[(three, "finish")] < events[(one, "finish")]
 
 
+@on_sqlite_only("shared_database_url")
 def test_executions_run_in_worker_processes_that_share_no_process_state(
     shared_client: httpx.Client, shared_server: ServerProcess, unique: str, tmp_path: Path
 ) -> None:
@@ -385,6 +393,7 @@ def _gone(process: psutil.Process) -> bool:
         return True
 
 
+@on_sqlite_only()
 @pytest.mark.parametrize("end", ["the operation finishes", "the server stops"])
 def test_a_worker_outlives_its_forkserver_and_keeps_its_execution(
     server: ServerProcess, tmp_path: Path, end: str
@@ -432,6 +441,7 @@ def test_a_worker_outlives_its_forkserver_and_keeps_its_execution(
     assert "exit code" not in log
 
 
+@on_sqlite_only("shared_database_url")
 def test_unknown_execution_is_a_json_404(shared_client: httpx.Client) -> None:
     answer = shared_client.get("/v1/executions/ex-nothing")
     assert answer.status_code == 404
@@ -442,6 +452,7 @@ def test_unknown_execution_is_a_json_404(shared_client: httpx.Client) -> None:
     }
 
 
+@on_sqlite_only("shared_database_url")
 def test_bad_bodies_are_refused_naming_the_field(shared_client: httpx.Client) -> None:
     unknown = shared_client.post(
         "/v1/test/executions", json={"name": "test.sleep", "target": "a", "colour": "red"}

@@ -13,17 +13,10 @@ import pytest
 
 from mapt.service._states import TRANSITIONS, HostState
 from tests.cli.host_harness import FAMILIES
+from tests.harness.postgres import on_sqlite_only
 from tests.harness.pulumi_mocks import FAKE_PRIVATE_KEY_PEM
 from tests.harness.service import ServerProcess, make_token, running, wait_for
 from tests.harness.service_hosts import FileBackedEngine
-
-
-@pytest.fixture
-def client(server: ServerProcess) -> httpx.Client:
-    """A client of this test's own server (an empty database): ``shared_client`` serves
-    the tests that name their own hosts."""
-    with server.client(make_token(server.database_url, "ci")) as opened:
-        yield opened
 
 
 def _fields(tmp_path: Path, **extra: Any) -> dict[str, Any]:
@@ -108,6 +101,7 @@ def test_create_then_delete_walks_the_state_machine(
     assert _moves(["PENDING", "RUNNING", "DELETING", "DELETED"]) <= TRANSITIONS
 
 
+@on_sqlite_only("shared_database_url")
 def test_a_create_that_fails_ends_deleted_and_keeps_its_error(
     shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
@@ -127,6 +121,7 @@ def test_a_create_that_fails_ends_deleted_and_keeps_its_error(
     assert again.status_code == 202
 
 
+@on_sqlite_only("shared_database_url")
 def test_resize_replaces_the_machine_and_returns_to_running(
     shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
@@ -148,6 +143,7 @@ def test_resize_replaces_the_machine_and_returns_to_running(
     assert host["fields"]["cpus"] == 8
 
 
+@on_sqlite_only("shared_database_url")
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -173,6 +169,7 @@ def test_bad_fields_are_422_naming_the_field_and_create_nothing(
     assert shared_client.get("/v1/executions").json()["executions"] == []
 
 
+@on_sqlite_only("shared_database_url")
 def test_a_runner_without_github_credentials_on_the_server_is_409_and_creates_nothing(
     shared_client: httpx.Client, unique: str
 ) -> None:
@@ -226,6 +223,7 @@ def test_a_runner_is_registered_with_the_servers_own_credentials_kept_out_of_its
             assert secret.encode() not in stored.read_bytes()
 
 
+@on_sqlite_only("shared_database_url")
 def test_patch_takes_only_what_a_resize_changes(
     shared_client: httpx.Client, unique: str, tmp_path: Path
 ) -> None:
@@ -241,6 +239,7 @@ def test_patch_takes_only_what_a_resize_changes(
     assert _host(shared_client, unique)["state"] == "RUNNING"
 
 
+@on_sqlite_only("shared_database_url")
 def test_status_and_connection_of_a_running_host(
     shared_client: httpx.Client, shared_server: ServerProcess, unique: str, tmp_path: Path
 ) -> None:
@@ -299,39 +298,41 @@ def test_sigkill_during_a_create_then_restart_ends_running_once(
     assert sorted(stacks) == ["host-pr-123", "spotOption-pr-123"]
 
 
+@on_sqlite_only("shared_database_url")
 def test_refresh_ip_gives_an_on_demand_host_a_new_address_and_refuses_a_spot_host(
-    client: httpx.Client, server: ServerProcess, tmp_path: Path
+    shared_client: httpx.Client, shared_server: ServerProcess, unique: str, tmp_path: Path
 ) -> None:
-    on_demand = {key: value for key, value in _fields(tmp_path, timeout="2h").items()}
+    client, spot_name = shared_client, f"{unique}-spot"
+    on_demand = _fields(tmp_path, name=unique, timeout="2h")
     del on_demand["spot"]
-    spot = _fields(tmp_path, name="pr-spot")
+    spot = _fields(tmp_path, name=spot_name)
     for fields in (on_demand, spot):
         created = client.post("/v1/hosts?wait=true&timeout=180", json=fields, timeout=240)
         assert created.json()["execution"]["status"] == "succeeded", created.text
-    before = _host(client)
+    before = _host(client, unique)
     assert client.post("/v1/hosts/nobody/refresh-ip").status_code == 404
 
     # A spot host's address is its load balancer's: refused, nothing submitted.
-    refused = client.post("/v1/hosts/pr-spot/refresh-ip")
+    refused = client.post(f"/v1/hosts/{spot_name}/refresh-ip")
     assert refused.status_code == 409, refused.text
     assert refused.json()["error"]["message"].startswith(
-        "host 'pr-spot' cannot get a new address: it runs on spot"
+        f"host '{spot_name}' cannot get a new address: it runs on spot"
     )
-    assert _host(client, "pr-spot")["state"] == "RUNNING"
-    assert client.get("/v1/executions", params={"target": "pr-spot"}).json()["executions"] == []
+    assert _host(client, spot_name)["state"] == "RUNNING"
+    assert client.get("/v1/executions", params={"target": spot_name}).json()["executions"] == []
 
-    answer = client.post("/v1/hosts/pr-123/refresh-ip?wait=true&timeout=180", timeout=240)
+    answer = client.post(f"/v1/hosts/{unique}/refresh-ip?wait=true&timeout=180", timeout=240)
     assert answer.status_code == 200, answer.text
     execution = answer.json()["execution"]
     assert execution["name"] == "hosts.refresh-ip" and execution["status"] == "succeeded", (
         execution,
-        server.text()[-3000:],
+        shared_server.text()[-3000:],
     )
     result = execution["result"]
     assert result["old_address"] == before["address"]
     assert result["new_address"] not in (None, before["address"])
-    after = _host(client)
+    after = _host(client, unique)
     assert after["state"] == "RUNNING" and after["address"] == result["new_address"]
     assert after["expires_at"] == before["expires_at"]  # a new address, not a new lifetime
-    connection = client.get("/v1/hosts/pr-123/connection").json()["connection"]
+    connection = client.get(f"/v1/hosts/{unique}/connection").json()["connection"]
     assert connection["address"] == result["new_address"]

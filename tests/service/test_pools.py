@@ -27,6 +27,7 @@ from mapt.service._pools import Pools, Strategy
 from mapt.service._schema import hosts as hosts_table
 from mapt.service._states import HostRequest
 from tests.cli.host_harness import FAMILIES
+from tests.harness.postgres import on_sqlite_only
 from tests.harness.pulumi_mocks import FAKE_PRIVATE_KEY_PEM
 from tests.harness.sandbox_service import metric_samples
 from tests.harness.service import ServerProcess, make_token, running, wait_for
@@ -543,6 +544,7 @@ def test_the_loop_pins_launches_keeps_its_rate_and_routes_around_a_lost_zone(
         database.dispose()
 
 
+@on_sqlite_only()
 def test_fallback_on_demand_reaches_every_spot_member(database_url: str, tmp_path: Path) -> None:
     database = open_database(database_url)
     try:
