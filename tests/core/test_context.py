@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -60,6 +61,29 @@ def test_region_falls_back_to_the_aws_environment(monkeypatch: pytest.MonkeyPatc
 def test_region_names_of_every_partition_are_accepted(name: str) -> None:
     assert check_region_name(name) == name
     assert RunContext(project_name="p", region=name).region == name
+
+
+def test_checking_a_region_name_reads_no_service_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CLI run that checks ``--region`` must not parse EC2's 4 MB model for it (its
+    ranking's session parses that once, on its own loader)."""
+    import botocore.loaders
+
+    from mapt.core import known_regions
+
+    read: list[str] = []
+    original = botocore.loaders.Loader.load_service_model
+
+    def recording(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        read.append(service_name)
+        return original(self, service_name, *args, **kwargs)
+
+    monkeypatch.setattr(botocore.loaders.Loader, "load_service_model", recording)
+    known_regions.cache_clear()
+    try:
+        assert check_region_name("ap-southeast-7") == "ap-southeast-7"
+    finally:
+        known_regions.cache_clear()
+    assert read == []
 
 
 @pytest.mark.parametrize("name", ["../../etc", "", "us-east-99x", "us-east-99", "US-EAST-1"])
