@@ -263,9 +263,9 @@ def test_status_and_connection_of_a_running_host(server: ServerProcess, tmp_path
         assert connection.host == described.address and connection.username == "fedora"
         assert connection.private_key == FAKE_PRIVATE_KEY_PEM
         assert "PRIVATE KEY" not in repr(connection)
-    with Client(server.url, _token(server, read_only=True)) as read_only:
-        with pytest.raises(ForbiddenError):
-            read_only.hosts.connection("pr-5")
+    reader = _token(server, read_only=True)
+    with Client(server.url, reader) as read_only, pytest.raises(ForbiddenError):
+        read_only.hosts.connection("pr-5")
 
 
 def test_a_failed_execution_raises_the_error_the_local_command_would(
