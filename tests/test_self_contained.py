@@ -3,7 +3,7 @@
 The clone is a copy of the files git tracks (plus new, not ignored ones) in a temporary
 folder, with ``MAPT_SHARED_DIR`` pointing at a folder that does not exist. Every test
 that needs spot-market data gets it through the session's ``market_rows`` fixture, so
-running the harness's own market tests and a spot host's dry run there proves the
+running the harness's own market tests and one end-to-end host test there proves the
 committed data is enough; ``CI=true`` makes the skip guard fail the run on any skip it
 does not accept.
 """
@@ -23,9 +23,7 @@ MARKET_TESTS = (
     "tests/test_harness.py::test_market_serves_the_newest_price_of_a_known_row",
     "tests/test_harness.py::test_market_paginates_like_aws",
     "tests/test_harness.py::test_market_serves_given_placement_scores_best_first",
-    # A spot choice from the market's prices and scores, through the CLI as a user runs
-    # it; a dry run deploys nothing, which an end-to-end create would add ~3 s of CPU for.
-    "tests/cli/test_host.py::test_dry_run_shows_choice_price_and_resources_and_creates_nothing",
+    "tests/cli/test_host.py::test_spot_create_runs_end_to_end_and_writes_connection_files",
 )
 
 
