@@ -118,7 +118,8 @@ def test_create_with_server_prints_and_outputs_what_the_local_command_does(
 
     listed = _remote(cli, server, token, "aws", "host", "list")
     assert listed.exit_code == 0, listed.output
-    assert "pr-7" in listed.stdout and "spot" in listed.stdout
+    [row] = [line for line in listed.stdout.splitlines() if "pr-7" in line]
+    assert "spot" in row
     assert [host for host in listed_hosts() if host not in before] == [("pr-7", "RUNNING")]
 
     destroy = ("aws", "host", "destroy", "--project-name", "pr-7")
