@@ -19,10 +19,15 @@ from tests.harness.service_operations import journal
 from tests.harness.spot_market import SpotMarket
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    url = f"sqlite:///{tmp_path / 'records' / 'service.sqlite3'}"
-    with running(ServerProcess(url, tmp_path / "server" / "server.log")) as started:
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server for this module's tests that run executions (a server's start and stop
+    cost about 6 s of CPU): each test has its own project, state folder and token, and
+    checks what its own commands added, so none sees another's hosts or executions."""
+    folder = tmp_path_factory.mktemp("server")
+    url = f"sqlite:///{folder / 'records' / 'service.sqlite3'}"
+    server = ServerProcess(url, folder / "server" / "server.log", timing=SHARED_TIMING)
+    with running(server) as started:
         yield started
 
 
@@ -45,7 +50,7 @@ def _new_token(server: ServerProcess) -> str:
 
 @pytest.fixture
 def token(server: ServerProcess) -> str:
-    return make_token(server.database_url, "ci")
+    return _new_token(server)
 
 
 def _remote(cli: Harness, server: ServerProcess, token: str, *args: str, **env: str) -> Any:
@@ -70,6 +75,7 @@ def _create_both(
     token: str,
     tmp_path: Path,
     *,
+    project: str,
     conn: bool,
     extra_flags: tuple[str, ...] = (),
 ) -> tuple[Any, Any]:
@@ -77,7 +83,7 @@ def _create_both(
     runs = []
     for where, extra in (("local", ()), ("remote", ("--server", server.url))):
         args = _create_args(
-            "pr-7", f"file://{tmp_path / where / 'state'}", tmp_path / where / "conn"
+            project, f"file://{tmp_path / where / 'state'}", tmp_path / where / "conn"
         )
         if not conn:
             args = args[:-2]
@@ -96,7 +102,13 @@ def _here(text: str, tmp_path: Path) -> str:
 def test_create_with_server_prints_and_outputs_what_the_local_command_does(
     cli: Harness, market: SpotMarket, server: ServerProcess, token: str, tmp_path: Path
 ) -> None:
-    local, remote = _create_both(cli, server, token, tmp_path, conn=False)
+    def listed_hosts() -> list[tuple[str, str]]:
+        as_json = _remote(cli, server, token, "aws", "host", "list", "--output", "json")
+        assert as_json.exit_code == 0, as_json.output
+        return [(h["name"], h["state"]) for h in json.loads(as_json.stdout)["hosts"]]
+
+    before = listed_hosts()  # the hosts of this module's other tests (one server)
+    local, remote = _create_both(cli, server, token, tmp_path, project="pr-7", conn=False)
     assert remote.stdout.startswith("Host ready.\n")
     assert remote.stdout == local.stdout
     assert (tmp_path / "remote-gh").read_text() == (tmp_path / "local-gh").read_text()
@@ -106,10 +118,9 @@ def test_create_with_server_prints_and_outputs_what_the_local_command_does(
 
     listed = _remote(cli, server, token, "aws", "host", "list")
     assert listed.exit_code == 0, listed.output
-    assert "pr-7" in listed.stdout and "spot" in listed.stdout
-    as_json = _remote(cli, server, token, "aws", "host", "list", "--output", "json")
-    hosts = json.loads(as_json.stdout)["hosts"]
-    assert [(h["name"], h["state"]) for h in hosts] == [("pr-7", "RUNNING")]
+    [row] = [line for line in listed.stdout.splitlines() if "pr-7" in line]
+    assert "spot" in row
+    assert [host for host in listed_hosts() if host not in before] == [("pr-7", "RUNNING")]
 
     destroy = ("aws", "host", "destroy", "--project-name", "pr-7")
     elsewhere = _remote(cli, server, token, *destroy, "--backed-url", "file:///elsewhere")
@@ -128,7 +139,7 @@ def test_create_with_server_prints_and_outputs_what_the_local_command_does(
 def test_create_with_server_writes_the_connection_files_here(
     cli: Harness, market: SpotMarket, server: ServerProcess, token: str, tmp_path: Path
 ) -> None:
-    local, remote = _create_both(cli, server, token, tmp_path, conn=True)
+    local, remote = _create_both(cli, server, token, tmp_path, project="pr-17", conn=True)
     assert remote.stdout == _here(local.stdout, tmp_path)
     assert "connection files:" in remote.stdout
     local_files, remote_files = (
@@ -281,7 +292,9 @@ def test_a_bad_token_value_is_refused_without_showing_it(cli: Harness) -> None:
 def test_create_with_server_writes_an_air_gapped_hosts_bastion_files_here(
     cli: Harness, market: SpotMarket, server: ServerProcess, token: str, tmp_path: Path
 ) -> None:
-    local, remote = _create_both(cli, server, token, tmp_path, conn=True, extra_flags=("--airgap",))
+    local, remote = _create_both(
+        cli, server, token, tmp_path, project="pr-27", conn=True, extra_flags=("--airgap",)
+    )
     assert remote.stdout == _here(local.stdout, tmp_path)
     local_files = _files(tmp_path / "local" / "conn")
     remote_files = _files(tmp_path / "remote" / "conn")
@@ -295,20 +308,20 @@ def test_refresh_ip_with_server_prints_the_new_address_and_rewrites_the_host_fil
     cli: Harness, market: SpotMarket, server: ServerProcess, token: str, tmp_path: Path
 ) -> None:
     conn = tmp_path / "conn"
-    args = [a for a in _create_args("pr-8", f"file://{tmp_path / 'state'}", conn) if a != "--spot"]
+    args = [a for a in _create_args("pr-12", f"file://{tmp_path / 'state'}", conn) if a != "--spot"]
     created = _remote(cli, server, token, *args)
     assert created.exit_code == 0, (created.output, server.text()[-3000:])
     old = (conn / "host").read_text().strip()
 
-    local = cli.invoke("aws", "host", "refresh-ip", "--project-name", "pr-8")
+    local = cli.invoke("aws", "host", "refresh-ip", "--project-name", "pr-12")
     assert local.exit_code == 2 and local.stderr.startswith("Error: refresh-ip runs on the server")
 
-    refresh = ("aws", "host", "refresh-ip", "--project-name", "pr-8")
+    refresh = ("aws", "host", "refresh-ip", "--project-name", "pr-12")
     changed = _remote(cli, server, token, *refresh, "--conn-details-output", str(conn))
     assert changed.exit_code == 0, (changed.output, server.text()[-3000:])
     new = (conn / "host").read_text().strip()
     assert new != old
-    assert changed.stdout.startswith(f"Host 'pr-8' has a new address: {new}\n")
+    assert changed.stdout.startswith(f"Host 'pr-12' has a new address: {new}\n")
     assert f"released:          {old}" in changed.stdout
     as_json = _remote(cli, server, token, *refresh, "--output", "json")
     assert as_json.exit_code == 0, as_json.output

@@ -3,6 +3,7 @@ the server's error answers back into the ``mapt.core`` errors."""
 
 from __future__ import annotations
 
+import secrets
 import signal
 import subprocess
 import sys
@@ -39,7 +40,7 @@ from mapt.service import ExecutionStatus as ServiceExecutionStatus
 from mapt.service._states import BUSY
 from mapt.service._states import HostState as ServiceHostState
 from tests.cli.host_harness import FAMILIES
-from tests.harness.service import ServerProcess, make_token, running
+from tests.harness.service import SHARED_TIMING, ServerProcess, make_token, running
 
 
 def _instance(kind: type[MaptError]) -> MaptError:
@@ -164,11 +165,20 @@ def test_an_unreachable_server_is_a_failed_operation_naming_it() -> None:
 # -- on a real server ----------------------------------------------------------------
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    url = f"sqlite:///{tmp_path / 'records' / 'service.sqlite3'}"
-    with running(ServerProcess(url, tmp_path / "server" / "server.log")) as started:
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server for this module's tests (a server's start and stop cost about 6 s of
+    CPU): each test names its own hosts and tokens and checks what its own calls added."""
+    folder = tmp_path_factory.mktemp("server")
+    url = f"sqlite:///{folder / 'records' / 'service.sqlite3'}"
+    server = ServerProcess(url, folder / "server" / "server.log", timing=SHARED_TIMING)
+    with running(server) as started:
         yield started
+
+
+def _token(server: ServerProcess, *, read_only: bool = False) -> str:
+    """A token under a name of its own (names are unique on a server)."""
+    return make_token(server.database_url, f"t-{secrets.token_hex(3)}", read_only=read_only)
 
 
 def _fields(tmp_path: Path, **extra: Any) -> dict[str, Any]:
@@ -196,14 +206,17 @@ def test_ping_and_version_need_no_token_and_the_rest_refuses_a_bad_one(
 def test_a_host_through_its_lifecycle_with_typed_records(
     server: ServerProcess, tmp_path: Path
 ) -> None:
-    token = make_token(server.database_url, "ci")
+    token = _token(server)
     with Client(server.url, token) as client:
         with pytest.raises(NotFoundError, match="no host is named 'pr-1'"):
             client.hosts.get("pr-1")
+        # The module's other tests share the server: what this one adds is compared.
+        executions = client.executions.list(include_completed=True)
+        hosts = [h.name for h in client.hosts.list()]
         with pytest.raises(InputError, match="cpus") as bad:
             client.hosts.create(**_fields(tmp_path, cpus="many"))
         assert bad.value.status == 422  # type: ignore[attr-defined]
-        assert client.executions.list(include_completed=True) == []
+        assert client.executions.list(include_completed=True) == executions
 
         created = client.hosts.create(**_fields(tmp_path, timeout="2h"), wait_timeout=300)
         assert created.status is ExecutionStatus.SUCCEEDED and created.name == "hosts.create"
@@ -211,7 +224,7 @@ def test_a_host_through_its_lifecycle_with_typed_records(
         host = client.hosts.get("pr-1")
         assert host.state is HostState.RUNNING and host.address == record.address
         assert host.region == record.region and host.expires_at is not None
-        assert [h.name for h in client.hosts.list()] == ["pr-1"]
+        assert [h.name for h in client.hosts.list() if h.name not in hosts] == ["pr-1"]
         with pytest.raises(ConflictError):
             client.hosts.create(**_fields(tmp_path), wait=False)
 
@@ -231,7 +244,7 @@ def test_a_host_through_its_lifecycle_with_typed_records(
         lines = list(client.executions.logs(created.id))
         assert any("pr-1" in line for line in lines)
 
-    reader = make_token(server.database_url, "dashboard", read_only=True)
+    reader = _token(server, read_only=True)
     with Client(server.url, reader) as read_only, pytest.raises(ForbiddenError) as refused:
         read_only.hosts.create(**_fields(tmp_path, name="pr-2"))
     assert refused.value.exit_code == 5 and "read-only" in str(refused.value)
@@ -241,28 +254,28 @@ def test_a_host_through_its_lifecycle_with_typed_records(
 def test_status_and_connection_of_a_running_host(server: ServerProcess, tmp_path: Path) -> None:
     from tests.harness.pulumi_mocks import FAKE_PRIVATE_KEY_PEM
 
-    with Client(server.url, make_token(server.database_url, "ci")) as client:
-        client.hosts.create(**_fields(tmp_path), wait_timeout=300)
-        described, status = client.hosts.status("pr-1")
+    with Client(server.url, _token(server)) as client:
+        client.hosts.create(**_fields(tmp_path, name="pr-5"), wait_timeout=300)
+        described, status = client.hosts.status("pr-5")
         assert described.state is HostState.RUNNING and status.host == described.address
-        assert set(status.stacks) >= {"host-pr-1", "spotOption-pr-1"}
-        connection = client.hosts.connection("pr-1")
+        assert set(status.stacks) >= {"host-pr-5", "spotOption-pr-5"}
+        connection = client.hosts.connection("pr-5")
         assert connection.host == described.address and connection.username == "fedora"
         assert connection.private_key == FAKE_PRIVATE_KEY_PEM
         assert "PRIVATE KEY" not in repr(connection)
-    reader = make_token(server.database_url, "dashboard", read_only=True)
+    reader = _token(server, read_only=True)
     with Client(server.url, reader) as read_only, pytest.raises(ForbiddenError):
-        read_only.hosts.connection("pr-1")
+        read_only.hosts.connection("pr-5")
 
 
 def test_a_failed_execution_raises_the_error_the_local_command_would(
     server: ServerProcess, tmp_path: Path
 ) -> None:
-    with Client(server.url, make_token(server.database_url, "ci")) as client:
+    with Client(server.url, _token(server)) as client:
         with pytest.raises(InputError) as raised:
-            client.hosts.create(**_fields(tmp_path, cpus=448), wait_timeout=300)
+            client.hosts.create(**_fields(tmp_path, name="pr-9", cpus=448), wait_timeout=300)
         assert raised.value.server_type == "NoMatchingInstanceTypesError"  # type: ignore[attr-defined]
-        failed = client.executions.list(include_completed=True)[0]
+        [failed] = client.executions.list(include_completed=True, target="pr-9")
         assert failed.status is ExecutionStatus.FAILED and failed.error is not None
         assert failed.error.exit_code == 2 and str(raised.value) == failed.error.message
         with pytest.raises(InputError):

@@ -154,7 +154,9 @@ class SpotMarket:
     refused (as AWS may refuse a region the account has not enabled).
     """
 
-    rows: list[MarketRow]
+    # Not in the repr: botocore logs each handler it calls at DEBUG with its repr, and
+    # the market's bound methods held the whole table (1.7 MB a call, seconds a test).
+    rows: list[MarketRow] = field(repr=False)
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     scores: dict[str, int] = field(default_factory=dict)
     default_score: int | None = None
@@ -164,7 +166,7 @@ class SpotMarket:
     page_size: int = 1000
     pricing_error: str | None = None
     refused_regions: frozenset[str] = frozenset()
-    calls: list[MarketCall] = field(default_factory=list)
+    calls: list[MarketCall] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self._zone = _moto_zone_names()
@@ -528,7 +530,7 @@ class ApiCall:
 class ApiCallLog:
     """Every AWS API call made by any boto3 client while installed."""
 
-    calls: list[ApiCall] = field(default_factory=list)
+    calls: list[ApiCall] = field(default_factory=list, repr=False)  # as SpotMarket.rows
 
     def _record(self, model: Any, context: dict[str, Any], **_: Any) -> None:
         service = model.service_model.service_name
