@@ -118,7 +118,8 @@ def test_create_with_server_prints_and_outputs_what_the_local_command_does(
 
     listed = _remote(cli, server, token, "aws", "host", "list")
     assert listed.exit_code == 0, listed.output
-    [row] = [line for line in listed.stdout.splitlines() if "pr-7" in line]
+    # This host's row, not pr-17's or pr-27's (the module's other tests' hosts).
+    [row] = [row for row in listed.stdout.splitlines() if "pr-7" in row.replace("│", " ").split()]
     assert "spot" in row
     assert [host for host in listed_hosts() if host not in before] == [("pr-7", "RUNNING")]
 

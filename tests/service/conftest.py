@@ -1,4 +1,6 @@
-"""The service's tests run on SQLite and on a real PostgreSQL server.
+"""The service's tests run on SQLite and on a real PostgreSQL server, except those marked
+``on_sqlite_only`` (``tests/harness/postgres.py``): what they check is not what SQL does
+(``specs/concepts/architecture.md``, "Which service tests run on both databases").
 
 PostgreSQL is the one ``.ci/run`` starts (``MAPT_TEST_POSTGRES_URL``), or else one this
 session starts itself from Debian's package (``tests/harness/postgres.py``); without
