@@ -450,9 +450,11 @@ def test_two_interruptions_in_a_pool_open_its_breaker_sending_launches_on_demand
     region = first["allocation"]["region"]
     assert second["allocation"]["region"] == region  # the best offer, for both
     # Both members' instances are interrupted at once: their place's breaker opens.
-    sandbox.deliver(
-        region, *(warning(region, sandbox.in_service(m["name"], region)) for m in (first, second))
-    )
+    # Their instances are looked up first, so that both warnings carry the same second
+    # (an autoscaling call between them could outlast the breaker's window on a loaded
+    # machine).
+    instances = [sandbox.in_service(m["name"], region) for m in (first, second)]
+    sandbox.deliver(region, *(warning(region, instance) for instance in instances))
     for member in (first, second):
         sandbox.state_of(member["name"], "ERROR")
     opened_at = datetime.now(timezone.utc)
