@@ -322,6 +322,31 @@ def test_sigkill_during_a_create_then_restart_ends_running_once(
     assert sorted(stacks) == ["host-pr-123", "spotOption-pr-123"]
 
 
+def test_a_create_cancelled_midway_destroys_what_it_made(database_url: str, tmp_path: Path) -> None:
+    """A cancel is not a hand-back: the create stops and destroys its spot choice, the
+    host ends DELETED (it is never released to run again)."""
+    release = tmp_path / "never-released"
+    held = release.with_name(f"{release.name}.held")
+    server = ServerProcess(database_url, tmp_path / "server.log", env={HOLD_HOST_UP: str(release)})
+    token = make_token(server.database_url, "ci")
+    with running(server), server.client(token) as client:
+        created = client.post("/v1/hosts", json=_fields(tmp_path))
+        identifier = created.json()["execution"]["id"]
+        wait_for(held.exists, timeout=180)
+        assert client.post(f"/v1/executions/{identifier}/cancel").status_code == 202
+        execution = wait_for(
+            lambda: (
+                (e := client.get(f"/v1/executions/{identifier}").json()["execution"])["finished_at"]
+                and e
+            ),
+            timeout=180,
+        )
+        host = _host(client)
+    assert (execution["status"], execution["attempts"]) == ("cancelled", 1), execution
+    assert host["state"] == "DELETED", host
+    assert FileBackedEngine(server.engine_file).stored_stacks() == []
+
+
 @on_sqlite_only("shared_database_url")
 def test_refresh_ip_gives_an_on_demand_host_a_new_address_and_refuses_a_spot_host(
     shared_client: httpx.Client, shared_server: ServerProcess, unique: str, tmp_path: Path
