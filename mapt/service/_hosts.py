@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from mapt.core import ExitCode, InputError, MaptError
+from mapt.core import ExitCode, InputError, Interrupted, MaptError
 from mapt.service._costs import (
     DELETED,
     FAILED,
@@ -485,6 +485,16 @@ def _destroy_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if key in DESTROY_FIELDS}
 
 
+def _handed_back(context: ExecutionContext, failure: MaptError) -> bool:
+    """Whether ``failure`` is the worker stopping to hand its execution back (its server
+    stops or died, or another worker holds the claim), not a cancel: the next attempt
+    resumes the operation (Pulumi ``up`` is idempotent), so the host is left as it is
+    for it, neither settled nor destroyed."""
+    return isinstance(failure, Interrupted) and not (
+        Executions(context.database).get(context.execution_id).cancel_requested
+    )
+
+
 def run_create(context: ExecutionContext) -> dict[str, Any]:
     from mapt.hosts import create_request
 
@@ -493,6 +503,8 @@ def run_create(context: ExecutionContext) -> dict[str, Any]:
     try:
         record = target.create(create_request(fields, name=_field_name))
     except MaptError as failure:
+        if _handed_back(context, failure):
+            raise
         error = ExecutionError.of(failure)
         store.settle(context.target, HostState.DELETING, error=error)
         _destroy(store, target, context.target, fields, keep=error)
@@ -516,6 +528,8 @@ def run_update(context: ExecutionContext) -> dict[str, Any]:
     try:
         record = target.update(create_request(fields, name=_field_name))
     except MaptError as failure:
+        if _handed_back(context, failure):
+            raise
         store.settle(context.target, HostState.ERROR, error=ExecutionError.of(failure))
         raise
     document = record.to_dict()

@@ -34,7 +34,7 @@ from mapt.core import (
     get_logger,
     parse_duration,
 )
-from mapt.hosts import BreakerPolicy
+from mapt.hosts import BreakerPolicy, OpenBreaker, Place
 from mapt.pools import (
     Capacity,
     CapacityError,
@@ -404,7 +404,9 @@ class Pools:
                     f"pool {name!r} has {len(live)} members: {count} more would be above its "
                     f"maximum {pool.capacity.maximum}"
                 )
-            zones = spread(_ranked_zones(pool, members), [m.planned() for m in members], count)
+            zones = spread(
+                self._offers(connection, pool, members), [m.planned() for m in members], count
+            )
             launches = [(_member_name(name), zone) for zone in zones]
             execution_id = self.executions.submit_in(
                 connection,
@@ -534,7 +536,9 @@ class Pools:
             live = sum(1 for m in members if m.planned().live)
             if not allow_cold_start or live >= pool.capacity.maximum:
                 return None
-            [zone] = spread(_ranked_zones(pool, members), [m.planned() for m in members], 1)
+            [zone] = spread(
+                self._offers(connection, pool, members), [m.planned() for m in members], 1
+            )
             host_name = _member_name(name)
             self._launch_in(connection, pool, [(host_name, zone)])
             served = "cold_start"
@@ -622,7 +626,7 @@ class Pools:
             decided = plan(
                 pool.capacity,
                 [member.planned() for member in members],
-                offers=_ranked_zones(pool, members),
+                offers=self._offers(connection, pool, members),
                 template=pool.template,
                 now=now,
                 max_lifetime=pool.strategy.lifetime(),
@@ -725,11 +729,9 @@ class Pools:
         """
         if not launches:
             return
-        from mapt.service._interruptions import breaker_fields, recorded_breakers
+        from mapt.service._interruptions import breaker_fields
 
-        breakers = (
-            {} if self.breaker is None else recorded_breakers(connection, self.breaker, _now())
-        )
+        breakers = self._open_breakers(connection)
         closed = {region for (owner, region) in breakers if owner == pool.name}
         for member, zone in launches:
             fields = breaker_fields(
@@ -749,6 +751,29 @@ class Pools:
                 member={"pool": pool.name, "template": pool.template},
                 execution_id=execution_id,
             )
+
+    def _open_breakers(self, connection: sa.Connection) -> Mapping[Place, OpenBreaker]:
+        """The circuit breakers open now (none without a breaker policy)."""
+        from mapt.service._interruptions import recorded_breakers
+
+        if self.breaker is None:
+            return {}
+        return recorded_breakers(connection, self.breaker, _now())
+
+    def _offers(
+        self, connection: sa.Connection, pool: Pool, members: Sequence[PoolMember]
+    ) -> tuple[str, ...]:
+        """The zones the pool's launches spread over now: a ranking of the kind they
+        launch as (spot, or on demand where the open breakers send them)."""
+        from mapt.service._interruptions import breaker_fields
+
+        fields = breaker_fields(
+            pool.host,
+            pool.name,
+            self._open_breakers(connection),
+            fallback_on_demand=pool.strategy.fallback_on_demand,
+        )
+        return _ranked_zones(pool, members, spot=bool(fields.get("spot")))
 
     def _lease_of(self, connection: sa.Connection, name: str, lease_id: str) -> Lease:
         row = connection.execute(
@@ -777,14 +802,22 @@ def _member_name(pool: str) -> str:
     return f"{pool}-{secrets.token_hex(3)}"
 
 
-def _ranked_zones(pool: Pool, members: Iterable[PoolMember]) -> tuple[str, ...]:
-    """The zones launches spread over, best first: the newest member's allocation (its
-    choice, then the runners-up it kept: on spot the ranked market, on demand the
-    region's other zones offering the types), in the template's region when it names
-    one (a member is pinned to a zone of its region)."""
+def _ranked_zones(pool: Pool, members: Iterable[PoolMember], *, spot: bool) -> tuple[str, ...]:
+    """The zones launches on ``spot`` (else on demand) spread over, best first: the
+    newest member's allocation of that kind (its choice, then the runners-up it kept:
+    on spot the ranked market, on demand the region's other zones offering the types),
+    in the template's region when it names one (a member is pinned to a zone of its
+    region).
+
+    Only an allocation of the launches' kind ranks: an on-demand one (a member the open
+    breaker or the create's fallback put on demand) ranks zones that offer the types on
+    demand, maybe none on spot, and a spot member pinned to such a zone cannot launch.
+    No allocation of that kind known: none, and members are not pinned.
+    """
     newest = None
     for member in members:
-        if member.host.record and member.host.record.get("allocation"):
+        allocation = (member.host.record or {}).get("allocation")
+        if allocation and (allocation.get("spot_price") is not None) == spot:
             newest = member
     if newest is None:
         return ()

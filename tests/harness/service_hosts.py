@@ -77,6 +77,9 @@ class FileBackedEngine(InMemoryEngine):
                 self._path.write_bytes(pickle.dumps(state))
 
     def up(self, ref: StackRef, program: Any, **options: Any) -> dict[str, Any]:
+        if ref.stack_name.startswith("host-"):
+            _held_until_released()
+
         def replacing() -> dict[str, Any]:
             self._stack_now = ref.stack_name
             if any(f"::{HOST_ADDRESS_TYPE}::" in urn for urn in options.get("replace", ())):
@@ -90,6 +93,29 @@ class FileBackedEngine(InMemoryEngine):
     def stored_stacks(self) -> list[str]:
         """The stacks that exist now, as the file holds them."""
         return list(self._around(self.stack_names))
+
+
+# A test that must stop a create midway (its server killed while a worker runs it)
+# names a release file here, in the server's environment: each ``up`` of a host stack
+# (after the create's spot allocation stack is up) then writes ``<release>.held`` and
+# waits until the release file exists. The worker's own stop (its server's lifeline
+# read end of file, a SIGTERM to itself) interrupts the wait, as it would a real ``up``.
+HOLD_HOST_UP = "MAPT_TEST_HOLD_HOST_UP"
+_HOLD_LIMIT = 600.0
+
+
+def _held_until_released() -> None:
+    import time
+
+    release = os.environ.get(HOLD_HOST_UP)
+    if not release:
+        return
+    Path(f"{release}.held").touch()
+    deadline = time.monotonic() + _HOLD_LIMIT
+    while not Path(release).exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{release} did not appear in {_HOLD_LIMIT:.0f} s")
+        time.sleep(0.05)
 
 
 def _persisted(name: str) -> Callable[..., Any]:

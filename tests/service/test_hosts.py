@@ -11,12 +11,15 @@ from typing import Any
 import httpx
 import pytest
 
+from mapt.service import open_database
+from mapt.service._executions import Executions
+from mapt.service._hosts import Hosts
 from mapt.service._states import TRANSITIONS, HostState
 from tests.cli.host_harness import FAMILIES
 from tests.harness.postgres import on_sqlite_only
 from tests.harness.pulumi_mocks import FAKE_PRIVATE_KEY_PEM
 from tests.harness.service import ServerProcess, make_token, running, wait_for
-from tests.harness.service_hosts import FileBackedEngine
+from tests.harness.service_hosts import HOLD_HOST_UP, FileBackedEngine
 
 
 def _fields(tmp_path: Path, **extra: Any) -> dict[str, Any]:
@@ -270,20 +273,67 @@ def test_status_and_connection_of_a_running_host(
 
 
 def test_sigkill_during_a_create_then_restart_ends_running_once(
-    server: ServerProcess, tmp_path: Path
+    database_url: str, tmp_path: Path
 ) -> None:
+    # The create holds before its host stack's ``up`` (its spot allocation stack is up)
+    # until the release file exists: the kill lands mid-create, however fast it runs.
+    release = tmp_path / "release-the-create"
+    held = release.with_name(f"{release.name}.held")
+    server = ServerProcess(database_url, tmp_path / "server.log", env={HOLD_HOST_UP: str(release)})
     token = make_token(server.database_url, "ci")
-    with server.client(token) as client:
+    # ``running`` kills the first server's group (its worker) only at the end: the
+    # worker must learn of its server's death by itself.
+    with running(server):
+        with server.client(token) as client:
+            created = client.post("/v1/hosts", json=_fields(tmp_path))
+            identifier = created.json()["execution"]["id"]
+            wait_for(held.exists, timeout=180)
+        server.signal(signal.SIGKILL)
+        server.wait()
+        # No server runs: only the worker itself, told by its lifeline, hands it back
+        # (before the release, so it cannot go on to finish the create). Handed back,
+        # not cancelled: the host and the spot choice the attempt made wait for the next.
+        database = open_database(server.database_url, migrate=False)
+        try:
+            executions = Executions(database)
+            wait_for(lambda: executions.get(identifier).status == "pending", timeout=60)
+            assert Hosts(database, executions).get("pr-123").state is HostState.PENDING
+        finally:
+            database.dispose()
+        assert FileBackedEngine(server.engine_file).stored_stacks() == ["spotOption-pr-123"]
+        release.touch()
+        again = ServerProcess(
+            server.database_url, server.log_path.with_name("restarted.log"), timing=server.timing
+        )
+        with running(again), again.client(token) as client:
+            execution = wait_for(
+                lambda: (
+                    (e := client.get(f"/v1/executions/{identifier}").json()["execution"])[
+                        "finished_at"
+                    ]
+                    and e
+                ),
+                timeout=180,
+            )
+            host = _host(client)
+    assert host["state"] == "RUNNING", host
+    assert execution["status"] == "succeeded" and execution["attempts"] == 2, execution
+    stacks = FileBackedEngine(server.engine_file).stored_stacks()
+    assert sorted(stacks) == ["host-pr-123", "spotOption-pr-123"]
+
+
+def test_a_create_cancelled_midway_destroys_what_it_made(database_url: str, tmp_path: Path) -> None:
+    """A cancel is not a hand-back: the create stops and destroys its spot choice, the
+    host ends DELETED (it is never released to run again)."""
+    release = tmp_path / "never-released"
+    held = release.with_name(f"{release.name}.held")
+    server = ServerProcess(database_url, tmp_path / "server.log", env={HOLD_HOST_UP: str(release)})
+    token = make_token(server.database_url, "ci")
+    with running(server), server.client(token) as client:
         created = client.post("/v1/hosts", json=_fields(tmp_path))
         identifier = created.json()["execution"]["id"]
-        wait_for(lambda: client.get(f"/v1/executions/{identifier}").json()["execution"]["status"]
-                 == "running")  # fmt: skip
-    server.signal(signal.SIGKILL)
-    server.wait()
-    again = ServerProcess(
-        server.database_url, server.log_path.with_name("restarted.log"), timing=server.timing
-    )
-    with running(again), again.client(token) as client:
+        wait_for(held.exists, timeout=180)
+        assert client.post(f"/v1/executions/{identifier}/cancel").status_code == 202
         execution = wait_for(
             lambda: (
                 (e := client.get(f"/v1/executions/{identifier}").json()["execution"])["finished_at"]
@@ -292,10 +342,9 @@ def test_sigkill_during_a_create_then_restart_ends_running_once(
             timeout=180,
         )
         host = _host(client)
-    assert host["state"] == "RUNNING", host
-    assert execution["status"] == "succeeded" and execution["attempts"] == 2
-    stacks = FileBackedEngine(server.engine_file).stored_stacks()
-    assert sorted(stacks) == ["host-pr-123", "spotOption-pr-123"]
+    assert (execution["status"], execution["attempts"]) == ("cancelled", 1), execution
+    assert host["state"] == "DELETED", host
+    assert FileBackedEngine(server.engine_file).stored_stacks() == []
 
 
 @on_sqlite_only("shared_database_url")

@@ -500,3 +500,9 @@ def test_two_interruptions_in_a_pool_open_its_breaker_sending_launches_on_demand
     fourth = wait_for(lambda: launched({first["name"], second["name"], third["name"]}), timeout=60)
     assert fourth["fields"]["spot"] is True
     assert "spot_excluded_regions" not in fourth["fields"]
+    # Every member's allocation is on demand now: none ranks spot zones, so the spot
+    # member is not pinned (the on-demand ranking's zones may have no spot offer), and
+    # it runs on spot.
+    assert "availability_zone" not in fourth["fields"], fourth["fields"]
+    done = sandbox.state_of(fourth["name"], "RUNNING")
+    assert done["allocation"]["spot_price"] is not None, done["allocation"]

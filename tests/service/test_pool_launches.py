@@ -24,7 +24,7 @@ from mapt.hosts import BreakerPolicy
 from mapt.service import Database, create_token, open_database
 from mapt.service._app import Service, create_app
 from mapt.service._host_events import HostEvent, HostEventKind, record_host_event
-from mapt.service._schema import host_events
+from mapt.service._schema import host_events, hosts
 
 HOST = {"os": "fedora", "spot": True, "cpus": 2, "memory": 8}
 ZONE = "ci.example.com"
@@ -156,6 +156,52 @@ def test_with_the_breaker_open_spot_members_avoid_the_region(database: Database)
         _cooled_down(database, "sp")
         for fields in (_added(api, "sp"), _cold_started(api, "sp")):
             assert fields["spot_excluded_regions"] == ["eu-west-1"], fields
+
+
+def _ran(database: Database, member: str, zone: str, *others: str, spot: bool) -> None:
+    """Member ``member`` runs in ``zone``, its allocation ranking ``others`` next (on
+    spot with a price, on demand without, as a create records them)."""
+    price = 0.03 if spot else None
+    allocation = {
+        "availability_zone": zone,
+        "spot_price": price,
+        "candidates": [{"availability_zone": other, "spot_price": price} for other in others],
+    }
+    with database.transaction() as connection:
+        connection.execute(
+            hosts.update()
+            .where(hosts.c.name == member)
+            .values(state="RUNNING", record={"allocation": allocation})
+        )
+
+
+def test_after_the_breaker_closes_spot_members_are_pinned_only_to_spot_zones(
+    database: Database,
+) -> None:
+    """The on-demand members the open breaker launched ranked zones that offer the
+    types on demand (maybe none on spot): once the breaker closes, a spot member is
+    pinned to a zone of the newest spot member's ranking, or to none when no spot
+    member ever ran (where a pinned one found no spot offer, failed and was deleted)."""
+    with _api(database) as api:
+        _pool(api, "mixed", HOST, fallback_on_demand=True)
+        spot = _added(api, "mixed")
+        _ran(database, spot["name"], "us-east-1b", "us-east-1d", "ap-northeast-1a", spot=True)
+        _interrupted(database, "mixed", "ap-northeast-1", minutes_ago=1)
+        on_demand = _added(api, "mixed")
+        assert (on_demand["spot"], on_demand["region"]) == (False, "ap-northeast-1")
+        _ran(database, on_demand["name"], "ap-northeast-1c", "ap-northeast-1d", spot=False)
+        _cooled_down(database, "mixed")
+        after = _added(api, "mixed")
+        # The spot ranking's least crowded zone (us-east-1b has the first member).
+        assert (after["spot"], after.get("availability_zone")) == (True, "us-east-1d"), after
+
+        _pool(api, "fresh", HOST, fallback_on_demand=True)
+        _interrupted(database, "fresh", "ap-northeast-1", minutes_ago=1)
+        on_demand = _added(api, "fresh")
+        _ran(database, on_demand["name"], "ap-northeast-1c", "ap-northeast-1d", spot=False)
+        _cooled_down(database, "fresh")
+        fields = _added(api, "fresh")
+        assert fields["spot"] is True and "availability_zone" not in fields, fields
 
 
 def test_the_servers_breaker_policy_is_the_one_followed(database: Database) -> None:

@@ -503,11 +503,12 @@ def test_the_loop_pins_launches_keeps_its_rate_and_routes_around_a_lost_zone(
         executions = Executions(database)
         pools = Pools(database, executions, Hosts(database, executions))
         pools.create("spread", Capacity(5, 0, 5), _template(tmp_path), Strategy())
-        allocation = {
+        allocation = {  # a spot allocation (a price), as the spot template's members get
             "availability_zone": "us-east-1a",
+            "spot_price": 0.03,
             "candidates": [
-                {"availability_zone": "us-east-1b"},
-                {"availability_zone": "us-east-1c"},
+                {"availability_zone": "us-east-1b", "spot_price": 0.03},
+                {"availability_zone": "us-east-1c", "spot_price": 0.03},
             ],
         }
         assert pools.converge("spread", launches_per_minute=3).launch == (None,)  # a scout
