@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -251,8 +251,9 @@ def _spot_market(
     region. A region's client is created by the first thread that needs it: a worker,
     which then sends its request while the next clients are built, or, when round 2
     asks every usable region, this thread, which builds the partition's clients while
-    round 1 waits (a shape's round 2 asks only the scored regions: none is built
-    that it does not ask).
+    round 1 waits (a shape's round 2 asks only the scored regions and those of the
+    failed batches: their clients are built as the batches fail, none that it
+    does not ask).
     """
     spot = args.spot or SpotArgs()
     queries = queries or Ec2Queries(args.session)
@@ -287,6 +288,14 @@ def _spot_market(
             # Round 2 asks every usable region: while round 1 waits, build the clients
             # of those that may be usable (the 17 regions' are being built by round 1).
             queries.build_clients_until(maybe, round_one)
+        else:
+            # Round 2 asks the usable regions of a failed batch again, with their
+            # types (every usable region when AWS refuses the scores): as each batch
+            # fails, build its regions' clients while the rest of round 1 waits.
+            pending = set(round_one)
+            while pending:
+                _, pending = wait(pending, return_when=FIRST_COMPLETED)
+                queries.build_clients_until(shape_scores.failed_regions(), round_one)
 
         usable, known = regions_job.result()
         unknown = [r for r in spot.excluded_regions if r not in known]
@@ -412,6 +421,15 @@ class _ShapeScores:
 
     def futures(self) -> list[Future[Any]]:
         return [future for _, future in self.batches]
+
+    def failed_regions(self) -> list[str]:
+        """The regions of the batches that have failed so far (none raised)."""
+        return [
+            region
+            for batch, future in self.batches
+            if future.done() and future.exception() is None and future.result()[0] is None
+            for region in batch
+        ]
 
     def of(self, regions: Sequence[str]) -> tuple[dict[str, tuple[str, int]], list[str]]:
         """(AZ ID -> (region, score) within ``regions``; the ``regions`` that no answer

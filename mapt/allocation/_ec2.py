@@ -33,6 +33,7 @@ from mapt.core import (
 log = get_logger(__name__)
 
 T = TypeVar("T")
+S = TypeVar("S")
 R = TypeVar("R")
 
 _OPTED_IN = ("opt-in-not-required", "opted-in")
@@ -95,33 +96,59 @@ def check_credentials(session: Any) -> None:
 
 
 @contextmanager
-def models_loading(session: Any, services: Sequence[str] = ("ec2",)) -> Iterator[None]:
-    """Load the botocore models of ``services`` into ``session`` in a thread meanwhile.
+def models_loading(
+    make_session: Callable[[], S], services: Sequence[str] = ("ec2",)
+) -> Iterator[Future[S]]:
+    """Make a session with ``make_session`` in a thread and load the botocore data
+    its first client of each of ``services`` reads, meanwhile; the future is the session.
 
     A session's first client of a service parses its model (EC2's: about 0.15 s of
     CPU, before a ranking can send its first request); later clients of the session
-    reuse it from its loader. An entry point that waits on something else first (a
-    subprocess, a backend) lets the parse run then, instead of on the ranking's
-    critical path. The caller does not use the session meanwhile (sessions are not
-    thread-safe); the thread is joined on exit. A failure here (a profile that does
-    not exist) is only logged: the same client made later fails the same way, where
-    its caller reports it.
+    find it in the session's loader. An entry point that waits on something else
+    first (a subprocess, a backend) lets the parse run then, off the ranking's
+    critical path (the CPU is moved, not removed). No client is built and no
+    credentials are resolved here: only the loader's files are read. The session is
+    the caller's once the block ends without an error (the thread is joined then);
+    ``result()`` raises what making it raised (a profile that does not exist), after
+    the block's own checks. A block that raises does not wait for the thread.
     """
+    made: Future[S] = Future()
 
     def load() -> None:
-        queries = Ec2Queries(session)
+        try:
+            session = make_session()
+        except BaseException as error:  # the caller's result() raises it
+            made.set_exception(error)
+            return
         try:
             for service in services:
-                queries.client(PRICING_REGION, service)
+                _load_client_data(session, service)
         except Exception as error:
             log.debug("loading the %s models in advance failed: %s", ", ".join(services), error)
+        made.set_result(session)
 
     loader = threading.Thread(target=load, name="mapt-models", daemon=True)
     loader.start()
-    try:
-        yield
-    finally:
-        loader.join()
+    yield made
+    loader.join()
+
+
+def _load_client_data(session: Any, service: str) -> None:
+    """Read what botocore's ``create_client`` of ``service`` reads from ``session``'s
+    loader, in the same calls (its cache is keyed by them), and the paginators the
+    queries use; the collector paused meanwhile and the model then frozen, as a
+    ranking's first client is (``collection_paused``)."""
+    core = session._session  # boto3.Session's botocore session
+    loader = core.get_component("data_loader")
+    with collection_paused():
+        model = loader.load_service_model(service, "service-2", api_version=None)
+        loader.load_service_model(service, "endpoint-rule-set-1", api_version=None)
+        loader.load_service_model(service, "paginators-1", model["metadata"]["apiVersion"])
+        loader.load_data("partitions")
+        loader.load_data("_retry")
+        core._get_internal_component("endpoint_resolver")
+        core._get_internal_component("smart_defaults_factory")
+        _freeze_models_once()
 
 
 class Ec2Queries:
@@ -154,11 +181,12 @@ class Ec2Queries:
             return found
         with self._lock:
             if key not in self._clients:
+                # Frozen before the pause ends: a collection would scan the fresh model.
                 with collection_paused():
                     self._clients[key] = self._session.client(
                         service, region_name=region, config=self._config
                     )
-                _freeze_models_once()
+                    _freeze_models_once()
             return self._clients[key]
 
     def has_client(self, region: str, service: str = "ec2") -> bool:

@@ -292,15 +292,16 @@ class AwsHostTarget:
         from mapt.stacks import resolve_backend, secrets_setup
 
         context = request.context
-        session = boto3.Session()
-        # The EC2 model is parsed while the checks wait (the Pulumi CLI's version, a
-        # subprocess), not when the ranking's first request is due.
-        with models_loading(session):
+        # The session is made and the EC2 model parsed while the checks wait (the
+        # Pulumi CLI's version, a subprocess), not when the ranking's first request is
+        # due; an error making it (a profile that does not exist) comes after theirs.
+        with models_loading(boto3.Session) as made:
             if changes_state:
                 self.services.check_engine()
                 backend = resolve_backend(context.backend_url)
                 if backend.kind == "s3":
                     secrets_setup(backend, request.secrets_provider)  # no passphrase or KMS key
+        session = made.result()
         check_credentials(session)
         engine = self.services.engine(request.secrets_provider, context.debug)
         host = request.host

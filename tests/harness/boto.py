@@ -83,7 +83,10 @@ def shared_botocore(preloaded: tuple[str, ...] = PRELOADED) -> Iterator[None]:
         session._components.lazy_register_component("data_loader", create)
 
     def load_service_model(creator: Any, service_name: str, api_version: Any = None) -> Any:
-        parsed = creator._loader.load_service_model(service_name, "service-2", api_version)
+        # The call botocore makes (the loader caches by its arguments, as given).
+        parsed = creator._loader.load_service_model(
+            service_name, "service-2", api_version=api_version
+        )
         key = (service_name, id(parsed))
         if key not in models:
             models[key] = original_model(creator, service_name, api_version)

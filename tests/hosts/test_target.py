@@ -204,6 +204,27 @@ def test_services_reporting_progress_still_check_the_pulumi_cli(
     handed.check_engine()
 
 
+def test_create_reports_a_missing_pulumi_cli_before_a_missing_aws_profile(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The documented order: what a run that changes state needs, then the AWS
+    # credentials. The session (which a missing profile fails) is made meanwhile.
+    from mapt.core import PrerequisiteError
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "pulumi-home"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    asked = create_request(
+        {"name": "demo", "os": "fedora", "backed_url": (tmp_path / "state").as_uri(), "cpus": 2}
+    )
+    with pytest.raises(PrerequisiteError, match="the Pulumi CLI was not found") as raised:
+        AwsHostTarget(HostServices()).create(asked)
+    assert raised.value.exit_code == 5
+
+
 def test_move_leaves_the_kept_offer_recorded_failed_for_the_next_one_elsewhere_or_on_demand(
     cli: Harness, market: SpotMarket
 ) -> None:
