@@ -485,7 +485,7 @@ def _destroy_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if key in DESTROY_FIELDS}
 
 
-def _handed_back(context: ExecutionContext, failure: MaptError) -> bool:
+def _handed_back(context: ExecutionContext, failure: BaseException) -> bool:
     """Whether ``failure`` is the worker stopping to hand its execution back (its server
     stops or died, or another worker holds the claim), not a cancel: the next attempt
     resumes the operation (Pulumi ``up`` is idempotent), so the host is left as it is
@@ -560,6 +560,8 @@ def run_refresh_ip(context: ExecutionContext) -> dict[str, Any]:
         store.settle(context.target, HostState.RUNNING, error=ExecutionError.of(refused))
         raise
     except MaptError as failure:
+        if _handed_back(context, failure):
+            raise
         store.settle(context.target, HostState.ERROR, error=ExecutionError.of(failure))
         raise
     document = change.host.to_dict()
@@ -569,7 +571,8 @@ def run_refresh_ip(context: ExecutionContext) -> dict[str, Any]:
 
 def run_delete(context: ExecutionContext) -> dict[str, Any]:
     store, target = _hosts_of(context)
-    return _destroy(store, target, context.target, dict(context.arguments["fields"]))
+    fields = dict(context.arguments["fields"])
+    return _destroy(store, target, context.target, fields, resumed_by=context)
 
 
 def _destroy(
@@ -579,13 +582,21 @@ def _destroy(
     fields: Mapping[str, Any],
     *,
     keep: ExecutionError | None = None,
+    resumed_by: ExecutionContext | None = None,
 ) -> dict[str, Any]:
-    """DELETING -> DELETED (``keep``: the error that led here), or -> ERROR on failure."""
+    """DELETING -> DELETED (``keep``: the error that led here), or -> ERROR on failure.
+
+    ``resumed_by``: the delete's execution, whose hand-back leaves the host DELETING for
+    its next attempt to destroy again. A failed create's cleanup has none: its next
+    attempt would run the create again, so a cleanup cut short ends ERROR (delete again).
+    """
     from mapt.hosts import destroy_request
 
     try:
         record = target.destroy(destroy_request(_destroy_fields(fields), name=_field_name))
     except MaptError as failure:
+        if resumed_by is not None and _handed_back(resumed_by, failure):
+            raise
         store.settle(name, HostState.ERROR, error=ExecutionError.of(failure))
         raise
     store.settle(name, HostState.DELETED, error=keep)
@@ -608,6 +619,8 @@ def run_recover(context: ExecutionContext) -> dict[str, Any]:
     try:
         record = target.create(create_request(dict(arguments["fields"]), name=_field_name))
     except MaptError as failure:
+        if _handed_back(context, failure):
+            raise
         message = (
             f"{arguments['reason']}; recovery attempt {attempt} of {attempts} failed: {failure}"
         )

@@ -40,7 +40,7 @@ import sqlalchemy as sa
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from mapt.core import ExitCode, Interrupted, get_logger
+from mapt.core import ExitCode, get_logger
 from mapt.hosts import (
     SPOT_TUNING,
     BreakerPolicy,
@@ -58,6 +58,7 @@ from mapt.service._hosts import (
     REPLACE,
     Hosts,
     _field_name,
+    _handed_back,
     _host,
     _hosts_of,
 )
@@ -295,9 +296,9 @@ def run_replace(context: ExecutionContext, settings: InterruptionSettings) -> di
             fallback_on_demand=request.fallback_on_demand,
         )
         record = target.create(request) if plan.in_place else target.move(request, plan)
-    except Interrupted:
-        raise  # a stopped server: the worker releases the execution to run again
     except Exception as failure:
+        if _handed_back(context, failure):
+            raise  # a stopped server: the worker releases the execution to run again
         # Whatever went wrong, a domain error or not, the host says the replacement
         # failed and why; the execution fails with the same error (the worker's).
         error = ExecutionError.of_any(failure)

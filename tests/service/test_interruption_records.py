@@ -296,3 +296,25 @@ def test_a_replacement_stopped_with_its_server_is_not_recorded_as_failed(
     after = _row(database, "pr-10")
     assert (after["state"], after["error_message"]) == ("ERROR", before["error_message"])
     assert "the replacement failed" not in after["error_message"]
+
+
+def test_a_replacement_cancelled_midway_leaves_the_host_error_saying_it_was_stopped(
+    database: Database, tmp_path: Path
+) -> None:
+    from mapt.core import Interrupted
+    from mapt.service._interruptions import InterruptionSettings, run_replace
+
+    context = _replacing(database, tmp_path, "pr-11", Interrupted(signal.SIGINT))
+    reason = _row(database, "pr-11")["error_message"]
+    Executions(database).cancel(context.execution_id)
+
+    # A cancel is no hand-back: the host says its replacement stopped, as a recovery's does.
+    with pytest.raises(Interrupted):
+        run_replace(context, InterruptionSettings())
+    row = _row(database, "pr-11")
+    assert (row["state"], row["error_type"], row["error_exit_code"]) == (
+        "ERROR",
+        "Interrupted",
+        130,
+    )
+    assert row["error_message"] == f"{reason}; the replacement failed: interrupted by SIGINT"

@@ -1,0 +1,142 @@
+"""A host operation its worker hands back (its server stops or died) leaves the host for
+the next attempt; a cancelled one settles it as a failure does. On the records alone: the
+operations run in the test's process on an engine that raises what the worker's stop
+raises in a Pulumi command (no server, no AWS)."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from mapt.core import Interrupted
+from mapt.service import Database, ExecutionContext, open_database
+from mapt.service._executions import Executions
+from mapt.service._hosts import Hosts, run_delete, run_recover, run_refresh_ip
+from mapt.service._schema import hosts
+from mapt.service._states import HostRequest
+from mapt.stacks import InMemoryEngine, StackRef
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+class StoppedEngine(InMemoryEngine):
+    """An engine whose worker was told to stop: its first call on state raises the
+    ``Terminated`` the worker's SIGTERM raises in a running Pulumi command."""
+
+    def _stop(self, *_: Any, **__: Any) -> Any:
+        raise Interrupted.for_signal(signal.SIGTERM)
+
+    def exists(self, ref: StackRef) -> bool:
+        return bool(self._stop())
+
+    def outputs(self, ref: StackRef) -> dict[str, Any]:
+        return dict(self._stop())
+
+    def list_stacks(self, backend_url: str | None) -> Any:
+        return self._stop()
+
+    def up(self, ref: StackRef, program: Any, **options: Any) -> dict[str, Any]:
+        return dict(self._stop())
+
+    def destroy(self, ref: StackRef) -> bool:
+        return bool(self._stop())
+
+
+@pytest.fixture
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
+    # A recover's create path reads the credentials' presence before its first engine call.
+    for variable, value in {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():  # fmt: skip
+        monkeypatch.setenv(variable, value)
+    opened = open_database(f"sqlite:///{tmp_path / 'service.sqlite3'}")
+    yield opened
+    opened.dispose()
+
+
+def _running_host(database: Database, tmp_path: Path, name: str) -> Hosts:
+    """Host ``name`` as a create leaves it: RUNNING, on demand, with its own address."""
+    fields = {
+        "name": name, "os": "fedora", "spot": False, "cpus": 2, "memory": 8,
+        "backed_url": f"file://{tmp_path / 'state'}",
+    }  # fmt: skip
+    record = {"outputs": {"spot": False, "host": "203.0.113.7", "username": "fedora"}}
+    with database.transaction() as connection:
+        connection.execute(
+            hosts.insert().values(
+                name=name, state="RUNNING", fields=fields, record=record, execution_id=None,
+                created_at=NOW, updated_at=NOW,
+            )
+        )  # fmt: skip
+    return Hosts(database, Executions(database))
+
+
+def _recovering(store: Hosts, name: str) -> str:
+    submitted = store.detect_failure(name, "its instance is terminated", 3)
+    assert submitted is not None
+    return submitted
+
+
+# Each operation, and how its execution is admitted on a RUNNING host.
+OPERATIONS: dict[str, tuple[Callable[[ExecutionContext], Any], Callable[[Hosts, str], str]]] = {
+    "hosts.recover": (run_recover, _recovering),
+    "hosts.refresh-ip": (run_refresh_ip, lambda s, n: s.request(HostRequest.REFRESH_IP, n)),
+    "hosts.delete": (run_delete, lambda s, n: s.request(HostRequest.DELETE, n)),
+}
+
+
+def _row(database: Database, name: str) -> dict[str, Any]:
+    with database.transaction() as connection:
+        row = connection.execute(sa.select(hosts).where(hosts.c.name == name)).one()
+    keys = ("state", "error_type", "error_message", "error_exit_code", "execution_id")
+    return {key: row._mapping[key] for key in keys}
+
+
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+def test_an_operation_handed_back_leaves_its_host_and_a_cancelled_one_settles_it_error(
+    database: Database, tmp_path: Path, operation: str
+) -> None:
+    from mapt.hosts import HostServices
+
+    run, admitted = OPERATIONS[operation]
+    store = _running_host(database, tmp_path, "pr-1")
+    execution_id = admitted(store, "pr-1")
+    execution = store.executions.get(execution_id)
+    context = ExecutionContext(
+        execution_id=execution_id,
+        name=operation,
+        target="pr-1",
+        arguments=execution.arguments,
+        attempt=1,
+        services=HostServices(engine=lambda secrets_provider, debug: StoppedEngine()),
+        database=database,
+    )
+    before = _row(database, "pr-1")
+
+    # Its server stopped: the stop passes through, and the host waits for the next attempt.
+    with pytest.raises(Interrupted):
+        run(context)
+    assert _row(database, "pr-1") == before
+
+    # Cancelled: the stop fails the operation, and the host says so, as a failure would.
+    store.executions.cancel(execution_id)
+    with pytest.raises(Interrupted):
+        run(context)
+    after = _row(database, "pr-1")
+    assert (after["state"], after["error_type"], after["execution_id"]) == (
+        "ERROR",
+        "Terminated",
+        execution_id,
+    )
+    assert after["error_message"].endswith("interrupted by SIGTERM")
+    if operation == "hosts.recover":
+        assert after["error_message"] == (
+            "its instance is terminated; recovery attempt 1 of 3 failed: interrupted by SIGTERM"
+        )
