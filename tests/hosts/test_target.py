@@ -187,14 +187,19 @@ def test_the_pulumi_engines_own_lines_reach_the_callback_whole_and_redacted() ->
     assert lines[-1] == ("INFO", "mapt: done") and not stream.isatty()
 
 
+def _without_pulumi_cli(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """No ``pulumi`` on PATH, and an empty home for everything that looks for one."""
+    monkeypatch.setenv("PATH", str(home))
+    monkeypatch.setenv("PULUMI_HOME", str(home / "pulumi-home"))
+    monkeypatch.setenv("HOME", str(home))
+
+
 def test_services_reporting_progress_still_check_the_pulumi_cli(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from mapt.core import PrerequisiteError
 
-    monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "pulumi-home"))
-    monkeypatch.setenv("HOME", str(tmp_path))
+    _without_pulumi_cli(monkeypatch, tmp_path)
     services = HostServices().reporting_to(lambda level, text: None)
     with pytest.raises(PrerequisiteError, match="the Pulumi CLI was not found"):
         services.check_engine()
@@ -211,9 +216,7 @@ def test_create_reports_a_missing_pulumi_cli_before_a_missing_aws_profile(
     # credentials. The session (which a missing profile fails) is made meanwhile.
     from mapt.core import PrerequisiteError
 
-    monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "pulumi-home"))
-    monkeypatch.setenv("HOME", str(tmp_path))
+    _without_pulumi_cli(monkeypatch, tmp_path)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
     monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
