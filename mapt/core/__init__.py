@@ -45,9 +45,11 @@ from mapt.core._interrupt import (
     Interrupted,
     Terminated,
     cancellable,
+    deliver_again,
     raise_if_interrupted,
     stop,
     stopping_on_signals,
+    uninterrupted,
 )
 from mapt.core._logging import configure_logging, get_logger, redact, register_secret
 from mapt.core._text import (
@@ -84,6 +86,7 @@ __all__ = [
     "clip_values",
     "comma_list",
     "configure_logging",
+    "deliver_again",
     "filesystem_error",
     "format_duration",
     "from_environment",
@@ -101,6 +104,7 @@ __all__ = [
     "stop",
     "stopping_on_signals",
     "translating_aws_errors",
+    "uninterrupted",
     "validate_project_name",
     "write_private_file",
 ]

@@ -7,19 +7,35 @@ CLI prints one ``Error:`` line with exit 130 (SIGINT) or 143 (SIGTERM, what a ca
 CI job sends). Inside a ``cancellable(cancel)`` block (a running Pulumi command) the
 signal instead calls ``cancel``, which asks the operation to stop by itself (Pulumi
 then finishes its in-flight resource operations and writes its state), and
-``Interrupted`` is raised when the block ends. Further signals while stopping are
-logged and otherwise ignored, so a second Ctrl-C cannot cut the clean-up short.
+``Interrupted`` is raised when the block ends. Further signals while the stop is being
+cleaned up are logged and otherwise ignored, so a second Ctrl-C cannot cut the clean-up
+short.
 
 Because the handler raises wherever the main thread happens to be, the stop can land
 inside code that catches ``Exception`` so as never to fail its caller: a log handler
 (``logging`` swallows what its stream raises), or a sink storing a log line. Each such
-``except`` calls ``raise_if_interrupted`` first; the signal is otherwise lost, since
-the next one is ignored as "already stopping".
+``except`` calls ``raise_if_interrupted`` first, which also lets through an error that
+replaced the stop (a library's clean-up failing as the stop unwinds through it). Three
+more guards keep a stop from being lost:
+
+- Inside an ``uninterrupted()`` block (a database transaction: a query cut mid-way
+  leaves the connection busy, the rollback then fails and replaces the stop, and the
+  pool logs and drops that) a signal raises nothing; its stop is raised when the block
+  ends.
+- A further signal while a stop is pending re-raises it when the main thread is no
+  longer handling it (the code it landed in caught and dropped it); while the main
+  thread is handling it (an ``except`` or ``finally`` cleaning up) it is only logged.
+- ``deliver_again()``, for a thread that watches the main one (a service worker's
+  heartbeat), does the same without a log line, so that the stop of a single SIGTERM
+  is raised again until the main thread unwinds.
 """
 
 from __future__ import annotations
 
+import _thread
 import signal
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -60,6 +76,14 @@ class _Stopping:
     def __init__(self) -> None:
         self.pending: Interrupted | None = None
         self.cancellers: list[Canceller] = []
+        # The main thread's depth of ``uninterrupted`` blocks, and the stop a signal
+        # brought inside them, raised when the outermost ends.
+        self.uninterrupted = 0
+        self.held: Interrupted | None = None
+        # Whether ``stopping_on_signals`` routes the signals to ``stop``, and whether
+        # the next signal is ``deliver_again``'s (no log line for it).
+        self.routed = False
+        self.again = False
 
 
 _stopping = _Stopping()
@@ -70,34 +94,130 @@ def stop(signal_number: int) -> None:
 
     Meant to be called from a signal handler, so in the main thread.
     """
+    again, _stopping.again = _stopping.again, False
     if _stopping.pending is not None:
-        _log.warning(
-            "%s received while already stopping; waiting for the clean-up to finish",
-            signal.Signals(signal_number).name,
-        )
+        _stop_again(_stopping.pending, signal_number, quietly=again)
         return
     _stopping.pending = Interrupted.for_signal(signal_number)
-    if not _stopping.cancellers:
+    if _stopping.cancellers:
+        _log.warning(
+            "%s received; stopping after the running operation is cancelled",
+            signal.Signals(signal_number).name,
+        )
+        for cancel in list(_stopping.cancellers):
+            cancel(signal_number)
+    elif _stopping.uninterrupted:
+        _stopping.held = _stopping.pending
+    else:
         raise _stopping.pending
-    _log.warning(
-        "%s received; stopping after the running operation is cancelled",
-        signal.Signals(signal_number).name,
-    )
-    for cancel in list(_stopping.cancellers):
-        cancel(signal_number)
+
+
+def _stop_again(pending: Interrupted, signal_number: int, *, quietly: bool) -> None:
+    """A signal while ``pending`` stops the run: raise it again if it was dropped.
+
+    It is still on its way (nothing to do) while a cancelled operation or an
+    ``uninterrupted`` block runs to its end, or while the main thread handles it (the
+    clean-up a second Ctrl-C must not cut short). Otherwise the code it was raised in
+    caught it and went on: it is raised again, at once or at the end of the
+    ``uninterrupted`` block the main thread is in now. A real second signal while an
+    ``uninterrupted`` block holds the stop raises it at once: a transaction waiting for
+    a database that does not answer must not keep a command from stopping.
+    """
+    if _stopping.held is pending and not quietly and not _stopping.cancellers:
+        _stopping.held = None
+        _log.warning(
+            "%s received again: stopping without waiting for the database",
+            signal.Signals(signal_number).name,
+        )
+        raise pending
+    if _stopping.cancellers or _stopping.held is pending or _handling(pending):
+        if not quietly:
+            _log.warning(
+                "%s received while already stopping; waiting for the clean-up to finish",
+                signal.Signals(signal_number).name,
+            )
+        return
+    if _stopping.uninterrupted:
+        _stopping.held = pending
+        return
+    _log.warning("%s: the interrupted code dropped the stop; raising it again", pending)
+    raise pending
+
+
+def _handling(error: BaseException) -> bool:
+    """Whether the main thread is handling ``error``, or an error raised while it was
+    (its cause or context, at any depth)."""
+    waiting = [sys.exc_info()[1]]
+    seen: set[int] = set()
+    while waiting:
+        handled = waiting.pop()
+        if handled is None or id(handled) in seen:
+            continue
+        if handled is error:
+            return True
+        seen.add(id(handled))
+        waiting += [handled.__cause__, handled.__context__]
+    return False
+
+
+def deliver_again() -> None:
+    """From another thread: raise a pending stop in the main thread again if the code it
+    landed in dropped it (see ``stop``); nothing while no stop is pending.
+
+    The signal is simulated (``_thread.interrupt_main``), as SIGTERM whatever stopped
+    the run: CPython never lets a simulated signal kill the process, so one that reaches
+    the main thread after ``stopping_on_signals`` gave SIGTERM back its default is
+    dropped. It is raised at the main thread's next Python instruction (a blocking call
+    finishes first).
+    """
+    if _stopping.pending is None or not _stopping.routed:
+        return
+    _stopping.again = True
+    _thread.interrupt_main(signal.SIGTERM)
 
 
 def raise_if_interrupted() -> None:
-    """Re-raise the exception being handled when it is a signal's ``Interrupted``.
+    """Raise the pending stop when the exception being handled is it, or was raised
+    while it unwound (a library's clean-up that failed on the way and replaced it).
 
     For an ``except Exception`` that must not fail its caller (a log sink): the stop
     a signal raised there must still reach the command.
     """
-    import sys
-
     raised = sys.exc_info()[1]
     if isinstance(raised, Interrupted):
         raise raised
+    pending = _stopping.pending
+    if pending is not None and _handling(pending):
+        raise pending
+
+
+@contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Run the block to its end on a signal, then raise its ``Interrupted``.
+
+    For short work a signal must not cut mid-way because what it runs in would drop or
+    replace the stop (a database transaction). Only the main thread's blocks count: the
+    signals are handled there.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _stopping.uninterrupted += 1
+    try:
+        yield
+    except BaseException as error:
+        if _stopping.uninterrupted == 1 and (held := _take_held()) is not None:
+            raise held from error  # the stop, not what the block failed with on the way
+        raise
+    finally:
+        _stopping.uninterrupted -= 1
+    if not _stopping.uninterrupted and (held := _take_held()) is not None:
+        raise held
+
+
+def _take_held() -> Interrupted | None:
+    held, _stopping.held = _stopping.held, None
+    return held
 
 
 @contextmanager
@@ -130,8 +250,6 @@ def stopping_on_signals(
     The previous handlers come back afterwards, so a program embedding the CLI (or a
     test runner) keeps its own.
     """
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -140,10 +258,12 @@ def stopping_on_signals(
         stop(signal_number)
 
     previous = {number: signal.signal(number, handler) for number in signals}
-    _stopping.pending = None
+    _stopping.pending = _stopping.held = None
+    _stopping.routed = signal.SIGTERM in signals  # ``deliver_again`` simulates SIGTERM
     try:
         yield
     finally:
+        _stopping.routed = False
         for number, old in previous.items():
             signal.signal(number, old)
-        _stopping.pending = None
+        _stopping.pending = _stopping.held = None

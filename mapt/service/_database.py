@@ -23,7 +23,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mapt.core import InputError, OperationError, StateLockedError, make_private_dir
+from mapt.core import (
+    InputError,
+    OperationError,
+    StateLockedError,
+    make_private_dir,
+    uninterrupted,
+)
 
 DATABASE_FILE = "service.sqlite3"
 # Any constant shared by every mapt server: the PostgreSQL advisory lock around migrations.
@@ -97,8 +103,13 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[sa.Connection]:
-        """A connection in one transaction: committed at the end, rolled back on error."""
-        with self.engine.begin() as connection:
+        """A connection in one transaction: committed at the end, rolled back on error.
+
+        A stop signal does not cut it (``uninterrupted``): one raised mid-query leaves
+        the connection busy, its rollback then fails and replaces the stop, and the pool
+        logs and drops the rollback's failure; the stop is raised once it has ended.
+        """
+        with uninterrupted(), self.engine.begin() as connection:
             yield connection
 
     def dispose(self) -> None:

@@ -19,6 +19,7 @@ an earlier execution's is in it), with the modules already imported.
 
 The worker process, while its operation runs:
 - sends a heartbeat every ``Timing.heartbeat`` seconds, and reads the cancel flag;
+  at each beat it raises again a stop the operation's code caught and dropped;
 - is kept alive by the dispatcher too, which beats for every live worker of its server
   (a worker's claim cannot expire while it imports its modules);
 - on cancel, signals itself SIGINT: the operation stops at its next safe point (a
@@ -52,6 +53,7 @@ from mapt.core import (
     Interrupted,
     MaptError,
     configure_logging,
+    deliver_again,
     get_logger,
     raise_if_interrupted,
     redact,
@@ -171,7 +173,13 @@ def _execution_log(store: Executions, execution_id: str, echo: TextIO) -> TextIO
 
 
 class _Heartbeat(threading.Thread):
-    """Beats for the claim; turns a cancel, a lost claim or a dead server into a signal."""
+    """Beats for the claim; turns a cancel, a lost claim or a dead server into a signal.
+
+    At each beat it also raises a stop again that the operation's code caught and
+    dropped (``deliver_again``): the server sends its SIGTERM once, and a stop lost in a
+    library that swallows exceptions would otherwise let the operation run on until the
+    server's grace ends and it kills the worker, its end unrecorded.
+    """
 
     def __init__(self, store: Executions, job: _Job) -> None:
         super().__init__(name="mapt-heartbeat", daemon=True)
@@ -184,6 +192,7 @@ class _Heartbeat(threading.Thread):
     def run(self) -> None:
         execution = self._job.execution
         while not self._done.wait(self._job.timing.heartbeat):
+            deliver_again()
             if self._job.lifeline.poll():  # nothing is ever sent: end of file
                 self._stop_self(signal.SIGTERM, "its server stopped")
                 continue

@@ -84,6 +84,19 @@ def sleep(context: ExecutionContext) -> dict[str, Any]:
     return {"slept": seconds, "pid": os.getpid()}
 
 
+def drop_a_stop(context: ExecutionContext) -> dict[str, Any]:
+    """Catch and drop the first stop, as a library that catches ``Exception`` does when
+    a signal lands in it (``waiting`` is journaled before, ``dropped`` after), then
+    ``sleep``."""
+    _journal(context, "waiting")
+    try:
+        while True:
+            time.sleep(0.05)
+    except Exception as dropped:
+        _journal(context, "dropped", reason=type(dropped).__name__)
+    return sleep(context)
+
+
 def no_capacity(context: ExecutionContext) -> None:
     _journal(context, "start")
     raise NoCapacityError("no availability zone can run m5.large on spot right now")
@@ -119,6 +132,7 @@ OPERATIONS = {
     for operation in (
         Operation("test.sleep", sleep),
         Operation("test.sleep-once", sleep, resumable=False),
+        Operation("test.drop-a-stop", drop_a_stop),
         Operation("test.no-capacity", no_capacity),
         Operation("test.broken", broken),
         Operation("test.globals", process_globals),

@@ -365,6 +365,7 @@ def test_sigterm_stops_gracefully_and_hands_the_execution_back(
     assert [e["event"] for e in journal(path)] == ["start", "stop"]
     messages = [entry["message"] for entry in server.log()]
     assert "stopping: workers hand their executions back" in messages
+    assert not [m for m in messages if "did not stop" in str(m)]  # not killed at the grace
     with _restarted(server, token) as client:
         assert _execution(client, identifier)["status"] in ("pending", "running")
         done = _finished(client, identifier)
