@@ -134,6 +134,21 @@ def purge_project_state(backend_url: str | None, project: str) -> list[str]:
     return removed
 
 
+def stack_exists(backend: Backend, project: str, stack_name: str) -> bool:
+    """Whether the backend holds a checkpoint of the stack, as ``pulumi stack select``
+    would find it (``stacks/<project>/<stack>.json[.gz|.zst]``, or the legacy
+    ``stacks/<stack>.json[.gz|.zst]``): two listings, no Pulumi CLI, nothing decrypted.
+
+    ``pulumi stack init`` writes the checkpoint before any update and ``stack rm``
+    removes it, so a stack created but never updated exists. A folder that cannot be
+    listed raises ``OperationError``: unknown state is never taken for no stack.
+    """
+    store = _store(backend)
+    folders = (f"{_STACKS_DIR}{project}/", _STACKS_DIR)
+    wanted = {folder + stack_name + suffix for folder in folders for suffix in _CHECKPOINT_SUFFIXES}
+    return any(key in wanted for folder in folders for key in store.named(folder + stack_name))
+
+
 def _with_locks(
     summary: StackSummary, backend: Backend, locks: Mapping[str, tuple[str, ...]]
 ) -> StackSummary:
@@ -315,6 +330,13 @@ class _Store(Protocol):
         """The keys under ``prefix`` (a directory, ending in ``/``), sorted."""
         ...
 
+    def named(self, prefix: str) -> list[str]:
+        """The keys in ``prefix``'s folder whose names start with its last part.
+
+        Raises ``OperationError`` when the folder exists but cannot be listed.
+        """
+        ...
+
     def checkpoints(self) -> list[_Entry]:
         """What ``stacks/`` holds: checkpoint files and folders that cannot be listed.
 
@@ -360,6 +382,18 @@ class _FileStore:
             for folder, _, files in os.walk(top, onerror=unlistable)
             for name in files
         )
+
+    def named(self, prefix: str) -> list[str]:
+        folder, _, start = prefix.rpartition("/")
+        try:
+            names = os.listdir(self._root / folder)
+        except (FileNotFoundError, NotADirectoryError):
+            return []  # nothing was ever written there
+        except OSError as error:
+            raise OperationError(
+                f"cannot list the state in {self._root / folder}: {error.strerror}"
+            ) from error
+        return sorted(f"{folder}/{name}" for name in names if name.startswith(start))
 
     def checkpoints(self) -> list[_Entry]:
         top = self._root / _STACKS_DIR
@@ -436,6 +470,10 @@ class _S3Store:
             )
             keys = [obj["Key"] for page in pages for obj in page.get("Contents", [])]
         return sorted(key[len(self._root) :] for key in keys)
+
+    def named(self, prefix: str) -> list[str]:
+        depth = prefix.count("/")
+        return [key for key in self.keys(prefix) if key.count("/") == depth]
 
     def checkpoints(self) -> list[_Entry]:
         return _checkpoint_entries(self.keys(_STACKS_DIR))

@@ -1,11 +1,12 @@
 """The real engine: inline Python programs through the Pulumi Automation API.
 
-Each operation builds a ``LocalWorkspace`` in a private temporary directory (removed
-afterwards: the SDK's own default leaves a ``/tmp/automation-*`` directory per call)
-with project settings naming the backend, the environment the CLI needs and the
-secrets setup, then runs one Pulumi command sequence and maps its failure to a
-``MaptError``. Credentials stay in the environment the CLI inherits; only plain,
-non-secret provider settings (such as ``aws:region``) are written as stack config.
+Each operation builds a ``LocalWorkspace`` (``StateReadingWorkspace``, which starts the
+CLI less often) in a private temporary directory (removed afterwards: the SDK's own
+default leaves a ``/tmp/automation-*`` directory per call) with project settings naming
+the backend, the environment the CLI needs and the secrets setup, then runs one Pulumi
+command sequence and maps its failure to a ``MaptError``. Credentials stay in the
+environment the CLI inherits; only plain, non-secret provider settings (such as
+``aws:region``) are written as stack config.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from mapt.stacks._backend import Backend, prepare_backend, resolve_backend
 from mapt.stacks._cli import pulumi_command, pulumi_home
 from mapt.stacks._engine import PlannedStep, Program, StackPreview, StackRef, check_config
 from mapt.stacks._errors import map_command_error
+from mapt.stacks._inventory import stack_exists
 from mapt.stacks._progress import Progress, step_op, urn_name
 from mapt.stacks._secrets import secrets_setup, validate_secrets_provider
 from mapt.stacks._state_files import _BackendStateFiles
@@ -148,23 +150,18 @@ class PulumiEngine(_BackendStateFiles):
 
     # -- the Engine operations ----------------------------------------------------------
     def exists(self, ref: StackRef) -> bool:
-        from pulumi.automation import Stack
-        from pulumi.automation.errors import CommandError, StackNotFoundError
-
-        with self._workspace(ref) as (backend, workspace):
-            try:
-                Stack.select(ref.stack_name, workspace)
-            except StackNotFoundError:
-                return False
-            except CommandError as error:
-                raise self._mapped(error, ref, backend, "stack select") from error
-            return True
+        """Whether the backend holds the stack's checkpoint: read there, as ``host list``
+        reads state, without starting the CLI (it is still found and checked first, so a
+        missing one fails before anything else does)."""
+        backend = resolve_backend(ref.backend_url)
+        self._pulumi()
+        return stack_exists(backend, ref.project, ref.stack_name)
 
     def outputs(self, ref: StackRef) -> dict[str, Any]:
         """The stack's outputs; a missing stack is ``StackNotFoundError``.
 
-        ``pulumi stack output --stack`` names the stack itself and fails on a missing
-        one, so no ``stack select`` (one more CLI start) comes first.
+        One CLI start (``StateReadingWorkspace.stack_outputs``), which names the stack
+        itself and fails on a missing one.
         """
         from pulumi.automation.errors import CommandError
 
@@ -309,7 +306,9 @@ class PulumiEngine(_BackendStateFiles):
         anything is written: backend URL, Pulumi CLI, then the backend directory and
         secrets (which may create the passphrase file).
         """
-        from pulumi.automation import LocalWorkspace, ProjectBackend, ProjectSettings
+        from pulumi.automation import ProjectBackend, ProjectSettings
+
+        from mapt.stacks._workspace import StateReadingWorkspace
 
         backend = resolve_backend(ref.backend_url)
         command = self._pulumi()
@@ -336,7 +335,9 @@ class PulumiEngine(_BackendStateFiles):
                 description="mapt",
                 backend=ProjectBackend(url=backend.url),
             )
-            workspace = LocalWorkspace(
+            workspace = StateReadingWorkspace(
+                backend=backend,
+                project=ref.project,
                 work_dir=work_dir,
                 project_settings=settings,
                 env_vars=env,

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from mapt.cli import app
 from mapt.cli._services import Services
-from mapt.stacks import PulumiEngine
+from mapt.stacks import PulumiEngine, StackRef
 from tests.stacks.fake_pulumi import FakePulumi
 
 PASSWORD = "Tr0ub4dor-and-3-horses"
@@ -30,7 +30,10 @@ def leaky_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakePulumi:
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", PASSWORD)
     monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "pulumi-home"))
     monkeypatch.setenv("MAPT_STATE_DIR", str(tmp_path / "default-state"))
-    return FakePulumi(failures={"stack select": LEAKY_FAILURE})
+    # The host stack exists; reading its outputs (the destroy's first CLI start) fails.
+    fake = FakePulumi(failures={"stack export": LEAKY_FAILURE})
+    fake.add_stack(StackRef("demo", "host", f"file://{tmp_path / 'state'}"))
+    return fake
 
 
 def test_debug_traceback_of_a_failed_pulumi_run_shows_no_secret(
@@ -43,8 +46,6 @@ def test_debug_traceback_of_a_failed_pulumi_run_shows_no_secret(
 
     result = CliRunner().invoke(
         app,
-        # --force-destroy: destroy goes to Pulumi even though no checkpoint lists the
-        # project (without it, a project with no state is nothing to destroy, no CLI run).
         ["--debug", "aws", "host", "destroy", "--project-name", "demo", "--force-destroy",
          "--backed-url", f"file://{tmp_path / 'state'}"],
         obj=Services(engine=engine),

@@ -5,10 +5,12 @@ injected with ``LocalWorkspaceOptions(pulumi_command=...)`` (``PulumiEngine`` ta
 as ``pulumi_command``) this fake sees exactly the arguments, working directory and
 environment the real CLI would, and answers like it: stack select/init/rm, config,
 up/preview/destroy (streaming engine events over the gRPC event log, as Pulumi
->= 3.206 does), stack output and history. Failures are CLI transcripts captured from
-a real CLI (``tests.stacks.transcripts``) turned into errors by the SDK's own
+>= 3.206 does), stack output, export and history. Failures are CLI transcripts captured
+from a real CLI (``tests.stacks.transcripts``) turned into errors by the SDK's own
 ``create_command_error``. Like the real CLI, ``stack init`` runs before ``up``, so a
-stack whose ``up`` failed exists afterwards.
+stack whose ``up`` failed exists afterwards, and it writes the stack's checkpoint into
+a ``file://`` backend (``stack rm`` removes it): ``PulumiEngine`` reads there whether a
+stack exists. ``add_stack`` makes one that exists already.
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ from pulumi.automation.errors import create_command_error
 from pulumi.runtime.proto import events_pb2, events_pb2_grpc
 from semver import VersionInfo
 
+from mapt.stacks import StackRef
 from tests.stacks import transcripts
+
+# How Pulumi marks a secret in exported state (resource.SigKey: resource.SecretSig).
+SECRET_SIGNATURE = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
 
 
 @dataclass
@@ -72,6 +78,18 @@ class FakePulumi(PulumiCommand):
         self.command = "/opt/fake/bin/pulumi"
         self.version = VersionInfo.parse(self.cli_version)
 
+    def add_stack(self, ref: StackRef) -> None:
+        """A stack that exists before the test's commands, as mapt left it: its checkpoint
+        written, and the backend's passphrase file that encrypted it."""
+        from mapt.stacks import resolve_backend, secrets_setup
+        from mapt.stacks._backend import prepare_backend
+
+        backend = resolve_backend(ref.backend_url)
+        prepare_backend(backend)
+        secrets_setup(backend, None)
+        self.stacks.add(ref.stack_name)
+        _write_checkpoint(ref.backend_url, ref.project, ref.stack_name)
+
     def verbs(self) -> list[str]:
         return [call.verb for call in self.calls]
 
@@ -96,14 +114,17 @@ class FakePulumi(PulumiCommand):
             raise create_command_error(failure)
         stack = _flag(args, "--stack")
         verb = call.verb
-        if verb in ("stack select", "stack output") and stack not in self.stacks:
+        if verb in ("stack select", "stack output", "stack export") and stack not in self.stacks:
             missing = transcripts.load("stack_not_found")
             stderr = missing.stderr.replace("'host-demo'", f"'{stack}'")
             raise create_command_error(CommandResult(missing.stdout, stderr, missing.code))
+        backend_url = additional_env.get("PULUMI_BACKEND_URL")
         if verb == "stack init":
             self.stacks.add(args[2])
+            _write_checkpoint(backend_url, project["name"], args[2])
         elif verb == "stack rm":
             self.stacks.discard(args[-1])
+            _checkpoint_file(backend_url, project["name"], args[-1]).unlink(missing_ok=True)
         elif verb in ("up", "preview", "destroy"):
             self._stream_events(args)
             if verb == "up" and self.on_up is not None:
@@ -117,6 +138,17 @@ class FakePulumi(PulumiCommand):
                 for k, (v, secret) in self.outputs.items()
             }
             return CommandResult(json.dumps(body), "", 0)
+        elif verb == "stack export":
+            assert "--show-secrets" in args, "mapt reads outputs with their plain text"
+            outputs = {
+                k: ({**SECRET_SIGNATURE, "plaintext": json.dumps(v)} if secret else v)
+                for k, (v, secret) in self.outputs.items()
+            }
+            root = urn(stack or "", project["name"], "pulumi:pulumi:Stack", "root")
+            resources = [{"urn": root, "type": "pulumi:pulumi:Stack", "outputs": outputs}]
+            return CommandResult(
+                json.dumps({"version": 3, "deployment": {"resources": resources}}), "", 0
+            )
         elif verb == "stack history":
             entry = {
                 "kind": "update",
@@ -147,6 +179,22 @@ class FakePulumi(PulumiCommand):
                 for i, e in enumerate(events)
             )
             stub.StreamEvents(requests)
+
+
+def _checkpoint_file(backend_url: str | None, project: str, stack: str) -> Path:
+    """Where the DIY backend keeps the stack's checkpoint (a ``file://`` backend only)."""
+    assert backend_url and backend_url.startswith("file://"), backend_url
+    return Path(backend_url.removeprefix("file://")) / ".pulumi/stacks" / project / f"{stack}.json"
+
+
+def _write_checkpoint(backend_url: str | None, project: str, stack: str) -> None:
+    """The checkpoint ``stack init`` writes: the stack, no deployment yet."""
+    if backend_url is not None and backend_url.startswith("s3://"):
+        return  # the S3 tests do not read existence back
+    path = _checkpoint_file(backend_url, project, stack)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {"version": 3, "checkpoint": {"stack": f"organization/{project}/{stack}"}}
+    path.write_text(json.dumps(document))
 
 
 def _flag(args: list[str], name: str) -> str | None:

@@ -25,7 +25,9 @@ from mapt.stacks import (
     StackSummary,
     list_stacks,
     purge_project_state,
+    resolve_backend,
 )
+from mapt.stacks._inventory import stack_exists
 from tests.harness.privileges import without_dac_override
 from tests.harness.rounds import ROUND_LATENCY, CallTimeline
 from tests.harness.spot_market import ApiCallLog, installed
@@ -303,6 +305,59 @@ def test_an_s3_backend_that_cannot_be_listed_fails_the_listing(aws: ApiCallLog) 
         list_stacks("s3://never-created?region=us-east-1")
     assert "s3://never-created/.pulumi/stacks/" in raised.value.message
     assert "NoSuchBucket" in raised.value.message
+
+
+def check_exists(url: str) -> None:
+    """A stack exists where ``pulumi stack select`` finds it: its checkpoint in either
+    layout, in any of the three formats; a backup, another project's or a longer name
+    is not it."""
+    backend = resolve_backend(url)
+    assert stack_exists(backend, "demo", "host-demo")  # .json
+    assert stack_exists(backend, "demo", "spotOption-demo")  # .json.gz
+    assert stack_exists(backend, "old", "host-old")  # legacy layout
+    assert stack_exists(backend, "broken", "host-broken")  # unreadable, but there
+    assert not stack_exists(backend, "demo", "host")  # a prefix of host-demo
+    assert not stack_exists(backend, "other", "spotOption-other")
+    assert not stack_exists(backend, "demo", "host-dem")
+
+
+def test_a_stack_exists_when_its_checkpoint_is_in_a_file_backend(tmp_path: Path) -> None:
+    files = backend_files()
+    files[".pulumi/stacks/demo/events-demo.json.bak"] = b"old copy"
+    write_files(tmp_path, files)
+    check_exists(f"file://{tmp_path}")
+    assert not stack_exists(resolve_backend(f"file://{tmp_path}"), "demo", "events-demo")
+    assert not stack_exists(resolve_backend(f"file://{tmp_path}/never-used"), "demo", "host-demo")
+
+
+def test_a_stack_exists_when_its_checkpoint_is_in_an_s3_backend(aws: ApiCallLog) -> None:
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="ci-state")
+    for key, data in backend_files().items():
+        s3.put_object(Bucket="ci-state", Key=f"team/{key}", Body=data)
+    s3.put_object(Bucket="ci-state", Key="team/.pulumi/stacks/demo/host-demo/deeper.json", Body=b"")
+    check_exists("s3://ci-state/team?region=us-east-1")
+
+
+def test_a_stacks_folder_that_cannot_be_listed_is_not_taken_for_no_stack(
+    tmp_path: Path, aws: ApiCallLog
+) -> None:
+    write_files(tmp_path, backend_files())
+    project_dir = tmp_path / ".pulumi/stacks/demo"
+    project_dir.chmod(0)
+
+    def existence_error() -> str:
+        with pytest.raises(OperationError) as raised:
+            stack_exists(resolve_backend(f"file://{tmp_path}"), "demo", "host-demo")
+        return raised.value.message
+
+    try:
+        message = without_dac_override(existence_error)
+    finally:
+        project_dir.chmod(0o755)
+    assert message == f"cannot list the state in {project_dir}: Permission denied"
+    with pytest.raises(OperationError, match="NoSuchBucket"):
+        stack_exists(resolve_backend("s3://never-created?region=us-east-1"), "demo", "host-demo")
 
 
 def test_listing_state_imports_no_pulumi(tmp_path: Path) -> None:

@@ -61,9 +61,11 @@ def test_up_on_a_file_backend_runs_the_expected_commands(
     outputs = engine_with(fake_pulumi).up(ref, program, config={"aws:region": "eu-north-1"})
 
     assert outputs == {"host": "10.0.0.5", "id_rsa": "PRIVATE-KEY-TEXT"}
-    assert fake_pulumi.verbs()[:4] == ["stack select", "stack init", "config set-all", "up"]
-    select, init, config, up = fake_pulumi.calls[:4]
-    assert select.args == ["stack", "select", "--stack", "host-demo"]
+    # Whether the stack exists is read in the backend, the outputs come with one export.
+    assert fake_pulumi.verbs() == [
+        "stack init", "config set-all", "up", "stack export", "stack history",
+    ]  # fmt: skip
+    init, config, up = fake_pulumi.calls[:3]
     assert init.args == ["stack", "init", "host-demo"]  # passphrase: no --secrets-provider
     assert config.args == [
         "config", "set-all", "--stack", "host-demo", "--plaintext", "aws:region=eu-north-1",
@@ -95,19 +97,25 @@ def test_up_on_a_file_backend_runs_the_expected_commands(
 
 
 def test_up_with_refresh_on_an_existing_stack(fake_pulumi: FakePulumi, ref: StackRef) -> None:
-    fake_pulumi.stacks.add("host-demo")
+    fake_pulumi.add_stack(ref)
     engine_with(fake_pulumi).up(ref, program, refresh=True)
-    assert fake_pulumi.verbs() == [
-        "stack select",
-        "up",
-        "stack output",
-        "stack output",
-        "stack history",
-    ]
+    assert fake_pulumi.verbs() == ["up", "stack export", "stack history"]
     assert "--refresh" in fake_pulumi.call("up").args
 
 
+def state_bucket(region: str) -> None:
+    """The S3 backend's bucket, in moto: mapt reads there whether a stack exists."""
+    import boto3
+
+    location = {} if region == "us-east-1" else {"LocationConstraint": region}
+    boto3.client("s3", region_name=region).create_bucket(
+        Bucket="ci-state", **({"CreateBucketConfiguration": location} if location else {})
+    )
+
+
+@pytest.mark.usefixtures("aws")
 def test_s3_backend_with_a_kms_secrets_provider(fake_pulumi: FakePulumi) -> None:
+    state_bucket("eu-west-1")
     ref = StackRef("demo", "spotOption", "s3://ci-state/mapt?region=eu-west-1")
     engine = engine_with(fake_pulumi, secrets_provider="awskms://alias/mapt?region=eu-west-1")
     engine.up(ref, program, config={"aws:region": "eu-west-1"})
@@ -122,9 +130,11 @@ def test_s3_backend_with_a_kms_secrets_provider(fake_pulumi: FakePulumi) -> None
         assert "PULUMI_CONFIG_PASSPHRASE_FILE" not in call.env
 
 
+@pytest.mark.usefixtures("aws")
 def test_s3_backend_uses_the_callers_passphrase(
     fake_pulumi: FakePulumi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    state_bucket("us-east-1")
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "correct horse battery staple")
     ref = StackRef("demo", "host", "s3://ci-state")
     engine_with(fake_pulumi).up(ref, program)
@@ -167,9 +177,9 @@ def test_registered_secrets_are_never_written_to_config(
 
 
 def test_destroy_destroys_then_removes_the_stack(fake_pulumi: FakePulumi, ref: StackRef) -> None:
-    fake_pulumi.stacks.add("host-demo")
+    fake_pulumi.add_stack(ref)
     assert engine_with(fake_pulumi).destroy(ref) is True
-    assert fake_pulumi.verbs() == ["stack select", "destroy", "stack history", "stack rm"]
+    assert fake_pulumi.verbs() == ["destroy", "stack history", "stack rm"]
     destroy = fake_pulumi.call("destroy")
     assert destroy.args[:3] == ["destroy", "--skip-preview", "--yes"]
     assert "--refresh" not in destroy.args
@@ -179,19 +189,22 @@ def test_destroy_destroys_then_removes_the_stack(fake_pulumi: FakePulumi, ref: S
 
 def test_destroy_of_a_missing_stack_is_a_no_op(fake_pulumi: FakePulumi, ref: StackRef) -> None:
     assert engine_with(fake_pulumi).destroy(ref) is False
-    assert fake_pulumi.verbs() == ["stack select"]
+    assert fake_pulumi.verbs() == []  # no checkpoint in the backend: the CLI never starts
 
 
 def test_exists_and_outputs(fake_pulumi: FakePulumi, ref: StackRef) -> None:
+    """``exists`` reads the backend's checkpoint files: no CLI start."""
     engine = engine_with(fake_pulumi)
     assert engine.exists(ref) is False
+    assert fake_pulumi.verbs() == []
     with pytest.raises(StackNotFoundError, match="host-demo does not exist") as caught:
         engine.outputs(ref)
     assert caught.value.exit_code == 1
-    fake_pulumi.stacks.add("host-demo")
+    fake_pulumi.add_stack(ref)
     fake_pulumi.outputs = {"az": ("eu-north-1a", False), "price": (0.0123, False)}
     assert engine.exists(ref) is True
     assert engine.outputs(ref) == {"az": "eu-north-1a", "price": 0.0123}
+    assert fake_pulumi.verbs() == ["stack export", "stack export"]  # the two outputs only
 
 
 def test_preview_of_a_new_stack_reports_steps_and_leaves_no_stack(
@@ -257,7 +270,7 @@ PROVIDER_ERROR = CommandResult(
 
 
 def test_locked_stack_maps_to_state_locked_exit_3(fake_pulumi: FakePulumi, ref: StackRef) -> None:
-    fake_pulumi.stacks.add("host-demo")
+    fake_pulumi.add_stack(ref)
     fake_pulumi.failures["up"] = LOCKED
     with pytest.raises(StateLockedError) as caught:
         engine_with(fake_pulumi).up(ref, program)
@@ -272,8 +285,8 @@ def test_locked_stack_maps_to_state_locked_exit_3(fake_pulumi: FakePulumi, ref: 
 def test_a_wrong_passphrase_is_a_missing_prerequisite_exit_5(
     fake_pulumi: FakePulumi, ref: StackRef
 ) -> None:
-    fake_pulumi.stacks.add("host-demo")
-    fake_pulumi.failures["stack output"] = INCORRECT_PASSPHRASE
+    fake_pulumi.add_stack(ref)
+    fake_pulumi.failures["stack export"] = INCORRECT_PASSPHRASE
     with pytest.raises(PrerequisiteError) as caught:
         engine_with(fake_pulumi).outputs(ref)
     assert caught.value.exit_code == 5
@@ -283,19 +296,66 @@ def test_a_wrong_passphrase_is_a_missing_prerequisite_exit_5(
 
 
 def test_stack_not_found_on_output_for_outputs(fake_pulumi: FakePulumi, ref: StackRef) -> None:
-    fake_pulumi.failures["stack output"] = NOT_FOUND
+    fake_pulumi.failures["stack export"] = NOT_FOUND
     with pytest.raises(StackNotFoundError, match="stack host-demo does not exist in file://"):
         engine_with(fake_pulumi).outputs(ref)
 
 
-def test_outputs_start_the_cli_only_for_the_outputs(fake_pulumi: FakePulumi, ref: StackRef) -> None:
-    """No ``stack select`` first: ``stack output --stack`` names the stack (and fails on a
-    missing one), so each read starts the CLI twice (values masked, then shown), not 3 times."""
-    fake_pulumi.stacks.add("host-demo")
-    fake_pulumi.outputs = {"id_rsa": ("PRIVATE-KEY-TEXT", True)}
-    assert engine_with(fake_pulumi).outputs(ref) == {"id_rsa": "PRIVATE-KEY-TEXT"}
-    assert fake_pulumi.verbs() == ["stack output", "stack output"]
-    assert all(call.args[-2:] == ["--stack", "host-demo"] for call in fake_pulumi.calls)
+def test_outputs_start_the_cli_once(fake_pulumi: FakePulumi, ref: StackRef) -> None:
+    """One ``stack export --show-secrets`` (it names the stack, and fails on a missing one)
+    gives the values and which are secret: not the SDK's two ``stack output`` runs."""
+    from mapt.core import redact
+
+    fake_pulumi.add_stack(ref)
+    fake_pulumi.outputs = {
+        "id_rsa": ("PRIVATE-KEY-TEXT", True),
+        "host": ("10.0.0.5", False),
+        "ports": ([22, 443], True),
+        "tags": ({"owner": "ci", "count": 2}, False),
+    }
+    assert engine_with(fake_pulumi).outputs(ref) == {
+        "id_rsa": "PRIVATE-KEY-TEXT",
+        "host": "10.0.0.5",
+        "ports": [22, 443],
+        "tags": {"owner": "ci", "count": 2},
+    }
+    assert fake_pulumi.verbs() == ["stack export"]
+    assert fake_pulumi.calls[0].args[-2:] == ["--stack", "host-demo"]
+    assert redact("key PRIVATE-KEY-TEXT at 10.0.0.5") == "key *** at 10.0.0.5"
+
+
+def test_a_value_only_stack_output_renders_is_read_the_sdks_way(
+    fake_pulumi: FakePulumi, ref: StackRef
+) -> None:
+    fake_pulumi.add_stack(ref)
+    asset = {"4dabf18193072939515e22adb298388d": "c44067f5952c0a294b673a41bacd8c17", "text": "x"}
+    fake_pulumi.outputs = {"file": (asset, False), "host": ("10.0.0.5", False)}
+    assert engine_with(fake_pulumi).outputs(ref) == {"file": asset, "host": "10.0.0.5"}
+    assert fake_pulumi.verbs() == ["stack export", "stack output", "stack output"]
+
+
+def test_exported_outputs_read_what_pulumi_marks() -> None:
+    """Secrets (whole values and inside lists) read from their plain text; a value Pulumi
+    marks as something else (an asset) is left to ``stack output`` (None)."""
+    from mapt.stacks._workspace import exported_outputs
+    from tests.stacks.fake_pulumi import SECRET_SIGNATURE
+
+    def exported(outputs: dict[str, object]) -> dict[str, object]:
+        stack = {"type": "pulumi:pulumi:Stack", "outputs": outputs}
+        return {
+            "version": 3,
+            "deployment": {"resources": [{"type": "aws:s3/bucket:Bucket"}, stack]},
+        }
+
+    key = {**SECRET_SIGNATURE, "plaintext": '"PRIVATE"'}
+    assert exported_outputs(exported({"key": key, "keys": [key, "plain"], "n": 2})) == {
+        "key": ("PRIVATE", True),
+        "keys": (["PRIVATE", "plain"], False),  # as the SDK says: only a whole value
+        "n": (2, False),
+    }
+    asset = {"4dabf18193072939515e22adb298388d": "c44067f5952c0a294b673a41bacd8c17", "text": "x"}
+    assert exported_outputs(exported({"file": asset})) is None
+    assert exported_outputs({"version": 3, "deployment": {}}) == {}  # created, never updated
 
 
 def test_program_error_maps_to_operation_error_with_its_message(
@@ -379,7 +439,7 @@ CANNOT_DECRYPT = CommandResult(
 def test_incorrect_passphrase_is_a_missing_prerequisite_exit_5(
     fake_pulumi: FakePulumi, ref: StackRef, transcript: CommandResult, operation: str
 ) -> None:
-    fake_pulumi.stacks.add("host-demo")
+    fake_pulumi.add_stack(ref)
     fake_pulumi.failures[operation] = transcript
     engine = engine_with(fake_pulumi)
     with pytest.raises(PrerequisiteError) as caught:
