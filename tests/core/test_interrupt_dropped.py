@@ -10,7 +10,6 @@ its operation on until the server's grace ended and it was killed.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import threading
 import time
@@ -22,8 +21,9 @@ from mapt.core._interrupt import raise_if_interrupted
 
 
 def _signal_now(number: int = signal.SIGINT) -> None:
-    """Send ``number`` to this process; its handler runs before this function returns."""
-    os.kill(os.getpid(), number)
+    """Send ``number`` to this thread (the main one; ``os.kill`` may reach another
+    thread, and the handler then run later); its handler runs before this returns."""
+    signal.raise_signal(number)
     for _ in range(1000):  # bytecodes for the interpreter to run the handler at
         pass
 

@@ -9,7 +9,6 @@ server's grace ended and it killed the worker, the execution's end unrecorded.
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 
@@ -60,7 +59,7 @@ def test_a_stop_while_a_log_line_is_stored_stores_it_then_stops(
         if signalled:  # once: a second signal cuts the transaction short, by design
             return
         signalled.append(signal.SIGINT)
-        os.kill(os.getpid(), signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)  # to this, the main, thread
         for _ in range(1000):  # bytecodes for the interpreter to run the handler at
             pass
 
