@@ -38,7 +38,10 @@ def empty_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
     share it instead of starting one each."""
     folder = tmp_path_factory.mktemp("empty-server")
     url = f"sqlite:///{folder / 'records' / 'service.sqlite3'}"
-    server = ServerProcess(url, folder / "server" / "server.log", timing=SHARED_TIMING)
+    # Nothing runs on it: a host operation sent would stay pending, and still be seen.
+    server = ServerProcess(
+        url, folder / "server" / "server.log", timing=SHARED_TIMING, host_operations=False
+    )
     with running(server) as started:
         yield started
 

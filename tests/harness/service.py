@@ -53,7 +53,12 @@ class ServerProcess:
         command: list[str] | None = None,
         recovery: dict[str, float] | None = None,
         env: dict[str, str] | None = None,
+        host_operations: bool = True,
     ) -> None:
+        """``host_operations=False``: the server registers only the test operations
+        (``tests.harness.service_operations``), for tests that run nothing else. Its
+        forkserver then preloads none of what the simulated host operations import
+        (pulumi_aws's program modules, moto, the market: about 3 s of CPU a start)."""
         self.database_url = database_url
         self.log_path = log_path
         self.workers = workers
@@ -61,6 +66,7 @@ class ServerProcess:
         self.command = command
         self.recovery = recovery or {}
         self.env = env or {}
+        self.host_operations = host_operations
         # The simulated engine's stacks, shared by this server's workers and its successor.
         self.engine_file = log_path.parent / "engine-stacks.pickle"
         self.process: subprocess.Popen[bytes] | None = None
@@ -92,6 +98,7 @@ class ServerProcess:
             "timing": self.timing,
             "recovery": self.recovery,
             "engine_file": str(self.engine_file),
+            "host_operations": self.host_operations,
         }
         self.process.stdin.write(json.dumps(config).encode())
         self.process.stdin.close()

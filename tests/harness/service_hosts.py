@@ -262,11 +262,12 @@ def simulated_pool_refresh(context: ExecutionContext) -> Any:
 # the server's forkserver instead of by every worker (``Operation.preload``; mapt's own
 # come with mapt's operations). ``service_preload`` comes first, before anything makes a
 # botocore session: it shares one loader for the rest (and builds what workers reuse).
+# This module itself comes last: each job names its operation here.
 SIMULATED_AWS_MODULES = (
     "tests.harness.service_preload", "boto3",
     "moto.ec2.models.availability_zones_and_regions", "tests.cli.host_harness",
     "tests.harness.boto", "tests.harness.images", "tests.harness.moto_threads",
-    "tests.harness.spot_market",
+    "tests.harness.spot_market", "tests.harness.service_hosts",
 )  # fmt: skip
 
 

@@ -11,7 +11,9 @@ tests that stop, kill or restart it or that read what the whole database holds;
 ``shared_server`` is one per module and database, for tests that only talk to it: each
 names its own targets and hosts (``unique``) and leaves nothing running
 (``shared_client``), so a server's start (a process, its imports, its migrations) is paid
-once per module instead of once per test.
+once per module instead of once per test. A module whose tests run only the test
+operations says so (``host_operations``): its servers' forkservers then preload nothing of
+the host operations'.
 """
 
 from __future__ import annotations
@@ -77,10 +79,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("postgres_url"))
 
 
+@pytest.fixture(scope="module")
+def host_operations() -> bool:
+    """Whether the module's servers register the simulated host and pool operations
+    besides the test operations; a module that runs none overrides this with False."""
+    return True
+
+
 @pytest.fixture
-def server(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+def server(database_url: str, tmp_path: Path, host_operations: bool) -> Iterator[ServerProcess]:
     """A running server with the test operations, on this test's database."""
-    with running(ServerProcess(database_url, tmp_path / "server.log")) as started:
+    server = ServerProcess(database_url, tmp_path / "server.log", host_operations=host_operations)
+    with running(server) as started:
         yield started
 
 
@@ -99,12 +109,17 @@ def shared_database_url(
 
 @pytest.fixture(scope="module")
 def shared_server(
-    shared_database_url: str, tmp_path_factory: pytest.TempPathFactory
+    shared_database_url: str, tmp_path_factory: pytest.TempPathFactory, host_operations: bool
 ) -> Iterator[ServerProcess]:
     """One running server with the test operations for a module's tests that neither stop
     it nor count what the whole database holds."""
     folder = tmp_path_factory.mktemp("shared-server")
-    server = ServerProcess(shared_database_url, folder / "server.log", timing=SHARED_TIMING)
+    server = ServerProcess(
+        shared_database_url,
+        folder / "server.log",
+        timing=SHARED_TIMING,
+        host_operations=host_operations,
+    )
     with running(server) as started:
         yield started
 

@@ -130,8 +130,9 @@ def _leads(server: ServerProcess) -> bool:
 def test_two_servers_on_one_postgresql_run_one_reconciler_and_the_other_takes_over_on_sigkill(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    first = ServerProcess(postgres_url, tmp_path / "a" / "server.log")
-    second = ServerProcess(postgres_url, tmp_path / "b" / "server.log")
+    # No execution runs: the servers register only the test operations.
+    first = ServerProcess(postgres_url, tmp_path / "a" / "server.log", host_operations=False)
+    second = ServerProcess(postgres_url, tmp_path / "b" / "server.log", host_operations=False)
     with running(first), running(second):
         wait_for(lambda: _leads(first) or _leads(second), timeout=60)
         leader, follower = (first, second) if _leads(first) else (second, first)

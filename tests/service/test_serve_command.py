@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,9 +34,18 @@ def _serve(database_url: str, log: Path, *extra: str) -> ServerProcess:
     return ServerProcess(database_url, log, command=command)
 
 
-def test_mapt_serve_serves_openapi_docs_and_logs_json(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
-    with running(_serve(url, tmp_path / "a.log")) as server, server.client() as client:
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One ``mapt serve`` for the tests that talk to it or start a second one beside it
+    (a start and stop cost about 4.5 s of CPU: its forkserver preloads what the host
+    operations import). Only the OpenAPI test sends it requests."""
+    folder = tmp_path_factory.mktemp("served")
+    with running(_serve(f"sqlite:///{folder / 'db.sqlite3'}", folder / "a.log")) as server:
+        yield server
+
+
+def test_mapt_serve_serves_openapi_docs_and_logs_json(served: ServerProcess) -> None:
+    with served.client() as client:
         schema = client.get("/openapi.json")
         assert schema.status_code == 200
         paths = schema.json()["paths"]
@@ -49,7 +59,7 @@ def test_mapt_serve_serves_openapi_docs_and_logs_json(tmp_path: Path) -> None:
         } <= set(paths)
         assert "swagger" in client.get("/docs").text.lower()
         assert client.get("/v1/nowhere").json()["error"]["type"] == "NotFoundError"
-        entries = server.log()
+        entries = served.log()
     # The harness pings the server until it serves; the test's own requests follow.
     requests = [e for e in entries if "http" in e and e["http"]["path"] != "/v1/ping"]
     assert {k: v for k, v in requests[0]["http"].items() if k in ("method", "path", "status")} == {
@@ -59,21 +69,22 @@ def test_mapt_serve_serves_openapi_docs_and_logs_json(tmp_path: Path) -> None:
     }
 
 
-def test_a_second_mapt_serve_on_the_same_sqlite_file_is_refused(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
-    with running(_serve(url, tmp_path / "a.log")):
-        second = subprocess.run(
-            [sys.executable, "-m", "mapt", "serve", "--port", "0", "--database-url", url],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+def test_a_second_mapt_serve_on_the_same_sqlite_file_is_refused(served: ServerProcess) -> None:
+    url = served.database_url
+    second = subprocess.run(
+        [sys.executable, "-m", "mapt", "serve", "--port", "0", "--database-url", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert second.returncode == 3
     assert (
         second.stderr.strip()
         .splitlines()[-1]
-        .startswith(f"Error: another mapt serve is using the database {tmp_path / 'db.sqlite3'}")
+        .startswith(
+            f"Error: another mapt serve is using the database {url.removeprefix('sqlite:///')}"
+        )
     )
 
 
@@ -116,24 +127,12 @@ def test_sigterm_stops_mapt_serve_with_exit_143(tmp_path: Path) -> None:
 
 
 def test_bad_workers_value_is_exit_2(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mapt",
-            "serve",
-            "--workers",
-            "0",
-            "--database-url",
-            f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = CliRunner().invoke(
+        app, ["serve", "--workers", "0", "--database-url", f"sqlite:///{tmp_path / 'db.sqlite3'}"]
     )
-    assert result.returncode == 2
+    assert result.exit_code == 2, result.output
     assert result.stderr.strip().splitlines() == ["Error: --workers 0 must be at least 1"]
+    assert not (tmp_path / "db.sqlite3").exists()
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,12 @@ from tests.harness.service import ServerProcess, make_token, wait_for
 runner = CliRunner()
 
 
+@pytest.fixture(scope="module")
+def host_operations() -> bool:
+    """This module's server runs only ``test.sleep``."""
+    return False
+
+
 def _cli(*args: str) -> object:
     return runner.invoke(app, ["serve", "token", *args])
 
