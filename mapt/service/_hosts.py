@@ -645,9 +645,11 @@ def run_recover(context: ExecutionContext) -> dict[str, Any]:
 # programs): seconds of CPU, imported once by the workers' forkserver (``Operation.preload``).
 # ``_program_modules`` loads what the host program loads only when it runs (pulumi_aws's
 # lazy submodules, ``aws.ec2`` alone a second of CPU): every create loaded it again.
+# ``mapt.service`` holds the operations' own functions (and SQLAlchemy, half a second):
+# ``mapt serve``'s main module does not import it, so each worker did, to unpickle them.
 HOST_WORKER_MODULES = (
     "boto3", "pulumi", "pulumi_aws", "mapt.hosts", "mapt.targets.aws",
-    "mapt.targets.aws._program_modules",
+    "mapt.targets.aws._program_modules", "mapt.service",
 )  # fmt: skip
 
 

@@ -36,7 +36,7 @@ def moto_server(
     ends; yields its endpoint URL, ``http://127.0.0.1:<port>``, once it accepts connections.
 
     ``program``: the command to run instead, taking moto_server's ``-H``/``-p`` (a moto
-    patched first: ``tests/harness/refusing_moto.py``). Its output goes to ``log``
+    patched first: ``tests/harness/sandbox_moto.py``). Its output goes to ``log``
     (discarded without one). A server that exits or does not listen within ``timeout``
     seconds raises ``RuntimeError``.
     """

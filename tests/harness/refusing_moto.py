@@ -1,6 +1,6 @@
 """moto_server whose Auto Scaling groups refuse launches in chosen zones, as AWS does
-when a zone has no capacity: run as a script (``python refusing_moto.py -H ... -p ...``,
-moto_server's own arguments), in its own process.
+when a zone has no capacity: ``patch()``, which ``tests/harness/sandbox_moto.py`` (the
+sandbox modules' moto_server, in its own process) installs before it serves.
 
 moto fulfils every launch and answers ``DescribeScalingActivities`` with nothing, and a
 botocore hook of a test cannot reach a server in another process (the service's
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -122,10 +121,3 @@ def patch() -> None:
 
     FakeAutoScalingGroup.replace_autoscaling_group_instances = refusing_launch  # type: ignore[method-assign]
     AutoScalingResponse.describe_scaling_activities = describe_scaling_activities  # type: ignore[method-assign]
-
-
-if __name__ == "__main__":
-    patch()
-    from moto.server import main
-
-    main(sys.argv[1:])

@@ -8,6 +8,7 @@ test. Also ``metric_samples``, ``/metrics`` read with prometheus-client's own pa
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tempfile
@@ -22,12 +23,17 @@ import httpx
 from tests.conftest import FAKE_CREDENTIALS
 from tests.harness.moto_server import moto_server
 from tests.harness.refusing_moto import REFUSED_ZONES_VARIABLE
+from tests.harness.sandbox_moto import ENABLED_REGIONS_VARIABLE
 from tests.harness.service import ServerProcess, make_token, running
+from tests.harness.service_hosts import ENABLED_REGIONS
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 # Outside every test's AWS configuration: only the fake credentials count.
 _NOWHERE = str(Path(tempfile.gettempdir()) / "mapt-test-no-aws-config")
 # What the endpoint and the server both run with: fake credentials, no AWS config file.
+# The event intake's long poll of a sandbox service (1 s to 20 s; 20 by default): a
+# stopping server waits for its intake's poll, which held each module's teardown.
+EVENT_POLL_WAIT = 1
 SANDBOX_AWS = {
     **FAKE_CREDENTIALS,
     "AWS_CONFIG_FILE": _NOWHERE,
@@ -39,17 +45,25 @@ SANDBOX_AWS = {
 
 
 @contextmanager
-def sandbox_endpoint(refused_zones: Path | None = None) -> Iterator[str]:
+def sandbox_endpoint(
+    refused_zones: Path | None = None, enabled_regions: frozenset[str] | None = None
+) -> Iterator[str]:
     """A moto_server as the sandbox's AWS; yields its URL.
 
     With ``refused_zones``, a moto whose Auto Scaling groups refuse launches in the
-    zones that file lists (``tests/harness/refusing_moto.py``; the test writes the file).
+    zones that file lists (``tests/harness/refusing_moto.py``; the test writes the file);
+    with ``enabled_regions``, one where only those regions are opted in. Either runs
+    ``tests/harness/sandbox_moto.py``; neither, moto_server as docs/sandbox.md starts it.
     """
     env = {**os.environ, **SANDBOX_AWS}
     program = None
+    if refused_zones is not None or enabled_regions is not None:
+        env["PYTHONPATH"] = str(REPOSITORY)
+        program = [sys.executable, str(Path(__file__).with_name("sandbox_moto.py"))]
     if refused_zones is not None:
         env[REFUSED_ZONES_VARIABLE] = str(refused_zones)
-        program = [sys.executable, str(Path(__file__).with_name("refusing_moto.py"))]
+    if enabled_regions is not None:
+        env[ENABLED_REGIONS_VARIABLE] = ",".join(sorted(enabled_regions))
     with moto_server(env, program=program) as endpoint:
         yield endpoint
 
@@ -89,29 +103,39 @@ class SandboxService:
 
     def aws(self, service: str, region: str) -> Any:
         """A boto3 client of the endpoint: acting on AWS behind the service's back."""
-        import boto3
+        return endpoint_client(self.endpoint, service, region)
 
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=region,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+
+@functools.cache
+def endpoint_client(endpoint: str, service: str, region: str) -> Any:
+    """A boto3 client of the endpoint, made once per service and region (each costs 50 ms
+    of CPU; tests poll the endpoint with them)."""
+    import boto3
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 @contextmanager
 def sandbox_service(
     folder: Path, *flags: str, refused_zones: Path | None = None
 ) -> Iterator[SandboxService]:
-    """A moto_server (``sandbox_endpoint``) and ``mapt serve --sandbox --port 0 FLAGS`` on
-    it (SQLite in ``folder``), with a write token; stopped when the block ends."""
-    with sandbox_endpoint(refused_zones) as endpoint:
+    """A moto_server (``sandbox_endpoint``, the service harness's ``ENABLED_REGIONS``
+    opted in: the sandbox's images are in every region) and ``mapt serve --sandbox
+    --port 0 --event-poll-wait 1s FLAGS`` on it (SQLite in ``folder``), with a write
+    token; stopped when the block ends."""
+    with sandbox_endpoint(refused_zones, ENABLED_REGIONS) as endpoint:
         database_url = f"sqlite:///{folder / 'service.sqlite3'}"
+        serve = [sys.executable, "-m", "mapt", "serve", "--sandbox", "--port", "0"]
         server = ServerProcess(
             database_url,
             folder / "server.log",
-            command=[sys.executable, "-m", "mapt", "serve", "--sandbox", "--port", "0", *flags],
+            command=[*serve, "--event-poll-wait", f"{EVENT_POLL_WAIT}s", *flags],
             env={
                 **SANDBOX_AWS,
                 "AWS_ENDPOINT_URL": endpoint,

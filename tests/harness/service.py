@@ -8,9 +8,11 @@ SIGKILL it alone or with its worker processes.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -40,6 +42,14 @@ NO_GITHUB = {
                  "MAPT_GHACTIONS_APP_INSTALLATION_ID", "MAPT_GHACTIONS_APP_PRIVATE_KEY")
 }  # fmt: skip
 _START_TIMEOUT = 60.0
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One verifying TLS context for every client of the test servers: httpx builds a new
+    one per client otherwise (loading the CA bundle, 35 ms of CPU), and tests poll with
+    a client per look. The servers answer plain HTTP; the context only stands ready."""
+    return ssl.create_default_context()
 
 
 class ServerProcess:
@@ -113,7 +123,8 @@ class ServerProcess:
 
         def answers() -> bool:
             try:
-                return httpx.get(f"{self.url}/v1/ping", timeout=5).status_code == 200
+                answer = httpx.get(f"{self.url}/v1/ping", timeout=5, verify=_tls_context())
+                return answer.status_code == 200
             except httpx.HTTPError:
                 return False
 
@@ -154,7 +165,9 @@ class ServerProcess:
         # Longer than any ``?wait=true&timeout=`` a test asks for (180 s at most): on a
         # loaded machine a host's create takes minutes, and the server, not the client,
         # must be the one that says how long it waited.
-        return httpx.Client(base_url=self.url, headers=headers, timeout=300.0)
+        return httpx.Client(
+            base_url=self.url, headers=headers, timeout=300.0, verify=_tls_context()
+        )
 
     @property
     def pid(self) -> int:

@@ -36,6 +36,7 @@ from mapt.targets.aws import HOST_ADDRESS_TYPE
 from tests.harness.pulumi_mocks import default_answers, default_computed
 
 if TYPE_CHECKING:
+    from tests.harness.service import ServerProcess
     from tests.harness.spot_market import MarketRow
 
 _PERSISTED = ("exists", "outputs", "preview", "destroy", "force_unlock", "list_stacks",
@@ -78,7 +79,7 @@ class FileBackedEngine(InMemoryEngine):
 
     def up(self, ref: StackRef, program: Any, **options: Any) -> dict[str, Any]:
         if ref.stack_name.startswith("host-"):
-            _held_until_released()
+            _held_until_released(ref.stack_name.removeprefix("host-"))
 
         def replacing() -> dict[str, Any]:
             self._stack_now = ref.stack_name
@@ -95,27 +96,41 @@ class FileBackedEngine(InMemoryEngine):
         return list(self._around(self.stack_names))
 
 
-# A test that must stop a create midway (its server killed while a worker runs it)
-# names a release file here, in the server's environment: each ``up`` of a host stack
-# (after the create's spot allocation stack is up) then writes ``<release>.held`` and
-# waits until the release file exists. The worker's own stop (its server's lifeline
-# read end of file, a SIGTERM to itself) interrupts the wait, as it would a real ``up``.
+# A test that must stop a create midway (its server killed, or the create cancelled,
+# while a worker runs it) holds that host's create: the server's environment names a
+# folder here, and the test writes ``<folder>/<host>.hold`` first. Each ``up`` of that
+# host's stack (after the create's spot allocation stack is up) then writes
+# ``<host>.held`` and waits until ``<host>.release`` exists; other hosts' ups go on, so a
+# module's shared server serves such a test too. The worker's own stop (its server's
+# lifeline read end of file, a SIGTERM to itself) interrupts the wait, as it would a
+# real ``up``.
 HOLD_HOST_UP = "MAPT_TEST_HOLD_HOST_UP"
 _HOLD_LIMIT = 600.0
 
 
-def _held_until_released() -> None:
+def _held_until_released(host: str) -> None:
     import time
 
-    release = os.environ.get(HOLD_HOST_UP)
-    if not release:
+    folder = os.environ.get(HOLD_HOST_UP)
+    if not folder or not (Path(folder) / f"{host}.hold").exists():
         return
-    Path(f"{release}.held").touch()
+    (Path(folder) / f"{host}.held").touch()
+    release = Path(folder) / f"{host}.release"
     deadline = time.monotonic() + _HOLD_LIMIT
-    while not Path(release).exists():
+    while not release.exists():
         if time.monotonic() > deadline:
             raise RuntimeError(f"{release} did not appear in {_HOLD_LIMIT:.0f} s")
         time.sleep(0.05)
+
+
+def hold_host_up(server: ServerProcess, host: str) -> tuple[Path, Path]:
+    """Hold ``host``'s create on ``server`` (its environment names ``HOLD_HOST_UP``)
+    before its host stack's ``up``: the file its worker writes once held there, and the
+    file that releases it."""
+    folder = Path(server.env[HOLD_HOST_UP])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{host}.hold").touch()
+    return folder / f"{host}.held", folder / f"{host}.release"
 
 
 def _persisted(name: str) -> Callable[..., Any]:
@@ -136,7 +151,8 @@ for _name in _PERSISTED:
 # in each enabled region, which was most of an execution's CPU with all of them enabled.
 # The service's tests check what the service does with an allocation's answer, not how
 # many regions it scans (``tests/allocation`` scans them all), as the CLI tests'
-# ``enabled_regions`` (``tests/cli/conftest.py``).
+# ``enabled_regions`` (``tests/cli/conftest.py``). The sandbox modules' moto_server opts
+# in the same regions (``sandbox_service``).
 IMAGE_REGIONS = ("us-east-1", "eu-north-1", "ap-south-1", "us-west-2")
 ENABLED_REGIONS = frozenset({*IMAGE_REGIONS, "eu-west-1", "ap-northeast-1"})
 

@@ -29,6 +29,7 @@ import pytest
 
 from tests.harness import postgres
 from tests.harness.service import SHARED_TIMING, ServerProcess, make_token, running, settled
+from tests.harness.service_hosts import HOLD_HOST_UP
 
 _DATABASES = ["sqlite", pytest.param("postgresql", marks=postgres.needs_postgres())]
 
@@ -112,13 +113,15 @@ def shared_server(
     shared_database_url: str, tmp_path_factory: pytest.TempPathFactory, host_operations: bool
 ) -> Iterator[ServerProcess]:
     """One running server with the test operations for a module's tests that neither stop
-    it nor count what the whole database holds."""
+    it nor count what the whole database holds; a test holds a host's create midway
+    with ``tests.harness.service_hosts.hold_host_up``."""
     folder = tmp_path_factory.mktemp("shared-server")
     server = ServerProcess(
         shared_database_url,
         folder / "server.log",
         timing=SHARED_TIMING,
         host_operations=host_operations,
+        env={HOLD_HOST_UP: str(folder / "holds")},
     )
     with running(server) as started:
         yield started

@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from mapt.cli import app
-from tests.harness.sandbox_service import SANDBOX_AWS, sandbox_endpoint
+from tests.harness.sandbox_service import SANDBOX_AWS, endpoint_client, sandbox_endpoint
 from tests.harness.service import ServerProcess, make_token, wait_for
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -98,13 +98,7 @@ class Sandbox:
         return server
 
     def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        return endpoint_client(self.endpoint, service, REGION)
 
     def queues(self) -> tuple[str, str]:
         """The intake queue and its dead-letter queue (the one it redrives to)."""
@@ -399,13 +393,7 @@ def test_serve_setup_with_a_bad_region_exits_2_in_one_line_and_creates_nothing(
 ) -> None:
     for name, value in sandbox.env.items():
         monkeypatch.setenv(name, value)
-    elsewhere = boto3.client(
-        "sqs",
-        endpoint_url=sandbox.endpoint,
-        region_name="eu-west-2",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    elsewhere = endpoint_client(sandbox.endpoint, "sqs", "eu-west-2")
     result = CliRunner().invoke(
         app, ["serve", "setup", "--sandbox", "--regions", "eu-west-2,mars-1"]
     )

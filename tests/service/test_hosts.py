@@ -19,7 +19,7 @@ from tests.cli.host_harness import FAMILIES
 from tests.harness.postgres import on_sqlite_only
 from tests.harness.pulumi_mocks import FAKE_PRIVATE_KEY_PEM
 from tests.harness.service import ServerProcess, make_token, running, wait_for
-from tests.harness.service_hosts import HOLD_HOST_UP, FileBackedEngine
+from tests.harness.service_hosts import HOLD_HOST_UP, FileBackedEngine, hold_host_up
 
 
 def _fields(tmp_path: Path, **extra: Any) -> dict[str, Any]:
@@ -277,9 +277,10 @@ def test_sigkill_during_a_create_then_restart_ends_running_once(
 ) -> None:
     # The create holds before its host stack's ``up`` (its spot allocation stack is up)
     # until the release file exists: the kill lands mid-create, however fast it runs.
-    release = tmp_path / "release-the-create"
-    held = release.with_name(f"{release.name}.held")
-    server = ServerProcess(database_url, tmp_path / "server.log", env={HOLD_HOST_UP: str(release)})
+    server = ServerProcess(
+        database_url, tmp_path / "server.log", env={HOLD_HOST_UP: str(tmp_path / "holds")}
+    )
+    held, release = hold_host_up(server, "pr-123")
     token = make_token(server.database_url, "ci")
     # ``running`` kills the first server's group (its worker) only at the end: the
     # worker must learn of its server's death by itself.
@@ -322,29 +323,30 @@ def test_sigkill_during_a_create_then_restart_ends_running_once(
     assert sorted(stacks) == ["host-pr-123", "spotOption-pr-123"]
 
 
-def test_a_create_cancelled_midway_destroys_what_it_made(database_url: str, tmp_path: Path) -> None:
+def test_a_create_cancelled_midway_destroys_what_it_made(
+    shared_client: httpx.Client, shared_server: ServerProcess, unique: str, tmp_path: Path
+) -> None:
     """A cancel is not a hand-back: the create stops and destroys its spot choice, the
     host ends DELETED (it is never released to run again)."""
-    release = tmp_path / "never-released"
-    held = release.with_name(f"{release.name}.held")
-    server = ServerProcess(database_url, tmp_path / "server.log", env={HOLD_HOST_UP: str(release)})
-    token = make_token(server.database_url, "ci")
-    with running(server), server.client(token) as client:
-        created = client.post("/v1/hosts", json=_fields(tmp_path))
-        identifier = created.json()["execution"]["id"]
-        wait_for(held.exists, timeout=180)
-        assert client.post(f"/v1/executions/{identifier}/cancel").status_code == 202
-        execution = wait_for(
-            lambda: (
-                (e := client.get(f"/v1/executions/{identifier}").json()["execution"])["finished_at"]
-                and e
-            ),
-            timeout=180,
-        )
-        host = _host(client)
+    held, _never_released = hold_host_up(shared_server, unique)
+    created = shared_client.post("/v1/hosts", json=_fields(tmp_path, name=unique))
+    identifier = created.json()["execution"]["id"]
+    wait_for(held.exists, timeout=180)
+    assert shared_client.post(f"/v1/executions/{identifier}/cancel").status_code == 202
+    execution = wait_for(
+        lambda: (
+            (e := shared_client.get(f"/v1/executions/{identifier}").json()["execution"])[
+                "finished_at"
+            ]
+            and e
+        ),
+        timeout=180,
+    )
+    host = _host(shared_client, unique)
     assert (execution["status"], execution["attempts"]) == ("cancelled", 1), execution
     assert host["state"] == "DELETED", host
-    assert FileBackedEngine(server.engine_file).stored_stacks() == []
+    stacks = FileBackedEngine(shared_server.engine_file).stored_stacks()
+    assert [stack for stack in stacks if stack.endswith(f"-{unique}")] == []
 
 
 @on_sqlite_only("shared_database_url")

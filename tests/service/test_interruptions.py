@@ -7,9 +7,9 @@ boto3 on the endpoint: the reclaim of a spot instance is Auto Scaling's
 group launches a replacement, as after a real reclaim; lowering it leaves the place
 without one, as when nothing launches; a zone listed by ``Sandbox.refusing_launches``
 refuses its launches with AWS's failed activity, as when it has no capacity: the
-endpoint is ``tests/harness/refusing_moto.py``). The events are put on the server's intake
-queue (the region's, which the server sets up for its hosts' regions) as EventBridge
-delivers them.
+endpoint patches moto with ``tests/harness/refusing_moto.py``). The events are put on
+the server's intake queue (the region's, which the server sets up for its hosts'
+regions) as EventBridge delivers them.
 """
 
 from __future__ import annotations

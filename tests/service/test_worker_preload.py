@@ -1,7 +1,9 @@
 """The host workers' forkserver loads what the host program uses (``Operation.preload``).
 
 pulumi_aws loads a submodule on its first use, so a preload that only names
-``pulumi_aws`` leaves every worker to load ``aws.ec2`` (about a second of CPU) again.
+``pulumi_aws`` leaves every worker to load ``aws.ec2`` (about a second of CPU) again;
+a preload that leaves out the operations' own modules leaves every worker of
+``mapt serve`` to import ``mapt.service`` (and SQLAlchemy) to unpickle its function.
 """
 
 from __future__ import annotations
@@ -13,12 +15,22 @@ import sys
 from pathlib import Path
 
 import mapt.targets.aws
-from mapt.service._hosts import HOST_WORKER_MODULES
+from mapt.service import InterruptionSettings
+from mapt.service._hosts import HOST_WORKER_MODULES, host_operations
+from mapt.service._interruptions import interruption_operations
+from mapt.service._pools import pool_operations
 
 # The modules of the host program (the events stack's program is the leader's, not a
 # host worker's).
 _PROGRAM_FILES = ("_base.py", "_compute.py", "_dns.py", "_host.py", "_network.py")
-# Run in a fresh interpreter, as a forkserver is: which pulumi_aws submodules are loaded
+# Run in a fresh interpreter, as a forkserver is: which modules are loaded.
+_IMPORTED = """
+import importlib, json, sys
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+print(json.dumps(sorted(sys.modules)))
+"""
+# Which pulumi_aws submodules are loaded
 # (a lazy one is still pulumi's module subclass, a loaded one a plain module).
 _LOADED = """
 import importlib, json, sys, types
@@ -45,3 +57,27 @@ def test_the_host_workers_preload_loads_every_pulumi_aws_submodule_the_program_u
     )  # fmt: skip
     loaded = set(json.loads(answer.stdout))
     assert used <= loaded, f"the preload leaves these for every worker: {sorted(used - loaded)}"
+
+
+def test_mapt_serves_workers_start_with_their_operations_modules_imported() -> None:
+    """``mapt serve``'s forkserver imports its main module (``mapt.__main__``) and the
+    declared preload: the module of each operation's function, and the workers' own
+    that runs it, must be among them, or each worker imports them to unpickle it."""
+    operations = {
+        **host_operations(),
+        **pool_operations(),
+        **interruption_operations(InterruptionSettings()),
+    }
+    needed = {"mapt.service._workers"} | {
+        getattr(operation.run, "func", operation.run).__module__
+        for operation in operations.values()
+    }
+    assert {"mapt.service._hosts", "mapt.service._pools", "mapt.service._interruptions"} <= needed
+    preloads = {operation.preload for operation in operations.values()}
+    assert preloads == {HOST_WORKER_MODULES}
+    answer = subprocess.run(
+        [sys.executable, "-c", _IMPORTED, "mapt.__main__", *HOST_WORKER_MODULES],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    missing = needed - set(json.loads(answer.stdout))
+    assert not missing, f"every worker imports these again: {sorted(missing)}"
