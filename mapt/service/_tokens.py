@@ -5,6 +5,26 @@ it) and finds the row; the secret is 256 random bits, of which only a salted scr
 hash is kept. With that much randomness, guessing is hopeless whatever the hash costs,
 so scrypt runs at a small cost: the hash's job is to make a leaked table useless, and
 every request checks one. Names are unique among tokens that are not revoked.
+
+Even a small scrypt is most of a request's CPU, and a client polling an execution sends
+the same token many times a second, so each process remembers the secrets it has
+verified (``_VerifiedSecrets``) and a later request with the same secret skips the hash.
+That is safe because:
+
+- the memo holds no secret: an entry is the row it was verified against (key id, salt,
+  stored hash) and an HMAC-SHA-256 of the secret under a key drawn when the process
+  starts, so a dump of the memo gives no token, and its fingerprints are worthless in
+  any other process; testing guesses against one needs that key, and against 256 random
+  bits guessing is as hopeless as it is against the stored hash;
+- an entry answers only for the row it names: a re-issued hash or salt is another entry,
+  and a different secret for the same row misses (``hmac.compare_digest``) and pays the
+  full scrypt, as an unknown key id does, so timing still tells a wrong secret from an
+  unknown key no better than before;
+- every request still reads its row, so a revoked or expired token is refused on its
+  next request, memo or not, and last_used_at is written as before;
+- only a token accepted as active is remembered, and the memo keeps the most recently
+  used few thousand (least recently used out first), behind a lock (requests run on
+  threads).
 """
 
 from __future__ import annotations
@@ -13,6 +33,8 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -79,6 +101,47 @@ def check_token_name(name: str) -> str:
 
 def _hash(secret: str, salt: bytes) -> bytes:
     return hashlib.scrypt(secret.encode(), salt=salt, **_SCRYPT)
+
+
+class _VerifiedSecrets:
+    """The secrets this process has verified, as keyed fingerprints (never the secrets).
+
+    ``(key id, salt, stored hash)`` -> HMAC-SHA-256 of the secret under a per-process
+    random key; at most ``capacity`` entries, least recently used dropped first.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._key = secrets.token_bytes(32)
+        self._entries: OrderedDict[tuple[str, bytes, bytes], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _fingerprint(self, secret: str) -> bytes:
+        return hmac.new(self._key, secret.encode(), hashlib.sha256).digest()
+
+    def verified(self, row: tuple[str, bytes, bytes], secret: str) -> bool:
+        """Whether ``secret`` is the one already verified against ``row``."""
+        fingerprint = self._fingerprint(secret)
+        with self._lock:
+            remembered = self._entries.get(row)
+            if remembered is not None:
+                self._entries.move_to_end(row)
+        return remembered is not None and hmac.compare_digest(remembered, fingerprint)
+
+    def remember(self, row: tuple[str, bytes, bytes], secret: str) -> None:
+        fingerprint = self._fingerprint(secret)
+        with self._lock:
+            self._entries[row] = fingerprint
+            self._entries.move_to_end(row)
+            while len(self._entries) > self._capacity:
+                self._entries.popitem(last=False)
+
+
+# A few thousand active tokens polling at once is far beyond what one service sees.
+_verified = _VerifiedSecrets(capacity=4096)
 
 
 def _now() -> datetime:
@@ -185,16 +248,21 @@ def authenticate(database: Database, presented: str) -> TokenRecord:
             row = connection.execute(
                 sa.select(api_tokens).where(api_tokens.c.key_id == key_id)
             ).first()
-    # The hash is computed even for an unknown key, so timing does not tell them apart.
-    salt = row.salt if row is not None else b"\0" * 16
-    expected = row.secret_hash if row is not None else b""
-    matches = hmac.compare_digest(_hash(secret, salt), expected)
+    # The hash is computed even for an unknown key, so timing does not tell them apart;
+    # only a secret already verified against this very row skips it.
+    salt = bytes(row.salt) if row is not None else b"\0" * 16
+    expected = bytes(row.secret_hash) if row is not None else b""
+    verified_against = (key_id, salt, expected)
+    memoised = row is not None and _verified.verified(verified_against, secret)
+    matches = memoised or hmac.compare_digest(_hash(secret, salt), expected)
     if row is None or not matches:
         raise AuthenticationError("the token is not valid")
     record = _record(row)
     state = record.state(now)
     if state != "active":
         raise AuthenticationError(f"token {record.name!r} is {state}")
+    if not memoised:
+        _verified.remember(verified_against, secret)
     last = record.last_used_at
     if last is None or now - last >= _USE_RECORD_INTERVAL:
         with database.transaction() as connection:

@@ -1,15 +1,32 @@
-"""Tokens: created once and shown once, stored hashed, required and scoped over HTTP."""
+"""Tokens: created once and shown once, stored hashed, required and scoped over HTTP;
+a verified secret is remembered (never in plaintext) so its next requests skip scrypt."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import pickle
+import secrets
 import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from mapt.cli import app
+from mapt.service import (
+    AuthenticationError,
+    Database,
+    _tokens,
+    authenticate,
+    create_token,
+    open_database,
+    revoke_token,
+)
+from tests.harness.postgres import on_sqlite_only
 from tests.harness.service import ServerProcess, make_token, wait_for
 
 runner = CliRunner()
@@ -190,3 +207,112 @@ def test_the_token_is_never_logged(shared_server: ServerProcess, unique: str) ->
     named = f'"token": "{unique}"'
     text = wait_for(lambda: named in (logged := shared_server.text()) and logged)
     assert token.split("_", 2)[2] not in text  # the whole secret (it may hold "_" itself)
+
+
+# A token's secret, once verified against its row, is remembered (as a keyed fingerprint)
+# so that its later requests skip scrypt. These count the hashes authenticate computes.
+
+
+@dataclass
+class Tokens:
+    database: Database
+    hashes: list[bytes]  # the salt of every hash computed, in order
+
+    def create(self, name: str, lifetime: timedelta | None = None) -> str:
+        return create_token(self.database, name, lifetime=lifetime)[1]
+
+    def hashes_to_authenticate(self, presented: str) -> int:
+        """How many hashes one authenticate of ``presented`` computes, refused or not."""
+        before = len(self.hashes)
+        with contextlib.suppress(AuthenticationError):
+            authenticate(self.database, presented)
+        return len(self.hashes) - before
+
+    def verified_twice(self, name: str, lifetime: timedelta | None = None) -> str:
+        """A new token authenticated twice: one hash the first time, none the second."""
+        token = self.create(name, lifetime)
+        assert self.hashes_to_authenticate(token) == 1
+        assert self.hashes_to_authenticate(token) == 0
+        assert authenticate(self.database, token).name == name
+        return token
+
+
+@pytest.fixture
+def tokens(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tokens]:
+    database = open_database(database_url)
+    hashes: list[bytes] = []
+    real_hash = _tokens._hash
+
+    def counted(secret: str, salt: bytes) -> bytes:
+        hashes.append(salt)
+        return real_hash(secret, salt)
+
+    monkeypatch.setattr(_tokens, "_hash", counted)
+    monkeypatch.setattr(_tokens, "_verified", _tokens._VerifiedSecrets(capacity=8))
+    try:
+        yield Tokens(database, hashes)
+    finally:
+        database.dispose()
+
+
+def _refusal(database: Database, presented: str) -> str:
+    with pytest.raises(AuthenticationError) as refused:
+        authenticate(database, presented)
+    return str(refused.value)
+
+
+@on_sqlite_only()
+def test_a_verified_token_is_not_hashed_again(tokens: Tokens) -> None:
+    first, second = tokens.verified_twice("first"), tokens.verified_twice("second")
+    for _ in range(3):
+        assert tokens.hashes_to_authenticate(first) == 0
+        assert tokens.hashes_to_authenticate(second) == 0
+
+
+@on_sqlite_only()
+def test_a_memoised_token_revoked_is_refused_on_its_next_request(tokens: Tokens) -> None:
+    token = tokens.verified_twice("ci")
+    revoke_token(tokens.database, "ci")
+    assert _refusal(tokens.database, token) == "token 'ci' is revoked"
+
+
+@on_sqlite_only()
+def test_a_memoised_token_expired_is_refused_on_its_next_request(
+    tokens: Tokens, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = tokens.verified_twice("ci", lifetime=timedelta(hours=1))
+    later = datetime.now(timezone.utc) + timedelta(hours=1, seconds=1)
+    monkeypatch.setattr(_tokens, "_now", lambda: later)
+    assert _refusal(tokens.database, token) == "token 'ci' is expired"
+
+
+@on_sqlite_only()
+def test_a_wrong_secret_for_a_memoised_key_still_costs_the_hash(tokens: Tokens) -> None:
+    token = tokens.verified_twice("ci")
+    key_id = token.split("_")[1]
+    wrong = f"mapt_{key_id}_{secrets.token_urlsafe(32)}"
+    for presented in (wrong, f"{token}x", f"mapt_{secrets.token_hex(6)}_x"):
+        assert tokens.hashes_to_authenticate(presented) == 1
+        assert _refusal(tokens.database, presented) == "the token is not valid"
+    assert tokens.hashes_to_authenticate(token) == 0  # the right one is still remembered
+
+
+@on_sqlite_only()
+def test_the_memo_holds_no_secret(tokens: Tokens) -> None:
+    presented = [tokens.verified_twice(name) for name in ("a", "b")]
+    dump = pickle.dumps(_tokens._verified._entries) + repr(_tokens._verified.__dict__).encode()
+    assert len(_tokens._verified) == 2
+    for token in presented:
+        secret = token.split("_", 2)[2]
+        assert secret.encode() not in dump and repr(secret).encode() not in dump
+
+
+@on_sqlite_only()
+def test_the_memo_stays_at_its_bound_dropping_the_least_recently_used(tokens: Tokens) -> None:
+    presented = [tokens.create(f"t{index}") for index in range(12)]
+    for token in presented:
+        assert tokens.hashes_to_authenticate(token) == 1
+    assert len(_tokens._verified) == 8
+    assert tokens.hashes_to_authenticate(presented[-1]) == 0
+    assert tokens.hashes_to_authenticate(presented[0]) == 1  # dropped, verified again
+    assert len(_tokens._verified) == 8
