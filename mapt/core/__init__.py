@@ -48,6 +48,7 @@ from mapt.core._interrupt import (
     deliver_again,
     raise_if_interrupted,
     stop,
+    stop_pending,
     stopping_on_signals,
     uninterrupted,
 )
@@ -102,6 +103,7 @@ __all__ = [
     "register_secret",
     "shown",
     "stop",
+    "stop_pending",
     "stopping_on_signals",
     "translating_aws_errors",
     "uninterrupted",

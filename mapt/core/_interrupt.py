@@ -15,19 +15,30 @@ Because the handler raises wherever the main thread happens to be, the stop can 
 inside code that catches ``Exception`` so as never to fail its caller: a log handler
 (``logging`` swallows what its stream raises), or a sink storing a log line. Each such
 ``except`` calls ``raise_if_interrupted`` first, which also lets through an error that
-replaced the stop (a library's clean-up failing as the stop unwinds through it). Three
+replaced the stop in the code that ``except`` protects (a library's clean-up failing as
+the stop unwinds through it), but never a failure of the clean-up of a stop that a
+calling frame is handling (a log line that fails while a lock is released). Three
 more guards keep a stop from being lost:
 
 - Inside an ``uninterrupted()`` block (a database transaction: a query cut mid-way
   leaves the connection busy, the rollback then fails and replaces the stop, and the
-  pool logs and drops that) a signal raises nothing; its stop is raised when the block
-  ends.
+  pool logs and drops that) the first signal raises nothing; its stop is raised when
+  the block ends. A real second signal (a second Ctrl-C; a service worker's heartbeat
+  sends none while a stop is on its way) raises it at once, cutting the block: a
+  database that does not answer must not keep a command from stopping.
 - A further signal while a stop is pending re-raises it when the main thread is no
   longer handling it (the code it landed in caught and dropped it); while the main
   thread is handling it (an ``except`` or ``finally`` cleaning up) it is only logged.
 - ``deliver_again()``, for a thread that watches the main one (a service worker's
   heartbeat), does the same without a log line, so that the stop of a single SIGTERM
-  is raised again until the main thread unwinds.
+  is raised again until the main thread unwinds. Its simulated SIGTERM is marked as
+  such: it never counts as a real second signal (a real SIGTERM that comes at the same
+  instant is handled with it, once, as CPython merges pending signals of one number),
+  and it is ignored once ``stopping_on_signals`` is leaving.
+
+A block that returns normally while its stop is pending (the code it landed in dropped
+it, and no signal raised it again before the block's work was done) ends normally: the
+work it finished is not reported as interrupted.
 """
 
 from __future__ import annotations
@@ -80,10 +91,13 @@ class _Stopping:
         # brought inside them, raised when the outermost ends.
         self.uninterrupted = 0
         self.held: Interrupted | None = None
-        # Whether ``stopping_on_signals`` routes the signals to ``stop``, and whether
-        # the next signal is ``deliver_again``'s (no log line for it).
+        # Whether ``stopping_on_signals`` routes the signals to ``stop``, and the
+        # signal ``deliver_again`` simulated that ``stop`` has not handled yet (a
+        # real signal of another number must not take its mark). ``delivering``
+        # makes a simulated signal and the handlers' restore exclusive.
         self.routed = False
-        self.again = False
+        self.again: int | None = None
+        self.delivering = threading.Lock()
 
 
 _stopping = _Stopping()
@@ -94,7 +108,11 @@ def stop(signal_number: int) -> None:
 
     Meant to be called from a signal handler, so in the main thread.
     """
-    again, _stopping.again = _stopping.again, False
+    again = _stopping.again == signal_number
+    if again:
+        _stopping.again = None
+        if not _stopping.routed:  # tripped just before ``stopping_on_signals`` left
+            return
     if _stopping.pending is not None:
         _stop_again(_stopping.pending, signal_number, quietly=again)
         return
@@ -170,25 +188,54 @@ def deliver_again() -> None:
     dropped. It is raised at the main thread's next Python instruction (a blocking call
     finishes first).
     """
-    if _stopping.pending is None or not _stopping.routed:
-        return
-    _stopping.again = True
-    _thread.interrupt_main(signal.SIGTERM)
+    with _stopping.delivering:
+        if _stopping.pending is None or not _stopping.routed:
+            return
+        _stopping.again = signal.SIGTERM
+        _thread.interrupt_main(signal.SIGTERM)
+
+
+def stop_pending() -> bool:
+    """Whether a signal's stop is on its way in this run (raised, held or dropped)."""
+    return _stopping.pending is not None
 
 
 def raise_if_interrupted() -> None:
-    """Raise the pending stop when the exception being handled is it, or was raised
-    while it unwound (a library's clean-up that failed on the way and replaced it).
+    """Raise the pending stop when the exception being handled is it, or replaced it
+    as it unwound through the code this ``except`` protects (a library's clean-up that
+    failed on the way).
 
     For an ``except Exception`` that must not fail its caller (a log sink): the stop
-    a signal raised there must still reach the command.
+    a signal raised there must still reach the command. A failure while a calling
+    frame handles the stop (the sink writes a line of that frame's clean-up) is left
+    to the sink: raising the stop there would cut the clean-up short.
     """
     raised = sys.exc_info()[1]
     if isinstance(raised, Interrupted):
         raise raised
     pending = _stopping.pending
-    if pending is not None and _handling(pending):
+    if pending is not None and _handling(pending) and not _caller_handles(pending, raised):
         raise pending
+
+
+def _caller_handles(stop: Interrupted, raised: BaseException | None) -> bool:
+    """Whether the frame that caught ``stop`` last is a caller of the frame that caught
+    ``raised``: the stop was raised outside the code the ``except`` protects, and that
+    caller's ``except`` or ``finally`` is handling it still.
+
+    The frame at the head of a traceback is the outermost the error reached. A stop
+    replaced inside the protected code was caught in a frame that has returned since
+    (or in the ``except``'s own frame), never in one of its callers.
+    """
+    if stop.__traceback__ is None or raised is None or raised.__traceback__ is None:
+        return False
+    catcher = stop.__traceback__.tb_frame
+    frame = raised.__traceback__.tb_frame.f_back
+    while frame is not None:
+        if frame is catcher:
+            return True
+        frame = frame.f_back
+    return False
 
 
 @contextmanager
@@ -258,12 +305,15 @@ def stopping_on_signals(
         stop(signal_number)
 
     previous = {number: signal.signal(number, handler) for number in signals}
-    _stopping.pending = _stopping.held = None
+    _stopping.pending = _stopping.held = _stopping.again = None
     _stopping.routed = signal.SIGTERM in signals  # ``deliver_again`` simulates SIGTERM
     try:
         yield
     finally:
-        _stopping.routed = False
+        # No simulated signal from here on; one already tripped is ignored by ``stop``
+        # (never left to CPython, which reports it on stderr once the handler is gone).
+        with _stopping.delivering:
+            _stopping.routed = False
         for number, old in previous.items():
             signal.signal(number, old)
-        _stopping.pending = _stopping.held = None
+        _stopping.pending = _stopping.held = _stopping.again = None

@@ -23,7 +23,10 @@ The worker process, while its operation runs:
 - is kept alive by the dispatcher too, which beats for every live worker of its server
   (a worker's claim cannot expire while it imports its modules);
 - on cancel, signals itself SIGINT: the operation stops at its next safe point (a
-  Pulumi command is cancelled and saves its state) and the execution ends cancelled;
+  Pulumi command is cancelled and saves its state) and the execution ends cancelled
+  (no SIGINT when a stop is on its way already: that one ends it, recorded as
+  cancelled; a second signal would cut a database transaction holding the stop);
+- once its operation has returned, records it as succeeded, even if a stop comes then;
 - when its server dies (the worker's end of a pipe only the server holds open, its
   lifeline, reads end of file) or stops, it stops the same way and hands the execution
   back to pending for the next server;
@@ -57,6 +60,7 @@ from mapt.core import (
     get_logger,
     raise_if_interrupted,
     redact,
+    stop_pending,
 )
 from mapt.service._database import Database, open_database
 from mapt.service._executions import (
@@ -179,6 +183,10 @@ class _Heartbeat(threading.Thread):
     dropped (``deliver_again``): the server sends its SIGTERM once, and a stop lost in a
     library that swallows exceptions would otherwise let the operation run on until the
     server's grace ends and it kills the worker, its end unrecorded.
+
+    It signals the worker only while no stop is on its way: a further real signal
+    would cut a database transaction that holds the stop (``uninterrupted``). A cancel
+    that comes while the server's stop is pending is still recorded as a cancel.
     """
 
     def __init__(self, store: Executions, job: _Job) -> None:
@@ -205,11 +213,16 @@ class _Heartbeat(threading.Thread):
                 self._stop_self(signal.SIGTERM, "another worker holds it now")
             elif cancel and not self.cancel_sent:
                 self.cancel_sent = True
-                os.kill(os.getpid(), signal.SIGINT)
+                self._signal_self(signal.SIGINT)
 
     def _stop_self(self, number: int, reason: str) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
+            self._signal_self(number)
+
+    @staticmethod
+    def _signal_self(number: int) -> None:
+        if not stop_pending():
             os.kill(os.getpid(), number)
 
     def stop(self) -> None:
@@ -240,10 +253,20 @@ def _work(job: _Job) -> None:
     from mapt.core import stopping_on_signals
 
     outcome: Callable[[], bool]
+    returned: list[Any] = []  # the operation's result, kept by the call that returned it
     try:
-        with stopping_on_signals():
-            _log.info("%s on %s: attempt %d", execution.name, execution.target, execution.attempts)
-            result = job.operation.run(context)
+        try:
+            with stopping_on_signals():
+                _log.info(
+                    "%s on %s: attempt %d", execution.name, execution.target, execution.attempts
+                )
+                returned.append(job.operation.run(context))
+        except Interrupted:
+            if not returned:
+                raise
+            # A stop that comes once the operation has returned (a signal, or the
+            # heartbeat raising a dropped stop again) does not undo the work it did.
+        result = returned[0]
         json.dumps(result)  # a result the API cannot show is a bug of the operation
         outcome = lambda: store.succeed(execution.id, claim, result)  # noqa: E731
     except Interrupted as stopped:

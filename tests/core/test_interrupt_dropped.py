@@ -10,6 +10,9 @@ its operation on until the server's grace ended and it was killed.
 from __future__ import annotations
 
 import contextlib
+import io
+import logging
+import os
 import signal
 import threading
 import time
@@ -18,6 +21,7 @@ import pytest
 
 from mapt.core import Interrupted, deliver_again, stopping_on_signals, uninterrupted
 from mapt.core._interrupt import raise_if_interrupted
+from mapt.core._logging import _PlainHandler
 
 
 def _signal_now(number: int = signal.SIGINT) -> None:
@@ -142,3 +146,64 @@ def test_the_watching_thread_does_not_cut_an_uninterrupted_block_short() -> None
             pass
         ran.append("the rest of the block")
     assert ran == ["the rest of the block"]
+
+
+class _BrokenPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError("the log's reader is gone")
+
+
+def test_a_log_line_failing_during_the_clean_up_does_not_cut_it_short() -> None:
+    """The clean-up of a stop (a lock released, what was created removed) logs; a sink
+    whose stream fails then must not raise the stop in the middle of it."""
+    log = logging.getLogger("mapt.tests.broken-sink")
+    sink = _PlainHandler(_BrokenPipe())
+    log.addHandler(sink)
+    log.propagate = False
+    cleaned: list[str] = []
+    try:
+        with pytest.raises(Interrupted), stopping_on_signals():
+            try:
+                _signal_now()
+            except BaseException:
+                log.warning("removing what was created")
+                cleaned.append("done")
+                raise
+    finally:
+        log.removeHandler(sink)
+        log.propagate = True
+    assert cleaned == ["done"]
+
+
+def test_a_real_signal_is_never_taken_for_a_watching_thread_s_simulated_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A simulated SIGTERM then a real SIGINT before the main thread handles either (a
+    worker's heartbeat re-delivering, then a cancel): the SIGINT is the second signal
+    that cuts the held block, and the simulated SIGTERM stays quiet."""
+
+    def deliver_then_signal() -> None:
+        deliver_again()
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(Interrupted), stopping_on_signals(), uninterrupted():
+        _signal_now()
+        watcher = threading.Thread(target=deliver_then_signal)
+        watcher.start()
+        watcher.join()  # both are pending when it returns: SIGINT is handled first
+        for _ in range(1000):  # bytecodes for the handlers to run at
+            pass
+        pytest.fail("the second real signal did not cut the block short")
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(message.startswith("SIGINT received again") for message in messages)
+    assert not any(message.startswith("SIGTERM") for message in messages)
+
+
+def test_a_block_that_returns_after_dropping_its_stop_ends_normally() -> None:
+    """Its work is done: a service worker records its operation as succeeded rather
+    than handing it back to be run again."""
+    finished: list[str] = []
+    with stopping_on_signals():
+        _dropped_stop()
+        finished.append("the work")
+    assert finished == ["the work"]
