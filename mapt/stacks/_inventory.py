@@ -137,16 +137,32 @@ def purge_project_state(backend_url: str | None, project: str) -> list[str]:
 def stack_exists(backend: Backend, project: str, stack_name: str) -> bool:
     """Whether the backend holds a checkpoint of the stack, as ``pulumi stack select``
     would find it (``stacks/<project>/<stack>.json[.gz|.zst]``, or the legacy
-    ``stacks/<stack>.json[.gz|.zst]``): two listings, no Pulumi CLI, nothing decrypted.
+    ``stacks/<stack>.json[.gz|.zst]`` of this project): two listings, no Pulumi CLI,
+    nothing decrypted.
 
-    ``pulumi stack init`` writes the checkpoint before any update and ``stack rm``
-    removes it, so a stack created but never updated exists. A folder that cannot be
-    listed raises ``OperationError``: unknown state is never taken for no stack.
+    Which files are checkpoints and whose project each is are decided as
+    ``list_stacks`` decides them (``_checkpoint_entries``, ``_read``): a legacy file
+    belongs to the project its contents name, so another project's stack of the same
+    name is not this one. ``pulumi stack init`` writes the checkpoint before any update
+    and ``stack rm`` removes it, so a stack created but never updated exists. A folder
+    that cannot be listed, or a legacy file whose project cannot be read, raises
+    ``OperationError``: unknown state is never taken for no stack.
     """
     store = _store(backend)
     folders = (f"{_STACKS_DIR}{project}/", _STACKS_DIR)
-    wanted = {folder + stack_name + suffix for folder in folders for suffix in _CHECKPOINT_SUFFIXES}
-    return any(key in wanted for folder in folders for key in store.named(folder + stack_name))
+    listed = [key for folder in folders for key in store.named(folder + stack_name)]
+    for entry in _checkpoint_entries(listed):
+        if entry.stack_name != stack_name:
+            continue
+        summary = _read(store, entry)
+        if summary.project == project:
+            return True
+        if not summary.project:
+            raise OperationError(
+                f"cannot tell whether stack {stack_name} exists: {summary.location} "
+                f"cannot be read ({summary.unreadable})"
+            )
+    return False
 
 
 def _with_locks(
@@ -333,7 +349,8 @@ class _Store(Protocol):
     def named(self, prefix: str) -> list[str]:
         """The keys in ``prefix``'s folder whose names start with its last part.
 
-        Raises ``OperationError`` when the folder exists but cannot be listed.
+        Raises ``OperationError`` when the folder cannot be listed for any other
+        reason than not being there (a part of its path a file, no permission).
         """
         ...
 
@@ -387,7 +404,7 @@ class _FileStore:
         folder, _, start = prefix.rpartition("/")
         try:
             names = os.listdir(self._root / folder)
-        except (FileNotFoundError, NotADirectoryError):
+        except FileNotFoundError:
             return []  # nothing was ever written there
         except OSError as error:
             raise OperationError(

@@ -72,6 +72,7 @@ class FakePulumi(PulumiCommand):
     calls: list[Call] = field(default_factory=list)
     on_up: Callable[[Call], None] | None = None
     cli_version: str = "3.272.0"
+    export_text: str | None = None  # what `stack export` prints instead of the outputs
 
     def __post_init__(self) -> None:
         # PulumiCommand.__init__ would run ``pulumi version``; set what it would set.
@@ -140,6 +141,8 @@ class FakePulumi(PulumiCommand):
             return CommandResult(json.dumps(body), "", 0)
         elif verb == "stack export":
             assert "--show-secrets" in args, "mapt reads outputs with their plain text"
+            if self.export_text is not None:
+                return CommandResult(self.export_text, "", 0)
             outputs = {
                 k: ({**SECRET_SIGNATURE, "plaintext": json.dumps(v)} if secret else v)
                 for k, (v, secret) in self.outputs.items()

@@ -360,6 +360,47 @@ def test_a_stacks_folder_that_cannot_be_listed_is_not_taken_for_no_stack(
         stack_exists(resolve_backend("s3://never-created?region=us-east-1"), "demo", "host-demo")
 
 
+def test_a_legacy_checkpoint_is_the_stack_of_the_project_its_contents_name(
+    tmp_path: Path,
+) -> None:
+    """As ``list_stacks`` reads them: a stale legacy file of another project in a
+    project-layout backend is not this project's stack; one whose project cannot be
+    read is unknown state, not no stack."""
+    files = backend_files()
+    files[".pulumi/stacks/events-demo.json"] = checkpoint("other", "events-demo", {}, 1)
+    files[".pulumi/stacks/runner-demo.json"] = b"{not json"
+    write_files(tmp_path, files)
+    backend = resolve_backend(f"file://{tmp_path}")
+    assert not stack_exists(backend, "demo", "events-demo")
+    assert stack_exists(backend, "other", "events-demo")
+    listed = {(s.project, s.stack_name) for s in list_stacks(backend.url)}
+    assert ("other", "events-demo") in listed
+    assert ("demo", "events-demo") not in listed
+    with pytest.raises(OperationError) as raised:
+        stack_exists(backend, "demo", "runner-demo")
+    assert raised.value.message == (
+        f"cannot tell whether stack runner-demo exists: {tmp_path}/.pulumi/stacks/"
+        "runner-demo.json cannot be read (not JSON: Expecting property name enclosed in "
+        "double quotes: line 1 column 2 (char 1))"
+    )
+    assert raised.value.exit_code == 1
+
+
+def test_a_stacks_folder_that_is_a_file_is_not_taken_for_no_stack(tmp_path: Path) -> None:
+    """``.pulumi`` a regular file: neither ``stack_exists`` nor ``list_stacks`` can
+    list the state, and both say so."""
+    (tmp_path / ".pulumi").write_text("not a folder")
+    backend = resolve_backend(f"file://{tmp_path}")
+    with pytest.raises(OperationError) as raised:
+        stack_exists(backend, "demo", "host-demo")
+    assert raised.value.message == (
+        f"cannot list the state in {tmp_path}/.pulumi/stacks/demo: Not a directory"
+    )
+    assert raised.value.exit_code == 1
+    with pytest.raises(OperationError, match="Not a directory"):
+        list_stacks(backend.url)
+
+
 def test_listing_state_imports_no_pulumi(tmp_path: Path) -> None:
     write_files(tmp_path, backend_files())
     code = (

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import os
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -334,28 +336,97 @@ def test_a_value_only_stack_output_renders_is_read_the_sdks_way(
     assert fake_pulumi.verbs() == ["stack export", "stack output", "stack output"]
 
 
+def test_exists_on_a_backend_whose_state_cannot_be_listed_is_an_error(
+    fake_pulumi: FakePulumi, tmp_path: Path
+) -> None:
+    (tmp_path / ".pulumi").write_text("not a folder")
+    with pytest.raises(OperationError) as raised:
+        engine_with(fake_pulumi).exists(StackRef("demo", "host", f"file://{tmp_path}"))
+    assert "Not a directory" in raised.value.message
+    assert raised.value.exit_code == 1
+    assert fake_pulumi.verbs() == []
+
+
 def test_exported_outputs_read_what_pulumi_marks() -> None:
-    """Secrets (whole values and inside lists) read from their plain text; a value Pulumi
-    marks as something else (an asset) is left to ``stack output`` (None)."""
+    """Secrets (whole values and inside lists) read from their plain text, every string
+    in them registered for redaction, a nested one too; a value Pulumi marks as
+    something else (an asset) is left to ``stack output`` (None)."""
+    from mapt.core import redact
     from mapt.stacks._workspace import exported_outputs
     from tests.stacks.fake_pulumi import SECRET_SIGNATURE
 
     def exported(outputs: dict[str, object]) -> dict[str, object]:
         stack = {"type": "pulumi:pulumi:Stack", "outputs": outputs}
-        return {
-            "version": 3,
-            "deployment": {"resources": [{"type": "aws:s3/bucket:Bucket"}, stack]},
-        }
+        return {"resources": [{"type": "aws:s3/bucket:Bucket"}, stack]}
 
-    key = {**SECRET_SIGNATURE, "plaintext": '"PRIVATE"'}
-    assert exported_outputs(exported({"key": key, "keys": [key, "plain"], "n": 2})) == {
-        "key": ("PRIVATE", True),
-        "keys": (["PRIVATE", "plain"], False),  # as the SDK says: only a whole value
+    key = {**SECRET_SIGNATURE, "plaintext": '"PRIVATE-KEY-1"'}
+    nested = {**SECRET_SIGNATURE, "plaintext": '"NESTED-TOKEN-2"'}
+    outputs = {"key": key, "keys": [nested, "plain"], "n": 2}
+    assert exported_outputs("host-demo", 3, exported(outputs)) == {
+        "key": ("PRIVATE-KEY-1", True),
+        "keys": (["NESTED-TOKEN-2", "plain"], False),  # as the SDK says: only a whole value
         "n": (2, False),
     }
+    assert redact("PRIVATE-KEY-1 NESTED-TOKEN-2 plain") == "*** *** plain"
     asset = {"4dabf18193072939515e22adb298388d": "c44067f5952c0a294b673a41bacd8c17", "text": "x"}
-    assert exported_outputs(exported({"file": asset})) is None
-    assert exported_outputs({"version": 3, "deployment": {}}) == {}  # created, never updated
+    assert exported_outputs("host-demo", 3, exported({"file": asset})) is None
+    assert exported_outputs("host-demo", 3, {}) == {}  # created, never updated
+    assert exported_outputs("host-demo", 3, {"resources": []}) == {}
+
+
+@pytest.mark.parametrize(
+    ("version", "deployment", "unexpected"),
+    [
+        (4, {"resources": [{"type": "pulumi:pulumi:Stack", "outputs": {}}]}, "version 4, not 3"),
+        (None, {}, "no version"),
+        (3, None, "no deployment"),
+        (3, {"resources": [{"type": "aws:s3/bucket:Bucket"}]}, "0 pulumi:pulumi:Stack"),
+        (3, {"resources": {"type": "pulumi:pulumi:Stack"}}, "not a list of objects"),
+        (3, {"resources": [{"type": "pulumi:pulumi:Stack", "outputs": []}]}, "not an object"),
+    ],
+)
+def test_exported_state_of_an_unknown_shape_is_an_error_not_no_outputs(
+    version: object, deployment: object, unexpected: str
+) -> None:
+    """Outputs that cannot be found are unknown, never empty: ``host destroy`` would
+    find no runner id and leave the GitHub runner registered."""
+    from mapt.stacks._workspace import exported_outputs
+
+    with pytest.raises(OperationError) as raised:
+        exported_outputs("host-demo", version, deployment)
+    assert "host-demo" in raised.value.message
+    assert unexpected in raised.value.message
+    assert raised.value.exit_code == 1
+
+
+def test_an_export_that_is_not_json_is_an_operation_error_without_its_text(
+    fake_pulumi: FakePulumi, ref: StackRef
+) -> None:
+    fake_pulumi.add_stack(ref)
+    fake_pulumi.export_text = "SECRET-PLAINTEXT-3 {"
+    with pytest.raises(OperationError) as raised:
+        engine_with(fake_pulumi).outputs(ref)
+    assert "stack export of stack" in raised.value.message
+    assert raised.value.message == (
+        f"pulumi stack export of stack {ref.stack_name} printed no JSON document "
+        "(JSONDecodeError at position 0)"
+    )
+    rendered = "".join(traceback.format_exception(raised.value))
+    assert "SECRET-PLAINTEXT-3" not in rendered
+    assert raised.value.__context__ is None  # the decode error holds the printed text
+
+
+def test_outputs_of_an_export_in_another_format_are_an_error_not_none(
+    fake_pulumi: FakePulumi, ref: StackRef
+) -> None:
+    fake_pulumi.add_stack(ref)
+    fake_pulumi.export_text = json.dumps({"version": 4, "deployment": {"resources": []}})
+    with pytest.raises(OperationError) as raised:
+        engine_with(fake_pulumi).outputs(ref)
+    assert raised.value.message == (
+        f"cannot read the outputs of stack {ref.stack_name}: its exported state has "
+        "version 4, not 3"
+    )
 
 
 def test_program_error_maps_to_operation_error_with_its_message(
