@@ -169,7 +169,7 @@ class PulumiEngine(_BackendStateFiles):
             try:
                 return _plain(workspace.stack_outputs(ref.stack_name))
             except CommandError as error:
-                raise self._mapped(error, ref, backend, "stack output") from error
+                raise self._mapped(error, ref, backend, "stack export") from error
 
     def up(
         self,
