@@ -32,6 +32,16 @@ def _signal_now(number: int = signal.SIGINT) -> None:
         pass
 
 
+def _delivered_again_by_a_watcher() -> None:
+    """``deliver_again`` from another thread, as a worker's heartbeat calls it; the
+    simulated signal is handled at one of the bytecodes that follow."""
+    watcher = threading.Thread(target=deliver_again)
+    watcher.start()
+    watcher.join()
+    for _ in range(1000):
+        pass
+
+
 def _dropped_stop() -> None:
     """A signal that lands in code which catches ``Exception`` and goes on."""
     with contextlib.suppress(Exception):
@@ -90,11 +100,7 @@ def test_a_watching_thread_leaves_a_stop_being_cleaned_up_alone() -> None:
         try:
             _signal_now()
         finally:
-            watcher = threading.Thread(target=deliver_again)
-            watcher.start()
-            watcher.join()
-            for _ in range(1000):  # bytecodes for a simulated signal to be handled at
-                pass
+            _delivered_again_by_a_watcher()
             cleaned.append("done")
     assert cleaned == ["done"]
 
@@ -139,11 +145,7 @@ def test_the_watching_thread_does_not_cut_an_uninterrupted_block_short() -> None
     ran: list[str] = []
     with pytest.raises(Interrupted), stopping_on_signals(), uninterrupted():
         _signal_now()
-        watcher = threading.Thread(target=deliver_again)
-        watcher.start()
-        watcher.join()
-        for _ in range(1000):  # bytecodes for a simulated signal to be handled at
-            pass
+        _delivered_again_by_a_watcher()
         ran.append("the rest of the block")
     assert ran == ["the rest of the block"]
 

@@ -41,6 +41,19 @@ def _host(client: httpx.Client, name: str = "pr-123") -> dict[str, Any]:
     return dict(answer.json()["host"])
 
 
+def _finished(client: httpx.Client, identifier: str) -> dict[str, Any]:
+    """Execution ``identifier`` once it has ended (a deployment: up to 180 s)."""
+    return dict(
+        wait_for(
+            lambda: (
+                (e := client.get(f"/v1/executions/{identifier}").json()["execution"])["finished_at"]
+                and e
+            ),
+            timeout=180,
+        )
+    )
+
+
 def _states_seen(client: httpx.Client, name: str, until: set[str]) -> list[str]:
     """The states the host shows while polled, until one of ``until``."""
     seen: list[str] = []
@@ -307,15 +320,7 @@ def test_sigkill_during_a_create_then_restart_ends_running_once(
             server.database_url, server.log_path.with_name("restarted.log"), timing=server.timing
         )
         with running(again), again.client(token) as client:
-            execution = wait_for(
-                lambda: (
-                    (e := client.get(f"/v1/executions/{identifier}").json()["execution"])[
-                        "finished_at"
-                    ]
-                    and e
-                ),
-                timeout=180,
-            )
+            execution = _finished(client, identifier)
             host = _host(client)
     assert host["state"] == "RUNNING", host
     assert execution["status"] == "succeeded" and execution["attempts"] == 2, execution
@@ -333,15 +338,7 @@ def test_a_create_cancelled_midway_destroys_what_it_made(
     identifier = created.json()["execution"]["id"]
     wait_for(held.exists, timeout=180)
     assert shared_client.post(f"/v1/executions/{identifier}/cancel").status_code == 202
-    execution = wait_for(
-        lambda: (
-            (e := shared_client.get(f"/v1/executions/{identifier}").json()["execution"])[
-                "finished_at"
-            ]
-            and e
-        ),
-        timeout=180,
-    )
+    execution = _finished(shared_client, identifier)
     host = _host(shared_client, unique)
     assert (execution["status"], execution["attempts"]) == ("cancelled", 1), execution
     assert host["state"] == "DELETED", host

@@ -11,6 +11,7 @@ import gzip
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -283,20 +284,26 @@ def test_a_project_folder_that_cannot_be_listed_is_reported_with_its_project(
     assert {s.project for s in stacks if s.unreadable is None} == {"old"}
 
 
+def _error_while_unreadable(folder: Path, read: Callable[[], object]) -> str:
+    """The message of the ``OperationError`` that ``read`` raises while ``folder`` cannot
+    be read (even by root: ``without_dac_override``)."""
+
+    def error() -> str:
+        with pytest.raises(OperationError) as raised:
+            read()
+        return raised.value.message
+
+    folder.chmod(0)
+    try:
+        return without_dac_override(error)
+    finally:
+        folder.chmod(0o755)
+
+
 def test_a_stacks_folder_that_cannot_be_listed_fails_the_listing(tmp_path: Path) -> None:
     write_files(tmp_path, backend_files())
     stacks_dir = tmp_path / ".pulumi/stacks"
-    stacks_dir.chmod(0)
-
-    def listing_error() -> str:
-        with pytest.raises(OperationError) as raised:
-            list_stacks(f"file://{tmp_path}")
-        return raised.value.message
-
-    try:
-        message = without_dac_override(listing_error)
-    finally:
-        stacks_dir.chmod(0o755)
+    message = _error_while_unreadable(stacks_dir, lambda: list_stacks(f"file://{tmp_path}"))
     assert message == f"cannot list the state in {stacks_dir}: Permission denied"
 
 
@@ -344,17 +351,10 @@ def test_a_stacks_folder_that_cannot_be_listed_is_not_taken_for_no_stack(
 ) -> None:
     write_files(tmp_path, backend_files())
     project_dir = tmp_path / ".pulumi/stacks/demo"
-    project_dir.chmod(0)
-
-    def existence_error() -> str:
-        with pytest.raises(OperationError) as raised:
-            stack_exists(resolve_backend(f"file://{tmp_path}"), "demo", "host-demo")
-        return raised.value.message
-
-    try:
-        message = without_dac_override(existence_error)
-    finally:
-        project_dir.chmod(0o755)
+    message = _error_while_unreadable(
+        project_dir,
+        lambda: stack_exists(resolve_backend(f"file://{tmp_path}"), "demo", "host-demo"),
+    )
     assert message == f"cannot list the state in {project_dir}: Permission denied"
     with pytest.raises(OperationError, match="NoSuchBucket"):
         stack_exists(resolve_backend("s3://never-created?region=us-east-1"), "demo", "host-demo")
