@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -126,11 +127,17 @@ def test_an_empty_or_missing_backend_lists_nothing(tmp_path: Path) -> None:
     assert list_stacks(f"file://{tmp_path}/never-used") == []
 
 
-def test_s3_backend_listing_and_purge(aws: ApiCallLog) -> None:
+def _s3_backend() -> Any:
+    """An S3 client, and the backend files under ``s3://ci-state/team``."""
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket="ci-state")
     for key, data in backend_files().items():
         s3.put_object(Bucket="ci-state", Key=f"team/{key}", Body=data)
+    return s3
+
+
+def test_s3_backend_listing_and_purge(aws: ApiCallLog) -> None:
+    s3 = _s3_backend()
     s3.put_object(Bucket="ci-state", Key=".pulumi/stacks/demo/host-demo.json", Body=b"elsewhere")
     url = "s3://ci-state/team?region=us-east-1"
 
@@ -338,10 +345,7 @@ def test_a_stack_exists_when_its_checkpoint_is_in_a_file_backend(tmp_path: Path)
 
 
 def test_a_stack_exists_when_its_checkpoint_is_in_an_s3_backend(aws: ApiCallLog) -> None:
-    s3 = boto3.client("s3", region_name="us-east-1")
-    s3.create_bucket(Bucket="ci-state")
-    for key, data in backend_files().items():
-        s3.put_object(Bucket="ci-state", Key=f"team/{key}", Body=data)
+    s3 = _s3_backend()
     s3.put_object(Bucket="ci-state", Key="team/.pulumi/stacks/demo/host-demo/deeper.json", Body=b"")
     check_exists("s3://ci-state/team?region=us-east-1")
 
