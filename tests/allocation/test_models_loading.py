@@ -17,6 +17,7 @@ import pytest
 from botocore.loaders import JSONFileLoader
 
 from mapt.allocation import Ec2Queries, models_loading
+from mapt.allocation._ec2 import _plain_json_files
 
 
 def session_with_keys() -> boto3.Session:
@@ -31,13 +32,16 @@ def model_reads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[lis
     with a loader of their own (``AWS_DATA_PATH``: not the suite's shared one)."""
     monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
     reads: list[tuple[str, str]] = []
-    load_file = JSONFileLoader.load_file
+    # botocore's file loader, and mapt's, which Ec2Queries gives the sessions it uses.
+    for reader in (JSONFileLoader, _plain_json_files()):
 
-    def recorded(self: JSONFileLoader, file_path: str) -> Any:
-        reads.append((threading.current_thread().name, str(file_path)))
-        return load_file(self, file_path)
+        def recorded(
+            self: JSONFileLoader, file_path: str, load_file: Any = reader.load_file
+        ) -> Any:
+            reads.append((threading.current_thread().name, str(file_path)))
+            return load_file(self, file_path)
 
-    monkeypatch.setattr(JSONFileLoader, "load_file", recorded)
+        monkeypatch.setattr(reader, "load_file", recorded)
     yield reads
 
 

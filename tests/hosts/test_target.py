@@ -296,15 +296,20 @@ def test_create_loads_the_ec2_model_while_its_prerequisites_are_checked(
     monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
     from botocore.loaders import JSONFileLoader
 
+    from mapt.allocation._ec2 import _plain_json_files
+
     readers: list[str] = []
-    load_file = JSONFileLoader.load_file
+    # botocore's file loader, and mapt's, which the ranking gives the sessions it uses.
+    for reader in (JSONFileLoader, _plain_json_files()):
 
-    def recorded(self: JSONFileLoader, file_path: str) -> Any:
-        if "/ec2/" in str(file_path):
-            readers.append(threading.current_thread().name)
-        return load_file(self, file_path)
+        def recorded(
+            self: JSONFileLoader, file_path: str, load_file: Any = reader.load_file
+        ) -> Any:
+            if "/ec2/" in str(file_path):
+                readers.append(threading.current_thread().name)
+            return load_file(self, file_path)
 
-    monkeypatch.setattr(JSONFileLoader, "load_file", recorded)
+        monkeypatch.setattr(reader, "load_file", recorded)
     seen_during_check: list[str] = []
 
     class WaitingCheck(HostServices):
