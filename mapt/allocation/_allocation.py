@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from mapt.allocation._ec2 import (
     PRICING_REGION,
     Ec2Queries,
+    ScoreAnswer,
     collection_paused,
     score_batches,
     warn_scores_unavailable,
@@ -244,7 +245,8 @@ def _spot_market(
     of the partition that may be usable, by the shape's requirements; round 2 then
     asks the AZ names, image checks and prices of only the regions those scores rank
     (section 3 of the spec), and the scores by type list of the usable regions whose
-    batch failed (every one when the regions every account has failed). For
+    batch failed (every one when the regions every account has failed), unless it
+    was refused permission: those are ranked on price alone, not asked again. For
     named types (and the few shapes without requirements): in the regions every
     account has (``always_enabled_regions``), the AZ names and image checks, and for
     named types also the scores and prices; round 2 asks the rest, for every usable
@@ -289,9 +291,10 @@ def _spot_market(
             # of those that may be usable (the 17 regions' are being built by round 1).
             queries.build_clients_until(maybe, round_one)
         else:
-            # Round 2 asks the usable regions of a failed batch again, with their
-            # types (every usable region when AWS refuses the scores): as each batch
-            # fails, build its regions' clients while the rest of round 1 waits.
+            # Round 2 asks the usable regions of a failed batch again, with their types
+            # (or, refused permission, their prices only; every usable region when the
+            # regions every account has fail): as each batch fails, build its regions'
+            # clients while the rest of round 1 waits.
             pending = set(round_one)
             while pending:
                 _, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -312,10 +315,14 @@ def _spot_market(
         unscored: list[str] = []
         scores_by_zone: dict[str, tuple[str, int]] | None
         if shape_scores is not None:
-            scores_by_zone, again = shape_scores.of(regions)
+            scores_by_zone, again, refused = shape_scores.of(regions)
             # With an image, the near misses too: the image may rule out the rest.
             regions = _regions_to_rank(
-                regions, scores_by_zone, spot.min_score, again, near_misses=bool(args.ami_name)
+                regions,
+                scores_by_zone,
+                spot.min_score,
+                [*again, *refused],
+                near_misses=bool(args.ami_name),
             )
             regions.sort(key=lambda r: (r != home, not queries.has_client(r)))
             market.describe(pool, regions)
@@ -328,14 +335,17 @@ def _spot_market(
             priced = [
                 market.price(pool, regions, instance_types, scored=again, otherwise=otherwise)
             ]
+            unscored = list(refused)  # ranked on price alone, any others' scores kept
             if again:
                 rescored = priced[0].scores.result() if priced[0].scores else None
                 if rescored is not None:
                     scores_by_zone.update(rescored)
                 elif kept:
-                    unscored = again  # ranked on price alone, the others' scores kept
+                    unscored += again
                 else:
                     scores_by_zone = None  # no region has a score: price alone
+            if refused and scores_by_zone is not None and not scores_by_zone:
+                scores_by_zone = None  # every batch refused: price alone
         else:
             regions.sort(key=lambda r: (r != home, not queries.has_client(r)))
             market.describe(pool, regions)
@@ -401,9 +411,6 @@ class _PricedRegions:
     on_demand: Future[tuple[dict[tuple[str, str], float] | None, str | None]] | None
 
 
-_ScoreAnswer = tuple[dict[str, tuple[str, int]] | None, str]
-
-
 @dataclass(frozen=True)
 class _ShapeScores:
     """Round 1's placement scores by requirements, in flight, one future per batch.
@@ -412,12 +419,13 @@ class _ShapeScores:
     are; the partition's other regions, which the account may not have enabled, in
     batches of their own, each of which may fail alone. A failed batch costs only its
     own regions' scores by requirements: its usable regions are scored again with
-    their types in round 2. Failures are logged when the answers are used, not when
-    they come: a ranking that round 1 refuses (an excluded region AWS does not know)
-    says only that.
+    their types in round 2, unless the batch was refused permission (the account's
+    answer, which the type list would get too): those are ranked on price alone at
+    once. Failures are logged when the answers are used, not when they come: a
+    ranking that round 1 refuses (an excluded region AWS does not know) says only that.
     """
 
-    batches: list[tuple[list[str], Future[_ScoreAnswer]]]
+    batches: list[tuple[list[str], Future[ScoreAnswer]]]
 
     def futures(self) -> list[Future[Any]]:
         return [future for _, future in self.batches]
@@ -427,37 +435,57 @@ class _ShapeScores:
         return [
             region
             for batch, future in self.batches
-            if future.done() and future.exception() is None and future.result()[0] is None
+            if future.done() and future.exception() is None and future.result().scores is None
             for region in batch
         ]
 
-    def of(self, regions: Sequence[str]) -> tuple[dict[str, tuple[str, int]], list[str]]:
-        """(AZ ID -> (region, score) within ``regions``; the ``regions`` that no answer
-        covers: those of the failed batches, and any that botocore's endpoint data does
-        not list). A failed batch none of whose regions is in ``regions`` (one naming
+    def of(self, regions: Sequence[str]) -> tuple[dict[str, tuple[str, int]], list[str], list[str]]:
+        """(AZ ID -> (region, score) within ``regions``; the ``regions`` to score again
+        with their types: those of the failed batches, and any that botocore's endpoint
+        data does not list; the ``regions`` of the batches refused permission, not to be
+        asked again). A failed batch none of whose regions is in ``regions`` (one naming
         only regions the account has not enabled) is logged at debug level only."""
         wanted = set(regions)
         scores: dict[str, tuple[str, int]] = {}
         answered: set[str] = set()
         lost: list[str] = []
+        refused: list[str] = []
         reasons: dict[str, None] = {}
+        refusals: dict[str, None] = {}
         for batch, future in self.batches:
-            found, reason = future.result()
-            if found is None:
-                again = [r for r in batch if r in wanted]
-                if again:
-                    lost += again
-                    reasons[reason] = None
+            answer = future.result()
+            if answer.scores is None:
+                usable = [r for r in batch if r in wanted]
+                if not usable:
+                    log.debug("placement scores of unusable regions %s: %s", batch, answer.reason)
+                elif answer.refused:
+                    refused += usable
+                    refusals[answer.reason] = None
                 else:
-                    log.debug("placement scores of unusable regions %s: %s", batch, reason)
+                    lost += usable
+                    reasons[answer.reason] = None
+                answered.update(batch if answer.refused else ())
                 continue
             answered.update(batch)
-            scores.update((zone, entry) for zone, entry in found.items() if entry[0] in wanted)
+            scores.update(
+                (zone, entry) for zone, entry in answer.scores.items() if entry[0] in wanted
+            )
+        if refused:
+            kept = {region for region, _ in scores.values()}
+            alone = (
+                f"ranking {', '.join(refused)} on price alone"
+                if kept or lost
+                else ("ranking on price alone")
+            )
+            warn_scores_unavailable(
+                "; ".join(refusals),
+                f"{alone} (a refusal is the account's: not asked again with the types)",
+            )
         if lost:
             warn_scores_unavailable(
                 "; ".join(reasons), f"scoring {', '.join(lost)} with their types instead"
             )
-        return scores, [r for r in regions if r not in answered]
+        return scores, [r for r in regions if r not in answered], refused
 
 
 class _MarketQueries:
@@ -498,7 +526,7 @@ class _MarketQueries:
         """Ask the scores of the shape's ``requirements`` in ``certain`` and ``others``."""
         queries, home = self._queries, self._home
 
-        def scores_of(regions: list[str]) -> Future[_ScoreAnswer]:
+        def scores_of(regions: list[str]) -> Future[ScoreAnswer]:
             # Asked where the regions every account has are: a batch of the others
             # may name regions the account has not enabled.
             return pool.submit(

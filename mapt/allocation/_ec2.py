@@ -19,11 +19,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from mapt.allocation._selection import InstanceTypeInfo, PricePoint, Zone
 from mapt.core import (
     CREDENTIALS_HINT,
+    PERMISSION_ERROR_CODES,
     InputError,
     PrerequisiteError,
     aws_error,
@@ -189,6 +190,16 @@ def _plain_json_files() -> type:
     return PlainJsonFiles
 
 
+class ScoreAnswer(NamedTuple):
+    """Placement scores (AZ ID -> (region, score)), or None: why, and whether refused."""
+
+    scores: dict[str, tuple[str, int]] | None
+    reason: str = ""
+    # Every failed call was refused permission: the account's answer, which a second
+    # question (other regions, the type list instead of requirements) would get too.
+    refused: bool = False
+
+
 class Ec2Queries:
     """The EC2 queries of one allocation, sharing a boto3 session and its clients.
 
@@ -330,10 +341,10 @@ class Ec2Queries:
     ) -> dict[str, tuple[str, int]] | None:
         """``placement_score_answer`` of the types, a warning logged when it is None that
         says why and what the ranking does instead (``otherwise``)."""
-        scores, reason = self.placement_score_answer(instance_types, regions, ask_in)
-        if scores is None:
-            warn_scores_unavailable(reason, otherwise)
-        return scores
+        answer = self.placement_score_answer(instance_types, regions, ask_in)
+        if answer.scores is None:
+            warn_scores_unavailable(answer.reason, otherwise)
+        return answer.scores
 
     def placement_score_answer(
         self,
@@ -342,9 +353,9 @@ class Ec2Queries:
         ask_in: Sequence[str],
         *,
         requirements: Mapping[str, Any] | None = None,
-    ) -> tuple[dict[str, tuple[str, int]] | None, str]:
-        """(AZ ID -> (region, score) or None, why None) from batched GetSpotPlacementScores
-        calls, all pages.
+    ) -> ScoreAnswer:
+        """AZ ID -> (region, score), or None with why and whether it was refused, from
+        batched GetSpotPlacementScores calls, all pages.
 
         One call per ``SCORE_REGIONS_PER_CALL`` regions, all in parallel, each scoring
         every type, or, with ``requirements`` (an ``InstanceRequirementsWithMetadata``),
@@ -352,7 +363,9 @@ class Ec2Queries:
         most ``SCORE_ATTEMPTS``), the next one only when the endpoint itself failed
         (5xx, an unparseable answer, a call it does not implement): a refusal or any
         other 4xx answer is the account's, the same everywhere. None when a call gets
-        no answer, so the caller ranks without these scores. Bad credentials are raised.
+        no answer, so the caller ranks without these scores; ``refused`` when every
+        failed call was refused permission (``PERMISSION_ERROR_CODES``), which asking
+        again, with other parameters, would not change. Bad credentials are raised.
         """
         scored: dict[str, Any] = (
             {"InstanceRequirementsWithMetadata": dict(requirements)}
@@ -362,16 +375,24 @@ class Ec2Queries:
         answers = self.in_parallel(
             lambda batch: self._scores_of(scored, batch, ask_in), score_batches(regions)
         )
-        reasons = [reason for _, failures in answers for reason in failures]
-        if any(scores is None for scores, _ in answers):
-            return None, "; ".join(dict.fromkeys(reasons))
-        merged = {zone: entry for scores, _ in answers if scores for zone, entry in scores.items()}
-        return merged, ""
+        failed = [answer for answer in answers if answer.scores is None]
+        if failed:
+            reasons = [answer.reason for answer in answers if answer.reason]
+            return ScoreAnswer(
+                None, "; ".join(dict.fromkeys(reasons)), all(a.refused for a in failed)
+            )
+        merged = {
+            zone: entry
+            for answer in answers
+            if answer.scores
+            for zone, entry in answer.scores.items()
+        }
+        return ScoreAnswer(merged)
 
     def _scores_of(
         self, scored: Mapping[str, Any], regions: Sequence[str], ask_in: Sequence[str]
-    ) -> tuple[dict[str, tuple[str, int]] | None, list[str]]:
-        """One batch of ``placement_scores``: its scores (or None) and why calls failed."""
+    ) -> ScoreAnswer:
+        """One batch of ``placement_scores``: its scores, or None and why calls failed."""
         reasons: list[str] = []
         for region in list(dict.fromkeys(ask_in))[:SCORE_ATTEMPTS]:
             paginator = self.client(region).get_paginator("get_spot_placement_scores")
@@ -388,7 +409,7 @@ class Ec2Queries:
                         zone_id = entry.get("AvailabilityZoneId")
                         if zone_id:
                             scores[zone_id] = (entry["Region"], int(entry["Score"]))
-                return scores, reasons
+                return ScoreAnswer(scores, "; ".join(reasons))
             except Exception as error:
                 if not (is_aws_error(error) or isinstance(error, NotImplementedError)):
                     raise
@@ -397,9 +418,11 @@ class Ec2Queries:
                     raise failure from error
                 log.debug("%s", failure)
                 reasons.append(failure.message)
+                if aws_error_code(error) in PERMISSION_ERROR_CODES:
+                    return ScoreAnswer(None, "; ".join(reasons), refused=True)
                 if not _endpoint_fault(error):
                     break
-        return None, reasons
+        return ScoreAnswer(None, "; ".join(reasons))
 
     # -- zones and prices -------------------------------------------------------------
     def zones(self, region: str) -> list[Zone]:

@@ -9,6 +9,7 @@ Nothing here may import another ``mapt`` layer.
 
 from mapt.core._aws_errors import (
     CREDENTIALS_HINT,
+    PERMISSION_ERROR_CODES,
     aws_error,
     aws_error_code,
     is_aws_error,
@@ -64,6 +65,7 @@ from mapt.core._text import (
 
 __all__ = [
     "CREDENTIALS_HINT",
+    "PERMISSION_ERROR_CODES",
     "PRIVATE_DIR_MODE",
     "PRIVATE_FILE_MODE",
     "PROJECT_NAME_MAX_LENGTH",

@@ -42,6 +42,11 @@ CREDENTIAL_ERROR_CODES = frozenset(
         "UnrecognizedClientException",
     }
 )
+# ClientError codes that mean "this identity may not make this call": the account's
+# answer, the same in every region and on every retry.
+PERMISSION_ERROR_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
+)
 # botocore's credential-chain failures, by class name (some are newer than others).
 _CREDENTIAL_EXCEPTIONS = (
     "NoCredentialsError",
@@ -137,7 +142,7 @@ def _verdict(
                 hint="Retry later, or make fewer calls at once (fewer parallel runs).",
             )
         hint = None
-        if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
+        if code in PERMISSION_ERROR_CODES:
             hint = "Check the permissions of the AWS identity in use."
         return OperationError(f"{where} failed: {_line(reason)}", hint=hint)
     if _credential_failure(error):

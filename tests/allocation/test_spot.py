@@ -129,10 +129,11 @@ def test_excluding_every_region_is_refused(market: SpotMarket) -> None:
         spot_offers(args(excluded=everything))
 
 
+@pytest.mark.parametrize("code", ["UnauthorizedOperation", "AccessDenied"])
 def test_without_placement_scores_it_ranks_on_price_and_warns(
-    market: SpotMarket, caplog: pytest.LogCaptureFixture
+    market: SpotMarket, caplog: pytest.LogCaptureFixture, code: str
 ) -> None:
-    market.score_errors = {"*": "UnauthorizedOperation"}
+    market.score_errors = {"*": code}
     with caplog.at_level(logging.WARNING, logger="mapt"):
         offers = spot_offers(args())
     assert all(o.score is None for o in offers)
@@ -141,11 +142,28 @@ def test_without_placement_scores_it_ranks_on_price_and_warns(
     # Every usable region was priced, since none could be ruled out by score.
     assert len(market.calls_to("DescribeSpotPriceHistory")) >= 20
     # A refusal is the account's: each batch of 10 regions is asked once, at home, in
-    # round 1 (the regions every account has, then the partition's others), and the
-    # usable regions once more with their types in round 2, never elsewhere.
+    # round 1 (the regions every account has, then the partition's others), never
+    # elsewhere, and not again with the types in round 2: that would be refused too.
     asked = [c.region for c in market.calls_to("GetSpotPlacementScores")]
+    assert asked == ["us-east-1"] * round_one_score_batches()
+    assert all("InstanceTypes" not in c.params for c in market.calls_to("GetSpotPlacementScores"))
+    assert "not asked again with the types" in caplog.text
+
+
+def test_scores_that_fail_on_the_server_are_asked_again_with_the_types(
+    market: SpotMarket, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A 5xx everywhere is not the account's answer: round 2 scores the usable regions
+    # by their types (home, then one more region, as in round 1), then ranks on price.
+    market.score_errors = {"*": "InternalError"}
+    with caplog.at_level(logging.WARNING, logger="mapt"):
+        offers = spot_offers(args())
+    assert offers and all(o.score is None for o in offers)
+    asked = market.calls_to("GetSpotPlacementScores")
+    by_types = [c for c in asked if "InstanceTypes" in c.params]
     usable = {c.region for c in market.calls_to("DescribeSpotPriceHistory")}
-    assert asked == ["us-east-1"] * (round_one_score_batches() + -(-len(usable) // 10))
+    assert len(asked) - len(by_types) == 2 * round_one_score_batches()
+    assert len(by_types) == 2 * -(-len(usable) // 10)
 
 
 def round_one_score_batches() -> int:
