@@ -161,9 +161,9 @@ def plain_json_models(session: Any) -> Any:
     botocore's own file loader parses every model with ``OrderedDict`` pairs, which
     takes the EC2 model's 4.4 MB about twice as long as plain dicts (about 25 ms of a
     first client's 130 ms here, on the critical path of a cold ranking); dicts keep
-    their order and botocore reads the data only as mappings. The loader's
-    ``file_loader`` is the documented way to choose how files are read; the files
-    searched, their order and the cache stay botocore's.
+    their order and botocore reads the data only as mappings. The loader's public
+    ``file_loader`` (its constructor's ``file_loader`` argument) says how a file is
+    read; the files searched, their order, the extras and the cache stay botocore's.
     """
     loader = session._session.get_component("data_loader")
     plain = _plain_json_files()
