@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -36,22 +35,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     skips.install(config)
-    keep_test_bytecode()
     if not hasattr(config, "workerinput"):  # once, in the process that starts the run
         compile_mapt()
-
-
-def keep_test_bytecode() -> None:
-    """Let pytest keep the test modules it rewrote (in this process and each xdist worker).
-
-    Every worker imports every test module to collect the suite, and pytest rewrites
-    each one's asserts first (parse, rewrite, compile: about 7 s of CPU per process for
-    the ~280 modules). It caches the result in ``__pycache__`` unless
-    ``PYTHONDONTWRITEBYTECODE`` is set, as it is on the CI machines; then every worker
-    of every run paid it again. Set here, after the conftest's own imports and before
-    collection; the tests run the same code either way.
-    """
-    sys.dont_write_bytecode = False
 
 
 def compile_mapt() -> None:
