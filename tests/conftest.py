@@ -10,6 +10,7 @@ from hypothesis import settings
 
 from tests.harness import skips
 from tests.harness.boto import FAKE_CREDENTIALS, shared_botocore
+from tests.harness.moto_instance_types import serialize_instance_types_once
 from tests.harness.moto_reset import discard_backends_on_reset
 from tests.harness.moto_threads import serialize_in_process_moto
 from tests.harness.pulumi_mocks import PulumiHarness
@@ -166,6 +167,7 @@ def aws(
     monkeypatch.setattr(RegionsAndZonesBackend, "regions", own_partition)
     serialize_in_process_moto()  # moto's models are not thread-safe; AWS's calls are atomic
     discard_backends_on_reset()  # moto's reset rebuilt every backend it then dropped
+    serialize_instance_types_once()  # moto's catalogue is fixed; its answer cost seconds
     with mock_aws():
         yield api_calls
 
