@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +10,7 @@ from hypothesis import settings
 
 from tests.harness import skips
 from tests.harness.boto import FAKE_CREDENTIALS, shared_botocore
+from tests.harness.moto_instance_types import serialize_instance_types_once
 from tests.harness.moto_reset import discard_backends_on_reset
 from tests.harness.moto_threads import serialize_in_process_moto
 from tests.harness.pulumi_mocks import PulumiHarness
@@ -36,22 +36,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     skips.install(config)
-    keep_test_bytecode()
     if not hasattr(config, "workerinput"):  # once, in the process that starts the run
         compile_mapt()
-
-
-def keep_test_bytecode() -> None:
-    """Let pytest keep the test modules it rewrote (in this process and each xdist worker).
-
-    Every worker imports every test module to collect the suite, and pytest rewrites
-    each one's asserts first (parse, rewrite, compile: about 7 s of CPU per process for
-    the ~280 modules). It caches the result in ``__pycache__`` unless
-    ``PYTHONDONTWRITEBYTECODE`` is set, as it is on the CI machines; then every worker
-    of every run paid it again. Set here, after the conftest's own imports and before
-    collection; the tests run the same code either way.
-    """
-    sys.dont_write_bytecode = False
 
 
 def compile_mapt() -> None:
@@ -181,6 +167,7 @@ def aws(
     monkeypatch.setattr(RegionsAndZonesBackend, "regions", own_partition)
     serialize_in_process_moto()  # moto's models are not thread-safe; AWS's calls are atomic
     discard_backends_on_reset()  # moto's reset rebuilt every backend it then dropped
+    serialize_instance_types_once()  # moto's catalogue is fixed; its answer cost seconds
     with mock_aws():
         yield api_calls
 

@@ -25,6 +25,42 @@ def test_aws_fixture_serves_moto_with_strict_validation(aws: ApiCallLog) -> None
     assert boto3.client("sts").get_caller_identity()["Account"] == "123456789012"
 
 
+def test_moto_serializes_an_instance_type_answer_once_and_still_checks_each_request(
+    aws: ApiCallLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tests/harness/moto_instance_types.py``: the same request is answered from the
+    kept answer, a different one is moto's own, and a bad one is still moto's error."""
+    from moto.core.responses import ActionResult
+
+    serialized: list[object] = []
+    original = ActionResult.execute_result
+
+    def counted(self: ActionResult, context: object) -> object:
+        serialized.append(self.result)
+        return original(self, context)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ActionResult, "execute_result", counted)
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+
+    def names(**filters: str) -> list[str]:
+        wanted = [{"Name": name, "Values": [value]} for name, value in filters.items()]
+        answer = ec2.describe_instance_types(Filters=wanted)
+        return sorted(t["InstanceType"] for t in answer["InstanceTypes"])
+
+    shape = {"vcpu-info.default-vcpus": "2", "memory-info.size-in-mib": "8192"}
+    first = names(**shape)
+    assert "m5.large" in first and names(**shape) == first
+    assert len(serialized) == 1  # the second answer was the kept one
+    bigger = names(**{**shape, "vcpu-info.default-vcpus": "4"})
+    assert "m5.large" not in bigger and "m5.large" in names(**shape)
+    assert len(serialized) == 2  # another request: moto's own answer
+    with pytest.raises(ec2.exceptions.ClientError, match="InvalidParameterValue"):
+        names(**{"no-such-filter": "1"})
+    with pytest.raises(ec2.exceptions.ClientError, match="InvalidParameterValue"):
+        names(**{"no-such-filter": "1"})
+    assert aws.count("DescribeInstanceTypes") == 6
+
+
 def test_market_serves_the_newest_price_of_a_known_row(spot_market: SpotMarket) -> None:
     # tests/data/spot-market.csv.gz: c5.12xlarge,,,48.0,96.0,,2.71932,1.012095,af-south-1,afs1-az1
     row = spot_market.row("c5.12xlarge", "afs1-az1")
