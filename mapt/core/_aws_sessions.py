@@ -31,17 +31,13 @@ def shared_loader() -> Any:
 
 
 def aws_session(**options: Any) -> Any:
-    """A new ``boto3.Session(**options)`` whose botocore loader is ``shared_loader()``."""
+    """A new ``boto3.Session(**options)`` whose botocore loader is ``shared_loader()``,
+    unless its configuration names other models (``AWS_DATA_PATH``, a profile's
+    ``data_path``): then a loader of its own, as botocore makes one."""
     import boto3
-    import botocore.session
 
-    loader = shared_loader()
-    core = botocore.session.get_session()
-    core.register_component("data_loader", loader)
-    with _lock:
-        session = boto3.Session(botocore_session=core, **options)
-        # boto3 adds its resource models' folder to the loader's paths, once a session.
-        paths = loader.search_paths
-        while paths.count(paths[-1]) > 1:
-            paths.pop()
+    session = boto3.Session(**options)
+    core = session._session  # the botocore session (boto3 keeps its own, resources', loader)
+    if not core.get_config_variable("data_path"):
+        core.register_component("data_loader", shared_loader())
     return session

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mapt.core import aws_session, shared_loader
@@ -46,3 +48,12 @@ def test_many_sessions_leave_the_loaders_search_paths_as_they_were() -> None:
     for _ in range(20):
         aws_session()
     assert shared_loader().search_paths == before
+
+
+def test_a_session_configured_with_other_models_gets_a_loader_of_its_own(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    loader = aws_session()._session.get_component("data_loader")
+    assert loader is not shared_loader()
+    assert str(tmp_path) in loader.search_paths
