@@ -12,12 +12,6 @@ launches refused in chosen zones when asked. Run as a script (``python sandbox_m
   not how many regions it scans (``tests/allocation`` scans them all).
 - ``MAPT_TEST_REFUSED_ZONES``: the Auto Scaling groups refuse launches in the zones the
   file lists (``tests/harness/refusing_moto.py``).
-- ``MAPT_TEST_MOTO_MODELS`` (comma-separated services): their botocore models are
-  parsed before it serves. moto parses a service's model on its first request
-  (``get_service_model``, cached), and a sandbox allocation's first requests come all
-  at once, from many threads, each of which parsed the model again until one had
-  cached it (sampled in ``test_interruptions.py``'s moto: 4.8 s of CPU in
-  ``get_service_model``, where one parse of the six sandbox services' models is 0.7 s).
 """
 
 from __future__ import annotations
@@ -26,7 +20,6 @@ import os
 import sys
 
 ENABLED_REGIONS_VARIABLE = "MAPT_TEST_ENABLED_REGIONS"
-MODELS_VARIABLE = "MAPT_TEST_MOTO_MODELS"
 
 
 def enable_only(regions: frozenset[str]) -> None:
@@ -50,10 +43,6 @@ if __name__ == "__main__":
         enable_only(frozenset(enabled.split(",")))
     if os.environ.get(REFUSED_ZONES_VARIABLE):
         patch()
-    from moto.core.utils import get_service_model
-
-    for service in filter(None, os.environ.get(MODELS_VARIABLE, "").split(",")):
-        get_service_model(service)
     from moto.server import main
 
     main(sys.argv[1:])

@@ -23,7 +23,7 @@ import httpx
 from tests.conftest import FAKE_CREDENTIALS
 from tests.harness.moto_server import moto_server
 from tests.harness.refusing_moto import REFUSED_ZONES_VARIABLE
-from tests.harness.sandbox_moto import ENABLED_REGIONS_VARIABLE, MODELS_VARIABLE
+from tests.harness.sandbox_moto import ENABLED_REGIONS_VARIABLE
 from tests.harness.service import ServerProcess, make_token, running
 from tests.harness.service_hosts import ENABLED_REGIONS
 
@@ -48,23 +48,18 @@ SANDBOX_AWS = {
 def sandbox_endpoint(
     refused_zones: Path | None = None, enabled_regions: frozenset[str] | None = None
 ) -> Iterator[str]:
-    """A moto_server as the sandbox's AWS, ``tests/harness/sandbox_moto.py`` (moto_server
-    as docs/sandbox.md starts it, with the models of the sandbox's services parsed
-    before it serves); yields its URL.
+    """A moto_server as the sandbox's AWS; yields its URL.
 
-    With ``refused_zones``, its Auto Scaling groups refuse launches in the zones that
-    file lists (``tests/harness/refusing_moto.py``; the test writes the file); with
-    ``enabled_regions``, only those regions are opted in.
+    With ``refused_zones``, a moto whose Auto Scaling groups refuse launches in the
+    zones that file lists (``tests/harness/refusing_moto.py``; the test writes the file);
+    with ``enabled_regions``, one where only those regions are opted in. Either runs
+    ``tests/harness/sandbox_moto.py``; neither, moto_server as docs/sandbox.md starts it.
     """
-    from mapt.targets.aws import SANDBOX_SERVICES
-
-    env = {
-        **os.environ,
-        **SANDBOX_AWS,
-        "PYTHONPATH": str(REPOSITORY),
-        MODELS_VARIABLE: ",".join(SANDBOX_SERVICES),
-    }
-    program = [sys.executable, str(Path(__file__).with_name("sandbox_moto.py"))]
+    env = {**os.environ, **SANDBOX_AWS}
+    program = None
+    if refused_zones is not None or enabled_regions is not None:
+        env["PYTHONPATH"] = str(REPOSITORY)
+        program = [sys.executable, str(Path(__file__).with_name("sandbox_moto.py"))]
     if refused_zones is not None:
         env[REFUSED_ZONES_VARIABLE] = str(refused_zones)
     if enabled_regions is not None:
