@@ -21,7 +21,7 @@ from mapt.allocation._allocation import (
     spot_offer_rows,
     spot_offers,
 )
-from mapt.allocation._ec2 import Ec2Queries, check_credentials, models_loading
+from mapt.allocation._ec2 import Ec2Queries, check_credentials, load_client_data, models_loading
 from mapt.allocation._errors import (
     NoEligibleOfferError,
     NoMatchingInstanceTypesError,
@@ -59,6 +59,7 @@ __all__ = [
     "fail_over",
     "instance_types_for",
     "keep_on_demand_fallback",
+    "load_client_data",
     "models_loading",
     "on_demand_allocation",
     "on_demand_comparison",

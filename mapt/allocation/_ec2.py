@@ -126,7 +126,7 @@ def models_loading(
             return
         try:
             for service in services:
-                _load_client_data(session, service)
+                load_client_data(session, service)
         except Exception as error:
             log.debug("loading the %s models in advance failed: %s", ", ".join(services), error)
         made.set_result(session)
@@ -137,7 +137,7 @@ def models_loading(
     loader.join()
 
 
-def _load_client_data(session: Any, service: str) -> None:
+def load_client_data(session: Any, service: str) -> None:
     """Read what botocore's ``create_client`` of ``service`` reads from ``session``'s
     loader, in the same calls (its cache is keyed by them), and the paginators the
     queries use; the collector paused meanwhile and the model then frozen, as a

@@ -46,9 +46,9 @@ def sandbox_services(
     Raises ``InputError`` (exit 2) before anything is called when the endpoint is not
     local. The services pickle (the server hands them to its worker processes).
     """
-    import boto3
+    from mapt.core import aws_session
 
-    session = boto3.Session()
+    session = aws_session()
     enter_sandbox(session, "s3://" if any_backend else backend_url)
     checks = _EndpointChecks(session, region or session.region_name or "us-east-1")
     return Services(
@@ -101,9 +101,9 @@ class _EndpointChecks:
         return {"region": self._region}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        import boto3
+        from mapt.core import aws_session
 
-        self._session = boto3.Session()
+        self._session = aws_session()
         self._region = state["region"]
         self._launched_in = None
 

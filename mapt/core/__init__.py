@@ -15,6 +15,7 @@ from mapt.core._aws_errors import (
     is_aws_error,
     translating_aws_errors,
 )
+from mapt.core._aws_sessions import aws_session, shared_loader
 from mapt.core._context import (
     PROJECT_NAME_MAX_LENGTH,
     REGION_VARIABLES,
@@ -83,6 +84,7 @@ __all__ = [
     "Terminated",
     "aws_error",
     "aws_error_code",
+    "aws_session",
     "cancellable",
     "check_region_name",
     "clip",
@@ -103,6 +105,7 @@ __all__ = [
     "redact",
     "region_from_environment",
     "register_secret",
+    "shared_loader",
     "shown",
     "stop",
     "stop_pending",

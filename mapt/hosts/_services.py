@@ -85,11 +85,10 @@ def ssh_readiness(access: SshAccess) -> None:
 
 def auto_scaling_launch(region: str, group_name: str) -> str:
     """The real launch check: the group's scaling activities, through boto3."""
-    import boto3
-
+    from mapt.core import aws_session
     from mapt.targets.aws import verify_spot_launch
 
-    return verify_spot_launch(boto3.Session(), region, group_name)
+    return verify_spot_launch(aws_session(), region, group_name)
 
 
 def auto_scaling_replacement(
@@ -101,12 +100,11 @@ def auto_scaling_replacement(
     abandon: Callable[[], bool] | None,
 ) -> GroupReplacement | None:
     """The real wait for an interrupted spot instance's replacement, through boto3."""
-    import boto3
-
+    from mapt.core import aws_session
     from mapt.targets.aws import wait_for_replacement
 
     return wait_for_replacement(
-        boto3.Session(),
+        aws_session(),
         region,
         group_name,
         interrupted,
@@ -118,11 +116,10 @@ def auto_scaling_replacement(
 
 def ec2_instance_address(region: str, instance_id: str) -> LaunchedInstance:
     """The real address lookup: the instance's public IP, through boto3."""
-    import boto3
-
+    from mapt.core import aws_session
     from mapt.targets.aws import instance_public_address
 
-    return instance_public_address(boto3.Session(), region, instance_id)
+    return instance_public_address(aws_session(), region, instance_id)
 
 
 def aws_host_health(status: HostStatus) -> HostHealth:
@@ -130,9 +127,7 @@ def aws_host_health(status: HostStatus) -> HostHealth:
 
     Works on whatever endpoint botocore is configured with (the sandbox's too).
     """
-    import boto3
-
-    from mapt.core import OperationError
+    from mapt.core import OperationError, aws_session
     from mapt.targets.aws import host_health
 
     if status.region is None or status.spot is None:
@@ -140,7 +135,7 @@ def aws_host_health(status: HostStatus) -> HostHealth:
             f"the state of project {status.project!r} does not say where its host runs"
         )
     return host_health(
-        boto3.Session(),
+        aws_session(),
         project=status.project,
         region=status.region,
         address=status.host,

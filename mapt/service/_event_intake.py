@@ -362,10 +362,11 @@ class EventIntake:
         standard retries, and a read timeout longer than the long poll's wait."""
         key = (service, region)
         if key not in self._clients:
-            import boto3
             from botocore.config import Config
 
-            session: Any = boto3.session.Session()
+            from mapt.core import aws_session
+
+            session: Any = aws_session()
             config = Config(
                 retries={"mode": "standard"}, read_timeout=self.settings.wait_seconds + 20
             )

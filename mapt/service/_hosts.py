@@ -647,9 +647,11 @@ def run_recover(context: ExecutionContext) -> dict[str, Any]:
 # lazy submodules, ``aws.ec2`` alone a second of CPU): every create loaded it again.
 # ``mapt.service`` holds the operations' own functions (and SQLAlchemy, half a second):
 # ``mapt serve``'s main module does not import it, so each worker did, to unpickle them.
+# ``_worker_models`` parses the botocore models the workers' clients read, into the
+# loader their sessions share: each worker parsed EC2's again, in each of its sessions.
 HOST_WORKER_MODULES = (
     "boto3", "pulumi", "pulumi_aws", "mapt.hosts", "mapt.targets.aws",
-    "mapt.targets.aws._program_modules", "mapt.service",
+    "mapt.targets.aws._program_modules", "mapt.targets.aws._worker_models", "mapt.service",
 )  # fmt: skip
 
 

@@ -53,6 +53,7 @@ from mapt.core import (
     OperationError,
     StateLockedError,
     aws_error,
+    aws_session,
     cancellable,
     get_logger,
     is_aws_error,
@@ -946,9 +947,7 @@ class SandboxEngine(_InProcessEngine, _BackendStateFiles):
             client = self._clients.get((service, region))
             if client is None:
                 if self._session is None:
-                    import boto3
-
-                    self._session = boto3.Session()
+                    self._session = aws_session()
                 client = self._session.client(
                     service, region_name=region, config=Config(retries={"mode": "standard"})
                 )

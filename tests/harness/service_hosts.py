@@ -74,8 +74,13 @@ class FileBackedEngine(InMemoryEngine):
             try:
                 return call(*args, **kwargs)
             finally:
+                # Written aside, then renamed over: a worker stopped mid-write (a cancel's
+                # signal) leaves the last whole state, never an empty file every later
+                # read fails on (``EOFError: Ran out of input``).
                 state = (self._stacks, self._locks, self._replaced_addresses)
-                self._path.write_bytes(pickle.dumps(state))
+                written = self._path.with_name(f"{self._path.name}.new")
+                written.write_bytes(pickle.dumps(state))
+                os.replace(written, self._path)
 
     def up(self, ref: StackRef, program: Any, **options: Any) -> dict[str, Any]:
         if ref.stack_name.startswith("host-"):

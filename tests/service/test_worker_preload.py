@@ -9,6 +9,7 @@ a preload that leaves out the operations' own modules leaves every worker of
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -81,3 +82,33 @@ def test_mapt_serves_workers_start_with_their_operations_modules_imported() -> N
     )  # fmt: skip
     missing = needed - set(json.loads(answer.stdout))
     assert not missing, f"every worker imports these again: {sorted(missing)}"
+
+
+# After the preload, how many botocore data files a new session's clients of the
+# sandbox's services read (each one a parse every worker repeated).
+_FILES_READ = """
+import importlib, sys
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+from botocore.loaders import JSONFileLoader
+from mapt.core import aws_session
+from mapt.targets.aws import SANDBOX_SERVICES
+read = []
+load_file = JSONFileLoader.load_file
+JSONFileLoader.load_file = lambda self, path: read.append(path) or load_file(self, path)
+session = aws_session()
+for service in SANDBOX_SERVICES:
+    session.client(service, region_name="eu-west-1")
+print(len(read), *read)
+"""
+
+
+def test_a_host_worker_starts_with_the_models_of_its_clients_parsed() -> None:
+    """A worker's sessions share one botocore loader (``mapt.core.aws_session``) and the
+    forkserver parsed the models into it: a worker's new session reads no file again."""
+    answer = subprocess.run(
+        [sys.executable, "-c", _FILES_READ, *HOST_WORKER_MODULES],
+        capture_output=True, text=True, check=True,
+        env={**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+    )  # fmt: skip
+    assert answer.stdout.split()[0] == "0", f"every worker parses these again: {answer.stdout}"

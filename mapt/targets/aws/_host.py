@@ -318,10 +318,10 @@ def _default_setup(region: str, request: HostRequest) -> SetupFunction:
         from mapt.targets.aws._setup import configure_host, fetch_windows_password
 
         def windows_password(instance_id: str) -> str:
-            import boto3
+            from mapt.core import aws_session
 
             return fetch_windows_password(
-                boto3.Session(), region, instance_id, access.target.private_key
+                aws_session(), region, instance_id, access.target.private_key
             )
 
         return configure_host(access, request, windows_password=windows_password)
