@@ -48,8 +48,8 @@ TIERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("service: real servers, worker processes", (
         "tests/service/test_executions.py", "tests/service/test_hosts.py",
         "tests/service/test_pools.py", "tests/service/test_tokens.py",
-        "tests/service/test_serve_command.py", "tests/service/test_host_history.py",
-        "tests/service/test_leader.py", "tests/client/", "tests/cli/test_host_server.py",
+        "tests/service/test_serve_command.py", "tests/service/test_leader.py",
+        "tests/client/", "tests/cli/test_host_server.py",
     )),
     ("sandbox end to end (moto_server)", (
         "tests/sandbox/", "tests/targets/test_aws_sandbox.py", "tests/cli/test_aws_failures.py",

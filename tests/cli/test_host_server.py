@@ -14,7 +14,7 @@ import pytest
 
 from tests.cli.host_harness import FAMILIES, Harness
 from tests.harness.pulumi_mocks import FAKE_PRIVATE_KEY_PEM
-from tests.harness.service import SHARED_TIMING, ServerProcess, make_token, running, wait_for
+from tests.harness.service import ServerProcess, make_token, running, wait_for
 from tests.harness.service_operations import journal
 from tests.harness.spot_market import SpotMarket
 
@@ -26,7 +26,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     checks what its own commands added, so none sees another's hosts or executions."""
     folder = tmp_path_factory.mktemp("server")
     url = f"sqlite:///{folder / 'records' / 'service.sqlite3'}"
-    server = ServerProcess(url, folder / "server" / "server.log", timing=SHARED_TIMING)
+    server = ServerProcess(url, folder / "server" / "server.log")
     with running(server) as started:
         yield started
 
@@ -39,9 +39,7 @@ def empty_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
     folder = tmp_path_factory.mktemp("empty-server")
     url = f"sqlite:///{folder / 'records' / 'service.sqlite3'}"
     # Nothing runs on it: a host operation sent would stay pending, and still be seen.
-    server = ServerProcess(
-        url, folder / "server" / "server.log", timing=SHARED_TIMING, host_operations=False
-    )
+    server = ServerProcess(url, folder / "server" / "server.log", host_operations=False)
     with running(server) as started:
         yield started
 

@@ -40,7 +40,7 @@ from mapt.service import ExecutionStatus as ServiceExecutionStatus
 from mapt.service._states import BUSY
 from mapt.service._states import HostState as ServiceHostState
 from tests.cli.host_harness import FAMILIES
-from tests.harness.service import SHARED_TIMING, ServerProcess, make_token, running
+from tests.harness.service import ServerProcess, make_token, running
 
 
 def _instance(kind: type[MaptError]) -> MaptError:
@@ -171,7 +171,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     CPU): each test names its own hosts and tokens and checks what its own calls added."""
     folder = tmp_path_factory.mktemp("server")
     url = f"sqlite:///{folder / 'records' / 'service.sqlite3'}"
-    server = ServerProcess(url, folder / "server" / "server.log", timing=SHARED_TIMING)
+    server = ServerProcess(url, folder / "server" / "server.log")
     with running(server) as started:
         yield started
 

@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from tests.harness import postgres
-from tests.harness.service import SHARED_TIMING, ServerProcess, make_token, running, settled
+from tests.harness.service import ServerProcess, make_token, running, settled
 from tests.harness.service_hosts import HOLD_HOST_UP
 
 _DATABASES = ["sqlite", pytest.param("postgresql", marks=postgres.needs_postgres())]
@@ -119,7 +119,6 @@ def shared_server(
     server = ServerProcess(
         shared_database_url,
         folder / "server.log",
-        timing=SHARED_TIMING,
         host_operations=host_operations,
         env={HOLD_HOST_UP: str(folder / "holds")},
     )

@@ -10,10 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from mapt.service import open_database
 from mapt.service._executions import Executions
 from mapt.service._hosts import Hosts
+from mapt.service._schema import host_intervals
 from mapt.service._states import TRANSITIONS, HostState
 from tests.cli.host_harness import FAMILIES
 from tests.harness.postgres import on_sqlite_only
@@ -64,7 +66,7 @@ def _states_seen(client: httpx.Client, name: str, until: set[str]) -> list[str]:
             seen.append(state)
         return state in until
 
-    wait_for(settled, timeout=180, interval=0.05)
+    wait_for(settled, timeout=180)
     return seen
 
 
@@ -72,9 +74,26 @@ def _moves(states: list[str]) -> set[tuple[HostState, HostState]]:
     return {(HostState(a), HostState(b)) for a, b in itertools.pairwise(states)}
 
 
-def test_create_then_delete_walks_the_state_machine(
+def _intervals(server: ServerProcess, host: str) -> list[dict[str, Any]]:
+    """The rows of ``host``'s intervals in the server's database (other tests' hosts have
+    other names)."""
+    database = open_database(server.database_url)
+    try:
+        with database.transaction() as connection:
+            found = connection.execute(
+                sa.select(host_intervals).where(host_intervals.c.host == host)
+            )
+            return [dict(row._mapping) for row in found]
+    finally:
+        database.dispose()
+
+
+def test_create_then_delete_walks_the_state_machine_and_closes_the_hosts_interval(
     shared_client: httpx.Client, shared_server: ServerProcess, unique: str, tmp_path: Path
 ) -> None:
+    """A host goes PENDING, RUNNING, DELETING, DELETED; the create, run by a worker, also
+    opened its interval at the place it was deployed, and the delete ended it (the
+    intervals ``/costs`` prices)."""
     created = shared_client.post("/v1/hosts", json=_fields(tmp_path, name=unique, timeout="2h"))
     assert created.status_code == 202, created.text
     execution = created.json()["execution"]
@@ -92,6 +111,7 @@ def test_create_then_delete_walks_the_state_machine(
     assert host["address"] and host["username"] == "fedora"
     assert host["allocation"]["region"] and host["expires_at"] is not None
     assert host["execution_id"] == execution["id"]
+    allocation = host["allocation"]
     stacks = FileBackedEngine(shared_server.engine_file).stored_stacks()
     assert {f"host-{unique}", f"spotOption-{unique}"} <= set(stacks)
     # A create of a host that runs is impossible (409), not locked.
@@ -115,6 +135,15 @@ def test_create_then_delete_walks_the_state_machine(
     gone = shared_client.delete(f"/v1/hosts/{unique}")
     assert gone.status_code == 409
     assert _moves(["PENDING", "RUNNING", "DELETING", "DELETED"]) <= TRANSITIONS
+    (row,) = _intervals(shared_server, unique)
+    assert (row["start_reason"], row["end_reason"]) == ("created", "deleted")
+    assert (row["region"], row["availability_zone"]) == (
+        allocation["region"],
+        allocation["availability_zone"],
+    )
+    assert row["instance_types"] == allocation["instance_types"]
+    assert (row["spot"], row["product"], row["airgap"]) == (True, "Linux/UNIX", False)
+    assert row["started_at"] < row["ended_at"]
 
 
 @on_sqlite_only("shared_database_url")
