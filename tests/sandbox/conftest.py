@@ -46,6 +46,7 @@ def moto_endpoint() -> Iterator[str]:
         "MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION": "true",
         "MOTO_ENABLE_AMI_VALIDATION": "true",
         "MOTO_AMIS_PATH": str(SANDBOX_AMIS),
+        "PYTHONPATH": str(REPO_ROOT),  # the script imports tests.harness
     }
     program = [sys.executable, str(Path(moto_reset.__file__))]  # reset before each test
     with moto_server(env, program=program) as endpoint:
