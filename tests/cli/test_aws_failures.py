@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import sandbox_moto
 from tests.harness.moto_server import free_port, moto_server
+from tests.harness.sandbox_moto import ENABLED_REGIONS_VARIABLE
 
 REPO = Path(__file__).resolve().parents[2]
 README_COMMAND = ["aws", "spot-price", "--cpus", "4", "--memory", "16", "--arch", "x86_64"]
@@ -27,10 +29,21 @@ README_COMMAND = ["aws", "spot-price", "--cpus", "4", "--memory", "16", "--arch"
 
 @pytest.fixture(scope="module")
 def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``moto_server`` on a free loopback port, as a separate process."""
-    env = {**os.environ, "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
+    """``moto_server`` on a free loopback port, as a separate process.
+
+    Two regions opted in (``tests/harness/sandbox_moto.py``), not moto's 24: what is
+    checked is how a ranking without scores is reported, and each region scanned costs
+    moto a backend to build (most of this module's CPU).
+    """
+    env = {
+        **os.environ,
+        "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
+        "PYTHONPATH": str(REPO),
+        ENABLED_REGIONS_VARIABLE: "eu-west-1,us-east-1",
+    }
+    program = [sys.executable, str(Path(sandbox_moto.__file__))]
     with (tmp_path_factory.mktemp("moto") / "server.log").open("w") as log:
-        with moto_server(env, log=log) as url:
+        with moto_server(env, log=log, program=program) as url:
             yield url
         log.close()
 

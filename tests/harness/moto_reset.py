@@ -43,7 +43,10 @@ def discard_backends_on_reset() -> None:
 if __name__ == "__main__":  # moto_server with the lighter reset (``/moto-api/reset``)
     import sys
 
+    from tests.harness.moto_dispatch import cache_dispatch_lookups
+
     discard_backends_on_reset()
+    cache_dispatch_lookups()
     from moto.server import main
 
     main(sys.argv[1:])

@@ -24,6 +24,7 @@ import pytest
 from tests.conftest import FAKE_CREDENTIALS
 from tests.harness import moto_reset
 from tests.harness.moto_server import moto_server
+from tests.harness.rsa_keys import reuse_within_process
 from tests.harness.spot_market import ApiCallLog, SpotMarket, _response, installed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +46,7 @@ def moto_endpoint() -> Iterator[str]:
         "MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION": "true",
         "MOTO_ENABLE_AMI_VALIDATION": "true",
         "MOTO_AMIS_PATH": str(SANDBOX_AMIS),
+        "PYTHONPATH": str(REPO_ROOT),  # the script imports tests.harness
     }
     program = [sys.executable, str(Path(moto_reset.__file__))]  # reset before each test
     with moto_server(env, program=program) as endpoint:
@@ -79,6 +81,7 @@ def endpoint(
         regions = [{"RegionName": r, "OptInStatus": "opt-in-not-required"} for r in REGIONS]
         return _response(200), {"Regions": regions}
 
+    reuse_within_process(monkeypatch)  # real RSA keys, distinct within a test (speed)
     calls = ApiCallLog()
     with installed([*calls.handlers(), *market.handlers(), ("before-call.ec2", enabled_regions)]):
         yield calls

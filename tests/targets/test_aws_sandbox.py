@@ -31,6 +31,7 @@ from mapt.targets.aws import (
 )
 from tests.harness.images import publish_image
 from tests.harness.pulumi_mocks import PulumiHarness
+from tests.harness.rsa_keys import reuse_within_process
 from tests.harness.spot_market import ApiCallLog, _response, installed
 
 REGION = "eu-west-1"
@@ -84,6 +85,12 @@ class ApplyingMocks(RecordingMocks):
         """Delete what was made, last first (every resource after what it uses)."""
         for type_token, resource_id, outputs in reversed(self.made):
             SANDBOX_KINDS[type_token].delete(self.endpoint, resource_id, outputs)
+
+
+@pytest.fixture(autouse=True)
+def rsa_keys_made_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real RSA keys, distinct within a test, made once per process (speed)."""
+    reuse_within_process(monkeypatch)
 
 
 @pytest.fixture
