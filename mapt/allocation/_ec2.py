@@ -9,11 +9,8 @@ regions' requests are already in flight. Nothing here writes to AWS.
 
 from __future__ import annotations
 
-import functools
 import gc
-import gzip
 import json
-import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,8 +26,10 @@ from mapt.core import (
     PrerequisiteError,
     aws_error,
     aws_error_code,
+    default_aws_session,
     get_logger,
     is_aws_error,
+    plain_json_loader,
     translating_aws_errors,
 )
 
@@ -143,7 +142,7 @@ def load_client_data(session: Any, service: str) -> None:
     queries use; the collector paused meanwhile and the model then frozen, as a
     ranking's first client is (``collection_paused``)."""
     core = session._session  # boto3.Session's botocore session
-    loader = plain_json_models(session)
+    loader = plain_json_loader(core.get_component("data_loader"))
     with collection_paused():
         model = loader.load_service_model(service, "service-2", api_version=None)
         loader.load_service_model(service, "endpoint-rule-set-1", api_version=None)
@@ -153,41 +152,6 @@ def load_client_data(session: Any, service: str) -> None:
         core._get_internal_component("endpoint_resolver")
         core._get_internal_component("smart_defaults_factory")
         _freeze_models_once()
-
-
-def plain_json_models(session: Any) -> Any:
-    """``session``'s botocore loader, reading its JSON files into plain dicts; returned.
-
-    botocore's own file loader parses every model with ``OrderedDict`` pairs, which
-    takes the EC2 model's 4.4 MB about twice as long as plain dicts (about 25 ms of a
-    first client's 130 ms here, on the critical path of a cold ranking); dicts keep
-    their order and botocore reads the data only as mappings. The loader's public
-    ``file_loader`` (its constructor's ``file_loader`` argument) says how a file is
-    read; the files searched, their order, the extras and the cache stay botocore's.
-    """
-    loader = session._session.get_component("data_loader")
-    plain = _plain_json_files()
-    if not isinstance(loader.file_loader, plain):
-        loader.file_loader = plain()
-    return loader
-
-
-@functools.cache
-def _plain_json_files() -> type:
-    """The file loader of ``plain_json_models`` (a class made once: botocore loads late)."""
-    from botocore.loaders import JSONFileLoader
-
-    class PlainJsonFiles(JSONFileLoader):
-        """botocore's ``JSONFileLoader`` (same files, same ``exists``), parsing to dicts."""
-
-        def load_file(self, file_path: str) -> Any:
-            for extension, opener in ((".json", open), (".json.gz", gzip.open)):
-                if os.path.isfile(file_path + extension):
-                    with opener(file_path + extension, "rb") as data:
-                        return json.loads(data.read())
-            return None
-
-    return PlainJsonFiles
 
 
 class ScoreAnswer(NamedTuple):
@@ -210,12 +174,15 @@ class Ec2Queries:
     """
 
     def __init__(self, session: Any = None, max_workers: int = 128) -> None:
-        import boto3
         from botocore.config import Config
 
-        # boto3's default session: one botocore loader, each model parsed once a process.
-        self._session: Any = session if session is not None else boto3._get_default_session()
-        plain_json_models(self._session)
+        # boto3's default session, with the process's one loader (each model parsed once
+        # a process); a caller's session keeps its loader, reading files as dicts.
+        if session is None:
+            session = default_aws_session()
+        else:
+            plain_json_loader(session._session.get_component("data_loader"))
+        self._session: Any = session
         self._config = Config(
             retries={"mode": "standard", "max_attempts": 5},
             max_pool_connections=max_workers,

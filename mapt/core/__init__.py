@@ -15,7 +15,12 @@ from mapt.core._aws_errors import (
     is_aws_error,
     translating_aws_errors,
 )
-from mapt.core._aws_sessions import aws_session, shared_loader
+from mapt.core._aws_sessions import (
+    aws_session,
+    default_aws_session,
+    plain_json_loader,
+    shared_loader,
+)
 from mapt.core._context import (
     PROJECT_NAME_MAX_LENGTH,
     REGION_VARIABLES,
@@ -91,6 +96,7 @@ __all__ = [
     "clip_values",
     "comma_list",
     "configure_logging",
+    "default_aws_session",
     "deliver_again",
     "filesystem_error",
     "format_duration",
@@ -101,6 +107,7 @@ __all__ = [
     "make_private_dir",
     "parse_duration",
     "parse_tags",
+    "plain_json_loader",
     "raise_if_interrupted",
     "redact",
     "region_from_environment",

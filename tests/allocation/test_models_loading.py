@@ -17,7 +17,7 @@ import pytest
 from botocore.loaders import JSONFileLoader
 
 from mapt.allocation import Ec2Queries, models_loading
-from mapt.allocation._ec2 import _plain_json_files
+from mapt.core._aws_sessions import plain_json_files
 
 
 def session_with_keys() -> boto3.Session:
@@ -33,7 +33,7 @@ def model_reads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[lis
     monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
     reads: list[tuple[str, str]] = []
     # botocore's file loader, and mapt's, which Ec2Queries gives the sessions it uses.
-    for reader in (JSONFileLoader, _plain_json_files()):
+    for reader in (JSONFileLoader, plain_json_files()):
 
         def recorded(
             self: JSONFileLoader, file_path: str, load_file: Any = reader.load_file

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from mapt.core import aws_session, shared_loader
+from mapt.core import aws_session, default_aws_session, shared_loader
+from mapt.core._aws_sessions import plain_json_files
 
 
 @pytest.fixture(autouse=True)
@@ -23,11 +25,15 @@ def test_a_second_session_parses_no_model_the_first_one_parsed(
     first, second = aws_session(), aws_session()
     first.client("autoscaling", region_name="eu-west-1")
     assert second._session.get_component("data_loader") is shared_loader()
+    assert default_aws_session()._session.get_component("data_loader") is shared_loader()
     read: list[str] = []
-    load_file = JSONFileLoader.load_file
-    monkeypatch.setattr(
-        JSONFileLoader, "load_file", lambda self, path: read.append(path) or load_file(self, path)
-    )
+    for reader in (JSONFileLoader, plain_json_files()):  # botocore's, and the shared loader's
+        load_file = reader.load_file
+        monkeypatch.setattr(
+            reader,
+            "load_file",
+            lambda self, path, load_file=load_file: read.append(path) or load_file(self, path),
+        )
     second.client("autoscaling", region_name="eu-west-2")
     assert read == []
 
@@ -57,3 +63,30 @@ def test_a_session_configured_with_other_models_gets_a_loader_of_its_own(
     loader = aws_session()._session.get_component("data_loader")
     assert loader is not shared_loader()
     assert str(tmp_path) in loader.search_paths
+
+
+def test_the_plain_reader_reads_what_botocores_reads_as_dicts() -> None:
+    """The shared loader's reader parses botocore's files as botocore's own does, keys in
+    the same order, and knows the same extensions: one botocore added would be a file
+    ``exists`` finds and the plain reader does not read."""
+    from collections import OrderedDict
+
+    import botocore.loaders
+    from botocore.loaders import JSONFileLoader
+
+    assert tuple(botocore.loaders._JSON_OPEN_METHODS) == (".json", ".json.gz")
+    data = Path(botocore.loaders.Loader.BUILTIN_DATA_PATH)
+    stems = [
+        data / name for name in ("endpoints", "partitions", "_retry", "sdk-default-configuration")
+    ]
+    for service in ("ec2", "autoscaling", "elbv2", "route53", "sqs", "pricing"):
+        for version in sorted((data / service).iterdir()):
+            stems += [version / f.name.split(".")[0] for f in version.iterdir()]
+    stems.append(data / "no-such-file")
+    botocores, plain = JSONFileLoader(), plain_json_files()()
+    for stem in stems:
+        theirs, ours = botocores.load_file(str(stem)), plain.load_file(str(stem))
+        assert ours == theirs, stem
+        assert json.dumps(ours) == json.dumps(theirs), f"key order differs in {stem}"
+        assert not isinstance(ours, OrderedDict)
+    assert len(stems) > 30

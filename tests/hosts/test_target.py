@@ -296,11 +296,11 @@ def test_create_loads_the_ec2_model_while_its_prerequisites_are_checked(
     monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
     from botocore.loaders import JSONFileLoader
 
-    from mapt.allocation._ec2 import _plain_json_files
+    from mapt.core._aws_sessions import plain_json_files
 
     readers: list[str] = []
     # botocore's file loader, and mapt's, which the ranking gives the sessions it uses.
-    for reader in (JSONFileLoader, _plain_json_files()):
+    for reader in (JSONFileLoader, plain_json_files()):
 
         def recorded(
             self: JSONFileLoader, file_path: str, load_file: Any = reader.load_file

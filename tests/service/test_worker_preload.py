@@ -92,10 +92,13 @@ for name in sys.argv[1:]:
     importlib.import_module(name)
 from botocore.loaders import JSONFileLoader
 from mapt.core import aws_session
+from mapt.core._aws_sessions import plain_json_files
 from mapt.targets.aws import SANDBOX_SERVICES
 read = []
-load_file = JSONFileLoader.load_file
-JSONFileLoader.load_file = lambda self, path: read.append(path) or load_file(self, path)
+for reader in (JSONFileLoader, plain_json_files()):  # botocore's, and the shared loader's
+    reader.load_file = (
+        lambda load_file: lambda self, path: read.append(path) or load_file(self, path)
+    )(reader.load_file)
 session = aws_session()
 for service in SANDBOX_SERVICES:
     session.client(service, region_name="eu-west-1")
@@ -112,3 +115,30 @@ def test_a_host_worker_starts_with_the_models_of_its_clients_parsed() -> None:
         env={**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
     )  # fmt: skip
     assert answer.stdout.split()[0] == "0", f"every worker parses these again: {answer.stdout}"
+
+
+# Whether importing the preload made boto3's default session, whose config snapshot
+# (region, profile, role) every worker would inherit.
+_DEFAULT_SESSION = """
+import importlib, sys
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+import boto3
+print(boto3.DEFAULT_SESSION is None)
+"""
+
+
+def test_the_preload_reads_no_aws_configuration_and_survives_a_bad_one(tmp_path: Path) -> None:
+    """The forkserver dies on any error but ``ImportError`` from its preload, and with it
+    every execution: a profile that does not exist or a config file that does not parse
+    must leave each operation to report it, when it calls AWS. And the preload makes no
+    default session, so a worker reads the config files as they are when it runs."""
+    broken = tmp_path / "config"
+    broken.write_text("[profile broken\nregion = eu-west-1\n")
+    for bad in ({"AWS_PROFILE": "no-such-profile"}, {"AWS_CONFIG_FILE": str(broken)}):
+        answer = subprocess.run(
+            [sys.executable, "-c", _DEFAULT_SESSION, *HOST_WORKER_MODULES],
+            capture_output=True, text=True, env={**os.environ, **bad},
+        )  # fmt: skip
+        assert answer.returncode == 0, f"{bad}: {answer.stderr[-2000:]}"
+        assert answer.stdout.split() == ["True"], bad
