@@ -101,10 +101,16 @@ def shared_botocore(preloaded: tuple[str, ...] = PRELOADED) -> Iterator[None]:
     session_class._register_data_loader = register_data_loader
     creator_class._load_service_model = load_service_model
     creator_class._create_client_class = create_client_class
+    # mapt's own shared loader (``mapt.core.shared_loader``) is this one meanwhile, so
+    # the sessions mapt makes use the models parsed here too.
+    import mapt.core._aws_sessions as mapt_sessions
+
+    mapt_loader, mapt_sessions._loader = mapt_sessions._loader, loader
     try:
         _preload(loader, preloaded)
         yield
     finally:
+        mapt_sessions._loader = mapt_loader
         session_class._register_data_loader = original_register
         creator_class._load_service_model = original_model
         creator_class._create_client_class = original_class
