@@ -123,11 +123,7 @@ def models_loading(
         except BaseException as error:  # the caller's result() raises it
             made.set_exception(error)
             return
-        try:
-            for service in services:
-                load_client_data(session, service)
-        except Exception as error:
-            log.debug("loading the %s models in advance failed: %s", ", ".join(services), error)
+        load_client_data(session, services)
         made.set_result(session)
 
     loader = threading.Thread(target=load, name="mapt-models", daemon=True)
@@ -136,22 +132,31 @@ def models_loading(
     loader.join()
 
 
-def load_client_data(session: Any, service: str) -> None:
-    """Read what botocore's ``create_client`` of ``service`` reads from ``session``'s
-    loader, in the same calls (its cache is keyed by them), and the paginators the
-    queries use; the collector paused meanwhile and the model then frozen, as a
-    ranking's first client is (``collection_paused``)."""
+def load_client_data(session: Any, services: Sequence[str]) -> None:
+    """Read what botocore's ``create_client`` of each of ``services`` reads from
+    ``session``'s loader, in the same calls (its cache is keyed by them), and the
+    paginators the queries use; the collector paused meanwhile and the models then
+    frozen, as a ranking's first client is (``collection_paused``).
+
+    Only ahead of use: a failure is logged at debug level, and the clients made later
+    read what is missing and raise what they must.
+    """
     core = session._session  # boto3.Session's botocore session
-    loader = plain_json_loader(core.get_component("data_loader"))
-    with collection_paused():
-        model = loader.load_service_model(service, "service-2", api_version=None)
-        loader.load_service_model(service, "endpoint-rule-set-1", api_version=None)
-        loader.load_service_model(service, "paginators-1", model["metadata"]["apiVersion"])
-        loader.load_data("partitions")
-        loader.load_data("_retry")
-        core._get_internal_component("endpoint_resolver")
-        core._get_internal_component("smart_defaults_factory")
-        _freeze_models_once()
+    try:
+        loader = plain_json_loader(core.get_component("data_loader"))
+        with collection_paused():
+            for service in services:
+                model = loader.load_service_model(service, "service-2", api_version=None)
+                loader.load_service_model(service, "endpoint-rule-set-1", api_version=None)
+                version = model["metadata"]["apiVersion"]
+                loader.load_service_model(service, "paginators-1", version)
+            loader.load_data("partitions")
+            loader.load_data("_retry")
+            core._get_internal_component("endpoint_resolver")
+            core._get_internal_component("smart_defaults_factory")
+            _freeze_models_once()
+    except Exception as error:
+        log.debug("loading the %s models in advance failed: %s", ", ".join(services), error)
 
 
 class ScoreAnswer(NamedTuple):

@@ -281,21 +281,22 @@ class AwsHostTarget:
         has no such public zone); then the runner's registration token, and the
         architecture of named types, which picks the image.
         """
-        import boto3
-
         from mapt.allocation import (
             AllocationArgs,
             check_credentials,
             models_loading,
             resolve_architecture,
         )
+        from mapt.core import aws_session
         from mapt.stacks import resolve_backend, secrets_setup
 
         context = request.context
         # The session is made and the EC2 model parsed while the checks wait (the
         # Pulumi CLI's version, a subprocess), not when the ranking's first request is
         # due; an error making it (a profile that does not exist) comes after theirs.
-        with models_loading(boto3.Session) as made:
+        # With the process's shared loader: a service worker finds the model parsed
+        # by its forkserver (``mapt.targets.aws._worker_models``).
+        with models_loading(aws_session) as made:
             if changes_state:
                 self.services.check_engine()
                 backend = resolve_backend(context.backend_url)

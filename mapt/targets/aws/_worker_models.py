@@ -15,6 +15,8 @@ that each operation reports itself, with botocore's reason, when it calls AWS.
 
 from __future__ import annotations
 
+from botocore.exceptions import BotoCoreError
+
 from mapt.allocation import load_client_data
 from mapt.core import aws_session, get_logger
 from mapt.targets.aws import SANDBOX_SERVICES
@@ -25,11 +27,11 @@ def _parse_worker_models() -> None:
     # (launch, health, address, DNS, the event intake). The session is thrown away:
     # only what it parsed into the shared loader is kept.
     try:
-        session = aws_session()
-        for service in SANDBOX_SERVICES:
-            load_client_data(session, service)
-    except Exception as error:
+        session = aws_session()  # boto3 reads the profile's data_path to make its loader
+    except BotoCoreError as error:
         get_logger(__name__).debug("parsing the workers' botocore models failed: %s", error)
+        return
+    load_client_data(session, SANDBOX_SERVICES)
 
 
 _parse_worker_models()
