@@ -14,10 +14,9 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.loaders import JSONFileLoader
 
 from mapt.allocation import Ec2Queries, models_loading
-from mapt.core._aws_sessions import plain_json_files
+from tests.harness.boto import record_model_reads
 
 
 def session_with_keys() -> boto3.Session:
@@ -31,17 +30,7 @@ def model_reads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[lis
     """(thread name, file) of every botocore data file read meanwhile, by sessions
     with a loader of their own (``AWS_DATA_PATH``: not the suite's shared one)."""
     monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
-    reads: list[tuple[str, str]] = []
-    # botocore's file loader, and mapt's, which Ec2Queries gives the sessions it uses.
-    for reader in (JSONFileLoader, plain_json_files()):
-
-        def recorded(
-            self: JSONFileLoader, file_path: str, load_file: Any = reader.load_file
-        ) -> Any:
-            reads.append((threading.current_thread().name, str(file_path)))
-            return load_file(self, file_path)
-
-        monkeypatch.setattr(reader, "load_file", recorded)
+    reads = record_model_reads(monkeypatch.setattr)
     yield reads
 
 

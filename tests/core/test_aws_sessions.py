@@ -9,6 +9,7 @@ import pytest
 
 from mapt.core import aws_session, default_aws_session, shared_loader
 from mapt.core._aws_sessions import plain_json_files
+from tests.harness.boto import record_model_reads
 
 
 @pytest.fixture(autouse=True)
@@ -20,20 +21,11 @@ def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_second_session_parses_no_model_the_first_one_parsed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from botocore.loaders import JSONFileLoader
-
     first, second = aws_session(), aws_session()
     first.client("autoscaling", region_name="eu-west-1")
     assert second._session.get_component("data_loader") is shared_loader()
     assert default_aws_session()._session.get_component("data_loader") is shared_loader()
-    read: list[str] = []
-    for reader in (JSONFileLoader, plain_json_files()):  # botocore's, and the shared loader's
-        load_file = reader.load_file
-        monkeypatch.setattr(
-            reader,
-            "load_file",
-            lambda self, path, load_file=load_file: read.append(path) or load_file(self, path),
-        )
+    read = record_model_reads(monkeypatch.setattr)
     second.client("autoscaling", region_name="eu-west-2")
     assert read == []
 

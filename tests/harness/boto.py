@@ -128,3 +128,26 @@ def _preload(loader: Any, services: tuple[str, ...]) -> None:
         ).close()
     gc.collect()
     gc.freeze()
+
+
+def record_model_reads(patch: Callable[[Any, str, Any], None] = setattr) -> list[tuple[str, str]]:
+    """(thread name, file) of every botocore data file read from now on: through
+    botocore's file loader and through mapt's plain-dict one, which the shared loader
+    and ``Ec2Queries``' sessions read with. ``patch`` sets the two readers' wrappers:
+    a ``monkeypatch.setattr`` undoes them after the test; the default keeps them (a
+    child process's script)."""
+    import threading
+
+    from botocore.loaders import JSONFileLoader
+
+    from mapt.core._aws_sessions import plain_json_files
+
+    reads: list[tuple[str, str]] = []
+    for reader in (JSONFileLoader, plain_json_files()):
+
+        def recorded(self: Any, file_path: str, load_file: Any = reader.load_file) -> Any:
+            reads.append((threading.current_thread().name, str(file_path)))
+            return load_file(self, file_path)
+
+        patch(reader, "load_file", recorded)
+    return reads

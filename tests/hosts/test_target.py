@@ -294,22 +294,13 @@ def test_create_loads_the_ec2_model_while_its_prerequisites_are_checked(
 ) -> None:
     # Its own botocore loader (not the suite's shared one), so the model is read again.
     monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
-    from botocore.loaders import JSONFileLoader
+    from tests.harness.boto import record_model_reads
 
-    from mapt.core._aws_sessions import plain_json_files
+    reads = record_model_reads(monkeypatch.setattr)
 
-    readers: list[str] = []
-    # botocore's file loader, and mapt's, which the ranking gives the sessions it uses.
-    for reader in (JSONFileLoader, plain_json_files()):
+    def ec2_readers() -> list[str]:
+        return [thread for thread, path in reads if "/ec2/" in path]
 
-        def recorded(
-            self: JSONFileLoader, file_path: str, load_file: Any = reader.load_file
-        ) -> Any:
-            if "/ec2/" in str(file_path):
-                readers.append(threading.current_thread().name)
-            return load_file(self, file_path)
-
-        monkeypatch.setattr(reader, "load_file", recorded)
     seen_during_check: list[str] = []
 
     class WaitingCheck(HostServices):
@@ -317,10 +308,10 @@ def test_create_loads_the_ec2_model_while_its_prerequisites_are_checked(
             # Stands for the Pulumi CLI's version check, a wait the parse runs behind.
             deadline = threading.Event()
             for _ in range(300):
-                if readers:
+                if ec2_readers():
                     break
                 deadline.wait(0.1)
-            seen_during_check.extend(readers)
+            seen_during_check.extend(ec2_readers())
 
     services = WaitingCheck(
         engine=cli._engine,
@@ -329,7 +320,7 @@ def test_create_loads_the_ec2_model_while_its_prerequisites_are_checked(
         setup=cli._setup,
     )
     asked = request(cli)  # its region check reads the model too, in its own session
-    readers.clear()
+    reads.clear()
     AwsHostTarget(services).create(asked)
     # Read while the check waited, by another thread (``models_loading``); that the
     # session's later clients do not read it again: tests/allocation/test_models_loading.

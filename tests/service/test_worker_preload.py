@@ -90,19 +90,14 @@ _FILES_READ = """
 import importlib, sys
 for name in sys.argv[1:]:
     importlib.import_module(name)
-from botocore.loaders import JSONFileLoader
 from mapt.core import aws_session
-from mapt.core._aws_sessions import plain_json_files
 from mapt.targets.aws import SANDBOX_SERVICES
-read = []
-for reader in (JSONFileLoader, plain_json_files()):  # botocore's, and the shared loader's
-    reader.load_file = (
-        lambda load_file: lambda self, path: read.append(path) or load_file(self, path)
-    )(reader.load_file)
+from tests.harness.boto import record_model_reads
+read = record_model_reads()
 session = aws_session()
 for service in SANDBOX_SERVICES:
     session.client(service, region_name="eu-west-1")
-print(len(read), *read)
+print(len(read), *(path for _, path in read))
 """
 
 
