@@ -6,7 +6,7 @@ per entry) and lists the response class's methods with ``inspect.getmembers`` to
 find the action (``moto.core.utils.method_names_from_class``). Neither answer changes
 while the server runs; together they were about 15% of the sandbox moto_server's CPU
 (py-spy, 2026-12-02, moto 5.2.5). ``cache_dispatch_lookups()`` keeps each answer after its first
-computation. Used by the harness's moto_server scripts (``moto_reset.py``).
+computation. Used by the harness's moto_server scripts (``moto_reset.py``, ``sandbox_moto.py``).
 """
 
 from __future__ import annotations

@@ -36,8 +36,10 @@ def enable_only(regions: frozenset[str]) -> None:
 
 
 if __name__ == "__main__":
+    from tests.harness.moto_dispatch import cache_dispatch_lookups
     from tests.harness.refusing_moto import REFUSED_ZONES_VARIABLE, patch
 
+    cache_dispatch_lookups()  # as the sandbox's own moto_server does (moto_reset.py)
     enabled = os.environ.get(ENABLED_REGIONS_VARIABLE, "")
     if enabled:
         enable_only(frozenset(enabled.split(",")))
