@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from mapt.core import aws_session, default_aws_session, shared_loader
 from mapt.core._aws_sessions import plain_json_files
-from tests.harness.boto import record_model_reads
+from tests.harness.boto import SHIPPED_CLIENT_CREATOR, record_model_reads
 
 
 @pytest.fixture(autouse=True)
@@ -82,3 +83,96 @@ def test_the_plain_reader_reads_what_botocores_reads_as_dicts() -> None:
         assert json.dumps(ours) == json.dumps(theirs), f"key order differs in {stem}"
         assert not isinstance(ours, OrderedDict)
     assert len(stems) > 30
+
+
+@pytest.fixture
+def botocore_as_shipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's ClientCreator as it ships, and mapt's reuse to be installed over it
+    afresh: the suite's harness reuses client classes across every session of the run
+    (``tests/harness/boto.py``), which would hide what mapt does on its own."""
+    from botocore.client import ClientCreator
+
+    import mapt.core._aws_sessions as sessions
+
+    assert set(SHIPPED_CLIENT_CREATOR) == {"_load_service_model", "_create_client_class"}
+    for name, method in SHIPPED_CLIENT_CREATOR.items():
+        monkeypatch.setattr(ClientCreator, name, method)
+    reuse = getattr(sessions, "_client_class_reuse", None)
+    if reuse is not None:
+        monkeypatch.setattr(sessions, "_client_class_reuse", functools.cache(reuse.__wrapped__))
+
+
+def _classes_built(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The service names botocore builds a client class's methods for, from now on."""
+    from botocore.client import ClientCreator
+
+    built: list[str] = []
+    build = ClientCreator._create_methods
+
+    def recording(self: ClientCreator, service_model: object) -> object:
+        built.append(service_model.service_name)  # type: ignore[attr-defined]
+        return build(self, service_model)
+
+    monkeypatch.setattr(ClientCreator, "_create_methods", recording)
+    return built
+
+
+@pytest.mark.usefixtures("botocore_as_shipped")
+def test_a_sessions_further_clients_of_a_service_reuse_its_first_clients_class(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A ranking makes one EC2 client per region: botocore built a class of ~830 methods
+    for each (most of a further client's CPU); one is built per session and service."""
+    from moto import mock_aws
+
+    session = aws_session()
+    built = _classes_built(monkeypatch)
+    with mock_aws():
+        clients = [session.client("ec2", region_name=r) for r in ("eu-west-1", "us-east-2")]
+        zones = [c.describe_availability_zones()["AvailabilityZones"][0] for c in clients]
+    assert built == ["ec2"]
+    assert type(clients[0]) is type(clients[1])
+    assert [c.meta.region_name for c in clients] == ["eu-west-1", "us-east-2"]
+    assert [zone["RegionName"] for zone in zones] == ["eu-west-1", "us-east-2"]
+    session.client("s3", region_name="eu-west-1")
+    assert built == ["ec2", "s3"]
+
+
+@pytest.mark.usefixtures("botocore_as_shipped")
+def test_a_client_class_is_built_from_its_own_sessions_event_handlers() -> None:
+    def add_marker(class_attributes: dict[str, object], **_: object) -> None:
+        class_attributes["mapt_marker"] = True
+
+    marked, plain = aws_session(), aws_session()
+    marked.events.register("creating-client-class.ec2", add_marker)
+    assert marked.client("ec2", region_name="eu-west-1").mapt_marker is True
+    assert marked.client("ec2", region_name="eu-west-2").mapt_marker is True
+    assert not hasattr(plain.client("ec2", region_name="eu-west-1"), "mapt_marker")
+
+
+@pytest.mark.usefixtures("botocore_as_shipped")
+def test_sessions_not_made_by_mapt_build_their_clients_as_botocore_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import boto3
+
+    aws_session().client("ec2", region_name="eu-west-1")  # reuse is installed by now
+    users = boto3.Session()
+    built = _classes_built(monkeypatch)
+    first = users.client("ec2", region_name="eu-west-1")
+    second = users.client("ec2", region_name="eu-west-1")
+    assert built == ["ec2", "ec2"]
+    assert type(first) is not type(second)
+
+
+@pytest.mark.usefixtures("botocore_as_shipped")
+def test_clients_made_in_parallel_threads_share_one_class_and_model() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    session = aws_session()
+    regions = session.get_available_regions("ec2")[:12]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        clients = list(pool.map(lambda r: session.client("ec2", region_name=r), regions))
+    assert len({type(c) for c in clients}) == 1
+    assert len({id(c.meta.service_model) for c in clients}) == 1
+    assert [c.meta.region_name for c in clients] == regions

@@ -37,6 +37,11 @@ FAKE_CREDENTIALS = {
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+# botocore's own two ClientCreator methods that ``shared_botocore`` replaces, as it
+# found them: a test of mapt's per-session reuse (``mapt.core.aws_session``) puts them
+# back, since the run-wide reuse here would hide what mapt's does.
+SHIPPED_CLIENT_CREATOR: dict[str, Callable[..., Any]] = {}
 # Services the suite's clients use; loading them up front lets gc.freeze() cover them.
 PRELOADED = ("ec2", "s3", "sts", "autoscaling", "elbv2", "pricing")
 
@@ -71,6 +76,8 @@ def shared_botocore(preloaded: tuple[str, ...] = PRELOADED) -> Iterator[None]:
     original_register: Callable[..., None] = session_class._register_data_loader
     original_model: Callable[..., Any] = creator_class._load_service_model
     original_class: Callable[..., type] = creator_class._create_client_class
+    SHIPPED_CLIENT_CREATOR.setdefault("_load_service_model", original_model)
+    SHIPPED_CLIENT_CREATOR.setdefault("_create_client_class", original_class)
     # Keyed by id() of objects the values keep alive, so an id is never reused.
     models: dict[tuple[str, int], Any] = {}
     classes: dict[tuple[Any, ...], tuple[Any, type]] = {}
