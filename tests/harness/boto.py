@@ -6,7 +6,9 @@ run, but across ~600 tests it dominated the suite: each new session parsed the E
 service model again (a 4 MB JSON), and each client built its class again (one method
 per EC2 operation, about 800), with the garbage collection all those objects caused.
 
-``shared_botocore()`` keeps both for the run, without changing what a client does:
+``shared_botocore()`` keeps both for the run, without changing what a client does (mapt
+itself keeps the model and class per session, ``mapt.core.aws_session``; this keeps
+them across the run's sessions):
 
 - every botocore session gets the same ``Loader`` (its cache holds the parsed models),
   unless ``AWS_DATA_PATH`` asks for other models;
