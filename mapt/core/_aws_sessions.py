@@ -35,16 +35,18 @@ import json
 import logging
 import os
 import threading
-import weakref
 from typing import Any
 
 _log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _loader: Any = None
-# Per session (its botocore event emitter, which every ClientCreator of the session
-# holds): (service name, API version asked) -> service model, and service model -> its
-# client class (a ServiceModel compares by identity).
-_kept_classes: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = weakref.WeakKeyDictionary()
+# The attribute of a session's botocore event emitter (which every ClientCreator of the
+# session holds) where its clients' models and classes are kept: (service name, API
+# version asked) -> service model, and service model -> its client class (a
+# ServiceModel compares by identity). On the emitter, not in a table keyed by it: a
+# class's docstrings refer to the emitter, so a weak-keyed table would never let a
+# session go; kept on it, they go with the session (the service makes one per check).
+_KEPT = "_mapt_kept_clients"
 
 
 def shared_loader() -> Any:
@@ -109,7 +111,8 @@ def _reuse_client_classes(session: Any) -> None:
         return
     emitter = session._session.get_component("event_emitter")
     with _lock:
-        _kept_classes.setdefault(emitter, {})
+        if getattr(emitter, _KEPT, None) is None:
+            setattr(emitter, _KEPT, {})
 
 
 @functools.cache
@@ -129,7 +132,7 @@ def _client_class_reuse() -> bool:
         return False
 
     def _load_service_model(self: Any, service_name: str, api_version: str | None = None) -> Any:
-        kept = _kept_classes.get(self._event_emitter)
+        kept = getattr(self._event_emitter, _KEPT, None)
         if kept is None:
             return load_model(self, service_name, api_version)
         model = kept.get((service_name, api_version))
@@ -139,7 +142,7 @@ def _client_class_reuse() -> bool:
         return model
 
     def _create_client_class(self: Any, service_name: str, service_model: Any) -> Any:
-        kept = _kept_classes.get(self._event_emitter)
+        kept = getattr(self._event_emitter, _KEPT, None)
         if kept is None:
             return build_class(self, service_name, service_model)
         client_class = kept.get(service_model)  # only a model kept above is found

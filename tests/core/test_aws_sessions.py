@@ -176,3 +176,19 @@ def test_clients_made_in_parallel_threads_share_one_class_and_model() -> None:
     assert len({type(c) for c in clients}) == 1
     assert len({id(c.meta.service_model) for c in clients}) == 1
     assert [c.meta.region_name for c in clients] == regions
+
+
+@pytest.mark.usefixtures("botocore_as_shipped")
+def test_a_session_no_longer_used_goes_with_its_kept_classes() -> None:
+    """The service makes a session per health check: what each keeps must not stay."""
+    import gc
+    import weakref
+
+    emitters = []
+    for region in ("eu-west-1", "eu-west-2", "eu-west-3"):
+        session = aws_session()
+        session.client("ec2", region_name=region)
+        emitters.append(weakref.ref(session._session.get_component("event_emitter")))
+        del session
+    gc.collect()
+    assert [ref() for ref in emitters] == [None, None, None]
