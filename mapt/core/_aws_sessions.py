@@ -18,7 +18,9 @@ per-operation look-ups, 11 to 13 ms of a further EC2 client's 14 ms and three
 quarters of its objects, which the garbage collector then walks. A cold ranking whose
 placement scores are refused makes 33 clients, so that was about 0.4 s of CPU on its
 critical path. The class is the session's: it is built from the session's event
-handlers (``creating-client-class``), as botocore builds it, once.
+handlers (``creating-client-class``), as botocore builds it, once: a handler registered
+after a session's first client of a service does not reach its later clients of that
+service, where botocore's would (mapt registers none).
 
 The loader only reads botocore's data files, so sharing it shares no credentials,
 region or configuration: each session keeps its own, read when the session first
