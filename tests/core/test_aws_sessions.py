@@ -97,9 +97,8 @@ def botocore_as_shipped(monkeypatch: pytest.MonkeyPatch) -> None:
     assert set(SHIPPED_CLIENT_CREATOR) == {"_load_service_model", "_create_client_class"}
     for name, method in SHIPPED_CLIENT_CREATOR.items():
         monkeypatch.setattr(ClientCreator, name, method)
-    reuse = getattr(sessions, "_client_class_reuse", None)
-    if reuse is not None:
-        monkeypatch.setattr(sessions, "_client_class_reuse", functools.cache(reuse.__wrapped__))
+    fresh = functools.cache(sessions._client_class_reuse.__wrapped__)
+    monkeypatch.setattr(sessions, "_client_class_reuse", fresh)
 
 
 def _classes_built(monkeypatch: pytest.MonkeyPatch) -> list[str]:
