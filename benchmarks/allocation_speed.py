@@ -263,9 +263,13 @@ def main() -> None:
             17: ["us-east-1", *[r for r in usable if r != "us-east-1"][:16]],
             len(usable): usable,
         }
-        # One ranking before timing, so moto's static answers are kept (StaticAnswers).
-        with installed(SpotMarket(rows=list(rows), scores=dict(SCORES)).handlers()):
-            spot_offers(AllocationArgs(compute_request=request, spot=SpotArgs()))
+        # A ranking of each scenario before timing, so that moto's static answers to the
+        # requests mapt sends are kept (StaticAnswers): the scores refused, the AZ names
+        # of every usable region, which an answered ranking does not ask.
+        for refused in ({}, {"*": "UnauthorizedOperation"}):
+            market = SpotMarket(rows=list(rows), scores=dict(SCORES), score_errors=refused)
+            with installed(market.handlers()):
+                spot_offers(AllocationArgs(compute_request=request, spot=SpotArgs()))
         boto3.DEFAULT_SESSION = None
         for scenario, score_errors, warm in (
             ("scores answered", {}, False),

@@ -22,6 +22,12 @@ handlers (``creating-client-class``), as botocore builds it, once: a handler reg
 after a session's first client of a service does not reach its later clients of that
 service, where botocore's would (mapt registers none).
 
+A session's exception classes (``client.exceptions``, built from the model's error
+shapes, 10 ms for EC2) are built once (``_exceptions_built_once``): botocore keeps them
+per session, but threads whose clients get their first error answer at the same moment
+(a ranking's placement-score batches, all refused together) each built them, four times
+per refused ranking, on its critical path.
+
 The loader only reads botocore's data files, so sharing it shares no credentials,
 region or configuration: each session keeps its own, read when the session first
 needs them. The shared loader is no session's, so making it reads no AWS config file
@@ -109,6 +115,7 @@ def _reuse_client_classes(session: Any) -> None:
     process, to keep what they return per session. Sessions not made here (a user's
     ``boto3.Session()`` in the same process) are left to botocore as they were.
     """
+    _exceptions_built_once()
     if not _client_class_reuse():
         return
     emitter = session._session.get_component("event_emitter")
@@ -156,6 +163,27 @@ def _client_class_reuse() -> bool:
     setattr(ClientCreator, "_load_service_model", _load_service_model)  # noqa: B010
     setattr(ClientCreator, "_create_client_class", _create_client_class)  # noqa: B010
     return True
+
+
+@functools.cache
+def _exceptions_built_once() -> None:
+    """Serialize botocore's ``ClientExceptionsFactory.create_client_exceptions``, once.
+
+    The factory (one per session) keeps what it builds per service, but a thread that
+    asks while another builds builds too; under a lock, the second one finds the first
+    one's. It is asked once per client, so the lock is seldom waited on, and it changes
+    what no session gets: every session's factory still builds its own classes.
+    """
+    from botocore.errorfactory import ClientExceptionsFactory
+
+    create = ClientExceptionsFactory.create_client_exceptions
+    building = threading.Lock()
+
+    def create_client_exceptions(self: Any, service_model: Any) -> Any:
+        with building:
+            return create(self, service_model)
+
+    ClientExceptionsFactory.create_client_exceptions = create_client_exceptions  # type: ignore[method-assign]
 
 
 def plain_json_loader(loader: Any) -> Any:

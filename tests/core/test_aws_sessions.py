@@ -191,3 +191,44 @@ def test_a_session_no_longer_used_goes_with_its_kept_classes() -> None:
         del session
     gc.collect()
     assert [ref() for ref in emitters] == [None, None, None]
+
+
+def test_threads_whose_first_errors_arrive_together_build_the_exceptions_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A refused ranking's score batches fail together, one thread each: the session's
+    exception classes (EC2's take 10 ms) were built by every one of them."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from botocore.errorfactory import ClientExceptionsFactory
+    from botocore.exceptions import ClientError
+    from botocore.stub import Stubber
+
+    built: list[str] = []
+    build = ClientExceptionsFactory._create_client_exceptions
+
+    def slow(self: ClientExceptionsFactory, service_model: object) -> object:
+        built.append(service_model.service_name)  # type: ignore[attr-defined]
+        time.sleep(0.05)  # long enough for every thread to ask meanwhile
+        return build(self, service_model)
+
+    monkeypatch.setattr(ClientExceptionsFactory, "_create_client_exceptions", slow)
+    session = aws_session()
+    regions = session.get_available_regions("ec2")[:6]
+    together = threading.Barrier(len(regions))
+
+    def refused(region: str) -> str:
+        client = session.client("ec2", region_name=region)
+        with Stubber(client) as stubbed:
+            stubbed.add_client_error("get_spot_placement_scores", "UnauthorizedOperation", "", 403)
+            together.wait()
+            with pytest.raises(ClientError) as raised:
+                client.get_spot_placement_scores(TargetCapacity=1, InstanceTypes=["m5.large"])
+        return raised.value.response["Error"]["Code"]
+
+    with ThreadPoolExecutor(max_workers=len(regions)) as pool:
+        codes = list(pool.map(refused, regions))
+    assert codes == ["UnauthorizedOperation"] * len(regions)
+    assert built == ["ec2"]
