@@ -97,10 +97,12 @@ def every_region_enabled() -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Simulator:
-    """The moto server's URL and its process, whose CPU time is the simulator's."""
+    """The moto server's URL, its process (whose CPU time is the simulator's) and, over
+    TLS, the CA bundle that verifies its certificate."""
 
     url: str
     pid: int
+    bundle: str | None = None
 
     def cpu(self) -> float:
         """CPU seconds the server's process has used (Linux ``/proc``)."""
@@ -109,44 +111,86 @@ class Simulator:
 
 
 @contextlib.contextmanager
-def moto_server() -> Iterator[Simulator]:
-    """A moto server with every region enabled, in a child process."""
+def moto_server(tls: bool = False) -> Iterator[Simulator]:
+    """A moto server with every region enabled, in a child process; ``tls``: over TLS.
+
+    Over TLS its certificate is a test CA's (trustme), and the bundle clients verify
+    with is certifi's (what botocore verifies AWS with) and that CA, so that each load
+    of it costs what loading certifi's costs.
+    """
+    import ssl
+    import tempfile
+
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
-        "from benchmarks.allocation_speed import serve; serve(int(sys.argv[2]))"
+        "from benchmarks.allocation_speed import serve; serve(int(sys.argv[2]), *sys.argv[3:])"
     )
     root = str(Path(__file__).resolve().parents[1])
-    child = subprocess.Popen(
-        [sys.executable, "-c", code, root, str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield Simulator(url, child.pid)
-    finally:
-        child.terminate()
-        child.wait()
+    with tempfile.TemporaryDirectory() as folder:
+        certificate: list[str] = []
+        bundle = trusted = None
+        if tls:
+            import certifi
+            import trustme
+
+            ca = trustme.CA()
+            served = ca.issue_cert("127.0.0.1")
+            chain, key, bundle = (Path(folder, name) for name in ("chain.pem", "key.pem", "ca.pem"))
+            chain.write_bytes(b"".join(blob.bytes() for blob in served.cert_chain_pems))
+            served.private_key_pem.write_to_path(str(key))
+            bundle.write_bytes(Path(certifi.where()).read_bytes() + ca.cert_pem.bytes())
+            certificate = [str(chain), str(key)]
+            trusted = ssl.create_default_context(cafile=str(bundle))
+        child = subprocess.Popen(
+            [sys.executable, "-c", code, root, str(port), *certificate],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+        try:
+            for _ in range(600):
+                try:
+                    urllib.request.urlopen(f"{url}/moto-api/", timeout=1, context=trusted).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            yield Simulator(url, child.pid, str(bundle) if bundle else None)
+        finally:
+            child.terminate()
+            child.wait()
 
 
-def serve(port: int) -> None:
-    """The child process of ``moto_server``: moto, its static answers kept."""
+def serve(port: int, chain: str | None = None, key: str | None = None) -> None:
+    """The child process of ``moto_server``: moto, its static answers kept; over TLS
+    with a certificate ``chain`` and its ``key``.
+
+    Each connection's TLS handshake is made in the thread that serves it, as AWS's
+    endpoints make theirs side by side (werkzeug's own TLS makes it while accepting,
+    one connection after another), and answers are sent without waiting to fill a
+    packet (``TCP_NODELAY``: over TLS, Nagle's algorithm held each answer about 15 ms).
+    """
+    import ssl
+
     from moto.moto_server.threaded_moto_server import MotoRequestHandler
     from moto.server import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
+    class PromptHandler(MotoRequestHandler):
+        disable_nagle_algorithm = True
+
     with every_region_enabled():
         app = StaticAnswers(DomainDispatcherApplication(create_backend_app))
-        server = make_server("127.0.0.1", port, app, True, request_handler=MotoRequestHandler)
+        server = make_server("127.0.0.1", port, app, True, request_handler=PromptHandler)
+        if chain and key:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(chain, key)
+            server.socket = context.wrap_socket(
+                server.socket, server_side=True, do_handshake_on_connect=False
+            )
+            server.ssl_context = context  # werkzeug's mark of an https server
         server.serve_forever()
 
 
@@ -195,6 +239,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, action="append", help="only this L (repeatable)")
     parser.add_argument("--all-regions-only", action="store_true", help="only N = every region")
     parser.add_argument("--named", action="store_true", help=f"name the types {', '.join(NAMED)}")
+    parser.add_argument("--tls", action="store_true", help="the simulator over TLS, as AWS is")
     options = parser.parse_args()
     latencies = tuple(options.latency or LATENCIES)
     os.environ.update(
@@ -238,17 +283,21 @@ def main() -> None:
     )
     print(
         f"fresh spot ranking of {asked}; "
-        f"GC paused while building clients: {not options.no_gc_tuning}"
+        f"GC paused while building clients: {not options.no_gc_tuning}; "
+        f"simulator over {'TLS' if options.tls else 'HTTP'}"
     )
     header = (
         f"{'scenario':<16}{'N':>3}{'L s':>5} | {'allocation: rounds':>18}{'calls':>6}"
-        f"{'wall/L':>7}{'cpu s':>6}{'sim s':>6}{'re-run calls':>13} | "
+        f"{'wall/L':>7}{'cpu s':>6}{'sim s':>6}{'CA loads':>9}{'re-run calls':>13} | "
         f"{'spot-price: rounds':>18}{'calls':>6}{'wall/L':>7}{'cpu s':>6}{'sim s':>6}"
+        f"{'CA loads':>9}"
     )
     print(header)
     print("-" * len(header))
-    with moto_server() as simulator:
+    with moto_server(tls=options.tls) as simulator:
         os.environ["AWS_ENDPOINT_URL"] = simulator.url  # botocore sends every client there
+        if simulator.bundle:
+            os.environ["AWS_CA_BUNDLE"] = simulator.bundle
         home = boto3.client("ec2", region_name="us-east-1")
         home.describe_instance_types(InstanceTypes=["m5.large"])  # load moto's data
         usable = sorted(
@@ -302,10 +351,11 @@ def main() -> None:
                         table = None if warm else measure(prices, latency, simulator)
                     print(
                         f"{scenario:<16}{count:>3}{latency:>5.2f} | {first[0]:>18}{first[1]:>6}"
-                        f"{first[2]:>7.1f}{first[3]:>6.2f}{first[4]:>6.2f}{rerun[1]:>13} | "
+                        f"{first[2]:>7.1f}{first[3]:>6.2f}{first[4]:>6.2f}{first[6]:>9}"
+                        f"{rerun[1]:>13} | "
                         + (
                             f"{table[0]:>18}{table[1]:>6}{table[2]:>7.1f}{table[3]:>6.2f}"
-                            f"{table[4]:>6.2f}"
+                            f"{table[4]:>6.2f}{table[6]:>9}"
                             if table
                             else f"{'(cold only)':>18}  loading cpu {first[5]:.2f} s in cpu s"
                         ),
@@ -315,22 +365,35 @@ def main() -> None:
 
 def measure(
     run: Callable[[], Any], latency: float, simulator: Simulator, *, warm: bool = False
-) -> tuple[int, int, float, float, float, float]:
-    """(rounds, calls, wall / L, CPU s, the simulator's CPU s, the loading's CPU s) of
-    one run, as a fresh CLI process would make it; ``warm``: as ``mapt aws host
-    create`` makes it, the EC2 model loaded into the session before the ranking
-    (``models_loading``, while the Pulumi CLI's version is checked): its wall time
-    is not the ranking's, its CPU is counted in CPU s (moved, not removed)."""
+) -> tuple[int, int, float, float, float, float, int]:
+    """(rounds, calls, wall / L, CPU s, the simulator's CPU s, the loading's CPU s, CA
+    bundle loads) of one run, as a fresh CLI process would make it; ``warm``: as ``mapt
+    aws host create`` makes it, the EC2 model loaded into the session before the
+    ranking (``models_loading``, while the Pulumi CLI's version is checked): its wall
+    time is not the ranking's, its CPU is counted in CPU s (moved, not removed)."""
+    import ssl
+
     import boto3
 
+    import mapt.core._aws_sessions as sessions
     from mapt.allocation import _ec2, models_loading
     from tests.harness.rounds import CallTimeline
     from tests.harness.spot_market import installed
 
     _ec2._models_frozen = False  # a new process has frozen nothing yet
+    getattr(sessions, "_trusted", {}).clear()  # nor loaded a CA bundle
     gc.unfreeze()
     gc.collect()
     timeline = CallTimeline(latency=latency, services=("ec2", "pricing"))
+    loads = 0
+    load = ssl.SSLContext.load_verify_locations
+
+    def counted(context: ssl.SSLContext, *args: Any, **kwargs: Any) -> None:
+        nonlocal loads
+        loads += 1
+        load(context, *args, **kwargs)
+
+    ssl.SSLContext.load_verify_locations = counted  # type: ignore[method-assign,assignment]
     with installed(timeline.handlers()):  # also a new default session: models parsed again
         cpu = time.process_time()
         if warm:
@@ -342,8 +405,9 @@ def measure(
         run()
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         served = simulator.cpu() - served
+    ssl.SSLContext.load_verify_locations = load  # type: ignore[method-assign]
     boto3.DEFAULT_SESSION = None
-    return timeline.rounds(), timeline.count(), wall / latency, cpu, served, loading
+    return timeline.rounds(), timeline.count(), wall / latency, cpu, served, loading, loads
 
 
 if __name__ == "__main__":

@@ -22,6 +22,18 @@ handlers (``creating-client-class``), as botocore builds it, once: a handler reg
 after a session's first client of a service does not reach its later clients of that
 service, where botocore's would (mapt registers none).
 
+Every HTTPS connection of a client loads the CA bundle again: urllib3 calls
+``SSLContext.load_verify_locations`` each time it wraps a socket (urllib3 issue 3623,
+open), and OpenSSL 3 takes about 40 ms of CPU to parse certifi's bundle. A ranking
+opens a connection per call (24 when the scores are answered, 74 to 92 when refused):
+one to four seconds of CPU against AWS, which an HTTP simulator never shows.
+``_trust_store_shared`` gives botocore's HTTP sessions that verify with a CA bundle
+and use no client or proxy certificate one context per bundle file (its path, size and
+modification time), loaded on the first HTTPS connection that needs it, instead of a
+context per client loaded per connection. Verification is unchanged: the same bundle,
+``CERT_REQUIRED``, urllib3's own host name check; a bundle rewritten on disk gets a new
+context on the next client.
+
 A session's exception classes (``client.exceptions``, built from the model's error
 shapes, 10 ms for EC2) are built once (``_exceptions_built_once``): botocore keeps them
 per session, but threads whose clients get their first error answer at the same moment
@@ -43,6 +55,7 @@ import json
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 _log = logging.getLogger(__name__)
@@ -116,6 +129,7 @@ def _reuse_client_classes(session: Any) -> None:
     ``boto3.Session()`` in the same process) are left to botocore as they were.
     """
     _exceptions_built_once()
+    _trust_store_shared()
     if not _client_class_reuse():
         return
     emitter = session._session.get_component("event_emitter")
@@ -184,6 +198,97 @@ def _exceptions_built_once() -> None:
             return create(self, service_model)
 
     ClientExceptionsFactory.create_client_exceptions = create_client_exceptions  # type: ignore[method-assign]
+
+
+@dataclass
+class _SharedTrust:
+    """One CA bundle file as it was (size, modification time), and the SSL context that
+    holds it, loaded on its first HTTPS connection (a session that never makes one,
+    such as botocore's container-credentials fetcher, never pays for the bundle)."""
+
+    bundle: str
+    version: tuple[int, int]
+    context: Any
+    loaded: bool = False
+
+    def load(self) -> bool:
+        """Load the bundle into the context, once; False if it cannot be read now."""
+        with _lock:
+            if not self.loaded:
+                try:
+                    self.context.load_verify_locations(self.bundle)
+                except (OSError, ValueError):  # urllib3 then loads it and raises, as always
+                    return False
+                self.loaded = True
+            return True
+
+
+# CA bundle path -> its shared trust, the newest version of the file seen.
+_trusted: dict[str, _SharedTrust] = {}
+# The attribute of a botocore HTTP session whose context is a shared trust's.
+_SHARED = "_mapt_shared_trust"
+
+
+@functools.cache
+def _trust_store_shared() -> bool:
+    """Wrap botocore's ``URLLib3Session`` context and certificate set-up (True), once.
+
+    Process-wide, like the exception lock: what a session verifies does not change,
+    only how often the bundle is parsed, so a caller's own sessions in the process
+    gain it too. False, with a debug line, when this botocore has not the two methods
+    (their names are botocore's own): then every connection loads the bundle, as before.
+    """
+    from botocore.httpsession import URLLib3Session, get_cert_path
+
+    make_context = getattr(URLLib3Session, "_get_ssl_context", None)
+    set_up_cert = getattr(URLLib3Session, "_setup_ssl_cert", None)
+    if make_context is None or set_up_cert is None:
+        _log.debug("this botocore's URLLib3Session changed: the CA bundle loads per connection")
+        return False
+
+    def _get_ssl_context(self: Any) -> Any:
+        bundle = _shareable_bundle(self, get_cert_path)
+        if bundle is None:
+            return make_context(self)
+        try:
+            stat = os.stat(bundle)
+        except OSError:  # urllib3 raises it on the first connection, as it always did
+            return make_context(self)
+        version = (stat.st_size, stat.st_mtime_ns)
+        with _lock:
+            trust = _trusted.get(bundle)
+            if trust is None or trust.version != version:
+                trust = _trusted[bundle] = _SharedTrust(bundle, version, make_context(self))
+        setattr(self, _SHARED, trust)
+        return trust.context
+
+    def _setup_ssl_cert(self: Any, conn: Any, url: str, verify: Any) -> None:
+        set_up_cert(self, conn, url, verify)
+        trust = getattr(self, _SHARED, None)
+        if trust is not None and conn.ca_certs == trust.bundle and trust.load():
+            conn.ca_certs = None  # in the context already: urllib3 would load it again
+
+    setattr(URLLib3Session, "_get_ssl_context", _get_ssl_context)  # noqa: B010
+    setattr(URLLib3Session, "_setup_ssl_cert", _setup_ssl_cert)  # noqa: B010
+    return True
+
+
+def _shareable_bundle(http_session: Any, cert_path: Any) -> str | None:
+    """The CA bundle ``http_session`` verifies with, when its context may be shared:
+    it verifies, and sets up no client certificate and no proxy TLS of its own (those
+    go into the context, which would then be one client's)."""
+    verify = getattr(http_session, "_verify", None)
+    proxy = getattr(http_session, "_proxy_config", None)
+    settings = getattr(proxy, "settings", None) or {}
+    if (
+        not verify
+        or getattr(http_session, "_cert_file", None) is not None
+        or settings.get("proxy_ca_bundle") is not None
+        or settings.get("proxy_client_cert") is not None
+    ):
+        return None
+    bundle = cert_path(verify)
+    return bundle if isinstance(bundle, str) else None
 
 
 def plain_json_loader(loader: Any) -> Any:

@@ -31,9 +31,12 @@ def moto_server(
     log: IO[str] | None = None,
     timeout: float = 60,
     program: Sequence[str] | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> Iterator[str]:
     """Run ``moto_server`` (with ``env`` as its whole environment, if given) until the block
     ends; yields its endpoint URL, ``http://127.0.0.1:<port>``, once it accepts connections.
+
+    ``tls``: its certificate chain and key files, to serve ``https://127.0.0.1:<port>``.
 
     ``program``: the command to run instead, taking moto_server's ``-H``/``-p`` (a moto
     patched first: ``tests/harness/sandbox_moto.py``). Its output goes to ``log``
@@ -43,13 +46,14 @@ def moto_server(
     port = free_port()
     output = log if log is not None else subprocess.DEVNULL
     command = list(program or [str(Path(sys.executable).with_name("moto_server"))])
+    certificate = ["-c", str(tls[0]), "-k", str(tls[1])] if tls else []
     process = subprocess.Popen(
-        [*command, "-H", "127.0.0.1", "-p", str(port)],
+        [*command, "-H", "127.0.0.1", "-p", str(port), *certificate],
         stdout=output,
         stderr=subprocess.STDOUT if log is not None else subprocess.DEVNULL,
         env=dict(env) if env is not None else None,
     )
-    endpoint = f"http://127.0.0.1:{port}"
+    endpoint = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
         while True:

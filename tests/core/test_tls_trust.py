@@ -1,0 +1,109 @@
+"""mapt's botocore sessions load a CA bundle once, not once per HTTPS connection.
+
+Against a moto_server serving TLS on 127.0.0.1 with a certificate from a test CA
+(trustme): the bundle a client verifies with is that CA's certificate.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mapt.core import aws_session
+from tests.harness.moto_server import moto_server
+
+
+@pytest.fixture(scope="module")
+def authority(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """(the endpoint of a moto_server over TLS, a bundle holding its CA)."""
+    import trustme
+
+    folder = tmp_path_factory.mktemp("tls")
+    ca = trustme.CA()
+    served = ca.issue_cert("127.0.0.1")
+    chain, key, bundle = folder / "chain.pem", folder / "key.pem", folder / "bundle.pem"
+    served.private_key_pem.write_to_path(str(key))
+    chain.write_bytes(b"".join(blob.bytes() for blob in served.cert_chain_pems))
+    ca.cert_pem.write_to_path(str(bundle))
+    with moto_server(tls=(chain, key)) as endpoint:
+        yield endpoint, bundle
+
+
+@pytest.fixture
+def loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The CA files loaded into any SSL context from now on."""
+    import mapt.core._aws_sessions as sessions
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setattr(sessions, "_trusted", {}, raising=False)  # none kept before
+    loaded: list[str] = []
+    load = ssl.SSLContext.load_verify_locations
+
+    def counted(self: ssl.SSLContext, cafile: object = None, *args: object) -> None:
+        loaded.append(str(cafile))
+        load(self, cafile, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counted)
+    return loaded
+
+
+def _zone_names(endpoint: str, bundle: Path | bool, region: str, calls: int = 1) -> list[str]:
+    client = aws_session().client(
+        "ec2", region_name=region, endpoint_url=endpoint, verify=str(bundle)
+    )
+    return [
+        client.describe_availability_zones()["AvailabilityZones"][0]["RegionName"]
+        for _ in range(calls)
+    ]
+
+
+def test_clients_of_a_ranking_load_the_bundle_once(
+    authority: tuple[str, Path], loads: list[str]
+) -> None:
+    """A ranking opens a connection per call, and OpenSSL 3 parses certifi's bundle in
+    about 40 ms: urllib3 loaded it into the client's context for every connection."""
+    endpoint, bundle = authority
+    regions = ["eu-west-1", "us-east-2", "ap-south-1", "sa-east-1"]
+    answered = [name for region in regions for name in _zone_names(endpoint, bundle, region, 3)]
+    assert answered == [region for region in regions for _ in range(3)]
+    assert loads == [str(bundle)]
+
+
+def test_a_bundle_without_the_servers_authority_is_still_refused(
+    authority: tuple[str, Path], loads: list[str], tmp_path: Path
+) -> None:
+    """Sharing the loaded bundle keeps verification: a client whose bundle lacks the
+    server's CA fails, after another bundle's context was made and used."""
+    import trustme
+    from botocore.exceptions import SSLError
+
+    endpoint, bundle = authority
+    assert _zone_names(endpoint, bundle, "eu-west-1") == ["eu-west-1"]
+    stranger = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(stranger))
+    with pytest.raises(SSLError, match="CERTIFICATE_VERIFY_FAILED"):
+        _zone_names(endpoint, stranger, "eu-west-1")
+    assert loads == [str(bundle), str(stranger)]
+
+
+def test_a_bundle_rewritten_on_disk_is_loaded_again(
+    authority: tuple[str, Path], loads: list[str], tmp_path: Path
+) -> None:
+    """A long-lived ``mapt serve`` sees a renewed bundle in the clients it makes next."""
+    import trustme
+
+    endpoint, bundle = authority
+    renewed = tmp_path / "bundle.pem"
+    renewed.write_bytes(bundle.read_bytes())
+    assert _zone_names(endpoint, renewed, "eu-west-1") == ["eu-west-1"]
+    stranger = trustme.CA().cert_pem.bytes()
+    renewed.write_bytes(stranger)  # another size: the server's CA is gone
+    from botocore.exceptions import SSLError
+
+    with pytest.raises(SSLError, match="CERTIFICATE_VERIFY_FAILED"):
+        _zone_names(endpoint, renewed, "eu-west-1")
+    assert loads == [str(renewed), str(renewed)]
