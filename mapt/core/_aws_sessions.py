@@ -213,7 +213,7 @@ class _SharedTrust:
 
     def load(self) -> bool:
         """Load the bundle into the context, once; False if it cannot be read now."""
-        with _lock:
+        with _trust_lock:
             if not self.loaded:
                 try:
                     self.context.load_verify_locations(self.bundle)
@@ -223,8 +223,10 @@ class _SharedTrust:
             return True
 
 
-# CA bundle path -> its shared trust, the newest version of the file seen.
+# CA bundle path -> its shared trust, the newest version of the file seen; its lock,
+# held while a bundle loads (40 ms), is not the loader's.
 _trusted: dict[str, _SharedTrust] = {}
+_trust_lock = threading.Lock()
 # The attribute of a botocore HTTP session whose context is a shared trust's.
 _SHARED = "_mapt_shared_trust"
 
@@ -255,7 +257,7 @@ def _trust_store_shared() -> bool:
         except OSError:  # urllib3 raises it on the first connection, as it always did
             return make_context(self)
         version = (stat.st_size, stat.st_mtime_ns)
-        with _lock:
+        with _trust_lock:
             trust = _trusted.get(bundle)
             if trust is None or trust.version != version:
                 trust = _trusted[bundle] = _SharedTrust(bundle, version, make_context(self))
