@@ -25,8 +25,8 @@ service, where botocore's would (mapt registers none).
 Every HTTPS connection of a client loads the CA bundle again: urllib3 calls
 ``SSLContext.load_verify_locations`` each time it wraps a socket (urllib3 issue 3623,
 open), and OpenSSL 3 takes about 40 ms of CPU to parse certifi's bundle. A ranking
-opens a connection per call (24 when the scores are answered, 74 to 92 when refused):
-one to four seconds of CPU against AWS, which an HTTP simulator never shows.
+opens at least a connection per client (11 when the scores are answered, 36 when they
+are refused): 0.45 to 2 s of CPU against AWS, which an HTTP simulator never shows.
 ``_trust_store_shared`` gives botocore's HTTP sessions that verify with a CA bundle
 and use no client or proxy certificate one context per bundle file (its path, size and
 modification time), loaded on the first HTTPS connection that needs it, instead of a
