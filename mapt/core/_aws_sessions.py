@@ -126,7 +126,9 @@ def _reuse_client_classes(session: Any) -> None:
     botocore's ``ClientCreator`` (one per ``create_client``) loads the model and builds
     the class in two methods of its own; ``_client_class_reuse`` wraps them, once per
     process, to keep what they return per session. Sessions not made here (a user's
-    ``boto3.Session()`` in the same process) are left to botocore as they were.
+    ``boto3.Session()`` in the same process) are left to botocore as they were. The
+    first session made here also installs the two process-wide changes, which alter
+    no session's behaviour: exception classes built once, the CA bundle loaded once.
     """
     _exceptions_built_once()
     _trust_store_shared()
@@ -213,6 +215,8 @@ class _SharedTrust:
 
     def load(self) -> bool:
         """Load the bundle into the context, once; False if it cannot be read now."""
+        if self.loaded:  # every request asks: no lock once it is
+            return True
         with _trust_lock:
             if not self.loaded:
                 try:
