@@ -394,16 +394,15 @@ def status_command(
     replaced each. Needs your AWS credentials, not a server. An on-demand host is not
     interrupted.
     """
-    import boto3
-
     from mapt.allocation import check_credentials
     from mapt.cli._app import set_debug
     from mapt.cli._services import services
+    from mapt.core import aws_session
     from mapt.hosts import AwsHostTarget, host_interruptions
 
     set_debug(ctx, debug)
     status = AwsHostTarget(services(ctx)).status(project_name, backed_url, debug=debug)
-    session = boto3.Session()
+    session = aws_session()
     if status.spot is not False:
         check_credentials(session)
     report = host_interruptions(status, session)
@@ -489,10 +488,9 @@ def _local_costs(
     days: "tuple[date | None, date | None]",
     debug: bool,
 ) -> "CostReport":
-    import boto3
-
     from mapt.allocation import check_credentials
     from mapt.cli._services import services
+    from mapt.core import aws_session
     from mapt.costs import AwsPrices, window
     from mapt.hosts import host_costs
     from mapt.stacks import resolve_backend
@@ -501,7 +499,7 @@ def _local_costs(
     window(*days, now)  # end before start is refused before anything is read
     resolve_backend(backed_url)
     engine = services(ctx).engine(None, debug)
-    session = boto3.Session()
+    session = aws_session()
     check_credentials(session)
     prices = AwsPrices(session)
     return host_costs(engine, backed_url, project, prices, start=days[0], end=days[1], now=now)

@@ -56,10 +56,9 @@ def spot_price(
     answers) and creates nothing, not even state. The flags and their checks are
     those of `mapt aws host create`.
     """
-    import boto3
-
     from mapt.allocation import AllocationArgs, check_credentials, spot_offer_rows
     from mapt.cli._app import set_debug
+    from mapt.core import aws_session
 
     set_debug(ctx, debug)
     args = AllocationArgs(
@@ -70,7 +69,7 @@ def spot_price(
             increase_rate=spot_increase_rate,
             excluded_regions=spot_excluded_regions,
         ),
-        session=boto3.Session(),
+        session=aws_session(),
     )
     home_region = requested_region(region)
     check_credentials(args.session)

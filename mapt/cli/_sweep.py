@@ -71,10 +71,8 @@ def sweep(
     """
     from datetime import datetime, timezone
 
-    import boto3
-
     from mapt.cli._app import set_debug
-    from mapt.core import OperationError, check_region_name, parse_duration
+    from mapt.core import OperationError, aws_session, check_region_name, parse_duration
     from mapt.stacks import list_stacks, resolve_backend
     from mapt.targets.aws import enabled_regions, execute_sweep, find_mapt_resources, plan_sweep
 
@@ -85,7 +83,7 @@ def sweep(
     limit = None if older_than is None else parse_duration(older_than, flag="--older-than")
     resolve_backend(backed_url)  # a bad URL is refused before any AWS call
 
-    session = boto3.Session()
+    session = aws_session()
     if sandbox:
         from mapt.cli._sandbox import enter_sandbox
 

@@ -130,6 +130,23 @@ def test_no_capacity_is_exit_4(market: SpotMarket) -> None:
     assert "score >= 7" in result.stderr
 
 
+def test_spot_price_builds_one_ec2_client_class(
+    market: SpotMarket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its AWS session is mapt's, as ``host create``'s is: each region's client reuses
+    the first one's class, which botocore built again for every client (830 methods,
+    most of a further EC2 client's 14 ms), and its TLS connections share one loaded CA
+    bundle."""
+    from tests.harness.boto import botocore_as_shipped, record_class_builds
+
+    botocore_as_shipped(monkeypatch.setattr)
+    built = record_class_builds(monkeypatch.setattr)
+    result = runner.invoke(app, [*BASE, "--output", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["offers"]
+    assert built.count("ec2") == 1
+
+
 def test_spot_price_takes_two_rounds_with_on_demand_prices(market: SpotMarket) -> None:
     from moto.ec2.models.availability_zones_and_regions import RegionsAndZonesBackend
 

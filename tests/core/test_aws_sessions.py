@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 
@@ -10,7 +9,8 @@ import pytest
 
 from mapt.core import aws_session, default_aws_session, shared_loader
 from mapt.core._aws_sessions import plain_json_files
-from tests.harness.boto import SHIPPED_CLIENT_CREATOR, record_model_reads
+from tests.harness.boto import botocore_as_shipped as as_shipped
+from tests.harness.boto import record_class_builds, record_model_reads
 
 
 @pytest.fixture(autouse=True)
@@ -87,33 +87,11 @@ def test_the_plain_reader_reads_what_botocores_reads_as_dicts() -> None:
 
 @pytest.fixture
 def botocore_as_shipped(monkeypatch: pytest.MonkeyPatch) -> None:
-    """botocore's ClientCreator as it ships, and mapt's reuse to be installed over it
-    afresh: the suite's harness reuses client classes across every session of the run
-    (``tests/harness/boto.py``), which would hide what mapt does on its own."""
-    from botocore.client import ClientCreator
-
-    import mapt.core._aws_sessions as sessions
-
-    assert set(SHIPPED_CLIENT_CREATOR) == {"_load_service_model", "_create_client_class"}
-    for name, method in SHIPPED_CLIENT_CREATOR.items():
-        monkeypatch.setattr(ClientCreator, name, method)
-    fresh = functools.cache(sessions._client_class_reuse.__wrapped__)
-    monkeypatch.setattr(sessions, "_client_class_reuse", fresh)
+    as_shipped(monkeypatch.setattr)
 
 
 def _classes_built(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The service names botocore builds a client class's methods for, from now on."""
-    from botocore.client import ClientCreator
-
-    built: list[str] = []
-    build = ClientCreator._create_methods
-
-    def recording(self: ClientCreator, service_model: object) -> object:
-        built.append(service_model.service_name)  # type: ignore[attr-defined]
-        return build(self, service_model)
-
-    monkeypatch.setattr(ClientCreator, "_create_methods", recording)
-    return built
+    return record_class_builds(monkeypatch.setattr)
 
 
 @pytest.mark.usefixtures("botocore_as_shipped")

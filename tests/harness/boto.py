@@ -160,3 +160,35 @@ def record_model_reads(patch: Callable[[Any, str, Any], None] = setattr) -> list
 
         patch(reader, "load_file", recorded)
     return reads
+
+
+def botocore_as_shipped(patch: Callable[[Any, str, Any], None]) -> None:
+    """botocore's ClientCreator as it ships, and mapt's reuse to be installed over it
+    afresh (``patch``: a ``monkeypatch.setattr``): ``shared_botocore`` reuses client
+    classes across every session of the run, which would hide what mapt does alone."""
+    import functools
+
+    from botocore.client import ClientCreator
+
+    import mapt.core._aws_sessions as sessions
+
+    assert set(SHIPPED_CLIENT_CREATOR) == {"_load_service_model", "_create_client_class"}
+    for name, method in SHIPPED_CLIENT_CREATOR.items():
+        patch(ClientCreator, name, method)
+    fresh = functools.cache(sessions._client_class_reuse.__wrapped__)
+    patch(sessions, "_client_class_reuse", fresh)
+
+
+def record_class_builds(patch: Callable[[Any, str, Any], None]) -> list[str]:
+    """The service names botocore builds a client class's methods for, from now on."""
+    from botocore.client import ClientCreator
+
+    built: list[str] = []
+    build = ClientCreator._create_methods
+
+    def recording(self: Any, service_model: Any) -> Any:
+        built.append(service_model.service_name)
+        return build(self, service_model)
+
+    patch(ClientCreator, "_create_methods", recording)
+    return built
