@@ -29,6 +29,7 @@ from mapt.core import (
     default_aws_session,
     get_logger,
     is_aws_error,
+    load_ca_bundle,
     plain_json_loader,
     translating_aws_errors,
 )
@@ -136,7 +137,8 @@ def load_client_data(session: Any, services: Sequence[str]) -> None:
     """Read what botocore's ``create_client`` of each of ``services`` reads from
     ``session``'s loader, in the same calls (its cache is keyed by them), and the
     paginators the queries use; the collector paused meanwhile and the models then
-    frozen, as a ranking's first client is (``collection_paused``).
+    frozen, as a ranking's first client is (``collection_paused``); then load the CA
+    bundle its HTTPS clients verify with (``load_ca_bundle``).
 
     Only ahead of use: a failure is logged at debug level, and the clients made later
     read what is missing and raise what they must.
@@ -155,6 +157,7 @@ def load_client_data(session: Any, services: Sequence[str]) -> None:
             core._get_internal_component("endpoint_resolver")
             core._get_internal_component("smart_defaults_factory")
             _freeze_models_once()
+        load_ca_bundle(session)
     except Exception as error:
         log.debug("loading the %s models in advance failed: %s", ", ".join(services), error)
 

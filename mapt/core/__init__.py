@@ -18,6 +18,7 @@ from mapt.core._aws_errors import (
 from mapt.core._aws_sessions import (
     aws_session,
     default_aws_session,
+    load_ca_bundle,
     plain_json_loader,
     shared_loader,
 )
@@ -104,6 +105,7 @@ __all__ = [
     "get_logger",
     "is_aws_error",
     "known_regions",
+    "load_ca_bundle",
     "make_private_dir",
     "parse_duration",
     "parse_tags",

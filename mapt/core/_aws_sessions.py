@@ -279,6 +279,28 @@ def _trust_store_shared() -> bool:
     return True
 
 
+def load_ca_bundle(session: Any) -> None:
+    """Load the CA bundle ``session``'s clients verify with into its shared context now.
+
+    For an entry point that waits on something else first (``models_loading``: a
+    subprocess), or a forkserver whose workers then inherit it loaded: the 40 ms move
+    off the first HTTPS request. Only ahead of use: a bundle that cannot be read is
+    left for the first connection to load and raise, as it always did.
+    """
+    if not _trust_store_shared():
+        return
+    from botocore.httpsession import URLLib3Session
+
+    # botocore's own choice, when a client names none: the profile's or AWS_CA_BUNDLE's
+    # ``ca_bundle``, else REQUESTS_CA_BUNDLE, else certifi's (EndpointCreator).
+    verify = session._session.get_config_variable("ca_bundle")
+    if verify is None:
+        verify = os.environ.get("REQUESTS_CA_BUNDLE", True)
+    trust = getattr(URLLib3Session(verify=verify), _SHARED, None)
+    if trust is not None:
+        trust.load()
+
+
 def _shareable_bundle(http_session: Any, cert_path: Any) -> str | None:
     """The CA bundle ``http_session`` verifies with, when its context may be shared:
     it verifies, and sets up no client certificate and no proxy TLS of its own (those

@@ -107,3 +107,21 @@ def test_a_bundle_rewritten_on_disk_is_loaded_again(
     with pytest.raises(SSLError, match="CERTIFICATE_VERIFY_FAILED"):
         _zone_names(endpoint, renewed, "eu-west-1")
     assert loads == [str(renewed), str(renewed)]
+
+
+def test_a_session_loaded_ahead_sends_its_first_request_with_the_bundle_loaded(
+    authority: tuple[str, Path], loads: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``host create`` loads the EC2 model while it checks the Pulumi CLI, and a service
+    worker's forkserver loads the models once: the bundle is loaded there too, not on
+    the ranking's first request (``models_loading``, ``load_client_data``)."""
+    from mapt.allocation import models_loading
+
+    endpoint, bundle = authority
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(bundle))
+    with models_loading(aws_session) as made:
+        pass
+    assert loads == [str(bundle)]
+    client = made.result().client("ec2", region_name="eu-west-1", endpoint_url=endpoint)
+    assert client.describe_availability_zones()["AvailabilityZones"]
+    assert loads == [str(bundle)]
