@@ -134,14 +134,12 @@ def moto_server(tls: bool = False) -> Iterator[Simulator]:
         bundle = trusted = None
         if tls:
             import certifi
-            import trustme
 
-            ca = trustme.CA()
-            served = ca.issue_cert("127.0.0.1")
-            chain, key, bundle = (Path(folder, name) for name in ("chain.pem", "key.pem", "ca.pem"))
-            chain.write_bytes(b"".join(blob.bytes() for blob in served.cert_chain_pems))
-            served.private_key_pem.write_to_path(str(key))
-            bundle.write_bytes(Path(certifi.where()).read_bytes() + ca.cert_pem.bytes())
+            from tests.harness.moto_server import loopback_certificate
+
+            chain, key, authority = loopback_certificate(Path(folder))
+            bundle = Path(folder, "ca.pem")
+            bundle.write_bytes(Path(certifi.where()).read_bytes() + authority)
             certificate = [str(chain), str(key)]
             trusted = ssl.create_default_context(cafile=str(bundle))
         child = subprocess.Popen(

@@ -13,21 +13,16 @@ from pathlib import Path
 import pytest
 
 from mapt.core import aws_session
-from tests.harness.moto_server import moto_server
+from tests.harness.moto_server import loopback_certificate, moto_server
 
 
 @pytest.fixture(scope="module")
 def authority(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """(the endpoint of a moto_server over TLS, a bundle holding its CA)."""
-    import trustme
-
     folder = tmp_path_factory.mktemp("tls")
-    ca = trustme.CA()
-    served = ca.issue_cert("127.0.0.1")
-    chain, key, bundle = folder / "chain.pem", folder / "key.pem", folder / "bundle.pem"
-    served.private_key_pem.write_to_path(str(key))
-    chain.write_bytes(b"".join(blob.bytes() for blob in served.cert_chain_pems))
-    ca.cert_pem.write_to_path(str(bundle))
+    chain, key, authority_pem = loopback_certificate(folder)
+    bundle = folder / "bundle.pem"
+    bundle.write_bytes(authority_pem)
     with moto_server(tls=(chain, key)) as endpoint:
         yield endpoint, bundle
 
@@ -51,7 +46,7 @@ def loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return loaded
 
 
-def _zone_names(endpoint: str, bundle: Path | bool, region: str, calls: int = 1) -> list[str]:
+def _zone_names(endpoint: str, bundle: Path, region: str, calls: int = 1) -> list[str]:
     client = aws_session().client(
         "ec2", region_name=region, endpoint_url=endpoint, verify=str(bundle)
     )

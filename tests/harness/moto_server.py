@@ -17,6 +17,19 @@ from pathlib import Path
 from typing import IO
 
 
+def loopback_certificate(folder: Path) -> tuple[Path, Path, bytes]:
+    """A test CA's certificate for 127.0.0.1 (trustme), for a server over TLS: its
+    chain and key files, written in ``folder``, and the CA's PEM, which clients trust."""
+    import trustme
+
+    authority = trustme.CA()
+    served = authority.issue_cert("127.0.0.1")
+    chain, key = folder / "chain.pem", folder / "key.pem"
+    chain.write_bytes(b"".join(blob.bytes() for blob in served.cert_chain_pems))
+    served.private_key_pem.write_to_path(str(key))
+    return chain, key, authority.cert_pem.bytes()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as probe:
