@@ -20,6 +20,9 @@ and for the ranking of ``mapt aws spot-price`` (with on-demand prices):
 - cpu s: the CPU time mapt's process spent (every thread; the market's answers are
   in-process, moto's are not), which on a busy machine stretches the wall time;
 - sim s: the CPU time the moto server's process spent meanwhile;
+- CA loads: how many times a CA bundle was loaded into an SSL context (``--tls``:
+  the simulator over TLS, as AWS's endpoints are; its clients verify with certifi's
+  bundle plus the test CA, so each load costs what certifi's costs);
 
 and the calls of a re-run with the ``spotOption`` stack present (target 0). Two
 scenarios: placement scores answered, and refused (UnauthorizedOperation).
@@ -36,7 +39,7 @@ so it has the cold figure only.
 (the GC pause of ``mapt.allocation._ec2.collection_paused`` off), to measure it.
 
 Run: ``python benchmarks/allocation_speed.py [--no-gc-tuning] [--latency L]...
-[--all-regions-only] [--named]``.
+[--all-regions-only] [--named] [--tls]``.
 """
 
 from __future__ import annotations
