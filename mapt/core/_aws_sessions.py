@@ -252,6 +252,7 @@ def _trust_store_shared() -> bool:
         _log.debug("this botocore's URLLib3Session changed: the CA bundle loads per connection")
         return False
 
+    @functools.wraps(make_context)  # ``__wrapped__``: botocore's, for tests to put back
     def _get_ssl_context(self: Any) -> Any:
         bundle = _shareable_bundle(self, get_cert_path)
         if bundle is None:
@@ -268,6 +269,7 @@ def _trust_store_shared() -> bool:
         setattr(self, _SHARED, trust)
         return trust.context
 
+    @functools.wraps(set_up_cert)
     def _setup_ssl_cert(self: Any, conn: Any, url: str, verify: Any) -> None:
         set_up_cert(self, conn, url, verify)
         trust = getattr(self, _SHARED, None)

@@ -323,10 +323,13 @@ def s3_client(backend: Backend) -> S3Client:
     Building a client costs tens of milliseconds of CPU (service model, endpoint
     rules), so there is one per process and set of parameters: it is kept with
     boto3's default session (a fresh one, after ``boto3.setup_default_session``,
-    starts afresh). boto3 clients are thread-safe; creating them is not, hence the lock.
+    starts afresh), made mapt's (``default_aws_session``: among others, its parallel
+    HTTPS reads load the CA bundle once, not once per connection). boto3 clients are
+    thread-safe; creating them is not, hence the lock.
     """
-    import boto3
     from botocore.config import Config
+
+    from mapt.core import aws_session, default_aws_session
 
     profile = backend.params.get("profile") or ""
     region = backend.params.get("region") or ""
@@ -339,15 +342,11 @@ def s3_client(backend: Backend) -> S3Client:
     )
     key = (profile, region, endpoint, path_style)
     with _S3_CLIENTS_LOCK:
-        default = boto3.DEFAULT_SESSION
-        if default is None:
-            boto3.setup_default_session()
-            default = boto3.DEFAULT_SESSION
-            assert default is not None
+        default = default_aws_session()
         clients = _S3_CLIENTS.setdefault(default, {})
         client = clients.get(key)
         if client is None:
-            session = boto3.Session(profile_name=profile) if profile else default
+            session = aws_session(profile_name=profile) if profile else default
             client = session.client(
                 "s3",
                 region_name=region or None,
