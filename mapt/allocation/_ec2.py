@@ -31,6 +31,7 @@ from mapt.core import (
     is_aws_error,
     load_ca_bundle,
     plain_json_loader,
+    process_wide_sharing,
     translating_aws_errors,
 )
 
@@ -185,11 +186,13 @@ class Ec2Queries:
         from botocore.config import Config
 
         # boto3's default session, with the process's one loader (each model parsed once
-        # a process); a caller's session keeps its loader, reading files as dicts.
+        # a process); a caller's session keeps its loader, reading files as dicts, and
+        # gets what mapt shares process-wide (its CA bundle loaded once, among others).
         if session is None:
             session = default_aws_session()
         else:
             plain_json_loader(session._session.get_component("data_loader"))
+            process_wide_sharing()
         self._session: Any = session
         self._config = Config(
             retries={"mode": "standard", "max_attempts": 5},

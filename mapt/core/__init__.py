@@ -20,6 +20,7 @@ from mapt.core._aws_sessions import (
     default_aws_session,
     load_ca_bundle,
     plain_json_loader,
+    process_wide_sharing,
     shared_loader,
 )
 from mapt.core._context import (
@@ -110,6 +111,7 @@ __all__ = [
     "parse_duration",
     "parse_tags",
     "plain_json_loader",
+    "process_wide_sharing",
     "raise_if_interrupted",
     "redact",
     "region_from_environment",

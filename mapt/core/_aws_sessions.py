@@ -127,11 +127,9 @@ def _reuse_client_classes(session: Any) -> None:
     the class in two methods of its own; ``_client_class_reuse`` wraps them, once per
     process, to keep what they return per session. Sessions not made here (a user's
     ``boto3.Session()`` in the same process) are left to botocore as they were. The
-    first session made here also installs the two process-wide changes, which alter
-    no session's behaviour: exception classes built once, the CA bundle loaded once.
+    first session made here also installs ``process_wide_sharing``.
     """
-    _exceptions_built_once()
-    _trust_store_shared()
+    process_wide_sharing()
     if not _client_class_reuse():
         return
     emitter = session._session.get_component("event_emitter")
@@ -179,6 +177,18 @@ def _client_class_reuse() -> bool:
     setattr(ClientCreator, "_load_service_model", _load_service_model)  # noqa: B010
     setattr(ClientCreator, "_create_client_class", _create_client_class)  # noqa: B010
     return True
+
+
+def process_wide_sharing() -> None:
+    """Install, once, what mapt shares among every botocore session of the process:
+    exception classes built once per session and service, each CA bundle loaded once.
+
+    Neither changes what a session does, so it reaches sessions mapt did not make: the
+    first session mapt makes installs it, and so does a ranking given a caller's own
+    ``boto3.Session`` (``mapt.allocation``), which gains the bundle loaded once too.
+    """
+    _exceptions_built_once()
+    _trust_store_shared()
 
 
 @functools.cache

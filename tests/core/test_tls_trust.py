@@ -173,3 +173,21 @@ def test_host_list_reads_200_s3_stacks_loading_the_bundle_once(
     assert result.exit_code == 0, result.stderr
     assert len(json.loads(result.stdout)["hosts"]) == 200
     assert loads == [str(bundle)]
+
+
+@pytest.mark.usefixtures("trust_as_shipped")
+def test_a_ranking_given_a_callers_own_session_loads_the_bundle_once(
+    authority: tuple[str, Path], loads: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Pulumi program that passes its own ``boto3.Session`` to ``mapt.allocation``."""
+    import boto3
+
+    from mapt.allocation._ec2 import Ec2Queries
+
+    endpoint, bundle = authority
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(bundle))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    queries = Ec2Queries(boto3.Session())
+    regions = ["eu-west-1", "us-east-2", "ap-south-1", "sa-east-1"]
+    assert [queries.zones(region)[0].region for region in regions] == regions
+    assert loads == [str(bundle)]
