@@ -59,8 +59,9 @@ def _zone_names(endpoint: str, bundle: Path, region: str, calls: int = 1) -> lis
 def test_clients_of_a_ranking_load_the_bundle_once(
     authority: tuple[str, Path], loads: list[str]
 ) -> None:
-    """A ranking opens a connection per call, and OpenSSL 3 parses certifi's bundle in
-    about 40 ms: urllib3 loaded it into the client's context for every connection."""
+    """Each call here opens a connection (the server closes each), as each client of a
+    ranking does at least once, and OpenSSL 3 parses certifi's bundle in about 40 ms:
+    urllib3 loaded it into the client's context for every connection."""
     endpoint, bundle = authority
     regions = ["eu-west-1", "us-east-2", "ap-south-1", "sa-east-1"]
     answered = [name for region in regions for name in _zone_names(endpoint, bundle, region, 3)]
@@ -90,6 +91,7 @@ def test_a_bundle_rewritten_on_disk_is_loaded_again(
 ) -> None:
     """A long-lived ``mapt serve`` sees a renewed bundle in the clients it makes next."""
     import trustme
+    from botocore.exceptions import SSLError
 
     endpoint, bundle = authority
     renewed = tmp_path / "bundle.pem"
@@ -97,8 +99,6 @@ def test_a_bundle_rewritten_on_disk_is_loaded_again(
     assert _zone_names(endpoint, renewed, "eu-west-1") == ["eu-west-1"]
     stranger = trustme.CA().cert_pem.bytes()
     renewed.write_bytes(stranger)  # another size: the server's CA is gone
-    from botocore.exceptions import SSLError
-
     with pytest.raises(SSLError, match="CERTIFICATE_VERIFY_FAILED"):
         _zone_names(endpoint, renewed, "eu-west-1")
     assert loads == [str(renewed), str(renewed)]
