@@ -16,7 +16,11 @@ import. Before: a client per stack and 3 sequential calls per stack (601 calls,
 most of it moto's) shares mapt's interpreter lock, so when L is small next to the
 CPU all reads take together, reads that could overlap queue behind it and show as
 more rounds. The ``moto_server`` rows leave only mapt's own CPU (botocore's work per
-call) in this process: the rounds a real S3 would show.
+call) in this process: the rounds a real S3 would show. The ``moto_server TLS`` rows
+serve S3 over TLS, as AWS does (a trustme certificate; clients verify with certifi's
+bundle plus the test CA): ``CA loads`` counts the bundle's loads into an SSL context,
+each about 40 ms of CPU (urllib3 loads it per connection unless mapt's session shares
+one loaded context: ``mapt.core.process_wide_sharing``).
 
 Run: ``python benchmarks/host_list.py [--latency 0.2] [--sizes 0,200,800]``.
 """
@@ -24,13 +28,15 @@ Run: ``python benchmarks/host_list.py [--latency 0.2] [--sizes 0,200,800]``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import ssl
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +85,8 @@ def main() -> None:
         return elapsed, cpu
 
     def on_s3(url: str, make_client: Callable[[], Any], count: int) -> str:
+        import mapt.core._aws_sessions as sessions
+
         state = files(count)
         s3 = make_client()
         s3.create_bucket(Bucket="bench-state")
@@ -86,22 +94,30 @@ def main() -> None:
             s3.put_object(Bucket="bench-state", Key=f"ci/{key}", Body=data)
         timeline = CallTimeline(latency=options.latency)
         boto3.DEFAULT_SESSION = None  # the run starts with no client, as a fresh process
-        with counting_clients() as created, installed(timeline.handlers()):
+        getattr(sessions, "_trusted", {}).clear()  # and no CA bundle loaded
+        with counting_clients() as created, installed(timeline.handlers()), bundle_loads() as n:
             wall, cpu = listed(url, count)
         calls = timeline.count("s3")
         return (
             f"{wall:>7.2f} {cpu:>6.2f} {wall / options.latency:>6.1f} {calls:>6} "
-            f"{timeline.rounds('s3'):>6} {created['s3']:>7}"
+            f"{timeline.rounds('s3'):>6} {created['s3']:>7} {n[0]:>8}"
         )
 
     with tempfile.TemporaryDirectory() as empty:  # load every module before timing
         listed(f"file://{empty}", 0)
     print(f"host list, S3 calls held for L = {options.latency:.3f} s")
     print(f"{'stacks':>6} {'backend':<18} {'wall s':>7} {'cpu s':>6} {'wall/L':>6} "
-          f"{'calls':>6} {'rounds':>6} {'clients':>7}")  # fmt: skip
-    from tests.harness.moto_server import moto_server
+          f"{'calls':>6} {'rounds':>6} {'clients':>7} {'CA loads':>8}")  # fmt: skip
+    import certifi
 
-    with moto_server() as url:
+    from tests.harness.moto_server import loopback_certificate, moto_server
+
+    folder = Path(tempfile.mkdtemp())
+    chain, key, authority = loopback_certificate(folder)
+    bundle = folder / "ca.pem"
+    bundle.write_bytes(Path(certifi.where()).read_bytes() + authority)
+    trusted = ssl.create_default_context(cafile=str(bundle))
+    with moto_server() as url, moto_server(tls=(chain, key)) as secure:
         endpoint = url.removeprefix("http://")  # host:port, as the backend URL names it
         for count in sizes:
             with tempfile.TemporaryDirectory() as root:
@@ -123,7 +139,37 @@ def main() -> None:
             )
             row = on_s3(url, lambda: boto3.client("s3", endpoint_url=f"http://{endpoint}"), count)
             print(f"{count:>6} {'s3 moto_server':<18} {row}")
-    print("targets: clients 1; rounds <= 3 at 200 stacks; calls = stacks + 2 (+1 per 1000 keys)")
+            reset = urllib.request.Request(f"{secure}/moto-api/reset", method="POST")
+            urllib.request.urlopen(reset, context=trusted).close()
+            tls_url = (
+                f"s3://bench-state/ci?region=us-east-1&endpoint={secure.removeprefix('https://')}"
+                "&s3ForcePathStyle=true"
+            )
+            os.environ["AWS_CA_BUNDLE"] = str(bundle)
+            row = on_s3(tls_url, lambda: boto3.client("s3", endpoint_url=secure), count)
+            del os.environ["AWS_CA_BUNDLE"]
+            print(f"{count:>6} {'s3 moto_server TLS':<18} {row}")
+    print(
+        "targets: clients 1; rounds <= 3 at 200 stacks; calls = stacks + 2 (+1 per 1000 keys); "
+        "CA loads <= 1"
+    )
+
+
+@contextlib.contextmanager
+def bundle_loads() -> Iterator[list[int]]:
+    """How many CA bundles are loaded into SSL contexts meanwhile (``[n]``)."""
+    loaded = [0]
+    load = ssl.SSLContext.load_verify_locations
+
+    def counted(context: ssl.SSLContext, *args: Any, **kwargs: Any) -> None:
+        loaded[0] += 1
+        load(context, *args, **kwargs)
+
+    ssl.SSLContext.load_verify_locations = counted  # type: ignore[method-assign,assignment]
+    try:
+        yield loaded
+    finally:
+        ssl.SSLContext.load_verify_locations = load  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":
