@@ -372,13 +372,11 @@ def measure(
     aws host create`` makes it, the EC2 model loaded into the session before the
     ranking (``models_loading``, while the Pulumi CLI's version is checked): its wall
     time is not the ranking's, its CPU is counted in CPU s (moved, not removed)."""
-    import ssl
-
     import boto3
 
     import mapt.core._aws_sessions as sessions
     from mapt.allocation import _ec2, models_loading
-    from tests.harness.rounds import CallTimeline
+    from tests.harness.rounds import CallTimeline, recording_bundle_loads
     from tests.harness.spot_market import installed
 
     _ec2._models_frozen = False  # a new process has frozen nothing yet
@@ -386,16 +384,8 @@ def measure(
     gc.unfreeze()
     gc.collect()
     timeline = CallTimeline(latency=latency, services=("ec2", "pricing"))
-    loads = 0
-    load = ssl.SSLContext.load_verify_locations
-
-    def counted(context: ssl.SSLContext, *args: Any, **kwargs: Any) -> None:
-        nonlocal loads
-        loads += 1
-        load(context, *args, **kwargs)
-
-    ssl.SSLContext.load_verify_locations = counted  # type: ignore[method-assign,assignment]
-    with installed(timeline.handlers()):  # also a new default session: models parsed again
+    # Also a new default session: models parsed again.
+    with installed(timeline.handlers()), recording_bundle_loads() as loads:
         cpu = time.process_time()
         if warm:
             with models_loading(boto3._get_default_session) as made:
@@ -406,9 +396,8 @@ def measure(
         run()
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         served = simulator.cpu() - served
-    ssl.SSLContext.load_verify_locations = load  # type: ignore[method-assign]
     boto3.DEFAULT_SESSION = None
-    return timeline.rounds(), timeline.count(), wall / latency, cpu, served, loading, loads
+    return timeline.rounds(), timeline.count(), wall / latency, cpu, served, loading, len(loads)
 
 
 if __name__ == "__main__":

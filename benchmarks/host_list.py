@@ -28,7 +28,6 @@ Run: ``python benchmarks/host_list.py [--latency 0.2] [--sizes 0,200,800]``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import ssl
@@ -36,7 +35,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +56,7 @@ def main() -> None:
     from typer.testing import CliRunner
 
     from mapt.cli import app
-    from tests.harness.rounds import CallTimeline, counting_clients
+    from tests.harness.rounds import CallTimeline, counting_clients, recording_bundle_loads
     from tests.harness.spot_market import installed
     from tests.stacks.test_inventory import checkpoint
 
@@ -95,12 +94,13 @@ def main() -> None:
         timeline = CallTimeline(latency=options.latency)
         boto3.DEFAULT_SESSION = None  # the run starts with no client, as a fresh process
         getattr(sessions, "_trusted", {}).clear()  # and no CA bundle loaded
-        with counting_clients() as created, installed(timeline.handlers()), bundle_loads() as n:
+        loading = recording_bundle_loads()
+        with counting_clients() as created, installed(timeline.handlers()), loading as loads:
             wall, cpu = listed(url, count)
         calls = timeline.count("s3")
         return (
             f"{wall:>7.2f} {cpu:>6.2f} {wall / options.latency:>6.1f} {calls:>6} "
-            f"{timeline.rounds('s3'):>6} {created['s3']:>7} {n[0]:>8}"
+            f"{timeline.rounds('s3'):>6} {created['s3']:>7} {len(loads):>8}"
         )
 
     with tempfile.TemporaryDirectory() as empty:  # load every module before timing
@@ -153,23 +153,6 @@ def main() -> None:
         "targets: clients 1; rounds <= 3 at 200 stacks; calls = stacks + 2 (+1 per 1000 keys); "
         "CA loads <= 1"
     )
-
-
-@contextlib.contextmanager
-def bundle_loads() -> Iterator[list[int]]:
-    """How many CA bundles are loaded into SSL contexts meanwhile (``[n]``)."""
-    loaded = [0]
-    load = ssl.SSLContext.load_verify_locations
-
-    def counted(context: ssl.SSLContext, *args: Any, **kwargs: Any) -> None:
-        loaded[0] += 1
-        load(context, *args, **kwargs)
-
-    ssl.SSLContext.load_verify_locations = counted  # type: ignore[method-assign,assignment]
-    try:
-        yield loaded
-    finally:
-        ssl.SSLContext.load_verify_locations = load  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ Against a moto_server serving TLS on 127.0.0.1 with a certificate from a test CA
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 
 from mapt.core import aws_session
 from tests.harness.moto_server import loopback_certificate, moto_server
+from tests.harness.rounds import recording_bundle_loads
 
 
 @pytest.fixture(scope="module")
@@ -28,22 +28,15 @@ def authority(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, P
 
 
 @pytest.fixture
-def loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def loads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """The CA files loaded into any SSL context from now on."""
     import mapt.core._aws_sessions as sessions
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setattr(sessions, "_trusted", {}, raising=False)  # none kept before
-    loaded: list[str] = []
-    load = ssl.SSLContext.load_verify_locations
-
-    def counted(self: ssl.SSLContext, cafile: object = None, *args: object) -> None:
-        loaded.append(str(cafile))
-        load(self, cafile, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counted)
-    return loaded
+    with recording_bundle_loads() as loaded:
+        yield loaded
 
 
 def _zone_names(endpoint: str, bundle: Path, region: str, calls: int = 1) -> list[str]:

@@ -191,3 +191,23 @@ def counting_clients() -> Iterator[Counter[str]]:
         yield created
     finally:
         botocore.session.Session.create_client = original  # type: ignore[method-assign]
+
+
+@contextmanager
+def recording_bundle_loads() -> Iterator[list[str]]:
+    """The CA bundle files loaded into any SSL context meanwhile, in order (urllib3
+    loads one per TLS connection unless mapt's sessions share a loaded context)."""
+    import ssl
+
+    loaded: list[str] = []
+    load = ssl.SSLContext.load_verify_locations
+
+    def recorded(context: ssl.SSLContext, cafile: Any = None, *args: Any, **kwargs: Any) -> None:
+        loaded.append(str(cafile))
+        load(context, cafile, *args, **kwargs)
+
+    ssl.SSLContext.load_verify_locations = recorded  # type: ignore[method-assign,assignment]
+    try:
+        yield loaded
+    finally:
+        ssl.SSLContext.load_verify_locations = load  # type: ignore[method-assign]
