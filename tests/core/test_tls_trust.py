@@ -135,11 +135,12 @@ def trust_as_shipped(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("trust_as_shipped")
-def test_host_list_reads_200_s3_stacks_loading_the_bundle_once(
+def test_host_list_reads_s3_stacks_in_parallel_loading_the_bundle_once(
     authority: tuple[str, Path], loads: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``host list`` reads the stacks of an S3 backend in parallel, a connection each
-    (up to 256): each loaded the bundle, 40 ms of CPU with certifi's."""
+    (up to 256): each loaded the bundle, 40 ms of CPU with certifi's (202 loads for
+    200 stacks in ``benchmarks/host_list.py``; 40 stacks here)."""
     import json
 
     import boto3
@@ -152,7 +153,7 @@ def test_host_list_reads_200_s3_stacks_loading_the_bundle_once(
     monkeypatch.setenv("AWS_CA_BUNDLE", str(bundle))
     seeding = boto3.client("s3", region_name="us-east-1", endpoint_url=endpoint)
     seeding.create_bucket(Bucket="tls-state")
-    for index in range(200):
+    for index in range(40):
         project = f"p{index:03d}"
         body = checkpoint(project, f"host-{project}", {"region": "eu-west-1"}, 1)
         key = f"ci/.pulumi/stacks/{project}/host-{project}.json"
@@ -164,7 +165,7 @@ def test_host_list_reads_200_s3_stacks_loading_the_bundle_once(
         app, ["aws", "host", "list", "--backed-url", backend, "--output", "json"]
     )
     assert result.exit_code == 0, result.stderr
-    assert len(json.loads(result.stdout)["hosts"]) == 200
+    assert len(json.loads(result.stdout)["hosts"]) == 40
     assert loads == [str(bundle)]
 
 
