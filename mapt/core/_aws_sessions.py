@@ -254,7 +254,7 @@ def _trust_store_shared() -> bool:
     gain it too. False, with a debug line, when this botocore has not the two methods
     (their names are botocore's own): then every connection loads the bundle, as before.
     """
-    from botocore.httpsession import URLLib3Session, get_cert_path
+    from botocore.httpsession import URLLib3Session
 
     make_context = getattr(URLLib3Session, "_get_ssl_context", None)
     set_up_cert = getattr(URLLib3Session, "_setup_ssl_cert", None)
@@ -264,7 +264,7 @@ def _trust_store_shared() -> bool:
 
     @functools.wraps(make_context)  # ``__wrapped__``: botocore's, for tests to put back
     def _get_ssl_context(self: Any) -> Any:
-        bundle = _shareable_bundle(self, get_cert_path)
+        bundle = _shareable_bundle(self)
         if bundle is None:
             return make_context(self)
         try:
@@ -313,10 +313,12 @@ def load_ca_bundle(session: Any) -> None:
         trust.load()
 
 
-def _shareable_bundle(http_session: Any, cert_path: Any) -> str | None:
+def _shareable_bundle(http_session: Any) -> str | None:
     """The CA bundle ``http_session`` verifies with, when its context may be shared:
     it verifies, and sets up no client certificate and no proxy TLS of its own (those
     go into the context, which would then be one client's)."""
+    from botocore.httpsession import get_cert_path
+
     verify = getattr(http_session, "_verify", None)
     proxy = getattr(http_session, "_proxy_config", None)
     settings = getattr(proxy, "settings", None) or {}
@@ -327,7 +329,7 @@ def _shareable_bundle(http_session: Any, cert_path: Any) -> str | None:
         or settings.get("proxy_client_cert") is not None
     ):
         return None
-    bundle = cert_path(verify)
+    bundle = get_cert_path(verify)
     return bundle if isinstance(bundle, str) else None
 
 

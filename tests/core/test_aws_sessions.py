@@ -90,10 +90,6 @@ def botocore_as_shipped(monkeypatch: pytest.MonkeyPatch) -> None:
     as_shipped(monkeypatch.setattr)
 
 
-def _classes_built(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    return record_class_builds(monkeypatch.setattr)
-
-
 @pytest.mark.usefixtures("botocore_as_shipped")
 def test_a_sessions_further_clients_of_a_service_reuse_its_first_clients_class(
     monkeypatch: pytest.MonkeyPatch,
@@ -103,7 +99,7 @@ def test_a_sessions_further_clients_of_a_service_reuse_its_first_clients_class(
     from moto import mock_aws
 
     session = aws_session()
-    built = _classes_built(monkeypatch)
+    built = record_class_builds(monkeypatch.setattr)
     with mock_aws():
         clients = [session.client("ec2", region_name=r) for r in ("eu-west-1", "us-east-2")]
         zones = [c.describe_availability_zones()["AvailabilityZones"][0] for c in clients]
@@ -135,7 +131,7 @@ def test_sessions_not_made_by_mapt_build_their_clients_as_botocore_does(
 
     aws_session().client("ec2", region_name="eu-west-1")  # reuse is installed by now
     users = boto3.Session()
-    built = _classes_built(monkeypatch)
+    built = record_class_builds(monkeypatch.setattr)
     first = users.client("ec2", region_name="eu-west-1")
     second = users.client("ec2", region_name="eu-west-1")
     assert built == ["ec2", "ec2"]
