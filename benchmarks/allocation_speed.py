@@ -136,14 +136,10 @@ def moto_server(tls: bool = False) -> Iterator[Simulator]:
         certificate: list[str] = []
         bundle = trusted = None
         if tls:
-            import certifi
+            from tests.harness.moto_server import certifi_and_loopback
 
-            from tests.harness.moto_server import loopback_certificate
-
-            chain, key, authority = loopback_certificate(Path(folder))
-            bundle = Path(folder, "ca.pem")
-            bundle.write_bytes(Path(certifi.where()).read_bytes() + authority)
-            certificate = [str(chain), str(key)]
+            served, bundle = certifi_and_loopback(Path(folder))
+            certificate = [str(path) for path in served]
             trusted = ssl.create_default_context(cafile=str(bundle))
         child = subprocess.Popen(
             [sys.executable, "-c", code, root, str(port), *certificate],

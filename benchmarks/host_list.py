@@ -108,16 +108,12 @@ def main() -> None:
     print(f"host list, S3 calls held for L = {options.latency:.3f} s")
     print(f"{'stacks':>6} {'backend':<18} {'wall s':>7} {'cpu s':>6} {'wall/L':>6} "
           f"{'calls':>6} {'rounds':>6} {'clients':>7} {'CA loads':>8}")  # fmt: skip
-    import certifi
+    from tests.harness.moto_server import certifi_and_loopback, moto_server
 
-    from tests.harness.moto_server import loopback_certificate, moto_server
-
-    folder = Path(tempfile.mkdtemp())
-    chain, key, authority = loopback_certificate(folder)
-    bundle = folder / "ca.pem"
-    bundle.write_bytes(Path(certifi.where()).read_bytes() + authority)
+    certificates = tempfile.TemporaryDirectory()
+    served, bundle = certifi_and_loopback(Path(certificates.name))
     trusted = ssl.create_default_context(cafile=str(bundle))
-    with moto_server() as url, moto_server(tls=(chain, key)) as secure:
+    with certificates, moto_server() as url, moto_server(tls=served) as secure:
         endpoint = url.removeprefix("http://")  # host:port, as the backend URL names it
         for count in sizes:
             with tempfile.TemporaryDirectory() as root:

@@ -30,6 +30,18 @@ def loopback_certificate(folder: Path) -> tuple[Path, Path, bytes]:
     return chain, key, authority.cert_pem.bytes()
 
 
+def certifi_and_loopback(folder: Path) -> tuple[tuple[Path, Path], Path]:
+    """``loopback_certificate``'s chain and key, and a bundle (``ca.pem`` in ``folder``)
+    of certifi's roots, which botocore verifies AWS with, and the test CA: each load of
+    it costs what loading certifi's does, for a benchmark that counts them."""
+    import certifi
+
+    chain, key, authority = loopback_certificate(folder)
+    bundle = folder / "ca.pem"
+    bundle.write_bytes(Path(certifi.where()).read_bytes() + authority)
+    return (chain, key), bundle
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as probe:
