@@ -5,7 +5,10 @@ counted as mapt's, for regions, zones and instance types (every region of the aw
 partition enabled; its never-changing answers kept and replayed, ``StaticAnswers``,
 so that moto's own rendering time is not on the critical path); the replayed spot
 market (tests/data/spot-market.csv.gz) for spot prices, placement scores and on-demand
-prices; and a latency L held on every EC2 and
+prices, its answers handed to botocore as the bytes AWS sends (EC2's XML, Pricing's
+JSON: ``SpotMarket(on_the_wire=True)``), so that mapt's process serializes, signs and
+parses them as it would AWS's (``--market-in-process`` hands botocore the parsed
+answers instead, as sessions before the 14th measured); and a latency L held on every EC2 and
 Pricing call (``tests.harness.rounds.CallTimeline``). For each L in 0.05, 0.2 and
 0.5 s and N = 4, 17 or every usable region, it prints for a fresh ``allocation()``
 and for the ranking of ``mapt aws spot-price`` (with on-demand prices):
@@ -39,7 +42,7 @@ so it has the cold figure only.
 (the GC pause of ``mapt.allocation._ec2.collection_paused`` off), to measure it.
 
 Run: ``python benchmarks/allocation_speed.py [--no-gc-tuning] [--latency L]...
-[--all-regions-only] [--named] [--tls]``.
+[--all-regions-only] [--named] [--tls] [--market-in-process]``.
 """
 
 from __future__ import annotations
@@ -237,6 +240,11 @@ def main() -> None:
     parser.add_argument("--all-regions-only", action="store_true", help="only N = every region")
     parser.add_argument("--named", action="store_true", help=f"name the types {', '.join(NAMED)}")
     parser.add_argument("--tls", action="store_true", help="the simulator over TLS, as AWS is")
+    parser.add_argument(
+        "--market-in-process",
+        action="store_true",
+        help="hand botocore the market's answers parsed (no serializing, signing, parsing)",
+    )
     options = parser.parse_args()
     latencies = tuple(options.latency or LATENCIES)
     os.environ.update(
@@ -278,10 +286,12 @@ def main() -> None:
         if options.named
         else f"--cpus {CPUS} --memory {MEMORY_GIB}"
     )
+    wire = not options.market_in_process
     print(
         f"fresh spot ranking of {asked}; "
         f"GC paused while building clients: {not options.no_gc_tuning}; "
-        f"simulator over {'TLS' if options.tls else 'HTTP'}"
+        f"simulator over {'TLS' if options.tls else 'HTTP'}; "
+        f"market answers {'parsed by botocore' if wire else 'handed over parsed'}"
     )
     header = (
         f"{'scenario':<16}{'N':>3}{'L s':>5} | {'allocation: rounds':>18}{'calls':>6}"
@@ -313,7 +323,9 @@ def main() -> None:
         # requests mapt sends are kept (StaticAnswers): the scores refused, the AZ names
         # of every usable region, which an answered ranking does not ask.
         for refused in ({}, {"*": "UnauthorizedOperation"}):
-            market = SpotMarket(rows=list(rows), scores=dict(SCORES), score_errors=refused)
+            market = SpotMarket(
+                rows=list(rows), scores=dict(SCORES), score_errors=refused, on_the_wire=wire
+            )
             with installed(market.handlers()):
                 spot_offers(AllocationArgs(compute_request=request, spot=SpotArgs()))
         boto3.DEFAULT_SESSION = None
@@ -334,7 +346,10 @@ def main() -> None:
                     continue
                 for latency in latencies:
                     market = SpotMarket(
-                        rows=list(rows), scores=dict(SCORES), score_errors=dict(score_errors)
+                        rows=list(rows),
+                        scores=dict(SCORES),
+                        score_errors=dict(score_errors),
+                        on_the_wire=wire,
                     )
                     engine = InMemoryEngine()
                     context = RunContext(project_name="bench")

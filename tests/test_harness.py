@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import boto3
@@ -10,7 +10,7 @@ import pulumi
 import pytest
 
 from tests.harness.pulumi_mocks import FAKE_AMI_ID
-from tests.harness.spot_market import UNSUPPORTED_FOR_SCORES, ApiCallLog, SpotMarket
+from tests.harness.spot_market import UNSUPPORTED_FOR_SCORES, ApiCallLog, SpotMarket, installed
 
 
 def test_aws_fixture_serves_moto_with_strict_validation(aws: ApiCallLog) -> None:
@@ -120,6 +120,50 @@ def test_market_can_refuse_placement_scores_in_a_region(spot_market: SpotMarket)
     ec2 = boto3.client("ec2", region_name="us-east-1")
     with pytest.raises(ec2.exceptions.ClientError, match="UnauthorizedOperation"):
         ec2.get_spot_placement_scores(InstanceTypes=["m5.large"], TargetCapacity=1)
+
+
+def test_the_market_on_the_wire_answers_what_it_answers_in_process(
+    aws: ApiCallLog, market_rows: list  # type: ignore[type-arg]
+) -> None:
+    """``on_the_wire``: botocore parses the market's answers from EC2's XML and Pricing's
+    JSON (their request IDs say so) into what the in-process market hands it, errors
+    included."""
+
+    def asked(**market_options: object) -> list[object]:
+        market = SpotMarket(rows=market_rows, scores={"eun1-az1": 9}, **market_options)
+        with installed(market.handlers()):
+            ec2 = boto3.client("ec2", region_name="eu-north-1")
+            pricing = boto3.client("pricing", region_name="us-east-1")
+            answers: list[object] = [
+                ec2.describe_spot_price_history(
+                    InstanceTypes=["m5.large", "c5.large"],
+                    ProductDescriptions=["Linux/UNIX"],
+                    StartTime=market.now - timedelta(hours=1),
+                ),
+                ec2.get_spot_placement_scores(
+                    InstanceTypes=["m5.large"], TargetCapacity=1, SingleAvailabilityZone=True
+                ),
+                pricing.get_products(
+                    ServiceCode="AmazonEC2",
+                    Filters=[{"Type": "TERM_MATCH", "Field": "instanceType", "Value": "m5.large"}],
+                ),
+            ]
+            market.score_errors = {"*": "UnauthorizedOperation"}
+            with pytest.raises(ec2.exceptions.ClientError) as refused:
+                ec2.get_spot_placement_scores(InstanceTypes=["m5.large"], TargetCapacity=1)
+            answers.append(refused.value.response)
+        ids = [answer.pop("ResponseMetadata", {}).get("RequestId") for answer in answers]  # type: ignore[attr-defined]
+        return [ids, *answers]
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)  # AWS's stamps end at ms
+    in_process, on_the_wire = asked(now=now), asked(now=now, on_the_wire=True)
+    assert on_the_wire[0] == ["market"] * 4 and in_process[0] == [None] * 4
+    assert on_the_wire[1:] == in_process[1:]
+    history = on_the_wire[1]["SpotPriceHistory"]  # type: ignore[index]
+    assert history and all(item["Timestamp"].tzinfo for item in history)
+    assert on_the_wire[2]["SpotPlacementScores"]  # type: ignore[index]
+    assert on_the_wire[3]["PriceList"]  # type: ignore[index]
+    assert on_the_wire[4]["Error"]["Code"] == "UnauthorizedOperation"  # type: ignore[index]
 
 
 def test_call_log_counts_every_call(aws: ApiCallLog) -> None:

@@ -13,6 +13,12 @@ parameters, ``before-call`` answers the two operations (a handler that returns a
 response there short-circuits the HTTP request). The handlers are added to botocore's
 built-in handler list, so clients from any session created while installed see them.
 
+``on_the_wire=True`` answers as AWS's endpoints would instead, for a benchmark to count
+the client's whole cost: the request is serialized and signed, and the answer reaches
+``before-send`` as the bytes AWS sends (EC2's XML, Pricing's JSON, their error
+documents), which botocore parses, timestamps included (``wire_answer``). Only the
+network is left out.
+
 Price history: each (instance type, AZ) has three points, newest first as AWS returns
 them: the table's price 10 minutes ago, an older price (x1.25) 40 minutes ago, and a
 stale price (x0.5) three hours ago. A reader that takes anything but the newest point
@@ -26,12 +32,14 @@ import functools
 import gzip
 import json
 import os
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 from botocore.awsrequest import AWSResponse
 
@@ -166,7 +174,10 @@ class SpotMarket:
     page_size: int = 1000
     pricing_error: str | None = None
     refused_regions: frozenset[str] = frozenset()
+    on_the_wire: bool = False
     calls: list[MarketCall] = field(default_factory=list, repr=False)
+    # The answer ``before-call`` made for the call now being sent on this thread.
+    _sending: threading.local = field(default_factory=threading.local, repr=False)
 
     def __post_init__(self) -> None:
         self._zone = _moto_zone_names()
@@ -329,21 +340,104 @@ class SpotMarket:
         params = context.get(_PARAMS_KEY, {})
         self.calls.append(MarketCall(model.name, region, params))
         try:
-            return _response(200), operation(region, params)
+            status, answer = 200, operation(region, params)
         except _ClientError as error:
-            body = {
-                "Error": {"Code": error.code, "Message": error.message},
-                "ResponseMetadata": {"HTTPStatusCode": error.status},  # as botocore parses it
-            }
-            return _response(error.status), body
+            status, answer = error.status, {"Error": {"Code": error.code, "Message": error.message}}
+        if self.on_the_wire:
+            self._sending.answer = wire_answer(model, status, answer)
+            return None
+        if status != 200:
+            answer["ResponseMetadata"] = {"HTTPStatusCode": status}  # as botocore parses it
+        return _response(status), answer
 
-    def handlers(self) -> list[tuple[str, Any]]:
+    def _send(self, request: Any, **_: Any) -> AWSResponse | None:
+        answer: AWSResponse | None = getattr(self._sending, "answer", None)
+        self._sending.answer = None
+        if answer is not None:
+            # botocore hands every ``before-send`` handler the request, whoever answers:
+            # addressed to the market, moto's in-process one (``mock_aws``) leaves it.
+            request.url = answer.url
+        return answer
+
+    def handlers(self) -> list[tuple[Any, ...]]:
+        from botocore.handlers import REGISTER_FIRST
+
+        # Sent ahead of moto's own ``before-send`` handler, which would answer instead.
         return [
             ("before-parameter-build.ec2", self._keep_params),
             ("before-call.ec2", self._answer),
+            ("before-send.ec2", self._send, REGISTER_FIRST),
             ("before-parameter-build.pricing", self._keep_params),
             ("before-call.pricing", self._answer),
+            ("before-send.pricing", self._send, REGISTER_FIRST),
         ]
+
+
+def wire_answer(operation: Any, status: int, answer: Mapping[str, Any]) -> AWSResponse:
+    """``answer`` (as botocore parses it; ``{"Error": {"Code", "Message"}}`` when
+    ``status`` is not 200) as the response an endpoint of ``operation``'s protocol
+    sends: EC2's query XML (members by their ``locationName``, list entries as
+    ``<item>``, timestamps in ISO 8601 with milliseconds and ``Z``), or JSON."""
+    protocol = operation.service_model.protocol
+    if protocol == "json":
+        error = answer.get("Error")
+        document = {"__type": error["Code"], "message": error["Message"]} if error else answer
+        body = json.dumps(document, default=_iso_timestamp).encode()
+        headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "market"}
+    elif protocol == "ec2":
+        if status != 200:
+            error = answer["Error"]
+            inner = (
+                f"<Errors><Error><Code>{escape(error['Code'])}</Code>"
+                f"<Message>{escape(error['Message'])}</Message></Error></Errors>"
+            )
+            text = f"<Response>{inner}<RequestID>market</RequestID></Response>"
+        else:
+            members = "".join(_xml_members(operation.output_shape, answer))
+            root = f"{operation.name}Response"
+            text = (
+                f'<{root} xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+                f"<requestId>market</requestId>{members}</{root}>"
+            )
+        body = f'<?xml version="1.0" encoding="UTF-8"?>\n{text}'.encode()
+        headers = {"Content-Type": "text/xml;charset=UTF-8"}
+    else:
+        raise ValueError(f"no wire form for the {protocol!r} protocol")
+    return AWSResponse("https://market.invalid/", status, headers, _Body(body))
+
+
+class _Body:
+    """The raw stream ``AWSResponse.content`` reads."""
+
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._content
+
+
+def _xml_members(shape: Any, value: Mapping[str, Any]) -> Iterator[str]:
+    for name, member in shape.members.items():
+        if name in value:
+            tag = member.serialization.get("name", name)
+            yield f"<{tag}>{_xml_value(member, value[name])}</{tag}>"
+
+
+def _xml_value(shape: Any, value: Any) -> str:
+    if shape.type_name == "structure":
+        return "".join(_xml_members(shape, value))
+    if shape.type_name == "list":
+        tag = shape.member.serialization.get("name", "member")
+        return "".join(f"<{tag}>{_xml_value(shape.member, item)}</{tag}>" for item in value)
+    if shape.type_name == "timestamp":
+        return _iso_timestamp(value)
+    if shape.type_name == "boolean":
+        return "true" if value else "false"
+    return escape(str(value))
+
+
+def _iso_timestamp(value: datetime) -> str:
+    return _aware(value).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 # How AWS's attribute-based selection names the accelerators DescribeInstanceTypes
