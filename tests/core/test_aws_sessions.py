@@ -281,3 +281,49 @@ def test_an_unreadable_timestamp_raises_as_botocore_raises(text: str) -> None:
         parse_timestamp(text)
     with pytest.raises(ValueError, match="Invalid timestamp"):
         parse_aws_timestamp(text)
+
+
+def test_threads_whose_first_errors_arrive_together_index_the_error_codes_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """botocore reads an error answer's modeled fields through the model's index of
+    error codes, built on the first error it parses (21 ms for EC2): the refused score
+    batches of a ranking, answered together, each built it."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from botocore.exceptions import ClientError
+    from botocore.model import ServiceModel
+    from botocore.utils import CachedProperty
+
+    from tests.harness.spot_market import SpotMarket, installed
+
+    indexed: list[str] = []
+    index = ServiceModel.__dict__["_error_code_cache"]._fget
+
+    def _error_code_cache(self: ServiceModel) -> object:
+        indexed.append(self.service_name)
+        time.sleep(0.05)  # long enough for every thread to ask meanwhile
+        return index(self)
+
+    monkeypatch.setattr(ServiceModel, "_error_code_cache", CachedProperty(_error_code_cache))
+    market = SpotMarket(rows=[], score_errors={"*": "UnauthorizedOperation"}, on_the_wire=True)
+    with installed(market.handlers()):
+        session = aws_session()
+        regions = session.get_available_regions("ec2")[:6]
+        clients = [session.client("ec2", region_name=region) for region in regions]
+        together = threading.Barrier(len(regions))
+
+        def refused(client: object) -> str:
+            together.wait()
+            with pytest.raises(ClientError) as raised:
+                client.get_spot_placement_scores(  # type: ignore[attr-defined]
+                    TargetCapacity=1, InstanceTypes=["m5.large"]
+                )
+            return raised.value.response["Error"]["Code"]
+
+        with ThreadPoolExecutor(max_workers=len(regions)) as pool:
+            codes = list(pool.map(refused, clients))
+    assert codes == ["UnauthorizedOperation"] * len(regions)
+    assert indexed == ["ec2"]
