@@ -228,7 +228,7 @@ def _client_class_reuse() -> bool:
 def process_wide_sharing() -> None:
     """Install, once, what mapt shares among every botocore session of the process:
     exception classes built once per session and service, a model's error codes indexed
-    once, each CA bundle loaded once.
+    once, event names aliased once, each CA bundle loaded once.
 
     Neither changes what a session does, so it reaches sessions mapt did not make: the
     first session mapt makes installs it, and so does a ranking given a caller's own
@@ -236,6 +236,7 @@ def process_wide_sharing() -> None:
     """
     _exceptions_built_once()
     _error_codes_indexed_once()
+    _event_names_aliased_once()
     _trust_store_shared()
 
 
@@ -280,6 +281,30 @@ def _error_codes_indexed_once() -> None:
             return look_up(self, error_code)
 
     setattr(ServiceModel, "shape_for_error_code", shape_for_error_code)  # noqa: B010
+
+
+@functools.cache
+def _event_names_aliased_once() -> None:
+    """Let a copy of a botocore ``EventAliaser`` share the original's cache of names.
+
+    Every client's event emitter is a copy of its session's, and botocore starts each
+    copy with an empty cache of aliased event names: each of a ranking's 34 clients
+    worked out again the 37 names its calls emit (each a walk over botocore's alias
+    table, with a debug line for each renamed one), 1,274 look-ups per refused ranking.
+    A name's alias depends only on the alias table, which the copy gets equal; the cache
+    is shared only when it is.
+    """
+    from botocore.hooks import EventAliaser
+
+    copy_aliaser = EventAliaser.__copy__
+
+    def __copy__(self: Any) -> Any:
+        copied = copy_aliaser(self)
+        if copied._event_aliases == self._event_aliases:
+            copied._alias_name_cache = self._alias_name_cache
+        return copied
+
+    setattr(EventAliaser, "__copy__", __copy__)  # noqa: B010
 
 
 @dataclass

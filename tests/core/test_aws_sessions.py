@@ -327,3 +327,35 @@ def test_threads_whose_first_errors_arrive_together_index_the_error_codes_once(
             codes = list(pool.map(refused, clients))
     assert codes == ["UnauthorizedOperation"] * len(regions)
     assert indexed == ["ec2"]
+
+
+def test_a_sessions_further_clients_alias_no_event_name_its_first_one_aliased(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each client's emitter is a copy of its session's: botocore started each copy's
+    cache of aliased event names empty, so every client of a ranking worked them out."""
+    from botocore.hooks import EventAliaser
+    from botocore.stub import Stubber
+
+    worked_out: list[str] = []
+    alias = EventAliaser._alias_event_name
+
+    def recording(self: EventAliaser, event_name: str) -> str:
+        if event_name not in self._alias_name_cache:
+            worked_out.append(event_name)
+        return alias(self, event_name)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(EventAliaser, "_alias_event_name", recording)
+    session = aws_session()
+
+    def a_call(region: str) -> None:
+        client = session.client("ec2", region_name=region)
+        with Stubber(client) as stubbed:
+            stubbed.add_response("describe_availability_zones", {"AvailabilityZones": []})
+            client.describe_availability_zones()
+
+    a_call("eu-west-1")
+    assert worked_out  # the first client worked its names out
+    worked_out.clear()
+    a_call("eu-west-2")
+    assert worked_out == []
