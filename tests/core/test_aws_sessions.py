@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.utils import parse_timestamp
@@ -171,18 +172,42 @@ def test_a_session_no_longer_used_goes_with_its_kept_classes() -> None:
     assert [ref() for ref in emitters] == [None, None, None]
 
 
+def _refused_at_once(count: int = 6) -> list[str]:
+    """The error codes of ``count`` clients' placement-score calls, refused on the wire
+    at one moment, one thread each, as a refused ranking's score batches are."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from botocore.exceptions import ClientError
+
+    from tests.harness.spot_market import SpotMarket, installed
+
+    market = SpotMarket(rows=[], score_errors={"*": "UnauthorizedOperation"}, on_the_wire=True)
+    with installed(market.handlers()):
+        session = aws_session()
+        regions = session.get_available_regions("ec2")[:count]
+        clients = [session.client("ec2", region_name=region) for region in regions]
+        together = threading.Barrier(count)
+
+        def refused(client: Any) -> str:
+            together.wait()
+            with pytest.raises(ClientError) as raised:
+                client.get_spot_placement_scores(TargetCapacity=1, InstanceTypes=["m5.large"])
+            return str(raised.value.response["Error"]["Code"])
+
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            return list(pool.map(refused, clients))
+
+
+@pytest.mark.usefixtures("botocore_as_shipped")
 def test_threads_whose_first_errors_arrive_together_build_the_exceptions_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A refused ranking's score batches fail together, one thread each: the session's
     exception classes (EC2's take 10 ms) were built by every one of them."""
-    import threading
     import time
-    from concurrent.futures import ThreadPoolExecutor
 
     from botocore.errorfactory import ClientExceptionsFactory
-    from botocore.exceptions import ClientError
-    from botocore.stub import Stubber
 
     built: list[str] = []
     build = ClientExceptionsFactory._create_client_exceptions
@@ -193,23 +218,33 @@ def test_threads_whose_first_errors_arrive_together_build_the_exceptions_once(
         return build(self, service_model)
 
     monkeypatch.setattr(ClientExceptionsFactory, "_create_client_exceptions", slow)
-    session = aws_session()
-    regions = session.get_available_regions("ec2")[:6]
-    together = threading.Barrier(len(regions))
-
-    def refused(region: str) -> str:
-        client = session.client("ec2", region_name=region)
-        with Stubber(client) as stubbed:
-            stubbed.add_client_error("get_spot_placement_scores", "UnauthorizedOperation", "", 403)
-            together.wait()
-            with pytest.raises(ClientError) as raised:
-                client.get_spot_placement_scores(TargetCapacity=1, InstanceTypes=["m5.large"])
-        return raised.value.response["Error"]["Code"]
-
-    with ThreadPoolExecutor(max_workers=len(regions)) as pool:
-        codes = list(pool.map(refused, regions))
-    assert codes == ["UnauthorizedOperation"] * len(regions)
+    assert _refused_at_once() == ["UnauthorizedOperation"] * 6
     assert built == ["ec2"]
+
+
+@pytest.mark.usefixtures("botocore_as_shipped")
+def test_threads_whose_first_errors_arrive_together_index_the_error_codes_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """botocore reads an error answer's modeled fields through the model's index of
+    error codes, built on the first error it parses (21 ms for EC2): the refused score
+    batches of a ranking, answered together, each built it."""
+    import time
+
+    from botocore.model import ServiceModel
+    from botocore.utils import CachedProperty
+
+    indexed: list[str] = []
+    index = ServiceModel.__dict__["_error_code_cache"]._fget
+
+    def _error_code_cache(self: ServiceModel) -> object:
+        indexed.append(self.service_name)
+        time.sleep(0.05)  # long enough for every thread to ask meanwhile
+        return index(self)
+
+    monkeypatch.setattr(ServiceModel, "_error_code_cache", CachedProperty(_error_code_cache))
+    assert _refused_at_once() == ["UnauthorizedOperation"] * 6
+    assert indexed == ["ec2"]
 
 
 def test_answers_timestamps_are_read_without_dateutil_and_equal_botocores(
@@ -281,52 +316,6 @@ def test_an_unreadable_timestamp_raises_as_botocore_raises(text: str) -> None:
         parse_timestamp(text)
     with pytest.raises(ValueError, match="Invalid timestamp"):
         parse_aws_timestamp(text)
-
-
-def test_threads_whose_first_errors_arrive_together_index_the_error_codes_once(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """botocore reads an error answer's modeled fields through the model's index of
-    error codes, built on the first error it parses (21 ms for EC2): the refused score
-    batches of a ranking, answered together, each built it."""
-    import threading
-    import time
-    from concurrent.futures import ThreadPoolExecutor
-
-    from botocore.exceptions import ClientError
-    from botocore.model import ServiceModel
-    from botocore.utils import CachedProperty
-
-    from tests.harness.spot_market import SpotMarket, installed
-
-    indexed: list[str] = []
-    index = ServiceModel.__dict__["_error_code_cache"]._fget
-
-    def _error_code_cache(self: ServiceModel) -> object:
-        indexed.append(self.service_name)
-        time.sleep(0.05)  # long enough for every thread to ask meanwhile
-        return index(self)
-
-    monkeypatch.setattr(ServiceModel, "_error_code_cache", CachedProperty(_error_code_cache))
-    market = SpotMarket(rows=[], score_errors={"*": "UnauthorizedOperation"}, on_the_wire=True)
-    with installed(market.handlers()):
-        session = aws_session()
-        regions = session.get_available_regions("ec2")[:6]
-        clients = [session.client("ec2", region_name=region) for region in regions]
-        together = threading.Barrier(len(regions))
-
-        def refused(client: object) -> str:
-            together.wait()
-            with pytest.raises(ClientError) as raised:
-                client.get_spot_placement_scores(  # type: ignore[attr-defined]
-                    TargetCapacity=1, InstanceTypes=["m5.large"]
-                )
-            return raised.value.response["Error"]["Code"]
-
-        with ThreadPoolExecutor(max_workers=len(regions)) as pool:
-            codes = list(pool.map(refused, clients))
-    assert codes == ["UnauthorizedOperation"] * len(regions)
-    assert indexed == ["ec2"]
 
 
 def test_a_sessions_further_clients_alias_no_event_name_its_first_one_aliased(
