@@ -47,8 +47,10 @@ hands every one to ``dateutil.parser.parse``, 70 to 86 us each, and a refused ra
 spot-price history holds about a thousand (one per item), a tenth of a second of CPU
 on its critical path. AWS writes them in one ISO 8601 form (``2026-12-03T10:00:00.000Z``),
 which ``datetime.fromisoformat`` reads in 2 us; anything else goes to botocore's
-parser. It is set on the sessions made here (through the session's public
-``response_parser_factory`` component), never on a caller's own.
+parser. It is set on the sessions handed out here (through the session's public
+``response_parser_factory`` component): ``aws_session``'s, and boto3's default session
+once ``default_aws_session`` has adopted it, whose later clients in the process read
+the same values through it; never on a ``boto3.Session`` a caller makes.
 
 The loader only reads botocore's data files, so sharing it shares no credentials,
 region or configuration: each session keeps its own, read when the session first
