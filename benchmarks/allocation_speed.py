@@ -9,7 +9,13 @@ prices, its answers handed to botocore as the bytes AWS sends (EC2's XML, Pricin
 JSON: ``SpotMarket(on_the_wire=True)``), so that mapt's process serializes, signs and
 parses them as it would AWS's (``--market-in-process`` hands botocore the parsed
 answers instead, as sessions before the 14th measured); and a latency L held on every EC2 and
-Pricing call (``tests.harness.rounds.CallTimeline``). For each L in 0.05, 0.2 and
+Pricing call (``tests.harness.rounds.CallTimeline``) where AWS's distance is: after the
+request is built, signed and sent, before its answer is read (``hold="on the wire"``),
+so that a request's own CPU is spent before its wait, as against AWS;
+``--hold-first`` holds it before the request is built instead, as sessions before
+the 17th measured (a round's requests were then all built after their wait, which
+put their CPU after it too), and ``--market-in-process`` implies it (its answers
+come before anything is built). For each L in 0.05, 0.2 and
 0.5 s and N = 4, 17 or every usable region, it prints for a fresh ``allocation()``
 and for the ranking of ``mapt aws spot-price`` (with on-demand prices):
 
@@ -241,6 +247,11 @@ def main() -> None:
     parser.add_argument("--named", action="store_true", help=f"name the types {', '.join(NAMED)}")
     parser.add_argument("--tls", action="store_true", help="the simulator over TLS, as AWS is")
     parser.add_argument(
+        "--hold-first",
+        action="store_true",
+        help="hold each call's latency before its request is built (as before session 17)",
+    )
+    parser.add_argument(
         "--market-in-process",
         action="store_true",
         help="hand botocore the market's answers parsed (no serializing, signing, parsing)",
@@ -287,11 +298,13 @@ def main() -> None:
         else f"--cpus {CPUS} --memory {MEMORY_GIB}"
     )
     wire = not options.market_in_process
+    hold = "first" if options.hold_first or not wire else "on the wire"
     print(
         f"fresh spot ranking of {asked}; "
         f"GC paused while building clients: {not options.no_gc_tuning}; "
         f"simulator over {'TLS' if options.tls else 'HTTP'}; "
-        f"market answers {'parsed by botocore' if wire else 'handed over parsed'}"
+        f"market answers {'parsed by botocore' if wire else 'handed over parsed'}; "
+        f"latency held {'before the request is built' if hold == 'first' else 'on the wire'}"
     )
     header = (
         f"{'scenario':<16}{'N':>3}{'L s':>5} | {'allocation: rounds':>18}{'calls':>6}"
@@ -357,10 +370,10 @@ def main() -> None:
                     fresh = functools.partial(allocation, context, args, engine=engine)
                     prices = functools.partial(spot_offer_rows, args)
                     with installed(market.handlers()):
-                        first = measure(fresh, latency, simulator, warm=warm)
-                        rerun = measure(fresh, latency, simulator, warm=warm)
+                        first = measure(fresh, latency, simulator, hold, warm=warm)
+                        rerun = measure(fresh, latency, simulator, hold, warm=warm)
                         # `mapt aws spot-price` waits on nothing before its ranking.
-                        table = None if warm else measure(prices, latency, simulator)
+                        table = None if warm else measure(prices, latency, simulator, hold)
                     print(
                         f"{scenario:<16}{count:>3}{latency:>5.2f} | {first[0]:>18}{first[1]:>6}"
                         f"{first[2]:>7.1f}{first[3]:>6.2f}{first[4]:>6.2f}{first[6]:>9}"
@@ -376,10 +389,16 @@ def main() -> None:
 
 
 def measure(
-    run: Callable[[], Any], latency: float, simulator: Simulator, *, warm: bool = False
+    run: Callable[[], Any],
+    latency: float,
+    simulator: Simulator,
+    hold: str = "on the wire",
+    *,
+    warm: bool = False,
 ) -> tuple[int, int, float, float, float, float, int]:
     """(rounds, calls, wall / L, CPU s, the simulator's CPU s, the loading's CPU s, CA
-    bundle loads) of one run, as a fresh CLI process would make it; ``warm``: as ``mapt
+    bundle loads) of one run, as a fresh CLI process would make it, each call held
+    for ``latency`` where ``hold`` says (``CallTimeline``); ``warm``: as ``mapt
     aws host create`` makes it, the EC2 model loaded into the session before the
     ranking (``models_loading``, while the Pulumi CLI's version is checked): its wall
     time is not the ranking's, its CPU is counted in CPU s (moved, not removed)."""
@@ -394,7 +413,7 @@ def measure(
     getattr(sessions, "_trusted", {}).clear()  # nor loaded a CA bundle
     gc.unfreeze()
     gc.collect()
-    timeline = CallTimeline(latency=latency, services=("ec2", "pricing"))
+    timeline = CallTimeline(latency=latency, services=("ec2", "pricing"), hold=hold)
     # Also a new default session: models parsed again.
     with installed(timeline.handlers()), recording_bundle_loads() as loads:
         cpu = time.process_time()

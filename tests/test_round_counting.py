@@ -89,3 +89,48 @@ def test_a_call_of_another_service_made_with_an_answer_is_a_round_later_overall(
         pool.submit(lambda: boto3.client("sts", region_name="us-east-1").get_caller_identity())
     assert (timeline.dependency_rounds("ec2"), timeline.dependency_rounds("sts")) == (1, 1)
     assert timeline.dependency_rounds() == 2
+
+
+def _answer_on_the_wire(request: Any, **_: Any) -> Any:
+    """The answer to a sent request, as the bytes AWS would send (no network)."""
+    from botocore.awsrequest import AWSResponse
+
+    body = b"<DescribeRegionsResponse><regionInfo/></DescribeRegionsResponse>"
+
+    class Raw:
+        def stream(self, **_: Any) -> Iterator[bytes]:
+            yield body
+
+    return AWSResponse(request.url, 200, {}, Raw())
+
+
+@pytest.mark.parametrize(("hold", "sent_after_the_wait"), [("first", True), ("on the wire", False)])
+def test_a_calls_latency_is_held_before_its_request_is_built_or_after_it_is_sent(
+    monkeypatch: pytest.MonkeyPatch, hold: str, sent_after_the_wait: bool
+) -> None:
+    import time
+
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    sent: list[float] = []
+
+    def send(request: Any, **kwargs: Any) -> Any:
+        sent.append(time.monotonic())
+        return _answer_on_the_wire(request, **kwargs)
+
+    latency = 0.2
+    timeline = CallTimeline(latency=latency, services=("ec2",), hold=hold)
+    with installed([*timeline.handlers(), ("before-send.ec2", send)]):
+        boto3.client("ec2", region_name="us-east-1").describe_regions()
+    (call,) = timeline.calls
+    assert call.end - call.start >= latency  # held either way
+    assert (sent[0] - call.start >= latency) is sent_after_the_wait
+
+
+def test_a_hold_on_the_wire_needs_the_services_and_other_holds_are_refused() -> None:
+    with pytest.raises(ValueError, match="needs the services"):
+        CallTimeline(latency=0.1, hold="on the wire").handlers()
+    with pytest.raises(ValueError, match="'later'"):
+        CallTimeline(latency=0.1, services=("ec2",), hold="later").handlers()

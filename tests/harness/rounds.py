@@ -1,8 +1,12 @@
 """How many sequential rounds of AWS calls an operation takes, and how many clients.
 
 ``CallTimeline`` records when each call starts and ends (botocore's ``before-call``
-and ``after-call`` events) and can hold each call for a fixed latency first, so
-calls issued in parallel overlap as they would against a distant AWS. The round of
+and ``after-call`` events) and can hold each call for a fixed latency, so calls
+issued in parallel overlap as they would against a distant AWS: by default first
+(``before-call``), or with ``hold="on the wire"`` where AWS's distance is, between
+the request going out and its answer being read (``before-parse``: the request
+already built, signed and sent, so its CPU is spent before the wait, as against
+AWS, not after it). The round of
 a call is one more than the highest round among the calls that had ended before it
 started: a count of round trips on the critical path, not a timing. Shared by the
 tests and ``benchmarks/host_list.py``.
@@ -73,6 +77,7 @@ class CallTimeline:
 
     latency: float = 0.0
     services: tuple[str, ...] = ()
+    hold: str = "first"  # or "on the wire" (needs ``services``): see the module
     calls: list[TimedCall] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _known: _Knowledge = field(default_factory=_Knowledge, repr=False)
@@ -83,8 +88,18 @@ class CallTimeline:
         starts: list[tuple[Any, ...]] = [
             (f"before-call.{service}", self._started, REGISTER_FIRST) for service in self.services
         ] or [("before-call", self._started)]
+        if self.hold not in ("first", "on the wire"):
+            raise ValueError(f"hold {self.hold!r} is neither 'first' nor 'on the wire'")
+        if self.hold == "on the wire" and not self.services:
+            raise ValueError("hold 'on the wire' needs the services whose answers to hold")
+        held: list[tuple[Any, ...]] = (
+            [(f"before-parse.{service}", self._held) for service in self.services]
+            if self.hold == "on the wire"
+            else []
+        )
         return [
             *starts,
+            *held,
             ("after-call", self._ended),
             ("after-call-error", self._ended),
         ]
@@ -161,6 +176,11 @@ class CallTimeline:
         service = model.service_model.service_name
         context["timeline_depth"] = self._known.depths.get(service, 0) + 1
         context["timeline_chain"] = self._known.depths.get(_ANY, 0) + 1
+        if self.latency and self.hold == "first":
+            time.sleep(self.latency)
+
+    def _held(self, **_: Any) -> None:
+        """An answer (or error) has come back: hold it for the latency before it is read."""
         if self.latency:
             time.sleep(self.latency)
 
