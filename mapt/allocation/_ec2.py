@@ -26,6 +26,7 @@ from mapt.core import (
     PrerequisiteError,
     aws_error,
     aws_error_code,
+    client_config,
     default_aws_session,
     get_logger,
     is_aws_error,
@@ -72,6 +73,15 @@ ALWAYS_ENABLED_REGIONS = (
     "ap-southeast-2",
 )
 # The Pricing API answers from these endpoints only.
+# The most requests one region's EC2 client has in flight at once: the home region's
+# round 1 (the types, the regions and a score call per ten regions of the partition,
+# 6 in the aws partition), any other region's zones, prices and image (at most 3).
+# Each connection pool of a client is made with room for this many (urllib3 fills
+# its queue up front and empties it when the client goes: 128 places cost about
+# 0.5 ms a client, 10 about 0.1 ms); more at once would still be served, each on a
+# connection of its own closed after use. The Pricing client sends every batch at
+# once: its pool holds ``max_workers``.
+EC2_CONNECTIONS_PER_CLIENT = 16
 PRICING_REGION = "us-east-1"
 # GetProducts returns at most 100 documents a page, and a filter value holds at most
 # 1024 characters. The filters below match one document per (type, region), so a call
@@ -194,10 +204,16 @@ class Ec2Queries:
             plain_json_loader(session._session.get_component("data_loader"))
             process_wide_sharing()
         self._session: Any = session
-        self._config = Config(
-            retries={"mode": "standard", "max_attempts": 5},
-            max_pool_connections=max_workers,
+        retries = {"mode": "standard", "max_attempts": 5}
+        ec2 = client_config(
+            session,
+            retries=retries,
+            max_pool_connections=min(max_workers, EC2_CONNECTIONS_PER_CLIENT),
         )
+        self._configs = {
+            "ec2": ec2,
+            "pricing": ec2.merge(Config(max_pool_connections=max_workers)),
+        }
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
         self.max_workers = max_workers
@@ -212,7 +228,7 @@ class Ec2Queries:
                 # Frozen before the pause ends: a collection would scan the fresh model.
                 with collection_paused():
                     self._clients[key] = self._session.client(
-                        service, region_name=region, config=self._config
+                        service, region_name=region, config=self._configs[service]
                     )
                     _freeze_models_once()
             return self._clients[key]

@@ -17,6 +17,7 @@ from mapt.core._aws_errors import (
 )
 from mapt.core._aws_sessions import (
     aws_session,
+    client_config,
     default_aws_session,
     load_ca_bundle,
     plain_json_loader,
@@ -94,6 +95,7 @@ __all__ = [
     "aws_session",
     "cancellable",
     "check_region_name",
+    "client_config",
     "clip",
     "clip_values",
     "comma_list",

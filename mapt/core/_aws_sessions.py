@@ -128,6 +128,29 @@ def _make_shared(session: Any) -> None:
     )
 
 
+def client_config(session: Any, **options: Any) -> Any:
+    """A botocore ``Config(**options)`` for the clients mapt makes from ``session``,
+    telling botocore, when the environment names no proxy, that there is none.
+
+    Without ``proxies`` in its config, botocore asks urllib for every client it makes
+    (``get_environ_proxies``): on Linux two scans of every environment variable, 0.15
+    ms each with 40 variables and about 0.4 ms with a CI runner's hundred, for each of
+    the 34 clients of a refused ranking. Read here once instead, with the same urllib function
+    (``getproxies``, which is also what botocore's answer comes from); a proxy named
+    in the environment, or in the session's default client config, leaves ``proxies``
+    unset, so botocore's own choice (``no_proxy`` and all) stands.
+    """
+    import urllib.request
+
+    from botocore.config import Config
+
+    if "proxies" not in options and not urllib.request.getproxies():
+        default = session._session.get_default_client_config()
+        if default is None or default.proxies is None:
+            options["proxies"] = {}
+    return Config(**options)
+
+
 def parse_aws_timestamp(value: Any) -> Any:
     """``value``, a timestamp in an AWS answer, as botocore's ``parse_timestamp`` reads it.
 

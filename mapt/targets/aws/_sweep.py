@@ -30,7 +30,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from mapt.core import OperationError, aws_error, aws_error_code, format_duration, get_logger
+from mapt.core import (
+    OperationError,
+    aws_error,
+    aws_error_code,
+    client_config,
+    format_duration,
+    get_logger,
+)
 from mapt.targets.aws._tags import TAG_CREATED_AT, TAG_EXPIRES_AT, TAG_PROJECT, parse_timestamp
 
 if TYPE_CHECKING:
@@ -243,7 +250,7 @@ def enabled_regions(session: boto3.Session, home: str) -> list[str]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        answer = session.client("ec2", region_name=home, config=_config()).describe_regions()
+        answer = session.client("ec2", region_name=home, config=_config(session)).describe_regions()
     except (ClientError, BotoCoreError) as error:
         raise aws_error(error, region=home) from error
     return sorted(region["RegionName"] for region in answer["Regions"])
@@ -764,7 +771,7 @@ class _Clients:
 
     @classmethod
     def create(cls, session: boto3.Session, region: str) -> _Clients:
-        config = _config()
+        config = _config(session)
         return cls(
             region=region,
             ec2=session.client("ec2", region_name=region, config=config),
@@ -773,11 +780,12 @@ class _Clients:
         )
 
 
-def _config() -> Config:
-    """Throttling and transient errors are retried by botocore, with its backoff."""
-    from botocore.config import Config
-
-    return Config(retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=20)
+def _config(session: boto3.Session) -> Config:
+    """Throttling and transient errors are retried by botocore, with its backoff; the
+    environment's proxies read once (``client_config``), not by each client."""
+    return client_config(  # type: ignore[no-any-return]
+        session, retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=20
+    )
 
 
 def _resource(
