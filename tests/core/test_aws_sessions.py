@@ -12,7 +12,7 @@ from botocore.utils import parse_timestamp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mapt.core import aws_session, default_aws_session, shared_loader
+from mapt.core import aws_session, default_aws_session, process_wide_sharing, shared_loader
 from mapt.core._aws_sessions import parse_aws_timestamp, plain_json_files
 from tests.harness.boto import botocore_as_shipped as as_shipped
 from tests.harness.boto import record_class_builds, record_model_reads
@@ -245,6 +245,59 @@ def test_threads_whose_first_errors_arrive_together_index_the_error_codes_once(
     monkeypatch.setattr(ServiceModel, "_error_code_cache", CachedProperty(_error_code_cache))
     assert _refused_at_once() == ["UnauthorizedOperation"] * 6
     assert indexed == ["ec2"]
+
+
+def _botocore_model_as_shipped() -> Any:
+    """A fresh copy of ``botocore.model``: its ``ServiceModel`` as botocore ships it,
+    whatever mapt has installed over the imported one."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("botocore.model")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_models_error_shapes_are_found_without_building_its_other_shapes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """botocore built all 4,400 shapes of the EC2 model (about 12 ms) to find its error
+    shapes (none), on the first error answer a session parses: a refused ranking's."""
+    from botocore.model import ServiceModel, ShapeResolver
+
+    process_wide_sharing()
+    built: list[str] = []
+    build = ShapeResolver.get_shape_by_name
+
+    def recording(self: ShapeResolver, name: str, member_traits: Any = None) -> Any:
+        built.append(name)
+        return build(self, name, member_traits)
+
+    monkeypatch.setattr(ShapeResolver, "get_shape_by_name", recording)
+    definition = shared_loader().load_service_model("ec2", "service-2")
+    assert ServiceModel(definition, "ec2").error_shapes == []
+    assert built == []
+
+
+@pytest.mark.parametrize(
+    "service", ["ec2", "s3", "sts", "iam", "pricing", "autoscaling", "elbv2", "dynamodb"]
+)
+def test_a_models_error_shapes_are_botocores_in_its_order(service: str) -> None:
+    from botocore.model import ServiceModel
+
+    process_wide_sharing()
+    shipped = _botocore_model_as_shipped().ServiceModel
+    definition = shared_loader().load_service_model(service, "service-2")
+    ours = ServiceModel(definition, service)
+    theirs = shipped(definition, service)
+    assert [(e.name, e.error_code) for e in ours.error_shapes] == [
+        (e.name, e.error_code) for e in theirs.error_shapes
+    ]
+    codes = [e.error_code for e in theirs.error_shapes] + ["NotAModeledCode"]
+    for code in codes:
+        found, expected = ours.shape_for_error_code(code), theirs.shape_for_error_code(code)
+        assert (found and found.name) == (expected and expected.name)
 
 
 def test_answers_timestamps_are_read_without_dateutil_and_equal_botocores(
