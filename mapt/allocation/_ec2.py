@@ -72,16 +72,17 @@ ALWAYS_ENABLED_REGIONS = (
     "ap-southeast-1",
     "ap-southeast-2",
 )
-# The Pricing API answers from these endpoints only.
 # The most requests one region's EC2 client has in flight at once: the home region's
 # round 1 (the types, the regions and a score call per ten regions of the partition,
-# 6 in the aws partition), any other region's zones, prices and image (at most 3).
+# 6 in the aws partition: 16 leaves room for more regions), any other region's zones,
+# prices and image (at most 3).
 # Each connection pool of a client is made with room for this many (urllib3 fills
 # its queue up front and empties it when the client goes: 128 places cost about
 # 0.5 ms a client, 10 about 0.1 ms); more at once would still be served, each on a
 # connection of its own closed after use. The Pricing client sends every batch at
 # once: its pool holds ``max_workers``.
 EC2_CONNECTIONS_PER_CLIENT = 16
+# The Pricing API answers from these endpoints only.
 PRICING_REGION = "us-east-1"
 # GetProducts returns at most 100 documents a page, and a filter value holds at most
 # 1024 characters. The filters below match one document per (type, region), so a call

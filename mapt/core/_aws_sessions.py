@@ -136,10 +136,10 @@ def client_config(session: Any, **options: Any) -> Any:
     Without ``proxies`` in its config, botocore asks urllib for every client it makes
     (``get_environ_proxies``): on Linux two scans of every environment variable, 0.15
     ms each with 40 variables and about 0.4 ms with a CI runner's hundred, for each of
-    the 34 clients of a refused ranking. Read here once instead, with the same urllib function
-    (``getproxies``, which is also what botocore's answer comes from); a proxy named
-    in the environment, or in the session's default client config, leaves ``proxies``
-    unset, so botocore's own choice (``no_proxy`` and all) stands.
+    the 34 clients of a refused ranking. Read here once instead, with the urllib
+    function botocore's answer comes from (``getproxies``); a proxy named in the
+    environment, or in the session's default client config, leaves ``proxies`` unset,
+    so botocore's own choice (``no_proxy`` and all) stands.
     """
     import urllib.request
 
@@ -300,7 +300,7 @@ def _error_codes_indexed_once() -> None:
 
     The index comes from ``error_shapes``, which botocore finds by building a ``Shape``
     for every shape of the model and keeping those whose definition says
-    ``exception``: for EC2, 4,400 shapes built (21 ms) to find none. The same list in
+    ``exception``: for EC2, 4,400 shapes built (12-21 ms) to find none. The same list in
     the same order comes from reading that flag in the definitions and building only
     the shapes that have it (``Shape.metadata`` is those definitions' keys); the
     exception classes a client's session builds read the list too.
