@@ -7,8 +7,13 @@ so that moto's own rendering time is not on the critical path); the replayed spo
 market (tests/data/spot-market.csv.gz) for spot prices, placement scores and on-demand
 prices, its answers handed to botocore as the bytes AWS sends (EC2's XML, Pricing's
 JSON: ``SpotMarket(on_the_wire=True)``), so that mapt's process serializes, signs and
-parses them as it would AWS's (``--market-in-process`` hands botocore the parsed
-answers instead, as sessions before the 14th measured); and a latency L held on every EC2 and
+parses them as it would AWS's, each request sent over HTTP(S) to the moto server's
+process, where ``market_echo`` answers with as many bytes as the market's answer has
+(``over_http=True``), so that each connection, its TLS handshake and the transfer are
+the client's too, as against AWS (``--market-before-send`` hands botocore the bytes
+without a request, as sessions 14 to 16 measured: no connection for the market's
+calls; ``--market-in-process`` hands botocore the parsed answers instead, as sessions
+before the 14th measured); and a latency L held on every EC2 and
 Pricing call (``tests.harness.rounds.CallTimeline``) where AWS's distance is: after the
 request is built, signed and sent, before its answer is read (``hold="on the wire"``),
 so that a request's own CPU is spent before its wait, as against AWS;
@@ -48,7 +53,8 @@ so it has the cold figure only.
 (the GC pause of ``mapt.allocation._ec2.collection_paused`` off), to measure it.
 
 Run: ``python benchmarks/allocation_speed.py [--no-gc-tuning] [--latency L]...
-[--all-regions-only] [--named] [--tls] [--market-in-process]``.
+[--all-regions-only] [--named] [--tls] [--hold-first]
+[--market-before-send | --market-in-process]``.
 """
 
 from __future__ import annotations
@@ -170,8 +176,9 @@ def moto_server(tls: bool = False) -> Iterator[Simulator]:
 
 
 def serve(port: int, chain: str | None = None, key: str | None = None) -> None:
-    """The child process of ``moto_server``: moto, its static answers kept; over TLS
-    with a certificate ``chain`` and its ``key``.
+    """The child process of ``moto_server``: moto, its static answers kept, and the
+    market's requests echoed (``market_echo``); over TLS with a certificate ``chain``
+    and its ``key``.
 
     Each connection's TLS handshake is made in the thread that serves it, as AWS's
     endpoints make theirs side by side (werkzeug's own TLS makes it while accepting,
@@ -184,11 +191,13 @@ def serve(port: int, chain: str | None = None, key: str | None = None) -> None:
     from moto.server import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
+    from tests.harness.spot_market import market_echo
+
     class PromptHandler(MotoRequestHandler):
         disable_nagle_algorithm = True
 
     with every_region_enabled():
-        app = StaticAnswers(DomainDispatcherApplication(create_backend_app))
+        app = market_echo(StaticAnswers(DomainDispatcherApplication(create_backend_app)))
         server = make_server("127.0.0.1", port, app, True, request_handler=PromptHandler)
         if chain and key:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -251,7 +260,13 @@ def main() -> None:
         action="store_true",
         help="hold each call's latency before its request is built (as before session 17)",
     )
-    parser.add_argument(
+    market = parser.add_mutually_exclusive_group()
+    market.add_argument(
+        "--market-before-send",
+        action="store_true",
+        help="hand botocore the market's answers as bytes without sending the requests",
+    )
+    market.add_argument(
         "--market-in-process",
         action="store_true",
         help="hand botocore the market's answers parsed (no serializing, signing, parsing)",
@@ -298,12 +313,14 @@ def main() -> None:
         else f"--cpus {CPUS} --memory {MEMORY_GIB}"
     )
     wire = not options.market_in_process
+    over_http = wire and not options.market_before_send
     hold = "first" if options.hold_first or not wire else "on the wire"
     print(
         f"fresh spot ranking of {asked}; "
         f"GC paused while building clients: {not options.no_gc_tuning}; "
         f"simulator over {'TLS' if options.tls else 'HTTP'}; "
-        f"market answers {'parsed by botocore' if wire else 'handed over parsed'}; "
+        f"market answers {'parsed by botocore' if wire else 'handed over parsed'}"
+        f"{', sent over HTTP' if over_http else ''}; "
         f"latency held {'before the request is built' if hold == 'first' else 'on the wire'}"
     )
     header = (
@@ -337,7 +354,11 @@ def main() -> None:
         # of every usable region, which an answered ranking does not ask.
         for refused in ({}, {"*": "UnauthorizedOperation"}):
             market = SpotMarket(
-                rows=list(rows), scores=dict(SCORES), score_errors=refused, on_the_wire=wire
+                rows=list(rows),
+                scores=dict(SCORES),
+                score_errors=refused,
+                on_the_wire=wire,
+                over_http=over_http,
             )
             with installed(market.handlers()):
                 spot_offers(AllocationArgs(compute_request=request, spot=SpotArgs()))
@@ -363,6 +384,7 @@ def main() -> None:
                         scores=dict(SCORES),
                         score_errors=dict(score_errors),
                         on_the_wire=wire,
+                        over_http=over_http,
                     )
                     engine = InMemoryEngine()
                     context = RunContext(project_name="bench")

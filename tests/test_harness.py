@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pulumi
 import pytest
 
 from tests.harness.pulumi_mocks import FAKE_AMI_ID
-from tests.harness.spot_market import UNSUPPORTED_FOR_SCORES, ApiCallLog, SpotMarket, installed
+from tests.harness.spot_market import (
+    UNSUPPORTED_FOR_SCORES,
+    ApiCallLog,
+    SpotMarket,
+    installed,
+    market_echo,
+)
 
 
 def test_aws_fixture_serves_moto_with_strict_validation(aws: ApiCallLog) -> None:
@@ -122,41 +129,45 @@ def test_market_can_refuse_placement_scores_in_a_region(spot_market: SpotMarket)
         ec2.get_spot_placement_scores(InstanceTypes=["m5.large"], TargetCapacity=1)
 
 
+def _market_answers(market_rows: list, now: datetime, **market_options: object) -> list[object]:  # type: ignore[type-arg]
+    """[request IDs, and the answers to] a spot price history, a placement score and a
+    Pricing call, and a refused placement score call, asked of a market."""
+    market = SpotMarket(rows=market_rows, scores={"eun1-az1": 9}, now=now, **market_options)
+    with installed(market.handlers()):
+        ec2 = boto3.client("ec2", region_name="eu-north-1")
+        pricing = boto3.client("pricing", region_name="us-east-1")
+        answers: list[object] = [
+            ec2.describe_spot_price_history(
+                InstanceTypes=["m5.large", "c5.large"],
+                ProductDescriptions=["Linux/UNIX"],
+                StartTime=market.now - timedelta(hours=1),
+            ),
+            ec2.get_spot_placement_scores(
+                InstanceTypes=["m5.large"], TargetCapacity=1, SingleAvailabilityZone=True
+            ),
+            pricing.get_products(
+                ServiceCode="AmazonEC2",
+                Filters=[{"Type": "TERM_MATCH", "Field": "instanceType", "Value": "m5.large"}],
+            ),
+        ]
+        market.score_errors = {"*": "UnauthorizedOperation"}
+        with pytest.raises(ec2.exceptions.ClientError) as refused:
+            ec2.get_spot_placement_scores(InstanceTypes=["m5.large"], TargetCapacity=1)
+        answers.append(refused.value.response)
+    ids = [answer.pop("ResponseMetadata", {}).get("RequestId") for answer in answers]  # type: ignore[attr-defined]
+    return [ids, *answers]
+
+
 def test_the_market_on_the_wire_answers_what_it_answers_in_process(
-    aws: ApiCallLog, market_rows: list  # type: ignore[type-arg]
+    aws: ApiCallLog,
+    market_rows: list,  # type: ignore[type-arg]
 ) -> None:
     """``on_the_wire``: botocore parses the market's answers from EC2's XML and Pricing's
     JSON (their request IDs say so) into what the in-process market hands it, errors
     included."""
-
-    def asked(**market_options: object) -> list[object]:
-        market = SpotMarket(rows=market_rows, scores={"eun1-az1": 9}, **market_options)
-        with installed(market.handlers()):
-            ec2 = boto3.client("ec2", region_name="eu-north-1")
-            pricing = boto3.client("pricing", region_name="us-east-1")
-            answers: list[object] = [
-                ec2.describe_spot_price_history(
-                    InstanceTypes=["m5.large", "c5.large"],
-                    ProductDescriptions=["Linux/UNIX"],
-                    StartTime=market.now - timedelta(hours=1),
-                ),
-                ec2.get_spot_placement_scores(
-                    InstanceTypes=["m5.large"], TargetCapacity=1, SingleAvailabilityZone=True
-                ),
-                pricing.get_products(
-                    ServiceCode="AmazonEC2",
-                    Filters=[{"Type": "TERM_MATCH", "Field": "instanceType", "Value": "m5.large"}],
-                ),
-            ]
-            market.score_errors = {"*": "UnauthorizedOperation"}
-            with pytest.raises(ec2.exceptions.ClientError) as refused:
-                ec2.get_spot_placement_scores(InstanceTypes=["m5.large"], TargetCapacity=1)
-            answers.append(refused.value.response)
-        ids = [answer.pop("ResponseMetadata", {}).get("RequestId") for answer in answers]  # type: ignore[attr-defined]
-        return [ids, *answers]
-
     now = datetime.now(timezone.utc).replace(microsecond=0)  # AWS's stamps end at ms
-    in_process, on_the_wire = asked(now=now), asked(now=now, on_the_wire=True)
+    in_process = _market_answers(market_rows, now)
+    on_the_wire = _market_answers(market_rows, now, on_the_wire=True)
     assert on_the_wire[0] == ["market"] * 4 and in_process[0] == [None] * 4
     assert on_the_wire[1:] == in_process[1:]
     history = on_the_wire[1]["SpotPriceHistory"]  # type: ignore[index]
@@ -164,6 +175,52 @@ def test_the_market_on_the_wire_answers_what_it_answers_in_process(
     assert on_the_wire[2]["SpotPlacementScores"]  # type: ignore[index]
     assert on_the_wire[3]["PriceList"]  # type: ignore[index]
     assert on_the_wire[4]["Error"]["Code"] == "UnauthorizedOperation"  # type: ignore[index]
+
+
+def test_the_market_over_http_sends_each_request_and_answers_what_it_answers_in_process(
+    market_rows: list,  # type: ignore[type-arg]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``over_http``: each request reaches a server (on 127.0.0.1) whose ``market_echo``
+    answers with the status and the length the market's answer has; botocore parses the
+    market's answer in its place, so the client pays for the connection and the bytes."""
+    import threading
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    echoed: list[tuple[str, int]] = []
+
+    def nothing_else(environ: dict[str, object], start_response: object) -> list[bytes]:
+        raise AssertionError(f"not a market request: {environ.get('HTTP_X_AMZ_TARGET')}")
+
+    def recording(environ: dict[str, Any], start_response: Any) -> Any:
+        def started(status: str, headers: list[tuple[str, str]]) -> Any:
+            echoed.append((status, int(dict(headers)["Content-Length"])))
+            return start_response(status, headers)
+
+        return market_echo(nothing_else)(environ, started)
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = make_server("127.0.0.1", 0, recording, handler_class=Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    try:
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        in_process = _market_answers(market_rows, now)
+        over_http = _market_answers(market_rows, now, on_the_wire=True, over_http=True)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert over_http[0] == ["market"] * 4
+    assert over_http[1:] == in_process[1:]
+    assert [status.split()[0] for status, _ in echoed] == ["200", "200", "200", "400"]
+    assert all(length > 100 for _, length in echoed)  # the answers' bytes went over the wire
+    with pytest.raises(ValueError, match="needs on_the_wire"):
+        SpotMarket(rows=market_rows, over_http=True)
 
 
 def test_call_log_counts_every_call(aws: ApiCallLog) -> None:

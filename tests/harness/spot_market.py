@@ -17,7 +17,11 @@ built-in handler list, so clients from any session created while installed see t
 the client's whole cost: the request is serialized and signed, and the answer reaches
 ``before-send`` as the bytes AWS sends (EC2's XML, Pricing's JSON, their error
 documents), which botocore parses, timestamps included (``wire_answer``). Only the
-network is left out.
+network is left out, unless ``over_http=True`` too: then the request is sent for real
+to the client's endpoint, a server with ``market_echo`` in front, which answers with
+the answer's status and as many bytes as it holds (the connection, TLS included, and
+the transfer cost the client what AWS's would), and the bytes are put in their place
+before botocore parses them (``before-parse``).
 
 Price history: each (instance type, AZ) has three points, newest first as AWS returns
 them: the table's price 10 minutes ago, an older price (x1.25) 40 minutes ago, and a
@@ -33,7 +37,7 @@ import gzip
 import json
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -57,6 +61,9 @@ VMS_CSV = (
 # (age, price factor) of the history points served for every (type, AZ), newest first.
 HISTORY = ((timedelta(minutes=10), 1.0), (timedelta(minutes=40), 1.25), (timedelta(hours=3), 0.5))
 _PARAMS_KEY = "mapt_test_market_params"
+# What a request sent ``over_http`` tells ``market_echo`` to answer: the status, and how
+# many bytes the answer has.
+_ECHO_STATUS, _ECHO_LENGTH = "X-Mapt-Market-Status", "X-Mapt-Market-Length"
 
 
 @dataclass(frozen=True)
@@ -175,11 +182,14 @@ class SpotMarket:
     pricing_error: str | None = None
     refused_regions: frozenset[str] = frozenset()
     on_the_wire: bool = False
+    over_http: bool = False  # with on_the_wire: see the module
     calls: list[MarketCall] = field(default_factory=list, repr=False)
     # The answer ``before-call`` made for the call now being sent on this thread.
     _sending: threading.local = field(default_factory=threading.local, repr=False)
 
     def __post_init__(self) -> None:
+        if self.over_http and not self.on_the_wire:
+            raise ValueError("over_http sends the answers on the wire: it needs on_the_wire")
         self._zone = _moto_zone_names()
         self.rows, self._by_region, self._by_key = _indexed(self.rows)
 
@@ -329,6 +339,7 @@ class SpotMarket:
         context[_PARAMS_KEY] = dict(params)
 
     def _answer(self, model: Any, context: dict[str, Any], **_: Any) -> Any:
+        self._sending.arriving = None  # whatever a failed send on this thread left
         operation = {
             "DescribeSpotPriceHistory": self.describe_spot_price_history,
             "GetSpotPlacementScores": self.get_spot_placement_scores,
@@ -353,11 +364,23 @@ class SpotMarket:
     def _send(self, request: Any, **_: Any) -> AWSResponse | None:
         answer: AWSResponse | None = getattr(self._sending, "answer", None)
         self._sending.answer = None
+        if answer is not None and self.over_http:
+            request.headers[_ECHO_STATUS] = str(answer.status_code)
+            request.headers[_ECHO_LENGTH] = str(len(answer.content))
+            self._sending.arriving = answer
+            return None
         if answer is not None:
             # botocore hands every ``before-send`` handler the request, whoever answers:
             # addressed to the market, moto's in-process one (``mock_aws``) leaves it.
             request.url = answer.url
         return answer
+
+    def _arrived(self, response_dict: dict[str, Any], **_: Any) -> None:
+        """``over_http``: the echo of this thread's answer is in; parse the answer."""
+        answer: AWSResponse | None = getattr(self._sending, "arriving", None)
+        self._sending.arriving = None
+        if answer is not None:
+            response_dict["body"], response_dict["headers"] = answer.content, answer.headers
 
     def handlers(self) -> list[tuple[Any, ...]]:
         from botocore.handlers import REGISTER_FIRST
@@ -370,7 +393,29 @@ class SpotMarket:
             ("before-parameter-build.pricing", self._keep_params),
             ("before-call.pricing", self._answer),
             ("before-send.pricing", self._send, REGISTER_FIRST),
+            *(
+                [("before-parse.ec2", self._arrived), ("before-parse.pricing", self._arrived)]
+                if self.over_http
+                else []
+            ),
         ]
+
+
+def market_echo(app: Callable[..., Any]) -> Callable[..., Any]:
+    """WSGI middleware for a server the market's ``over_http`` requests reach: answers
+    each with the status it asks for and as many bytes (spaces) as it says the answer
+    has; any other request goes on to ``app``."""
+
+    def echo(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        status = environ.get("HTTP_" + _ECHO_STATUS.upper().replace("-", "_"))
+        if status is None:
+            return app(environ, start_response)  # type: ignore[no-any-return]
+        length = int(environ.get("HTTP_" + _ECHO_LENGTH.upper().replace("-", "_"), "0"))
+        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        start_response(f"{status} Market", [("Content-Length", str(length))])
+        return [b" " * length]
+
+    return echo
 
 
 def wire_answer(operation: Any, status: int, answer: Mapping[str, Any]) -> AWSResponse:
