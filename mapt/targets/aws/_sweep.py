@@ -234,7 +234,8 @@ def find_mapt_resources(session: boto3.Session, regions: Sequence[str]) -> list[
     ``OperationError``) naming what, the call and the region: a sweep that silently
     skipped a region would report it clean.
     """
-    clients = {region: _Clients.create(session, region) for region in regions}
+    config = _config(session)
+    clients = {region: _Clients.create(session, region, config) for region in regions}
     jobs = [(clients[region], what, finder) for region in regions for what, finder in _FINDERS]
     with ThreadPoolExecutor(max_workers=max(1, min(_MAX_WORKERS, len(jobs)))) as pool:
         found = list(pool.map(lambda job: _find(*job), jobs))
@@ -484,9 +485,10 @@ def execute_sweep(
         return SweepReport(actions, dry_run=True)
     settings = timing or SweepTiming()
     regions = sorted({item.resource.region for item in plan.items})
+    config = _config(session)
     sweepers = [
         _RegionSweep(
-            _Clients.create(session, region),
+            _Clients.create(session, region, config),
             settings,
             [
                 (index, item)
@@ -770,8 +772,8 @@ class _Clients:
     elbv2: ElasticLoadBalancingv2Client
 
     @classmethod
-    def create(cls, session: boto3.Session, region: str) -> _Clients:
-        config = _config(session)
+    def create(cls, session: boto3.Session, region: str, config: Config) -> _Clients:
+        """``region``'s clients, with ``config`` (``_config``: made once per sweep)."""
         return cls(
             region=region,
             ec2=session.client("ec2", region_name=region, config=config),
@@ -782,7 +784,8 @@ class _Clients:
 
 def _config(session: boto3.Session) -> Config:
     """Throttling and transient errors are retried by botocore, with its backoff; the
-    environment's proxies read once (``client_config``), not by each client."""
+    environment's proxies read once for every client given this config
+    (``client_config``), not by each client."""
     return client_config(  # type: ignore[no-any-return]
         session, retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=20
     )
