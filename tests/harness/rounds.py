@@ -82,16 +82,18 @@ class CallTimeline:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _known: _Knowledge = field(default_factory=_Knowledge, repr=False)
 
+    def __post_init__(self) -> None:
+        if self.hold not in ("first", "on the wire"):
+            raise ValueError(f"hold {self.hold!r} is neither 'first' nor 'on the wire'")
+        if self.hold == "on the wire" and not self.services:
+            raise ValueError("hold 'on the wire' needs the services whose answers to hold")
+
     def handlers(self) -> list[tuple[Any, ...]]:
         from botocore.handlers import REGISTER_FIRST
 
         starts: list[tuple[Any, ...]] = [
             (f"before-call.{service}", self._started, REGISTER_FIRST) for service in self.services
         ] or [("before-call", self._started)]
-        if self.hold not in ("first", "on the wire"):
-            raise ValueError(f"hold {self.hold!r} is neither 'first' nor 'on the wire'")
-        if self.hold == "on the wire" and not self.services:
-            raise ValueError("hold 'on the wire' needs the services whose answers to hold")
         held: list[tuple[Any, ...]] = (
             [(f"before-parse.{service}", self._held) for service in self.services]
             if self.hold == "on the wire"
