@@ -50,6 +50,32 @@ def test_an_on_demand_host_is_healthy_while_its_instance_runs_and_named_once_ter
     assert "terminated" in sick.reason
 
 
+def test_another_projects_instance_at_the_same_private_address_is_not_this_host(
+    ec2: Any,
+) -> None:
+    # Air-gapped hosts each have a network of their own with the same addresses: the
+    # instance of pr-2 at pr-1's address says nothing of pr-1's machine.
+    addresses = []
+    for project in ("pr-1", "pr-2"):
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.101.0/24")["Subnet"]["SubnetId"]
+        [instance] = ec2.run_instances(
+            ImageId=_image(), InstanceType="t3.large", MinCount=1, MaxCount=1,
+            SubnetId=subnet, PrivateIpAddress="10.0.101.10",
+            TagSpecifications=[
+                {"ResourceType": "instance", "Tags": [{"Key": "mapt:project", "Value": project}]}
+            ],
+        )["Instances"]  # fmt: skip
+        addresses.append(instance["PrivateIpAddress"])
+        if project == "pr-1":
+            ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
+            gone = instance["InstanceId"]
+    assert addresses == ["10.0.101.10", "10.0.101.10"]
+    sick = _health(address="10.0.101.10", spot=False)
+    assert not sick.healthy
+    assert (sick.instance, "terminated" in sick.reason) == (gone, True)
+
+
 def test_a_host_with_no_instance_anywhere_is_named_by_its_address(ec2: Any) -> None:
     sick = _health(address="192.0.2.10", spot=False)
     assert sick.reason == "no instance in us-east-1 has the host's address 192.0.2.10"

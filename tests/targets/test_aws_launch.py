@@ -415,3 +415,35 @@ def test_the_wait_ends_with_nothing_once_the_caller_gives_the_place_up(
     )  # fmt: skip
     assert replaced is None
     assert time.sleeps == [15, 15]
+
+
+def _launched_at(instance: str, moment: datetime) -> None:
+    """Set moto's launch time of ``instance`` (moto answers it to the second only)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
+
+    ec2_backends[DEFAULT_ACCOUNT_ID][REGION].get_instance(instance).launch_time = moment
+
+
+def test_with_the_interrupted_instance_still_in_service_its_replacement_is_the_hosts(
+    session: boto3.Session,
+) -> None:
+    # Within AWS's two-minute warning the interrupted instance is still in service,
+    # listed first, next to the replacement the group has launched.
+    make_group(session, desired=1)
+    interrupted = _only_instance(session)
+    autoscaling = session.client("autoscaling", region_name=REGION)
+    autoscaling.update_auto_scaling_group(AutoScalingGroupName=GROUP, MaxSize=2)
+    autoscaling.set_desired_capacity(AutoScalingGroupName=GROUP, DesiredCapacity=2)
+    [group] = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])[
+        "AutoScalingGroups"
+    ]
+    listed = [str(i["InstanceId"]) for i in group["Instances"]]
+    assert listed[0] == interrupted
+    replacement = listed[1]
+    _launched_at(interrupted, T0)
+    _launched_at(replacement, T0 + timedelta(minutes=3))
+    time = FakeTime()
+    assert verify_spot_launch(session, REGION, GROUP, clock=time.clock, sleep=time.sleep) == (
+        replacement
+    )

@@ -1,8 +1,8 @@
 """Whether a deployed host's machine still runs: what AWS says, against what state says.
 
 State says where the host is (its region, its address, spot or not); AWS says whether
-a machine is there. An on-demand host is healthy while the instance at its address is
-``pending`` or ``running``. A spot host is healthy while its Auto Scaling group exists
+a machine is there. An on-demand host is healthy while its project's instance at its
+address is ``pending`` or ``running``. A spot host is healthy while its Auto Scaling group exists
 and has an instance that is in service, healthy in the group's eyes and running in
 EC2's (a spot instance reclaimed or terminated is no longer running, whatever the
 group has noticed yet).
@@ -50,16 +50,23 @@ def host_health(
 def _instance_health(session: Any, region: str, address: str, project: str) -> HostHealth:
     ec2 = session.client("ec2", region_name=region)
 
-    def described(name: str, value: str) -> list[tuple[str, str]]:
+    def described(*filters: tuple[str, str]) -> list[tuple[str, str]]:
         with translating_aws_errors("DescribeInstances", region=region):
-            answer = ec2.describe_instances(Filters=[{"Name": name, "Values": [value]}])
+            answer = ec2.describe_instances(
+                Filters=[{"Name": name, "Values": [value]} for name, value in filters]
+            )
         return [
             (i["InstanceId"], i["State"]["Name"])
             for r in answer["Reservations"]
             for i in r["Instances"]
         ]
 
-    seen = described("ip-address", address) + described("private-ip-address", address)
+    # The project's own instance at the address: a private address is unique only in
+    # its network, and another project's host may have the same one in its own.
+    project_tag = (f"tag:{TAG_PROJECT}", project)
+    seen = described(("ip-address", address), project_tag) + described(
+        ("private-ip-address", address), project_tag
+    )
     alive = [instance for instance, state in seen if state in _ALIVE]
     if alive:
         return HostHealth(True, instance=alive[0])
@@ -69,7 +76,7 @@ def _instance_health(session: Any, region: str, address: str, project: str) -> H
             False, f"instance {instance} at {address} in {region} is {state}", instance
         )
     # A terminated instance lets its address go: the project's tag still names it.
-    tagged = described(f"tag:{TAG_PROJECT}", project)
+    tagged = described(project_tag)
     if tagged:
         instance, state = tagged[-1]
         reason = f"instance {instance} of project {project} in {region} is {state}"
@@ -101,9 +108,13 @@ def _group_health(session: Any, region: str, group_name: str) -> HostHealth:
 def group_members(
     session: Any, region: str, group: Mapping[str, Any]
 ) -> tuple[list[str], dict[str, str]]:
-    """The group's instances in service and healthy in its eyes, and EC2's state of each.
+    """The group's instances in service and healthy in its eyes, newest launched first,
+    and EC2's state of each.
 
-    An instance EC2 no longer knows is absent from the states (not an error).
+    Newest first because, while AWS's two-minute warning runs (or a capacity rebalance
+    has launched a replacement), the interrupted instance is still in service next to
+    its replacement, and the host's machine is the newer one. An instance EC2 no longer
+    knows is absent from the states (not an error) and comes last.
     """
     members = [
         str(i["InstanceId"])
@@ -118,7 +129,10 @@ def group_members(
             reservations = ec2.describe_instances(
                 Filters=[{"Name": "instance-id", "Values": members}]
             )["Reservations"]
-        states = {i["InstanceId"]: i["State"]["Name"] for r in reservations for i in r["Instances"]}
+        described = [i for r in reservations for i in r["Instances"]]
+        states = {i["InstanceId"]: i["State"]["Name"] for i in described}
+        launched = {i["InstanceId"]: i["LaunchTime"].timestamp() for i in described}
+        members.sort(key=lambda i: launched.get(i, float("-inf")), reverse=True)
     return members, states
 
 

@@ -139,7 +139,7 @@ def verify_spot_launch(
                 f"Auto Scaling group {group_name} does not exist in {region}",
                 hint="It is created by the host stack's `up`; check that it succeeded.",
             )
-        instance = _instance_in_service(group)
+        instance = _instance_in_service(session, region, group)
         if instance is not None:
             log.info("spot host %s is in service in group %s", instance, group_name)
             return instance
@@ -301,11 +301,23 @@ def _newest_launch(activities: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]
     return max(launches, key=lambda a: a["StartTime"])
 
 
-def _instance_in_service(group: Mapping[str, Any]) -> str | None:
-    for instance in group.get("Instances", []):
-        if instance.get("LifecycleState") == "InService":
-            return str(instance["InstanceId"])
-    return None
+def _instance_in_service(
+    session: boto3.Session, region: str, group: Mapping[str, Any]
+) -> str | None:
+    """The group's instance in service: with more than one (an interrupted instance in
+    its last two minutes next to its replacement), the newest running one, not the
+    first AWS lists, which would point the host at the machine being taken back."""
+    from mapt.targets.aws._health import running_members
+
+    in_service = [
+        str(instance["InstanceId"])
+        for instance in group.get("Instances", [])
+        if instance.get("LifecycleState") == "InService"
+    ]
+    if len(in_service) < 2:
+        return in_service[0] if in_service else None
+    running = running_members(session, region, group)
+    return running[0] if running else None
 
 
 def _client(session: boto3.Session, region: str) -> AutoScalingClient:
