@@ -42,12 +42,16 @@ import sqlalchemy as sa
 
 from mapt.core import InputError, parse_duration
 from mapt.service._database import Database
-from mapt.service._errors import AuthenticationError, NotFoundError
+from mapt.service._errors import AuthenticationError, ConflictError, NotFoundError
 from mapt.service._schema import api_tokens
 
 TOKEN_PREFIX = "mapt"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _DAYS = re.compile(r"(\d+)d")
+# A token's public key id (``secrets.token_hex(6)``): a name of this shape would be
+# another token's key id to ``revoke``, which takes either.
+_KEY_ID_SIZE = 6
+_KEY_ID = re.compile(f"[0-9a-f]{{{2 * _KEY_ID_SIZE}}}")
 _SCRYPT = {"n": 2**11, "r": 8, "p": 1, "dklen": 32}
 # last_used_at is written at most this often per token: a read is not a write each time.
 _USE_RECORD_INTERVAL = timedelta(minutes=1)
@@ -95,6 +99,12 @@ def check_token_name(name: str) -> str:
         raise InputError(
             f"token name {name!r} must be 1 to 64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
+        )
+    if _KEY_ID.fullmatch(name):
+        raise InputError(
+            f"token name {name!r} has the shape of a key id ({2 * _KEY_ID_SIZE} hexadecimal "
+            "digits): revoke, which takes a name or a key id, could not tell them apart",
+            hint="Pick a name with a letter beyond 'f', a '-', or another length.",
         )
     return name
 
@@ -166,7 +176,7 @@ def create_token(
 ) -> tuple[TokenRecord, str]:
     """A new token named ``name``: its record, and the token itself (shown once)."""
     check_token_name(name)
-    key_id = secrets.token_hex(6)
+    key_id = secrets.token_hex(_KEY_ID_SIZE)
     secret = secrets.token_urlsafe(32)
     salt = secrets.token_bytes(16)
     now = _now()
@@ -216,17 +226,26 @@ def revoke_token(database: Database, name_or_key: str) -> TokenRecord:
     """Revoke the active token named ``name_or_key`` (or with that key id) from now on."""
     now = _now()
     with database.transaction() as connection:
-        row = connection.execute(
+        rows = connection.execute(
             sa.select(api_tokens).where(
                 sa.or_(api_tokens.c.name == name_or_key, api_tokens.c.key_id == name_or_key),
                 api_tokens.c.revoked_at.is_(None),
             )
-        ).first()
-        if row is None:
+        ).all()
+        if not rows:
             raise NotFoundError(
                 f"no active token is named {name_or_key!r}",
                 hint="mapt serve token list shows every token.",
             )
+        if len(rows) > 1:
+            # A name of a key id's shape, made before such names were refused.
+            named = next(row for row in rows if row.name == name_or_key)
+            raise ConflictError(
+                f"{name_or_key!r} is the name of token {named.key_id} and the key id of "
+                "another token: nothing was revoked",
+                hint=f"Revoke token {named.key_id} by its key id, or the other by its name.",
+            )
+        [row] = rows
         connection.execute(
             api_tokens.update().where(api_tokens.c.key_id == row.key_id).values(revoked_at=now)
         )

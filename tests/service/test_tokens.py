@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from mapt.cli import app
 from mapt.service import (
     AuthenticationError,
+    ConflictError,
     Database,
     _tokens,
     authenticate,
@@ -91,6 +92,7 @@ def test_token_list_and_revoke(tmp_path: Path) -> None:
         (["create", "bad name"], "token name 'bad name' must be"),
         (["create", "x", "--expires", "soon"], "--expires 'soon' is not a duration"),
         (["create", "x", "--expires", "0d"], "--expires '0d' must be longer than zero"),
+        (["create", "0123456789ab"], "token name '0123456789ab' has the shape of a key id"),
     ],
 )
 def test_bad_token_input_is_one_line_and_exit_2(
@@ -114,6 +116,29 @@ def test_a_name_in_use_is_refused_until_revoked(tmp_path: Path) -> None:
     assert (
         runner.invoke(app, ["serve", "token", "create", "ci", "--database-url", url]).exit_code == 0
     )
+
+
+def test_revoke_of_a_name_that_is_also_another_tokens_key_id_revokes_nothing(
+    tmp_path: Path,
+) -> None:
+    # Such a name is refused now; a database from before may still hold one.
+    database = open_database(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    try:
+        first, _ = create_token(database, "first")
+        second, _ = create_token(database, "second")
+        with database.transaction() as connection:
+            connection.execute(
+                _tokens.api_tokens.update()
+                .where(_tokens.api_tokens.c.key_id == second.key_id)
+                .values(name=first.key_id)
+            )
+        with pytest.raises(ConflictError, match="nothing was revoked") as refused:
+            revoke_token(database, first.key_id)
+        assert second.key_id in str(refused.value)
+        assert all(token.revoked_at is None for token in _tokens.list_tokens(database))
+        assert revoke_token(database, second.key_id).key_id == second.key_id
+    finally:
+        database.dispose()
 
 
 def test_a_password_on_the_command_line_is_refused() -> None:
