@@ -4,8 +4,12 @@ Pulumi encrypts secret config and secret outputs (SSH keys, passwords) in the st
 with the stack's secrets provider. On a DIY backend the default provider is a
 passphrase that every later run of the stack must know. mapt's rules:
 
-- ``PULUMI_CONFIG_PASSPHRASE`` or ``PULUMI_CONFIG_PASSPHRASE_FILE`` set: Pulumi uses
-  it as-is (the subprocess inherits the environment).
+- ``PULUMI_CONFIG_PASSPHRASE`` set: Pulumi uses it as-is (the subprocess inherits the
+  environment).
+- ``PULUMI_CONFIG_PASSPHRASE_FILE`` set: its path, ``~`` expanded and made absolute in
+  mapt's working directory, is the file mapt checks and the one handed to Pulumi, which
+  runs in a temporary workspace directory and expands no ``~`` (it would look for a
+  relative path there, and fail).
 - A file backend and neither set: a random passphrase is created once in a file
   beside the state (mode 0600) and handed to Pulumi by path, so a first local run
   needs no setup and the secret never travels in an environment value or a log.
@@ -92,9 +96,10 @@ def secrets_setup(
         register_secret(env[PASSPHRASE_ENV])
         return SecretsSetup(provider=provider)
     if env.get(PASSPHRASE_FILE_ENV):
-        path = Path(env[PASSPHRASE_FILE_ENV]).expanduser()
+        # Cleaned as Go's filepath.Abs cleans it, so the CLI opens the very name checked.
+        path = Path(os.path.abspath(Path(env[PASSPHRASE_FILE_ENV]).expanduser()))
         register_secret(read_passphrase_file(path, named_by=PASSPHRASE_FILE_ENV))
-        return SecretsSetup(provider=provider)
+        return SecretsSetup(provider=provider, env={PASSPHRASE_FILE_ENV: str(path)})
     if backend.kind == "file":
         path = ensure_passphrase_file(backend)
         return SecretsSetup(provider=provider, env={PASSPHRASE_FILE_ENV: str(path)})
@@ -222,10 +227,11 @@ def _create_passphrase_file(path: Path) -> None:
 def passphrase_of(setup: SecretsSetup, environ: Mapping[str, str] | None = None) -> str:
     """The passphrase ``setup`` tells Pulumi to use, for an engine that encrypts itself.
 
-    As Pulumi reads it: ``PULUMI_CONFIG_PASSPHRASE`` as-is, else the file
-    ``PULUMI_CONFIG_PASSPHRASE_FILE`` names (the caller's, or the one ``setup`` made),
-    checked private and stripped. A KMS secrets provider is refused (``InputError``):
-    such an engine encrypts with a passphrase only.
+    As Pulumi reads it: ``PULUMI_CONFIG_PASSPHRASE`` as-is, else the file ``setup``
+    names (the caller's ``PULUMI_CONFIG_PASSPHRASE_FILE`` as ``secrets_setup`` resolved
+    it, or the one it made: the path the Pulumi CLI is given), checked private and
+    stripped. A KMS secrets provider is refused (``InputError``): such an engine
+    encrypts with a passphrase only.
     """
     if setup.provider is not None and setup.provider != "passphrase":
         raise InputError(
@@ -233,10 +239,10 @@ def passphrase_of(setup: SecretsSetup, environ: Mapping[str, str] | None = None)
             "encrypt this engine's state",
             hint=f"Leave out --secrets-provider, or set {PASSPHRASE_ENV}.",
         )
-    env = {**(os.environ if environ is None else environ), **setup.env}
+    env = os.environ if environ is None else environ
     if PASSPHRASE_ENV in env:
         return env[PASSPHRASE_ENV]
-    named = env.get(PASSPHRASE_FILE_ENV)
+    named = setup.env.get(PASSPHRASE_FILE_ENV)
     if not named:  # secrets_setup never returns without one of the two
         raise PrerequisiteError(f"no passphrase: set {PASSPHRASE_ENV} or {PASSPHRASE_FILE_ENV}")
-    return read_passphrase_file(Path(named).expanduser(), named_by=PASSPHRASE_FILE_ENV)
+    return read_passphrase_file(Path(named), named_by=PASSPHRASE_FILE_ENV)

@@ -145,6 +145,35 @@ def test_s3_backend_uses_the_callers_passphrase(
     assert redact("pass correct horse battery staple") == "pass ***"
 
 
+@pytest.mark.parametrize("named", ["ci-pass", "~/ci-pass"])
+def test_a_relative_or_home_passphrase_file_reaches_the_cli_as_the_file_mapt_checked(
+    fake_pulumi: FakePulumi,
+    ref: StackRef,
+    state: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    named: str,
+) -> None:
+    """The CLI runs in a temporary workspace directory and expands no ``~``: it opens the
+    path it is given there (Go's ``filepath.Abs``), so it must be given the file mapt
+    found and checked in its own working directory."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(home)
+    (home / "ci-pass").write_text("the-ci-passphrase\n")
+    (home / "ci-pass").chmod(0o600)
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE_FILE", named)
+
+    engine_with(fake_pulumi).up(ref, program)
+
+    assert fake_pulumi.verbs()[:2] == ["stack init", "up"]
+    for call in fake_pulumi.calls:
+        given = {**os.environ, **call.env}["PULUMI_CONFIG_PASSPHRASE_FILE"]
+        assert (Path(call.cwd) / given).read_text() == "the-ci-passphrase\n", call.verb
+    assert not (state / PASSPHRASE_FILE_NAME).exists()
+
+
 def test_s3_backend_without_passphrase_or_provider_fails_before_any_command(
     fake_pulumi: FakePulumi,
 ) -> None:

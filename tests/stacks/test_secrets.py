@@ -11,6 +11,7 @@ import pytest
 from mapt.core import PrerequisiteError, redact
 from mapt.stacks import PASSPHRASE_FILE_NAME, parse_backend_url, secrets_setup
 from mapt.stacks._backend import prepare_backend
+from mapt.stacks._secrets import passphrase_of
 
 NOBODY = 65534
 
@@ -38,7 +39,34 @@ def test_passphrase_from_the_environment_wins(tmp_path: Path) -> None:
     passphrase_file.write_text("from-a-file\n")
     passphrase_file.chmod(0o600)
     setup = secrets_setup(backend, environ={"PULUMI_CONFIG_PASSPHRASE_FILE": str(passphrase_file)})
-    assert setup.env == {} and redact("from-a-file") == "***"
+    assert setup.env == {"PULUMI_CONFIG_PASSPHRASE_FILE": str(passphrase_file)}
+    assert not (tmp_path / PASSPHRASE_FILE_NAME).exists() and redact("from-a-file") == "***"
+
+
+@pytest.mark.parametrize("named", ["ci-pass", "~/ci-pass"])
+def test_a_relative_or_home_passphrase_file_is_the_one_where_mapt_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, named: str
+) -> None:
+    """The file named is found in mapt's working directory (``~`` expanded), and that
+    absolute path is what the CLI is given and what the sandbox engine reads, wherever
+    they run: not a file of the same name in another directory."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(home)
+    (home / "ci-pass").write_text("the-ci-passphrase\n")
+    (home / "ci-pass").chmod(0o600)
+    environ = {"PULUMI_CONFIG_PASSPHRASE_FILE": named}
+
+    setup = secrets_setup(parse_backend_url("s3://ci-state"), environ=environ)
+
+    assert setup.env == {"PULUMI_CONFIG_PASSPHRASE_FILE": str(home / "ci-pass")}
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "ci-pass").write_text("a-decoy\n")
+    (elsewhere / "ci-pass").chmod(0o600)
+    monkeypatch.chdir(elsewhere)
+    assert passphrase_of(setup, environ) == "the-ci-passphrase"
 
 
 def test_unreadable_passphrase_file_is_a_prerequisite_error(tmp_path: Path) -> None:
