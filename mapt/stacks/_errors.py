@@ -35,6 +35,11 @@ class StackNotFoundError(OperationError):
     """The stack asked for does not exist in the backend."""
 
 
+def stack_not_found(stack_name: str, backend_url: str) -> StackNotFoundError:
+    """The error for a stack the backend does not hold, found by mapt or by the CLI."""
+    return StackNotFoundError(f"stack {stack_name} does not exist in {backend_url}")
+
+
 def locked_message(stack_name: str) -> str:
     """The one sentence every "stack is locked" failure starts with."""
     return (
@@ -68,7 +73,7 @@ def map_command_error(
             message += f" (lock taken by {owner['who']}, pid {owner['pid']}, at {owner['when']})"
         return StateLockedError(redact(message))
     if isinstance(error, errors.StackNotFoundError):
-        return StackNotFoundError(f"stack {stack_name} does not exist in {backend_url}")
+        return stack_not_found(stack_name, backend_url)
     if any(_INCORRECT_PASSPHRASE.search(text) for text in (stderr, stdout, *diagnostics)):
         return another_passphrase_error(backend_url)
     if isinstance(error, errors.InlineSourceRuntimeError):

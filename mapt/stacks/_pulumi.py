@@ -32,7 +32,7 @@ from mapt.core import (
 from mapt.stacks._backend import Backend, prepare_backend, resolve_backend
 from mapt.stacks._cli import pulumi_command, pulumi_home
 from mapt.stacks._engine import PlannedStep, Program, StackPreview, StackRef, check_config
-from mapt.stacks._errors import map_command_error
+from mapt.stacks._errors import map_command_error, stack_not_found
 from mapt.stacks._inventory import stack_exists
 from mapt.stacks._progress import Progress, step_op, urn_name
 from mapt.stacks._secrets import secrets_setup, validate_secrets_provider
@@ -160,11 +160,15 @@ class PulumiEngine(_BackendStateFiles):
     def outputs(self, ref: StackRef) -> dict[str, Any]:
         """The stack's outputs; a missing stack is ``StackNotFoundError``.
 
-        One CLI start (``StateReadingWorkspace.stack_outputs``), which names the stack
-        itself and fails on a missing one.
+        Whether it exists is read first, as ``exists`` reads it: reading writes nothing,
+        and the workspace's setup may (the backend's folder, its passphrase file). Then
+        one CLI start (``StateReadingWorkspace.stack_outputs``), which names the stack
+        itself and fails on a stack removed meanwhile.
         """
         from pulumi.automation.errors import CommandError
 
+        if not self.exists(ref):
+            raise stack_not_found(ref.stack_name, resolve_backend(ref.backend_url).url)
         with self._workspace(ref) as (backend, workspace):
             try:
                 return _plain(workspace.stack_outputs(ref.stack_name))
@@ -269,14 +273,23 @@ class PulumiEngine(_BackendStateFiles):
         return StackPreview(stack_name=ref.stack_name, changes=changes, steps=planned)
 
     def destroy(self, ref: StackRef) -> bool:
+        """Destroy the stack's resources and remove it; ``False`` when it does not exist.
+
+        Whether it exists is read first, as ``exists`` reads it, so a stack that never
+        existed writes nothing (no backend folder, no passphrase file) and needs no
+        passphrase: the backend may hold other stacks encrypted with one kept elsewhere.
+        """
         from pulumi.automation import Stack
         from pulumi.automation.errors import CommandError, StackNotFoundError
 
+        if not self.exists(ref):
+            _log.info("stack %s does not exist; nothing to destroy", ref.stack_name)
+            return False
         with self._workspace(ref) as (backend, workspace):
             try:
                 stack = Stack.select(ref.stack_name, workspace)
             except StackNotFoundError:
-                _log.info("stack %s does not exist; nothing to destroy", ref.stack_name)
+                _log.info("stack %s was removed meanwhile; nothing to destroy", ref.stack_name)
                 return False
             except CommandError as error:
                 raise self._mapped(error, ref, backend, "stack select") from error

@@ -218,9 +218,36 @@ def test_destroy_destroys_then_removes_the_stack(fake_pulumi: FakePulumi, ref: S
     assert "host-demo" not in fake_pulumi.stacks
 
 
-def test_destroy_of_a_missing_stack_is_a_no_op(fake_pulumi: FakePulumi, ref: StackRef) -> None:
+def test_destroy_of_a_missing_stack_is_a_no_op_that_writes_nothing(
+    fake_pulumi: FakePulumi, ref: StackRef, state: Path
+) -> None:
     assert engine_with(fake_pulumi).destroy(ref) is False
     assert fake_pulumi.verbs() == []  # no checkpoint in the backend: the CLI never starts
+    assert not state.exists()  # no state folder, no passphrase file (a mistyped URL)
+
+
+def test_destroy_of_a_missing_stack_needs_no_passphrase_for_the_backends_others(
+    fake_pulumi: FakePulumi, ref: StackRef, state: Path
+) -> None:
+    """Another project's stack, encrypted with a passphrase kept elsewhere (its CI's
+    environment): destroying a stack that is not there is still nothing to do."""
+    other = state / ".pulumi" / "stacks" / "other" / "host-other.json"
+    other.parent.mkdir(parents=True)
+    other.write_text(json.dumps({"version": 3, "checkpoint": {"latest": {"resources": []}}}))
+    before = sorted(state.rglob("*"))
+    assert engine_with(fake_pulumi).destroy(ref) is False
+    assert fake_pulumi.verbs() == []
+    assert sorted(state.rglob("*")) == before  # no mapt-passphrase made beside them
+
+
+def test_outputs_of_a_missing_stack_are_not_found_and_write_nothing(
+    fake_pulumi: FakePulumi, ref: StackRef, state: Path
+) -> None:
+    with pytest.raises(StackNotFoundError) as caught:
+        engine_with(fake_pulumi).outputs(ref)
+    assert str(caught.value) == f"stack host-demo does not exist in file://{state}"
+    assert caught.value.exit_code == 1
+    assert fake_pulumi.verbs() == [] and not state.exists()
 
 
 def test_exists_and_outputs(fake_pulumi: FakePulumi, ref: StackRef) -> None:
@@ -235,7 +262,7 @@ def test_exists_and_outputs(fake_pulumi: FakePulumi, ref: StackRef) -> None:
     fake_pulumi.outputs = {"az": ("eu-north-1a", False), "price": (0.0123, False)}
     assert engine.exists(ref) is True
     assert engine.outputs(ref) == {"az": "eu-north-1a", "price": 0.0123}
-    assert fake_pulumi.verbs() == ["stack export", "stack export"]  # the two outputs only
+    assert fake_pulumi.verbs() == ["stack export"]  # a missing stack's are read in the backend
 
 
 def test_preview_of_a_new_stack_reports_steps_and_leaves_no_stack(
@@ -327,6 +354,8 @@ def test_a_wrong_passphrase_is_a_missing_prerequisite_exit_5(
 
 
 def test_stack_not_found_on_output_for_outputs(fake_pulumi: FakePulumi, ref: StackRef) -> None:
+    """The stack was there when mapt looked, and removed before the CLI read it."""
+    fake_pulumi.add_stack(ref)
     fake_pulumi.failures["stack export"] = NOT_FOUND
     with pytest.raises(StackNotFoundError, match="stack host-demo does not exist in file://"):
         engine_with(fake_pulumi).outputs(ref)

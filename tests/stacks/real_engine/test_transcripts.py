@@ -138,7 +138,11 @@ def test_transcripts_match_the_real_cli(
     swaps = {str(state): STAND_INS["state"]}
     recorder = Recorder(monkeypatch)
 
-    raised(lambda: engine().outputs(ref))
+    # The CLI's answer for a stack removed after mapt found it in the backend (mapt
+    # reads a missing one there itself and starts no CLI).
+    with monkeypatch.context() as removed_meanwhile:
+        removed_meanwhile.setattr(PulumiEngine, "exists", lambda self, ref: True)
+        raised(lambda: engine().outputs(ref))
     keep("stack_not_found", real_cli, recorder.last(), swaps)
 
     raised(lambda: engine().up(ref, failing))
