@@ -125,7 +125,7 @@ class LockHolder:
     @classmethod
     def me(cls, operation: str, lease: float = LEASE_SECONDS) -> LockHolder:
         return cls(
-            user=_user(),
+            user=current_user(),
             host=socket.gethostname(),
             pid=os.getpid(),
             operation=operation,
@@ -637,7 +637,7 @@ def _gone_reason(holder: LockHolder) -> str | None:
         machine is None
         or not holder.process
         or holder.host != socket.gethostname()
-        or holder.user != _user()
+        or holder.user != current_user()
     ):
         return None
     noted_machine, _, noted_start = holder.process.rpartition("/")
@@ -718,7 +718,9 @@ def _utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _user() -> str:
+def current_user() -> str:
+    """This process's user name for lock notes; ``uid<N>`` for a uid without a passwd
+    entry (a container's arbitrary uid), where ``getpass.getuser`` raises."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):

@@ -33,7 +33,6 @@ AWS's error (``aws_error``), and ``destroy`` removes what was made before it.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import os
@@ -81,6 +80,7 @@ from mapt.stacks._inventory import (
     _Unreadable,
 )
 from mapt.stacks._passphrase import PROVIDER_TYPE, PassphraseCrypter, WrongPassphraseError
+from mapt.stacks._project_lock import current_user
 from mapt.stacks._sandbox_kinds import RefreshableKind, SandboxInvoke, SandboxKind
 from mapt.stacks._secrets import another_passphrase_error, passphrase_of, secrets_setup
 from mapt.stacks._state_files import _BackendStateFiles
@@ -996,7 +996,7 @@ def _stack_lock(backend: Backend, store: _Store, ref: StackRef) -> Iterator[None
     key = f"locks/{_ORGANIZATION}/{ref.project}/{ref.stack_name}/{uuid.uuid4()}.json"
     note = {
         "pid": os.getpid(),
-        "username": getpass.getuser(),
+        "username": current_user(),
         "hostname": socket.gethostname(),
         "timestamp": datetime.now(timezone.utc).isoformat(),
     }

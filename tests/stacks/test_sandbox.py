@@ -9,6 +9,7 @@ destroy do. The checkpoints it writes are read back with mapt's state reader.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import stat
 from collections.abc import Iterator, Mapping
@@ -437,6 +438,36 @@ def test_a_stack_lock_refuses_the_run_until_force_unlock(ec2: Any, ref: StackRef
     assert len(list_stacks(ref.backend_url)[0].locks) == 1
 
     assert len(engine().force_unlock(ref)) == 1
+    assert engine().destroy(ref) is True
+    assert tagged_vpcs(ec2) == []
+
+
+def test_a_uid_without_a_passwd_entry_runs_and_its_lock_names_the_uid(
+    ec2: Any, ref: StackRef, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container's arbitrary uid has no passwd entry (``getpass.getuser`` raises
+    ``KeyError``): the stack's lock note names it ``uid<N>``, as the project lock does."""
+    import pwd
+
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):  # getpass.getuser reads these first
+        monkeypatch.delenv(name, raising=False)
+
+    def no_entry(uid: int) -> Any:
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    assert ref.backend_url is not None
+    locks = (
+        Path(ref.backend_url.removeprefix("file://")) / ".pulumi/locks/organization/demo/host-demo"
+    )
+    notes: list[dict[str, Any]] = []
+
+    def program() -> None:  # runs while the run holds its lock
+        notes.extend(json.loads(lock.read_text()) for lock in locks.glob("*.json"))
+        network(with_subnet=False)()
+
+    engine().up(ref, program)
+    assert [note["username"] for note in notes] == [f"uid{os.getuid()}"]
     assert engine().destroy(ref) is True
     assert tagged_vpcs(ec2) == []
 
