@@ -193,12 +193,20 @@ def _file_locks(backend: Backend, project: str, stack_name: str, *, remove: bool
     found: list[str] = []
     for relative in backend.lock_dirs(project, stack_name):
         directory = backend.path / relative
-        if not directory.is_dir():
-            continue
-        for entry in sorted(directory.iterdir()):
+        try:
+            if not directory.is_dir():
+                continue  # no run ever locked this stack
             # Only the lock files themselves; a directory here is another layout's tree.
-            if entry.suffix != ".json" or not entry.is_file():
-                continue
+            entries = [
+                entry
+                for entry in sorted(directory.iterdir())
+                if entry.suffix == ".json" and entry.is_file()
+            ]
+        except OSError as error:
+            # Unknown locks are never reported as no locks (list_backend_locks' rule).
+            reason = error.strerror
+            raise OperationError(f"cannot list the locks in {directory}: {reason}") from error
+        for entry in entries:
             if remove:
                 try:
                     entry.unlink()

@@ -14,7 +14,9 @@ from typing import Any
 import boto3
 import pytest
 
+from mapt.core import OperationError
 from mapt.stacks import DryRunEngine, PulumiEngine, StackRef
+from tests.harness.privileges import without_dac_override
 from tests.harness.spot_market import ApiCallLog
 
 LOCK = json.dumps({"pid": 4242, "username": "runner", "hostname": "gh-7", "timestamp": "x"})
@@ -61,6 +63,33 @@ def test_file_backend(tmp_path: Path) -> None:
 
 def test_file_backend_without_state(tmp_path: Path) -> None:
     assert PulumiEngine().force_unlock(StackRef("demo", "host", f"file://{tmp_path}/none")) == []
+
+
+def test_file_lock_folder_that_cannot_be_listed_is_an_error_not_no_locks(tmp_path: Path) -> None:
+    """Locks that cannot be listed are unknown, never none (a run would go ahead on a
+    locked stack), and the error names the folder: not a raw ``PermissionError``."""
+    for key in lock_keys("demo", "host-demo"):
+        (tmp_path / key).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / key).write_text(LOCK)
+    folder = tmp_path / ".pulumi/locks/organization/demo/host-demo"
+    ref = StackRef("demo", "host", f"file://{tmp_path}")
+    engine = PulumiEngine()
+
+    def refusals() -> list[tuple[str, int]]:
+        found = []
+        for operation in (engine.list_locks, engine.force_unlock):
+            with pytest.raises(OperationError) as caught:
+                operation(ref)
+            found.append((caught.value.message, caught.value.exit_code))
+        return found
+
+    folder.chmod(0)
+    try:
+        refused = without_dac_override(refusals)
+    finally:
+        folder.chmod(0o755)
+    assert refused == [(f"cannot list the locks in {folder}: Permission denied", 1)] * 2
+    assert all((tmp_path / key).exists() for key in lock_keys("demo", "host-demo"))
 
 
 @pytest.mark.parametrize("prefix", ["", "team/mapt"])
