@@ -94,7 +94,12 @@ def _encrypt(key: bytes, plaintext: bytes) -> str:
 
 
 def _decrypt(key: bytes, ciphertext: str) -> bytes:
-    """The plaintext; ``WrongPassphraseError`` when the key does not open it."""
+    """The plaintext; ``WrongPassphraseError`` when the key does not open it.
+
+    Only a ciphertext that fails AES-GCM's authentication says the passphrase is
+    another; one that is not base64, or whose nonce AES-GCM cannot take, is corrupt
+    state (``OperationError``), which no passphrase would open.
+    """
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -103,6 +108,16 @@ def _decrypt(key: bytes, ciphertext: str) -> bytes:
     if version != _VERSION or not sealed:
         raise OperationError("a secret in the stack's state is not a v1 ciphertext")
     try:
-        return AESGCM(key).decrypt(base64.b64decode(nonce), base64.b64decode(sealed), None)
-    except (InvalidTag, ValueError) as error:
+        nonce_bytes = base64.b64decode(nonce, validate=True)
+        sealed_bytes = base64.b64decode(sealed, validate=True)
+    except ValueError as error:  # binascii.Error
+        raise OperationError("a secret in the stack's state is not base64") from error
+    try:
+        return AESGCM(key).decrypt(nonce_bytes, sealed_bytes, None)
+    except InvalidTag as error:
         raise WrongPassphraseError() from error
+    except ValueError as error:
+        raise OperationError(
+            f"a secret in the stack's state has a {len(nonce_bytes)}-byte nonce, which "
+            "AES-GCM cannot use"
+        ) from error

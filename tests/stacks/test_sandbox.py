@@ -408,6 +408,32 @@ def test_secret_values_are_encrypted_with_the_stacks_passphrase(
     assert caught.value.exit_code == 5 and "not the one" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("corrupted", "message"),
+    [
+        ("v1:not*base64:AAAA", "a secret in the stack's state is not base64"),
+        ("v1:AAAA:AAAAAAAAAAAAAAAAAAAAAA==", "has a 3-byte nonce, which AES-GCM cannot use"),
+    ],
+    ids=["not-base64", "short-nonce"],
+)
+def test_a_corrupted_secret_is_corrupt_state_not_another_passphrase(
+    ec2: Any, ref: StackRef, tmp_path: Path, corrupted: str, message: str
+) -> None:
+    """No passphrase opens a ciphertext that is not one: exit 1, not "set another
+    passphrase" (exit 5), which would send the user after a passphrase that is right."""
+    engine().up(ref, network(secret=True))
+    path = tmp_path / "state/.pulumi/stacks/demo/host-demo.json"
+    document = json.loads(path.read_text())
+    [stack] = [r for r in document["checkpoint"]["latest"]["resources"] if "Stack" in r["type"]]
+    stack["outputs"]["password"]["ciphertext"] = corrupted
+    path.write_text(json.dumps(document))
+
+    with pytest.raises(OperationError) as caught:
+        engine().outputs(ref)
+    assert not isinstance(caught.value, PrerequisiteError)
+    assert caught.value.exit_code == 1 and message in str(caught.value)
+
+
 def test_a_kms_secrets_provider_is_refused_before_anything_is_made(ec2: Any, ref: StackRef) -> None:
     kms = SandboxEngine(KINDS, INVOKES, secrets_provider="awskms://alias/mapt")
 
