@@ -308,23 +308,20 @@ class Ec2Queries:
         return usable, {r["RegionName"] for r in answer}
 
     def has_image(self, region: str, name: str, owner: str | None, arch: str | None) -> bool:
-        """Does DescribeImages find an image called ``name`` (glob) in ``region``?"""
+        """Does DescribeImages find an image called ``name`` (glob) in ``region``?
+
+        A lookup that fails raises AWS's verdict (``aws_error``): a region whose answer
+        is unknown is not one without the image, so it is neither left out nor counted
+        towards "the image is found nowhere".
+        """
         filters = [{"Name": "name", "Values": [name]}]
         if arch:
             filters.append({"Name": "architecture", "Values": [arch]})
         kwargs: dict[str, Any] = {"Filters": filters}
         if owner:
             kwargs["Owners"] = [owner]
-        try:
+        with translating_aws_errors("DescribeImages", region=region):
             return bool(self.client(region).describe_images(**kwargs)["Images"])
-        except Exception as error:
-            if not is_aws_error(error):
-                raise
-            failure = aws_error(error, call="DescribeImages", region=region)
-            if isinstance(failure, PrerequisiteError):
-                raise failure from error
-            log.warning("cannot look up image %r (%s); leaving the region out", name, failure)
-            return False
 
     # -- placement scores -------------------------------------------------------------
     def placement_scores(
