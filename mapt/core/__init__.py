@@ -62,7 +62,13 @@ from mapt.core._interrupt import (
     stopping_on_signals,
     uninterrupted,
 )
-from mapt.core._logging import configure_logging, get_logger, redact, register_secret
+from mapt.core._logging import (
+    RedactingFilter,
+    configure_logging,
+    get_logger,
+    redact,
+    register_secret,
+)
 from mapt.core._text import (
     VALUE_LIMIT,
     clip,
@@ -87,6 +93,7 @@ __all__ = [
     "NoCapacityError",
     "OperationError",
     "PrerequisiteError",
+    "RedactingFilter",
     "RunContext",
     "StateLockedError",
     "Terminated",

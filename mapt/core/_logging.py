@@ -2,7 +2,8 @@
 
 Logs go to stderr so stdout stays free for results (``--output json``). Values
 registered with ``register_secret`` (keys, passwords, tokens) are replaced by ``***``
-in every record that reaches mapt's handler, whichever layer logged it.
+in every record, message and traceback, that reaches mapt's handler (or the service's,
+which uses the same ``RedactingFilter``), whichever layer logged it.
 """
 
 from __future__ import annotations
@@ -37,10 +38,25 @@ def redact(text: str) -> str:
     return text
 
 
-class _RedactingFilter(logging.Filter):
+# Formats a record's traceback as every formatter mapt uses would (the default way).
+_TRACEBACKS = logging.Formatter()
+
+
+class RedactingFilter(logging.Filter):
+    """Masks the registered secrets in a record's message and traceback, before a
+    handler formats them.
+
+    The traceback is formatted here, into ``exc_text``, which a formatter prints
+    instead of formatting ``exc_info`` again: an exception's text (a failed command's
+    transcript, a bug's ``KeyError``) holds secrets as often as a message does.
+    """
+
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage())
-        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        record.msg, record.args = redact(record.getMessage()), None
         return True
 
 
@@ -92,6 +108,6 @@ def configure_logging(debug: bool = False) -> None:
         handler = _PlainHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("mapt: %(levelname)s: %(message)s"))
     handler.set_name(_HANDLER_NAME)
-    handler.addFilter(_RedactingFilter())
+    handler.addFilter(RedactingFilter())
     logger.addHandler(handler)
     logger.propagate = False

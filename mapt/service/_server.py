@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from mapt.core import InputError, OperationError, redact
+from mapt.core import InputError, OperationError, RedactingFilter
 from mapt.hosts import HostServices
 from mapt.service._database import migrate, open_database, server_lock
 from mapt.service._event_intake import EVENT_COUNTS, EventIntakeSettings, event_intake_task
@@ -47,27 +47,32 @@ _DROPPED = {"color_message", "taskName"}
 
 
 class JsonLogFormatter(logging.Formatter):
-    """One JSON object per record, secrets masked; extra fields kept as keys."""
+    """One JSON object per record; extra fields kept as keys.
+
+    Secrets are masked before it formats, by its handler's ``RedactingFilter``
+    (message and traceback), as in the CLI's logs.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
             "level": record.levelname,
             "logger": record.name,
-            "message": redact(record.getMessage()),
+            "message": record.getMessage(),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRIBUTES and key not in entry and key not in _DROPPED:
                 entry[key] = value
         if record.exc_info:
-            entry["traceback"] = redact(self.formatException(record.exc_info))
+            entry["traceback"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
 
 
 def configure_service_logging() -> None:
-    """Send mapt's, uvicorn's and Alembic's logs to stderr as JSON lines."""
+    """Send mapt's, uvicorn's and Alembic's logs to stderr as JSON lines, secrets masked."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLogFormatter())
+    handler.addFilter(RedactingFilter())
     handler.set_name("mapt-service")
     for name, level in _LOGGERS.items():
         logger = logging.getLogger(name)
