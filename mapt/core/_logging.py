@@ -49,6 +49,11 @@ class RedactingFilter(logging.Filter):
     The traceback is formatted here, into ``exc_text``, which a formatter prints
     instead of formatting ``exc_info`` again: an exception's text (a failed command's
     transcript, a bug's ``KeyError``) holds secrets as often as a message does.
+    A message that cannot be formatted (arguments that do not match its ``%``
+    placeholders, one whose ``__str__`` raises) is left as it is: a filter runs
+    outside ``logging``'s error handling, so raising here would stop the caller (a
+    destroy, a lock's release); the handler's own formatting fails again inside
+    ``emit``, where ``logging`` reports it ("--- Logging error ---") and goes on.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -56,7 +61,11 @@ class RedactingFilter(logging.Filter):
             record.exc_text = _TRACEBACKS.formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
-        record.msg, record.args = redact(record.getMessage()), None
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True
+        record.msg, record.args = redact(message), None
         return True
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -67,3 +69,33 @@ def test_the_service_logs_a_traceback_masked_in_its_json_line(
     assert entry["message"] == "request failed with ***"
     assert "KeyError: 'no engine for ***'" in entry["traceback"]
     assert SECRET not in err
+
+
+# A log call with a bug of its own, then the caller's next step. In a process of its
+# own: pytest's capture handlers, on every logger, make any logging error fail the test.
+BAD_CALLS = {
+    "too few arguments": 'log.warning("released %s of %s", "the lock")',
+    "an argument that cannot be shown": (
+        "class Unprintable:\n"
+        "    def __str__(self): raise ValueError('no text for this one')\n"
+        "log.warning('destroyed %s', Unprintable())"
+    ),
+}
+
+
+@pytest.mark.parametrize("setup", ["configure_logging", "configure_service_logging"])
+@pytest.mark.parametrize("bad_call", BAD_CALLS.values(), ids=BAD_CALLS.keys())
+def test_a_bad_log_call_is_reported_and_the_caller_goes_on(setup: str, bad_call: str) -> None:
+    where = "mapt.core" if setup == "configure_logging" else "mapt.service._server"
+    script = (
+        f"from {where} import {setup}\n"
+        "from mapt.core import get_logger\n"
+        f"{setup}()\n"
+        "log = get_logger('mapt.tests')\n"
+        f"{bad_call}\n"
+        "print('the caller went on')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "the caller went on\n"
+    assert "--- Logging error ---" in run.stderr
