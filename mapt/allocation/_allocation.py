@@ -183,16 +183,14 @@ def spot_allocation(
 ) -> AllocationResult:
     """Rank the spot market and return the best offer with its runner-ups; with
     ``args.availability_zone``, the best offer in that zone, the others its runner-ups."""
-    offers = spot_offers(args, home_region=home_region, queries=queries, now=now)
     pinned = args.availability_zone
-    if pinned is not None:
-        here = [offer for offer in offers if offer.availability_zone == pinned]
-        if not here:
-            raise NoSupportedInstanceTypesError(
-                f"no spot offer in availability_zone {pinned} for the requested types",
-                hint="Pin another zone, or leave availability_zone out.",
-            )
-        offers = [here[0], *(offer for offer in offers if offer is not here[0])]
+    market = _spot_market(args, home_region, queries, now, on_demand=False, pinned=pinned)
+    offers = market.offers
+    if pinned is not None and offers[0].availability_zone != pinned:
+        raise NoSupportedInstanceTypesError(
+            f"no spot offer in availability_zone {pinned} for the requested types",
+            hint="Pin another zone, or leave availability_zone out.",
+        )
     best, *runner_ups = offers
     return AllocationResult(**vars(best), candidates=tuple(runner_ups))
 
@@ -237,8 +235,10 @@ def _spot_market(
     now: datetime | None,
     *,
     on_demand: bool,
+    pinned: str | None = None,
 ) -> _SpotMarket:
-    """Rank the spot market in two rounds of parallel queries, one for named types.
+    """Rank the spot market in two rounds of parallel queries, one for named types;
+    the offer of the ``pinned`` zone, when it has one, first (``rank_offers``).
 
     Round 1 asks for the types and the regions and what needs neither answer. For a
     shape that ``score_requirements`` expresses: the placement scores of every region
@@ -380,6 +380,7 @@ def _spot_market(
         spot.min_score,
         spot.increase_rate,
         unscored,
+        pinned=pinned,
     )
     return _SpotMarket(offers, on_demand_prices)
 

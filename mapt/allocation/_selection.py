@@ -273,14 +273,19 @@ def rank_offers(
     min_score: int,
     increase_rate: float,
     unscored_regions: Collection[str] = (),
+    *,
+    pinned: str | None = None,
 ) -> list[Offer]:
     """Every eligible AZ's offer, best first, at most ``MAX_OFFERS``.
 
     ``prices`` maps (AZ name, type) -> newest price; ``scores`` maps AZ ID -> score,
     or is None when placement scores could not be had (then every AZ with prices is
     eligible and scores are unknown). The AZs of ``unscored_regions`` (whose scores
-    alone failed) are eligible with an unknown score too. Raises
-    ``NoEligibleOfferError`` explaining the best near miss when no AZ is eligible.
+    alone failed) are eligible with an unknown score too. The offer of the ``pinned``
+    AZ (a name), when it is eligible, goes first, the others following in rank order:
+    before the cut to ``MAX_OFFERS``, so a pinned zone ranked lower is not lost.
+    Raises ``NoEligibleOfferError`` explaining the best near miss when no AZ is
+    eligible.
     """
     by_zone: dict[str, dict[str, float]] = {}
     for (zone_name, instance_type), price in prices.items():
@@ -301,7 +306,8 @@ def rank_offers(
             hint="Raise --spot-eviction-tolerance, widen the compute request, "
             "or drop --spot-excluded-regions.",
         )
-    return sorted(offers, key=rank_key)[:MAX_OFFERS]
+    ranked = sorted(offers, key=lambda offer: (offer.availability_zone != pinned, rank_key(offer)))
+    return ranked[:MAX_OFFERS]
 
 
 def _explain_no_offer(

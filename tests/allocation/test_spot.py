@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import boto3
 import pytest
@@ -19,6 +20,7 @@ from mapt.allocation import (
     spot_allocation,
     spot_offers,
 )
+from mapt.allocation import _selection as selection
 from mapt.allocation._ec2 import ALWAYS_ENABLED_REGIONS
 from mapt.core import InputError
 from tests.harness.spot_market import ApiCallLog, SpotMarket
@@ -190,6 +192,27 @@ def test_no_eligible_az_is_exit_4_with_the_reason(market: SpotMarket) -> None:
         spot_offers(args())
     assert "score >= 7" in str(raised.value) and "best AZ found" in str(raised.value)
     assert raised.value.exit_code == 4
+
+
+def test_a_pinned_zone_ranked_below_the_top_ten_is_the_choice(
+    market: SpotMarket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    market.score_errors = {"*": "AccessDenied"}  # price alone: every priced AZ is eligible
+    top = selection.MAX_OFFERS
+    monkeypatch.setattr(selection, "MAX_OFFERS", 1000)
+    every = spot_offers(args())  # the whole ranking
+    monkeypatch.setattr(selection, "MAX_OFFERS", top)
+    assert len(every) > top
+    eleventh = every[top]
+    result = spot_allocation(replace(args(), availability_zone=eleventh.availability_zone))
+    assert (result.availability_zone, result.spot_price) == (
+        eleventh.availability_zone,
+        eleventh.spot_price,
+    )
+    # The nine best other offers follow, in rank order, as its candidates.
+    assert [c.availability_zone for c in result.candidates] == [
+        o.availability_zone for o in every[: top - 1]
+    ]
 
 
 def test_image_filter_keeps_only_regions_with_the_image(market: SpotMarket) -> None:
