@@ -491,7 +491,8 @@ class Ec2Queries:
         """(region, type) -> on-demand USD/hour from the Pricing API, or None if it fails.
 
         Optional information: any failure (no permission, API not reachable) is logged
-        at debug level and answered with None (``on_demand_price_list`` says why).
+        at debug level and answered with None (``on_demand_price_list`` says why);
+        credentials that are missing or invalid are raised, as there.
         """
         return self.on_demand_price_list(instance_types, product, regions)[0]
 
@@ -502,7 +503,9 @@ class Ec2Queries:
 
         The types are priced in ``regions``, in parallel calls of at most
         ``PRICING_PAIRS_PER_CALL`` (type, region) pairs (``pricing_batches``), so no
-        answer needs a second page.
+        answer needs a second page. Credentials that are missing or invalid raise their
+        ``PrerequisiteError`` (exit 5), as they would at the next call: they are not a
+        price the Pricing API withholds, and granting it a permission would not help.
         """
         operating_system = _PRICING_OS.get(product)
         if operating_system is None:
@@ -539,7 +542,10 @@ class Ec2Queries:
         except Exception as error:
             if not (is_aws_error(error) or isinstance(error, NotImplementedError)):
                 raise
-            log.debug("on-demand prices unavailable: %s", aws_error(error, call="GetProducts"))
+            failure = aws_error(error, call="GetProducts")
+            if isinstance(failure, PrerequisiteError):
+                raise failure from error
+            log.debug("on-demand prices unavailable: %s", failure)
             reason = aws_error_code(error) or type(error).__name__
             return None, f"the Pricing API did not answer ({reason})"
 
