@@ -245,11 +245,22 @@ def _least_crowded(
     )[1]
 
 
-def pick_idle(members: Sequence[Member], template: int) -> Member | None:
-    """The member a new lease gets: the oldest idle RUNNING one that is not stale."""
+def pick_idle(
+    members: Sequence[Member],
+    template: int,
+    *,
+    now: datetime,
+    max_lifetime: timedelta | None = None,
+) -> Member | None:
+    """The member a new lease gets: the oldest idle RUNNING one that is not stale.
+
+    Stale is the planner's rule (``_stale``, with the same ``template``, ``now`` and
+    ``max_lifetime``): the oldest member is the first to pass ``max_lifetime``, so
+    without it a lease would take the very member the next pass is to remove.
+    """
     fresh = [
         member
         for member in members
-        if member.idle and not member.recycle and member.template == template
+        if member.idle and _stale(member, template, now, max_lifetime) is None
     ]
     return min(fresh, key=lambda m: (m.created_at, m.name), default=None)

@@ -531,7 +531,13 @@ class Pools:
     ) -> Lease | None:
         pool = self._active_pool(connection, name)
         members = self._members(connection, name, lock=True)
-        chosen = pick_idle([m.planned() for m in members], pool.template)
+        now = _now()
+        chosen = pick_idle(
+            [m.planned() for m in members],
+            pool.template,
+            now=now,
+            max_lifetime=pool.strategy.lifetime(),
+        )
         if chosen is None:
             live = sum(1 for m in members if m.planned().live)
             if not allow_cold_start or live >= pool.capacity.maximum:
@@ -545,7 +551,6 @@ class Pools:
         else:
             host_name = chosen.name
             served = "after_wait" if waited else "at_once"
-        now = _now()
         lease_id = f"lease-{secrets.token_hex(8)}"
         connection.execute(
             leases.insert().values(

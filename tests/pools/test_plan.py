@@ -156,9 +156,19 @@ def test_a_lease_gets_the_oldest_fresh_idle_member() -> None:
         _member("old", age=60),
         _member("booting", MemberState.PENDING, age=100),
     ]
-    chosen = pick_idle(members, template=1)
+    chosen = pick_idle(members, template=1, now=NOW)
     assert chosen is not None and chosen.name == "old"
-    assert pick_idle(members[:3], template=1) is None
+    assert pick_idle(members[:3], template=1, now=NOW) is None
+
+
+def test_a_lease_never_gets_a_member_the_planner_would_remove_as_too_old() -> None:
+    members = [_member("ancient", age=600), _member("old", age=60), _member("young", age=1)]
+    lifetime = timedelta(hours=2)
+    chosen = pick_idle(members, template=1, now=NOW, max_lifetime=lifetime)
+    assert chosen is not None and chosen.name == "old"
+    decided = _plan(Capacity(3, 0, 3), members, max_lifetime=lifetime)
+    assert decided.removed == {"ancient"}  # type: ignore[attr-defined]
+    assert pick_idle(members[:1], template=1, now=NOW, max_lifetime=lifetime) is None
 
 
 _states = st.sampled_from(list(MemberState))

@@ -13,6 +13,7 @@ import json
 import secrets
 import threading
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -490,6 +491,40 @@ def test_two_leases_never_get_the_same_member(database_url: str, tmp_path: Path)
         leased = [host for host in got if host is not None]
         assert sorted(leased) == names  # each member once, the other three got none
         assert got.count(None) == 3
+    finally:
+        database.dispose()
+
+
+def test_a_lease_never_gets_a_member_past_the_pools_max_lifetime(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The oldest idle member is the first to pass ``max_lifetime``: a lease takes the
+    next one, and the pass that follows removes the old one, which no one holds."""
+    database = open_database(database_url)
+    try:
+        executions = Executions(database)
+        pools = Pools(database, executions, Hosts(database, executions))
+        strategy = Strategy(max_lifetime="12h", recycle="keep")
+        pool = pools.create("aging", Capacity(2, 0, 2), _template(tmp_path), strategy)
+        ages = {"aging-old": timedelta(hours=13), "aging-young": timedelta(hours=1)}
+        for member in ages:
+            pools.hosts.request(
+                HostRequest.CREATE, None, pool.member_fields(member),
+                member={"pool": "aging", "template": pool.template},
+            )  # fmt: skip
+        now = datetime.now(timezone.utc)
+        with database.transaction() as connection:
+            for member, age in ages.items():
+                connection.execute(
+                    hosts_table.update()
+                    .where(hosts_table.c.name == member)
+                    .values(state="RUNNING", created_at=now - age)
+                )
+        lease = pools.lease("aging", ttl="5m", holder="job")
+        assert lease is not None and lease.host == "aging-young"
+        assert pools.converge("aging").remove == (("aging-old", "past the pool's max_lifetime"),)
+        # The young one leased, the old one going: nothing left to lease.
+        assert pools.lease("aging", ttl="5m", holder="job") is None
     finally:
         database.dispose()
 
