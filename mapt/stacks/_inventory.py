@@ -410,7 +410,8 @@ class _FileStore:
             raise OperationError(
                 f"cannot list the state in {self._root / folder}: {error.strerror}"
             ) from error
-        return sorted(f"{folder}/{name}" for name in names if name.startswith(start))
+        inside = f"{folder}/" if folder else ""
+        return sorted(inside + name for name in names if name.startswith(start))
 
     def checkpoints(self) -> list[_Entry]:
         top = self._root / _STACKS_DIR

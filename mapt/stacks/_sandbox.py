@@ -849,13 +849,21 @@ class SandboxEngine(_InProcessEngine, _BackendStateFiles):
         return StackPreview(stack_name=ref.stack_name, changes=changes, steps=steps)
 
     def destroy(self, ref: StackRef) -> bool:
+        """Delete the stack's resources and its checkpoint; ``False`` when it has none.
+
+        Whether it exists is read before the lock is taken: a stack that never existed
+        (a mistyped ``--backed-url``) writes nothing, not even a lock in a new folder.
+        """
         backend = resolve_backend(ref.backend_url)
         store = _store(backend)
+        if not self.exists(ref):
+            _log.info("stack %s does not exist; nothing to destroy", ref.stack_name)
+            return False
         with _stack_lock(backend, store, ref):
             secrets_for = self._secrets(backend)
             state = _read_state(store, ref, secrets_for)
             if state is None:
-                _log.info("stack %s does not exist; nothing to destroy", ref.stack_name)
+                _log.info("stack %s was removed meanwhile; nothing to destroy", ref.stack_name)
                 return False
             unknown = sorted(
                 {r.type for r in state.resources if not r.is_provider and r.type not in self._kinds}
@@ -969,12 +977,11 @@ def _prepare_layout(store: _Store, backend: Backend) -> None:
 
     A backend whose stacks are in the legacy layout (no ``meta.yaml``, checkpoints
     directly under ``stacks/``) is refused: a ``meta.yaml`` would hide them from Pulumi.
+    A ``meta.yaml`` that is there is kept as it is, whether it can be read or not: one
+    that cannot be read (no permission, S3 refusing) is not an absent one to overwrite.
     """
-    try:
-        store.read(_META_KEY)
+    if _META_KEY in store.named(_META_KEY):
         return
-    except _Unreadable:
-        pass
     if any(entry.project == "" for entry in store.checkpoints()):
         raise OperationError(
             f"the backend {backend.url} holds stacks in Pulumi's legacy layout; the sandbox "

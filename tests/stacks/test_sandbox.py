@@ -325,6 +325,37 @@ def test_destroy_deletes_in_reverse_dependency_order_and_removes_the_stack(
     assert engine().destroy(ref) is False
 
 
+def test_destroy_of_a_stack_that_never_existed_writes_nothing(
+    ec2: Any, tmp_path: Path, api_calls: ApiCallLog
+) -> None:
+    # A mistyped --backed-url: no lock, no folder, nothing asked of the endpoint.
+    typo = StackRef("demo", "host", f"file://{tmp_path / 'typo' / 'state'}")
+    assert engine().destroy(typo) is False
+    assert not (tmp_path / "typo").exists()
+    assert api_calls.calls == []
+
+
+def test_a_meta_yaml_that_cannot_be_read_is_kept_not_rewritten(
+    ec2: Any, ref: StackRef, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mapt.stacks import _inventory
+
+    assert ref.backend_url is not None
+    meta = Path(ref.backend_url.removeprefix("file://")) / ".pulumi" / "meta.yaml"
+    meta.parent.mkdir(parents=True)
+    meta.write_text("version: 1\n# kept by its owner\n")
+    real_read = _inventory._FileStore.read
+
+    def refusing(store: Any, key: str) -> bytes:
+        if key == "meta.yaml":
+            raise _inventory._Unreadable("cannot read it: Permission denied")
+        return real_read(store, key)
+
+    monkeypatch.setattr(_inventory._FileStore, "read", refusing)
+    engine().up(ref, network())
+    assert meta.read_text() == "version: 1\n# kept by its owner\n"
+
+
 def test_a_refused_input_fails_up_with_awss_error_and_keeps_what_was_made(
     ec2: Any, ref: StackRef
 ) -> None:
