@@ -24,7 +24,7 @@ from mapt.cli._options import OutputFormat, flag_name, given, secret_value
 from mapt.core import InputError, Interrupted, PrerequisiteError, get_logger
 
 if TYPE_CHECKING:
-    from mapt.client import Client, Execution
+    from mapt.client import Client, Execution, Host
 
 _log = get_logger("mapt.cli.remote")
 
@@ -169,17 +169,15 @@ def remote_create(
 
 def remote_destroy(ctx: typer.Context, client: Client, output: OutputFormat) -> None:
     """``mapt aws host destroy --server``; a host the server does not have (or has
-    deleted) is nothing to destroy, as a project without stacks is locally."""
+    deleted) is nothing to destroy, as a project without stacks is locally, once the
+    server's list of hosts confirms it (``_managed_host``)."""
     from mapt.cli._host import _print_destroy
-    from mapt.client import HostState, NotFoundError, destroy_record
+    from mapt.client import HostState, destroy_record
     from mapt.hosts import DestroyRecord
 
     refuse_local_only(ctx, _DESTROY_LOCAL_ONLY)
     project = str(ctx.params["project_name"])
-    try:
-        host = client.hosts.get(project)
-    except NotFoundError:
-        host = None
+    host = _managed_host(client, project)
     for name in _DESTROY_SAME_AS_CREATE:
         wanted = ctx.params.get(name)
         if host is not None and given(ctx, name) and wanted != host.fields.get(name):
@@ -199,6 +197,34 @@ def remote_destroy(ctx: typer.Context, client: Client, output: OutputFormat) -> 
         typer.echo(json.dumps(result, indent=2))  # the document the local command prints
     else:
         _print_destroy(f"the server {client.url}", destroy_record(result), output)
+
+
+def _managed_host(client: Client, project: str) -> Host | None:
+    """The server's record of host ``project``; None when the server has no such host.
+
+    A 404 alone does not say so: a wrong ``--server`` (a path prefix the server does not
+    serve, a proxy's page) answers 404 too, and mapt's own answer for an unknown route
+    has the same shape as its answer for an unknown host. The server's list of hosts
+    settles it: the host is the one listed, None when the list leaves it out; a list
+    that is not found either means the URL is wrong, a failure naming it (exit 1),
+    not "Nothing to destroy".
+    """
+    from mapt.client import NotFoundError
+    from mapt.core import OperationError
+
+    try:
+        return client.hosts.get(project)
+    except NotFoundError:
+        pass
+    try:
+        listed = client.hosts.list()
+    except NotFoundError as unlisted:
+        raise OperationError(
+            f"cannot tell whether the server {client.url} has host {project!r}: its list "
+            f"of hosts is not found either ({unlisted})",
+            hint="Check --server (MAPT_SERVER): it is the base URL 'mapt serve' listens on.",
+        ) from None
+    return next((host for host in listed if host.name == project), None)
 
 
 def remote_refresh_ip(ctx: typer.Context, client: Client, output: OutputFormat) -> None:

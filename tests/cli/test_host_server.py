@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,48 @@ def empty_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
     server = ServerProcess(url, folder / "server" / "server.log", host_operations=False)
     with running(server) as started:
         yield started
+
+
+class FixedAnswer:
+    """A web server on 127.0.0.1 that is not mapt's: every request gets one answer (a
+    proxy's error page, another service's JSON), and its paths are recorded."""
+
+    def __init__(self, status: int, content_type: str, body: str) -> None:
+        self.paths: list[str] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                fake.paths.append(f"{self.command} {self.path}")
+                payload = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_POST = do_DELETE = do_GET
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def proxy_page() -> Iterator[FixedAnswer]:
+    """A proxy in front of nothing: an HTML 404 page for every path."""
+    fake = FixedAnswer(404, "text/html", "<html><body><h1>404 Not Found</h1></body></html>")
+    yield fake
+    fake.close()
 
 
 def _new_token(server: ServerProcess) -> str:
@@ -136,6 +180,23 @@ def test_create_with_server_prints_and_outputs_what_the_local_command_does(
     again = _remote(cli, server, token, "aws", "host", "destroy", "--project-name", "pr-7")
     assert again.exit_code == 0, again.output
     assert again.stdout.startswith("Nothing to destroy: project 'pr-7'")
+
+
+@pytest.mark.parametrize("where", ["unknown-route", "proxy-page"])
+def test_destroy_at_a_wrong_server_url_fails_naming_it_instead_of_nothing_to_destroy(
+    cli: Harness, empty_server: ServerProcess, proxy_page: FixedAnswer, where: str
+) -> None:
+    # Both answer 404 for the host; neither says the server has no such host. The
+    # first is mapt's own answer, for a path prefix the server does not serve.
+    url = {"unknown-route": f"{empty_server.url}/mapt", "proxy-page": proxy_page.url}[where]
+    result = cli.invoke(
+        "aws", "host", "destroy", "--project-name", "pr-3", "--server", url,
+        env={"MAPT_TOKEN": _new_token(empty_server)},
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "Nothing to destroy" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("Error: cannot tell whether the server") and url in lines[0], lines
 
 
 def test_create_with_server_writes_the_connection_files_here(
