@@ -14,7 +14,7 @@ import builtins
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from types import TracebackType
 from typing import Any
@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from mapt import __version__
+from mapt._api import HostState
 from mapt.client._errors import server_error
 from mapt.client._records import Execution, Host, host_connection, host_status
 from mapt.core import InputError, OperationError, register_secret, shown
@@ -503,6 +504,7 @@ class Pools:
         deadline = None if start_timeout is None else time.monotonic() + start_timeout
         pause = _POLL_START
         while "connection" not in document:
+            _check_starting(document, name, lease_id)
             if deadline is not None and time.monotonic() >= deadline:
                 raise OperationError(
                     f"lease {lease_id}: host {document['lease']['host']} is not running "
@@ -512,8 +514,6 @@ class Pools:
             time.sleep(pause)
             pause = min(pause * 1.5, _POLL_MAX)
             document = self._client._json("GET", f"{_pool_path(name)}/leases/{_segment(lease_id)}")
-            if document["lease"]["state"] != "active":
-                raise OperationError(f"lease {lease_id} ended ({document['lease']['state']})")
         return PoolLease(
             lease=document["lease"],
             host=Host.from_json(document["host"]),
@@ -524,6 +524,26 @@ class Pools:
         """Return the member (recycled per the pool's strategy): the lease and the
         destroy's execution (None when the member is kept)."""
         return self._client._json("DELETE", f"{_pool_path(name)}/leases/{_segment(lease_id)}")
+
+
+def _check_starting(document: Mapping[str, Any], pool: str, lease_id: str) -> None:
+    """Raise when a cold-started lease cannot end with a running member: the lease
+    ended, or the member's create failed (DELETED or ERROR: the lease itself stays
+    active until its ttl, so waiting for it would poll that long). A failed member's
+    error is its ``last_error``, with that error's exit code (4 for no capacity)."""
+    lease = document["lease"]
+    if lease["state"] != "active":
+        raise OperationError(f"lease {lease_id} ended ({lease['state']})")
+    host = Host.from_json(document["host"])
+    if host.state not in (HostState.DELETED, HostState.ERROR):
+        return
+    failed = f"lease {lease_id}: host {host.name} did not start ({host.state.value})"
+    hint = f"mapt pool release {pool} {lease_id} ends the lease."
+    if host.last_error is None:
+        raise OperationError(failed, hint=hint)
+    raise replace(host.last_error, message=f"{failed}: {host.last_error.message}").as_error(
+        hint=hint
+    )
 
 
 def _cost_params(start: date | None, end: date | None, detail: bool) -> dict[str, Any]:

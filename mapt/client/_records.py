@@ -35,12 +35,13 @@ class ExecutionFailure:
             return None
         return cls(str(data["type"]), str(data["message"]), int(data["exit_code"]))
 
-    def as_error(self) -> MaptError:
+    def as_error(self, *, hint: str | None = None) -> MaptError:
         """The ``mapt.core`` error the local command would have raised."""
         return server_error(
             None,
             {"error": {"type": self.type, "message": self.message, "exit_code": self.exit_code}},
             fallback=self.message,
+            hint=hint,
         )
 
 

@@ -162,6 +162,43 @@ def test_an_unreachable_server_is_a_failed_operation_naming_it() -> None:
     assert "127.0.0.1:9" in str(raised.value)
 
 
+def _host_json(name: str, state: str, **extra: Any) -> dict[str, Any]:
+    """A host as the server's JSON has it (``GET /v1/hosts/{name}``)."""
+    return {
+        "name": name, "state": state, "address": None, "username": None,
+        "allocation": None, "hourly_price": None, "fields": {}, "execution_id": "e-1",
+        "created_at": "2026-12-04T03:00:00Z", "updated_at": "2026-12-04T03:01:00Z",
+        "expires_at": None, "deleted_at": None, "last_error": None, **extra,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("state", ["DELETED", "ERROR"])
+def test_a_cold_start_whose_member_failed_raises_the_members_error_at_once(state: str) -> None:
+    # The member's create failed; its lease stays active until its ttl (an hour).
+    failure = {"type": "NoCapacityError", "message": "no spot capacity", "exit_code": 4}
+    lease = {"id": "lease-1", "pool": "ci", "host": "ci-1", "state": "active"}
+    polls: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(202, json={"lease": lease, "host": _host_json("ci-1", "PENDING")})
+        polls.append(request.url.path)
+        if len(polls) == 4:  # stands for the ttl running out
+            return httpx.Response(200, json={"lease": dict(lease, state="expired")})
+        failed = _host_json("ci-1", state, last_error=failure)
+        return httpx.Response(202, json={"lease": lease, "host": failed})
+
+    client = Client("http://127.0.0.1:9", "t", transport=httpx.MockTransport(answer))
+    with client, pytest.raises(NoCapacityError) as raised:
+        client.pools.lease("ci", ttl="1h", holder="job", allow_cold_start=True)
+    assert polls == ["/v1/pools/ci/leases/lease-1"]
+    assert raised.value.exit_code == 4
+    assert str(raised.value).startswith(
+        f"lease lease-1: host ci-1 did not start ({state}): no spot capacity. "
+        "mapt pool release ci lease-1"
+    )
+
+
 # -- on a real server ----------------------------------------------------------------
 
 
