@@ -222,7 +222,13 @@ class Executions:
     def wait(self, execution_id: str, *, timeout: float | None = None) -> Execution:
         """The execution once it ended (succeeded, failed or cancelled), polled; after
         ``timeout`` seconds (None: no limit), an ``OperationError``."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        return self._wait_until(execution_id, _deadline(timeout), timeout)
+
+    def _wait_until(
+        self, execution_id: str, deadline: float | None, timeout: float | None
+    ) -> Execution:
+        """``wait`` until ``deadline`` (``time.monotonic``; None: none), for a wait of
+        ``timeout`` seconds in all that may have begun before (a held answer's)."""
         pause = _POLL_START
         while True:
             execution = self.get(execution_id)
@@ -322,6 +328,8 @@ class Hosts:
     ) -> Execution:
         query = dict(params or {})
         read_timeout = None
+        # One deadline for the held answer and the polling after it: ``timeout`` in all.
+        deadline = _deadline(timeout)
         if wait:
             # The server holds the answer up to its limit; past it, we poll.
             held = _SERVER_WAIT_LIMIT if timeout is None else min(timeout, _SERVER_WAIT_LIMIT)
@@ -332,8 +340,13 @@ class Hosts:
         if not wait:
             return execution
         if not execution.finished:
-            execution = self._client.executions.wait(execution.id, timeout=timeout)
+            execution = self._client.executions._wait_until(execution.id, deadline, timeout)
         return execution.raise_for_error()
+
+
+def _deadline(timeout: float | None) -> float | None:
+    """The ``time.monotonic`` at which a wait of ``timeout`` seconds ends (None: never)."""
+    return None if timeout is None else time.monotonic() + timeout
 
 
 def _segment(value: str) -> str:
@@ -501,7 +514,7 @@ class Pools:
             "POST", f"{_pool_path(name)}/leases", body=body, timeout=wait + DEFAULT_TIMEOUT
         )
         lease_id = str(document["lease"]["id"])
-        deadline = None if start_timeout is None else time.monotonic() + start_timeout
+        deadline = _deadline(start_timeout)
         pause = _POLL_START
         while "connection" not in document:
             _check_starting(document, name, lease_id)

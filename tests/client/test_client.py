@@ -162,6 +162,48 @@ def test_an_unreachable_server_is_a_failed_operation_naming_it() -> None:
     assert "127.0.0.1:9" in str(raised.value)
 
 
+class FakeClock:
+    """``time`` as the client reads it (``monotonic``, ``sleep``): seconds pass when it
+    sleeps or a fake server holds its answer, at once."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_a_waited_call_gives_up_once_its_wait_timeout_has_passed_in_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import mapt.client._client as client_module
+
+    clock = FakeClock()
+    monkeypatch.setattr(client_module, "time", clock)
+    pending = {
+        "id": "e-1", "name": "hosts.delete", "target": "pr-1", "status": "pending",
+        "created_at": "2026-12-04T03:00:00Z", "started_at": None, "finished_at": None,
+        "error": None, "result": None,
+    }  # fmt: skip
+    polls = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "DELETE":
+            clock.sleep(float(request.url.params["timeout"]))  # the server holds it
+            return httpx.Response(202, json={"execution": pending})
+        polls.append(clock.now)
+        return httpx.Response(200, json={"execution": pending})
+
+    client = Client("http://127.0.0.1:9", "t", transport=httpx.MockTransport(answer))
+    with client, pytest.raises(OperationError, match="still pending after 2s"):
+        client.hosts.delete("pr-1", wait_timeout=2)
+    # The server held the answer for the 2 s; one look after it, not 2 s more of polls.
+    assert clock.now == 1002.0 and polls == [1002.0]
+
+
 def _host_json(name: str, state: str, **extra: Any) -> dict[str, Any]:
     """A host as the server's JSON has it (``GET /v1/hosts/{name}``)."""
     return {
