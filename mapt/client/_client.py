@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -33,6 +33,8 @@ DEFAULT_TIMEOUT = 60.0
 # Longest the server holds one ``?wait=true`` answer (``MAX_WAIT_SECONDS`` of the service).
 _SERVER_WAIT_LIMIT = 3600.0
 _POLL_START, _POLL_MAX = 0.2, 2.0
+
+_Read = TypeVar("_Read")
 
 
 def check_server_url(url: str) -> str:
@@ -100,11 +102,11 @@ class Client:
 
     def ping(self) -> bool:
         """Whether the server answers (``GET /v1/ping``, no token needed)."""
-        return bool(self._json("GET", "/v1/ping").get("ping") == "pong")
+        return self._json("GET", "/v1/ping", read=lambda document: document.get("ping") == "pong")
 
     def version(self) -> str:
         """The server's mapt version (``GET /v1/version``, no token needed)."""
-        return str(self._json("GET", "/v1/version")["version"])
+        return self._json("GET", "/v1/version", read=lambda document: str(document["version"]))
 
     # -- the wire ---------------------------------------------------------------------
 
@@ -113,15 +115,26 @@ class Client:
         method: str,
         path: str,
         *,
+        read: Callable[[dict[str, Any]], _Read],
         params: Mapping[str, Any] | None = None,
         body: Mapping[str, Any] | None = None,
         timeout: float | None = None,
-    ) -> dict[str, Any]:
-        """The JSON answer of ``method path``; the server's error, raised, otherwise."""
+    ) -> _Read:
+        """The JSON answer of ``method path`` as ``read`` makes it (its records); the
+        server's error, raised, otherwise.
+
+        Every answer is read into its records here: one that cannot be (a key missing,
+        a state or a time that is none, as in another server's JSON) is the
+        ``OperationError`` naming the URL, not a ``KeyError`` from deep in a record.
+        """
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         with self._answer(method, path, params=params, body=body, **extra) as answer:
             answer.read()
-            return self._document(answer)
+            document = self._document(answer)
+            try:
+                return read(document)
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+                raise self._not_mapts(answer) from None
 
     @contextmanager
     def _answer(
@@ -162,11 +175,14 @@ class Client:
         except ValueError:
             document = None
         if not isinstance(document, dict):
-            raise OperationError(
-                f"{answer.request.method} {answer.request.url}: the answer is not mapt's "
-                f"JSON (HTTP {answer.status_code}); is this a mapt server?"
-            )
+            raise self._not_mapts(answer)
         return document
+
+    def _not_mapts(self, answer: httpx.Response) -> OperationError:
+        return OperationError(
+            f"{answer.request.method} {answer.request.url}: the answer is not mapt's "
+            f"JSON (HTTP {answer.status_code}); is this a mapt server?"
+        )
 
     def _error(self, answer: httpx.Response, where: str) -> Exception:
         try:
@@ -188,8 +204,9 @@ class Executions:
         self._client = client
 
     def get(self, execution_id: str) -> Execution:
-        document = self._client._json("GET", f"/v1/executions/{_segment(execution_id)}")
-        return Execution.from_json(document["execution"])
+        return self._client._json(
+            "GET", f"/v1/executions/{_segment(execution_id)}", read=_execution
+        )
 
     def list(
         self, *, include_completed: bool = False, target: str | None = None
@@ -197,8 +214,12 @@ class Executions:
         """Executions not finished yet (with ``include_completed``, all), oldest first;
         ``target`` keeps those of one host."""
         params: dict[str, Any] = {"include_completed": include_completed, "target": target}
-        document = self._client._json("GET", "/v1/executions", params=params)
-        return [Execution.from_json(entry) for entry in document["executions"]]
+        return self._client._json(
+            "GET",
+            "/v1/executions",
+            params=params,
+            read=lambda document: [Execution.from_json(e) for e in document["executions"]],
+        )
 
     def logs(self, execution_id: str, *, follow: bool = False) -> Iterator[str]:
         """The execution's progress lines (the lines the local command prints); with
@@ -215,8 +236,8 @@ class Executions:
         self, execution_id: str, *, wait: bool = False, timeout: float | None = None
     ) -> Execution:
         """Ask the execution to stop; with ``wait``, the execution once it ended."""
-        document = self._client._json("POST", f"/v1/executions/{_segment(execution_id)}/cancel")
-        execution = Execution.from_json(document["execution"])
+        path = f"/v1/executions/{_segment(execution_id)}/cancel"
+        execution = self._client._json("POST", path, read=_execution)
         return self.wait(execution.id, timeout=timeout) if wait else execution
 
     def wait(self, execution_id: str, *, timeout: float | None = None) -> Execution:
@@ -283,18 +304,25 @@ class Hosts:
         )
 
     def list(self, *, include_deleted: bool = False) -> list[Host]:
-        document = self._client._json(
-            "GET", "/v1/hosts", params={"include_deleted": include_deleted}
+        return self._client._json(
+            "GET", "/v1/hosts", params={"include_deleted": include_deleted}, read=_hosts
         )
-        return [Host.from_json(entry) for entry in document["hosts"]]
 
     def get(self, name: str) -> Host:
-        return Host.from_json(self._client._json("GET", _host_path(name))["host"])
+        return self._client._json(
+            "GET", _host_path(name), read=lambda document: Host.from_json(document["host"])
+        )
 
     def status(self, name: str) -> tuple[Host, HostStatus]:
         """The host's record, and its stacks as the state describes them now."""
-        document = self._client._json("GET", f"{_host_path(name)}/status")
-        return Host.from_json(document["host"]), host_status(document["status"])
+        return self._client._json(
+            "GET",
+            f"{_host_path(name)}/status",
+            read=lambda document: (
+                Host.from_json(document["host"]),
+                host_status(document["status"]),
+            ),
+        )
 
     def costs(
         self,
@@ -308,13 +336,16 @@ class Hosts:
         (``costs``, ``running``, ``savings``); ``detail`` adds its intervals and the
         list-priced network resources."""
         return self._client._json(
-            "GET", f"{_host_path(name)}/costs", params=_cost_params(start, end, detail)
+            "GET", f"{_host_path(name)}/costs", params=_cost_params(start, end, detail), read=dict
         )
 
     def connection(self, name: str) -> HostConnection:
         """Address, user and private key of a RUNNING host (a write token; logged)."""
-        document = self._client._json("GET", f"{_host_path(name)}/connection")
-        return host_connection(document["connection"])
+        return self._client._json(
+            "GET",
+            f"{_host_path(name)}/connection",
+            read=lambda document: host_connection(document["connection"]),
+        )
 
     def _execution(
         self,
@@ -335,8 +366,9 @@ class Hosts:
             held = _SERVER_WAIT_LIMIT if timeout is None else min(timeout, _SERVER_WAIT_LIMIT)
             query.update(wait=True, timeout=held)
             read_timeout = held + DEFAULT_TIMEOUT
-        document = self._client._json(method, path, params=query, body=body, timeout=read_timeout)
-        execution = Execution.from_json(document["execution"])
+        execution = self._client._json(
+            method, path, params=query, body=body, timeout=read_timeout, read=_execution
+        )
         if not wait:
             return execution
         if not execution.finished:
@@ -347,6 +379,18 @@ class Hosts:
 def _deadline(timeout: float | None) -> float | None:
     """The ``time.monotonic`` at which a wait of ``timeout`` seconds ends (None: never)."""
     return None if timeout is None else time.monotonic() + timeout
+
+
+def _execution(document: Mapping[str, Any]) -> Execution:
+    return Execution.from_json(document["execution"])
+
+
+def _hosts(document: Mapping[str, Any]) -> list[Host]:
+    return [Host.from_json(entry) for entry in document["hosts"]]
+
+
+def _pool(document: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(document["pool"])
 
 
 def _segment(value: str) -> str:
@@ -412,14 +456,16 @@ class Pools:
             "host": dict(host),
             "strategy": dict(strategy or {}),
         }
-        return dict(self._client._json("POST", "/v1/pools", body=body)["pool"])
+        return self._client._json("POST", "/v1/pools", body=body, read=_pool)
 
     def list(self) -> builtins.list[dict[str, Any]]:
-        return [dict(pool) for pool in self._client._json("GET", "/v1/pools")["pools"]]
+        return self._client._json(
+            "GET", "/v1/pools", read=lambda document: [dict(p) for p in document["pools"]]
+        )
 
     def get(self, name: str) -> dict[str, Any]:
         """The pool with its members counted (``pool``) and listed (``hosts``)."""
-        return self._client._json("GET", _pool_path(name))
+        return self._client._json("GET", _pool_path(name), read=dict)
 
     def update(
         self,
@@ -434,11 +480,11 @@ class Pools:
             for key, value in (("capacity", capacity), ("host", host), ("strategy", strategy))
             if value is not None
         }
-        return dict(self._client._json("PATCH", _pool_path(name), body=body)["pool"])
+        return self._client._json("PATCH", _pool_path(name), body=body, read=_pool)
 
     def delete(self, name: str) -> dict[str, Any]:
         """Drain the pool (leased members go once released or expired)."""
-        return dict(self._client._json("DELETE", _pool_path(name))["pool"])
+        return self._client._json("DELETE", _pool_path(name), read=_pool)
 
     def costs(
         self,
@@ -451,12 +497,11 @@ class Pools:
         """What the pool's members cost while they served it (the document of
         ``Hosts.costs``)."""
         return self._client._json(
-            "GET", f"{_pool_path(name)}/costs", params=_cost_params(start, end, detail)
+            "GET", f"{_pool_path(name)}/costs", params=_cost_params(start, end, detail), read=dict
         )
 
     def hosts(self, name: str) -> builtins.list[Host]:
-        document = self._client._json("GET", f"{_pool_path(name)}/hosts")
-        return [Host.from_json(entry) for entry in document["hosts"]]
+        return self._client._json("GET", f"{_pool_path(name)}/hosts", read=_hosts)
 
     def add(
         self, name: str, count: int = 1, *, wait: bool = True, wait_timeout: float | None = None
@@ -510,48 +555,80 @@ class Pools:
         """Lease an idle member (waiting up to ``wait`` seconds for one; a cold start,
         when allowed, is polled until it runs, at most ``start_timeout`` seconds)."""
         body = {"ttl": ttl, "holder": holder, "allow_cold_start": allow_cold_start, "wait": wait}
-        document = self._client._json(
-            "POST", f"{_pool_path(name)}/leases", body=body, timeout=wait + DEFAULT_TIMEOUT
+        answer = self._client._json(
+            "POST",
+            f"{_pool_path(name)}/leases",
+            body=body,
+            timeout=wait + DEFAULT_TIMEOUT,
+            read=_LeaseAnswer.from_json,
         )
-        lease_id = str(document["lease"]["id"])
         deadline = _deadline(start_timeout)
         pause = _POLL_START
-        while "connection" not in document:
-            _check_starting(document, name, lease_id)
+        while (leased := _leased(answer, name)) is None:
             if deadline is not None and time.monotonic() >= deadline:
                 raise OperationError(
-                    f"lease {lease_id}: host {document['lease']['host']} is not running "
+                    f"lease {answer.id}: host {answer.member} is not running "
                     f"after {start_timeout:g}s",
-                    hint=f"mapt pool release {name} {lease_id} returns it.",
+                    hint=f"mapt pool release {name} {answer.id} returns it.",
                 )
             time.sleep(pause)
             pause = min(pause * 1.5, _POLL_MAX)
-            document = self._client._json("GET", f"{_pool_path(name)}/leases/{_segment(lease_id)}")
-        return PoolLease(
-            lease=document["lease"],
-            host=Host.from_json(document["host"]),
-            connection=host_connection(document["connection"]),
-        )
+            answer = self._client._json(
+                "GET",
+                f"{_pool_path(name)}/leases/{_segment(answer.id)}",
+                read=_LeaseAnswer.from_json,
+            )
+        return leased
 
     def release(self, name: str, lease_id: str) -> dict[str, Any]:
         """Return the member (recycled per the pool's strategy): the lease and the
         destroy's execution (None when the member is kept)."""
-        return self._client._json("DELETE", f"{_pool_path(name)}/leases/{_segment(lease_id)}")
+        return self._client._json(
+            "DELETE", f"{_pool_path(name)}/leases/{_segment(lease_id)}", read=dict
+        )
 
 
-def _check_starting(document: Mapping[str, Any], pool: str, lease_id: str) -> None:
-    """Raise when a cold-started lease cannot end with a running member: the lease
-    ended, or the member's create failed (DELETED or ERROR: the lease itself stays
-    active until its ttl, so waiting for it would poll that long). A failed member's
-    error is its ``last_error``, with that error's exit code (4 for no capacity)."""
-    lease = document["lease"]
-    if lease["state"] != "active":
-        raise OperationError(f"lease {lease_id} ended ({lease['state']})")
-    host = Host.from_json(document["host"])
+@dataclass(frozen=True)
+class _LeaseAnswer:
+    """An answer about a lease, read: the lease, and while it is active its member (and
+    the member's connection once it runs)."""
+
+    lease: dict[str, Any]
+    id: str
+    state: str
+    member: str
+    host: Host | None  # None once the lease ended: the answer is the lease alone
+    connection: HostConnection | None
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> _LeaseAnswer:
+        lease = dict(document["lease"])
+        state = str(lease["state"])
+        connection = document.get("connection")
+        return cls(
+            lease=lease,
+            id=str(lease["id"]),
+            state=state,
+            member=str(lease["host"]),
+            host=Host.from_json(document["host"]) if state == "active" else None,
+            connection=None if connection is None else host_connection(connection),
+        )
+
+
+def _leased(answer: _LeaseAnswer, pool: str) -> PoolLease | None:
+    """The lease once its member runs; None while it starts. Raised: the lease ended,
+    or the member's create failed (DELETED or ERROR: the lease itself stays active
+    until its ttl, so waiting for it would poll that long), as the member's
+    ``last_error`` with that error's exit code (4 for no capacity)."""
+    host = answer.host
+    if host is None:
+        raise OperationError(f"lease {answer.id} ended ({answer.state})")
+    if answer.connection is not None:
+        return PoolLease(lease=answer.lease, host=host, connection=answer.connection)
     if host.state not in (HostState.DELETED, HostState.ERROR):
-        return
-    failed = f"lease {lease_id}: host {host.name} did not start ({host.state.value})"
-    hint = f"mapt pool release {pool} {lease_id} ends the lease."
+        return None
+    failed = f"lease {answer.id}: host {host.name} did not start ({host.state.value})"
+    hint = f"mapt pool release {pool} {answer.id} ends the lease."
     if host.last_error is None:
         raise OperationError(failed, hint=hint)
     raise replace(host.last_error, message=f"{failed}: {host.last_error.message}").as_error(

@@ -199,6 +199,25 @@ def test_destroy_at_a_wrong_server_url_fails_naming_it_instead_of_nothing_to_des
     assert lines[0].startswith("Error: cannot tell whether the server") and url in lines[0], lines
 
 
+@pytest.mark.parametrize(
+    "command",
+    [("aws", "host", "list"), ("aws", "host", "destroy", "--project-name", "pr-3")],
+    ids=["list", "destroy"],
+)
+def test_a_server_answering_json_that_is_not_mapts_is_one_error_line_naming_it(
+    cli: Harness, command: tuple[str, ...]
+) -> None:
+    other = FixedAnswer(200, "application/json", json.dumps({"status": "ok"}))
+    try:
+        result = cli.invoke(*command, "--server", other.url, env={"MAPT_TOKEN": "t0ken-value"})
+    finally:
+        other.close()
+    assert result.exit_code == 1, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"Error: GET {other.url}/v1/hosts") and "not mapt's JSON" in line
+    assert result.stdout == ""
+
+
 def test_create_with_server_writes_the_connection_files_here(
     cli: Harness, market: SpotMarket, server: ServerProcess, token: str, tmp_path: Path
 ) -> None:

@@ -155,6 +155,32 @@ def test_a_bad_server_url_is_bad_input(url: str, says: str) -> None:
         Client(url, "t")
 
 
+@pytest.mark.parametrize(
+    ("answer", "call"),
+    [
+        ({"status": "ok"}, lambda c: c.hosts.list()),
+        ({"status": "ok"}, lambda c: c.hosts.get("pr-1")),
+        ({"status": "ok"}, lambda c: c.executions.get("e-1")),
+        ({"status": "ok"}, lambda c: c.hosts.delete("pr-1")),
+        ({"status": "ok"}, lambda c: c.version()),
+        ({"status": "ok"}, lambda c: c.pools.lease("ci", ttl="1h", holder="job")),
+        ({"hosts": [{"name": "pr-1", "state": "fine"}]}, lambda c: c.hosts.list()),
+        ({"host": {"name": "pr-1"}}, lambda c: c.hosts.get("pr-1")),
+        ({"execution": "done"}, lambda c: c.executions.get("e-1")),
+    ],
+    ids=["list", "get", "execution", "delete", "version", "lease", "state", "host", "type"],
+)
+def test_json_that_is_not_mapts_is_a_failed_operation_naming_the_url(
+    answer: dict[str, Any], call: Any
+) -> None:
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=answer))
+    client = Client("http://127.0.0.1:9/wrong", "t", transport=transport)
+    with client, pytest.raises(OperationError) as raised:
+        call(client)
+    assert "http://127.0.0.1:9/wrong/v1/" in str(raised.value)
+    assert "the answer is not mapt's JSON (HTTP 200)" in str(raised.value)
+
+
 def test_an_unreachable_server_is_a_failed_operation_naming_it() -> None:
     with Client("http://127.0.0.1:9", "t") as client, pytest.raises(OperationError) as raised:
         client.ping()
