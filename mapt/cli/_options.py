@@ -149,6 +149,17 @@ def secret_value(ctx: typer.Context, flag: str) -> str | None:
     return value
 
 
+def secret_origin(ctx: typer.Context, flag: str) -> str | None:
+    """Where the secret of ``flag`` came from, for a message about it that must not show
+    it: ``--flag-file 'PATH'`` or ``--flag``; None when its variable gave it, which the
+    error line names itself (``error_line``: ``MAPT_FLAG=*** (from the environment)``)."""
+    file_flag = f"{flag}-file"
+    path = ctx.params.get(_parameter_name(ctx, file_flag))
+    if path is not None:
+        return f"{file_flag} {str(path)!r}"
+    return None if _source(ctx, _parameter_name(ctx, flag)) == "ENVIRONMENT" else flag
+
+
 def _read_secret(ctx: typer.Context, file_flag: str, path: str) -> str:
     """The text of a secret file (or stdin), without its final line break."""
     if path == _STDIN:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from mapt.cli._options import OutputFormat, flag_name, given, secret_value
+from mapt.cli._options import OutputFormat, flag_name, given, secret_origin, secret_value
 from mapt.core import InputError, Interrupted, PrerequisiteError, get_logger
 
 if TYPE_CHECKING:
@@ -59,8 +59,9 @@ def required_server_client(ctx: typer.Context, what: str) -> Client:
 
 
 def _authenticated(ctx: typer.Context, url: str) -> Client:
-    """The client of the server at ``url`` with the command's token (exit 5 without)."""
-    from mapt.client import Client
+    """The client of the server at ``url`` with the command's token (exit 5 without;
+    exit 2 naming where it came from when it is not one a header can carry)."""
+    from mapt.client import Client, check_token
 
     token = secret_value(ctx, "--token")
     if token is None:
@@ -68,6 +69,8 @@ def _authenticated(ctx: typer.Context, url: str) -> Client:
             f"no API token for the server {url}",
             hint="Set MAPT_TOKEN or pass --token-file FILE ('mapt serve token create' makes one).",
         )
+    origin = secret_origin(ctx, "--token")
+    check_token(token, what="the API token" if origin is None else f"the API token of {origin}")
     return Client(url, token)
 
 

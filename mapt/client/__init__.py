@@ -21,6 +21,7 @@ from mapt.client._client import (
     PoolLease,
     Pools,
     check_server_url,
+    check_token,
 )
 from mapt.client._errors import (
     AuthenticationError,
@@ -63,6 +64,7 @@ __all__ = [
     "ServerErrorMixin",
     "address_change",
     "check_server_url",
+    "check_token",
     "destroy_record",
     "error_class",
     "host_connection",

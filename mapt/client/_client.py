@@ -56,6 +56,22 @@ def check_server_url(url: str) -> str:
     return text.rstrip("/")
 
 
+def check_token(token: str, *, what: str = "the API token") -> str:
+    """``token`` when a header carries it as it is: printable ASCII without whitespace
+    around it. Else bad input saying ``what`` is wrong, never the token: httpx could not
+    encode another character (a traceback), and a space around it is refused on the wire
+    (reported as an unreachable server)."""
+    if not token:
+        problem = "is empty"
+    elif token != token.strip():
+        problem = "starts or ends with whitespace"
+    elif not (token.isascii() and token.isprintable()):
+        problem = "holds a character that is not printable ASCII"
+    else:
+        return token
+    raise InputError(f"{what} {problem}")
+
+
 class Client:
     """The API of the ``mapt serve`` at ``url``, with an API ``token``.
 
@@ -75,9 +91,7 @@ class Client:
         self.url = check_server_url(url)
         headers = {"User-Agent": f"mapt/{__version__}", "Accept": "application/json"}
         if token is not None:
-            if not token.strip() or any(c in token for c in "\r\n"):
-                raise InputError("the API token is empty or holds a line break")
-            register_secret(token)
+            register_secret(check_token(token))
             headers["Authorization"] = f"Token {token}"
         self._http = httpx.Client(
             base_url=self.url, headers=headers, timeout=timeout, transport=transport

@@ -360,14 +360,39 @@ def test_execution_commands_need_a_server(cli: Harness, command: tuple[str, ...]
     assert result.stderr.startswith("Error: executions live on a server")
 
 
-def test_a_bad_token_value_is_refused_without_showing_it(cli: Harness) -> None:
-    secret = "mapt_abcdef_0123456789abcdef"
-    result = cli.invoke(
-        "execution", "list", "--server", "http://127.0.0.1:9",
-        env={"MAPT_TOKEN": f"{secret}\nsecond-line"},
-    )  # fmt: skip
+SECRET = "mapt_abcdef_0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("token", "given", "says"),
+    [
+        (f"{SECRET}\nsecond-line", "MAPT_TOKEN", "holds a character that is not printable ASCII"),
+        (f"{SECRET}é", "MAPT_TOKEN", "holds a character that is not printable ASCII"),
+        (f" {SECRET}", "MAPT_TOKEN", "starts or ends with whitespace"),
+        (f"{SECRET} ", "--token-file", "starts or ends with whitespace"),
+        (f"{SECRET}é", "--token", "holds a character that is not printable ASCII"),
+    ],
+    ids=["line-break", "non-ascii", "leading-space", "file-trailing-space", "flag-non-ascii"],
+)
+def test_a_bad_token_value_is_refused_naming_where_it_came_from_without_showing_it(
+    cli: Harness, tmp_path: Path, token: str, given: str, says: str
+) -> None:
+    # The server's address is closed: a token sent would be "cannot reach the server".
+    command = ["execution", "list", "--server", "http://127.0.0.1:9"]
+    env: dict[str, str] = {}
+    if given == "MAPT_TOKEN":
+        env["MAPT_TOKEN"] = token
+        origin = "MAPT_TOKEN=*** (from the environment): the API token"
+    elif given == "--token-file":
+        (tmp_path / "token").write_text(f"{token}\n")
+        command += ["--token-file", str(tmp_path / "token")]
+        origin = f"the API token of --token-file '{tmp_path / 'token'}'"
+    else:
+        command += ["--token", token]
+        origin = "the API token of --token"
+    result = cli.invoke(*command, env=env)
     assert result.exit_code == 2, result.output
-    assert result.stderr.startswith("Error: MAPT_TOKEN=*** (from the environment): the API token")
+    assert result.stderr.strip().splitlines()[-1] == f"Error: {origin} {says}"
     assert "0123456789" not in result.output and "second-line" not in result.output
 
 

@@ -181,6 +181,13 @@ def test_json_that_is_not_mapts_is_a_failed_operation_naming_the_url(
     assert "the answer is not mapt's JSON (HTTP 200)" in str(raised.value)
 
 
+@pytest.mark.parametrize("token", ["", "s3cret\n", " s3cret", "s3cret\t", "s3cré", "s3\x7fcret"])
+def test_a_token_a_header_cannot_carry_as_it_is_is_bad_input_not_shown(token: str) -> None:
+    with pytest.raises(InputError, match=r"^the API token ") as raised:
+        Client("http://127.0.0.1:9", token)
+    assert "s3c" not in str(raised.value)
+
+
 def test_an_unreachable_server_is_a_failed_operation_naming_it() -> None:
     with Client("http://127.0.0.1:9", "t") as client, pytest.raises(OperationError) as raised:
         client.ping()
