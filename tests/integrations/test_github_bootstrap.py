@@ -244,6 +244,14 @@ def test_no_script_holds_the_token_or_traces() -> None:
         assert not any("$token" in line and "echo" in line for line in code)
 
 
+def test_the_specs_repr_and_str_hold_no_token() -> None:
+    # A spec in a log line, a traceback's locals or an f-string shows the rest of it.
+    runner = spec()
+    for shown in (repr(runner), str(runner), f"{runner}"):
+        assert TOKEN not in shown
+        assert "token=" not in shown and "mapt-demo" in shown
+
+
 def test_the_runner_id_is_read_from_the_last_marker_line() -> None:
     assert runner_id_from_output("noise\nmapt-runner-id=12\r\nmapt-runner-id=345\n") == 345
     assert runner_id_from_output("mapt-runner-id=\n") is None

@@ -28,7 +28,7 @@ import os
 import re
 import shlex
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mapt.core import InputError, register_secret
 from mapt.integrations.github._scope import DEFAULT_SERVER_URL, RunnerScope, github_server_url
@@ -125,7 +125,7 @@ class RunnerSpec:
     """
 
     scope: RunnerScope
-    token: str
+    token: str = field(repr=False)  # a registration token: never in a repr or a log line
     name: str
     labels: tuple[str, ...] = ()
     ephemeral: bool = False
