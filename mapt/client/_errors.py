@@ -6,7 +6,8 @@ and sends ``{"error": {"type", "message", "exit_code"}}``. ``server_error`` read
 backwards, in this one place: the status picks the specific class (404, 409, 401...),
 and the body's ``exit_code`` settles the statuses several classes share (503 is "no
 capacity" or "a missing prerequisite" on the server). An answer without a mapt body
-(a proxy's HTML page) is known by its status alone. So a caller ends with the exit
+(a proxy's HTML page) is known by its status alone (407, 408 and 429 are a failed
+operation, not bad input: the way to the server failed). So a caller ends with the exit
 code and the message the local command would have.
 """
 
@@ -65,6 +66,10 @@ _BY_STATUS: dict[int, type[MaptError]] = {
     423: StateLockedError,
     502: OperationError,
 }
+# Statuses a proxy or gateway answers about the way to the server, not about the
+# request (proxy authentication, a timeout, a rate limit): the operation failed, exit 1,
+# as with a server that cannot be reached; the same request may succeed later.
+_NOT_ABOUT_THE_REQUEST = frozenset({407, 408, 429})
 # The class an exit code stands for, when the status is shared (503) or unknown.
 _BY_EXIT_CODE: dict[int, type[MaptError]] = {
     int(kind.exit_code): kind
@@ -77,7 +82,8 @@ def error_class(status: int | None, exit_code: int | None) -> type[MaptError]:
 
     The status's class when the exit code agrees with it (or none was sent); else the
     exit code's class. A server stopping (exit 130/143) or failing unexpectedly is an
-    ``OperationError`` here: the caller was not interrupted, the server was.
+    ``OperationError`` here: the caller was not interrupted, the server was. Another
+    4xx is bad input, but for 407, 408 and 429 (``_NOT_ABOUT_THE_REQUEST``).
     """
     by_status = _BY_STATUS.get(status) if status is not None else None
     if by_status is not None and (exit_code is None or by_status.exit_code == exit_code):
@@ -86,7 +92,7 @@ def error_class(status: int | None, exit_code: int | None) -> type[MaptError]:
         return _BY_EXIT_CODE[exit_code]
     if by_status is not None:
         return by_status
-    if status is not None and 400 <= status < 500:
+    if status is not None and 400 <= status < 500 and status not in _NOT_ABOUT_THE_REQUEST:
         return InputError
     return OperationError
 

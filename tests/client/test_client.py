@@ -90,6 +90,10 @@ def test_specific_statuses_have_their_classes_and_shared_ones_follow_the_exit_co
         (502, OperationError, 1),
         (503, OperationError, 1),
         (400, InputError, 2),
+        # A proxy's or gateway's answers about the way there, not the request.
+        (407, OperationError, 1),
+        (408, OperationError, 1),
+        (429, OperationError, 1),
     ],
 )
 def test_an_answer_that_is_not_mapts_is_known_by_its_status(
