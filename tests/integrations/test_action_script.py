@@ -223,6 +223,18 @@ def test_lease_and_release_talk_to_the_server_with_the_token_in_the_environment(
     ]  # fmt: skip
 
 
+def test_extra_args_on_several_lines_are_all_passed(run_step: Any, tmp_path: Path) -> None:
+    # A workflow's "extra-args: |" block: every line's flags, none dropped, none globbed.
+    (tmp_path / "matched").write_text("")
+    extra = "--cpus 4\n--memory 16\t--arch arm64\n\n--tags m*\n"
+    run = run_step(operation="create", **{"project-name": "p", "extra-args": extra})
+    assert run.result.returncode == 0, run.result.stderr
+    args = run.calls[0]["args"]
+    assert args[args.index("--cpus") :] == [
+        "--cpus", "4", "--memory", "16", "--arch", "arm64", "--tags", "m*",
+    ]  # fmt: skip
+
+
 def test_inputs_cannot_inject_shell_code(run_step: Any, tmp_path: Path) -> None:
     hostile = "x$(touch pwned)`touch pwned2`;touch pwned3"
     run = run_step(operation="create", **{"project-name": hostile, "runner-labels": hostile})
