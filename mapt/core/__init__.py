@@ -76,6 +76,7 @@ from mapt.core._text import (
     comma_list,
     from_environment,
     shown,
+    without_password,
 )
 
 __all__ = [
@@ -133,5 +134,6 @@ __all__ = [
     "translating_aws_errors",
     "uninterrupted",
     "validate_project_name",
+    "without_password",
     "write_private_file",
 ]

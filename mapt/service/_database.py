@@ -29,6 +29,7 @@ from mapt.core import (
     StateLockedError,
     make_private_dir,
     uninterrupted,
+    without_password,
 )
 
 DATABASE_FILE = "service.sqlite3"
@@ -50,11 +51,12 @@ def parse_database_url(text: str, *, flag: str = "--database-url") -> sa.URL:
 
     ``postgresql://`` and ``postgres://`` mean psycopg 3, the driver mapt ships.
     """
+    echoed = without_password(text)  # how the messages show it
     try:
         url = sa.make_url(text.strip())
     except sa.exc.ArgumentError:
         raise InputError(
-            f"{flag} {text!r} is not a database URL: write sqlite:///PATH or "
+            f"{flag} {echoed!r} is not a database URL: write sqlite:///PATH or "
             "postgresql+psycopg://USER@HOST/DATABASE"
         ) from None
     backend, _, driver = url.drivername.partition("+")
@@ -63,12 +65,12 @@ def parse_database_url(text: str, *, flag: str = "--database-url") -> sa.URL:
     if backend == "sqlite" and driver in ("", "pysqlite"):
         if not url.database or url.database == ":memory:":
             raise InputError(
-                f"{flag} {text!r} names no database file: write sqlite:///PATH "
+                f"{flag} {echoed!r} names no database file: write sqlite:///PATH "
                 "(an in-memory database would lose every record when the server stops)"
             )
         return url.set(drivername="sqlite")
     raise InputError(
-        f"{flag} {text!r} uses {url.drivername!r}: mapt keeps its records in SQLite "
+        f"{flag} {echoed!r} uses {url.drivername!r}: mapt keeps its records in SQLite "
         "(sqlite:///PATH) or PostgreSQL (postgresql+psycopg://...)"
     )
 

@@ -33,6 +33,7 @@ from mapt.core import (
     get_logger,
     make_private_dir,
     translating_aws_errors,
+    without_password,
 )
 
 if TYPE_CHECKING:
@@ -91,15 +92,16 @@ def parse_backend_url(text: str) -> Backend:
     value = text.strip()
     if not value:
         raise InputError("backend URL is empty", hint=f"Pass --backed-url and {_SUPPORTED}.")
+    echoed = without_password(text)  # how the messages show it
     scheme, sep, rest = value.partition("://")
     if not sep:
-        raise InputError(f"backend URL {text!r} has no scheme; {_SUPPORTED}")
+        raise InputError(f"backend URL {echoed!r} has no scheme; {_SUPPORTED}")
     scheme = scheme.lower()
     if scheme == "file":
-        return _parse_file(text, rest)
+        return _parse_file(echoed, rest)
     if scheme == "s3":
-        return _parse_s3(text, value)
-    raise InputError(f"backend URL {text!r} is not supported; {_SUPPORTED}")
+        return _parse_s3(echoed, value)
+    raise InputError(f"backend URL {echoed!r} is not supported; {_SUPPORTED}")
 
 
 def _parse_file(text: str, rest: str) -> Backend:

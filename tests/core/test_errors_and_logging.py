@@ -16,6 +16,7 @@ from mapt.core import (
     get_logger,
     redact,
     register_secret,
+    without_password,
 )
 
 
@@ -69,3 +70,16 @@ def test_logs_go_to_stderr_at_the_configured_level(capsys: pytest.CaptureFixture
     assert captured.out == ""
     assert "visible warning" in captured.err and "hidden detail" not in captured.err
     assert logging.getLogger("mapt").level == logging.INFO
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("mysql://u:s3cret@h/db", "mysql://u:***@h/db"),
+        ("'http://u:p@ss@127.0.0.1/x' is bad", "'http://u:***@127.0.0.1/x' is bad"),
+        ("http://user@h/a:b@c", "http://user@h/a:b@c"),  # no password; '@' in the path
+        ("sqlite:////tmp/a.db", "sqlite:////tmp/a.db"),
+    ],
+)
+def test_a_urls_password_is_masked_before_it_is_shown(text: str, shown: str) -> None:
+    assert without_password(text) == shown

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-from mapt.core import InputError
+from mapt.core import InputError, without_password
 
 DEFAULT_SERVER_URL = "https://github.com"
 DEFAULT_API_URL = "https://api.github.com"
@@ -49,7 +49,7 @@ def github_server_url(value: str | None = None, *, env: Mapping[str, str] | None
         source = "GITHUB_SERVER_URL"
     if not _SERVER_URL.fullmatch(value):
         raise InputError(
-            f"{source} {value!r} is not the http(s) address of a GitHub server "
+            f"{source} {without_password(value)!r} is not the http(s) address of a GitHub server "
             "(for example https://github.com or https://ghe.example.com)"
         )
     return value.rstrip("/")
@@ -78,7 +78,7 @@ def github_api_url(value: str | None = None, *, env: Mapping[str, str] | None = 
         return f"{server}/api/v3"  # GitHub Enterprise Server
     if not _API_URL.fullmatch(value):
         raise InputError(
-            f"{source} {value!r} is not the http(s) address of a GitHub API "
+            f"{source} {without_password(value)!r} is not the http(s) address of a GitHub API "
             "(for example https://api.github.com or https://ghe.example.com/api/v3)"
         )
     return value.rstrip("/")
