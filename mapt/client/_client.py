@@ -26,7 +26,7 @@ from mapt import __version__
 from mapt._api import HostState
 from mapt.client._errors import server_error
 from mapt.client._records import Execution, Host, host_connection, host_status
-from mapt.core import InputError, OperationError, register_secret, shown
+from mapt.core import InputError, OperationError, register_secret, shown, without_password
 from mapt.hosts import HostConnection, HostStatus
 
 DEFAULT_TIMEOUT = 60.0
@@ -38,21 +38,25 @@ _Read = TypeVar("_Read")
 
 
 def check_server_url(url: str) -> str:
-    """``url`` without a trailing slash, when it is an http(s) URL without credentials."""
+    """``url`` without a trailing slash, when it is an http(s) URL without credentials.
+
+    A message shows the URL with its password masked (``without_password``).
+    """
     text = url.strip()
+    echoed = shown(without_password(text))
     try:
         parts = urlsplit(text)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError as error:
-        raise InputError(f"server URL {shown(text)} is not a URL: {error}") from None
+        raise InputError(f"server URL {echoed} is not a URL: {error}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(f"server URL {shown(text)} is not an http:// or https:// URL with a host")
+        raise InputError(f"server URL {echoed} is not an http:// or https:// URL with a host")
     if parts.username is not None or parts.password is not None:
         raise InputError(
-            "the server URL holds credentials (user:password@): give the URL without them"
+            f"server URL {echoed} holds credentials (user:password@): give the URL without them"
         )
     if parts.query or parts.fragment:
-        raise InputError(f"server URL {shown(text)} has a query or fragment: give the base URL")
+        raise InputError(f"server URL {echoed} has a query or fragment: give the base URL")
     return text.rstrip("/")
 
 

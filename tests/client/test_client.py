@@ -192,6 +192,21 @@ def test_a_token_a_header_cannot_carry_as_it_is_is_bad_input_not_shown(token: st
     assert "s3c" not in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://ci:s3cretpw@127.0.0.1:80x",  # not a URL: its port
+        "ftp://ci:s3cretpw@127.0.0.1",  # not http(s)
+        "http://ci:s3cretpw@127.0.0.1:8080?x=1",  # credentials (checked before the query)
+    ],
+)
+def test_a_bad_server_url_is_shown_without_its_password(url: str) -> None:
+    with pytest.raises(InputError) as raised:
+        Client(url, "t")
+    assert "s3cretpw" not in str(raised.value)
+    assert "ci:***@127.0.0.1" in str(raised.value)
+
+
 def test_an_unreachable_server_is_a_failed_operation_naming_it() -> None:
     with Client("http://127.0.0.1:9", "t") as client, pytest.raises(OperationError) as raised:
         client.ping()
