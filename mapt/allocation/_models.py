@@ -1,7 +1,8 @@
 """The allocation's data: what is asked for (requests) and what is chosen (offers).
 
 Plain frozen dataclasses with no I/O, validated on construction, so a bad request
-fails with an ``InputError`` naming the bad value before any AWS call is made.
+fails with an ``InputError`` naming the bad value (and, as its ``field``, the field it
+was given for) before any AWS call is made.
 """
 
 from __future__ import annotations
@@ -34,11 +35,11 @@ _INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9-]+")
 _FAMILY = re.compile(r"[a-z][a-z0-9-]*")
 
 
-def _positive(name: str, value: float) -> None:
+def _positive(name: str, value: float, field: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"{name} {value!r} must be a number")
+        raise InputError(f"{name} {value!r} must be a number", field=field)
     if not math.isfinite(value) or value <= 0:
-        raise InputError(f"{name} {value!r} must be greater than zero")
+        raise InputError(f"{name} {value!r} must be greater than zero", field=field)
 
 
 @dataclass(frozen=True)
@@ -63,32 +64,42 @@ class ComputeRequest:
     compute_families: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        _positive("cpus", self.cpus)
+        _positive("cpus", self.cpus, "cpus")
         if int(self.cpus) != self.cpus:
-            raise InputError(f"cpus {self.cpus!r} must be a whole number")
-        _positive("memory", self.memory_gib)
+            raise InputError(f"cpus {self.cpus!r} must be a whole number", field="cpus")
+        _positive("memory", self.memory_gib, "memory_gib")
         if self.arch is None and not self.compute_sizes:
             object.__setattr__(self, "arch", ARCHITECTURES[0])
         if self.arch is not None and self.arch not in ARCHITECTURES:
             raise InputError(
                 f"architecture {shown(self.arch)} is not supported: "
-                f"use one of {', '.join(ARCHITECTURES)}"
+                f"use one of {', '.join(ARCHITECTURES)}",
+                field="arch",
             )
         if isinstance(self.gpus, bool) or not isinstance(self.gpus, int) or self.gpus < 0:
-            raise InputError(f"gpus {self.gpus!r} must be a whole number, zero or more")
+            raise InputError(
+                f"gpus {self.gpus!r} must be a whole number, zero or more", field="gpus"
+            )
         if self.gpu_manufacturer is not None and self.gpu_manufacturer not in GPU_MANUFACTURERS:
             raise InputError(
                 f"GPU manufacturer {shown(self.gpu_manufacturer)} is not supported: "
-                f"use one of {', '.join(GPU_MANUFACTURERS)}"
+                f"use one of {', '.join(GPU_MANUFACTURERS)}",
+                field="gpu_manufacturer",
             )
         object.__setattr__(self, "compute_sizes", tuple(self.compute_sizes))
         object.__setattr__(self, "compute_families", tuple(self.compute_families))
         for size in self.compute_sizes:
             if not _INSTANCE_TYPE.fullmatch(size):
-                raise InputError(f"compute size {shown(size)} is not an instance type name")
+                raise InputError(
+                    f"compute size {shown(size)} is not an instance type name",
+                    field="compute_sizes",
+                )
         for family in self.compute_families:
             if not _FAMILY.fullmatch(family):
-                raise InputError(f"compute family {shown(family)} is not an instance family name")
+                raise InputError(
+                    f"compute family {shown(family)} is not an instance family name",
+                    field="compute_families",
+                )
 
 
 @dataclass(frozen=True)
@@ -103,14 +114,16 @@ class SpotArgs:
         if self.tolerance not in TOLERANCE_MIN_SCORE:
             raise InputError(
                 f"spot eviction tolerance {shown(self.tolerance)} is not one of "
-                f"{', '.join(TOLERANCE_MIN_SCORE)}"
+                f"{', '.join(TOLERANCE_MIN_SCORE)}",
+                field="tolerance",
             )
         rate = self.increase_rate
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate):
-            raise InputError(f"spot increase rate {rate!r} must be a number")
+            raise InputError(f"spot increase rate {rate!r} must be a number", field="increase_rate")
         if not 0 <= rate <= MAX_INCREASE_RATE:
             raise InputError(
-                f"spot increase rate {rate!r} must be a percentage from 0 to {MAX_INCREASE_RATE:g}"
+                f"spot increase rate {rate!r} must be a percentage from 0 to {MAX_INCREASE_RATE:g}",
+                field="increase_rate",
             )
         object.__setattr__(self, "excluded_regions", tuple(self.excluded_regions))
         for region in self.excluded_regions:

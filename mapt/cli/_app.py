@@ -31,6 +31,7 @@ from mapt.core import (
     is_aws_error,
     redact,
     stopping_on_signals,
+    without_password,
 )
 
 if TYPE_CHECKING:
@@ -42,15 +43,32 @@ _COMMAND_KEY = "mapt.command"
 
 
 def set_debug(ctx: typer.Context, debug: bool) -> None:
-    """Record ``--debug`` and the running command for the error handler; set the log level.
-
-    Every command calls it first, so the handler can tell which of its values came
-    from the environment (``ctx.meta`` is shared by the whole context chain).
-    """
+    """Record ``--debug`` for the error handler (``ctx.meta`` is shared by the whole
+    context chain) and set the log level."""
     if debug:
         ctx.meta[_DEBUG_KEY] = True
-    ctx.meta[_COMMAND_KEY] = ctx
     configure_logging(debug=bool(ctx.meta.get(_DEBUG_KEY)))
+
+
+class _CommandContext(typer.Context):
+    """A context that records itself as the running command's for the error handler.
+
+    Each group makes its subcommand's context before parsing its arguments, so the
+    last one made is the command's whose callback or parameter failed, whether it
+    failed while its values were parsed or checked, or once its body ran: the handler
+    can tell which of its values came from the environment.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.meta[_COMMAND_KEY] = self
+
+
+def _record_command_contexts(command: Any) -> None:
+    """Make every context of ``command`` and of its subcommands a ``_CommandContext``."""
+    command.context_class = _CommandContext
+    for subcommand in getattr(command, "commands", {}).values():
+        _record_command_contexts(subcommand)
 
 
 def error_line(
@@ -59,44 +77,60 @@ def error_line(
     param: Parameter | None = None,
     *,
     bad_input: bool = True,
+    error: MaptError | None = None,
 ) -> str:
     """The one ``Error:`` line for ``message``: values cut, and for bad input, the
     environment variable the bad value came from.
 
-    ``param`` is the parameter a Click error is about; without it, a parameter read
-    from the environment counts when the message names its flag, its value or its
-    name in words (``spot increase rate``, as the request types word their errors).
+    ``param`` is the parameter a Click error is about. Without it, a parameter read
+    from the environment counts when the error is about it: ``error`` (mapt's, whose
+    ``message`` is the line's without its hint) names it as its ``field``
+    (``InputError.field``: its name or a flag), the message names one of its flags
+    exactly, or it quotes the variable's value. A word of the message (``region``,
+    ``spot``) never counts, nor a flag a hint suggests (``or pass --force``): they
+    may be another parameter's.
     """
     origin = None
     if ctx is not None and bad_input:
+        subject = message if error is None else redact(error.message)
+        field = getattr(error, "field", None)
         candidates = [param] if param is not None else ctx.command.params
         for candidate in candidates:
-            origin = _environment_origin(ctx, candidate, message, named=param is not None)
-            if origin is not None:
+            found = _environment_value(ctx, candidate)
+            if found is None:
+                continue
+            variable, raw = found
+            if param is not None or _is_about(candidate, raw, subject, field):
+                origin = from_environment(variable, raw)
                 break
     line = clip_values(message)
     # The origin shows a variable's value: a secret one (MAPT_TOKEN) is masked there too.
     return f"Error: {redact(origin)}: {line}" if origin else f"Error: {line}"
 
 
-def _environment_origin(ctx: Context, param: Parameter, message: str, *, named: bool) -> str | None:
-    """``VAR=value (from the environment)`` when ``param`` was read from ``VAR``."""
+def _environment_value(ctx: Context, param: Parameter) -> tuple[str, str] | None:
+    """The variable ``param`` was read from and its value; None when it was not."""
     source = ctx.get_parameter_source(param.name) if param.name else None
     # Compared by name: Typer may bundle its own copy of Click's ParameterSource.
     if source is None or source.name != "ENVIRONMENT":
         return None
     envvars = [param.envvar] if isinstance(param.envvar, str) else list(param.envvar or ())
     variable = next((name for name in envvars if os.environ.get(name)), None)
-    if variable is None:
-        return None
-    raw = os.environ[variable]
-    if not named:
-        names = [*param.opts, param.name.replace("_", " ")]
-        pattern = "|".join(re.escape(name) for name in names)
-        mentioned = re.search(rf"(?<![\w-])({pattern})(?![\w-])", message) is not None
-        if not mentioned and repr(raw) not in message and repr(raw.strip()) not in message:
-            return None
-    return from_environment(variable, raw)
+    return None if variable is None else (variable, os.environ[variable])
+
+
+def _is_about(param: Parameter, raw: str, message: str, field: str | None) -> bool:
+    """Whether an error is about ``param``, whose variable holds ``raw``: ``field`` is its
+    name or one of its flags, ``message`` names a flag exactly (``--spot`` is not named by
+    ``--spot-excluded-regions``), or it quotes the value (a URL's password masked)."""
+    flags = [flag for flag in (*param.opts, *param.secondary_opts) if flag.startswith("-")]
+    if field is not None and field in (param.name, *flags):
+        return True
+    quoted = {repr(value) for value in (raw, raw.strip(), without_password(raw.strip()))}
+    if any(value in message for value in quoted):
+        return True
+    pattern = "|".join(re.escape(flag) for flag in flags)
+    return bool(pattern) and re.search(rf"(?<![\w-])({pattern})(?![\w-])", message) is not None
 
 
 class _MaptGroup(TyperGroup):
@@ -125,6 +159,7 @@ class _MaptGroup(TyperGroup):
                 redact(str(error)),
                 ctx.meta.get(_COMMAND_KEY),
                 bad_input=error.exit_code == ExitCode.USAGE,
+                error=error,
             )
             typer.echo(line, err=True)
             raise typer.Exit(int(error.exit_code)) from raised
@@ -138,6 +173,7 @@ class _MaptGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         defer_coercion(self)
+        _record_command_contexts(self)
         try:
             with stopping_on_signals():
                 result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)

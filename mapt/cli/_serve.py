@@ -309,10 +309,7 @@ def serve(
         ctx.meta[_EVENTS_BACKEND_KEY] = events_backend
         ctx.meta[_EVENTS_SECRETS_KEY] = events_secrets_provider
         return
-    from mapt.cli._app import set_debug
     from mapt.service import ServerSettings, run_server
-
-    set_debug(ctx, False)  # errors name the variable a bad value came from (MAPT_SANDBOX)
 
     recovery = _recovery_policy(reconcile_interval, recovery_attempts, recovery_backoff)
     settings = ServerSettings(

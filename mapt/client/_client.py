@@ -73,7 +73,7 @@ def check_token(token: str, *, what: str = "the API token") -> str:
         problem = "holds a character that is not printable ASCII"
     else:
         return token
-    raise InputError(f"{what} {problem}")
+    raise InputError(f"{what} {problem}", field="token")
 
 
 class Client:

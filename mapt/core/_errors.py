@@ -51,9 +51,18 @@ class OperationError(MaptError):
 
 
 class InputError(MaptError):
-    """Bad usage or input, detected before anything was created or changed."""
+    """Bad usage or input, detected before anything was created or changed.
+
+    ``field``, when given, is the input the error is about, as its caller names it
+    (a request type's field, a flag): a message may word it in prose (``spot increase
+    rate``), and the CLI must not guess from the words which flag or variable it was.
+    """
 
     exit_code = ExitCode.USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None, field: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.field = field
 
 
 class StateLockedError(MaptError):

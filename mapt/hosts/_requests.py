@@ -19,7 +19,8 @@ before it passed; their value never appears in a message.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -305,14 +306,15 @@ def compute_from_fields(fields: Fields, *, name: FieldName = flag_name) -> Compu
         values["memory_gib"] = read.number("memory", 0.0)
     if read.given("gpus"):
         values["gpus"] = read.whole("gpus", 0)
-    return ComputeRequest(
-        **values,  # type: ignore[arg-type]  # each checked above
-        arch=read.text("arch"),
-        gpu_manufacturer=read.text("gpu_manufacturer"),
-        nested_virt=read.flag("nested_virt"),
-        compute_sizes=read.items("compute_sizes"),
-        compute_families=read.items("compute_families"),
-    )
+    with _fields_named(name):
+        return ComputeRequest(
+            **values,  # type: ignore[arg-type]  # each checked above
+            arch=read.text("arch"),
+            gpu_manufacturer=read.text("gpu_manufacturer"),
+            nested_virt=read.flag("nested_virt"),
+            compute_sizes=read.items("compute_sizes"),
+            compute_families=read.items("compute_families"),
+        )
 
 
 def spot_from_fields(fields: Fields, *, name: FieldName = flag_name) -> SpotArgs:
@@ -326,11 +328,33 @@ def spot_from_fields(fields: Fields, *, name: FieldName = flag_name) -> SpotArgs
     values: dict[str, object] = {}
     if read.given("spot_increase_rate"):
         values["increase_rate"] = read.number("spot_increase_rate", 0.0)
-    return SpotArgs(
-        tolerance=read.text("spot_eviction_tolerance") or "lowest",
-        excluded_regions=excluded,
-        **values,  # type: ignore[arg-type]  # checked above
-    )
+    with _fields_named(name):
+        return SpotArgs(
+            tolerance=read.text("spot_eviction_tolerance") or "lowest",
+            excluded_regions=excluded,
+            **values,  # type: ignore[arg-type]  # checked above
+        )
+
+
+# The inputs the allocation's request types name otherwise (their fields).
+_REQUEST_TYPE_INPUTS = {
+    "memory_gib": "memory",
+    "tolerance": "spot_eviction_tolerance",
+    "increase_rate": "spot_increase_rate",
+}
+
+
+@contextmanager
+def _fields_named(name: FieldName) -> Iterator[None]:
+    """A request type's ``InputError`` with its ``field`` named as the caller names the
+    input (``--memory`` for ``memory_gib``): its message words the field in prose
+    (``memory 0 must be ...``), and the CLI names a variable only by its flag."""
+    try:
+        yield
+    except InputError as error:
+        if error.field is not None:
+            error.field = name(_REQUEST_TYPE_INPUTS.get(error.field, error.field))
+        raise
 
 
 def zone_region(zone: str, region: str | None, what: str, region_name: str) -> str:
