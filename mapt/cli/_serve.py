@@ -24,7 +24,6 @@ from mapt.cli._options import (
     OutputFormat,
     Sandbox,
     env,
-    given,
     option,
     whole_number,
 )
@@ -283,7 +282,8 @@ def serve(
                        "breaker_interruptions", "breaker_window", "breaker_cooldown",
                        "replacement_timeout", "event_regions", "event_poll_wait",
                        "dns_zone")  # fmt: skip
-        if any(given(ctx, name) for name in server_only):
+        # Typed only: a variable meant for the server (MAPT_PORT) may be set for these too.
+        if any(_typed(ctx, name) for name in server_only):
             from mapt.core import InputError
 
             raise InputError(
