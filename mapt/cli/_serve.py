@@ -31,6 +31,8 @@ from mapt.cli._options import (
 T = TypeVar("T")
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
     from mapt.service import (
         Database,
         EventIntakeSettings,
@@ -170,11 +172,36 @@ def _typed(ctx: typer.Context, name: str) -> bool:
     return source is not None and source.name == "COMMANDLINE"
 
 
-def _open(ctx: typer.Context, database_url: str | None) -> Database:
-    """The database of ``--database-url``, migrated."""
+def _existing_database_url(
+    ctx: typer.Context, database_url: str | None, *, unknown: str, hint: str
+) -> sa.URL:
+    """The URL of ``--database-url`` (see ``_checked_url``); an ``InputError`` when it
+    names a SQLite file that does not exist. Opening it would create an empty database,
+    whose "no records" would answer for records that are unknown (``unknown`` says
+    which, ``hint`` what to do)."""
+    from mapt.core import InputError
+    from mapt.service import parse_database_url
+
+    url = parse_database_url(_checked_url(ctx, database_url))
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        raise InputError(
+            f"no service database at {url.database}: {unknown}", hint=hint, field="database_url"
+        )
+    return url
+
+
+def _open_tokens(ctx: typer.Context, database_url: str | None) -> Database:
+    """The existing database of ``--database-url`` of ``token list|revoke``, migrated."""
     from mapt.service import open_database
 
-    return open_database(_checked_url(ctx, database_url))
+    return open_database(
+        _existing_database_url(
+            ctx,
+            database_url,
+            unknown="cannot tell which tokens the server has",
+            hint="Give the server's --database-url (or MAPT_DATABASE_URL).",
+        )
+    )
 
 
 @serve_app.callback()
@@ -552,16 +579,14 @@ def _refuse_where_hosts_run(
     import sqlalchemy as sa
 
     from mapt.core import InputError, OperationError
-    from mapt.service import hosts_by_region, open_database, parse_database_url
+    from mapt.service import hosts_by_region, open_database
 
-    url = parse_database_url(_checked_url(ctx, database_url))
-    missing = url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file()
-    if missing:  # opening it would create an empty one, which has no hosts: unknown, not none
-        raise InputError(
-            f"no service database at {url.database}: cannot tell whether hosts still run "
-            "where the event intake would be removed",
-            hint="Give the server's --database-url (or MAPT_DATABASE_URL), or pass --force.",
-        )
+    url = _existing_database_url(
+        ctx,
+        database_url,
+        unknown="cannot tell whether hosts still run where the event intake would be removed",
+        hint="Give the server's --database-url (or MAPT_DATABASE_URL), or pass --force.",
+    )
     database = open_database(url, migrate=False)  # read it as it is: never migrate here
     try:
         with database.transaction() as connection:
@@ -600,11 +625,15 @@ def token_create(
     ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Create a token; it is printed once, alone on the last line of stdout."""
-    from mapt.service import create_token, parse_expiry
+    """Create a token; it is printed once, alone on the last line of stdout.
 
+    The database is made when it does not exist yet: a first token may come before
+    the server's first start."""
+    from mapt.service import check_token_name, create_token, open_database, parse_expiry
+
+    check_token_name(name)  # bad input first: nothing is opened, or made
     lifetime = parse_expiry(expires) if expires is not None else None
-    database = _open(ctx, database_url)
+    database = open_database(_checked_url(ctx, database_url))
     try:
         record, token = create_token(database, name, read_only=read_only, lifetime=lifetime)
     finally:
@@ -628,7 +657,7 @@ def token_list(
     """List every token (never their secrets): scope, state, expiry, last use."""
     from mapt.service import list_tokens
 
-    database = _open(ctx, database_url)
+    database = _open_tokens(ctx, database_url)
     try:
         records = list_tokens(database)
     finally:
@@ -670,7 +699,7 @@ def token_revoke(
     """Revoke a token: requests bearing it are refused (401) from now on."""
     from mapt.service import revoke_token
 
-    database = _open(ctx, database_url)
+    database = _open_tokens(ctx, database_url)
     try:
         record = revoke_token(database, name)
     finally:

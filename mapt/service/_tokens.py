@@ -95,6 +95,7 @@ def parse_expiry(text: str, *, flag: str = "--expires") -> timedelta:
 
 
 def check_token_name(name: str) -> str:
+    """``name`` when a new token may bear it, else an ``InputError`` saying why."""
     if not _NAME.fullmatch(name):
         raise InputError(
             f"token name {name!r} must be 1 to 64 letters, digits, '.', '_' or '-', "

@@ -60,3 +60,50 @@ def test_a_servers_flag_typed_before_a_subcommand_is_still_refused(database_url:
     )
     assert result.exit_code == 2
     assert "belong to mapt serve itself, not to mapt serve token" in result.stderr
+
+
+# -- the token database ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("create", "bad name!"),
+        ("create", "0123456789ab"),  # a key id's shape
+        ("create", "ci", "--expires", "soon"),
+    ],
+)
+def test_a_bad_token_is_refused_before_any_database_is_made(
+    args: tuple[str, ...], tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    result = runner.invoke(app, ["serve", "token", *args, "--database-url", url])
+    assert result.exit_code == 2, result.output
+    assert not (tmp_path / "new.db").exists()
+
+
+@pytest.mark.parametrize("args", [("list",), ("list", "-o", "json"), ("revoke", "ci")])
+def test_a_missing_token_database_is_an_error_not_an_empty_one(
+    args: tuple[str, ...], database_url: str, tmp_path: Path
+) -> None:
+    mistyped = tmp_path / "tokens.dbx"
+    result = runner.invoke(app, ["serve", "token", *args, "--database-url", f"sqlite:///{mistyped}"])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"Error: no service database at {mistyped}: ")
+    assert not mistyped.exists()
+    # The same from the variable names it.
+    result = runner.invoke(
+        app, ["serve", "token", *args], env={"MAPT_DATABASE_URL": f"sqlite:///{mistyped}"}
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: MAPT_DATABASE_URL=sqlite:///")
+    assert f"(from the environment): no service database at {mistyped}: " in result.stderr
+
+
+def test_a_first_token_makes_its_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'first.db'}"
+    made = runner.invoke(app, ["serve", "token", "create", "ci", "--database-url", url])
+    assert made.exit_code == 0, made.output
+    listed = runner.invoke(app, ["serve", "token", "list", "--database-url", url, "-o", "json"])
+    assert [token["name"] for token in json.loads(listed.stdout)["tokens"]] == ["ci"]
