@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from mapt.cli._console import command_group
+from mapt.cli._console import command_group, console
 from mapt.cli._options import (
     DnsZone,
     OutputFormat,
@@ -681,13 +681,12 @@ def token_list(
     if not rows:
         typer.echo("No tokens. Create one with: mapt serve token create NAME")
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table("NAME", "KEY", "SCOPE", "STATE", "CREATED", "EXPIRES", "LAST USED", box=None)
     for row in rows:
         table.add_row(*row.values())
-    Console(soft_wrap=True).print(table)
+    console().print(table)
 
 
 @token_app.command("revoke")

@@ -107,3 +107,19 @@ def test_a_first_token_makes_its_database(tmp_path: Path) -> None:
     assert made.exit_code == 0, made.output
     listed = runner.invoke(app, ["serve", "token", "list", "--database-url", url, "-o", "json"])
     assert [token["name"] for token in json.loads(listed.stdout)["tokens"]] == ["ci"]
+
+
+def test_token_list_in_a_pipe_cuts_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'tokens.db'}"
+    names = ["a-token-name-of-sixty-four-characters-for-the-nightly-ci-job-001", "ci"]
+    for name in names:
+        made = runner.invoke(app, ["serve", "token", "create", name, "--database-url", url])
+        assert made.exit_code == 0, made.output
+    table = runner.invoke(
+        app, ["serve", "token", "list", "--database-url", url], env={"COLUMNS": "60"}
+    )
+    assert table.exit_code == 0, table.output
+    header, *rows = table.stdout.splitlines()
+    assert header.split() == ["NAME", "KEY", "SCOPE", "STATE", "CREATED", "EXPIRES", "LAST", "USED"]
+    assert [row.split()[0] for row in rows] == names
+    assert all("…" not in row and row.split()[2] == "read-write" for row in rows)
