@@ -341,9 +341,9 @@ def serve(
     recovery = _recovery_policy(reconcile_interval, recovery_attempts, recovery_backoff)
     settings = ServerSettings(
         host=host or "127.0.0.1",
-        port=whole_number(port or "8080"),
+        port=_whole_number(port or "8080", "--port"),
         database_url=_checked_url(ctx, database_url),
-        workers=whole_number(workers or "2"),
+        workers=_whole_number(workers or "2", "--workers"),
         recovery=recovery,
         pools=_pool_settings(pool_interval, pool_launches),
         interruptions=_interruption_settings(
@@ -366,6 +366,18 @@ def serve(
     run_server(settings, services=services)
 
 
+def _whole_number(text: str, flag: str) -> int:
+    """``whole_number`` of ``flag``'s value, an ``InputError`` naming ``flag`` when it is
+    none: these values are read in the command's body, where Click's ``BadParameter``
+    would not say which flag it is about (a subcommand must not fail on them)."""
+    from mapt.core import InputError
+
+    try:
+        return whole_number(text)
+    except typer.BadParameter as error:
+        raise InputError(f"{flag} {error.message}", field=flag) from None
+
+
 def _recovery_policy(
     interval: str | None, attempts: str | None, backoff: str | None
 ) -> RecoveryPolicy:
@@ -374,7 +386,7 @@ def _recovery_policy(
     from mapt.service import RecoveryPolicy
 
     default = RecoveryPolicy()
-    count = default.attempts if attempts is None else whole_number(attempts)
+    count = default.attempts if attempts is None else _whole_number(attempts, "--recovery-attempts")
     if count < 1:
         raise InputError(f"--recovery-attempts {attempts} must be at least 1")
     every = default.interval
@@ -400,7 +412,7 @@ def _pool_settings(interval: str | None, launches: str | None) -> PoolSettings:
         else parse_duration(interval, flag="--pool-interval").total_seconds(),
         launches_per_minute=default.launches_per_minute
         if launches is None
-        else whole_number(launches),
+        else _whole_number(launches, "--pool-launches-per-minute"),
     )
 
 
@@ -416,12 +428,7 @@ def _interruption_settings(
     default = InterruptionSettings()
     count = default.breaker.interruptions
     if interruptions is not None:
-        try:
-            count = whole_number(interruptions)
-        except typer.BadParameter:
-            raise InputError(
-                f"--breaker-interruptions {interruptions!r} is not a whole number"
-            ) from None
+        count = _whole_number(interruptions, "--breaker-interruptions")
         if count < 1:
             raise InputError(f"--breaker-interruptions {interruptions} must be at least 1")
     breaker = BreakerPolicy(

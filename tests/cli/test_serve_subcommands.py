@@ -123,3 +123,32 @@ def test_token_list_in_a_pipe_cuts_nothing(tmp_path: Path) -> None:
     assert header.split() == ["NAME", "KEY", "SCOPE", "STATE", "CREATED", "EXPIRES", "LAST", "USED"]
     assert [row.split()[0] for row in rows] == names
     assert all("…" not in row and row.split()[2] == "read-write" for row in rows)
+
+
+# -- mapt serve's own flags ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [
+        "--port",
+        "--workers",
+        "--recovery-attempts",
+        "--pool-launches-per-minute",
+        "--breaker-interruptions",
+    ],
+)
+def test_a_servers_count_that_is_not_a_whole_number_names_its_flag_or_variable(
+    flag: str, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    typed = runner.invoke(app, ["serve", flag, "abc", "--database-url", url])
+    assert typed.exit_code == 2, typed.output
+    assert typed.stderr.splitlines() == [f"Error: {flag} 'abc' is not a whole number"]
+    variable = "MAPT_" + flag.lstrip("-").replace("-", "_").upper()
+    from_env = runner.invoke(app, ["serve", "--database-url", url], env={variable: "abc"})
+    assert from_env.exit_code == 2, from_env.output
+    assert from_env.stderr.splitlines() == [
+        f"Error: {variable}=abc (from the environment): {flag} 'abc' is not a whole number"
+    ]
+    assert not (tmp_path / "db.sqlite3").exists()
