@@ -38,6 +38,18 @@ class MaptError(Exception):
         self.message = message
         self.hint = hint
 
+    def add_context(self, context: str) -> None:
+        """Put ``context`` (where the failure happened) in front of this error's message.
+
+        The error is changed in place rather than copied, because subclasses build
+        their message from fields of their own (``Interrupted`` from a signal number,
+        ``SpotLaunchError`` from AWS's reason code) and take no message: a copy made
+        as ``type(error)(message, hint=...)`` cannot be built, while this one keeps
+        its class, its fields and its exit code for whoever handles it next.
+        """
+        self.message = f"{context}: {self.message}"
+        self.args = (self.message,)
+
     def __str__(self) -> str:
         if self.hint:
             return f"{self.message.rstrip('.')}. {self.hint}"

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
 
-from mapt.core import InputError, OperationError, StateLockedError
+from mapt.core import InputError, Interrupted, MaptError, OperationError, StateLockedError
 from mapt.targets import SshAccess
-from mapt.targets.aws import HostRequest, HostSetup, deploy_host, host_access
+from mapt.targets.aws import HostRequest, HostSetup, SpotLaunchError, deploy_host, host_access
 from tests.harness.pulumi_mocks import FAKE_EIP, FAKE_PRIVATE_KEY_PEM, PulumiHarness
 from tests.targets.test_aws_host_program import CTX, ON_DEMAND, SPOT
 
@@ -124,6 +125,35 @@ def test_an_error_in_either_airgap_phase_propagates_naming_the_phase(failing_pha
     assert str(caught.value).startswith(f"air-gapped host, phase '{phase}': stack host-ci-42")
     assert len(engine.runs) == failing_phase  # nothing ran after the failure
     assert len(waits) == failing_phase - 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        SpotLaunchError(
+            reason_code="InsufficientInstanceCapacity", status_message="no capacity",
+            group_name="mapt-host-ci-42", region="us-east-1",
+        ),
+        Interrupted(signal.SIGINT),
+        Interrupted.for_signal(signal.SIGTERM),
+    ],
+    ids=["spot-launch", "sigint", "sigterm"],
+)  # fmt: skip
+def test_an_airgap_phase_keeps_an_error_that_takes_no_message(error: MaptError) -> None:
+    # These classes build their message from their own fields: the phase is added to
+    # the error itself, so a refused spot launch still fails over (exit 4) and a
+    # signal still ends the run with 130 or 143.
+    exit_code, message = error.exit_code, error.message
+
+    def wait(access: SshAccess) -> None:
+        raise error
+
+    with pytest.raises(MaptError) as caught:
+        deploy_host(CTX, SPOT, HostRequest("rhel", airgap=True), up=Engine().up, wait=wait)
+    assert caught.value is error and caught.value.exit_code == exit_code
+    assert str(caught.value).startswith(f"air-gapped host, phase 'bootstrap': {message}")
+    if isinstance(error, SpotLaunchError):
+        assert error.capacity_failure and error.reason_code == "InsufficientInstanceCapacity"
 
 
 def test_readiness_failure_in_the_bootstrap_phase_stops_before_cut_off() -> None:

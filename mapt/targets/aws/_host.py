@@ -217,7 +217,8 @@ def deploy_host(
     Air-gapped hosts take two phases: the host boots with the NAT and is waited for
     (cloud-init installs packages through it), then the NAT is removed and the host is
     waited for again, through the bastion. A failure in any phase, ``up`` or
-    readiness, stops there and propagates, with the phase named for air-gapped hosts.
+    readiness, stops there and propagates: the same error, with its class, fields and
+    exit code, its message naming the phase for air-gapped hosts.
     ``wait`` replaces the SSH readiness check (tests); by default it is
     ``wait_until_ready`` with ``readiness_timeout`` seconds.
 
@@ -283,9 +284,8 @@ def deploy_host(
         except MaptError as err:
             if len(phases) == 1:
                 raise
-            raise type(err)(
-                f"air-gapped host, phase {phase.name!r}: {err.message}", hint=err.hint
-            ) from err
+            err.add_context(f"air-gapped host, phase {phase.name!r}")
+            raise
     return outputs
 
 
