@@ -20,6 +20,7 @@ from mapt.core import (
     get_logger,
     register_secret,
     shown,
+    validate_host_project_name,
 )
 
 _log = get_logger(__name__)
@@ -46,6 +47,16 @@ def refuse_empty(param: typer.CallbackParam, value: Any) -> Any:
         flag = param.opts[0] if param.opts else str(param.name)
         raise InputError(f"{flag} {value!r} is empty: give a value, or leave the flag out")
     return value
+
+
+def host_project_name(param: typer.CallbackParam, value: str) -> str:
+    """The option callback refusing a name no host project may take, naming the flag.
+
+    Every ``host`` command checks it up front, so none reads or purges the state of
+    mapt's own event intake project under a host's name.
+    """
+    flag = param.opts[0] if param.opts else str(param.name)
+    return validate_host_project_name(refuse_empty(param, value), flag)
 
 
 # ASCII digits only: int() and float() also take other scripts' digits (Arabic-Indic
@@ -276,7 +287,11 @@ Region = Annotated[
 ]
 ProjectName = Annotated[
     str,
-    option("--project-name", "Name of the project: its stacks are <kind>-<project>."),
+    option(
+        "--project-name",
+        "Name of the project: its stacks are <kind>-<project>.",
+        callback=host_project_name,
+    ),
 ]
 BackedUrl = Annotated[
     str | None,

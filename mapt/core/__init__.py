@@ -25,6 +25,7 @@ from mapt.core._aws_sessions import (
     shared_loader,
 )
 from mapt.core._context import (
+    EVENTS_PROJECT,
     PROJECT_NAME_MAX_LENGTH,
     REGION_VARIABLES,
     RunContext,
@@ -32,6 +33,7 @@ from mapt.core._context import (
     known_regions,
     parse_tags,
     region_from_environment,
+    validate_host_project_name,
     validate_project_name,
 )
 from mapt.core._duration import format_duration, parse_duration
@@ -81,6 +83,7 @@ from mapt.core._text import (
 
 __all__ = [
     "CREDENTIALS_HINT",
+    "EVENTS_PROJECT",
     "PERMISSION_ERROR_CODES",
     "PRIVATE_DIR_MODE",
     "PRIVATE_FILE_MODE",
@@ -133,6 +136,7 @@ __all__ = [
     "stopping_on_signals",
     "translating_aws_errors",
     "uninterrupted",
+    "validate_host_project_name",
     "validate_project_name",
     "without_password",
     "write_private_file",

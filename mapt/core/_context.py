@@ -21,6 +21,10 @@ from mapt.core._text import from_environment, shown
 # at most 32 characters), so keep it short and to characters every one of them accepts.
 PROJECT_NAME_MAX_LENGTH = 40
 _PROJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+# mapt's own project: the event-intake stacks (``events-<region>-mapt-events``) live in
+# it. A host project of this name would share their state, and its destroy would purge
+# it, so no host project may take it (``validate_host_project_name``).
+EVENTS_PROJECT = "mapt-events"
 
 # AWS tag rules (EC2 User Guide, "Tag restrictions"): key 1-128 and value 0-256
 # characters of letters, digits, spaces and _ . : / = + - @; the ``aws:`` prefix is
@@ -42,6 +46,21 @@ def validate_project_name(name: str) -> str:
         raise InputError(
             f"project name {name!r} is not allowed: use letters, digits, '-' and '_', "
             "starting with a letter or digit"
+        )
+    return name
+
+
+def validate_host_project_name(name: str, flag: str = "--project-name") -> str:
+    """Return ``name`` if a host project may take it, else raise ``InputError``.
+
+    A valid project name (``validate_project_name``) that is not mapt's own
+    ``EVENTS_PROJECT``; ``flag`` is what the user set it with.
+    """
+    validate_project_name(name)
+    if name == EVENTS_PROJECT:
+        raise InputError(
+            f"{flag} {name!r} is reserved: it is mapt's event intake project; "
+            "give the host another name"
         )
     return name
 

@@ -9,7 +9,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from mapt.core import Interrupted, OperationError, RunContext, get_logger
+from mapt.core import (
+    Interrupted,
+    OperationError,
+    RunContext,
+    get_logger,
+    validate_host_project_name,
+)
 from mapt.hosts._records import DestroyRecord
 
 if TYPE_CHECKING:
@@ -44,12 +50,15 @@ def destroy_host(
     stack goes and handed to ``deregister`` after (GitHub refuses to remove a runner
     that is running a job); a project without that record hands ``None``, so no
     runner is ever removed that this project did not register.
+
+    mapt's own ``EVENTS_PROJECT`` is refused (``InputError``) before anything is read:
+    purging it would remove the event intake's state.
     """
     from mapt.allocation import SPOT_STACK_NAME
     from mapt.stacks import StackRef, break_project_lock, project_lock
     from mapt.targets.aws import HOST_STACK
 
-    project = context.project_name
+    project = validate_host_project_name(context.project_name)
     if not force and not any(
         summary.project == project for summary in engine.list_stacks(context.backend_url)
     ):

@@ -36,6 +36,7 @@ from mapt.core import (
     region_from_environment,
     register_secret,
     shown,
+    validate_host_project_name,
 )
 from mapt.hosts._runner import GitHubAppCredentials, RunnerRequest, runner_scope
 
@@ -490,11 +491,12 @@ def _context(read: _Reader, *, region: str | None, tags: dict[str, str]) -> RunC
         raise InputError(
             f"{read.name('project_name')} and {read.name('name')} both name the project: give one"
         )
-    project = read.text("project_name") or read.text("name")
+    project_field = "name" if read.given("name") else "project_name"
+    project = read.text(project_field)
     if project is None:
         raise InputError(f"{read.name('project_name')} is required: the project's name")
     return RunContext(
-        project_name=project,
+        project_name=validate_host_project_name(project, read.name(project_field)),
         backend_url=backend_url,
         region=region,
         tags=tags,

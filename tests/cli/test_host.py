@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from mapt.core import OperationError
+from mapt.core import InputError, OperationError, RunContext
+from mapt.hosts import destroy_host
 from mapt.stacks import StackRef
 from mapt.targets import SshAccess
+from mapt.targets.aws import EVENTS_PROJECT, ensure_event_intake, event_intake_regions
 from tests.cli.host_harness import (
     FAMILIES,
     FEDORA_41,
@@ -292,6 +294,7 @@ HOSTILE: list[tuple[list[str], str]] = [
     (["--project-name", "my project"], "'my project'"),
     (["--project-name", "a/b"], "'a/b'"),
     (["--project-name", "p" * 200], "is 200 characters long"),
+    (["--project-name", "mapt-events"], "'mapt-events' is reserved: it is mapt's event intake"),
     (["--os", "solaris"], "'solaris'"),
     (["--tags", "a"], "'a'"),
     (["--tags", "=b"], "'=b'"),
@@ -377,6 +380,31 @@ def test_destroy_and_list_refuse_bad_input_too(cli: Harness) -> None:
     assert bad_url.exit_code == 2 and "'gopher://x'" in bad_url.stderr
     missing = cli.invoke("aws", "host", "destroy")
     assert missing.exit_code == 2 and "--project-name" in missing.stderr
+
+
+def test_no_host_command_takes_the_event_intake_project(
+    cli: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its destroy would purge the event intake's state: the service's queues forgotten.
+    monkeypatch.setenv("MAPT_STATE_DIR", str(tmp_path / "default-state"))
+    ensure_event_intake(cli.engine, ["us-east-1"], backend_url=cli.backend)
+    for command in ("destroy", "status", "costs"):
+        result = cli.invoke(
+            "aws", "host", command, "--project-name", EVENTS_PROJECT, "--backed-url", cli.backend
+        )
+        assert result.exit_code == 2, result.output
+        (line,) = result.stderr.splitlines()
+        assert line == (
+            "Error: --project-name 'mapt-events' is reserved: it is mapt's event intake "
+            "project; give the host another name"
+        )
+    # The library's destroy, which purges the project's state, refuses it too.
+    with pytest.raises(InputError, match="'mapt-events' is reserved"):
+        destroy_host(
+            RunContext(EVENTS_PROJECT, backend_url=cli.backend), engine=cli.engine,
+            force=True, keep_state=False, lock_timeout=1,
+        )  # fmt: skip
+    assert event_intake_regions(cli.engine, cli.backend) == ["us-east-1"]
 
 
 # -- reliability: failover, expiry, concurrency -----------------------------------------------

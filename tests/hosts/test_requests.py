@@ -141,6 +141,15 @@ def test_destroy_fields_are_checked_the_same_way(cli: Harness) -> None:
         destroy_request({"name": "demo", "lock_timeout": "never"})
 
 
+def test_the_event_intake_project_is_no_host_project(cli: Harness) -> None:
+    # The service names the project 'name': it is refused by that name, as the flag is.
+    reserved = r"^name 'mapt-events' is reserved: it is mapt's event intake project"
+    with pytest.raises(InputError, match=reserved):
+        create_request(fields_of(cli, name="mapt-events"), name=str)
+    with pytest.raises(InputError, match=reserved):
+        destroy_request({"name": "mapt-events"}, name=str)
+
+
 def test_every_flag_of_create_and_destroy_is_a_field() -> None:
     """A flag the library does not know would be refused as an unknown field."""
     import typer

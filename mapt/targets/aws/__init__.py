@@ -12,6 +12,7 @@ behind (see ``specs/features/reliability.md``). Importing this package loads nei
 Pulumi, ``pulumi_aws`` nor boto3; the programs and AWS calls do when they run.
 """
 
+from mapt.core import EVENTS_PROJECT
 from mapt.targets.aws._dns import (
     RECORD_TTL_SECONDS,
     HostedZone,
@@ -24,7 +25,6 @@ from mapt.targets.aws._dns import (
 from mapt.targets.aws._events import (
     DETAIL_TYPES,
     EVENT_SOURCE,
-    EVENTS_PROJECT,
     INTAKE_REVISION,
     INTERRUPTION_WARNING,
     REBALANCE_RECOMMENDATION,

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mapt.core import (
+    EVENTS_PROJECT,
     OperationError,
     PrerequisiteError,
     RunContext,
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-EVENTS_PROJECT = "mapt-events"
 # How long a setup or teardown waits for another one's ``mapt-events`` project lock
 # (seconds): a region's ``up`` takes well under a minute; as ``mapt aws host``'s 5m.
 INTAKE_LOCK_TIMEOUT = 300.0
