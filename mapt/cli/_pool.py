@@ -337,6 +337,7 @@ def lease(
 ) -> None:
     """Lease a warm member: prints the lease id, writes the connection files."""
     from mapt.targets import check_connection_folder, write_connection_files
+    from mapt.targets.aws import CONNECTION_OUTPUTS
 
     folder = None if conn_details_output is None else check_connection_folder(conn_details_output)
     who = holder or _default_holder()
@@ -344,7 +345,11 @@ def lease(
         leased = client.pools.lease(
             name, ttl=ttl, holder=who, allow_cold_start=allow_cold_start, wait=wait_seconds
         )
-    files = [] if folder is None else write_connection_files(folder, leased.connection.values)
+    files = (
+        []
+        if folder is None
+        else write_connection_files(folder, leased.connection.values, known=CONNECTION_OUTPUTS)
+    )
     _write_lease_output(leased.id, leased.host.name, leased.host.address, folder)
     if output is OutputFormat.json:
         document = {

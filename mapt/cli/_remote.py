@@ -150,6 +150,7 @@ def remote_create(
     from mapt.cli._host import _print_create, _write_github_output
     from mapt.client import host_record
     from mapt.targets import check_connection_folder, write_connection_files
+    from mapt.targets.aws import CONNECTION_OUTPUTS
 
     refuse_local_only(ctx, _CREATE_LOCAL_ONLY)
     folder = fields.pop("conn_details_output", None)
@@ -164,7 +165,7 @@ def remote_create(
     record = host_record(execution.result, project=project)
     if conn_dir is not None:
         connection = client.hosts.connection(project)
-        files = write_connection_files(conn_dir, connection.values)
+        files = write_connection_files(conn_dir, connection.values, known=CONNECTION_OUTPUTS)
         record = replace(record, files=tuple(files))
     _write_github_output(record, conn_dir)
     _print_create(record, output)
@@ -235,6 +236,7 @@ def remote_refresh_ip(ctx: typer.Context, client: Client, output: OutputFormat) 
     ``--conn-details-output`` written again here (the folder checked before the call)."""
     from mapt.client import address_change
     from mapt.targets import check_connection_folder, write_connection_files
+    from mapt.targets.aws import CONNECTION_OUTPUTS
 
     folder = ctx.params.get("conn_details_output")
     conn_dir = None if folder is None else check_connection_folder(folder)
@@ -246,7 +248,8 @@ def remote_refresh_ip(ctx: typer.Context, client: Client, output: OutputFormat) 
     change = address_change(followed(client, execution).raise_for_error().result)
     files: list[Any] = []
     if conn_dir is not None:
-        files = write_connection_files(conn_dir, client.hosts.connection(project).values)
+        connection = client.hosts.connection(project)
+        files = write_connection_files(conn_dir, connection.values, known=CONNECTION_OUTPUTS)
         change = replace(change, host=replace(change.host, files=tuple(files)))
     if output is OutputFormat.json:
         typer.echo(json.dumps(change.to_dict(), indent=2))

@@ -126,9 +126,11 @@ def create_host(
             files: list[Path] = []
             if conn_dir is not None:
                 from mapt.targets import write_connection_files
-                from mapt.targets.aws import host_connection_values
+                from mapt.targets.aws import CONNECTION_OUTPUTS, host_connection_values
 
-                files = write_connection_files(conn_dir, host_connection_values(outputs))
+                files = write_connection_files(
+                    conn_dir, host_connection_values(outputs), known=CONNECTION_OUTPUTS
+                )
         except SpotAttemptsExhaustedError:
             raise
         except MaptError as error:

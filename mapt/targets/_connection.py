@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from mapt.core import (
@@ -68,13 +68,20 @@ def check_connection_folder(folder: str | os.PathLike[str]) -> Path:
     return path
 
 
-def write_connection_files(folder: str | os.PathLike[str], values: Mapping[str, str]) -> list[Path]:
+def write_connection_files(
+    folder: str | os.PathLike[str], values: Mapping[str, str], *, known: Collection[str]
+) -> list[Path]:
     """Write each value to ``folder/<name>`` with a trailing newline and mode 0600.
 
-    The folder (and missing parents) is created mode 0700 if missing; a path that is a file is an
-    ``InputError``. Each file is written under a temporary name and renamed into place,
-    so a reader never sees half a key and an existing file (or a symlink planted there)
-    is replaced, not written through. Returns the paths written, in ``values`` order.
+    The folder (and missing parents) is created mode 0700 if missing; a path that is a
+    file is an ``InputError``. Each file is written under a temporary name and renamed
+    into place, so a reader never sees half a key and an existing file (or a symlink
+    planted there) is replaced, not written through. ``known`` is every name a
+    connection of this kind may have (the target's, e.g. ``CONNECTION_OUTPUTS``): those
+    ``values`` lacks are removed once the values are written, so a folder reused from
+    another host (one with a bastion, a password, a DNS name) is not left holding that
+    host's files beside this one's; no other file of the folder is touched. Returns the
+    paths written, in ``values`` order.
     """
     path = check_connection_folder(folder)
     try:
@@ -97,5 +104,15 @@ def write_connection_files(folder: str | os.PathLike[str], values: Mapping[str, 
                 f"cannot write connection file {str(target)!r}: {err.strerror}"
             ) from err
         written.append(target)
+    for name in known:
+        if name not in values:
+            stale = path / name
+            try:
+                stale.unlink(missing_ok=True)
+            except OSError as err:
+                raise OperationError(
+                    f"cannot remove connection file {str(stale)!r} of an earlier host: "
+                    f"{err.strerror}"
+                ) from err
     log.info("wrote connection details to %s: %s", path, ", ".join(values))
     return written

@@ -70,6 +70,18 @@ def test_spot_create_runs_end_to_end_and_writes_connection_files(
     assert "PRIVATE KEY" not in github_output.read_text() + result.stdout
 
 
+def test_a_reused_connection_folder_holds_only_the_new_hosts_files(
+    cli: Harness, market: SpotMarket
+) -> None:
+    assert cli.create("--airgap", "--conn-details-output", str(cli.conn)).exit_code == 0
+    assert (cli.conn / "bastion_host").exists()
+    (cli.conn / "notes.txt").write_text("kept\n")
+    assert cli.destroy().exit_code == 0
+    result = cli.create("--conn-details-output", str(cli.conn), project="other")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in cli.conn.iterdir()) == ["host", "id_rsa", "notes.txt", "username"]
+
+
 def test_create_again_reuses_the_spot_choice_with_zero_market_calls(
     cli: Harness, market: SpotMarket
 ) -> None:
