@@ -36,7 +36,7 @@ def check_connection_folder(folder: str | os.PathLike[str]) -> Path:
     directory (it is created at the end). Writability is proved by creating and
     removing a temporary folder there, because permission bits lie (root, read-only
     mounts, ``/proc``); nothing is left behind. Called before anything is created, so
-    a typo costs nothing; the write checks again.
+    a typo costs nothing: this is the check whose failure is bad input (exit 2).
     """
     text = os.fspath(folder)
     if not text.strip():
@@ -73,22 +73,27 @@ def write_connection_files(
 ) -> list[Path]:
     """Write each value to ``folder/<name>`` with a trailing newline and mode 0600.
 
-    The folder (and missing parents) is created mode 0700 if missing; a path that is a
-    file is an ``InputError``. Each file is written under a temporary name and renamed
-    into place, so a reader never sees half a key and an existing file (or a symlink
-    planted there) is replaced, not written through. ``known`` is every name a
-    connection of this kind may have (the target's, e.g. ``CONNECTION_OUTPUTS``): those
-    ``values`` lacks are removed once the values are written, so a folder reused from
-    another host (one with a bastion, a password, a DNS name) is not left holding that
-    host's files beside this one's; no other file of the folder is touched. Returns the
-    paths written, in ``values`` order.
+    The folder (and missing parents) is created mode 0700 if missing. Each file is
+    written under a temporary name and renamed into place, so a reader never sees half
+    a key and an existing file (or a symlink planted there) is replaced, not written
+    through. ``known`` is every name a connection of this kind may have (the target's,
+    e.g. ``CONNECTION_OUTPUTS``): those ``values`` lacks are removed once the values
+    are written, so a folder reused from another host (one with a bastion, a password,
+    a DNS name) is not left holding that host's files beside this one's; no other file
+    of the folder is touched. Returns the paths written, in ``values`` order.
+
+    It runs once the machine exists, after ``check_connection_folder`` accepted the
+    folder: a folder that cannot be written now (made a file meanwhile, the disk full)
+    is an ``OperationError``, not bad input, so the caller can say what to destroy.
     """
-    path = check_connection_folder(folder)
+    path = Path(folder)
     try:
         make_private_dir(path)
     except OSError as err:
-        raise InputError(
-            f"cannot create the connection details folder {str(path)!r}: {err.strerror}"
+        raise OperationError(
+            f"cannot create the connection details folder {shown(str(path))}: "
+            f"{err.strerror or err}",
+            hint=_FOLDER_HINT,
         ) from err
     written: list[Path] = []
     for name, value in values.items():

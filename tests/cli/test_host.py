@@ -385,6 +385,21 @@ def test_conn_details_output_that_is_a_file_is_refused_first(
     assert cli.engine.stack_names() == [] and aws.count() == 0
 
 
+def test_a_connection_folder_unwritable_once_the_host_exists_says_how_to_destroy_it(
+    cli: Harness, market: SpotMarket
+) -> None:
+    def folder_becomes_a_file(access: SshAccess) -> None:
+        cli.conn.write_text("made a file while the host was created")
+
+    cli._readiness = folder_becomes_a_file  # type: ignore[method-assign]
+    result = cli.create("--spot", "--conn-details-output", str(cli.conn))
+    assert result.exit_code == 1, result.output  # a billed host exists: not bad input
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("Error:")]
+    assert "cannot create the connection details folder" in line and "Not a directory" in line
+    assert f"mapt aws host destroy --project-name demo --backed-url {cli.backend}" in line
+    assert "host-demo" in cli.engine.stack_names()
+
+
 def test_destroy_and_list_refuse_bad_input_too(cli: Harness) -> None:
     bad_name = cli.invoke("aws", "host", "destroy", "--project-name", "../etc")
     assert bad_name.exit_code == 2 and "'../etc'" in bad_name.stderr

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mapt.core import InputError
-from mapt.targets import write_connection_files
+from mapt.core import InputError, OperationError
+from mapt.targets import check_connection_folder, write_connection_files
 from mapt.targets.aws import CONNECTION_OUTPUTS, host_connection_values
 
 KEY = "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\n"
@@ -102,10 +102,15 @@ def test_a_reused_folder_keeps_no_file_of_the_earlier_host_and_nothing_else_goes
     assert (tmp_path / "notes.txt").read_text() == "the user's\n"
 
 
-def test_a_file_where_the_folder_should_be_is_an_input_error(tmp_path: Path) -> None:
+def test_a_file_where_the_folder_should_be_is_bad_input_first_and_a_failure_at_write(
+    tmp_path: Path,
+) -> None:
     target = tmp_path / "conn"
     target.write_text("I am a file")
     with pytest.raises(InputError, match="is a file, not a folder"):
+        check_connection_folder(target)
+    # At write time the machine exists: not exit 2 ("nothing was created").
+    with pytest.raises(OperationError, match="cannot create the connection details folder"):
         write_connection_files(target, {"host": "h"}, known=CONNECTION_OUTPUTS)
     assert target.read_text() == "I am a file"
 
