@@ -121,9 +121,14 @@ class Harness:
         self.setups.append(request)
         if self.setup_error is not None:
             raise self.setup_error
-        runner_id = self.runner_id if request.runner is not None else None
+        runner = request.runner
         password = "Delivered-Passw0rd" if request.is_windows else None
-        return HostSetup("i-0123456789abcdef0", runner_id=runner_id, password=password)
+        return HostSetup(
+            "i-0123456789abcdef0",
+            runner_id=self.runner_id if runner is not None else None,
+            password=password,
+            runner_scope=runner.scope.api_path if runner is not None else None,
+        )
 
     def invoke(
         self, *args: str, env: dict[str, str] | None = None, input: str | None = None

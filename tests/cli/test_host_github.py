@@ -126,6 +126,22 @@ def test_destroy_deregisters_the_runner_it_registered_by_id_then_destroys(
     assert cli.engine.stack_names() == []
 
 
+def test_a_create_again_without_the_runner_flags_still_leaves_destroy_the_runner(
+    cli: Harness, market: SpotMarket, github: FakeGitHub
+) -> None:
+    github.add_scope("/repos/acme/app", ["mapt-demo"])
+    cli.runner_id = github.runner_id("/repos/acme/app", "mapt-demo")
+    assert cli.create("--spot", *RUNNER).exit_code == 0
+    assert cli.create("--spot").exit_code == 0  # the same host, brought up to date
+
+    outputs = host_outputs(cli)
+    assert (outputs["runner_id"], outputs["runner_scope"]) == (cli.runner_id, "/repos/acme/app")
+    result = cli.destroy("--output", "json")
+    assert result.exit_code == 0, result.output
+    deletes = [r.path for r in github.requests if r.method == "DELETE"]
+    assert deletes == [f"/repos/acme/app/actions/runners/{cli.runner_id}"]
+
+
 def test_destroy_of_a_project_without_state_deletes_no_runner(
     cli: Harness, market: SpotMarket, github: FakeGitHub
 ) -> None:

@@ -182,6 +182,29 @@ def test_host_access_needs_the_outputs() -> None:
         HostRequest("rhel", disk_size=0)
 
 
+@pytest.mark.parametrize("os_name", ["fedora", "windows"])
+def test_a_rerun_without_a_runner_keeps_the_runner_destroy_must_remove(os_name: str) -> None:
+    # Fedora awaits no secret this time, so nothing is delivered; Windows gets its
+    # password again, a delivery with no runner in it. Either way GitHub still has the
+    # runner the first create registered, and destroy finds it only in the stack.
+    from mapt.targets.aws import recorded_setup
+
+    earlier = recorded_setup(
+        {"configured_instance": "i-0aaaaaaaaaaaaaaaa", "runner_id": 7,
+         "runner_scope": "/repos/acme/app"}
+    )  # fmt: skip
+
+    def setup(access: SshAccess, outputs: Mapping[str, Any]) -> HostSetup:
+        return HostSetup("i-0aaaaaaaaaaaaaaaa", password="From-EC2-Passw0rd")
+
+    outputs = deploy_host(
+        CTX, ON_DEMAND, HostRequest(os_name), up=Engine().up, wait=lambda _a: None,
+        setup=setup, recorded=earlier,
+    )  # fmt: skip
+    assert (outputs["runner_id"], outputs["runner_scope"]) == (7, "/repos/acme/app")
+    assert outputs["configured_instance"] == "i-0aaaaaaaaaaaaaaaa"
+
+
 def test_a_rerun_keeps_the_earlier_record_until_it_has_delivered_again() -> None:
     from mapt.integrations.github import RunnerScope, RunnerSpec
     from mapt.targets.aws import recorded_setup

@@ -132,6 +132,7 @@ def test_no_secret_is_in_any_resource_or_plain_output(
         "i-0123456789abcdef0",
         runner_id=77 if request.runner else None,
         password=WINDOWS_PASSWORD if request.is_windows else None,
+        runner_scope=request.runner.scope.api_path if request.runner else None,
     )
     recorded = harness.run(host_program(CTX, allocation, request, setup=setup))
     assert leaks(recorded) == []

@@ -201,6 +201,7 @@ def test_rhel_registration_and_runner_get_their_secrets_and_nothing_keeps_them(
     setup = configure_host(access(host, key), request, runner_dir=str(host.runner_dir))
 
     assert (setup.instance_id, setup.runner_id, setup.password) == (INSTANCE, 31337, None)
+    assert setup.runner_scope == RUNNER.scope.api_path  # recorded with the id, for destroy
     recorded = host.recorded()
     # Typed at the tool's prompt on a terminal, byte for byte, in no command line.
     assert f"register user=dev@example.com sha={sha(PASSWORD)} argv-clean" in recorded

@@ -22,7 +22,7 @@ at module level; the program imports them when it runs.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from mapt.allocation import AllocationResult
@@ -228,7 +228,9 @@ def deploy_host(
     stack's outputs by the next phase's ``up``, or by one more ``up`` of the last phase
     (which changes outputs only). ``recorded`` is what the stack recorded before (a
     re-run: ``recorded_setup``), kept in the outputs until the new delivery is done, so
-    a re-run that fails before it does not forget the runner destroy must remove.
+    a re-run that fails before it does not forget the runner destroy must remove; a
+    re-run without a runner (``request.runner`` None) keeps its runner for good: that
+    runner is still registered with GitHub until destroy removes it.
 
     A spot host without a load balancer (``request.load_balanced`` False) is pointed at
     its group's instance: after each ``up``, ``launched`` (required then) confirms the
@@ -278,6 +280,11 @@ def deploy_host(
             check(access)
             if done is None and request.awaited_secrets:
                 done = configure(access, outputs)
+                if done is not None and request.runner is None and recorded is not None:
+                    # No runner asked for this time: the one registered before still is.
+                    done = replace(
+                        done, runner_id=recorded.runner_id, runner_scope=recorded.runner_scope
+                    )
                 if done is not None and phase == phases[-1]:
                     log.info("host stack %s: recording %s", host_stack_name(ctx), done.instance_id)
                     outputs = dict(up(program(phase, done, instance)))
@@ -302,12 +309,13 @@ def recorded_setup(outputs: Mapping[str, Any]) -> HostSetup | None:
     instance = outputs.get(OUTPUT_CONFIGURED_INSTANCE)
     if not isinstance(instance, str) or not instance:
         return None
-    runner_id = outputs.get(OUTPUT_RUNNER_ID)
+    runner_id, scope = outputs.get(OUTPUT_RUNNER_ID), outputs.get(OUTPUT_RUNNER_SCOPE)
     password = outputs.get(OUTPUT_PASSWORD)
     return HostSetup(
         instance_id=instance,
         runner_id=runner_id if isinstance(runner_id, int) else None,
         password=password if isinstance(password, str) else None,
+        runner_scope=scope if isinstance(scope, str) else None,
     )
 
 
@@ -509,9 +517,10 @@ def _declare_host(
         pulumi.export(OUTPUT_CONFIGURED_INSTANCE, setup.instance_id)
         if setup.password is not None:
             pulumi.export(OUTPUT_PASSWORD, pulumi.Output.secret(setup.password))
-        if request.runner is not None and setup.runner_id is not None:
+        if setup.runner_id is not None:
             pulumi.export(OUTPUT_RUNNER_ID, setup.runner_id)
-            pulumi.export(OUTPUT_RUNNER_SCOPE, request.runner.scope.api_path)
+        if setup.runner_scope is not None:
+            pulumi.export(OUTPUT_RUNNER_SCOPE, setup.runner_scope)
     if group_name is not None:
         pulumi.export(OUTPUT_GROUP_NAME, group_name)
     if request.airgap:

@@ -60,11 +60,17 @@ WindowsPassword = Callable[[str], str]
 
 @dataclass(frozen=True)
 class HostSetup:
-    """What ``configure_host`` did: the machine it configured and what it learned there."""
+    """What ``configure_host`` did: the machine it configured and what it learned there.
+
+    ``runner_scope`` is the API path of the repository or organization ``runner_id``
+    is registered in (``/repos/acme/app``): the two are recorded together, so destroy
+    removes that runner where it is, whatever a later run's flags say.
+    """
 
     instance_id: str
     runner_id: int | None = None
     password: str | None = field(default=None, repr=False)
+    runner_scope: str | None = None
 
 
 def configure_host(
@@ -95,9 +101,10 @@ def configure_host(
         subscription = subscription_command(request)
         if subscription is not None:
             run(subscription)
-        runner_id = None
+        runner_id = runner_scope = None
         runner = runner_command(request, runner_dir=runner_dir)
-        if runner is not None:
+        if runner is not None and request.runner is not None:
+            runner_scope = request.runner.scope.api_path
             runner_id = runner_id_from_output(run(runner))
             if runner_id is None:
                 raise OperationError(
@@ -106,7 +113,9 @@ def configure_host(
                 )
         run(delivered_command(request))
     log.info("%s has its secrets", instance_id)
-    return HostSetup(instance_id=instance_id, runner_id=runner_id, password=password)
+    return HostSetup(
+        instance_id=instance_id, runner_id=runner_id, password=password, runner_scope=runner_scope
+    )
 
 
 def identify_command(request: HostRequest) -> RemoteCommand:
