@@ -59,6 +59,7 @@ def create_host(
     replaced: Sequence[str] = (),
     move: ReplacementPlan | None = None,
     retire_runner: RetireRunner | None = None,
+    secrets_provider: str | None = None,
 ) -> HostRecord:
     """Allocate, deploy the host stack, confirm the launch, wait for SSH, write files.
 
@@ -81,6 +82,9 @@ def create_host(
     so the delivery registers with this run's fresh token); the runner the stack
     recorded before is then handed to ``retire_runner`` (removed by its id), and the
     new one's id is what the stack records. The same machine keeps its runner and id.
+
+    ``secrets_provider`` is the one ``engine`` was made with, named again in the
+    destroy command a failed create prints.
     """
     from mapt.allocation import allocation
     from mapt.hosts._destroy import registered_runner
@@ -137,7 +141,7 @@ def create_host(
             # A failed allocation created nothing; an interrupted one may have saved
             # the spot choice already.
             if allocated or isinstance(error, Interrupted):
-                error.hint = destroy_hint(context, error.hint)
+                error.hint = destroy_hint(context, error.hint, secrets_provider)
             raise
     return HostRecord(
         project=context.project_name,

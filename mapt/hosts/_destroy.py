@@ -34,6 +34,7 @@ def destroy_host(
     lock_timeout: float,
     deregister: Callable[[RegisteredRunner | None], str | None] | None = None,
     prerequisites: Callable[[], None] | None = None,
+    secrets_provider: str | None = None,
 ) -> DestroyRecord:
     """Destroy the host stack, then ``spotOption-<project>``, then the project's state.
 
@@ -52,7 +53,8 @@ def destroy_host(
     runner is ever removed that this project did not register.
 
     mapt's own ``EVENTS_PROJECT`` is refused (``InputError``) before anything is read:
-    purging it would remove the event intake's state.
+    purging it would remove the event intake's state. ``secrets_provider`` is the one
+    ``engine`` was made with, named again in the command an interrupted destroy prints.
     """
     from mapt.allocation import SPOT_STACK_NAME
     from mapt.stacks import StackRef, break_project_lock, project_lock
@@ -82,7 +84,7 @@ def destroy_host(
         project_lock(
             context.backend_url, context.project_name, operation="destroy", timeout=lock_timeout
         ),
-        _destroy_hint_on_interrupt(context),
+        _destroy_hint_on_interrupt(context, secrets_provider),
     ):
         for name in (HOST_STACK, SPOT_STACK_NAME):
             ref = StackRef.for_context(context, name)
@@ -130,19 +132,28 @@ def registered_runner(engine: Engine, ref: StackRef) -> RegisteredRunner | None:
 
 
 @contextmanager
-def _destroy_hint_on_interrupt(context: RunContext) -> Iterator[None]:
+def _destroy_hint_on_interrupt(context: RunContext, secrets_provider: str | None) -> Iterator[None]:
     """An interrupted destroy says how to finish it."""
     try:
         yield
     except Interrupted as error:
-        error.hint = destroy_hint(context, error.hint)
+        error.hint = destroy_hint(context, error.hint, secrets_provider)
         raise
 
 
-def destroy_hint(context: RunContext, hint: str | None) -> str:
-    """``hint`` followed by the command that removes what a failed run kept."""
+def destroy_hint(context: RunContext, hint: str | None, secrets_provider: str | None) -> str:
+    """``hint`` followed by the command that removes what a failed run kept.
+
+    The command names the run's ``secrets_provider`` unless it is the passphrase (the
+    default): a stack whose secrets a KMS key encrypts is destroyed with that key. URLs
+    are quoted for the shell: a ``?region=`` left bare is a glob (zsh refuses it).
+    """
+    import shlex
+
     command = f"mapt aws host destroy --project-name {context.project_name}"
     if context.backend_url:
-        command += f" --backed-url {context.backend_url}"
+        command += f" --backed-url {shlex.quote(context.backend_url)}"
+    if secrets_provider not in (None, "passphrase"):
+        command += f" --secrets-provider {shlex.quote(secrets_provider)}"
     created = f"What was created so far is kept in state; remove it with: {command}"
     return f"{hint.rstrip('.')}. {created}" if hint else created

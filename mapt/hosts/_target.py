@@ -178,6 +178,7 @@ class AwsHostTarget:
                 lock_timeout=request.lock_timeout,
                 prerequisites=self.services.check_engine,
                 deregister=deregister,
+                secrets_provider=request.secrets_provider,
             )
 
     def status(self, project: str, backend_url: str | None, *, debug: bool = False) -> HostStatus:
@@ -268,6 +269,7 @@ class AwsHostTarget:
                 replaced=replaced,
                 move=move,
                 retire_runner=retire,
+                secrets_provider=request.secrets_provider,
             )
 
     def _prepare(

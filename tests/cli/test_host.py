@@ -11,12 +11,14 @@ against moto_server, in ``tests/sandbox``.
 from __future__ import annotations
 
 import json
+import shlex
+import signal
 import stat
 from pathlib import Path
 
 import pytest
 
-from mapt.core import InputError, OperationError, RunContext
+from mapt.core import InputError, Interrupted, OperationError, RunContext
 from mapt.hosts import destroy_host
 from mapt.stacks import StackRef
 from mapt.targets import SshAccess
@@ -190,6 +192,48 @@ def test_a_failed_create_keeps_state_and_says_how_to_destroy(
     assert "host-demo" in cli.engine.stack_names()
     assert cli.destroy().exit_code == 0
     assert cli.engine.stack_names() == []
+
+
+KMS = "awskms://alias/mapt?region=us-east-1"
+
+
+@pytest.mark.parametrize(
+    ("flags", "provider"),
+    [((), None), (("--secrets-provider", "passphrase"), None), (("--secrets-provider", KMS), KMS)],
+    ids=["default", "passphrase", "kms"],
+)
+def test_the_destroy_command_a_failed_create_prints_destroys_as_printed(
+    cli: Harness, market: SpotMarket, flags: tuple[str, ...], provider: str | None
+) -> None:
+    # A KMS-encrypted stack is read with its key: the command names it, quoted for the
+    # shell ('?' is a glob), and only then; the default passphrase needs no flag.
+    cli.readiness_error = OperationError("host 203.0.113.7 did not answer SSH within 40 min")
+    failed = cli.create("--spot", *flags)
+    assert failed.exit_code == 1
+    (line,) = [x for x in failed.stderr.splitlines() if x.startswith("Error:")]
+    command = shlex.split(line.split("remove it with: ", 1)[1])
+    assert command[:4] == ["mapt", "aws", "host", "destroy"]
+    assert ("--secrets-provider" in command) == (provider is not None)
+
+    result = cli.invoke(*command[1:])
+    assert result.exit_code == 0, result.output
+    assert cli.engine_args[-1] == (provider, False)  # the engine destroy ran on
+    assert cli.engine.stack_names() == []
+
+
+def test_an_interrupted_destroy_prints_the_command_with_its_secrets_provider(
+    cli: Harness, market: SpotMarket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli.create("--spot", "--secrets-provider", KMS).exit_code == 0
+
+    def interrupted(ref: StackRef) -> bool:
+        raise Interrupted(signal.SIGINT)
+
+    monkeypatch.setattr(cli.engine, "destroy", interrupted)
+    result = cli.destroy("--secrets-provider", KMS)
+    assert result.exit_code == 130, result.output
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("Error:")]
+    assert line.endswith(f"--backed-url {cli.backend} --secrets-provider '{KMS}'")
 
 
 def test_options_come_from_mapt_environment_variables(cli: Harness, market: SpotMarket) -> None:
