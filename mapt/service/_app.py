@@ -416,7 +416,15 @@ def _executions_router() -> APIRouter:
         request: Request, execution_id: str, _token: Writer, waited: Waited
     ) -> JSONResponse:
         service = _service(request)
-        execution = await anyio.to_thread.run_sync(service.executions.cancel, execution_id)
+
+        def cancel() -> Execution:
+            execution = service.executions.cancel(execution_id)
+            # Cancelled before it started: its operation never runs to settle its host.
+            if execution.status.finished and service.hosts.settle_abandoned():
+                service.submitted(execution)  # a cut-short create's cleanup
+            return execution
+
+        execution = await anyio.to_thread.run_sync(cancel)
         return await waited.answer(service, execution)
 
     @router.get(

@@ -227,10 +227,18 @@ class Executions:
         with self.database.transaction() as connection:
             return [_execution(row) for row in connection.execute(query)]
 
+    @staticmethod
+    def find_in(connection: sa.Connection, execution_ids: Iterable[str]) -> list[Execution]:
+        """The executions ``execution_ids``, inside the caller's transaction."""
+        query = sa.select(executions).where(executions.c.id.in_(list(execution_ids)))
+        return [_execution(row) for row in connection.execute(query)]
+
     def cancel(self, execution_id: str) -> Execution:
         """Cancel a pending execution now; ask a running one's worker to stop.
 
-        A finished execution cannot be cancelled (``ConflictError``).
+        A finished execution cannot be cancelled (``ConflictError``). A pending one's
+        operation never runs to settle its host: the caller has ``Hosts.settle_abandoned``
+        do it.
         """
         now = _now()
         with self.database.transaction() as connection:
@@ -459,7 +467,8 @@ class Executions:
 
         Without ``execution_id``: those whose heartbeat is older than ``lease``. With
         it (and its ``claim``): that one, whose worker process is known to have ended.
-        Returns what was changed.
+        Returns what was changed; the hosts of those it failed are the caller's to settle
+        (``Hosts.settle_abandoned``).
         """
         resumable = set(resumable)
         now = _now()

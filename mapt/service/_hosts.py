@@ -3,8 +3,11 @@
 A request (create, update, delete) is admitted by the state machine
 (``mapt.service._states.admit``) and recorded with its execution in one transaction, so
 a host in PENDING, UPDATING or DELETING always has the execution that will move it on.
-The execution runs the host lifecycle of ``mapt.hosts`` (the same code as ``mapt aws
-host``) in a worker process and settles the host through ``transition``:
+When that execution ends without its operation having run to settle the host (cancelled
+before it started, or failed once its workers were lost), ``Hosts.settle_abandoned``
+moves it on instead. The execution runs the host lifecycle of ``mapt.hosts`` (the
+same code as ``mapt aws host``) in a worker process and settles the host through
+``transition``:
 
 - create: PENDING -> RUNNING; on failure the half-made host is destroyed
   (PENDING -> DELETING -> DELETED, the record keeping the create's error), or, when
@@ -34,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from mapt.core import ExitCode, InputError, Interrupted, MaptError
+from mapt.core import ExitCode, InputError, Interrupted, MaptError, get_logger
 from mapt.service._costs import (
     DELETED,
     FAILED,
@@ -47,13 +50,15 @@ from mapt.service._costs import (
 )
 from mapt.service._database import Database
 from mapt.service._errors import ConflictError, NotFoundError
-from mapt.service._executions import ExecutionError, Executions
-from mapt.service._schema import hosts
-from mapt.service._states import HostRequest, HostState, admit, transition
+from mapt.service._executions import Execution, ExecutionError, Executions, ExecutionStatus
+from mapt.service._schema import executions, hosts
+from mapt.service._states import BUSY, HostRequest, HostState, admit, transition
 from mapt.service._workers import ExecutionContext, Operation
 
 if TYPE_CHECKING:
     from mapt.hosts import AwsHostTarget, HostServices
+
+_log = get_logger(__name__)
 
 # The operation the reconciler submits to re-deploy a host that failed.
 RECOVER = "hosts.recover"
@@ -313,33 +318,107 @@ class Hosts:
             if row is None:
                 raise NotFoundError(f"no host is named {name!r}")
             current = _host(row)
-            if current.state is not wanted:
-                transition(name, current.state, wanted)
-            values: dict[str, Any] = {"state": wanted.value, "updated_at": _now()}
+            values: dict[str, Any] = {}
             if record is not None:
                 values.update(record=dict(record), expires_at=expires_at)
             if fields is not None:
                 values["fields"] = dict(fields)
-            if error is not None:
-                values.update(
-                    error_type=error.type,
-                    error_message=error.message,
-                    error_exit_code=error.exit_code,
-                )
-            if wanted is HostState.DELETED:
-                values["deleted_at"] = values["updated_at"]
-                record_end(connection, name, at=values["updated_at"], reason=DELETED)
+            at = self._move_in(connection, current, wanted, values, error)
             if placement is not None:
                 why = RECOVERED if current.state is HostState.ERROR else RESIZED
                 # A pool's member is priced as the pool's (GET /v1/pools/{name}/costs).
                 placement = replace(placement, pool=row._mapping["pool"])
-                record_placement(connection, name, placement, at=values["updated_at"], reason=why)
-            connection.execute(
-                hosts.update()
-                .where(hosts.c.name == name, hosts.c.state == current.state.value)
-                .values(**values)
-            )
+                record_placement(connection, name, placement, at=at, reason=why)
         return self.get(name)
+
+    def settle_abandoned(self) -> list[str]:
+        """Move on every busy host whose execution ended without its operation having
+        run to settle it; the names of the hosts moved.
+
+        Such an execution was cancelled while pending, or failed once it lost its worker
+        ``MAX_ATTEMPTS`` times (or to a bug before its operation settled the host); the
+        host would stay PENDING, UPDATING or DELETING, every request on it 423, for
+        ever. Never started (nothing was done): PENDING -> DELETED, UPDATING -> RUNNING
+        (nothing changed), DELETING -> ERROR (delete again). Started, then cut short:
+        PENDING -> DELETING with a ``hosts.delete`` submitted in the same transaction
+        (what the create made is destroyed), UPDATING or DELETING -> ERROR. The host
+        keeps why (the execution's error, or that it was cancelled).
+
+        Called once a cancel or a lost worker's recovery ended executions, and on every
+        reconciler pass, which settles what a server that died between the two left.
+        """
+        ended = sa.select(executions.c.id).where(
+            executions.c.status.in_(
+                [ExecutionStatus.FAILED.value, ExecutionStatus.CANCELLED.value]
+            )
+        )
+        query = sa.select(hosts).where(
+            hosts.c.state.in_([state.value for state in BUSY]), hosts.c.execution_id.in_(ended)
+        )
+        if not self.database.is_sqlite:
+            query = query.with_for_update(of=hosts)
+        moved: list[str] = []
+        with self.database.transaction() as connection:
+            found = [_host(row) for row in connection.execute(query).all()]
+            by_id = {
+                execution.id: execution
+                for execution in self.executions.find_in(
+                    connection, {host.execution_id for host in found if host.execution_id}
+                )
+            }
+            for host in found:
+                execution = by_id[host.execution_id or ""]
+                wanted, error = _abandoned_move(host.state, execution)
+                values: dict[str, Any] = {}
+                if wanted is HostState.DELETING:
+                    values["execution_id"] = self.executions.submit_in(
+                        connection,
+                        f"hosts.{HostRequest.DELETE.value}",
+                        host.name,
+                        {"fields": dict(host.fields)},
+                    )
+                self._move_in(connection, host, wanted, values, error)
+                _log.warning(
+                    "host %s: its execution %s (%s) was %s without settling it: now %s",
+                    host.name,
+                    execution.id,
+                    execution.name,
+                    execution.status.value,
+                    wanted.value,
+                )
+                moved.append(host.name)
+        return moved
+
+    @staticmethod
+    def _move_in(
+        connection: sa.Connection,
+        current: ManagedHost,
+        wanted: HostState,
+        values: Mapping[str, Any],
+        error: ExecutionError | None,
+    ) -> datetime:
+        """Host ``current`` to ``wanted`` through the table, with ``values`` and
+        ``error``, inside the caller's transaction; when it moved. DELETED ends its
+        open cost interval."""
+        if current.state is not wanted:
+            transition(current.name, current.state, wanted)
+        now = _now()
+        changed: dict[str, Any] = {**values, "state": wanted.value, "updated_at": now}
+        if error is not None:
+            changed.update(
+                error_type=error.type,
+                error_message=error.message,
+                error_exit_code=error.exit_code,
+            )
+        if wanted is HostState.DELETED:
+            changed["deleted_at"] = now
+            record_end(connection, current.name, at=now, reason=DELETED)
+        connection.execute(
+            hosts.update()
+            .where(hosts.c.name == current.name, hosts.c.state == current.state.value)
+            .values(**changed)
+        )
+        return now
 
     # -- the reconciler's doors (mapt.service._reconciler) ----------------------------
 
@@ -415,6 +494,31 @@ class Hosts:
                 .values(**values)
             )
         return submitted
+
+
+def _abandoned_move(
+    state: HostState, execution: Execution
+) -> tuple[HostState, ExecutionError | None]:
+    """Where a host in busy ``state`` goes once ``execution`` ended without settling it,
+    and the error it keeps (``Hosts.settle_abandoned``)."""
+    if execution.attempts == 0:  # cancelled before it started: nothing was done
+        why = ExecutionError(
+            "Cancelled",
+            f"its {execution.name} {execution.id} was cancelled before it started",
+            int(ExitCode.INTERRUPTED),
+        )
+        return {
+            HostState.PENDING: (HostState.DELETED, why),
+            HostState.UPDATING: (HostState.RUNNING, None),
+            HostState.DELETING: (HostState.ERROR, why),
+        }[state]
+    why = execution.error or ExecutionError(
+        "Cancelled",
+        f"its {execution.name} {execution.id} was cancelled after {execution.attempts} "
+        "attempts were cut short",
+        int(ExitCode.INTERRUPTED),
+    )
+    return (HostState.DELETING if state is HostState.PENDING else HostState.ERROR), why
 
 
 def _check_public_address(host: ManagedHost) -> None:

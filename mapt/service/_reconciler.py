@@ -21,6 +21,10 @@ attempt number, their ``finished_at`` the time the backoff runs from), so the sc
 does not change. Recoveries of one host never overlap: executions on one target are
 serialized, and a new attempt is submitted only once the previous one has finished and
 while the host still names it as its execution.
+
+Each pass first settles the hosts whose execution ended without settling them
+(``Hosts.settle_abandoned``): the cancel route and the dispatcher do so as they end such
+executions, and a server that died between the two writes left them busy.
 """
 
 from __future__ import annotations
@@ -70,13 +74,15 @@ def reconciler_task(policy: RecoveryPolicy) -> LeaderTask:
 
 
 def reconcile(context: LeaderContext, *, policy: RecoveryPolicy) -> None:
-    """One pass: detect failed RUNNING hosts, retry the recovery of ERROR ones when due."""
+    """One pass: settle hosts whose execution ended without settling them (a server died
+    between the two: ``Hosts.settle_abandoned``), detect failed RUNNING hosts, retry the
+    recovery of ERROR ones when due."""
     from mapt.hosts import AwsHostTarget
 
     executions = Executions(context.database)
     store = Hosts(context.database, executions)
     target = AwsHostTarget(context.services)
-    submitted = False
+    submitted = bool(store.settle_abandoned())
     for host in store.find():
         if not context.leading():
             break

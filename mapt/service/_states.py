@@ -2,16 +2,19 @@
 
 ```
 PENDING  -> RUNNING   deployed and ready
-PENDING  -> DELETED   deployment failed (the record keeps the error)
+PENDING  -> DELETED   its create was cancelled before it started (nothing was made;
+                      the record keeps why)
 RUNNING  -> UPDATING  resize, tags, timeout or a new address asked
-UPDATING -> RUNNING   updated
+UPDATING -> RUNNING   updated, or its update was cancelled before it started
 UPDATING -> ERROR     the update failed
 RUNNING  -> ERROR     a failure was detected
 ERROR    -> RUNNING   recovery succeeded
 ERROR    -> ERROR     recovery failed
-any      -> DELETING  delete asked
+any      -> DELETING  delete asked; from PENDING, the create failed or was cut short
+                      (what it made is destroyed, then DELETED keeping the create's error)
 DELETING -> DELETED   destroyed
-DELETING -> ERROR     the destroy failed (the record keeps the error; delete again)
+DELETING -> ERROR     the destroy failed, or its delete was cancelled before it started
+                      (the record keeps the error; delete again)
 ```
 
 A host's state changes only through ``transition``, which refuses a move the table
@@ -19,7 +22,9 @@ lacks. What a caller may ask is ``admit``: a host never created is ``NotFoundErr
 (404); while the host is PENDING, UPDATING or
 DELETING its execution is at work, so any change is ``StateLockedError`` (HTTP 423,
 exit 3: retry later); a change that no state could lead to from here is
-``ConflictError`` (HTTP 409).
+``ConflictError`` (HTTP 409). An execution that ends without its operation having
+settled the host (cancelled before it started, or failed once its workers were lost)
+leaves it to ``Hosts.settle_abandoned``, so no host stays busy for ever.
 """
 
 from __future__ import annotations

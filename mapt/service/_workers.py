@@ -467,10 +467,10 @@ class Dispatcher:
                 self._reap(reason="its worker process ended before recording the end")
                 # A worker that is alive keeps its claim, even while it is still starting.
                 self.store.keep_alive(self.server_id, self._running)
-                for recovered in self.store.recover(lease=lease, resumable=resumable):
-                    _log.warning(
-                        "execution %s lost its worker: now %s", recovered.id, recovered.status.value
-                    )
+                recovered = self.store.recover(lease=lease, resumable=resumable)
+                for lost in recovered:
+                    _log.warning("execution %s lost its worker: now %s", lost.id, lost.status.value)
+                self._settle_hosts(recovered)
                 while len(self._running) < self.workers and not self._stopping.is_set():
                     execution = self.store.claim(self.server_id, self.operations)
                     if execution is None:
@@ -524,10 +524,21 @@ class Dispatcher:
             worker.lifeline.close()
             worker.exited.close()
             del self._running[execution_id]
-            self.store.recover(
+            recovered = self.store.recover(
                 lease=timedelta(0),
                 resumable=resumable,
                 reason=f"{reason} (exit code {code})",
                 execution_id=execution_id,
                 claim=worker.execution.claim,
             )
+            self._settle_hosts(recovered)
+
+    def _settle_hosts(self, recovered: list[Execution]) -> None:
+        """Once lost workers' executions failed, settle their hosts
+        (``Hosts.settle_abandoned``): their operations will not; a cut-short create's
+        cleanup is claimed at the next look for work."""
+        if any(execution.status.finished for execution in recovered):
+            from mapt.service._hosts import Hosts  # it builds on this module
+
+            if Hosts(self.store.database, self.store).settle_abandoned():
+                self._wake.set()

@@ -4,10 +4,12 @@ worker processes, and crashes that lose nothing and run nothing twice."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, cast
 
@@ -15,6 +17,11 @@ import httpx
 import psutil
 import pytest
 
+from mapt.service import open_database
+from mapt.service._executions import Executions
+from mapt.service._hosts import Hosts
+from mapt.service._schema import hosts
+from mapt.service._states import HostState
 from tests.harness import service_operations
 from tests.harness.postgres import needs_postgres, on_sqlite_only
 from tests.harness.service import ServerProcess, make_token, running, wait_for
@@ -367,6 +374,43 @@ def test_sigterm_stops_gracefully_and_hands_the_execution_back(
         done = _finished(client, identifier)
     assert done["status"] == "succeeded"
     assert [e["event"] for e in journal(path)] == ["start", "stop", "start", "finish"]
+
+
+@on_sqlite_only("shared_database_url")
+def test_a_host_whose_execution_lost_its_worker_is_settled_not_left_busy(
+    shared_server: ServerProcess, shared_client: httpx.Client, unique: str, tmp_path: Path
+) -> None:
+    """A worker killed mid-operation (nothing recorded): an operation that cannot resume
+    fails at once, and the dispatcher settles the host it was moving on (here an
+    update's: ERROR, with the reason), which nothing else would."""
+    path = tmp_path / "j"
+    answer = _submit(
+        shared_client, "test.sleep-once", unique, journal=str(path), seconds=120,
+        until=str(tmp_path / "never"),
+    )  # fmt: skip
+    identifier = answer.json()["execution"]["id"]
+    database = open_database(shared_server.database_url, migrate=False)
+    try:
+        now = datetime.now(timezone.utc)
+        with database.transaction() as connection:  # as an admitted update records it
+            connection.execute(
+                hosts.insert().values(
+                    name=unique, state="UPDATING", fields={"name": unique}, record=None,
+                    execution_id=identifier, created_at=now, updated_at=now,
+                )
+            )  # fmt: skip
+        [start] = wait_for(lambda: journal(path))
+        os.kill(start["pid"], signal.SIGKILL)
+        store = Hosts(database, Executions(database))
+        host = wait_for(lambda: (h := store.get(unique)).state is HostState.ERROR and h, timeout=60)
+    finally:
+        database.dispose()
+    assert _execution(shared_client, identifier)["status"] == "failed"
+    assert host.execution_id == identifier
+    assert host.error is not None and host.error.message.startswith(
+        "its worker process ended before recording the end"
+    )
+    assert host.error.message.endswith("and test.sleep-once cannot be resumed")
 
 
 def _forkserver(server: ServerProcess) -> psutil.Process:
