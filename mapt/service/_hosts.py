@@ -302,34 +302,56 @@ class Hosts:
         name: str,
         wanted: HostState,
         *,
+        execution_id: str,
         record: Mapping[str, Any] | None = None,
         fields: Mapping[str, Any] | None = None,
         error: ExecutionError | None = None,
         expires_at: datetime | None = None,
         placement: HostPlacement | None = None,
-    ) -> ManagedHost:
-        """Move host ``name`` to ``wanted`` through the table, keeping what it got.
+    ) -> bool:
+        """Move host ``name`` to ``wanted`` through the table, keeping what it got, for
+        execution ``execution_id``; whether it moved.
+
+        Only the host's own execution settles it: one that another execution owns now
+        (a delete admitted while a recovery ran, ERROR being no busy state; a cleanup
+        submitted once this execution was failed for its lost worker) is left as it is
+        for that one, and so is a row that changed since it was read; both are logged.
 
         ``placement``: where it runs now, recorded in its history in the same transaction
         (a new interval when it moved); DELETED ends its open interval.
         """
+        query = sa.select(hosts).where(hosts.c.name == name)
+        if not self.database.is_sqlite:
+            query = query.with_for_update()
         with self.database.transaction() as connection:
-            row = connection.execute(sa.select(hosts).where(hosts.c.name == name)).first()
+            row = connection.execute(query).first()
             if row is None:
                 raise NotFoundError(f"no host is named {name!r}")
             current = _host(row)
+            if current.execution_id != execution_id:
+                _log.warning(
+                    "host %s is %s for execution %s now: %s leaves it as it is",
+                    name,
+                    current.state.value,
+                    current.execution_id,
+                    execution_id,
+                )
+                return False
             values: dict[str, Any] = {}
             if record is not None:
                 values.update(record=dict(record), expires_at=expires_at)
             if fields is not None:
                 values["fields"] = dict(fields)
             at = self._move_in(connection, current, wanted, values, error)
+            if at is None:
+                _log.warning("host %s changed while %s settled it: left as is", name, execution_id)
+                return False
             if placement is not None:
                 why = RECOVERED if current.state is HostState.ERROR else RESIZED
                 # A pool's member is priced as the pool's (GET /v1/pools/{name}/costs).
                 placement = replace(placement, pool=row._mapping["pool"])
                 record_placement(connection, name, placement, at=at, reason=why)
-        return self.get(name)
+        return True
 
     def settle_abandoned(self) -> list[str]:
         """Move on every busy host whose execution ended without its operation having
@@ -377,7 +399,9 @@ class Hosts:
                         host.name,
                         {"fields": dict(host.fields)},
                     )
-                self._move_in(connection, host, wanted, values, error)
+                if self._move_in(connection, host, wanted, values, error) is None:
+                    # Never under the row locks; were it, the cleanup must not stay.
+                    raise ConflictError(f"host {host.name!r} changed while it was settled")
                 _log.warning(
                     "host %s: its execution %s (%s) was %s without settling it: now %s",
                     host.name,
@@ -396,10 +420,11 @@ class Hosts:
         wanted: HostState,
         values: Mapping[str, Any],
         error: ExecutionError | None,
-    ) -> datetime:
+    ) -> datetime | None:
         """Host ``current`` to ``wanted`` through the table, with ``values`` and
-        ``error``, inside the caller's transaction; when it moved. DELETED ends its
-        open cost interval."""
+        ``error``, inside the caller's transaction; when it moved, or None when its row
+        is no longer as read (another state or execution). DELETED ends its open cost
+        interval."""
         if current.state is not wanted:
             transition(current.name, current.state, wanted)
         now = _now()
@@ -412,12 +437,19 @@ class Hosts:
             )
         if wanted is HostState.DELETED:
             changed["deleted_at"] = now
-            record_end(connection, current.name, at=now, reason=DELETED)
-        connection.execute(
+        updated = connection.execute(
             hosts.update()
-            .where(hosts.c.name == current.name, hosts.c.state == current.state.value)
+            .where(
+                hosts.c.name == current.name,
+                hosts.c.state == current.state.value,
+                hosts.c.execution_id == current.execution_id,
+            )
             .values(**changed)
         )
+        if updated.rowcount != 1:
+            return None
+        if wanted is HostState.DELETED:
+            record_end(connection, current.name, at=now, reason=DELETED)
         return now
 
     # -- the reconciler's doors (mapt.service._reconciler) ----------------------------
@@ -610,13 +642,16 @@ def run_create(context: ExecutionContext) -> dict[str, Any]:
         if _handed_back(context, failure):
             raise
         error = ExecutionError.of(failure)
-        store.settle(context.target, HostState.DELETING, error=error)
-        _destroy(store, target, context.target, fields, keep=error)
+        if store.settle(
+            context.target, HostState.DELETING, execution_id=context.execution_id, error=error
+        ):
+            _destroy(store, target, context, fields, keep=error)
         raise
     document = record.to_dict()
     store.settle(
         context.target,
         HostState.RUNNING,
+        execution_id=context.execution_id,
         record=document,
         expires_at=record.expires_at,
         placement=host_placement(fields, document),
@@ -634,12 +669,18 @@ def run_update(context: ExecutionContext) -> dict[str, Any]:
     except MaptError as failure:
         if _handed_back(context, failure):
             raise
-        store.settle(context.target, HostState.ERROR, error=ExecutionError.of(failure))
+        store.settle(
+            context.target,
+            HostState.ERROR,
+            execution_id=context.execution_id,
+            error=ExecutionError.of(failure),
+        )
         raise
     document = record.to_dict()
     store.settle(
         context.target,
         HostState.RUNNING,
+        execution_id=context.execution_id,
         record=document,
         fields=fields,
         expires_at=record.expires_at,
@@ -661,56 +702,81 @@ def run_refresh_ip(context: ExecutionContext) -> dict[str, Any]:
     try:
         change = target.refresh_ip(request)
     except InputError as refused:  # refused before anything changed
-        store.settle(context.target, HostState.RUNNING, error=ExecutionError.of(refused))
+        store.settle(
+            context.target,
+            HostState.RUNNING,
+            execution_id=context.execution_id,
+            error=ExecutionError.of(refused),
+        )
         raise
     except MaptError as failure:
         if _handed_back(context, failure):
             raise
-        store.settle(context.target, HostState.ERROR, error=ExecutionError.of(failure))
+        store.settle(
+            context.target,
+            HostState.ERROR,
+            execution_id=context.execution_id,
+            error=ExecutionError.of(failure),
+        )
         raise
     document = change.host.to_dict()
-    store.settle(context.target, HostState.RUNNING, record=document, expires_at=expires_at)
+    store.settle(
+        context.target,
+        HostState.RUNNING,
+        execution_id=context.execution_id,
+        record=document,
+        expires_at=expires_at,
+    )
     return change.to_dict()
 
 
 def run_delete(context: ExecutionContext) -> dict[str, Any]:
     store, target = _hosts_of(context)
     fields = dict(context.arguments["fields"])
-    return _destroy(store, target, context.target, fields, resumed_by=context)
+    return _destroy(store, target, context, fields, resumes=True)
 
 
 def _destroy(
     store: Hosts,
     target: AwsHostTarget,
-    name: str,
+    context: ExecutionContext,
     fields: Mapping[str, Any],
     *,
     keep: ExecutionError | None = None,
-    resumed_by: ExecutionContext | None = None,
+    resumes: bool = False,
 ) -> dict[str, Any]:
     """DELETING -> DELETED (``keep``: the error that led here), or -> ERROR on failure.
 
-    ``resumed_by``: the delete's execution, whose hand-back leaves the host DELETING for
-    its next attempt to destroy again. A failed create's cleanup has none: its next
-    attempt would run the create again, so a cleanup cut short ends ERROR (delete again).
+    ``resumes``: ``context`` is the delete's execution, whose hand-back leaves the host
+    DELETING for its next attempt to destroy again. A failed create's cleanup does not:
+    its next attempt would run the create again, so a cleanup cut short ends ERROR
+    (delete again).
     """
     from mapt.hosts import destroy_request
 
     try:
         record = target.destroy(destroy_request(_destroy_fields(fields), name=_field_name))
     except MaptError as failure:
-        if resumed_by is not None and _handed_back(resumed_by, failure):
+        if resumes and _handed_back(context, failure):
             raise
-        store.settle(name, HostState.ERROR, error=ExecutionError.of(failure))
+        store.settle(
+            context.target,
+            HostState.ERROR,
+            execution_id=context.execution_id,
+            error=ExecutionError.of(failure),
+        )
         raise
-    store.settle(name, HostState.DELETED, error=keep)
+    store.settle(
+        context.target, HostState.DELETED, execution_id=context.execution_id, error=keep
+    )
     return dict(record.to_dict())
 
 
 def run_recover(context: ExecutionContext) -> dict[str, Any]:
     """Re-deploy a failed host through the create path: ERROR -> RUNNING, or -> ERROR.
 
-    A host that moved on meanwhile (a delete asked while it was ERROR) is left alone.
+    A host that moved on meanwhile (a delete asked while it was ERROR) is left alone,
+    before the create path and after it (``Hosts.settle`` leaves it to the delete).
     """
     from mapt.hosts import create_request
 
@@ -731,6 +797,7 @@ def run_recover(context: ExecutionContext) -> dict[str, Any]:
         store.settle(
             context.target,
             HostState.ERROR,
+            execution_id=context.execution_id,
             error=ExecutionError(type(failure).__name__, message, int(failure.exit_code)),
         )
         raise
@@ -738,6 +805,7 @@ def run_recover(context: ExecutionContext) -> dict[str, Any]:
     store.settle(
         context.target,
         HostState.RUNNING,
+        execution_id=context.execution_id,
         record=document,
         expires_at=record.expires_at,
         placement=host_placement(arguments["fields"], document),

@@ -304,7 +304,10 @@ def run_replace(context: ExecutionContext, settings: InterruptionSettings) -> di
         error = ExecutionError.of_any(failure)
         message = f"{arguments['reason']}; the replacement failed: {error.message}"
         store.settle(
-            context.target, HostState.ERROR, error=dataclasses.replace(error, message=message)
+            context.target,
+            HostState.ERROR,
+            execution_id=context.execution_id,
+            error=dataclasses.replace(error, message=message),
         )
         raise
     if plan.in_place:
@@ -317,6 +320,7 @@ def run_replace(context: ExecutionContext, settings: InterruptionSettings) -> di
     store.settle(
         context.target,
         HostState.RUNNING,
+        execution_id=context.execution_id,
         record=document,
         expires_at=record.expires_at,
         placement=host_placement(fields, document),

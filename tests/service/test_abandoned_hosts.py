@@ -70,7 +70,9 @@ def _running(service: Service, name: str) -> None:
     service.hosts.request(HostRequest.CREATE, None, {**HOST, "name": name})
     claimed = service.executions.claim("server-a", ["hosts.create"])
     assert claimed is not None and claimed.target == name
-    service.hosts.settle(name, HostState.RUNNING, record={"outputs": {"host": "203.0.113.7"}})
+    service.hosts.settle(
+        name, HostState.RUNNING, execution_id=claimed.id, record={"outputs": {"host": "192.0.2.7"}}
+    )
     assert service.executions.succeed(claimed.id, claimed.claim or "", {})
 
 

@@ -224,16 +224,21 @@ def _intervals(database: Database, name: str) -> list[tuple[Any, ...]]:
 def test_the_state_machine_records_the_history(api: Api, tmp_path: Path) -> None:
     hosts = api.service.hosts
     bigger = replace(WHERE, placement=replace(WHERE.placement, instance_types=("m5.xlarge",)))
+
+    def settle(wanted: HostState, **kept: Any) -> None:  # as the host's execution does
+        owner = hosts.get("pr-9").execution_id or ""
+        assert hosts.settle("pr-9", wanted, execution_id=owner, **kept)
+
     hosts.request(HostRequest.CREATE, None, _fields(tmp_path, "pr-9"))
-    hosts.settle("pr-9", HostState.RUNNING, record={}, placement=WHERE)
+    settle(HostState.RUNNING, record={}, placement=WHERE)
     hosts.request(HostRequest.UPDATE, "pr-9", {"timeout": "2h"})
-    hosts.settle("pr-9", HostState.RUNNING, record={}, placement=WHERE)  # in place: same
+    settle(HostState.RUNNING, record={}, placement=WHERE)  # in place: same
     hosts.request(HostRequest.UPDATE, "pr-9", {"cpus": 4})
-    hosts.settle("pr-9", HostState.RUNNING, record={}, placement=bigger)
-    hosts.settle("pr-9", HostState.ERROR)
-    hosts.settle("pr-9", HostState.RUNNING, record={}, placement=WHERE)
+    settle(HostState.RUNNING, record={}, placement=bigger)
+    settle(HostState.ERROR)
+    settle(HostState.RUNNING, record={}, placement=WHERE)
     hosts.request(HostRequest.DELETE, "pr-9")
-    hosts.settle("pr-9", HostState.DELETED)
+    settle(HostState.DELETED)
     assert _intervals(api.database, "pr-9") == [
         (["m5.large"], "created", "resized", False),
         (["m5.xlarge"], "resized", "recovered", False),
@@ -249,7 +254,7 @@ def test_metrics_count_what_happened(api: Api, tmp_path: Path) -> None:
     claimed = executions.claim("test-server", ["hosts.create"])
     assert claimed is not None and claimed.claim is not None
     executions.succeed(claimed.id, claimed.claim, {})
-    hosts.settle(claimed.target, HostState.RUNNING, record={})
+    hosts.settle(claimed.target, HostState.RUNNING, execution_id=claimed.id, record={})
 
     answer = api.get("/metrics")
     assert answer.status_code == 200

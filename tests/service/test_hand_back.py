@@ -1,7 +1,8 @@
 """A host operation its worker hands back (its server stops or died) leaves the host for
-the next attempt; a cancelled one settles it as a failure does. On the records alone: the
-operations run in the test's process on an engine that raises what the worker's stop
-raises in a Pulumi command (no server, no AWS)."""
+the next attempt; a cancelled one settles it as a failure does; an operation settles only
+a host that is still its own. On the records alone: the operations run in the test's
+process on an engine that raises what the worker's stop raises in a Pulumi command, or
+AWS's refusal (no server, no AWS)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from mapt.core import Interrupted
+from mapt.core import Interrupted, OperationError
 from mapt.service import Database, ExecutionContext, open_database
 from mapt.service._executions import Executions
 from mapt.service._hosts import Hosts, run_delete, run_recover, run_refresh_ip
@@ -78,6 +79,48 @@ def _running_host(database: Database, tmp_path: Path, name: str) -> Hosts:
     return Hosts(database, Executions(database))
 
 
+class RefusedEngine(InMemoryEngine):
+    """An engine whose first call on state runs ``meanwhile`` (what a person does while
+    the operation runs), then every call fails as AWS refusing the launch would."""
+
+    def __init__(self, meanwhile: Callable[[], Any]) -> None:
+        super().__init__()
+        self._meanwhile: list[Callable[[], Any]] = [meanwhile]
+
+    def _refuse(self, *_: Any, **__: Any) -> Any:
+        while self._meanwhile:
+            self._meanwhile.pop()()
+        raise OperationError("no spot capacity for m5.large in us-east-1a")
+
+    def exists(self, ref: StackRef) -> bool:
+        return bool(self._refuse())
+
+    def outputs(self, ref: StackRef) -> dict[str, Any]:
+        return dict(self._refuse())
+
+    def list_stacks(self, backend_url: str | None) -> Any:
+        return self._refuse()
+
+    def up(self, ref: StackRef, program: Any, **options: Any) -> dict[str, Any]:
+        return dict(self._refuse())
+
+
+def _context(database: Database, execution_id: str, engine: InMemoryEngine) -> ExecutionContext:
+    """Execution ``execution_id`` as its worker runs it, on ``engine``."""
+    from mapt.hosts import HostServices
+
+    execution = Executions(database).get(execution_id)
+    return ExecutionContext(
+        execution_id=execution_id,
+        name=execution.name,
+        target=execution.target,
+        arguments=execution.arguments,
+        attempt=1,
+        services=HostServices(engine=lambda secrets_provider, debug: engine),
+        database=database,
+    )
+
+
 def _recovering(store: Hosts, name: str) -> str:
     submitted = store.detect_failure(name, "its instance is terminated", 3)
     assert submitted is not None
@@ -103,21 +146,10 @@ def _row(database: Database, name: str) -> dict[str, Any]:
 def test_an_operation_handed_back_leaves_its_host_and_a_cancelled_one_settles_it_error(
     database: Database, tmp_path: Path, operation: str
 ) -> None:
-    from mapt.hosts import HostServices
-
     run, admitted = OPERATIONS[operation]
     store = _running_host(database, tmp_path, "pr-1")
     execution_id = admitted(store, "pr-1")
-    execution = store.executions.get(execution_id)
-    context = ExecutionContext(
-        execution_id=execution_id,
-        name=operation,
-        target="pr-1",
-        arguments=execution.arguments,
-        attempt=1,
-        services=HostServices(engine=lambda secrets_provider, debug: StoppedEngine()),
-        database=database,
-    )
+    context = _context(database, execution_id, StoppedEngine())
     before = _row(database, "pr-1")
 
     # Its server stopped: the stop passes through, and the host waits for the next attempt.
@@ -140,3 +172,28 @@ def test_an_operation_handed_back_leaves_its_host_and_a_cancelled_one_settles_it
         assert after["error_message"] == (
             "its instance is terminated; recovery attempt 1 of 3 failed: interrupted by SIGTERM"
         )
+
+
+def test_a_delete_admitted_while_a_recovery_runs_is_left_to_the_delete(
+    database: Database, tmp_path: Path
+) -> None:
+    """ERROR is no busy state: a delete is admitted while the host's recovery runs. The
+    recovery's failure leaves the host to the delete, whose destroy then ends it DELETED
+    (the recovery's settle overwrote the delete, and the delete's own then failed)."""
+    store = _running_host(database, tmp_path, "pr-1")
+    recovery = _recovering(store, "pr-1")
+    deletes: list[str] = []
+    engine = RefusedEngine(lambda: deletes.append(store.request(HostRequest.DELETE, "pr-1")))
+
+    with pytest.raises(OperationError):
+        run_recover(_context(database, recovery, engine))
+    [delete] = deletes
+    assert _row(database, "pr-1") == {
+        "state": "DELETING", "error_type": "HostFailure",
+        "error_message": "its instance is terminated", "error_exit_code": 1,
+        "execution_id": delete,
+    }  # fmt: skip
+
+    result = run_delete(_context(database, delete, InMemoryEngine()))
+    assert result["nothing_to_destroy"] is True
+    assert _row(database, "pr-1")["state"] == "DELETED"
