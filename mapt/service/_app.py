@@ -187,16 +187,23 @@ def _field_of(location: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def _unreadable_body(why: object) -> str:
+    """The message of a body that is not JSON at all (its field is ``body``)."""
+    return f"body: the request body cannot be read as JSON ({why})"
+
+
 def _validation_message(error: dict[str, Any]) -> tuple[str, str]:
-    field_name = _field_of(tuple(error.get("loc", ())))
     kind = error.get("type", "")
+    if kind == "json_invalid":  # its location holds the offset of the bad byte, no field
+        return "body", _unreadable_body(error.get("ctx", {}).get("error", error.get("msg")))
+    field_name = _field_of(tuple(error.get("loc", ())))
     if kind == "extra_forbidden":
         return field_name, f"{field_name} is not a field of this request"
     if kind == "missing":
         return field_name, f"{field_name} is required"
     message = str(error.get("msg", "is not valid")).rstrip(".")
     message = message[0].lower() + message[1:] if message else message
-    if "input" in error and kind not in ("json_invalid", "model_attributes_type"):
+    if "input" in error and kind != "model_attributes_type":
         from mapt.core import shown
 
         return field_name, f"{field_name} {shown(error['input'])}: {message}"
@@ -233,7 +240,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             mapped = NotFoundError(f"no such resource: {request.url.path}")
         elif status == 400:
             # A body FastAPI cannot decode is bad input like any other: 422, not 400.
-            mapped = InputError(f"body: the request body cannot be read as JSON ({error.detail})")
+            mapped = InputError(_unreadable_body(error.detail))
             status, field_name = http_status(mapped), "body"
         else:
             mapped = InputError(f"{request.method} {request.url.path}: {error.detail}")

@@ -512,6 +512,15 @@ def test_bad_bodies_are_refused_naming_the_field(shared_client: httpx.Client) ->
     )
     assert huge.status_code == 413
     assert huge.json()["error"]["type"] == "PayloadTooLargeError"
+    unreadable = shared_client.post(
+        "/v1/test/executions", content=b"{", headers={"Content-Type": "application/json"}
+    )
+    assert unreadable.status_code == 422
+    assert unreadable.json()["error"]["field"] == "body"
+    assert unreadable.json()["error"]["message"] == (
+        "body: the request body cannot be read as JSON "
+        "(Expecting property name enclosed in double quotes)"
+    )
     timeout = shared_client.post("/v1/executions/ex-x/cancel?wait=true&timeout=-1")
     assert timeout.status_code == 422 and timeout.json()["error"]["field"] == "timeout"
 
