@@ -51,7 +51,7 @@ from mapt.service._costs import (
 from mapt.service._database import Database
 from mapt.service._errors import ConflictError, NotFoundError
 from mapt.service._executions import Execution, ExecutionError, Executions, ExecutionStatus
-from mapt.service._schema import executions, hosts
+from mapt.service._schema import executions, hosts, leases
 from mapt.service._states import BUSY, HostRequest, HostState, admit, transition
 from mapt.service._workers import ExecutionContext, Operation
 
@@ -261,6 +261,8 @@ class Hosts:
         row = connection.execute(query).first()
         current = None if row is None else _host(row)
         wanted = admit(name, None if current is None else current.state, request)
+        if request is not HostRequest.CREATE:
+            _refuse_leased(connection, name, request)
         merged = dict(fields or {})
         if request is HostRequest.UPDATE and current is not None:
             unknown = sorted(set(merged) - UPDATE_FIELDS)
@@ -551,6 +553,32 @@ def _abandoned_move(
         int(ExitCode.INTERRUPTED),
     )
     return (HostState.DELETING if state is HostState.PENDING else HostState.ERROR), why
+
+
+# What a request on a leased pool member would do to its holder, refused (409).
+_LEASED_REFUSALS = {
+    HostRequest.DELETE: "removed",
+    HostRequest.UPDATE: "changed",
+    HostRequest.REFRESH_IP: "given a new address",
+}
+
+
+def _refuse_leased(connection: sa.Connection, name: str, request: HostRequest) -> None:
+    """Refuse (409) ``request`` on a pool member an active lease holds: its holder keeps
+    the machine, its shape and its address until the lease ends. The caller holds the
+    host's row (locked on PostgreSQL), which a lease takes too, so a lease and this
+    request never both win. Every door comes here: the host routes and the pool verbs."""
+    lease = connection.execute(
+        sa.select(leases.c.holder, leases.c.expires_at).where(
+            leases.c.host == name, leases.c.state == "active"
+        )
+    ).first()
+    if lease is not None:
+        raise ConflictError(
+            f"host {name!r} is leased by {lease.holder!r} until {_iso(lease.expires_at)}: "
+            f"a leased member is never {_LEASED_REFUSALS[request]}",
+            hint="DELETE /v1/pools/POOL/leases/ID ends the lease first.",
+        )
 
 
 def _check_public_address(host: ManagedHost) -> None:

@@ -10,8 +10,9 @@ the plan out through ``Hosts.request_in``.
 
 A lease is a row naming one RUNNING member and its holder until ``expires_at``. A
 partial unique index (one ``active`` lease per host) makes the database itself refuse a
-second lease of a member, on SQLite and PostgreSQL alike; removing a member checks, in
-the transaction that admits its delete (the host row locked), that no lease holds it.
+second lease of a member, on SQLite and PostgreSQL alike; removing, changing or
+readdressing a member checks, in the transaction that admits it (the host row locked),
+that no lease holds it (``Hosts.request_in``, the door of the host routes too).
 """
 
 from __future__ import annotations
@@ -431,9 +432,7 @@ class Pools:
                 raise _capacity_conflict(error) from None
             members = self._members(connection, name)
             chosen = self._chosen(pool, members, host=host, ip=ip)
-            execution_id = self._remove_in(connection, chosen.host.name)
-            if execution_id is None:
-                raise ConflictError(f"host {chosen.host.name!r} was just leased: it stays")
+            execution_id = self.hosts.request_in(connection, HostRequest.DELETE, chosen.host.name)
             self._set_target(connection, name, wanted.target)
         return execution_id
 
@@ -484,13 +483,7 @@ class Pools:
                 if host is not None
                 else f"{what} in pool {pool.name!r}"
             )
-        member = given[0]
-        if member.lease is not None:
-            raise ConflictError(
-                f"host {member.host.name!r} is leased by {member.lease.holder!r} until "
-                f"{_iso(member.lease.expires_at)}: a leased member is never removed"
-            )
-        return member
+        return given[0]  # a leased one is refused as its request is admitted
 
     # -- leases --------------------------------------------------------------------------
 
@@ -597,7 +590,7 @@ class Pools:
         state = connection.execute(sa.select(hosts.c.state).where(hosts.c.name == host)).scalar()
         if state != HostState.RUNNING.value:
             return None  # the loop removes it once its execution ends
-        return self._remove_in(connection, host)
+        return self.hosts.request_in(connection, HostRequest.DELETE, host)
 
     # -- the convergence pass -----------------------------------------------------------
 
@@ -639,7 +632,7 @@ class Pools:
                 draining=pool.state == DRAINING,
             )
             for member_name, _why in decided.remove:
-                self._remove_in(connection, member_name)
+                self.hosts.request_in(connection, HostRequest.DELETE, member_name)
             self._launch_in(
                 connection, pool, [(_member_name(name), zone) for zone in decided.launch]
             )
@@ -787,20 +780,6 @@ class Pools:
         if row is None:
             raise NotFoundError(f"pool {name!r} has no lease {lease_id!r}")
         return _lease(row)
-
-    def _remove_in(self, connection: sa.Connection, host: str) -> str | None:
-        """Admit the delete of member ``host`` unless a lease holds it (checked with the
-        host row locked, so a lease taken meanwhile wins); the execution id, or None."""
-        query = sa.select(hosts.c.name).where(hosts.c.name == host)
-        if not self.database.is_sqlite:
-            query = query.with_for_update()
-        connection.execute(query)
-        held = connection.execute(
-            sa.select(leases.c.id).where(leases.c.host == host, leases.c.state == "active")
-        ).first()
-        if held is not None:
-            return None
-        return self.hosts.request_in(connection, HostRequest.DELETE, host)
 
 
 def _member_name(pool: str) -> str:

@@ -19,14 +19,16 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from mapt.pools import Capacity
-from mapt.service import open_database
+from mapt.service import create_token, open_database
+from mapt.service._app import Service, create_app
 from mapt.service._executions import Executions
 from mapt.service._hosts import Hosts
 from mapt.service._pools import Pools, Strategy
 from mapt.service._schema import hosts as hosts_table
-from mapt.service._states import HostRequest
+from mapt.service._states import HostRequest, HostState
 from tests.cli.host_harness import FAMILIES
 from tests.harness.postgres import on_sqlite_only
 from tests.harness.pulumi_mocks import FAKE_PRIVATE_KEY_PEM
@@ -525,6 +527,49 @@ def test_a_lease_never_gets_a_member_past_the_pools_max_lifetime(
         assert pools.converge("aging").remove == (("aging-old", "past the pool's max_lifetime"),)
         # The young one leased, the old one going: nothing left to lease.
         assert pools.lease("aging", ttl="5m", holder="job") is None
+    finally:
+        database.dispose()
+
+
+def test_the_host_routes_refuse_a_leased_member_as_the_pool_verbs_do(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``DELETE``, ``PATCH`` and ``refresh-ip`` of ``/v1/hosts/NAME`` on a leased member
+    are refused (409) as ``DELETE /v1/pools/NAME/hosts`` is, nothing submitted: its
+    holder keeps the machine. Once the lease ends, the member may be deleted. (The app in
+    this process without a dispatcher: executions stay queued.)"""
+    monkeypatch.setenv("MAPT_STATE_DIR", str(tmp_path / "state"))
+    database = open_database(database_url)
+    try:
+        service = Service(database=database)
+        template = {**_template(tmp_path), "spot": False}
+        service.pools.create("held", Capacity(1, 0, 1), template, Strategy(recycle="keep"))
+        service.pools.converge("held")
+        [member] = service.pools.members("held")
+        name = member.host.name
+        record = {"outputs": {"spot": False, "host": "192.0.2.7", "username": "fedora"}}
+        assert service.hosts.settle(
+            name, HostState.RUNNING, execution_id=member.host.execution_id or "", record=record
+        )
+        lease = service.pools.lease("held", ttl="30m", holder="ci/run-42")
+        assert lease is not None and lease.host == name
+        with TestClient(create_app(service)) as api:
+            api.headers["Authorization"] = f"Bearer {create_token(database, 'ci')[1]}"
+            asked = {
+                "removed": api.delete(f"/v1/hosts/{name}"),
+                "changed": api.patch(f"/v1/hosts/{name}", json={"cpus": 4}),
+                "given a new address": api.post(f"/v1/hosts/{name}/refresh-ip"),
+                "removed by the pool": api.delete("/v1/pools/held/hosts", params={"host": name}),
+            }
+            for what, answer in asked.items():
+                assert answer.status_code == 409, (what, answer.text)
+                message = answer.json()["error"]["message"]
+                assert message.startswith(f"host {name!r} is leased by 'ci/run-42' until "), what
+                assert f"a leased member is never {what.removesuffix(' by the pool')}" in message
+            assert service.hosts.get(name).state is HostState.RUNNING
+            assert [e.name for e in service.executions.find(target=name)] == ["hosts.create"]
+            assert api.delete(f"/v1/pools/held/leases/{lease.id}").status_code == 200
+            assert api.delete(f"/v1/hosts/{name}").status_code == 202
     finally:
         database.dispose()
 
