@@ -49,7 +49,11 @@ class ExecutionError:
 
     @classmethod
     def of(cls, error: MaptError) -> ExecutionError:
-        return cls(type=type(error).__name__, message=str(error), exit_code=int(error.exit_code))
+        """A domain error as stored (executions, hosts) and logged: registered secrets
+        masked, as a domain error's message may quote what it was handed."""
+        return cls(
+            type=type(error).__name__, message=redact(str(error)), exit_code=int(error.exit_code)
+        )
 
     @classmethod
     def of_any(cls, error: Exception) -> ExecutionError:

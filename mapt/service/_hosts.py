@@ -819,14 +819,16 @@ def run_recover(context: ExecutionContext) -> dict[str, Any]:
     except MaptError as failure:
         if _handed_back(context, failure):
             raise
+        error = ExecutionError.of(failure)
         message = (
-            f"{arguments['reason']}; recovery attempt {attempt} of {attempts} failed: {failure}"
+            f"{arguments['reason']}; recovery attempt {attempt} of {attempts} failed: "
+            f"{error.message}"
         )
         store.settle(
             context.target,
             HostState.ERROR,
             execution_id=context.execution_id,
-            error=ExecutionError(type(failure).__name__, message, int(failure.exit_code)),
+            error=replace(error, message=message),
         )
         raise
     document = record.to_dict()

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from mapt.core import Interrupted, OperationError
+from mapt.core import Interrupted, MaptError, OperationError, register_secret
 from mapt.service import Database, ExecutionContext, open_database
-from mapt.service._executions import Executions
+from mapt.service._executions import ExecutionError, Executions
 from mapt.service._hosts import Hosts, run_delete, run_recover, run_refresh_ip
 from mapt.service._schema import hosts
 from mapt.service._states import HostRequest
@@ -81,16 +81,17 @@ def _running_host(database: Database, tmp_path: Path, name: str) -> Hosts:
 
 class RefusedEngine(InMemoryEngine):
     """An engine whose first call on state runs ``meanwhile`` (what a person does while
-    the operation runs), then every call fails as AWS refusing the launch would."""
+    the operation runs), then every call raises ``refusal`` (AWS refusing the launch)."""
 
-    def __init__(self, meanwhile: Callable[[], Any]) -> None:
+    def __init__(self, refusal: MaptError, meanwhile: Callable[[], Any] = lambda: None) -> None:
         super().__init__()
+        self._refusal = refusal
         self._meanwhile: list[Callable[[], Any]] = [meanwhile]
 
     def _refuse(self, *_: Any, **__: Any) -> Any:
         while self._meanwhile:
             self._meanwhile.pop()()
-        raise OperationError("no spot capacity for m5.large in us-east-1a")
+        raise self._refusal
 
     def exists(self, ref: StackRef) -> bool:
         return bool(self._refuse())
@@ -183,7 +184,10 @@ def test_a_delete_admitted_while_a_recovery_runs_is_left_to_the_delete(
     store = _running_host(database, tmp_path, "pr-1")
     recovery = _recovering(store, "pr-1")
     deletes: list[str] = []
-    engine = RefusedEngine(lambda: deletes.append(store.request(HostRequest.DELETE, "pr-1")))
+    engine = RefusedEngine(
+        OperationError("no spot capacity for m5.large in us-east-1a"),
+        meanwhile=lambda: deletes.append(store.request(HostRequest.DELETE, "pr-1")),
+    )
 
     with pytest.raises(OperationError):
         run_recover(_context(database, recovery, engine))
@@ -197,3 +201,29 @@ def test_a_delete_admitted_while_a_recovery_runs_is_left_to_the_delete(
     result = run_delete(_context(database, delete, InMemoryEngine()))
     assert result["nothing_to_destroy"] is True
     assert _row(database, "pr-1")["state"] == "DELETED"
+
+
+def test_a_failure_whose_message_carries_a_secret_is_stored_and_logged_masked(
+    database: Database, tmp_path: Path
+) -> None:
+    """A domain error (here AWS's refusal, quoting a token it was handed) is stored as the
+    execution's error, its log's last line and the host's ``last_error``, masked as any
+    other error is: the worker records it with ``ExecutionError.of_any``, as here."""
+    register_secret("ghp_r3fus3dt0ken")
+    store = _running_host(database, tmp_path, "pr-1")
+    recovery = _recovering(store, "pr-1")
+    claimed = store.executions.claim("server-a", ["hosts.recover"])
+    assert claimed is not None and claimed.id == recovery
+    refusal = OperationError("AWS refused the launch template holding ghp_r3fus3dt0ken")
+
+    with pytest.raises(OperationError) as raised:
+        run_recover(_context(database, recovery, RefusedEngine(refusal)))
+    assert store.executions.fail(recovery, claimed.claim or "", ExecutionError.of_any(raised.value))
+
+    masked = "AWS refused the launch template holding ***"
+    error = store.executions.get(recovery).error
+    assert error is not None and (error.type, error.message) == ("OperationError", masked)
+    assert store.executions.log(recovery)[-1].message == f"failed: {masked}"
+    assert _row(database, "pr-1")["error_message"] == (
+        f"its instance is terminated; recovery attempt 1 of 3 failed: {masked}"
+    )
