@@ -9,6 +9,12 @@ On a terminal, rich fits tables to its width. Anywhere else (a CI log, a pipe, a
 file) nobody can widen the window, so nothing is cut: the console is as wide as the
 widest line needs, whatever ``COLUMNS`` says. ``--output json`` stays the machine
 interface; this is for people reading logs.
+
+What the console prints is data (AWS tags, project folders, paths, error messages),
+so it prints it as it is: no rich markup, no emoji codes, no highlighting. A tag
+``Name=[/oops]`` is shown, not parsed (an unclosed tag raised after a sweep had
+deleted what it named), and a folder ``[bold]q`` keeps its brackets. Table cells and
+titles are rendered by the console that prints the table, so this covers them too.
 """
 
 from __future__ import annotations
@@ -23,12 +29,18 @@ UNBOUNDED_WIDTH = 100_000
 
 
 def console() -> Any:
-    """A console on stdout: the terminal's width on a terminal, unbounded elsewhere."""
+    """A console on stdout that prints text literally: the terminal's width on a
+    terminal, unbounded elsewhere."""
     from rich.console import Console
 
-    if sys.stdout.isatty():
-        return Console(file=sys.stdout, soft_wrap=False)
-    return Console(file=sys.stdout, soft_wrap=False, width=UNBOUNDED_WIDTH)
+    return Console(
+        file=sys.stdout,
+        soft_wrap=False,
+        width=None if sys.stdout.isatty() else UNBOUNDED_WIDTH,
+        markup=False,
+        emoji=False,
+        highlight=False,
+    )
 
 
 def command_group(help: str, **settings: Any) -> typer.Typer:

@@ -707,11 +707,8 @@ def _print_hosts(hosts: "list[HostStatus]", backed_url: str | None) -> None:
     out.print(table)
     for host in hosts:
         for location, reason in host.unreadable:
-            # Plain text: a path in brackets must not be taken for rich markup.
             out.print(
-                f"Unreadable state of project {host.project or '(unknown)'}: {location}: {reason}",
-                markup=False,
-                highlight=False,
+                f"Unreadable state of project {host.project or '(unknown)'}: {location}: {reason}"
             )
 
 

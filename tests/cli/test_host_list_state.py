@@ -135,6 +135,16 @@ def test_a_bucket_that_cannot_be_listed_is_one_error_line(aws: ApiCallLog) -> No
     assert "NoSuchBucket" in line
 
 
+def test_text_shows_a_project_folder_named_like_markup_as_it_is(tmp_path: Path) -> None:
+    project = "[bold]q"
+    state = checkpoint(project, f"host-{project}", {"region": WEST}, 1)
+    write_files(tmp_path, {f".pulumi/stacks/{project}/host-{project}.json": state})
+    exit_code, stdout, stderr = host_list(f"file://{tmp_path}")
+    assert exit_code == 0, stderr
+    (row,) = [line for line in stdout.splitlines() if WEST in line]
+    assert row.split()[1] == project
+
+
 def test_host_list_imports_no_pulumi(tmp_path: Path) -> None:
     write_files(tmp_path, troubled_files(HIDDEN))
     code = (

@@ -126,6 +126,20 @@ def test_dry_run_prints_a_table_and_deletes_nothing(
     assert world.live_ids(WEST, EAST) == before
 
 
+def test_text_report_shows_a_tag_that_looks_like_markup_as_it_is(
+    world: World, tmp_path: Path
+) -> None:
+    """A Name tag is anyone's text: an unclosed rich tag in it is printed, not parsed."""
+    world.build("ghost", EAST, tags("ghost", Name="[/oops]"), full=False)
+    backend = write_state(tmp_path, "lost", "kept", "expired")
+    result = runner.invoke(app, ["aws", "sweep", "--regions", EAST, "--backed-url", backend])
+    assert result.exit_code == 0, result.stderr
+    ghost = world["ghost"].ids
+    (row,) = [line for line in result.stdout.splitlines() if f" {ghost['vpc']} " in line]
+    assert "[/oops]" in row and "deleted" in row
+    assert not set(ghost.values()) & world.live_ids(EAST)
+
+
 def test_nothing_to_sweep_says_so(world: World, tmp_path: Path) -> None:
     backend = write_state(tmp_path, "lost", "kept", "expired")
     result = runner.invoke(app, ["aws", "sweep", "--regions", WEST, "--backed-url", backend])
