@@ -11,7 +11,6 @@ lifecycle) and prints the record it answers. No domain decision is taken here.
 # every command's annotations at each start, and strings it would evaluate twice.
 
 import json
-import os
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -224,8 +223,9 @@ def create(
     With --server, the server creates it and the connection files are written here.
     """
     from mapt.cli._app import set_debug
+    from mapt.cli._github_output import check_github_output
     from mapt.cli._services import services
-    from mapt.hosts import AwsHostTarget, create_request
+    from mapt.hosts import AwsHostTarget, create_request, destroy_hint
 
     set_debug(ctx, debug)
     fields, name = _request_fields(ctx)
@@ -239,6 +239,8 @@ def create(
     request = create_request(fields, name=name)
     if sandbox:
         _refuse_in_sandbox(ctx)
+    if not dry_run:
+        check_github_output()
     context = request.context
     target = AwsHostTarget(
         services(
@@ -249,7 +251,7 @@ def create(
         record = target.dry_run(request)
     else:
         record = target.create(request)
-        _write_github_output(record, request.conn_dir)
+        _write_github_output(record, request.conn_dir, undo=destroy_hint(context, None))
     _print_create(record, output)
 
 
@@ -635,11 +637,11 @@ def _print_resources(outcome: "HostRecord") -> None:
     console().print(table)
 
 
-def _write_github_output(outcome: "HostRecord", conn_dir: Path | None) -> None:
-    """Append the host's public facts to ``$GITHUB_OUTPUT`` for later workflow steps."""
-    path = os.environ.get("GITHUB_OUTPUT")
-    if not path:
-        return
+def _write_github_output(outcome: "HostRecord", conn_dir: Path | None, *, undo: str) -> None:
+    """Append the host's public facts to ``$GITHUB_OUTPUT`` for later workflow steps;
+    ``undo`` (how to destroy the host, which is made) is the hint of a failure."""
+    from mapt.cli._github_output import write_github_output
+
     chosen = outcome.allocation
     values = {
         # As the `host` connection file: the name when there is one, then its address.
@@ -655,14 +657,10 @@ def _write_github_output(outcome: "HostRecord", conn_dir: Path | None) -> None:
     }
     if outcome.runner_name is not None:
         values["runner-name"] = outcome.runner_name
-    lines = []
-    for name, value in values.items():
-        text = "" if value is None else str(value)
-        if "\n" in text or "\r" in text:
-            raise InputError(f"output {name!r} holds a line break; GITHUB_OUTPUT cannot take it")
-        lines.append(f"{name}={text}\n")
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.writelines(lines)
+    write_github_output(
+        {name: None if value is None else str(value) for name, value in values.items()},
+        undo=undo,
+    )
 
 
 def _print_destroy(backend_url: str | None, outcome: "DestroyRecord", output: OutputFormat) -> None:

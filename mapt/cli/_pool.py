@@ -350,7 +350,7 @@ def lease(
         if folder is None
         else write_connection_files(folder, leased.connection.values, known=CONNECTION_OUTPUTS)
     )
-    _write_lease_output(leased.id, leased.host.name, leased.host.address, folder)
+    _write_lease_output(name, leased.id, leased.host.name, leased.host.address, folder)
     if output is OutputFormat.json:
         document = {
             "lease": dict(leased.lease),
@@ -393,16 +393,20 @@ def _default_holder() -> str:
     return getpass.getuser()
 
 
-def _write_lease_output(lease_id: str, host: str, address: str | None, folder: Path | None) -> None:
+def _write_lease_output(
+    pool: str, lease_id: str, host: str, address: str | None, folder: Path | None
+) -> None:
     """``lease-id``, ``host``, ``conn-details`` into ``$GITHUB_OUTPUT`` for later steps."""
-    path = os.environ.get("GITHUB_OUTPUT")
-    if not path:
-        return
+    from mapt.cli._github_output import write_github_output
+
     values = {
         "lease-id": lease_id,
         "pool-host": host,
-        "host": address or "",
-        "conn-details": "" if folder is None else str(folder.absolute()),
+        "host": address,
+        "conn-details": None if folder is None else str(folder.absolute()),
     }
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.writelines(f"{key}={value}\n" for key, value in values.items())
+    write_github_output(values, undo=_release_hint(pool, lease_id))
+
+
+def _release_hint(pool: str, lease_id: str) -> str:
+    return f"The lease {lease_id} is held; release it with: mapt pool release {pool} {lease_id}"

@@ -147,6 +147,7 @@ def remote_create(
     ctx: typer.Context, client: Client, fields: dict[str, Any], output: OutputFormat
 ) -> None:
     """``mapt aws host create --server``: the host made there, its files written here."""
+    from mapt.cli._github_output import check_github_output
     from mapt.cli._host import _print_create, _write_github_output
     from mapt.client import host_record
     from mapt.targets import check_connection_folder, write_connection_files
@@ -155,6 +156,8 @@ def remote_create(
     refuse_local_only(ctx, _CREATE_LOCAL_ONLY)
     folder = fields.pop("conn_details_output", None)
     conn_dir = None if folder is None else check_connection_folder(folder)
+    if ctx.params["wait"]:  # only a followed create writes it
+        check_github_output()
     fields.pop("debug", None)
     project = str(fields.pop("project_name"))
     execution = client.hosts.create(name=project, **fields, wait=False)
@@ -167,7 +170,11 @@ def remote_create(
         connection = client.hosts.connection(project)
         files = write_connection_files(conn_dir, connection.values, known=CONNECTION_OUTPUTS)
         record = replace(record, files=tuple(files))
-    _write_github_output(record, conn_dir)
+    undo = (
+        "The host is made on the server; destroy it with: mapt aws host destroy "
+        f"--project-name {project} --server {client.url}"
+    )
+    _write_github_output(record, conn_dir, undo=undo)
     _print_create(record, output)
 
 

@@ -444,6 +444,61 @@ def test_a_connection_folder_unwritable_once_the_host_exists_says_how_to_destroy
     assert "host-demo" in cli.engine.stack_names()
 
 
+@pytest.mark.parametrize("where", ["a-folder", "missing/github_output"])
+def test_github_output_that_cannot_be_written_is_refused_before_any_aws_call(
+    cli: Harness,
+    market: SpotMarket,
+    aws: ApiCallLog,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a short name: error lines show 80 characters of a value
+    Path("a-folder").mkdir()
+    result = cli.create("--spot", env={"GITHUB_OUTPUT": where})
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"Error: GITHUB_OUTPUT={where} (from the environment) "), line
+    assert cli.engine.stack_names() == [] and aws.count() == 0
+    assert not Path("missing").exists()
+
+
+def test_github_output_that_is_a_folder_is_refused_before_asking_a_server(
+    cli: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("a-folder").mkdir()
+    # Nothing listens on port 9: a request sent would fail to connect (exit 1).
+    result = cli.create(
+        "--spot", "--server", "http://127.0.0.1:9",
+        env={"GITHUB_OUTPUT": "a-folder", "MAPT_TOKEN": "mapt_test_token"},
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: GITHUB_OUTPUT=a-folder (from the environment) is a")
+
+
+def test_github_output_failing_once_the_host_is_made_is_exit_1_saying_how_to_destroy(
+    cli: Harness, market: SpotMarket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    github_output = tmp_path / "github_output"
+    github_output.write_text("")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(github_output))
+    ready = cli._readiness
+
+    def replaced_while_the_host_starts(access: SshAccess) -> None:
+        ready(access)
+        github_output.unlink()
+        github_output.mkdir()
+
+    monkeypatch.setattr(cli, "_readiness", replaced_while_the_host_starts)
+    result = cli.create("--spot")
+    assert result.exit_code == 1, result.output
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("Error:")]
+    assert str(github_output) in line
+    assert f"mapt aws host destroy --project-name demo --backed-url {cli.backend}" in line
+    assert "host-demo" in cli.engine.stack_names()
+
+
 def test_destroy_and_list_refuse_bad_input_too(cli: Harness) -> None:
     bad_name = cli.invoke("aws", "host", "destroy", "--project-name", "../etc")
     assert bad_name.exit_code == 2 and "'../etc'" in bad_name.stderr
