@@ -30,6 +30,14 @@ TOLERANCE_MIN_SCORE: Mapping[str, int] = {
 DEFAULT_INCREASE_RATE = 30.0
 # The highest bid margin, in percent: ten times the price is already no limit at all.
 MAX_INCREASE_RATE = 1000.0
+# The largest shape asked for: twice the most any EC2 instance type has (1,920 vCPUs on
+# u7inh-32tb.480xlarge, 32 TiB of memory on the u7in-32tb types, 8 GPUs on p5.48xlarge
+# and g4dn.metal), so types AWS adds later still fit. More is a typo (64000 for 64) or
+# a number like 1e308, refused before any AWS call: EC2's filters take the memory in
+# MiB as a whole number, which 1e308 GiB has none of (it overflowed).
+MAX_CPUS = 4096
+MAX_MEMORY_GIB = 65536
+MAX_GPUS = 16
 # Instance type names: family (letters, digits, dashes) dot size, e.g. m7i-flex.large.
 _INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9-]+")
 _FAMILY = re.compile(r"[a-z][a-z0-9-]*")
@@ -40,6 +48,15 @@ def _positive(name: str, value: float, field: str) -> None:
         raise InputError(f"{name} {value!r} must be a number", field=field)
     if not math.isfinite(value) or value <= 0:
         raise InputError(f"{name} {value!r} must be greater than zero", field=field)
+
+
+def _at_most(name: str, value: float, maximum: int, field: str, unit: str = "") -> None:
+    if value > maximum:
+        raise InputError(
+            f"{name} {shown(value)}{unit} is more than {maximum}{unit}, "
+            "twice what the largest EC2 instance type has",
+            field=field,
+        )
 
 
 @dataclass(frozen=True)
@@ -67,7 +84,9 @@ class ComputeRequest:
         _positive("cpus", self.cpus, "cpus")
         if int(self.cpus) != self.cpus:
             raise InputError(f"cpus {self.cpus!r} must be a whole number", field="cpus")
+        _at_most("cpus", self.cpus, MAX_CPUS, "cpus")
         _positive("memory", self.memory_gib, "memory_gib")
+        _at_most("memory", self.memory_gib, MAX_MEMORY_GIB, "memory_gib", " GiB")
         if self.arch is None and not self.compute_sizes:
             object.__setattr__(self, "arch", ARCHITECTURES[0])
         if self.arch is not None and self.arch not in ARCHITECTURES:
@@ -80,6 +99,7 @@ class ComputeRequest:
             raise InputError(
                 f"gpus {self.gpus!r} must be a whole number, zero or more", field="gpus"
             )
+        _at_most("gpus", self.gpus, MAX_GPUS, "gpus")
         if self.gpu_manufacturer is not None and self.gpu_manufacturer not in GPU_MANUFACTURERS:
             raise InputError(
                 f"GPU manufacturer {shown(self.gpu_manufacturer)} is not supported: "

@@ -103,6 +103,11 @@ def test_flags_can_come_from_the_environment(market: SpotMarket) -> None:
         (["--cpus", "9" * 5000], "…' is not a whole number"),
         (["--memory", "inf"], "'inf'"),
         (["--spot-increase-rate", "1e308"], "spot increase rate 1e+308"),
+        # Beyond any EC2 type, refused with the bound (1e308 GiB overflowed the MiB).
+        (["--memory", "1e308"], "memory 1e+308 GiB is more than 65536 GiB"),
+        (["--memory", "65537"], "memory 65537.0 GiB is more than 65536 GiB"),
+        (["--cpus", "9" * 30], "is more than 4096"),
+        (["--gpus", "17"], "gpus 17 is more than 16"),
         (["--spot-increase-rate", "nan"], "'nan'"),
         # One validation with host create: the same mutual exclusion, region names.
         (["--compute-sizes", "m5.large", "--cpus", "4"], "--compute-sizes 'm5.large'"),

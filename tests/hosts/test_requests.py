@@ -47,6 +47,9 @@ SAME_ERRORS = [
      {"ghactions_runner_repo": "acme/app", "ghactions_runner_labels": "a,,b"}),
     (["--lock-timeout", "soon"], {"lock_timeout": "soon"}),
     (["--disk-size", "5"], {"disk_size": 5}),
+    (["--memory", "1e308"], {"memory": 1e308}),
+    (["--cpus", "5000"], {"cpus": 5000}),
+    (["--gpus", "17"], {"gpus": 17}),
     (["--secrets-provider", "vault"], {"secrets_provider": "vault"}),
 ]  # fmt: skip
 
