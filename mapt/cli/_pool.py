@@ -28,6 +28,7 @@ from mapt.cli._options import (
     Token,
     TokenFile,
     Wait,
+    number,
     option,
     whole_number,
 )
@@ -42,6 +43,10 @@ pool_app = command_group(
 
 PoolName = Annotated[str, typer.Argument(help="The pool's name.", show_default=False)]
 Count = Annotated[int | None, option("--count", "How many members.", parser=whole_number)]
+# The longest a server waits for an idle member (its lease body's bound,
+# mapt.service's MAX_WAIT_SECONDS): checked here too, since the client's own timeout
+# for the request is this wait plus its usual one, which must stay a finite number.
+MAX_LEASE_WAIT_SECONDS = 3600.0
 
 
 def _client(ctx: typer.Context, debug: bool) -> Client:
@@ -327,7 +332,7 @@ def lease(
         bool, option("--allow-cold-start", "Start a member when none is idle, below maximum.")
     ] = False,
     wait_seconds: Annotated[
-        float, option("--wait-seconds", "Wait this long for an idle member.")
+        float, option("--wait-seconds", "Wait this long for an idle member.", parser=number)
     ] = 0.0,
     output: Output = OutputFormat.text,
     server: ServerUrl = None,
@@ -339,6 +344,11 @@ def lease(
     from mapt.targets import check_connection_folder, write_connection_files
     from mapt.targets.aws import CONNECTION_OUTPUTS
 
+    if not 0 <= wait_seconds <= MAX_LEASE_WAIT_SECONDS:
+        raise InputError(
+            f"--wait-seconds {wait_seconds:g} is out of range: use 0 to "
+            f"{MAX_LEASE_WAIT_SECONDS:g} (the longest a server waits for a member)"
+        )
     folder = None if conn_details_output is None else check_connection_folder(conn_details_output)
     who = holder or _default_holder()
     with _client(ctx, debug) as client:

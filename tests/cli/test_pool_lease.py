@@ -31,7 +31,7 @@ class PoolServer:
 
     url: str = ""
     host_name: str = "p1-1"
-    requests: list[str] = field(default_factory=list)
+    requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def lease_document(self) -> dict[str, Any]:
         host = {
@@ -57,14 +57,14 @@ def pool_server() -> Iterator[PoolServer]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            state.requests.append(f"POST {self.path}")
-            body = json.dumps(state.lease_document()).encode()
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            state.requests.append((f"POST {self.path}", json.loads(body)))
+            answer = json.dumps(state.lease_document()).encode()
             self.send_response(201)
             self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(answer)))
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(answer)
 
         def log_message(self, *args: object) -> None:
             pass
@@ -102,3 +102,41 @@ def test_a_line_break_in_an_output_writes_nothing_and_names_the_lease_to_release
     assert "'pool-host' holds a line break" in line
     assert f"mapt pool release p1 {LEASE_ID}" in line
     assert github_output.read_text() == ""
+
+
+WAITS = [
+    ("nan", "'nan' is not a number"),
+    ("inf", "'inf' is not a number"),
+    ("٣", "'٣' is not a number"),
+    ("1e300", "--wait-seconds 1e+300 is out of range: use 0 to 3600"),
+    ("3601", "--wait-seconds 3601 is out of range: use 0 to 3600"),
+    ("-1", "--wait-seconds -1 is out of range: use 0 to 3600"),
+]
+
+
+@pytest.mark.parametrize(("wait", "named"), WAITS, ids=[wait for wait, _ in WAITS])
+def test_a_wait_no_server_would_take_is_exit_2_and_takes_no_lease(
+    pool_server: PoolServer, wait: str, named: str
+) -> None:
+    result = lease(pool_server, "--wait-seconds", wait)
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("Error: ") and "--wait-seconds" in line and named in line, line
+    assert pool_server.requests == []
+
+
+def test_a_wait_in_range_reaches_the_server_as_seconds(pool_server: PoolServer) -> None:
+    result = lease(pool_server, "--wait-seconds", "2.5")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{LEASE_ID}\n"
+    ((path, body),) = pool_server.requests
+    assert path == "POST /v1/pools/p1/leases" and body["wait"] == 2.5
+
+
+def test_the_cli_bounds_the_wait_as_the_server_does() -> None:
+    from mapt.cli._pool import MAX_LEASE_WAIT_SECONDS
+    from mapt.service._pool_routes import LeaseBody
+
+    LeaseBody(ttl="1h", holder="ci", wait=MAX_LEASE_WAIT_SECONDS)
+    with pytest.raises(ValueError):
+        LeaseBody(ttl="1h", holder="ci", wait=MAX_LEASE_WAIT_SECONDS + 0.001)
