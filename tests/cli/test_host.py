@@ -31,6 +31,7 @@ from tests.cli.host_harness import (
     Harness,
     spot_calls,
 )
+from tests.cli.stand_in_server import stand_in_server
 from tests.harness.pulumi_mocks import FAKE_PRIVATE_KEY_PEM
 from tests.harness.spot_market import ApiCallLog, SpotMarket
 
@@ -536,6 +537,23 @@ def test_no_host_command_takes_the_event_intake_project(
             force=True, keep_state=False, lock_timeout=1,
         )  # fmt: skip
     assert event_intake_regions(cli.engine, cli.backend) == ["us-east-1"]
+
+
+@pytest.mark.parametrize("name", ["bad name", "../x"])
+def test_destroy_with_server_refuses_a_bad_project_name_as_the_local_one_does(
+    cli: Harness, name: str
+) -> None:
+    """Not sent: the server has no such host, which would read as nothing to destroy."""
+    missing = {"error": {"type": "NotFoundError", "message": "no host", "exit_code": 2}}
+    local = cli.invoke("aws", "host", "destroy", "--project-name", name, "--output", "json")
+    with stand_in_server(lambda method, path: (404, missing)) as server:
+        remote = cli.invoke(
+            "aws", "host", "destroy", "--project-name", name, "--output", "json",
+            "--server", server.url, env={"MAPT_TOKEN": "mapt_test_token"},
+        )  # fmt: skip
+    assert remote.exit_code == local.exit_code == 2, remote.output
+    assert remote.stderr == local.stderr and f"project name {name!r}" in remote.stderr
+    assert remote.stdout == "" and server.requests == []
 
 
 # -- reliability: failover, expiry, concurrency -----------------------------------------------

@@ -8,17 +8,15 @@ leases is tested in ``tests/service/test_pools.py``.
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from tests.cli.stand_in_server import stand_in_server
 from tests.harness.pulumi_mocks import FAKE_PRIVATE_KEY_PEM
 
 LEASE_ID = "lease-7f3a"
@@ -27,11 +25,11 @@ MOMENT = "2026-11-22T08:00:00Z"
 
 @dataclass
 class PoolServer:
-    """The stand-in's state: the member it leases, and the paths it was sent."""
+    """The member the stand-in leases, and the requests it was sent."""
 
-    url: str = ""
     host_name: str = "p1-1"
-    requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    url: str = ""
+    requests: list[tuple[str, str, Any]] = field(default_factory=list)
 
     def lease_document(self) -> dict[str, Any]:
         host = {
@@ -53,31 +51,11 @@ class PoolServer:
 
 @pytest.fixture
 def pool_server() -> Iterator[PoolServer]:
-    state = PoolServer()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            state.requests.append((f"POST {self.path}", json.loads(body)))
-            answer = json.dumps(state.lease_document()).encode()
-            self.send_response(201)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
+    """Answers every request with a new lease, as ``POST /v1/pools/NAME/leases`` does."""
+    pool = PoolServer()
+    with stand_in_server(lambda method, path: (201, pool.lease_document())) as server:
+        pool.url, pool.requests = server.url, server.requests
+        yield pool
 
 
 def lease(server: PoolServer, *args: str, **env: str) -> Any:
@@ -129,8 +107,8 @@ def test_a_wait_in_range_reaches_the_server_as_seconds(pool_server: PoolServer) 
     result = lease(pool_server, "--wait-seconds", "2.5")
     assert result.exit_code == 0, result.output
     assert result.stdout == f"{LEASE_ID}\n"
-    ((path, body),) = pool_server.requests
-    assert path == "POST /v1/pools/p1/leases" and body["wait"] == 2.5
+    ((method, path, body),) = pool_server.requests
+    assert (method, path, body["wait"]) == ("POST", "/v1/pools/p1/leases", 2.5)
 
 
 def test_the_cli_bounds_the_wait_as_the_server_does() -> None:
