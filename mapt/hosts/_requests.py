@@ -185,7 +185,7 @@ def create_request(fields: Fields, *, name: FieldName = flag_name) -> CreateHost
     The checks, in order: the compute request, the run context (region, tags, backend
     URL, project name), the lifetime, the lock timeout, the spot attempts, the host
     request (OS, version, disk, air gap, image overrides, RHEL subscription), the spot
-    choice, the connection folder, the runner (its scope, token and labels), the
+    choice, the connection folder, the runner (its scope, token, labels and App), the
     secrets provider. Nothing is asked of AWS or GitHub and nothing is written.
     """
     from mapt.stacks import validate_secrets_provider
@@ -264,7 +264,11 @@ def create_request(fields: Fields, *, name: FieldName = flag_name) -> CreateHost
 
 
 def destroy_request(fields: Fields, *, name: FieldName = flag_name) -> DestroyHostRequest:
-    """Check every destroy field and build the request; ``InputError`` naming the bad one."""
+    """Check every destroy field and build the request; ``InputError`` naming the bad one.
+
+    The GitHub App's values are checked as create checks them: the runner's removal
+    after the host is gone never fails, so it cannot be where a typo is found.
+    """
     from mapt.stacks import validate_secrets_provider
 
     read = _Reader(fields, name, DESTROY_FIELDS)
@@ -523,12 +527,15 @@ def _lock_timeout(read: _Reader) -> float:
 
 
 def _app(read: _Reader) -> GitHubAppCredentials:
+    """The GitHub App given, checked alike for create and destroy (``check``)."""
     key = read.text("ghactions_app_private_key")
-    return GitHubAppCredentials(
+    app = GitHubAppCredentials(
         app_id=read.text("ghactions_app_id"),
         installation_id=read.text("ghactions_app_installation_id"),
         private_key=None if key is None else Path(key),
     )
+    app.check()
+    return app
 
 
 def _runner(read: _Reader) -> RunnerRequest | None:

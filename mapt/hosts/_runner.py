@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from mapt.core import get_logger
 
 if TYPE_CHECKING:
-    from mapt.integrations.github import RegisteredRunner, RunnerScope, RunnerSpec
+    from mapt.integrations.github import GitHubAuth, RegisteredRunner, RunnerScope, RunnerSpec
 
 log = get_logger(__name__)
 
@@ -27,6 +27,30 @@ class GitHubAppCredentials:
     app_id: str | None = None
     installation_id: str | None = None
     private_key: Path | None = None
+
+    def auth(self) -> GitHubAuth | None:
+        """The credentials runners are managed with (``resolve_auth``): this App when any
+        of its values is given (``InputError`` unless all three are, and valid), else
+        the App of the ``MAPT_GHACTIONS_APP_*`` variables, ``GITHUB_TOKEN``'s or
+        ``GH_TOKEN``'s; None when there are none."""
+        from mapt.integrations.github import resolve_auth
+
+        return resolve_auth(
+            app_id=self.app_id,
+            installation_id=self.installation_id,
+            private_key_path=self.private_key,
+        )
+
+    def check(self) -> None:
+        """Refuse App values given that ``auth`` would refuse (an incomplete App, an id
+        that is not a whole number, a key file that is not an RSA key): exit 2, before
+        anything is created or destroyed. A destroy's removal of the runner never fails,
+        so unchecked, a typo there would leave the runner registered and exit 0."""
+        if any(
+            value not in (None, "")
+            for value in (self.app_id, self.installation_id, self.private_key)
+        ):
+            self.auth()
 
 
 @dataclass(frozen=True)
@@ -55,19 +79,11 @@ def runner_scope(repo: str | None, org: str | None) -> RunnerScope | None:
 
 def register_runner(project: str, runner: RunnerRequest) -> RunnerSpec:
     """Obtain a registration token for the project's runner: what the host is handed."""
-    from mapt.integrations.github import (
-        RunnerSpec,
-        obtain_registration_token,
-        resolve_auth,
-        runner_name,
-    )
+    from mapt.integrations.github import RunnerSpec, obtain_registration_token, runner_name
 
-    auth = resolve_auth(
-        app_id=runner.app.app_id,
-        installation_id=runner.app.installation_id,
-        private_key_path=runner.app.private_key,
+    registration = obtain_registration_token(
+        runner.scope, given_token=runner.token, auth=runner.app.auth()
     )
-    registration = obtain_registration_token(runner.scope, given_token=runner.token, auth=auth)
     return RunnerSpec.from_environment(
         runner.scope,
         registration,
@@ -93,7 +109,7 @@ def deregister_runner(
     runner left registered is offline and harmless, a machine left running is not.
     """
     from mapt.core import MaptError
-    from mapt.integrations.github import GitHubClient, resolve_auth
+    from mapt.integrations.github import GitHubClient
 
     if registered is None:
         if requested is None:
@@ -112,9 +128,7 @@ def deregister_runner(
     runner = f"runner {registered.name or project!r} (id {registered.runner_id})"
     done = False
     try:
-        auth = resolve_auth(
-            app_id=app.app_id, installation_id=app.installation_id, private_key_path=app.private_key
-        )
+        auth = app.auth()
         if auth is None:
             message = (
                 f"{runner} of {scope} was not deregistered: no GitHub credentials "

@@ -183,6 +183,35 @@ def test_destroy_without_credentials_says_so_and_still_destroys(
     assert cli.engine.stack_names() == []
 
 
+BAD_APPS = [
+    (["--ghactions-app-id", "1", "--ghactions-app-installation-id", "٤",
+      "--ghactions-app-private-key", "/nonexistent"],
+     "--ghactions-app-installation-id '٤' is not a positive whole number"),
+    (["--ghactions-app-id", "1", "--ghactions-app-installation-id", "2",
+      "--ghactions-app-private-key", "/nonexistent"],
+     "--ghactions-app-private-key '/nonexistent' does not exist"),
+    (["--ghactions-app-id", "1"], "go together; missing: --ghactions-app-installation-id"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("app", "named"), BAD_APPS, ids=["id", "key", "incomplete"])
+def test_destroy_refuses_the_app_values_create_refuses_and_destroys_nothing(
+    cli: Harness, market: SpotMarket, github: FakeGitHub, app: list[str], named: str
+) -> None:
+    """A typo there would leave the runner registered (its removal never fails)."""
+    refused = cli.create("--spot", *RUNNER, *app)
+    assert refused.exit_code == 2, refused.output
+    assert cli.create("--spot", *RUNNER).exit_code == 0
+    before = cli.engine.stack_names()
+
+    result = cli.destroy("--ghactions-runner-org", "acme", *app)
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr == refused.stderr and named in result.stderr
+    assert cli.engine.stack_names() == before
+    assert [r for r in github.requests if r.method == "DELETE"] == []
+
+
 @pytest.mark.parametrize(
     ("flags", "named"),
     [
