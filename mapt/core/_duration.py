@@ -32,8 +32,9 @@ _NANOSECONDS = {
 # Go keeps a duration in a signed 64-bit count of nanoseconds (about 2,562,047 hours).
 _MAX_NANOSECONDS = 2**63 - 1
 # One part: digits with an optional fraction (at least one digit on either side of the
-# dot), then the unit's letters. Go's grammar, one part at a time.
-_PART = re.compile(r"(\d+\.?\d*|\.\d+)([^\d.]*)")
+# dot), then the unit's letters. Go's grammar, one part at a time; ASCII digits, as
+# Go's (``\d`` and ``Fraction`` take any script's: "٢h" was two hours).
+_PART = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)([^0-9.]*)")
 _EXAMPLES = "like 30m, 2h or 1h30m (units h, m, s, ms, us, ns)"
 
 

@@ -47,7 +47,7 @@ from mapt.service._schema import api_tokens
 
 TOKEN_PREFIX = "mapt"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_DAYS = re.compile(r"(\d+)d")
+_DAYS = re.compile(r"([0-9]+)d")  # ASCII digits: int() takes any script's ("٣d")
 # A token's public key id (``secrets.token_hex(6)``): a name of this shape would be
 # another token's key id to ``revoke``, which takes either.
 _KEY_ID_SIZE = 6

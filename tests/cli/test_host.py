@@ -397,6 +397,7 @@ HOSTILE: list[tuple[list[str], str]] = [
     (["--service-endpoints", "s3"], "--service-endpoints 's3' applies only with --airgap"),
     (["--conn-details-output", ""], "--conn-details-output ''"),
     (["--version", ""], "--version ''"),
+    (["--version", "٤"], "fedora version '٤'"),
     (["--arch", ""], "--arch ''"),
 ]
 

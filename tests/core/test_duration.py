@@ -52,6 +52,8 @@ def test_go_durations_are_read_as_go_reads_them(text: str, expected: timedelta) 
         ("1h 30m", "has an unknown unit 'h '"),
         ("500ns", "shorter than a microsecond"),
         ("2562048h", "too long"),  # beyond Go's 64-bit nanoseconds
+        ("٤h", "is not a duration"),  # ASCII digits only, as Go's
+        ("1٤h", "has an unknown unit '٤h'"),
     ],
 )
 def test_bad_durations_name_the_flag_and_the_value(text: str, reason: str) -> None:

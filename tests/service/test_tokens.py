@@ -93,6 +93,7 @@ def test_token_list_and_revoke(tmp_path: Path) -> None:
         (["create", "x", "--expires", "soon"], "--expires 'soon' is not a duration"),
         (["create", "x", "--expires", "0d"], "--expires '0d' must be longer than zero"),
         (["create", "0123456789ab"], "token name '0123456789ab' has the shape of a key id"),
+        (["create", "x", "--expires", "٣d"], "--expires '٣d' is not a duration"),
     ],
 )
 def test_bad_token_input_is_one_line_and_exit_2(

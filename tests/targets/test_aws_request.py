@@ -36,6 +36,9 @@ def test_defaults_per_os() -> None:
         ({"os": "rhel", "version": "9.4*"}, "rhel version '9.4\\*'"),
         ({"os": "rhel", "version": "9;rm"}, "digits and dots only"),
         ({"os": "fedora", "version": "41.1"}, "fedora version '41.1'"),
+        # ASCII digits only: "\d" and int() take any script's.
+        ({"os": "fedora", "version": "٤"}, "fedora version '٤'"),
+        ({"os": "rhel", "version": "9.٤"}, "rhel version '9.٤'"),
         ({"os": "windows", "version": "2022"}, "--version '2022' does not apply to windows"),
         ({"os": "rhel", "arch": "aarch64"}, "architecture 'aarch64'"),
         ({"os": "windows", "arch": "arm64"}, "x86_64 only"),
@@ -48,6 +51,7 @@ def test_defaults_per_os() -> None:
         ({"os": "rhel", "ami_name": "my-image"}, "--ami-name 'my-image' applies to windows"),
         ({"os": "windows", "ami_name": "bad;name"}, "AMI name 'bad;name'"),
         ({"os": "windows", "ami_owner": "1234"}, "AMI owner '1234'"),
+        ({"os": "windows", "ami_owner": "٤" * 12}, "AMI owner '٤٤٤"),
         ({"os": "windows", "ami_username": "o'neil"}, "AMI user name"),
         ({"os": "fedora", "rh_subscription_username": "u"}, "apply to rhel, not fedora"),
         ({"os": "rhel", "rh_subscription_username": "u"}, "needs both"),

@@ -45,14 +45,15 @@ SERVICE_ENDPOINTS = ("s3", "ecr", "ssm")
 SSH_PORT = 22
 RDP_PORT = 3389
 
-# Versions go into an AMI name filter: digits and dots only, so no wildcard or other
-# character can widen the lookup to an image nobody asked for.
-_RHEL_VERSION = re.compile(r"\d+(\.\d+){0,2}")
-_FEDORA_VERSION = re.compile(r"\d+")
+# Versions go into an AMI name filter: ASCII digits and dots only, so no wildcard or
+# other character can widen the lookup to an image nobody asked for (``\d`` would take
+# any script's digits: "٤").
+_RHEL_VERSION = re.compile(r"[0-9]+(\.[0-9]+){0,2}")
+_FEDORA_VERSION = re.compile(r"[0-9]+")
 # AMI names: letters, digits, spaces and ( ) [ ] . / - ' @ _ (EC2 RegisterImage), plus
 # the filter wildcards * and ?.
 _AMI_NAME = re.compile(r"[A-Za-z0-9 ()\[\]./\-'@_*?]{3,128}")
-_AMI_OWNER = re.compile(r"\d{12}|self|amazon|aws-marketplace")
+_AMI_OWNER = re.compile(r"[0-9]{12}|self|amazon|aws-marketplace")
 # Windows local account names: at most 20 characters; these are safe inside a
 # single-quoted PowerShell string and an OpenSSH user name.
 _WINDOWS_USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,19}")
