@@ -63,6 +63,33 @@ def test_setup_pulumi_refuses_bad_versions(installs: list[dict[str, Any]], versi
     assert installs == []
 
 
+EMPTY = ": give a value, or leave the flag out"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--version", ""], "--version '' is empty" + EMPTY),
+        (["--version", " "], "--version ' ' is empty" + EMPTY),
+        (["--root", ""], "--root '' is empty" + EMPTY),
+        (["--root", "a-file"], "--root 'a-file' is a file, not a folder"),
+    ],
+)
+def test_setup_pulumi_refuses_an_empty_version_or_root_and_installs_nothing(
+    installs: list[dict[str, Any]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    flags: list[str],
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("a-file").write_text("x")
+    result = runner.invoke(app, ["setup", "pulumi", *flags])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [f"Error: {message}"]
+    assert installs == []
+
+
 def test_setup_pulumi_download_failure_is_exit_5(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
