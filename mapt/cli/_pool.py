@@ -340,7 +340,13 @@ def lease(
     token_file: TokenFile = None,
     debug: Debug = False,
 ) -> None:
-    """Lease a warm member: prints the lease id, writes the connection files."""
+    """Lease a warm member: prints the lease id, writes the connection files.
+
+    Where they go (the folder, ``$GITHUB_OUTPUT``) is checked before the lease is
+    taken; a write that still fails names the lease, which is held until released.
+    """
+    from mapt.cli._github_output import check_github_output
+    from mapt.core import MaptError, OperationError
     from mapt.targets import check_connection_folder, write_connection_files
     from mapt.targets.aws import CONNECTION_OUTPUTS
 
@@ -350,16 +356,22 @@ def lease(
             f"{MAX_LEASE_WAIT_SECONDS:g} (the longest a server waits for a member)"
         )
     folder = None if conn_details_output is None else check_connection_folder(conn_details_output)
+    check_github_output()
     who = holder or _default_holder()
     with _client(ctx, debug) as client:
         leased = client.pools.lease(
             name, ttl=ttl, holder=who, allow_cold_start=allow_cold_start, wait=wait_seconds
         )
-    files = (
-        []
-        if folder is None
-        else write_connection_files(folder, leased.connection.values, known=CONNECTION_OUTPUTS)
-    )
+    try:
+        files = (
+            []
+            if folder is None
+            else write_connection_files(
+                folder, leased.connection.values, known=CONNECTION_OUTPUTS
+            )
+        )
+    except MaptError as error:
+        raise OperationError(str(error), hint=_release_hint(name, leased.id)) from error
     _write_lease_output(name, leased.id, leased.host.name, leased.host.address, folder)
     if output is OutputFormat.json:
         document = {

@@ -8,7 +8,7 @@ leases is tested in ``tests/service/test_pools.py``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,11 @@ class PoolServer:
     host_name: str = "p1-1"
     url: str = ""
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
+    # Runs as the lease is taken: what changes on the machine meanwhile.
+    meanwhile: Callable[[], None] = lambda: None
 
     def lease_document(self) -> dict[str, Any]:
+        self.meanwhile()
         host = {
             "name": self.host_name,
             "state": "RUNNING",
@@ -118,3 +121,45 @@ def test_the_cli_bounds_the_wait_as_the_server_does() -> None:
     LeaseBody(ttl="1h", holder="ci", wait=MAX_LEASE_WAIT_SECONDS)
     with pytest.raises(ValueError):
         LeaseBody(ttl="1h", holder="ci", wait=MAX_LEASE_WAIT_SECONDS + 0.001)
+
+
+@pytest.mark.parametrize("where", ["a-folder", "missing/github_output"])
+def test_a_github_output_that_cannot_be_written_is_exit_2_before_any_lease(
+    pool_server: PoolServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("a-folder").mkdir()
+    result = lease(pool_server, "--conn-details-output", "conn", GITHUB_OUTPUT=where)
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"Error: GITHUB_OUTPUT={where} (from the environment) "), line
+    assert pool_server.requests == [] and not Path("conn").exists()
+
+
+def test_outputs_that_fail_once_the_lease_is_taken_name_it_to_release(
+    pool_server: PoolServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    # Checked before the lease (a folder that can be created); a file by the time
+    # the files are written.
+    pool_server.meanwhile = lambda: Path("conn").write_text("x")
+    folder_taken = lease(pool_server, "--conn-details-output", "conn")
+    Path("conn").unlink()
+    github_output = Path("github_output")
+    github_output.write_text("")
+
+    def github_output_made_a_folder() -> None:
+        github_output.unlink()
+        github_output.mkdir()
+
+    pool_server.meanwhile = github_output_made_a_folder
+    output_taken = lease(pool_server, GITHUB_OUTPUT=str(github_output))
+
+    for result, reason in ((folder_taken, "'conn' is a file"), (output_taken, "github_output")):
+        assert result.exit_code == 1, result.output
+        (line,) = result.stderr.strip().splitlines()
+        assert reason in line, line
+        assert line.endswith(
+            f"The lease {LEASE_ID} is held; release it with: mapt pool release p1 {LEASE_ID}"
+        )
+        assert result.stdout == ""
