@@ -251,7 +251,11 @@ def create(
         record = target.dry_run(request)
     else:
         record = target.create(request)
-        _write_github_output(record, request.conn_dir, undo=destroy_hint(context, None))
+        _write_github_output(
+            record,
+            request.conn_dir,
+            undo=destroy_hint(context, None, request.secrets_provider),
+        )
     _print_create(record, output)
 
 

@@ -366,9 +366,7 @@ def lease(
         files = (
             []
             if folder is None
-            else write_connection_files(
-                folder, leased.connection.values, known=CONNECTION_OUTPUTS
-            )
+            else write_connection_files(folder, leased.connection.values, known=CONNECTION_OUTPUTS)
         )
     except MaptError as error:
         raise OperationError(str(error), hint=_release_hint(name, leased.id)) from error
