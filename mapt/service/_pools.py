@@ -29,6 +29,7 @@ import sqlalchemy as sa
 
 from mapt.core import (
     InputError,
+    Interrupted,
     MaptError,
     OperationError,
     StateLockedError,
@@ -841,6 +842,10 @@ def _run_members(
                 replace(context, target=name, arguments={"fields": dict(host.fields)})
             )
             done.append(name)
+        except Interrupted:
+            # A cancel, or the server stopping: no member is made after it (a cancel's
+            # members left PENDING are cleaned up, a hand-back resumes with them).
+            raise
         except MaptError as error:
             failures.append(f"{name}: {error}")
     if failures:

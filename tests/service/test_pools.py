@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -640,5 +641,47 @@ def test_fallback_on_demand_reaches_every_spot_member(database_url: str, tmp_pat
         [member] = pools.members("od")
         assert member.host.fields["spot"] is True
         assert member.host.fields["spot_fallback_on_demand"] is True
+    finally:
+        database.dispose()
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+def test_a_pool_operation_stopped_in_one_member_stops_there(
+    database_url: str, tmp_path: Path, signal_number: int
+) -> None:
+    """A cancel or a server's stop reaches ``pools.add`` as ``Interrupted`` in the member
+    being made: the others are not made after it, and the execution is stopped (cancelled,
+    or handed back to resume), not failed as if each member had failed."""
+    from mapt.core import Interrupted
+    from mapt.service import ExecutionContext
+    from mapt.service._pools import run_add
+
+    database = open_database(database_url)
+    try:
+        executions = Executions(database)
+        pools = Pools(database, executions, Hosts(database, executions))
+        pool = pools.create("halt", Capacity(2, 0, 2), _template(tmp_path), Strategy())
+        members = ["halt-a", "halt-b"]
+        with database.transaction() as connection:
+            execution_id = executions.submit_in(
+                connection, "pools.add", "pools/halt", {"members": members}
+            )
+            for member in members:
+                pools.hosts.request_in(
+                    connection, HostRequest.CREATE, None, pool.member_fields(member),
+                    member={"pool": "halt", "template": pool.template}, execution_id=execution_id,
+                )  # fmt: skip
+        created: list[str] = []
+
+        def stopped_create(context: ExecutionContext) -> None:
+            created.append(context.target)
+            raise Interrupted.for_signal(signal_number)
+
+        context = ExecutionContext(
+            execution_id, "pools.add", "pools/halt", {"members": members}, 1, None, database
+        )
+        with pytest.raises(Interrupted):
+            run_add(context, stopped_create)
+        assert created == ["halt-a"]
     finally:
         database.dispose()
