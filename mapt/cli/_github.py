@@ -6,7 +6,6 @@ created, the removal by the id the host stack recorded) is ``mapt.hosts``'s.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 from mapt.cli._options import option, secret_file_option, secret_option
@@ -36,6 +35,7 @@ AppId = Annotated[str | None, option("--ghactions-app-id", "GitHub App id (manag
 AppInstallationId = Annotated[
     str | None, option("--ghactions-app-installation-id", "The GitHub App's installation id.")
 ]
+# Text, not a Path: Click turns "" into ".", which the empty-value check cannot see.
 AppPrivateKey = Annotated[
-    Path | None, option("--ghactions-app-private-key", "Path to the GitHub App's private key.")
+    str | None, option("--ghactions-app-private-key", "Path to the GitHub App's private key.")
 ]

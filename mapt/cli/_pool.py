@@ -408,9 +408,9 @@ def _default_holder() -> str:
     run = os.environ.get("GITHUB_RUN_ID")
     if run:
         return f"{os.environ.get('GITHUB_REPOSITORY', 'github')}/runs/{run}"
-    import getpass
+    from mapt.stacks import current_user
 
-    return getpass.getuser()
+    return current_user()
 
 
 def _write_lease_output(

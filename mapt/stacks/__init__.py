@@ -25,7 +25,7 @@ from mapt.stacks._engine import (
 from mapt.stacks._errors import StackNotFoundError, map_command_error
 from mapt.stacks._inventory import StackSummary, list_stacks, purge_project_state
 from mapt.stacks._progress import Progress
-from mapt.stacks._project_lock import LockHolder, break_project_lock, project_lock
+from mapt.stacks._project_lock import LockHolder, break_project_lock, current_user, project_lock
 from mapt.stacks._pulumi import PulumiEngine
 from mapt.stacks._sandbox_kinds import (
     AppliedResource,
@@ -108,6 +108,7 @@ __all__ = [
     "StackRef",
     "StackSummary",
     "break_project_lock",
+    "current_user",
     "default_backend_dir",
     "find_pulumi",
     "install_pulumi",

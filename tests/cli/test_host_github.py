@@ -191,10 +191,15 @@ BAD_APPS = [
       "--ghactions-app-private-key", "/nonexistent"],
      "--ghactions-app-private-key '/nonexistent' does not exist"),
     (["--ghactions-app-id", "1"], "go together; missing: --ghactions-app-installation-id"),
+    (["--ghactions-app-id", "1", "--ghactions-app-installation-id", "2",
+      "--ghactions-app-private-key", ""],
+     "--ghactions-app-private-key '' is empty"),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("app", "named"), BAD_APPS, ids=["id", "key", "incomplete"])
+@pytest.mark.parametrize(
+    ("app", "named"), BAD_APPS, ids=["id", "key", "incomplete", "empty-key"]
+)
 def test_destroy_refuses_the_app_values_create_refuses_and_destroys_nothing(
     cli: Harness, market: SpotMarket, github: FakeGitHub, app: list[str], named: str
 ) -> None:

@@ -163,3 +163,20 @@ def test_outputs_that_fail_once_the_lease_is_taken_name_it_to_release(
             f"The lease {LEASE_ID} is held; release it with: mapt pool release p1 {LEASE_ID}"
         )
         assert result.stdout == ""
+
+
+def test_the_holder_of_a_uid_without_a_passwd_entry_is_its_uid(
+    pool_server: PoolServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A container's arbitrary uid: getpass.getuser raises KeyError for it.
+    import getpass
+    import os
+
+    def no_entry() -> str:
+        raise KeyError(f"getpwuid(): uid not found: {os.getuid()}")
+
+    monkeypatch.setattr(getpass, "getuser", no_entry)
+    result = lease(pool_server, GITHUB_RUN_ID="")
+    assert result.exit_code == 0, result.output
+    ((_, _, body),) = pool_server.requests
+    assert body["holder"] == f"uid{os.getuid()}"
