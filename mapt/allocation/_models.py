@@ -84,6 +84,9 @@ class ComputeRequest:
         _positive("cpus", self.cpus, "cpus")
         if int(self.cpus) != self.cpus:
             raise InputError(f"cpus {self.cpus!r} must be a whole number", field="cpus")
+        # A whole float (4.0, from JSON or a library caller) is that int: AWS's filters
+        # take "4", not "4.0", and the score request an integer VCpuCount.
+        object.__setattr__(self, "cpus", int(self.cpus))
         _at_most("cpus", self.cpus, MAX_CPUS, "cpus")
         _positive("memory", self.memory_gib, "memory_gib")
         _at_most("memory", self.memory_gib, MAX_MEMORY_GIB, "memory_gib", " GiB")

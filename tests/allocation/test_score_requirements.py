@@ -45,6 +45,15 @@ def test_the_requirements_admit_exactly_the_matching_types(aws: ApiCallLog, name
     assert sorted(admitted_types(requirements)) == matching
 
 
+def test_a_whole_float_cpu_count_matches_as_its_int(aws: ApiCallLog) -> None:
+    # A library caller's or a JSON body's 4.0: AWS's vcpu filter is asked "4", not "4.0"
+    # (which matches no type), and the scores' VCpuCount an integer.
+    whole = ComputeRequest(cpus=4.0, memory_gib=16)  # type: ignore[arg-type]
+    expected = instance_types_for(Ec2Queries(), "us-east-1", REQUESTS["4 vCPU / 16 GiB"], True)
+    assert instance_types_for(Ec2Queries(), "us-east-1", whole, True) == expected
+    assert score_requirements(whole) == score_requirements(REQUESTS["4 vCPU / 16 GiB"])
+
+
 @pytest.mark.parametrize(
     "request_",
     [
