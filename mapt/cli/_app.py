@@ -88,8 +88,7 @@ def error_line(
     (``InputError.field``: its name or a flag), the message names one of its flags
     exactly, or it quotes the variable's value. A word of the message (``region``,
     ``spot``) never counts, nor a flag a hint suggests (``or pass --force``): they
-    may be another parameter's. An error that names the variable itself
-    (``MAPT_EVENTS_BACKEND: ...``) is not prefixed with it again.
+    may be another parameter's.
     """
     origin = None
     if ctx is not None and bad_input:
@@ -101,8 +100,6 @@ def error_line(
             if found is None:
                 continue
             variable, raw = found
-            if re.search(rf"(?<![\w-]){re.escape(variable)}(?![\w-])", subject):
-                break  # the error names its variable itself: not a second time
             if param is not None or _is_about(candidate, raw, subject, field):
                 origin = from_environment(variable, raw)
                 break

@@ -23,7 +23,6 @@ from mapt.cli._options import (
     DnsZone,
     OutputFormat,
     Sandbox,
-    env,
     option,
     whole_number,
 )
@@ -111,19 +110,22 @@ def _events_secrets(ctx: typer.Context, value: str | None) -> str | None:
 
 
 def _naming(ctx: typer.Context, name: str, check: Callable[[str], T]) -> Callable[[str], T]:
-    """``check`` whose ``InputError`` names the flag ``name`` or the variable it came
-    from, before anything is called."""
+    """``check`` whose ``InputError`` is about the flag ``name``, before anything is
+    called: a value given as the flag is named by it; one read from the flag's variable
+    is named as every command names one (``error_line``: ``VAR=value (from the
+    environment)``), the error's ``field`` saying which parameter it is about."""
     from mapt.core import InputError
 
     flag = "--" + name.replace("_", "-")
     source = ctx.get_parameter_source(name)
-    named = env(flag) if source is not None and source.name == "ENVIRONMENT" else flag
+    from_variable = source is not None and source.name == "ENVIRONMENT"
 
     def checked(value: str) -> T:
         try:
             return check(value)
         except InputError as error:
-            raise InputError(f"{named}: {error.message}", hint=error.hint) from None
+            message = error.message if from_variable else f"{flag}: {error.message}"
+            raise InputError(message, hint=error.hint, field=flag) from None
 
     return checked
 

@@ -155,7 +155,8 @@ def test_outputs_that_fail_once_the_lease_is_taken_name_it_to_release(
     pool_server.meanwhile = github_output_made_a_folder
     output_taken = lease(pool_server, GITHUB_OUTPUT=str(github_output))
 
-    for result, reason in ((folder_taken, "'conn' is a file"), (output_taken, "github_output")):
+    folder_reason = "cannot create the connection details folder 'conn'"
+    for result, reason in ((folder_taken, folder_reason), (output_taken, "github_output")):
         assert result.exit_code == 1, result.output
         (line,) = result.stderr.strip().splitlines()
         assert reason in line, line

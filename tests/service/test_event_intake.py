@@ -559,7 +559,8 @@ def test_a_bad_events_backend_exits_2_naming_it_and_creates_nothing(
     result = serve("setup", "--sandbox", "--regions", region)
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
-        "Error: MAPT_EVENTS_BACKEND: backend URL 'ftp://state' is not supported; use "
+        "Error: MAPT_EVENTS_BACKEND=ftp://state (from the environment): backend URL "
+        "'ftp://state' is not supported; use "
         "file://PATH or s3://BUCKET[/PREFIX]"
     ]
     monkeypatch.delenv("MAPT_EVENTS_BACKEND")
