@@ -70,6 +70,7 @@ from mapt.core._logging import (
     get_logger,
     redact,
     register_secret,
+    without_password,
 )
 from mapt.core._text import (
     VALUE_LIMIT,
@@ -78,7 +79,6 @@ from mapt.core._text import (
     comma_list,
     from_environment,
     shown,
-    without_password,
 )
 
 __all__ = [

@@ -3,12 +3,15 @@
 Logs go to stderr so stdout stays free for results (``--output json``). Values
 registered with ``register_secret`` (keys, passwords, tokens) are replaced by ``***``
 in every record, message and traceback, that reaches mapt's handler (or the service's,
-which uses the same ``RedactingFilter``), whichever layer logged it.
+which uses the same ``RedactingFilter``), whichever layer logged it, and so is the
+password of any URL (``scheme://user:password@host``: a database, a server, a backend's
+endpoint), which is no registered secret (``without_password``).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 
@@ -17,6 +20,9 @@ _HANDLER_NAME = "mapt"
 _MASK = "***"
 # Shorter values would mask ordinary words in unrelated messages.
 _MIN_SECRET_LENGTH = 4
+# A URL's scheme (mistyped, even missing) and authority: up to its path, query or
+# fragment, or a quote or space.
+_URL_AUTHORITY = re.compile(r"(?P<scheme>(?:[A-Za-z][A-Za-z0-9+.-]*)?://)(?P<authority>[^/?#\s'\"]*)")
 
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
@@ -30,12 +36,32 @@ def register_secret(value: str) -> None:
 
 
 def redact(text: str) -> str:
-    """Return ``text`` with every registered secret replaced by ``***``."""
+    """Return ``text`` with every registered secret, and every URL's password, replaced
+    by ``***``."""
     with _secrets_lock:
         secrets = sorted(_secrets, key=len, reverse=True)
     for secret in secrets:
         text = text.replace(secret, _MASK)
-    return text
+    return without_password(text)
+
+
+def without_password(text: str) -> str:
+    """``text`` with the password of every URL's user info replaced by ``***``.
+
+    ``mysql://u:s3cret@h/db`` becomes ``mysql://u:***@h/db``. The user info ends at the
+    authority's last ``@``, as ``urllib`` splits it, so a password with an unescaped
+    ``@`` is masked whole.
+    """
+
+    def mask(match: re.Match[str]) -> str:
+        authority = match.group("authority")
+        user_info, at, host = authority.rpartition("@")
+        user, colon, _ = user_info.partition(":")
+        if not at or not colon:
+            return match.group(0)
+        return f"{match.group('scheme')}{user}:{_MASK}@{host}"
+
+    return _URL_AUTHORITY.sub(mask, text)
 
 
 # Formats a record's traceback as every formatter mapt uses would (the default way).

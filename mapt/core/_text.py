@@ -7,24 +7,22 @@ characters of it, then ``…``. mapt's messages quote user values (``repr``), so
 enforces it once for every message of every layer. Unquoted words (paths, URLs, commands
 in hints) are left whole: a user needs them whole to act on them.
 
-A URL echoed in a message (a database, a server, a backend) may carry a password in
-its user info (``scheme://user:password@host``), which is no registered secret: every
-message showing a URL the user gave shows it through ``without_password``.
+A value read from the environment is masked (``redact``: registered secrets, a URL's
+password) before it is cut, so a cut never leaves part of a secret that the mask would
+have matched whole.
 """
 
 from __future__ import annotations
 
 import re
 
+from mapt.core._logging import redact
+
 # How many characters of a value an error message shows.
 VALUE_LIMIT = 80
 ELLIPSIS = "…"
 # A quoted value, '...' or "...", as repr() writes them; not an apostrophe (mapt's).
 _QUOTED = re.compile(r"(?<!\w)'(?:[^'\\]|\\.)*'|(?<!\w)\"(?:[^\"\\]|\\.)*\"")
-# A URL's scheme (mistyped, even missing) and authority: up to its path, query or
-# fragment, or a quote or space.
-_URL_AUTHORITY = re.compile(r"(?P<scheme>(?:[A-Za-z][A-Za-z0-9+.-]*)?://)(?P<authority>[^/?#\s'\"]*)")
-_PASSWORD_MASK = "***"  # as redact() masks a secret
 
 
 def clip(text: str, limit: int = VALUE_LIMIT) -> str:
@@ -51,29 +49,10 @@ def clip_values(message: str, limit: int = VALUE_LIMIT) -> str:
     return _QUOTED.sub(cut, one_line)
 
 
-def without_password(text: str) -> str:
-    """``text`` with the password of every URL's user info replaced by ``***``.
-
-    ``mysql://u:s3cret@h/db`` becomes ``mysql://u:***@h/db``. The user info ends at the
-    authority's last ``@``, as ``urllib`` splits it, so a password with an unescaped
-    ``@`` is masked whole.
-    """
-
-    def mask(match: re.Match[str]) -> str:
-        authority = match.group("authority")
-        user_info, at, host = authority.rpartition("@")
-        user, colon, _ = user_info.partition(":")
-        if not at or not colon:
-            return match.group(0)
-        return f"{match.group('scheme')}{user}:{_PASSWORD_MASK}@{host}"
-
-    return _URL_AUTHORITY.sub(mask, text)
-
-
 def from_environment(variable: str, value: str) -> str:
     """How a message names a value read from the environment: ``VAR=value (from the
-    environment)``, the value cut like any other and a URL's password masked."""
-    return f"{variable}={clip(without_password(value))} (from the environment)"
+    environment)``, the value masked (``redact``), then cut like any other."""
+    return f"{variable}={clip(redact(value))} (from the environment)"
 
 
 def comma_list(name: str, value: str | None) -> tuple[str, ...]:

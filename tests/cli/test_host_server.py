@@ -371,8 +371,13 @@ SECRET = "mapt_abcdef_0123456789abcdef"
         (f" {SECRET}", "MAPT_TOKEN", "starts or ends with whitespace"),
         (f"{SECRET} ", "--token-file", "starts or ends with whitespace"),
         (f"{SECRET}é", "--token", "holds a character that is not printable ASCII"),
+        # Longer than an error line shows of a value: masked whole, not cut then masked.
+        (f"{SECRET * 4} ", "MAPT_TOKEN", "starts or ends with whitespace"),
     ],
-    ids=["line-break", "non-ascii", "leading-space", "file-trailing-space", "flag-non-ascii"],
+    ids=[
+        "line-break", "non-ascii", "leading-space", "file-trailing-space", "flag-non-ascii",
+        "long",
+    ],
 )
 def test_a_bad_token_value_is_refused_naming_where_it_came_from_without_showing_it(
     cli: Harness, tmp_path: Path, token: str, given: str, says: str
@@ -394,6 +399,7 @@ def test_a_bad_token_value_is_refused_naming_where_it_came_from_without_showing_
     assert result.exit_code == 2, result.output
     assert result.stderr.strip().splitlines()[-1] == f"Error: {origin} {says}"
     assert "0123456789" not in result.output and "second-line" not in result.output
+    assert "abcdef" not in result.output
 
 
 def test_create_with_server_writes_an_air_gapped_hosts_bastion_files_here(

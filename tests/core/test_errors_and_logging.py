@@ -18,6 +18,7 @@ from mapt.core import (
     register_secret,
     without_password,
 )
+from mapt.stacks._engine import check_config
 
 
 @pytest.mark.parametrize(
@@ -83,3 +84,16 @@ def test_logs_go_to_stderr_at_the_configured_level(capsys: pytest.CaptureFixture
 )
 def test_a_urls_password_is_masked_before_it_is_shown(text: str, shown: str) -> None:
     assert without_password(text) == shown
+
+
+def test_every_redacted_message_masks_a_urls_password() -> None:
+    # A backend's endpoint in its query: no message that shows the backend URL (the
+    # another-passphrase error, the destroy command a failure prints) shows the password.
+    backend = "s3://state?endpoint=http://ci:s3cretpw@127.0.0.1:9000&region=us-east-1"
+    assert redact(f"stack host-pr-1 does not exist in {backend}") == (
+        "stack host-pr-1 does not exist in "
+        "s3://state?endpoint=http://ci:***@127.0.0.1:9000&region=us-east-1"
+    )
+    # Plain stack config is written unencrypted: a URL with a password is refused there.
+    with pytest.raises(InputError, match="'endpoint' holds a secret value"):
+        check_config({"endpoint": "http://ci:s3cretpw@127.0.0.1:9000"})
