@@ -303,11 +303,7 @@ def destroy(
     client = server_client(ctx)
     if client is not None:
         from mapt.cli._remote import remote_destroy
-        from mapt.core import validate_project_name
 
-        # As destroy_request checks it here: a name no project can have is bad input,
-        # not a host the server happens not to have (nothing to destroy, exit 0).
-        validate_project_name(project_name)
         with client:
             remote_destroy(ctx, client, output)
         return

@@ -150,6 +150,8 @@ def remote_create(
     from mapt.cli._github_output import check_github_output
     from mapt.cli._host import _print_create, _write_github_output
     from mapt.client import host_record
+    from mapt.core import MaptError, RunContext
+    from mapt.hosts import destroy_hint
     from mapt.targets import check_connection_folder, write_connection_files
     from mapt.targets.aws import CONNECTION_OUTPUTS
 
@@ -166,14 +168,16 @@ def remote_create(
         return
     execution = followed(client, execution).raise_for_error()
     record = host_record(execution.result, project=project)
+    made = RunContext(project_name=project)
+    undo = destroy_hint(made, None, None, server=client.url)
     if conn_dir is not None:
         connection = client.hosts.connection(project)
-        files = write_connection_files(conn_dir, connection.values, known=CONNECTION_OUTPUTS)
+        try:
+            files = write_connection_files(conn_dir, connection.values, known=CONNECTION_OUTPUTS)
+        except MaptError as error:  # the host is made: say how to destroy it
+            error.hint = destroy_hint(made, error.hint, None, server=client.url)
+            raise
         record = replace(record, files=tuple(files))
-    undo = (
-        "The host is made on the server; destroy it with: mapt aws host destroy "
-        f"--project-name {project} --server {client.url}"
-    )
     _write_github_output(record, conn_dir, undo=undo)
     _print_create(record, output)
 

@@ -141,16 +141,28 @@ def _destroy_hint_on_interrupt(context: RunContext, secrets_provider: str | None
         raise
 
 
-def destroy_hint(context: RunContext, hint: str | None, secrets_provider: str | None) -> str:
+def destroy_hint(
+    context: RunContext,
+    hint: str | None,
+    secrets_provider: str | None,
+    *,
+    server: str | None = None,
+) -> str:
     """``hint`` followed by the command that removes what a failed run kept.
 
     The command names the run's ``secrets_provider`` unless it is the passphrase (the
-    default): a stack whose secrets a KMS key encrypts is destroyed with that key. URLs
-    are quoted for the shell: a ``?region=`` left bare is a glob (zsh refuses it).
+    default): a stack whose secrets a KMS key encrypts is destroyed with that key. With
+    ``server`` (a ``--server`` create: the host is the server's), it names the server
+    instead, which holds the state. URLs are quoted for the shell: a ``?region=`` left
+    bare is a glob (zsh refuses it).
     """
     import shlex
 
     command = f"mapt aws host destroy --project-name {context.project_name}"
+    if server is not None:
+        command += f" --server {shlex.quote(server)}"
+        created = f"The host is made on the server; destroy it with: {command}"
+        return f"{hint.rstrip('.')}. {created}" if hint else created
     if context.backend_url:
         command += f" --backed-url {shlex.quote(context.backend_url)}"
     if secrets_provider not in (None, "passphrase"):

@@ -235,6 +235,36 @@ def test_create_with_server_writes_the_connection_files_here(
     )
 
 
+def test_create_with_server_whose_files_cannot_be_written_says_how_to_destroy_the_host(
+    cli: Harness,
+    market: SpotMarket,
+    server: ServerProcess,
+    token: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mapt.client._client import Hosts
+
+    conn = tmp_path / "conn"
+    read_connection = Hosts.connection
+
+    def folder_becomes_a_file(hosts: Hosts, name: str) -> Any:
+        # Checked before the create (a folder that can be made); a file by the time it is.
+        conn.write_text("made while the host was created")
+        return read_connection(hosts, name)
+
+    monkeypatch.setattr(Hosts, "connection", folder_becomes_a_file)
+    args = _create_args("pr-37", f"file://{tmp_path / 'state'}", conn)
+    result = _remote(cli, server, token, *args)
+    assert result.exit_code == 1, result.output  # the host is made: not bad input
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("Error:")]
+    assert "cannot create the connection details folder" in line
+    assert line.endswith(
+        "The host is made on the server; destroy it with: mapt aws host destroy "
+        f"--project-name pr-37 --server {server.url}"
+    )
+
+
 def test_no_wait_prints_the_execution_whose_logs_and_record_the_execution_commands_show(
     cli: Harness, server: ServerProcess, token: str, tmp_path: Path
 ) -> None:
