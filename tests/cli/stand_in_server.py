@@ -2,8 +2,9 @@
 
 For CLI tests that check what a ``--server`` command sends (or that it sends nothing)
 without starting a real server (``tests/harness/service.py``), whose start costs
-seconds. ``answer(method, path)`` gives the status and the document; each request
-is recorded as ``(method, path, body)``.
+seconds, or how a command takes a server that is not mapt's. ``answer(method, path)``
+gives the status and the document (JSON), or a page's text (HTML, as a proxy's error
+page); each request is recorded as ``(method, path, body)``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-Answer = Callable[[str, str], tuple[int, dict[str, Any]]]
+Answer = Callable[[str, str], tuple[int, dict[str, Any] | str]]
 
 
 @dataclass
@@ -35,9 +36,10 @@ def stand_in_server(answer: Answer) -> Iterator[StandIn]:
             body = json.loads(self.rfile.read(length)) if length else None
             state.requests.append((self.command, self.path, body))
             status, document = answer(self.command, self.path)
-            data = json.dumps(document).encode()
+            page = isinstance(document, str)
+            data = (document if page else json.dumps(document)).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/html" if page else "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.cli.host_harness import FAMILIES, Harness
+from tests.cli.stand_in_server import StandIn, stand_in_server
 from tests.harness.pulumi_mocks import FAKE_PRIVATE_KEY_PEM
 from tests.harness.service import ServerProcess, make_token, running, wait_for
 from tests.harness.service_operations import journal
@@ -46,46 +45,12 @@ def empty_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
         yield started
 
 
-class FixedAnswer:
-    """A web server on 127.0.0.1 that is not mapt's: every request gets one answer (a
-    proxy's error page, another service's JSON), and its paths are recorded."""
-
-    def __init__(self, status: int, content_type: str, body: str) -> None:
-        self.paths: list[str] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                fake.paths.append(f"{self.command} {self.path}")
-                payload = body.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_POST = do_DELETE = do_GET
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def proxy_page() -> Iterator[FixedAnswer]:
+def proxy_page() -> Iterator[StandIn]:
     """A proxy in front of nothing: an HTML 404 page for every path."""
-    fake = FixedAnswer(404, "text/html", "<html><body><h1>404 Not Found</h1></body></html>")
-    yield fake
-    fake.close()
+    page = "<html><body><h1>404 Not Found</h1></body></html>"
+    with stand_in_server(lambda method, path: (404, page)) as proxy:
+        yield proxy
 
 
 def _new_token(server: ServerProcess) -> str:
@@ -184,7 +149,7 @@ def test_create_with_server_prints_and_outputs_what_the_local_command_does(
 
 @pytest.mark.parametrize("where", ["unknown-route", "proxy-page"])
 def test_destroy_at_a_wrong_server_url_fails_naming_it_instead_of_nothing_to_destroy(
-    cli: Harness, empty_server: ServerProcess, proxy_page: FixedAnswer, where: str
+    cli: Harness, empty_server: ServerProcess, proxy_page: StandIn, where: str
 ) -> None:
     # Both answer 404 for the host; neither says the server has no such host. The
     # first is mapt's own answer, for a path prefix the server does not serve.
@@ -207,11 +172,8 @@ def test_destroy_at_a_wrong_server_url_fails_naming_it_instead_of_nothing_to_des
 def test_a_server_answering_json_that_is_not_mapts_is_one_error_line_naming_it(
     cli: Harness, command: tuple[str, ...]
 ) -> None:
-    other = FixedAnswer(200, "application/json", json.dumps({"status": "ok"}))
-    try:
+    with stand_in_server(lambda method, path: (200, {"status": "ok"})) as other:
         result = cli.invoke(*command, "--server", other.url, env={"MAPT_TOKEN": "t0ken-value"})
-    finally:
-        other.close()
     assert result.exit_code == 1, result.output
     [line] = result.stderr.strip().splitlines()
     assert line.startswith(f"Error: GET {other.url}/v1/hosts") and "not mapt's JSON" in line
