@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.stacks.fake_pulumi import FakePulumi
@@ -26,3 +28,20 @@ def clean_pulumi_env(
 @pytest.fixture
 def fake_pulumi() -> FakePulumi:
     return FakePulumi()
+
+
+# The passphrase in ``passphrase_home``'s file, as a CI job keeps it.
+HOME_PASSPHRASE = "the-ci-passphrase"
+
+
+@pytest.fixture
+def passphrase_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A home folder, also the working directory, holding a private passphrase file
+    ``ci-pass``: where a relative or ``~`` PULUMI_CONFIG_PASSPHRASE_FILE is found."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(home)
+    (home / "ci-pass").write_text(f"{HOME_PASSPHRASE}\n")
+    (home / "ci-pass").chmod(0o600)
+    return home

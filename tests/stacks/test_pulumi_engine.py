@@ -150,19 +150,13 @@ def test_a_relative_or_home_passphrase_file_reaches_the_cli_as_the_file_mapt_che
     fake_pulumi: FakePulumi,
     ref: StackRef,
     state: Path,
-    tmp_path: Path,
+    passphrase_home: Path,
     monkeypatch: pytest.MonkeyPatch,
     named: str,
 ) -> None:
     """The CLI runs in a temporary workspace directory and expands no ``~``: it opens the
     path it is given there (Go's ``filepath.Abs``), so it must be given the file mapt
     found and checked in its own working directory."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.chdir(home)
-    (home / "ci-pass").write_text("the-ci-passphrase\n")
-    (home / "ci-pass").chmod(0o600)
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE_FILE", named)
 
     engine_with(fake_pulumi).up(ref, program)

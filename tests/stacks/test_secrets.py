@@ -45,22 +45,16 @@ def test_passphrase_from_the_environment_wins(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("named", ["ci-pass", "~/ci-pass"])
 def test_a_relative_or_home_passphrase_file_is_the_one_where_mapt_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, named: str
+    passphrase_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, named: str
 ) -> None:
     """The file named is found in mapt's working directory (``~`` expanded), and that
     absolute path is what the CLI is given and what the sandbox engine reads, wherever
     they run: not a file of the same name in another directory."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.chdir(home)
-    (home / "ci-pass").write_text("the-ci-passphrase\n")
-    (home / "ci-pass").chmod(0o600)
     environ = {"PULUMI_CONFIG_PASSPHRASE_FILE": named}
 
     setup = secrets_setup(parse_backend_url("s3://ci-state"), environ=environ)
 
-    assert setup.env == {"PULUMI_CONFIG_PASSPHRASE_FILE": str(home / "ci-pass")}
+    assert setup.env == {"PULUMI_CONFIG_PASSPHRASE_FILE": str(passphrase_home / "ci-pass")}
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "ci-pass").write_text("a-decoy\n")

@@ -79,18 +79,16 @@ def test_the_callers_passphrase_encrypts_and_reopens(
     assert leftovers(real_cli) == []
 
 
-@pytest.mark.parametrize("named", ["passphrase", "~/passphrase"])
+@pytest.mark.parametrize("named", ["ci-pass", "~/ci-pass"])
 def test_a_relative_or_home_passphrase_file_reaches_the_cli(
-    real_cli: RealCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, named: str
+    real_cli: RealCli,
+    passphrase_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    named: str,
 ) -> None:
     """The CLI runs in a temporary workspace directory and expands no ``~``: it reads
     the file mapt found in its own working directory."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.chdir(home)
-    (home / "passphrase").write_text("correct horse battery staple\n")
-    (home / "passphrase").chmod(0o600)
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE_FILE", named)
     ref = StackRef("demo", "host", f"file://{tmp_path / 'state'}")
     assert engine().up(ref, with_a_secret)["id_rsa"] == SECRET
